@@ -1,0 +1,26 @@
+"""The projection writer: the workflow's state into the read model."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio import activity
+
+from db.cases import write_projection
+from workflows.domain import Projection
+
+
+class CaseProjector:
+    """Writes case snapshots, timeline events and outbox rows in one transaction.
+
+    Idempotent: the row carries the workflow's version and never moves backwards;
+    events and outbox rows are keyed by case id and sequence.
+    """
+
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        self._session_factory = session_factory
+
+    @activity.defn(name="project_case")
+    async def project(self, projection: Projection) -> None:
+        await asyncio.to_thread(write_projection, self._session_factory, projection)

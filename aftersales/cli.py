@@ -1,0 +1,156 @@
+"""The `aftersales` command: the embedded stack, the separate processes, admin tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+
+import click
+
+from aftersales.settings import Settings
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+@click.group()
+def main() -> None:
+    """Aftersales: complaint and after-sales cases as durable workflows."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s "
+                        "%(message)s")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Web app address.")
+@click.option("--port", default=5000, show_default=True, help="Web app port.")
+@click.option("--temporal-port", default=7233, show_default=True,
+              help="Port of the embedded Temporal dev server.")
+@click.option("--data-dir", default=None, help="Where state lives [default: ./var].")
+@click.option("--demo", is_flag=True, help="Seed demo users and cases.")
+def dev(host: str, port: int, temporal_port: int, data_dir: str | None, demo: bool) -> None:
+    """Run everything on this machine: Temporal, worker, web app, simulators."""
+    from aftersales.devstack import DevStack
+
+    settings = _settings()
+    if data_dir:
+        settings = settings.with_(data_dir=data_dir)
+    stack = DevStack(settings, host=host, port=port, temporal_port=temporal_port,
+                     data_dir_given=data_dir is not None)
+    sys.exit(stack.run(demo=demo))
+
+
+@main.command()
+def worker() -> None:
+    """Run a worker: case workflows and their activities."""
+    from aftersales.worker import run_worker
+
+    asyncio.run(run_worker(_settings()))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True)
+def web(host: str, port: int) -> None:
+    """Run the web app (REST API, status links, health)."""
+    from werkzeug.serving import make_server
+
+    from web import create_app
+
+    app = create_app(_settings())
+    server = make_server(host, port, app, threaded=True)
+    click.echo(f"web app listening on http://{host}:{port}")
+    try:
+        server.serve_forever()
+    finally:
+        app.extensions["aftersales"].gateway.close()
+
+
+@main.group()
+def users() -> None:
+    """Manage staff accounts."""
+
+
+@users.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["handler", "supervisor", "admin"]), required=True)
+@click.option("--password", default=None, help="Password for the web login.")
+def users_create(name: str, role: str, password: str | None) -> None:
+    """Create a staff user."""
+    from db.accounts import AccountError, create_user
+
+    sessions = _sessions()
+    try:
+        with sessions.begin() as session:
+            create_user(session, name, role, password)
+    except AccountError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"created {role} {name}")
+
+
+@main.group()
+def token() -> None:
+    """Manage API tokens."""
+
+
+@token.command("create")
+@click.argument("name")
+def token_create(name: str) -> None:
+    """Create an API token for user NAME; the token is the last word printed."""
+    from db.accounts import AccountError, create_token
+
+    sessions = _sessions()
+    try:
+        with sessions.begin() as session:
+            value = create_token(session, name)
+    except AccountError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"API token for {name}: {value}")
+
+
+@main.group()
+def demo() -> None:
+    """Look into the simulated retailer systems."""
+
+
+@demo.command("orders")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def demo_orders(as_json: bool) -> None:
+    """List the simulated order system's orders."""
+    import httpx
+
+    url = _settings().order_system_url
+    try:
+        orders = httpx.get(f"{url}/orders", timeout=10).json()
+    except httpx.HTTPError as err:
+        raise click.ClickException(f"the order system at {url} does not answer: {err}") from err
+    if as_json:
+        click.echo(json.dumps(orders, ensure_ascii=False, indent=1))
+        return
+    for order in orders:
+        skus = ", ".join(f"{line['sku']} x{line['quantity']}" for line in order["lines"])
+        click.echo(f"{order['id']}  {order['customer_id']}  {order['status']:<9}  "
+                   f"{order['total']:>9} {order['currency']}  {skus}")
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the read model's database to the newest schema."""
+    from db.engine import migrate as run_migrations
+
+    run_migrations(_settings().database_url)
+    click.echo("database is at the newest schema")
+
+
+def _sessions():
+    from db.engine import make_engine, make_sessionmaker, migrate as run_migrations
+
+    settings = _settings()
+    run_migrations(settings.database_url)
+    return make_sessionmaker(make_engine(settings.database_url))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Demo data for `aftersales dev --demo`: staff accounts and a few cases in flight.
+
+Cases go through the real REST API, so the demo exercises the same path as users.
+Seeding happens once per data dir; a restart keeps what is there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+
+from aftersales.settings import Settings
+from db.accounts import create_token, create_user, get_user
+from db.engine import make_engine, make_sessionmaker
+
+DEMO_USERS = (
+    ("alice", "handler", "alice-demo"),
+    ("bob", "handler", "bob-demo"),
+    ("sam", "supervisor", "sam-demo"),
+    ("admin", "admin", "admin-demo"),
+)
+
+DEMO_CASES = (
+    {"kind": "complaint", "channel": "phone", "order_id": "SO-10001",
+     "customer": {"id": "C-1001", "name": "王芳", "phone": "13800000001", "tier": "vip"},
+     "items": [], "description": "快递员态度很差，包裹被扔在门口，茶叶盒子压坏了。",
+     "advance": []},
+    {"kind": "complaint", "channel": "web", "order_id": "SO-10004",
+     "customer": {"id": "C-1004", "name": "Emma Clarke", "email": "emma@example.com"},
+     "items": [], "description": "The parcel arrived two days late and the milk had gone off.",
+     "advance": ["confirm"]},
+    {"kind": "complaint", "channel": "wechat", "order_id": "SO-10006",
+     "customer": {"id": "C-1006", "name": "陈静", "phone": "13800000006"},
+     "items": [], "description": "月饼礼盒里少了两个，再不处理我就投诉到12315。",
+     "advance": ["confirm", "analyze"]},
+)
+
+
+def seed_demo(settings: Settings, web_url: str) -> Iterator[str]:
+    """Create the demo accounts (once) and cases; yields lines to print."""
+    engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as session:
+        fresh = get_user(session, "alice") is None
+        if fresh:
+            for name, role, password in DEMO_USERS:
+                create_user(session, name, role, password)
+        token = create_token(session, "alice")
+    engine.dispose()
+    for name, role, password in DEMO_USERS:
+        yield f"demo {role}: {name} / {password}"
+    yield f"demo API token for alice: {token}"
+    if not fresh:
+        return
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=web_url, headers=headers, timeout=60) as http:
+        for spec in DEMO_CASES:
+            body = {k: v for k, v in spec.items() if k != "advance"}
+            response = http.post("/api/v1/cases", json=body)
+            response.raise_for_status()
+            case = response.json()
+            for step in spec["advance"]:
+                if step == "confirm":
+                    http.post(f"/api/v1/cases/{case['id']}/confirm",
+                              json={"note": "已与客户电话确认 / confirmed with the customer"}
+                              ).raise_for_status()
+                elif step == "analyze":
+                    http.post(f"/api/v1/cases/{case['id']}/analyze",
+                              json={"root_cause": "missing_item",
+                                    "responsible_party": "merchant",
+                                    "note": "仓库漏装 / packing error at the warehouse"}
+                              ).raise_for_status()
+            yield f"demo case {case['id']} ({body['kind']}, {body['channel']})"

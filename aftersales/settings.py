@@ -1,0 +1,66 @@
+"""Settings from `AFTERSALES_*` environment variables; every process reads the same."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: str = "./var"
+    database_url: str = ""
+    temporal_address: str = "127.0.0.1:7233"
+    # True when AFTERSALES_TEMPORAL_ADDRESS was given: `aftersales dev` then uses that
+    # server instead of starting its own.
+    temporal_address_set: bool = False
+    temporal_namespace: str = "default"
+    task_queue: str = "aftersales"
+    sla_file: str | None = None
+    secret_key: str = ""
+    order_system_url: str = "http://127.0.0.1:5101"
+    public_url: str = "http://127.0.0.1:5000"
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        get = env.get
+        data_dir = get("AFTERSALES_DATA_DIR", "./var")
+        database_url = get("AFTERSALES_DATABASE_URL") or default_database_url(data_dir)
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            temporal_address=get("AFTERSALES_TEMPORAL_ADDRESS") or "127.0.0.1:7233",
+            temporal_address_set=bool(get("AFTERSALES_TEMPORAL_ADDRESS")),
+            temporal_namespace=get("AFTERSALES_TEMPORAL_NAMESPACE", "default"),
+            task_queue=get("AFTERSALES_TASK_QUEUE", "aftersales"),
+            sla_file=get("AFTERSALES_SLA_FILE") or None,
+            secret_key=get("AFTERSALES_SECRET_KEY", ""),
+            order_system_url=get("AFTERSALES_ORDER_SYSTEM_URL", "http://127.0.0.1:5101"),
+            public_url=(get("AFTERSALES_PUBLIC_URL") or "http://127.0.0.1:5000").rstrip("/"),
+        )
+
+    def with_(self, **changes) -> Settings:
+        return replace(self, **changes)
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that gives a child process these settings."""
+        env = {
+            "AFTERSALES_DATA_DIR": self.data_dir,
+            "AFTERSALES_DATABASE_URL": self.database_url,
+            "AFTERSALES_TEMPORAL_ADDRESS": self.temporal_address,
+            "AFTERSALES_TEMPORAL_NAMESPACE": self.temporal_namespace,
+            "AFTERSALES_TASK_QUEUE": self.task_queue,
+            "AFTERSALES_SECRET_KEY": self.secret_key,
+            "AFTERSALES_ORDER_SYSTEM_URL": self.order_system_url,
+            "AFTERSALES_PUBLIC_URL": self.public_url,
+        }
+        if self.sla_file:
+            env["AFTERSALES_SLA_FILE"] = self.sla_file
+        return env
+
+
+def default_database_url(data_dir: str) -> str:
+    return f"sqlite:///{Path(data_dir).resolve() / 'aftersales.db'}"

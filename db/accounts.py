@@ -1,0 +1,74 @@
+"""Staff accounts: users with hashed passwords and API tokens stored as hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from db.models import ApiToken, User
+from workflows.domain import ROLES
+
+
+class AccountError(ValueError):
+    """A user or token request that cannot be carried out."""
+
+
+def create_user(session: Session, name: str, role: str, password: str | None = None) -> User:
+    if role not in ROLES:
+        raise AccountError(f"unknown role '{role}' (one of {', '.join(ROLES)})")
+    if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").replace(
+            ".", "").isalnum():
+        raise AccountError("a user name is 1-64 letters, digits, '.', '-' or '_'")
+    if session.get(User, name) is not None:
+        raise AccountError(f"user '{name}' already exists")
+    user = User(
+        name=name,
+        role=role,
+        password_hash=generate_password_hash(password) if password else None,
+        active=True,
+        created_at=datetime.now(timezone.utc),
+    )
+    session.add(user)
+    return user
+
+
+def get_user(session: Session, name: str) -> User | None:
+    return session.get(User, name)
+
+
+def check_password(session: Session, name: str, password: str) -> User | None:
+    user = session.get(User, name)
+    if user is None or not user.active or not user.password_hash:
+        return None
+    return user if check_password_hash(user.password_hash, password) else None
+
+
+def create_token(session: Session, user_name: str) -> str:
+    """A new API token for the user; only its hash is stored, so show it now."""
+    if session.get(User, user_name) is None:
+        raise AccountError(f"no user '{user_name}'")
+    token = "as_" + secrets.token_urlsafe(32)
+    session.add(ApiToken(token_hash=_hash(token), user_name=user_name,
+                         created_at=datetime.now(timezone.utc), revoked=False))
+    return token
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    row = session.get(ApiToken, _hash(token))
+    if row is None or row.revoked:
+        return None
+    user = session.get(User, row.user_name)
+    return user if user is not None and user.active else None
+
+
+def users_with_role(session: Session, role: str) -> list[User]:
+    return list(session.scalars(select(User).where(User.role == role, User.active.is_(True))))
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

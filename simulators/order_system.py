@@ -1,0 +1,211 @@
+"""A runnable stand-in for the retailer's order system (orders, payments, coupons).
+
+Speaks the HTTP contract of docs/integrations.md with real state: demo orders with
+lines, payments and delivery dates, and the compensations granted against them,
+kept in a JSON file so they survive a restart. `AFTERSALES_SIM_FAIL_RATE` makes
+that share of calls fail with a 503 or a hang past the client's timeout.
+
+Never imported by production code; `aftersales dev` runs it as a child process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+from flask import Flask, jsonify, request
+from werkzeug.serving import make_server
+
+CATALOGUE = [
+    ("SKU-TEA-001", "West Lake Longjing tea 250g", "168.00"),
+    ("SKU-MILK-012", "Fresh milk 1L x 6", "59.90"),
+    ("SKU-PHONE-200", "Smartphone X2 128GB", "2999.00"),
+    ("SKU-EARB-031", "Wireless earbuds", "399.00"),
+    ("SKU-SHIRT-77", "Linen shirt, size L", "259.00"),
+    ("SKU-CAKE-005", "Mooncake gift box", "328.00"),
+    ("SKU-FRUIT-09", "Cherries 2kg, chilled", "189.00"),
+    ("SKU-KETTLE-4", "Electric kettle 1.7L", "149.00"),
+    ("SKU-SHOES-41", "Running shoes, size 41", "599.00"),
+    ("SKU-RICE-10", "Northeast rice 10kg", "89.90"),
+]
+CUSTOMERS = [
+    ("C-1001", "王芳"), ("C-1002", "李娜"), ("C-1003", "张伟"), ("C-1004", "Emma Clarke"),
+    ("C-1005", "刘洋"), ("C-1006", "陈静"), ("C-1007", "Lucas Martin"), ("C-1008", "杨磊"),
+]
+PAYMENT_METHODS = ("alipay", "wechat_pay", "card")
+
+
+def demo_orders(now: datetime, count: int = 40, seed: int = 7) -> dict[str, dict]:
+    """Deterministic demo orders placed over the last weeks, most of them delivered."""
+    rng = random.Random(seed)
+    orders: dict[str, dict] = {}
+    for n in range(count):
+        order_id = f"SO-{10001 + n}"
+        customer_id, _name = CUSTOMERS[n % len(CUSTOMERS)]
+        placed = (now - timedelta(days=rng.randint(2, 40), minutes=rng.randint(0, 1440))
+                  ).replace(microsecond=0)
+        lines = []
+        for sku, name, price in rng.sample(CATALOGUE, rng.randint(1, 3)):
+            lines.append({"sku": sku, "name": name, "quantity": rng.randint(1, 3),
+                          "unit_price": price})
+        total = sum(Decimal(line["unit_price"]) * line["quantity"] for line in lines)
+        delivered = n % 10 != 9  # every tenth order is still on its way
+        orders[order_id] = {
+            "id": order_id,
+            "customer_id": customer_id,
+            "status": "delivered" if delivered else "shipped",
+            "currency": "CNY",
+            "total": f"{total:.2f}",
+            "placed_at": _iso(placed),
+            "delivered_at": _iso(placed + timedelta(days=rng.randint(1, 3))) if delivered
+            else None,
+            "lines": lines,
+            "payments": [{"id": f"PAY-{10001 + n}", "method": rng.choice(PAYMENT_METHODS),
+                          "amount": f"{total:.2f}", "paid_at": _iso(placed)}],
+        }
+    return orders
+
+
+class OrderSystem:
+    """The simulated system's state, guarded by one lock."""
+
+    def __init__(self, state_file: Path | None, now: datetime | None = None) -> None:
+        self._lock = threading.Lock()
+        self._state_file = state_file
+        state = self._load()
+        if state is None:
+            state = {"orders": demo_orders(now or datetime.now(timezone.utc)),
+                     "compensations": {}}
+        self.orders: dict[str, dict] = state["orders"]
+        self.compensations: dict[str, dict] = state["compensations"]
+        self._save()
+
+    def grant(self, order_id: str, key: str, body: dict) -> tuple[dict, bool]:
+        """Record a compensation once per idempotency key; returns (record, created)."""
+        with self._lock:
+            existing = self.compensations.get(key)
+            if existing is not None:
+                if existing["request"] != body:
+                    raise ValueError("idempotency key reused with a different body")
+                return existing, False
+            kind = "coupon" if body.get("coupon_code") else "points"
+            record = {
+                "id": f"CMP-{len(self.compensations) + 1:05d}",
+                "order_id": order_id,
+                "case_id": body.get("case_id"),
+                "kind": kind,
+                "coupon_code": body.get("coupon_code"),
+                "points": body.get("points"),
+                "amount": body.get("amount"),
+                "idempotency_key": key,
+                "granted_at": _iso(datetime.now(timezone.utc)),
+                "request": body,
+            }
+            self.compensations[key] = record
+            self._save()
+            return record, True
+
+    def _load(self) -> dict | None:
+        if self._state_file and self._state_file.exists():
+            return json.loads(self._state_file.read_text(encoding="utf-8"))
+        return None
+
+    def _save(self) -> None:
+        if self._state_file is None:
+            return
+        self._state_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"orders": self.orders, "compensations": self.compensations},
+                                  ensure_ascii=False, indent=1), encoding="utf-8")
+        tmp.replace(self._state_file)
+
+
+def create_app(system: OrderSystem, fail_rate: float = 0.0, hang_seconds: float = 8.0) -> Flask:
+    app = Flask("order_system_simulator")
+    rng = random.Random()
+
+    @app.before_request
+    def inject_faults():
+        if request.path == "/health" or fail_rate <= 0 or rng.random() >= fail_rate:
+            return None
+        if rng.random() < 0.5:
+            time.sleep(hang_seconds)  # longer than a client's timeout
+        return _problem(503, "simulated outage")
+
+    @app.get("/health")
+    def health():
+        return {"status": "ok"}
+
+    @app.get("/orders")
+    def list_orders():
+        return jsonify(list(system.orders.values()))
+
+    @app.get("/orders/<order_id>")
+    def get_order(order_id: str):
+        order = system.orders.get(order_id)
+        if order is None:
+            return _problem(404, f"order {order_id} not found")
+        return jsonify(order)
+
+    @app.post("/orders/<order_id>/compensations")
+    def grant(order_id: str):
+        key = request.headers.get("Idempotency-Key")
+        if not key:
+            return _problem(400, "Idempotency-Key header is required")
+        if order_id not in system.orders:
+            return _problem(404, f"order {order_id} not found")
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or not (body.get("coupon_code") or body.get("points")):
+            return _problem(422, "a compensation needs coupon_code or points")
+        try:
+            record, created = system.grant(order_id, key, body)
+        except ValueError as err:
+            return _problem(409, str(err))
+        return jsonify(_public(record)), 201 if created else 200
+
+    @app.get("/compensations")
+    def list_compensations():
+        return jsonify([_public(r) for r in system.compensations.values()])
+
+    return app
+
+
+def _public(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k != "request"}
+
+
+def _problem(status: int, detail: str):
+    body = {"type": "about:blank", "title": "error", "status": status, "detail": detail}
+    return jsonify(body), status, {"Content-Type": "application/problem+json"}
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def serve(host: str, port: int, data_dir: str | None, fail_rate: float) -> None:
+    state_file = Path(data_dir) / "order_system.json" if data_dir else None
+    app = create_app(OrderSystem(state_file), fail_rate=fail_rate)
+    server = make_server(host, port, app, threaded=True)
+    server.serve_forever()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Simulated order system")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5101)
+    parser.add_argument("--data-dir", default=None)
+    args = parser.parse_args()
+    fail_rate = float(os.environ.get("AFTERSALES_SIM_FAIL_RATE", "0") or 0)
+    serve(args.host, args.port, args.data_dir, fail_rate)
+
+
+if __name__ == "__main__":
+    main()

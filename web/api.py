@@ -1,0 +1,189 @@
+"""REST API v1 for staff and integrators: open, list, read and act on cases."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from flask import Blueprint, current_app, request
+
+from db import accounts
+from db import cases as case_store
+from web.auth import STAFF, check_action_role, current_user, require_role
+from web.gateway import ActionRefused, CaseNotRunning
+from web.problems import Problem
+from web.representation import case_json
+from web.schemas import ACTION_SCHEMAS, CaseCreateSchema, CaseListQuery
+from workflows.case import CaseWorkflow
+from workflows.domain import (
+    Actor,
+    AnalyzeInput,
+    ApproveInput,
+    AssignInput,
+    CaseInput,
+    CaseItem,
+    ConfirmInput,
+    Customer,
+    InspectInput,
+    NoteInput,
+    ReasonInput,
+    RequestInfoInput,
+    Resolution,
+    ResolveInput,
+    RevisitInput,
+)
+
+api = Blueprint("api", __name__)
+
+# Case ids: short, unambiguous when read over the phone (no 0/O, 1/I).
+CASE_ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+
+
+def new_case_id() -> str:
+    return "AS-" + "".join(secrets.choice(CASE_ID_ALPHABET) for _ in range(10))
+
+
+def state():
+    return current_app.extensions["aftersales"]
+
+
+def json_body() -> dict:
+    """The request's JSON object, or a 400 problem when it is not one."""
+    body = request.get_json(silent=True)
+    if body is None:
+        if not request.get_data():
+            return {}
+        raise Problem(400, "Malformed JSON", "the request body is not valid JSON")
+    if not isinstance(body, dict):
+        raise Problem(400, "Malformed JSON", "the request body must be a JSON object")
+    return body
+
+
+@api.post("/cases")
+@require_role(*STAFF)
+def open_case():
+    data = CaseCreateSchema().load(json_body())
+    st = state()
+    with st.sessions() as session:
+        earlier = case_store.open_case_on_order(session, data["order_id"], data["kind"])
+    case_id = new_case_id()
+    token = secrets.token_urlsafe(24)
+    inp = CaseInput(
+        case_id=case_id,
+        kind=data["kind"],
+        channel=data["channel"],
+        order_id=data["order_id"],
+        customer=Customer(**data["customer"]),
+        items=[CaseItem(**item) for item in data["items"]],
+        description=data["description"],
+        status_token=token,
+        customer_url=f"{st.settings.public_url}/s/{token}",
+        policy=st.policy,
+        opened_by=current_user().name,
+        priority=data["priority"],
+        repeat_of=earlier.id if earlier else None,
+    )
+    try:
+        st.gateway.open_case(inp)
+    except ActionRefused as err:
+        if err.kind == "OrderNotFound":
+            raise Problem(422, "Unknown order", err.message,
+                          errors={"order_id": [err.message]}) from err
+        raise Problem(422, "Case refused", err.message) from err
+    with st.sessions() as session:
+        row = case_store.get_case(session, case_id)
+        if row is None:
+            raise Problem(503, "Case not yet visible", f"case {case_id} was opened but is not "
+                          "in the read model yet; read it again shortly",
+                          headers={"Retry-After": "2"})
+        body = case_json(row, case_store.timeline(session, case_id))
+    return body, 201, {"Location": f"/api/v1/cases/{case_id}"}
+
+
+@api.get("/cases")
+@require_role(*STAFF)
+def list_cases():
+    query = CaseListQuery().load(request.args.to_dict())
+    page, per_page = query.pop("page"), query.pop("per_page")
+    with state().sessions() as session:
+        rows, total = case_store.list_cases(session, page, per_page, **query)
+        items = [case_json(row) for row in rows]
+    return {"items": items, "total": total, "page": page, "per_page": per_page}
+
+
+@api.get("/cases/<case_id>")
+@require_role(*STAFF)
+def get_case(case_id: str):
+    with state().sessions() as session:
+        row = case_store.get_case(session, case_id)
+        if row is None:
+            raise Problem(404, "Not found", f"no case {case_id}")
+        return case_json(row, case_store.timeline(session, case_id))
+
+
+@api.post("/cases/<case_id>/<action>")
+def act(case_id: str, action: str):
+    if action not in ACTION_SCHEMAS:
+        current_user()
+        raise Problem(404, "Not found", f"no action '{action}'")
+    check_action_role(action)
+    data = ACTION_SCHEMAS[action]().load(json_body())
+    st = state()
+    with st.sessions() as session:
+        if case_store.get_case(session, case_id) is None:
+            raise Problem(404, "Not found", f"no case {case_id}")
+        if action == "assign":
+            assignee = accounts.get_user(session, data["assignee"])
+            if assignee is None or not assignee.active:
+                raise Problem(422, "Invalid request", "no such active user",
+                              errors={"assignee": [f"no active user '{data['assignee']}'"]})
+    user = current_user()
+    update, arg = action_update(action, Actor(user.name, user.role), data)
+    try:
+        st.gateway.act(case_id, update, arg)
+    except ActionRefused as err:
+        status = 409 if err.kind == "WrongStage" else 422
+        raise Problem(status, "Action not allowed" if status == 409 else "Invalid action",
+                      err.message) from err
+    except CaseNotRunning as err:
+        raise Problem(409, "Action not allowed", "the case has ended and takes no more "
+                      "actions") from err
+    with st.sessions() as session:
+        row = case_store.get_case(session, case_id)
+        assert row is not None
+        return case_json(row, case_store.timeline(session, case_id))
+
+
+def action_update(action: str, actor: Actor, data: dict) -> tuple[Any, Any]:
+    """The workflow update and its input for an action body that passed its schema."""
+    if action == "assign":
+        return CaseWorkflow.assign, AssignInput(actor, data["assignee"])
+    if action == "confirm":
+        return CaseWorkflow.confirm, ConfirmInput(actor, data["note"], data["priority"],
+                                                  data["kind"])
+    if action in ("reject", "escalate", "reopen", "cancel"):
+        update = {"reject": CaseWorkflow.reject, "escalate": CaseWorkflow.escalate,
+                  "reopen": CaseWorkflow.reopen, "cancel": CaseWorkflow.cancel}[action]
+        return update, ReasonInput(actor, data["reason"])
+    if action == "analyze":
+        return CaseWorkflow.analyze, AnalyzeInput(actor, data["root_cause"],
+                                                  data["responsible_party"], data["note"])
+    if action == "resolve":
+        res = data["resolution"]
+        resolution = Resolution(
+            type=res["type"], amount=res["amount"],
+            items=[CaseItem(**item) for item in res["items"]],
+            coupon_code=res["coupon_code"], points=res["points"], note=data["note"],
+        )
+        return CaseWorkflow.resolve, ResolveInput(actor, resolution, data["note"])
+    if action == "inspect":
+        return CaseWorkflow.inspect, InspectInput(actor, data["passed"], data["note"])
+    if action == "request-info":
+        return CaseWorkflow.request_info, RequestInfoInput(actor, data["question"])
+    if action == "note":
+        return CaseWorkflow.note, NoteInput(actor, data["text"])
+    if action == "approve":
+        return CaseWorkflow.approve, ApproveInput(actor, data["note"])
+    if action == "revisit":
+        return CaseWorkflow.revisit, RevisitInput(actor, data["outcome"], data["note"])
+    raise KeyError(action)

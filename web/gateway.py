@@ -1,0 +1,156 @@
+"""The web app's way into Temporal: starts cases and sends their updates.
+
+Flask handlers are synchronous and the Temporal client is asyncio, so one event loop
+runs in a daemon thread per web process, with one connected client reused by every
+request (no per-request connection set-up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from aftersales.settings import Settings
+from aftersales.temporal import connect
+from workflows.case import CaseWorkflow
+from workflows.domain import CaseInput, UpdateResult
+
+T = TypeVar("T")
+CONNECT_TIMEOUT = 5.0
+UPDATE_TIMEOUT = 60.0
+
+
+class TemporalUnavailable(Exception):
+    """Temporal cannot be reached; the request may be retried."""
+
+
+class CaseNotRunning(Exception):
+    """The case's workflow no longer takes actions (it ended)."""
+
+
+class ActionRefused(Exception):
+    """A validator or the workflow refused the action; `kind` says why."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def workflow_id(case_id: str) -> str:
+    return f"case-{case_id}"
+
+
+class CaseGateway:
+    """Commands to case workflows, callable from synchronous code."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._client: Client | None = None
+        self._lock = threading.Lock()
+
+    # -- lifecycle
+
+    def _run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
+        loop = self._ensure_loop()
+        future = asyncio.run_coroutine_threadsafe(coro, loop)
+        return future.result(timeout)
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=self._loop.run_forever,
+                                                name="temporal-gateway", daemon=True)
+                self._thread.start()
+            return self._loop
+
+    async def _get_client(self) -> Client:
+        if self._client is None:
+            try:
+                self._client = await asyncio.wait_for(connect(self._settings), CONNECT_TIMEOUT)
+            except (RuntimeError, OSError, asyncio.TimeoutError) as err:
+                raise TemporalUnavailable(f"Temporal at {self._settings.temporal_address} "
+                                          f"cannot be reached: {err}") from err
+        return self._client
+
+    def close(self) -> None:
+        """Stop the loop thread; the client's connection goes with it."""
+        with self._lock:
+            loop, self._loop = self._loop, None
+            self._client = None
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            loop.close()
+
+    # -- commands
+
+    def healthy(self) -> bool:
+        async def check() -> bool:
+            client = await self._get_client()
+            return await client.service_client.check_health(timeout=timedelta(seconds=2))
+
+        try:
+            return bool(self._run(check(), CONNECT_TIMEOUT + 3))
+        except Exception:  # noqa: BLE001 - any failure means "not healthy"
+            return False
+
+    def open_case(self, inp: CaseInput) -> UpdateResult:
+        """Start the case workflow and wait until its record stage is done."""
+
+        async def start() -> UpdateResult:
+            client = await self._get_client()
+            operation = WithStartWorkflowOperation(
+                CaseWorkflow.run,
+                inp,
+                id=workflow_id(inp.case_id),
+                task_queue=self._settings.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            )
+            return await client.execute_update_with_start_workflow(
+                CaseWorkflow.intake, start_workflow_operation=operation)
+
+        return self._call(start())
+
+    def act(self, case_id: str, update: Any, arg: Any) -> UpdateResult:
+        """Send one update to a running case and return its result."""
+
+        async def send() -> UpdateResult:
+            client = await self._get_client()
+            handle = client.get_workflow_handle(workflow_id(case_id))
+            return await handle.execute_update(update, arg)
+
+        return self._call(send())
+
+    def _call(self, coro: Coroutine[Any, Any, UpdateResult]) -> UpdateResult:
+        try:
+            return self._run(coro, UPDATE_TIMEOUT)
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError):
+                raise ActionRefused(cause.type or "InvalidAction", cause.message) from err
+            raise ActionRefused("InvalidAction", str(cause or err)) from err
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise CaseNotRunning(err.message) from err
+            if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+                raise TemporalUnavailable(err.message) from err
+            raise
+        except TimeoutError as err:
+            raise TemporalUnavailable("Temporal did not answer in time") from err

@@ -1,0 +1,92 @@
+"""RFC 9457 problem details: the one place error responses are made."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from marshmallow import ValidationError
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
+
+from web.gateway import TemporalUnavailable
+
+log = logging.getLogger("aftersales.web")
+PROBLEM_BASE = "https://aftersales.dev/problems/"
+
+
+class Problem(Exception):
+    """Raise to answer with a problem+json response."""
+
+    def __init__(self, status: int, title: str, detail: str = "",
+                 errors: dict | None = None, headers: dict | None = None,
+                 slug: str | None = None) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.title = title
+        self.detail = detail or title
+        self.errors = errors
+        self.headers = headers or {}
+        self.slug = slug or title.lower().replace(" ", "-")
+
+
+def problem_response(problem: Problem):
+    body = {"type": PROBLEM_BASE + problem.slug, "title": problem.title,
+            "status": problem.status, "detail": problem.detail}
+    if problem.errors is not None:
+        body["errors"] = problem.errors
+    response = jsonify(body)
+    response.status_code = problem.status
+    response.content_type = "application/problem+json"
+    for name, value in problem.headers.items():
+        response.headers[name] = value
+    return response
+
+
+def flatten_errors(messages, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested messages keyed by field path, e.g. `items.0.quantity`."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if key == "_schema":
+                path = prefix or "_schema"
+            flat.update(flatten_errors(value, path))
+    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        flat.setdefault(prefix or "_schema", []).extend(messages)
+    else:
+        flat.setdefault(prefix or "_schema", []).append(str(messages))
+    return flat
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(Problem)
+    def on_problem(err: Problem):
+        return problem_response(err)
+
+    @app.errorhandler(ValidationError)
+    def on_validation(err: ValidationError):
+        return problem_response(Problem(422, "Invalid request", "some fields are invalid",
+                                        errors=flatten_errors(err.messages)))
+
+    @app.errorhandler(TemporalUnavailable)
+    def on_temporal(err: TemporalUnavailable):
+        return problem_response(Problem(503, "Service unavailable", str(err),
+                                        headers={"Retry-After": "5"}))
+
+    @app.errorhandler(OperationalError)
+    def on_database(err: OperationalError):
+        log.warning("database unavailable: %s", err)
+        return problem_response(Problem(503, "Service unavailable",
+                                        "the database cannot be reached",
+                                        headers={"Retry-After": "5"}))
+
+    @app.errorhandler(HTTPException)
+    def on_http(err: HTTPException):
+        return problem_response(Problem(err.code or 500, err.name, err.description or ""))
+
+    @app.errorhandler(Exception)
+    def on_unexpected(err: Exception):
+        log.exception("unexpected error")
+        return problem_response(Problem(500, "Internal server error",
+                                        "the error has been logged"))

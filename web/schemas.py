@@ -1,0 +1,168 @@
+"""marshmallow schemas for every request body; enumerations come from the domain."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
+
+from workflows.domain import (
+    CHANNELS,
+    KINDS,
+    PRIORITIES,
+    RESOLUTION_TYPES,
+    RESPONSIBLE_PARTIES,
+    REVISIT_OUTCOMES,
+    ROOT_CAUSES,
+    STAGES,
+    TIERS,
+)
+
+MONEY = re.compile(r"^\d{1,10}(\.\d{1,2})?$")
+ID = validate.Length(min=1, max=64)
+SHORT = validate.Length(min=1, max=200)
+TEXT = validate.Length(min=1, max=4000)
+OPTIONAL_TEXT = validate.Length(max=4000)
+
+
+def money(value: str) -> None:
+    if not MONEY.match(value) or Decimal(value) <= 0:
+        raise ValidationError("a positive decimal string with at most 2 places, e.g. \"25.00\"")
+
+
+class CustomerSchema(Schema):
+    id = fields.String(required=True, validate=ID)
+    name = fields.String(required=True, validate=SHORT)
+    email = fields.Email(load_default="", validate=validate.Length(max=200))
+    phone = fields.String(load_default="", validate=validate.Length(max=40))
+    tier = fields.String(load_default="regular", validate=validate.OneOf(TIERS))
+
+
+class ItemSchema(Schema):
+    sku = fields.String(required=True, validate=ID)
+    quantity = fields.Integer(required=True, strict=True, validate=validate.Range(1, 9999))
+    reason = fields.String(load_default="", validate=validate.Length(max=500))
+
+
+class CaseCreateSchema(Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(KINDS))
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    order_id = fields.String(required=True, validate=ID)
+    customer = fields.Nested(CustomerSchema, required=True)
+    items = fields.List(fields.Nested(ItemSchema), load_default=list,
+                        validate=validate.Length(max=100))
+    description = fields.String(required=True, validate=TEXT)
+    priority = fields.String(load_default=None, validate=validate.OneOf(PRIORITIES))
+
+
+class CaseListQuery(Schema):
+    stage = fields.String(validate=validate.OneOf(STAGES))
+    kind = fields.String(validate=validate.OneOf(KINDS))
+    priority = fields.String(validate=validate.OneOf(PRIORITIES))
+    assignee = fields.String(validate=ID)
+    overdue = fields.Boolean()
+    q = fields.String(validate=validate.Length(min=1, max=100))
+    sort = fields.String(load_default="due", validate=validate.OneOf(("due", "created",
+                                                                      "priority")))
+    page = fields.Integer(load_default=1, validate=validate.Range(1, 100000))
+    per_page = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+
+
+class AssignSchema(Schema):
+    assignee = fields.String(required=True, validate=ID)
+
+
+class ConfirmSchema(Schema):
+    note = fields.String(required=True, validate=TEXT)
+    priority = fields.String(load_default=None, validate=validate.OneOf(PRIORITIES))
+    kind = fields.String(load_default=None, validate=validate.OneOf(KINDS))
+
+
+class ReasonSchema(Schema):
+    reason = fields.String(required=True, validate=TEXT)
+
+
+class AnalyzeSchema(Schema):
+    root_cause = fields.String(required=True, validate=validate.OneOf(ROOT_CAUSES))
+    responsible_party = fields.String(required=True,
+                                      validate=validate.OneOf(RESPONSIBLE_PARTIES))
+    note = fields.String(required=True, validate=TEXT)
+
+
+class ResolutionSchema(Schema):
+    type = fields.String(required=True, validate=validate.OneOf(RESOLUTION_TYPES))
+    amount = fields.String(load_default=None, validate=money)
+    items = fields.List(fields.Nested(ItemSchema), load_default=list,
+                        validate=validate.Length(max=100))
+    coupon_code = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
+    points = fields.Integer(load_default=None, strict=True,
+                            validate=validate.Range(1, 10_000_000))
+
+    @validates_schema
+    def check_shape(self, data: dict, **kwargs) -> None:
+        kind = data["type"]
+        if kind == "compensation" and not (data.get("coupon_code") or data.get("points")):
+            raise ValidationError("a compensation needs coupon_code or points", "coupon_code")
+        if kind in ("refund",) and not data.get("amount"):
+            raise ValidationError("a refund needs an amount", "amount")
+        if kind in ("return_refund", "exchange", "repair") and not data.get("items"):
+            raise ValidationError(f"a {kind} needs the items that move", "items")
+
+
+class ResolveSchema(Schema):
+    resolution = fields.Nested(ResolutionSchema, required=True)
+    note = fields.String(load_default="", validate=OPTIONAL_TEXT)
+
+
+class InspectSchema(Schema):
+    passed = fields.Boolean(required=True, truthy={True}, falsy={False})
+    note = fields.String(load_default="", validate=OPTIONAL_TEXT)
+
+
+class RequestInfoSchema(Schema):
+    question = fields.String(required=True, validate=TEXT)
+
+
+class NoteSchema(Schema):
+    text = fields.String(required=True, validate=TEXT)
+
+
+class ApproveSchema(Schema):
+    note = fields.String(load_default="", validate=OPTIONAL_TEXT)
+
+
+class RevisitSchema(Schema):
+    outcome = fields.String(required=True, validate=validate.OneOf(REVISIT_OUTCOMES))
+    note = fields.String(load_default="", validate=OPTIONAL_TEXT)
+
+
+class FeedbackSchema(Schema):
+    rating = fields.Integer(required=True, strict=True, validate=validate.Range(1, 5))
+    comment = fields.String(load_default="", validate=OPTIONAL_TEXT)
+
+
+class ReplySchema(Schema):
+    message = fields.String(required=True, validate=TEXT)
+
+    @validates("message")
+    def not_blank(self, value: str, **kwargs) -> None:
+        if not value.strip():
+            raise ValidationError("the message is empty")
+
+
+ACTION_SCHEMAS: dict[str, type[Schema]] = {
+    "assign": AssignSchema,
+    "confirm": ConfirmSchema,
+    "reject": ReasonSchema,
+    "analyze": AnalyzeSchema,
+    "resolve": ResolveSchema,
+    "inspect": InspectSchema,
+    "request-info": RequestInfoSchema,
+    "note": NoteSchema,
+    "escalate": ReasonSchema,
+    "approve": ApproveSchema,
+    "revisit": RevisitSchema,
+    "reopen": ReasonSchema,
+    "cancel": ReasonSchema,
+}

@@ -1,0 +1,72 @@
+"""The customer's view of one case through the private link; no login."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from flask import Blueprint, current_app, redirect, url_for
+
+from db import cases as case_store
+from db.cases import as_utc
+from web.api import json_body
+from web.gateway import ActionRefused, CaseNotRunning
+from web.problems import Problem
+from web.representation import customer_json
+from web.schemas import FeedbackSchema, ReplySchema
+from workflows.case import CaseWorkflow
+from workflows.domain import FeedbackInput, ReplyInput
+
+status = Blueprint("status", __name__)
+LINK_LIFETIME_AFTER_CLOSE = timedelta(days=30)
+
+
+def _case_for(token: str):
+    with current_app.extensions["aftersales"].sessions() as session:
+        row = case_store.get_case_by_token(session, token)
+        if row is None or _expired(row.closed_at):
+            raise Problem(404, "Not found", "this link is unknown or has expired")
+        return row, case_store.timeline(session, row.id)
+
+
+def _expired(closed_at: datetime | None) -> bool:
+    return closed_at is not None and (
+        datetime.now(timezone.utc) > as_utc(closed_at) + LINK_LIFETIME_AFTER_CLOSE)
+
+
+@status.get("/api/v1/status/<token>")
+def view(token: str):
+    row, events = _case_for(token)
+    return customer_json(row, events)
+
+
+@status.post("/api/v1/status/<token>/feedback")
+def feedback(token: str):
+    data = FeedbackSchema().load(json_body())
+    return _send(token, CaseWorkflow.feedback, FeedbackInput(data["rating"], data["comment"]))
+
+
+@status.post("/api/v1/status/<token>/reply")
+def reply(token: str):
+    data = ReplySchema().load(json_body())
+    return _send(token, CaseWorkflow.reply, ReplyInput(data["message"]))
+
+
+@status.get("/s/<token>")
+def link(token: str):
+    # The customer's page arrives with the web pages; until then the link shows the
+    # same view as JSON.
+    return redirect(url_for("status.view", token=token))
+
+
+def _send(token: str, update, arg):
+    row, _ = _case_for(token)
+    gateway = current_app.extensions["aftersales"].gateway
+    try:
+        gateway.act(row.id, update, arg)
+    except ActionRefused as err:
+        status_code = 409 if err.kind == "WrongStage" else 422
+        raise Problem(status_code, "Not possible now", err.message) from err
+    except CaseNotRunning as err:
+        raise Problem(409, "Not possible now", "this case has ended") from err
+    row, events = _case_for(token)
+    return customer_json(row, events)

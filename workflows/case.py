@@ -1,0 +1,836 @@
+"""CaseWorkflow: one durable workflow per after-sales case, from intake to closed.
+
+Staff actions and customer answers are updates with validators, so an action that
+does not fit the case's stage is refused before it enters history. Deadlines are
+durable timers computed from the SLA clocks. Every change is written to the read
+model by a local projection activity before the update returns, so what the API
+answers and what a page shows agree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.order_system import OrderActivities
+    from activities.projection import CaseProjector
+    from workflows import clocks
+    from workflows.domain import (
+        ACTION_STAGES,
+        OPEN_STAGES,
+        REOPEN_WINDOW_DAYS,
+        RESOLUTIONS_AVAILABLE,
+        AnalyzeInput,
+        ApproveInput,
+        AssignInput,
+        CaseInput,
+        CaseResult,
+        CaseSnapshot,
+        CompensationRequest,
+        ConfirmInput,
+        FeedbackInput,
+        InspectInput,
+        NoteInput,
+        OrderLookup,
+        OrderSnapshot,
+        OutboxMessage,
+        Projection,
+        ReasonInput,
+        ReplyInput,
+        RequestInfoInput,
+        Resolution,
+        ResolveInput,
+        RevisitInput,
+        StageClock,
+        TimelineEvent,
+        UpdateResult,
+        raise_priority,
+    )
+    from workflows.priority import score_priority
+    from workflows.saga import Saga
+    from workflows.sla import BusinessCalendar
+
+# Search attributes, registered by `aftersales.temporal.ensure_search_attributes`.
+# No personal data here: ids, enumerations and times only.
+SA_STAGE = SearchAttributeKey.for_keyword("CaseStage")
+SA_KIND = SearchAttributeKey.for_keyword("CaseKind")
+SA_PRIORITY = SearchAttributeKey.for_keyword("CasePriority")
+SA_ASSIGNEE = SearchAttributeKey.for_keyword("CaseAssignee")
+SA_DUE_AT = SearchAttributeKey.for_datetime("CaseDueAt")
+SA_OVERDUE = SearchAttributeKey.for_bool("CaseOverdue")
+SEARCH_ATTRIBUTES = (SA_STAGE, SA_KIND, SA_PRIORITY, SA_ASSIGNEE, SA_DUE_AT, SA_OVERDUE)
+
+SYSTEM = "system"
+CUSTOMER = "customer"
+
+# The order system is asked with a short budget first; if it stays down the case is
+# written to the read model as waiting on it, and asked again until it answers.
+ORDER_LOOKUP_FIRST_BUDGET = timedelta(seconds=15)
+ORDER_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    non_retryable_error_types=["OrderNotFound"],
+)
+PROJECTION_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5)
+)
+COMPENSATION_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=60),
+    maximum_attempts=20,
+    non_retryable_error_types=["OrderNotFound", "CompensationRefused"],
+)
+# How long a `resolve` update waits for a quick resolution to finish before
+# answering with the case still resolving.
+RESOLVE_ANSWER_WAIT = timedelta(seconds=20)
+
+
+def refuse(message: str, kind: str = "WrongStage") -> ApplicationError:
+    """An action refused by a validator; `kind` maps to the HTTP status."""
+    return ApplicationError(message, type=kind, non_retryable=True)
+
+
+@workflow.defn
+class CaseWorkflow:
+    @workflow.init
+    def __init__(self, inp: CaseInput) -> None:
+        self._inp = inp
+        self._calendar = BusinessCalendar.from_spec(inp.policy.calendar)
+        self._stage = "record"
+        self._status = "open"
+        self._kind = inp.kind
+        self._priority = inp.priority or "P3"
+        self._priority_reasons: list[str] = []
+        self._assignee: str | None = None
+        self._order: OrderSnapshot | None = None
+        self._created_at: datetime | None = None
+        self._clocks: list[StageClock] = []
+        self._breaches: list[dict] = []
+        self._analysis: dict | None = None
+        self._resolution: Resolution | None = None
+        self._rating: int | None = None
+        self._rating_comment: str | None = None
+        self._question: str | None = None
+        self._feedback_due_at: datetime | None = None
+        self._revisit_due_at: datetime | None = None
+        self._revisit_notified = False
+        self._resolved_at: datetime | None = None
+        self._closed_at: datetime | None = None
+        self._reopen_count = 0
+        self._recorded = False
+        self._projected = False
+        self._intake_error: str | None = None
+        self._version = 0
+        self._seq = 0
+        self._outbox_seq = 0
+        self._events: list[TimelineEvent] = []
+        self._outbox: list[OutboxMessage] = []
+        self._wake = False
+        self._published_sa: dict[str, object] = {}
+
+    # ------------------------------------------------------------------ run
+
+    @workflow.run
+    async def run(self, inp: CaseInput) -> CaseResult:
+        self._created_at = workflow.now()
+        self._event(inp.opened_by, "created", detail={"channel": inp.channel})
+        if not await self._record():
+            return CaseResult(inp.case_id, "record", recorded=False, error=self._intake_error)
+        await self._flush()
+
+        while True:
+            if self._stage == "cancelled":
+                break
+            if self._stage == "closed" and self._reopen_expired():
+                break
+            if self._resolution is not None and self._resolution.state == "planned":
+                await self._run_resolution()
+                await self._flush()
+                continue
+            timeout = self._time_to_next_deadline()
+            try:
+                await workflow.wait_condition(lambda: self._wake, timeout=timeout)
+            except asyncio.TimeoutError:
+                pass
+            self._wake = False
+            self._fire_deadlines()
+            if self._dirty():
+                await self._flush()
+
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        if self._dirty():
+            await self._flush()
+        return CaseResult(inp.case_id, self._stage, recorded=True)
+
+    async def _record(self) -> bool:
+        """Enrich from the order system, score priority, start the clocks."""
+        inp = self._inp
+        try:
+            order = await self._lookup_order(ORDER_LOOKUP_FIRST_BUDGET)
+        except ActivityError as err:
+            if _error_type(err) == "OrderNotFound":
+                self._intake_error = f"order {inp.order_id} not found in the order system"
+                return False
+            # The order system is down: the case exists and waits on it.
+            self._status = "waiting_on_system"
+            self._start_clocks()
+            self._recorded = True
+            self._event(SYSTEM, "waiting", detail={"on": "order system"})
+            await self._flush()
+            try:
+                order = await self._lookup_order(None)
+            except ActivityError as err2:
+                self._intake_error = f"order {inp.order_id} not found in the order system"
+                self._event(SYSTEM, "cancelled", "record", "cancelled",
+                            {"reason": self._intake_error, "error": _error_type(err2)})
+                self._stage = "cancelled"
+                self._status = "cancelled"
+                await self._flush()
+                return False
+        self._order = order
+        self._priority, self._priority_reasons = score_priority(
+            inp.priority, inp.customer.tier, inp.description, inp.repeat_of
+        )
+        if not self._clocks:
+            self._start_clocks()
+        else:
+            for clock in self._clocks:
+                clocks.retarget_clock(clock, self._target(clock.name), workflow.now(),
+                                      self._calendar)
+        self._status = "open"
+        self._recorded = True
+        self._event(SYSTEM, "recorded", "record", "confirm", {
+            "priority": self._priority,
+            "priority_reasons": self._priority_reasons,
+            "order_status": order.status,
+        })
+        self._stage = "confirm"
+        self._notify_customer("case_opened", {"customer_url": inp.customer_url})
+        return True
+
+    async def _lookup_order(self, budget: timedelta | None) -> OrderSnapshot:
+        return await workflow.execute_activity_method(
+            OrderActivities.lookup_order,
+            OrderLookup(self._inp.order_id),
+            start_to_close_timeout=timedelta(seconds=10),
+            schedule_to_close_timeout=budget,
+            retry_policy=ORDER_RETRY,
+        )
+
+    def _start_clocks(self) -> None:
+        now = workflow.now()
+        self._clocks.append(clocks.start_clock("confirm", self._target("confirm"), now,
+                                               self._calendar))
+        self._clocks.append(clocks.start_clock("resolution", self._target("resolution"), now,
+                                               self._calendar))
+
+    # ------------------------------------------------------------ queries
+
+    @workflow.query
+    def snapshot(self) -> CaseSnapshot:
+        """The case as it stands, as the read model would store it."""
+        return self._snapshot()
+
+    # ------------------------------------------------------------ intake
+
+    @workflow.update
+    async def intake(self) -> UpdateResult:
+        """Answers once the record stage is done: the case, or why it was refused."""
+        await workflow.wait_condition(
+            lambda: (self._recorded and self._projected) or self._intake_error is not None)
+        if self._intake_error is not None and not self._recorded:
+            raise ApplicationError(self._intake_error, type="OrderNotFound", non_retryable=True)
+        return self._result()
+
+    # ------------------------------------------------------------ staff actions
+
+    @workflow.update
+    async def assign(self, inp: AssignInput) -> UpdateResult:
+        before = self._assignee
+        self._assignee = inp.assignee
+        self._event(inp.actor.name, "assigned", detail={"from": before, "to": inp.assignee})
+        if inp.assignee != inp.actor.name:
+            self._notify_staff(inp.assignee, "case_assigned", {"by": inp.actor.name})
+        return await self._commit()
+
+    @assign.validator
+    def _validate_assign(self, inp: AssignInput) -> None:
+        self._require_stage("assign")
+
+    @workflow.update
+    async def confirm(self, inp: ConfirmInput) -> UpdateResult:
+        now = workflow.now()
+        changes: dict[str, object] = {}
+        if inp.kind and inp.kind != self._kind:
+            changes["kind"] = {"from": self._kind, "to": inp.kind}
+            self._kind = inp.kind
+        if inp.priority and inp.priority != self._priority:
+            changes["priority"] = {"from": self._priority, "to": inp.priority}
+            self._priority = inp.priority
+        if changes:
+            self._retarget_all(now)
+        self._stop("confirm", now)
+        self._clocks.append(clocks.start_clock("analyze", self._target("analyze"), now,
+                                               self._calendar))
+        if self._assignee is None:
+            self._assignee = inp.actor.name
+            changes["assignee"] = inp.actor.name
+        self._move("confirm", "analyze", inp.actor.name, "confirmed",
+                   {"note": inp.note, **changes})
+        self._notify_customer("case_confirmed", {})
+        return await self._commit()
+
+    @confirm.validator
+    def _validate_confirm(self, inp: ConfirmInput) -> None:
+        self._require_stage("confirm")
+
+    @workflow.update
+    async def reject(self, inp: ReasonInput) -> UpdateResult:
+        self._end_cancelled(inp.actor.name, "rejected", inp.reason)
+        self._notify_customer("case_rejected", {"reason": inp.reason})
+        return await self._commit()
+
+    @reject.validator
+    def _validate_reject(self, inp: ReasonInput) -> None:
+        self._require_stage("reject")
+
+    @workflow.update
+    async def analyze(self, inp: AnalyzeInput) -> UpdateResult:
+        now = workflow.now()
+        self._analysis = {
+            "root_cause": inp.root_cause,
+            "responsible_party": inp.responsible_party,
+            "note": inp.note,
+            "by": inp.actor.name,
+            "at": now.isoformat(),
+        }
+        self._stop("analyze", now)
+        self._move("analyze", "resolve", inp.actor.name, "analyzed", {
+            "root_cause": inp.root_cause,
+            "responsible_party": inp.responsible_party,
+            "note": inp.note,
+        })
+        return await self._commit()
+
+    @analyze.validator
+    def _validate_analyze(self, inp: AnalyzeInput) -> None:
+        self._require_stage("analyze")
+
+    @workflow.update
+    async def resolve(self, inp: ResolveInput) -> UpdateResult:
+        plan = replace(inp.resolution, state="planned", steps=[], done_at=None,
+                       note=inp.note or inp.resolution.note)
+        self._resolution = plan
+        self._status = "resolving"
+        self._event(inp.actor.name, "resolution_planned", detail=_resolution_detail(plan))
+        self._wake = True
+        await self._flush()
+        try:
+            await workflow.wait_condition(
+                lambda: plan.state in ("done", "failed"), timeout=RESOLVE_ANSWER_WAIT
+            )
+        except asyncio.TimeoutError:
+            pass
+        return self._result()
+
+    @resolve.validator
+    def _validate_resolve(self, inp: ResolveInput) -> None:
+        self._require_stage("resolve")
+        if self._resolution is not None and self._resolution.state in ("planned", "running"):
+            raise refuse("a resolution is already running for this case")
+        res = inp.resolution
+        if res.type not in RESOLUTIONS_AVAILABLE:
+            raise refuse(
+                f"resolution type '{res.type}' is not available yet: this installation "
+                f"runs {', '.join(RESOLUTIONS_AVAILABLE)}",
+                "InvalidAction",
+            )
+        if res.type == "compensation" and not (res.coupon_code or res.points):
+            raise refuse("a compensation needs a coupon_code or points", "InvalidAction")
+
+    @workflow.update
+    async def inspect(self, inp: InspectInput) -> UpdateResult:
+        raise refuse("no returned goods are awaiting inspection")  # validator refuses first
+
+    @inspect.validator
+    def _validate_inspect(self, inp: InspectInput) -> None:
+        self._require_stage("inspect")
+        raise refuse("no returned goods are awaiting inspection on this case")
+
+    @workflow.update
+    async def request_info(self, inp: RequestInfoInput) -> UpdateResult:
+        now = workflow.now()
+        self._question = inp.question
+        self._status = "waiting_on_customer"
+        for clock in self._open_clocks():
+            clocks.pause_clock(clock, now, "waiting_on_customer", self._calendar)
+        self._event(inp.actor.name, "info_requested", detail={"question": inp.question})
+        self._notify_customer("info_requested", {"question": inp.question,
+                                                 "customer_url": self._inp.customer_url})
+        return await self._commit()
+
+    @request_info.validator
+    def _validate_request_info(self, inp: RequestInfoInput) -> None:
+        self._require_stage("request-info")
+        if self._question is not None:
+            raise refuse("the customer has not answered the previous question yet")
+
+    @workflow.update
+    async def note(self, inp: NoteInput) -> UpdateResult:
+        self._event(inp.actor.name, "note", detail={"text": inp.text})
+        return await self._commit()
+
+    @note.validator
+    def _validate_note(self, inp: NoteInput) -> None:
+        self._require_stage("note")
+
+    @workflow.update
+    async def escalate(self, inp: ReasonInput) -> UpdateResult:
+        self._event(inp.actor.name, "escalated", detail={"reason": inp.reason,
+                                                         "rule": "manual"})
+        self._notify_staff("role:supervisor", "case_escalated", {"reason": inp.reason,
+                                                                "by": inp.actor.name})
+        return await self._commit()
+
+    @escalate.validator
+    def _validate_escalate(self, inp: ReasonInput) -> None:
+        self._require_stage("escalate")
+
+    @workflow.update
+    async def approve(self, inp: ApproveInput) -> UpdateResult:
+        raise refuse("nothing on this case awaits approval")  # validator refuses first
+
+    @approve.validator
+    def _validate_approve(self, inp: ApproveInput) -> None:
+        self._require_stage("approve")
+        raise refuse("nothing on this case awaits a supervisor's approval")
+
+    @workflow.update
+    async def revisit(self, inp: RevisitInput) -> UpdateResult:
+        now = workflow.now()
+        self._stop("revisit", now)
+        detail = {"outcome": inp.outcome, "note": inp.note}
+        if inp.outcome == "unsatisfied":
+            self._event(inp.actor.name, "revisited", detail=detail)
+            self._reopen(inp.actor.name, f"revisit: customer unsatisfied. {inp.note}".strip())
+        else:
+            self._move("revisit", "closed", inp.actor.name, "revisited", detail)
+            self._close(now)
+        return await self._commit()
+
+    @revisit.validator
+    def _validate_revisit(self, inp: RevisitInput) -> None:
+        self._require_stage("revisit")
+
+    @workflow.update
+    async def reopen(self, inp: ReasonInput) -> UpdateResult:
+        self._reopen(inp.actor.name, inp.reason)
+        return await self._commit()
+
+    @reopen.validator
+    def _validate_reopen(self, inp: ReasonInput) -> None:
+        self._require_stage("reopen")
+        if self._stage == "closed" and self._reopen_expired():
+            raise refuse(f"a case can be reopened within {REOPEN_WINDOW_DAYS} days of closing")
+
+    @workflow.update
+    async def cancel(self, inp: ReasonInput) -> UpdateResult:
+        self._end_cancelled(inp.actor.name, "cancelled", inp.reason)
+        self._notify_customer("case_cancelled", {"reason": inp.reason})
+        return await self._commit()
+
+    @cancel.validator
+    def _validate_cancel(self, inp: ReasonInput) -> None:
+        self._require_stage("cancel")
+        if self._resolution is not None and self._resolution.state == "running":
+            raise refuse("the resolution is running; cancel once it has finished or failed")
+
+    # ------------------------------------------------------------ customer
+
+    @workflow.update
+    async def feedback(self, inp: FeedbackInput) -> UpdateResult:
+        now = workflow.now()
+        self._rating = inp.rating
+        self._rating_comment = inp.comment
+        if inp.rating <= 2:
+            # An unhappy customer is called back at once, not days later.
+            self._revisit_due_at = now
+        self._move("feedback", "revisit", CUSTOMER, "feedback",
+                   {"rating": inp.rating, "comment": inp.comment})
+        self._start_revisit(now)
+        return await self._commit()
+
+    @feedback.validator
+    def _validate_feedback(self, inp: FeedbackInput) -> None:
+        if self._stage != "feedback":
+            raise refuse("the case is not waiting for your rating")
+        if not 1 <= inp.rating <= 5:
+            raise refuse("rating must be 1 to 5", "InvalidAction")
+
+    @workflow.update
+    async def reply(self, inp: ReplyInput) -> UpdateResult:
+        now = workflow.now()
+        question = self._question
+        self._question = None
+        self._status = "resolving" if self._resolution_running() else "open"
+        for clock in self._clocks:
+            clocks.resume_clock(clock, now, self._calendar)
+        self._event(CUSTOMER, "customer_replied", detail={"question": question,
+                                                          "message": inp.message})
+        if self._assignee:
+            self._notify_staff(self._assignee, "customer_replied", {})
+        return await self._commit()
+
+    @reply.validator
+    def _validate_reply(self, inp: ReplyInput) -> None:
+        if self._question is None or self._stage not in OPEN_STAGES:
+            raise refuse("the case is not waiting for an answer from you")
+
+    # ------------------------------------------------------------ resolution
+
+    async def _run_resolution(self) -> None:
+        plan = self._resolution
+        assert plan is not None
+        plan.state = "running"
+        saga = Saga(plan)
+        try:
+            if plan.type == "compensation":
+                receipt = await saga.step("grant_compensation", lambda: self._grant(plan))
+                self._event(SYSTEM, "resolution_step", detail={
+                    "step": "grant_compensation", "receipt": receipt.id,
+                    "coupon_code": receipt.coupon_code, "points": receipt.points,
+                })
+            elif plan.type == "apology":
+                self._notify_customer("apology", {"note": plan.note})
+        except ActivityError as err:
+            await saga.compensate()
+            plan.state = "failed"
+            self._status = "open"
+            reason = _error_message(err)
+            self._event(SYSTEM, "resolution_failed", "resolve", "analyze",
+                        {"type": plan.type, "reason": reason})
+            self._stage = "analyze"
+            self._clocks.append(clocks.start_clock("analyze", self._target("analyze"),
+                                                   workflow.now(), self._calendar))
+            if self._assignee:
+                self._notify_staff(self._assignee, "resolution_failed", {"reason": reason})
+            return
+        now = workflow.now()
+        plan.state = "done"
+        plan.done_at = now
+        self._resolved_at = now
+        self._stop("resolution", now)
+        self._status = "open"
+        self._feedback_due_at = now + timedelta(seconds=self._inp.policy.feedback_window)
+        self._revisit_due_at = self._calendar.add(now, self._target("revisit_after"))
+        self._move("resolve", "feedback", SYSTEM, "resolved", _resolution_detail(plan))
+        self._notify_customer("rating_request", {"customer_url": self._inp.customer_url})
+
+    async def _grant(self, plan: Resolution):
+        return await workflow.execute_activity_method(
+            OrderActivities.grant_compensation,
+            CompensationRequest(
+                order_id=self._inp.order_id,
+                case_id=self._inp.case_id,
+                # One key per case and resolution attempt: a retry or a replay grants once.
+                idempotency_key=f"{self._inp.case_id}:compensation:{self._reopen_count}",
+                coupon_code=plan.coupon_code,
+                points=plan.points,
+                amount=plan.amount,
+            ),
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=COMPENSATION_RETRY,
+        )
+
+    def _resolution_running(self) -> bool:
+        return self._resolution is not None and self._resolution.state in ("planned", "running")
+
+    # ------------------------------------------------------------ deadlines
+
+    def _time_to_next_deadline(self) -> timedelta | None:
+        now = workflow.now()
+        instants = [c.due_at for c in self._clocks
+                    if c.state == "running" and c.breached_at is None and c.due_at]
+        if self._stage == "feedback" and self._feedback_due_at:
+            instants.append(self._feedback_due_at)
+        if self._stage == "revisit" and self._revisit_due_at and not self._revisit_notified:
+            instants.append(self._revisit_due_at)
+        if self._stage == "closed" and self._closed_at:
+            instants.append(self._closed_at + timedelta(days=REOPEN_WINDOW_DAYS))
+        if not instants:
+            return None
+        return max(min(instants) - now, timedelta(0)) + timedelta(milliseconds=1)
+
+    def _fire_deadlines(self) -> None:
+        now = workflow.now()
+        for clock in self._clocks:
+            if (clock.state == "running" and clock.breached_at is None and clock.due_at
+                    and clock.due_at <= now):
+                self._breach(clock, now)
+        if self._stage == "feedback" and self._feedback_due_at and self._feedback_due_at <= now:
+            self._move("feedback", "revisit", SYSTEM, "feedback_timeout",
+                       {"outcome": "no response"})
+            self._start_revisit(now)
+        if (self._stage == "revisit" and not self._revisit_notified and self._revisit_due_at
+                and self._revisit_due_at <= now):
+            self._revisit_notified = True
+            self._event(SYSTEM, "revisit_due")
+            self._notify_staff(self._assignee or "role:handler", "revisit_due", {})
+
+    def _breach(self, clock: StageClock, now: datetime) -> None:
+        """100 % of a target: overdue, recorded for good, escalated to the supervisor."""
+        clock.breached_at = now
+        breach = {"clock": clock.name, "at": now.isoformat(), "target_s": clock.target,
+                  "priority": self._priority}
+        self._breaches.append(breach)
+        rule = f"100% of the {clock.name} target ({_human(clock.target)}) for {self._priority}"
+        self._event(SYSTEM, "overdue", detail={"clock": clock.name, "rule": rule})
+        self._event(SYSTEM, "escalated", detail={"level": 1, "to": "supervisor", "rule": rule})
+        self._notify_staff("role:supervisor", "case_overdue",
+                           {"clock": clock.name, "rule": rule, "assignee": self._assignee})
+
+    def _start_revisit(self, now: datetime) -> None:
+        due = self._revisit_due_at or now
+        due = max(due, now)
+        self._revisit_due_at = due
+        self._revisit_notified = False
+        # The call is expected at `due`; the handler has a working day to make it.
+        clock = StageClock(name="revisit", target=self._inp.policy.revisit_grace + int(
+            self._calendar.working_seconds(now, due)), running_since=now)
+        clock.due_at = self._calendar.add(now, clock.target)
+        self._clocks.append(clock)
+
+    # ------------------------------------------------------------ transitions
+
+    def _require_stage(self, action: str) -> None:
+        allowed = ACTION_STAGES[action]
+        if self._stage not in allowed:
+            raise refuse(
+                f"'{action}' is not allowed while the case is in stage '{self._stage}'"
+                f" (allowed in: {', '.join(allowed)})"
+            )
+
+    def _move(self, before: str, after: str, actor: str, kind: str, detail: dict) -> None:
+        self._stage = after
+        self._event(actor, kind, before, after, detail)
+
+    def _stop(self, name: str, now: datetime) -> None:
+        for clock in self._clocks:
+            if clock.name == name and clocks.is_open(clock):
+                clocks.stop_clock(clock, now, self._calendar)
+
+    def _open_clocks(self) -> list[StageClock]:
+        return [c for c in self._clocks if clocks.is_open(c)]
+
+    def _retarget_all(self, now: datetime) -> None:
+        for clock in self._open_clocks():
+            if clock.name in ("confirm", "analyze", "resolution"):
+                clocks.retarget_clock(clock, self._target(clock.name), now, self._calendar)
+
+    def _reopen(self, actor: str, reason: str) -> None:
+        now = workflow.now()
+        before = self._stage
+        for clock in self._open_clocks():
+            clocks.stop_clock(clock, now, self._calendar)
+        self._reopen_count += 1
+        self._closed_at = None
+        self._resolution = None
+        self._question = None
+        self._status = "open"
+        self._feedback_due_at = None
+        self._revisit_due_at = None
+        # A reopened case starts fresh analyze and resolution clocks (docs/sla.md).
+        self._clocks.append(clocks.start_clock("analyze", self._target("analyze"), now,
+                                               self._calendar))
+        self._clocks.append(clocks.start_clock("resolution", self._target("resolution"), now,
+                                               self._calendar))
+        self._move(before, "analyze", actor, "reopened", {"reason": reason,
+                                                          "reopen_count": self._reopen_count})
+        if self._assignee:
+            self._notify_staff(self._assignee, "case_reopened", {"reason": reason})
+
+    def _end_cancelled(self, actor: str, kind: str, reason: str) -> None:
+        now = workflow.now()
+        for clock in self._open_clocks():
+            clocks.stop_clock(clock, now, self._calendar)
+        self._status = "cancelled"
+        self._closed_at = now
+        self._move(self._stage, "cancelled", actor, kind, {"reason": reason})
+        self._wake = True
+
+    def _close(self, now: datetime) -> None:
+        self._status = "closed"
+        self._closed_at = now
+        self._event(SYSTEM, "closed", "closed", "closed")
+        self._wake = True
+
+    def _reopen_expired(self) -> bool:
+        return (self._closed_at is not None
+                and workflow.now() >= self._closed_at + timedelta(days=REOPEN_WINDOW_DAYS))
+
+    def _target(self, name: str) -> int:
+        targets = self._inp.policy.targets_for(self._kind, self._priority)
+        return int(getattr(targets, name))
+
+    # ------------------------------------------------------------ recording
+
+    def _event(self, actor: str, kind: str, before: str | None = None,
+               after: str | None = None, detail: dict | None = None) -> None:
+        self._seq += 1
+        self._events.append(TimelineEvent(
+            seq=self._seq, at=workflow.now(), actor=actor, type=kind,
+            stage_before=before or self._stage, stage_after=after or self._stage,
+            detail=detail or {},
+        ))
+
+    def _notify(self, channel: str, recipient: str, template: str, payload: dict) -> None:
+        self._outbox_seq += 1
+        self._outbox.append(OutboxMessage(
+            key=f"{self._inp.case_id}:{self._outbox_seq}", at=workflow.now(),
+            channel=channel, recipient=recipient, template=template,
+            payload={"case_id": self._inp.case_id, **payload},
+        ))
+
+    def _notify_customer(self, template: str, payload: dict) -> None:
+        self._notify("customer", self._inp.customer.id, template, payload)
+
+    def _notify_staff(self, recipient: str, template: str, payload: dict) -> None:
+        self._notify("staff", recipient, template, payload)
+
+    def _dirty(self) -> bool:
+        return bool(self._events or self._outbox)
+
+    async def _commit(self) -> UpdateResult:
+        self._wake = True
+        await self._flush()
+        return self._result()
+
+    def _result(self) -> UpdateResult:
+        return UpdateResult(self._inp.case_id, self._version, self._stage, self._status)
+
+    async def _flush(self) -> None:
+        """Write the current state, new timeline events and outbox rows in one step."""
+        self._version += 1
+        projection = Projection(snapshot=self._snapshot(), events=self._events,
+                                outbox=self._outbox)
+        self._events, self._outbox = [], []
+        self._publish_search_attributes(projection.snapshot)
+        await workflow.execute_local_activity_method(
+            CaseProjector.project,
+            projection,
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=PROJECTION_RETRY,
+        )
+        self._projected = True
+
+    def _publish_search_attributes(self, snap: CaseSnapshot) -> None:
+        values: dict[str, object] = {
+            SA_STAGE.name: snap.stage, SA_KIND.name: snap.kind,
+            SA_PRIORITY.name: snap.priority, SA_ASSIGNEE.name: snap.assignee or "",
+            SA_DUE_AT.name: snap.stage_due_at, SA_OVERDUE.name: snap.overdue,
+        }
+        changed = {k: v for k, v in values.items() if self._published_sa.get(k, ...) != v}
+        if not changed:
+            return
+        keys = {k.name: k for k in SEARCH_ATTRIBUTES}
+        updates = []
+        for name, value in changed.items():
+            key = keys[name]
+            updates.append(key.value_unset() if value is None
+                           else key.value_set(value))  # type: ignore[attr-defined]
+        workflow.upsert_search_attributes(updates)
+        self._published_sa.update(changed)
+
+    def _snapshot(self) -> CaseSnapshot:
+        now = workflow.now()
+        stage_clock = self._stage_clock()
+        resolution_clock = next((c for c in reversed(self._clocks)
+                                 if c.name == "resolution"), None)
+        overdue = self._stage in OPEN_STAGES and any(
+            c.breached_at is not None and clocks.is_open(c) for c in self._clocks
+        )
+        stage_due = stage_clock.due_at if stage_clock else None
+        if self._stage == "feedback":
+            stage_due = self._feedback_due_at
+        return CaseSnapshot(
+            case_id=self._inp.case_id,
+            version=self._version,
+            kind=self._kind,
+            channel=self._inp.channel,
+            stage=self._stage,
+            status=self._status,
+            priority=self._priority,
+            priority_reasons=list(self._priority_reasons),
+            assignee=self._assignee,
+            order_id=self._inp.order_id,
+            customer=self._inp.customer,
+            items=self._inp.items,
+            description=self._inp.description,
+            created_at=self._created_at or now,
+            updated_at=now,
+            stage_due_at=stage_due,
+            resolution_due_at=(resolution_clock.due_at if resolution_clock
+                               and clocks.is_open(resolution_clock) else None),
+            overdue=overdue,
+            status_token=self._inp.status_token,
+            customer_url=self._inp.customer_url,
+            repeat_of=self._inp.repeat_of,
+            order=self._order,
+            clocks=[replace(c) for c in self._clocks],
+            breaches=list(self._breaches),
+            analysis=self._analysis,
+            resolution=replace(self._resolution, steps=list(self._resolution.steps))
+            if self._resolution else None,
+            rating=self._rating,
+            rating_comment=self._rating_comment,
+            pending_question=self._question,
+            revisit_due_at=self._revisit_due_at,
+            feedback_due_at=self._feedback_due_at,
+            closed_at=self._closed_at,
+            reopen_count=self._reopen_count,
+        )
+
+    def _stage_clock(self) -> StageClock | None:
+        name = {"confirm": "confirm", "analyze": "analyze", "resolve": "resolution",
+                "revisit": "revisit", "record": "confirm"}.get(self._stage)
+        if name is None:
+            return None
+        return next((c for c in reversed(self._clocks)
+                     if c.name == name and clocks.is_open(c)), None)
+
+
+def _error_type(err: ActivityError) -> str | None:
+    cause = err.cause
+    return cause.type if isinstance(cause, ApplicationError) else None
+
+
+def _error_message(err: ActivityError) -> str:
+    cause = err.cause
+    return str(cause.message if isinstance(cause, ApplicationError) else cause or err)
+
+
+def _resolution_detail(plan: Resolution) -> dict:
+    detail: dict = {"type": plan.type}
+    for name in ("amount", "coupon_code", "points", "note"):
+        value = getattr(plan, name)
+        if value:
+            detail[name] = value
+    if plan.items:
+        detail["items"] = [{"sku": i.sku, "quantity": i.quantity} for i in plan.items]
+    return detail
+
+
+def _human(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+__all__ = ["CaseWorkflow", "SEARCH_ATTRIBUTES", "raise_priority"]

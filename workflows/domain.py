@@ -1,0 +1,359 @@
+"""The case's vocabulary and the dataclasses that cross the workflow boundary.
+
+One definition shared by the workflow, the activities and the web layer's schemas, so
+an enumeration accepted by the API is exactly the one the workflow understands.
+Dataclasses only hold JSON-friendly fields (str, int, bool, list, dict, datetime) so
+Temporal's default converter carries them and a field can be added later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from workflows.sla import KINDS, PRIORITIES, SlaPolicy
+
+CHANNELS = ("phone", "web", "app", "wechat", "email", "store", "chat")
+TIERS = ("regular", "silver", "gold", "vip")
+STAGES = ("record", "confirm", "analyze", "resolve", "feedback", "revisit", "closed", "cancelled")
+OPEN_STAGES = ("record", "confirm", "analyze", "resolve", "feedback", "revisit")
+ROOT_CAUSES = (
+    "product_quality",
+    "wrong_item",
+    "missing_item",
+    "damaged_in_transit",
+    "late_delivery",
+    "lost_parcel",
+    "description_mismatch",
+    "service_attitude",
+    "pricing",
+    "customer_changed_mind",
+    "other",
+)
+RESPONSIBLE_PARTIES = ("merchant", "supplier", "courier", "customer", "platform")
+RESOLUTION_TYPES = ("refund", "return_refund", "exchange", "repair", "compensation", "apology")
+# Resolutions whose sagas over the payment, inventory and courier systems are built
+# in a later issue; until then they are refused instead of being faked.
+RESOLUTIONS_AVAILABLE = ("compensation", "apology")
+REVISIT_OUTCOMES = ("satisfied", "unsatisfied", "unreachable")
+ROLES = ("handler", "supervisor", "admin")
+
+# Stages in which an action may be taken. "open" means any stage in OPEN_STAGES.
+ACTION_STAGES: dict[str, tuple[str, ...]] = {
+    "assign": OPEN_STAGES,
+    "confirm": ("confirm",),
+    "reject": ("confirm",),
+    "analyze": ("analyze",),
+    "resolve": ("resolve",),
+    "inspect": ("resolve",),
+    "request-info": ("confirm", "analyze", "resolve"),
+    "note": STAGES,
+    "escalate": OPEN_STAGES,
+    "approve": ("resolve",),
+    "revisit": ("revisit",),
+    "reopen": ("feedback", "revisit", "closed"),
+    "cancel": OPEN_STAGES,
+}
+ACTIONS = tuple(ACTION_STAGES)
+REOPEN_WINDOW_DAYS = 30
+
+
+def raise_priority(priority: str, steps: int = 1) -> str:
+    """Priority `steps` levels more urgent, never beyond P1."""
+    return PRIORITIES[max(0, PRIORITIES.index(priority) - steps)]
+
+
+@dataclass
+class Customer:
+    id: str
+    name: str
+    email: str = ""
+    phone: str = ""
+    tier: str = "regular"
+
+
+@dataclass
+class CaseItem:
+    sku: str
+    quantity: int
+    reason: str = ""
+
+
+@dataclass
+class OrderLine:
+    sku: str
+    name: str
+    quantity: int
+    unit_price: str
+
+
+@dataclass
+class Payment:
+    id: str
+    method: str
+    amount: str
+    paid_at: datetime
+
+
+@dataclass
+class OrderSnapshot:
+    """What the order system told us about the order at intake."""
+
+    id: str
+    customer_id: str
+    status: str
+    currency: str
+    total: str
+    placed_at: datetime
+    delivered_at: datetime | None = None
+    lines: list[OrderLine] = field(default_factory=list)
+    payments: list[Payment] = field(default_factory=list)
+
+
+@dataclass
+class CaseInput:
+    """Everything needed to open a case; the workflow's single argument."""
+
+    case_id: str
+    kind: str
+    channel: str
+    order_id: str
+    customer: Customer
+    items: list[CaseItem]
+    description: str
+    status_token: str
+    customer_url: str
+    policy: SlaPolicy
+    opened_by: str
+    priority: str | None = None
+    repeat_of: str | None = None
+
+
+@dataclass
+class StageClock:
+    """One SLA clock: working seconds used against a target, running or paused."""
+
+    name: str
+    target: int
+    used: float = 0.0
+    running_since: datetime | None = None
+    paused_reason: str | None = None
+    state: str = "running"  # running | paused | met | breached
+    breached_at: datetime | None = None
+    due_at: datetime | None = None
+
+
+@dataclass
+class TimelineEvent:
+    seq: int
+    at: datetime
+    actor: str
+    type: str
+    stage_before: str
+    stage_after: str
+    detail: dict = field(default_factory=dict)
+
+
+@dataclass
+class OutboxMessage:
+    key: str
+    at: datetime
+    channel: str  # customer | staff
+    recipient: str  # customer id, user name, or a role ("role:supervisor")
+    template: str
+    payload: dict = field(default_factory=dict)
+
+
+@dataclass
+class Resolution:
+    type: str
+    amount: str | None = None
+    items: list[CaseItem] = field(default_factory=list)
+    coupon_code: str | None = None
+    points: int | None = None
+    note: str = ""
+    state: str = "planned"  # planned | running | done | failed
+    steps: list[dict] = field(default_factory=list)
+    done_at: datetime | None = None
+
+
+@dataclass
+class CaseSnapshot:
+    """The case as the read model stores it; written by the projection activity."""
+
+    case_id: str
+    version: int
+    kind: str
+    channel: str
+    stage: str
+    status: str
+    priority: str
+    priority_reasons: list[str]
+    assignee: str | None
+    order_id: str
+    customer: Customer
+    items: list[CaseItem]
+    description: str
+    created_at: datetime
+    updated_at: datetime
+    stage_due_at: datetime | None
+    resolution_due_at: datetime | None
+    overdue: bool
+    status_token: str
+    customer_url: str
+    repeat_of: str | None = None
+    order: OrderSnapshot | None = None
+    clocks: list[StageClock] = field(default_factory=list)
+    breaches: list[dict] = field(default_factory=list)
+    analysis: dict | None = None
+    resolution: Resolution | None = None
+    rating: int | None = None
+    rating_comment: str | None = None
+    pending_question: str | None = None
+    revisit_due_at: datetime | None = None
+    feedback_due_at: datetime | None = None
+    closed_at: datetime | None = None
+    reopen_count: int = 0
+
+
+@dataclass
+class Projection:
+    """One write to the read model: the snapshot plus what happened since the last."""
+
+    snapshot: CaseSnapshot
+    events: list[TimelineEvent] = field(default_factory=list)
+    outbox: list[OutboxMessage] = field(default_factory=list)
+
+
+@dataclass
+class OrderLookup:
+    order_id: str
+
+
+@dataclass
+class CompensationRequest:
+    order_id: str
+    case_id: str
+    idempotency_key: str
+    coupon_code: str | None = None
+    points: int | None = None
+    amount: str | None = None
+
+
+@dataclass
+class CompensationReceipt:
+    id: str
+    order_id: str
+    kind: str
+    coupon_code: str | None = None
+    points: int | None = None
+    amount: str | None = None
+
+
+# --- Update inputs: one dataclass per action, each with the acting user. ---
+
+
+@dataclass
+class Actor:
+    name: str
+    role: str
+
+
+@dataclass
+class AssignInput:
+    actor: Actor
+    assignee: str
+
+
+@dataclass
+class ConfirmInput:
+    actor: Actor
+    note: str
+    priority: str | None = None
+    kind: str | None = None
+
+
+@dataclass
+class ReasonInput:
+    """reject, escalate, reopen, cancel."""
+
+    actor: Actor
+    reason: str
+
+
+@dataclass
+class AnalyzeInput:
+    actor: Actor
+    root_cause: str
+    responsible_party: str
+    note: str
+
+
+@dataclass
+class ResolveInput:
+    actor: Actor
+    resolution: Resolution
+    note: str = ""
+
+
+@dataclass
+class InspectInput:
+    actor: Actor
+    passed: bool
+    note: str = ""
+
+
+@dataclass
+class RequestInfoInput:
+    actor: Actor
+    question: str
+
+
+@dataclass
+class NoteInput:
+    actor: Actor
+    text: str
+
+
+@dataclass
+class ApproveInput:
+    actor: Actor
+    note: str = ""
+
+
+@dataclass
+class RevisitInput:
+    actor: Actor
+    outcome: str
+    note: str = ""
+
+
+@dataclass
+class FeedbackInput:
+    rating: int
+    comment: str = ""
+
+
+@dataclass
+class ReplyInput:
+    message: str
+
+
+@dataclass
+class UpdateResult:
+    """What every update returns: the case's new version and stage."""
+
+    case_id: str
+    version: int
+    stage: str
+    status: str
+
+
+@dataclass
+class CaseResult:
+    """What the workflow returns when the case ends."""
+
+    case_id: str
+    stage: str
+    recorded: bool
+    error: str | None = None
