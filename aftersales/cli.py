@@ -21,6 +21,8 @@ def main() -> None:
     """Aftersales: complaint and after-sales cases as durable workflows."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s "
                         "%(message)s")
+    for noisy in ("alembic", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @main.command()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import threading
@@ -204,6 +205,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args()
     fail_rate = float(os.environ.get("AFTERSALES_SIM_FAIL_RATE", "0") or 0)
+    logging.basicConfig(level=logging.WARNING)
     serve(args.host, args.port, args.data_dir, fail_rate)
 
 

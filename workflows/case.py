@@ -730,6 +730,8 @@ class CaseWorkflow:
         self._projected = True
 
     def _publish_search_attributes(self, snap: CaseSnapshot) -> None:
+        if not self._inp.publish_search_attributes:
+            return
         values: dict[str, object] = {
             SA_STAGE.name: snap.stage, SA_KIND.name: snap.kind,
             SA_PRIORITY.name: snap.priority, SA_ASSIGNEE.name: snap.assignee or "",

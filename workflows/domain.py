@@ -127,6 +127,9 @@ class CaseInput:
     opened_by: str
     priority: str | None = None
     repeat_of: str | None = None
+    # Off only on servers that cannot register custom search attributes (Temporal's
+    # time-skipping test server); every real deployment publishes them.
+    publish_search_attributes: bool = True
 
 
 @dataclass

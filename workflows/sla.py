@@ -167,11 +167,21 @@ def load_zone(name: str) -> ZoneInfo:
     if not name.strip():
         raise ValueError(f"invalid time zone {name!r}: use an IANA name like 'Asia/Shanghai'")
     try:
-        return ZoneInfo(name.strip())
+        zone = ZoneInfo(name.strip())
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(
             f"unknown time zone {name!r}: use an IANA name like 'Asia/Shanghai'"
         ) from None
+    # Temporal's workflow sandbox hands out ZoneInfo wrapped in a proxy that datetime
+    # refuses as a tzinfo; say how to fix that instead of failing deep inside `add`.
+    try:
+        datetime(2000, 1, 1, tzinfo=zone)
+    except TypeError:
+        raise RuntimeError(
+            "workflows.sla got a proxied ZoneInfo: import it inside the workflow sandbox "
+            "with workflow.unsafe.imports_passed_through() (or pass the module through)"
+        ) from None
+    return zone
 
 
 def _micros(delta: timedelta) -> int:

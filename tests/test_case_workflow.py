@@ -1,0 +1,260 @@
+"""CaseWorkflow's deadlines on the time-skipping test server, and its update
+validators on the real dev server. Activities are the real ones: the order lookup
+over HTTP to the simulator, the projection into a SQLite read model."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+
+from activities.order_system import OrderSystemClient
+from activities.projection import CaseProjector
+from aftersales.worker import build_worker
+from db.engine import make_engine, make_sessionmaker
+from db.models import OutboxMessage, TimelineEvent
+from tests.conftest import binary, make_settings
+from workflows.case import CaseWorkflow
+from workflows.domain import (
+    Actor,
+    AnalyzeInput,
+    CaseInput,
+    ConfirmInput,
+    Customer,
+    FeedbackInput,
+    ReplyInput,
+    RequestInfoInput,
+    Resolution,
+    ResolveInput,
+    RevisitInput,
+)
+from workflows.sla import SlaPolicy
+
+ALICE = Actor("alice", "handler")
+DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
+
+
+def case_input(policy: SlaPolicy | None = None, priority: str | None = None) -> CaseInput:
+    case_id = "AS-T" + uuid.uuid4().hex[:8].upper()
+    return CaseInput(
+        case_id=case_id, kind="complaint", channel="phone", order_id="SO-10003",
+        customer=Customer(id="C-1003", name="张伟", phone="13800000003"),
+        items=[], description="收到的水壶不加热", status_token=uuid.uuid4().hex,
+        customer_url="http://testserver/s/x", policy=policy or SlaPolicy(),
+        opened_by="alice", priority=priority, publish_search_attributes=False,
+    )
+
+
+@asynccontextmanager
+async def case_worker(client: Client, database_url: str, order_system_url: str):
+    settings = make_settings("unused", database_url, order_system_url)
+    engine = make_engine(database_url)
+    orders = OrderSystemClient(order_system_url)
+    worker = build_worker(client, settings, orders, CaseProjector(make_sessionmaker(engine)))
+    async with worker:
+        yield settings.task_queue, make_sessionmaker(engine)
+    await orders.aclose()
+    engine.dispose()
+
+
+async def start_case(client: Client, task_queue: str, inp: CaseInput):
+    handle = await client.start_workflow(CaseWorkflow.run, inp, id=f"case-{inp.case_id}",
+                                         task_queue=task_queue)
+    await handle.execute_update(CaseWorkflow.intake)
+    return handle
+
+
+def events_of(sessions, case_id: str) -> list[TimelineEvent]:
+    with sessions() as session:
+        return list(session.scalars(select(TimelineEvent).where(
+            TimelineEvent.case_id == case_id).order_by(TimelineEvent.seq)))
+
+
+def outbox_of(sessions, case_id: str) -> list[OutboxMessage]:
+    with sessions() as session:
+        return list(session.scalars(select(OutboxMessage).where(
+            OutboxMessage.case_id == case_id)))
+
+
+@pytest.fixture
+async def skipping_env():
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=binary("temporal-test-server"))
+    yield env
+    await env.shutdown()
+
+
+async def test_confirm_deadline_two_days_out_fires_and_escalates(
+        skipping_env, sqlite_url, order_system_url):
+    policy = SlaPolicy()
+    policy.targets["complaint"]["P3"] = replace(policy.targets["complaint"]["P3"],
+                                                confirm=2 * 86400)
+    inp = case_input(policy)
+    async with case_worker(skipping_env.client, sqlite_url, order_system_url) as (tq, sessions):
+        handle = await start_case(skipping_env.client, tq, inp)
+        snap = await handle.query(CaseWorkflow.snapshot)
+        assert snap.stage == "confirm" and not snap.overdue
+        await skipping_env.sleep(2 * DAY - HOUR)
+        assert not (await handle.query(CaseWorkflow.snapshot)).overdue
+        await skipping_env.sleep(2 * HOUR)
+        snap = await handle.query(CaseWorkflow.snapshot)
+        assert snap.overdue
+        assert [b["clock"] for b in snap.breaches] == ["confirm"]
+        types = [e.type for e in events_of(sessions, inp.case_id)]
+        assert "overdue" in types and "escalated" in types
+        escalation = [m for m in outbox_of(sessions, inp.case_id)
+                      if m.template == "case_overdue"]
+        assert [m.recipient for m in escalation] == ["role:supervisor"]
+
+        # Confirming late ends the clock breached; the breach stays on record.
+        await handle.execute_update(CaseWorkflow.confirm, ConfirmInput(ALICE, "sorry, late"))
+        snap = await handle.query(CaseWorkflow.snapshot)
+        assert snap.stage == "analyze" and not snap.overdue
+        assert [c.state for c in snap.clocks if c.name == "confirm"] == ["breached"]
+        assert len(snap.breaches) == 1
+
+
+async def test_revisit_becomes_due_three_days_after_resolution(
+        skipping_env, sqlite_url, order_system_url):
+    inp = case_input()  # P3: revisit 3 days after resolution
+    async with case_worker(skipping_env.client, sqlite_url, order_system_url) as (tq, sessions):
+        handle = await start_case(skipping_env.client, tq, inp)
+        await handle.execute_update(CaseWorkflow.confirm, ConfirmInput(ALICE, "ok"))
+        await handle.execute_update(CaseWorkflow.analyze, AnalyzeInput(
+            ALICE, "product_quality", "supplier", "heating element faulty"))
+        await handle.execute_update(CaseWorkflow.resolve, ResolveInput(
+            ALICE, Resolution(type="apology"), "we are sorry"))
+        snap = await handle.query(CaseWorkflow.snapshot)
+        assert snap.stage == "feedback"
+        resolved_at = snap.resolution.done_at
+        await handle.execute_update(CaseWorkflow.feedback, FeedbackInput(4, "ok"))
+        snap = await handle.query(CaseWorkflow.snapshot)
+        assert snap.stage == "revisit"
+        assert snap.revisit_due_at == resolved_at + 3 * DAY
+
+        await skipping_env.sleep(3 * DAY - HOUR)
+        assert "revisit_due" not in [e.type for e in events_of(sessions, inp.case_id)]
+        await skipping_env.sleep(2 * HOUR)
+        assert "revisit_due" in [e.type for e in events_of(sessions, inp.case_id)]
+        assert any(m.template == "revisit_due" and m.recipient == "alice"
+                   for m in outbox_of(sessions, inp.case_id))
+        assert not (await handle.query(CaseWorkflow.snapshot)).overdue
+        # The handler has a day (revisit_grace) to make the call before it is overdue.
+        await skipping_env.sleep(DAY)
+        assert (await handle.query(CaseWorkflow.snapshot)).overdue
+
+        await handle.execute_update(CaseWorkflow.revisit, RevisitInput(ALICE, "satisfied"))
+        assert (await handle.query(CaseWorkflow.snapshot)).stage == "closed"
+
+
+async def test_low_rating_makes_revisit_due_at_once(skipping_env, sqlite_url, order_system_url):
+    inp = case_input()
+    async with case_worker(skipping_env.client, sqlite_url, order_system_url) as (tq, sessions):
+        handle = await start_case(skipping_env.client, tq, inp)
+        await handle.execute_update(CaseWorkflow.confirm, ConfirmInput(ALICE, "ok"))
+        await handle.execute_update(CaseWorkflow.analyze, AnalyzeInput(
+            ALICE, "service_attitude", "merchant", "rude agent"))
+        await handle.execute_update(CaseWorkflow.resolve, ResolveInput(
+            ALICE, Resolution(type="apology"), "sorry"))
+        await handle.execute_update(CaseWorkflow.feedback, FeedbackInput(1, "still angry"))
+        snap = await handle.query(CaseWorkflow.snapshot)
+        assert snap.revisit_due_at <= snap.updated_at
+        await skipping_env.sleep(timedelta(minutes=1))
+        assert "revisit_due" in [e.type for e in events_of(sessions, inp.case_id)]
+
+
+async def test_request_info_pause_keeps_used_time(skipping_env, sqlite_url, order_system_url):
+    inp = case_input()  # P3: confirm within 8 h
+    async with case_worker(skipping_env.client, sqlite_url, order_system_url) as (tq, _):
+        handle = await start_case(skipping_env.client, tq, inp)
+        await skipping_env.sleep(2 * HOUR)
+        await handle.execute_update(CaseWorkflow.request_info,
+                                    RequestInfoInput(ALICE, "请提供照片"))
+        snap = await handle.query(CaseWorkflow.snapshot)
+        confirm = next(c for c in snap.clocks if c.name == "confirm")
+        assert confirm.state == "paused" and confirm.due_at is None
+        assert abs(confirm.used - 2 * 3600) < 60
+
+        await skipping_env.sleep(10 * HOUR)  # longer than the target: no breach while paused
+        snap = await handle.query(CaseWorkflow.snapshot)
+        assert not snap.overdue and snap.status == "waiting_on_customer"
+
+        await handle.execute_update(CaseWorkflow.reply, ReplyInput("照片已发"))
+        snap = await handle.query(CaseWorkflow.snapshot)
+        confirm = next(c for c in snap.clocks if c.name == "confirm")
+        assert confirm.state == "running"
+        remaining = confirm.due_at - snap.updated_at
+        assert abs(remaining - 6 * HOUR) < timedelta(minutes=1)
+
+        await skipping_env.sleep(5 * HOUR)
+        assert not (await handle.query(CaseWorkflow.snapshot)).overdue
+        await skipping_env.sleep(2 * HOUR)
+        assert (await handle.query(CaseWorkflow.snapshot)).overdue
+
+
+async def test_priority_change_keeps_used_time(skipping_env, sqlite_url, order_system_url):
+    inp = case_input()  # P3: analyze 24 h, resolution 72 h
+    async with case_worker(skipping_env.client, sqlite_url, order_system_url) as (tq, _):
+        handle = await start_case(skipping_env.client, tq, inp)
+        await skipping_env.sleep(10 * HOUR)
+        await handle.execute_update(CaseWorkflow.confirm,
+                                    ConfirmInput(ALICE, "urgent after all", priority="P2"))
+        snap = await handle.query(CaseWorkflow.snapshot)
+        resolution = next(c for c in snap.clocks if c.name == "resolution")
+        # P2's 48 h resolution target, 10 h of it already used.
+        assert resolution.target == 48 * 3600
+        assert abs((resolution.due_at - snap.updated_at) - 38 * HOUR) < timedelta(minutes=1)
+
+
+async def test_feedback_window_ends_as_no_response(skipping_env, sqlite_url, order_system_url):
+    inp = case_input()
+    async with case_worker(skipping_env.client, sqlite_url, order_system_url) as (tq, sessions):
+        handle = await start_case(skipping_env.client, tq, inp)
+        await handle.execute_update(CaseWorkflow.confirm, ConfirmInput(ALICE, "ok"))
+        await handle.execute_update(CaseWorkflow.analyze, AnalyzeInput(
+            ALICE, "late_delivery", "courier", "late"))
+        await handle.execute_update(CaseWorkflow.resolve, ResolveInput(
+            ALICE, Resolution(type="apology"), "sorry"))
+        await skipping_env.sleep(72 * HOUR + timedelta(minutes=1))
+        snap = await handle.query(CaseWorkflow.snapshot)
+        assert snap.stage == "revisit" and snap.rating is None
+        timeouts = [e for e in events_of(sessions, inp.case_id) if e.type == "feedback_timeout"]
+        assert timeouts and timeouts[0].detail == {"outcome": "no response"}
+
+
+async def test_wrong_stage_update_is_refused_before_history(
+        temporal_address, sqlite_url, order_system_url):
+    client = await Client.connect(temporal_address)
+    inp = replace(case_input(), publish_search_attributes=True)
+    async with case_worker(client, sqlite_url, order_system_url) as (tq, sessions):
+        handle = await start_case(client, tq, inp)
+        before = len((await handle.fetch_history()).events)
+        with pytest.raises(WorkflowUpdateFailedError) as info:
+            await handle.execute_update(CaseWorkflow.revisit, RevisitInput(ALICE, "satisfied"))
+        assert "not allowed while the case is in stage 'confirm'" in str(info.value.cause)
+        with pytest.raises(WorkflowUpdateFailedError):
+            await handle.execute_update(CaseWorkflow.feedback, FeedbackInput(5))
+        after = len((await handle.fetch_history()).events)
+        assert after == before
+        assert (await handle.query(CaseWorkflow.snapshot)).stage == "confirm"
+        # A valid update right after still works.
+        await handle.execute_update(CaseWorkflow.confirm, ConfirmInput(ALICE, "ok"))
+        assert (await handle.query(CaseWorkflow.snapshot)).stage == "analyze"
+        # Operators can find the case by its search attributes (visibility lags a little).
+        query = f'WorkflowId = "case-{inp.case_id}" AND CaseStage = "analyze"'
+        found = []
+        for _ in range(50):
+            found = [wf.id async for wf in client.list_workflows(query)]
+            if found:
+                break
+            await asyncio.sleep(0.2)
+        assert found == [f"case-{inp.case_id}"]
+        await handle.terminate("test done")
