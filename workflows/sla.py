@@ -311,7 +311,10 @@ class PolicyError(ValueError):
 
 _CALENDAR_KEYS = ("timezone", "hours", "workdays", "holidays")
 _RULE_KEYS = (
-    "feedback_window", "warn_at", "refund_after_goods_received", "approval_limit",
+    "feedback_window",
+    "warn_at",
+    "refund_after_goods_received",
+    "approval_limit",
     "revisit_grace",
 )
 _TOP_KEYS = ("calendar", "targets", "rules")

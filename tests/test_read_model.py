@@ -1,0 +1,129 @@
+"""The read model on SQLite and on the PostgreSQL server: projection writes that
+never go backwards, idempotent timeline and outbox, queries, accounts."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import func, select
+
+from db import accounts
+from db import cases as case_store
+from db.engine import make_engine, make_sessionmaker
+from db.models import OutboxMessage, TimelineEvent
+from workflows.domain import (
+    CaseSnapshot,
+    Customer,
+    OutboxMessage as OutboxDraft,
+    Projection,
+    TimelineEvent as EventDraft,
+)
+
+T0 = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def sessions(database_url):
+    engine = make_engine(database_url)
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+def snapshot(case_id: str, version: int, stage: str = "confirm", **changes) -> CaseSnapshot:
+    values = dict(
+        case_id=case_id, version=version, kind="complaint", channel="web", stage=stage,
+        status="open", priority="P3", priority_reasons=["default P3"], assignee=None,
+        order_id="SO-10001", customer=Customer(id="C-1", name="王芳", phone="13800000001"),
+        items=[], description="坏了", created_at=T0, updated_at=T0 + timedelta(minutes=version),
+        stage_due_at=T0 + timedelta(hours=8), resolution_due_at=T0 + timedelta(hours=72),
+        overdue=False, status_token=f"token-{case_id}", customer_url="http://x/s/t",
+    )
+    values.update(changes)
+    return CaseSnapshot(**values)
+
+
+def event(seq: int, kind: str = "note") -> EventDraft:
+    return EventDraft(seq=seq, at=T0 + timedelta(minutes=seq), actor="alice", type=kind,
+                      stage_before="confirm", stage_after="confirm", detail={"n": seq})
+
+
+def test_projection_never_moves_backwards(sessions):
+    case_store.write_projection(sessions, Projection(snapshot(
+        "AS-1", 1), events=[event(1, "created"), event(2, "recorded")]))
+    case_store.write_projection(sessions, Projection(snapshot("AS-1", 3, stage="analyze")))
+    # A late retry of version 2 arrives after version 3: the row stays at 3.
+    moved = case_store.write_projection(sessions, Projection(snapshot("AS-1", 2)))
+    assert moved is False
+    with sessions() as session:
+        row = case_store.get_case(session, "AS-1")
+        assert (row.version, row.stage) == (3, "analyze")
+        assert row.data["customer"]["name"] == "王芳"
+        assert "status_token" not in row.data
+        assert case_store.get_case_by_token(session, "token-AS-1").id == "AS-1"
+        assert case_store.get_case_by_token(session, "wrong") is None
+
+
+def test_events_and_outbox_are_written_once(sessions):
+    message = OutboxDraft(key="AS-2:1", at=T0, channel="staff", recipient="role:supervisor",
+                          template="case_overdue", payload={"case_id": "AS-2"})
+    projection = Projection(snapshot("AS-2", 1), events=[event(1), event(2)], outbox=[message])
+    case_store.write_projection(sessions, projection)
+    case_store.write_projection(sessions, projection)  # a retried activity
+    case_store.write_projection(sessions, Projection(snapshot("AS-2", 2),
+                                                     events=[event(2), event(3)]))
+    with sessions() as session:
+        seqs = [e.seq for e in case_store.timeline(session, "AS-2")]
+        assert seqs == [1, 2, 3]
+        count = session.scalar(select(func.count()).select_from(OutboxMessage))
+        assert count == 1
+        assert [m.key for m in case_store.unsent_outbox(session)] == ["AS-2:1"]
+        assert session.scalar(select(func.count()).select_from(TimelineEvent)) == 3
+
+
+def test_listing_filters_sorts_and_pages(sessions):
+    for n, (stage, priority, overdue, due_h) in enumerate([
+        ("confirm", "P1", True, 1), ("confirm", "P3", False, 5), ("analyze", "P2", False, 3),
+        ("closed", "P4", False, None),
+    ]):
+        due = T0 + timedelta(hours=due_h) if due_h is not None else None
+        case_store.write_projection(sessions, Projection(snapshot(
+            f"AS-L{n}", 1, stage=stage, priority=priority, overdue=overdue,
+            stage_due_at=due, assignee="alice" if n % 2 else None, order_id=f"SO-{n}")))
+    with sessions() as session:
+        rows, total = case_store.list_cases(session, 1, 10)
+        assert total == 4
+        assert [r.id for r in rows] == ["AS-L0", "AS-L2", "AS-L1", "AS-L3"]  # by due, nulls last
+        rows, total = case_store.list_cases(session, 1, 10, stage="confirm")
+        assert {r.id for r in rows} == {"AS-L0", "AS-L1"} and total == 2
+        rows, _ = case_store.list_cases(session, 1, 10, overdue=True)
+        assert [r.id for r in rows] == ["AS-L0"]
+        rows, _ = case_store.list_cases(session, 1, 10, assignee="alice")
+        assert {r.id for r in rows} == {"AS-L1", "AS-L3"}
+        rows, _ = case_store.list_cases(session, 1, 10, q="SO-2")
+        assert [r.id for r in rows] == ["AS-L2"]
+        rows, _ = case_store.list_cases(session, 1, 10, q="王")
+        assert len(rows) == 4
+        page2, total = case_store.list_cases(session, 2, 3)
+        assert [r.id for r in page2] == ["AS-L3"] and total == 4
+        rows, _ = case_store.list_cases(session, 1, 10, sort="priority")
+        assert [r.priority for r in rows] == ["P1", "P2", "P3", "P4"]
+        assert case_store.open_case_on_order(session, "SO-1", "complaint").id == "AS-L1"
+        assert case_store.open_case_on_order(session, "SO-3", "complaint") is None
+
+
+def test_accounts_store_only_hashes(sessions):
+    with sessions.begin() as session:
+        accounts.create_user(session, "alice", "handler", "s3cret-pw")
+        token = accounts.create_token(session, "alice")
+    with sessions() as session:
+        user = accounts.user_for_token(session, token)
+        assert user is not None and user.role == "handler"
+        assert accounts.user_for_token(session, token + "x") is None
+        assert accounts.check_password(session, "alice", "s3cret-pw") is not None
+        assert accounts.check_password(session, "alice", "wrong") is None
+        assert "s3cret-pw" not in (user.password_hash or "")
+    with sessions.begin() as session, pytest.raises(accounts.AccountError):
+        accounts.create_user(session, "alice", "handler")
+    with sessions.begin() as session, pytest.raises(accounts.AccountError):
+        accounts.create_user(session, "eve", "overlord")
