@@ -16,6 +16,16 @@ def _settings() -> Settings:
     return Settings.from_env()
 
 
+def _check_policy(settings: Settings) -> None:
+    """Stop at start, naming the line, when the SLA policy file is wrong."""
+    from aftersales.policy import PolicyError, load_policy
+
+    try:
+        load_policy(settings.sla_file)
+    except PolicyError as err:
+        raise click.ClickException(str(err)) from err
+
+
 @click.group()
 def main() -> None:
     """Aftersales: complaint and after-sales cases as durable workflows."""
@@ -37,6 +47,7 @@ def dev(host: str, port: int, temporal_port: int, data_dir: str | None, demo: bo
     from aftersales.devstack import DevStack
 
     settings = _settings()
+    _check_policy(settings)
     if data_dir:
         settings = settings.with_(data_dir=data_dir)
     stack = DevStack(settings, host=host, port=port, temporal_port=temporal_port,
@@ -61,7 +72,9 @@ def web(host: str, port: int) -> None:
 
     from web import create_app
 
-    app = create_app(_settings())
+    settings = _settings()
+    _check_policy(settings)
+    app = create_app(settings)
     server = make_server(host, port, app, threaded=True)
     click.echo(f"web app listening on http://{host}:{port}")
     try:
