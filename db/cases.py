@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 import hashlib
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, literal, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from db.models import Case, OutboxMessage, TimelineEvent
+from db.models import FAR_FUTURE, Case, OutboxMessage, TimelineEvent
 from workflows.domain import Projection
 
 CASE_COLUMNS = (
@@ -57,6 +58,7 @@ def apply_projection(session: Session, projection: Projection) -> bool:
         created_at=snap.created_at,
         updated_at=snap.updated_at,
         status_token_hash=token_hash(snap.status_token),
+        due_key=snap.stage_due_at or FAR_FUTURE,
         data=_public_data(snap),
     )
     row = session.get(Case, snap.case_id, with_for_update=True)
@@ -139,44 +141,83 @@ def open_case_on_order(session: Session, order_id: str, kind: str) -> Case | Non
         .order_by(Case.created_at).limit(1))
 
 
-def case_query(
-    stage: str | None = None,
-    kind: str | None = None,
-    priority: str | None = None,
-    assignee: str | None = None,
-    overdue: bool | None = None,
-    q: str | None = None,
-    sort: str = "due",
-) -> Select:
+@dataclass(frozen=True)
+class CaseFilter:
+    """What a case list is narrowed to; every field optional."""
+
+    stage: str | None = None
+    kind: str | None = None
+    priority: str | None = None
+    channel: str | None = None
+    assignee: str | None = None
+    overdue: bool | None = None
+    q: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+# Sort orders: the columns of each, all ascending except `created` (newest first).
+# Each ends with the case id, so the order is total and keyset pages are stable.
+SORTS = {
+    "due": (Case.due_key, Case.id),
+    "created": (Case.created_at, Case.id),
+    "priority": (Case.priority, Case.due_key, Case.id),
+}
+DESCENDING = {"created"}
+
+
+def case_query(filters: CaseFilter) -> Select:
     stmt = select(Case)
-    if stage:
-        stmt = stmt.where(Case.stage == stage)
-    if kind:
-        stmt = stmt.where(Case.kind == kind)
-    if priority:
-        stmt = stmt.where(Case.priority == priority)
-    if assignee:
-        stmt = stmt.where(Case.assignee == assignee)
-    if overdue is not None:
-        stmt = stmt.where(Case.overdue.is_(overdue))
-    if q:
-        like = f"%{q}%"
+    for name in ("stage", "kind", "priority", "channel", "assignee"):
+        value = getattr(filters, name)
+        if value:
+            stmt = stmt.where(getattr(Case, name) == value)
+    if filters.overdue is not None:
+        stmt = stmt.where(Case.overdue.is_(filters.overdue))
+    if filters.created_from:
+        stmt = stmt.where(Case.created_at >= filters.created_from)
+    if filters.created_to:
+        stmt = stmt.where(Case.created_at < filters.created_to)
+    if filters.q:
+        q = filters.q
         stmt = stmt.where(or_(Case.id == q, Case.order_id == q, Case.customer_phone == q,
-                              Case.customer_name.like(like)))
-    if sort == "created":
-        order = (Case.created_at.desc(), Case.id)
-    elif sort == "priority":
-        order = (Case.priority, Case.stage_due_at.is_(None), Case.stage_due_at, Case.id)
-    else:
-        order = (Case.stage_due_at.is_(None), Case.stage_due_at, Case.id)
-    return stmt.order_by(*order)
+                              Case.customer_name.like(f"%{_escape_like(q)}%", escape="\\")))
+    return stmt
 
 
-def list_cases(session: Session, page: int, per_page: int, **filters) -> tuple[list[Case], int]:
-    stmt = case_query(**filters)
-    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    rows = list(session.scalars(stmt.limit(per_page).offset((page - 1) * per_page)))
-    return rows, int(total or 0)
+def list_cases(
+    session: Session,
+    filters: CaseFilter,
+    sort: str = "due",
+    per_page: int = 50,
+    page: int | None = None,
+    after: list | None = None,
+) -> tuple[list[Case], int, list | None]:
+    """One page of cases and the total; `after` is the keyset of the previous page's
+    last row (stable while cases are added), `page` a plain page number.
+
+    Returns the rows, the total count and the keyset to continue after, if any.
+    """
+    base = case_query(filters)
+    total = session.scalar(select(func.count()).select_from(base.subquery()))
+    columns = SORTS[sort]
+    descending = sort in DESCENDING
+    stmt = base.order_by(*(c.desc() if descending else c for c in columns))
+    if after is not None:
+        key = tuple_(*columns)
+        values = tuple_(*(literal(v, c.type) for v, c in zip(after, columns, strict=True)))
+        stmt = stmt.where(key < values if descending else key > values)
+    elif page is not None:
+        stmt = stmt.offset((page - 1) * per_page)
+    rows = list(session.scalars(stmt.limit(per_page + 1)))
+    more = len(rows) > per_page
+    rows = rows[:per_page]
+    next_key = [getattr(rows[-1], c.key) for c in columns] if more and rows else None
+    return rows, int(total or 0), next_key
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def unsent_outbox(session: Session, limit: int = 100) -> list[OutboxMessage]:

@@ -6,7 +6,7 @@ or retried projection write never moves a case backwards.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import (
     JSON,
@@ -38,6 +38,7 @@ class Base(DeclarativeBase):
 
 
 UtcDateTime = DateTime(timezone=True)
+FAR_FUTURE = datetime(9999, 12, 31, tzinfo=timezone.utc)
 
 
 class Case(Base):
@@ -58,6 +59,9 @@ class Case(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
     stage_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # stage_due_at, or FAR_FUTURE when nothing is due: a non-null sort key, so lists
+    # sorted by due time can page by keyset on one index on SQLite and PostgreSQL.
+    due_key: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
     resolution_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     overdue: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -69,8 +73,9 @@ class Case(Base):
     data: Mapped[dict] = mapped_column(JSON, nullable=False)
 
     __table_args__ = (
-        Index("ix_cases_stage_due", "stage", "stage_due_at"),
-        Index("ix_cases_assignee_due", "assignee", "stage_due_at"),
+        Index("ix_cases_due_key", "due_key", "id"),
+        Index("ix_cases_stage_due", "stage", "due_key", "id"),
+        Index("ix_cases_assignee_due", "assignee", "due_key", "id"),
         Index("ix_cases_overdue", "overdue"),
         Index("ix_cases_order", "order_id", "kind"),
         Index("ix_cases_customer", "customer_id"),
@@ -129,3 +134,21 @@ class OutboxMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
 
     __table_args__ = (Index("ix_outbox_unsent", "sent_at", "created_at"),)
+
+
+class IdempotencyKey(Base):
+    """A client's Idempotency-Key with the hash of its request and the stored answer."""
+
+    __tablename__ = "idempotency_keys"
+
+    user_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # sha256 of method, path and the canonical JSON body.
+    fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    # Null while the first request is still being answered.
+    status: Mapped[int | None] = mapped_column(Integer)
+    response: Mapped[dict | None] = mapped_column(JSON)
+    headers: Mapped[dict | None] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_idempotency_keys_created", "created_at"),)

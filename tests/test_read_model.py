@@ -90,26 +90,52 @@ def test_listing_filters_sorts_and_pages(sessions):
         case_store.write_projection(sessions, Projection(snapshot(
             f"AS-L{n}", 1, stage=stage, priority=priority, overdue=overdue,
             stage_due_at=due, assignee="alice" if n % 2 else None, order_id=f"SO-{n}")))
+    F = case_store.CaseFilter
     with sessions() as session:
-        rows, total = case_store.list_cases(session, 1, 10)
-        assert total == 4
-        assert [r.id for r in rows] == ["AS-L0", "AS-L2", "AS-L1", "AS-L3"]  # by due, nulls last
-        rows, total = case_store.list_cases(session, 1, 10, stage="confirm")
-        assert {r.id for r in rows} == {"AS-L0", "AS-L1"} and total == 2
-        rows, _ = case_store.list_cases(session, 1, 10, overdue=True)
-        assert [r.id for r in rows] == ["AS-L0"]
-        rows, _ = case_store.list_cases(session, 1, 10, assignee="alice")
-        assert {r.id for r in rows} == {"AS-L1", "AS-L3"}
-        rows, _ = case_store.list_cases(session, 1, 10, q="SO-2")
-        assert [r.id for r in rows] == ["AS-L2"]
-        rows, _ = case_store.list_cases(session, 1, 10, q="王")
-        assert len(rows) == 4
-        page2, total = case_store.list_cases(session, 2, 3)
-        assert [r.id for r in page2] == ["AS-L3"] and total == 4
-        rows, _ = case_store.list_cases(session, 1, 10, sort="priority")
+        def ids(filters=F(), **kw):
+            rows, total, _ = case_store.list_cases(session, filters, per_page=10, **kw)
+            return [r.id for r in rows], total
+
+        assert ids() == (["AS-L0", "AS-L2", "AS-L1", "AS-L3"], 4)  # by due, nothing due last
+        assert ids(F(stage="confirm")) == (["AS-L0", "AS-L1"], 2)
+        assert ids(F(overdue=True))[0] == ["AS-L0"]
+        assert ids(F(assignee="alice"))[0] == ["AS-L1", "AS-L3"]
+        assert ids(F(q="SO-2"))[0] == ["AS-L2"]
+        assert len(ids(F(q="王"))[0]) == 4
+        assert ids(F(q="%"))[0] == []  # LIKE wildcards are matched literally
+        assert ids(F(created_from=T0 + timedelta(minutes=1)))[0] == []
+        rows, _, _ = case_store.list_cases(session, F(), sort="priority")
         assert [r.priority for r in rows] == ["P1", "P2", "P3", "P4"]
+        rows, total, _ = case_store.list_cases(session, F(), per_page=3, page=2)
+        assert [r.id for r in rows] == ["AS-L3"] and total == 4
         assert case_store.open_case_on_order(session, "SO-1", "complaint").id == "AS-L1"
         assert case_store.open_case_on_order(session, "SO-3", "complaint") is None
+
+
+@pytest.mark.parametrize("sort", ["due", "created", "priority"])
+def test_keyset_pages_are_stable_under_inserts(sessions, sort):
+    def add(n: int, due_h: int | None) -> None:
+        due = T0 + timedelta(hours=due_h) if due_h is not None else None
+        case_store.write_projection(sessions, Projection(snapshot(
+            f"AS-K{n:02d}", 1, stage_due_at=due, priority=f"P{n % 4 + 1}",
+            created_at=T0 + timedelta(minutes=n))))
+
+    for n in range(10):
+        add(n, None if n % 3 == 0 else n)
+    F = case_store.CaseFilter
+    seen: list[str] = []
+    after = None
+    with sessions() as session:
+        while True:
+            rows, total, after = case_store.list_cases(session, F(), sort=sort, per_page=3,
+                                                       after=after)
+            seen += [r.id for r in rows]
+            if len(seen) == 3:
+                add(99, 0)  # a new case that sorts first under "due" arrives mid-listing
+            if after is None:
+                break
+    assert len(seen) == len(set(seen))
+    assert {f"AS-K{n:02d}" for n in range(10)} <= set(seen)
 
 
 def test_accounts_store_only_hashes(sessions):

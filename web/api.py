@@ -9,11 +9,13 @@ from flask import Blueprint, current_app, request
 
 from db import accounts
 from db import cases as case_store
-from web.auth import STAFF, check_action_role, current_user, require_role
+from web.auth import check, current_user, require
 from web.gateway import ActionRefused, CaseNotRunning
+from web.idempotency import idempotent
+from web.pagination import decode_cursor, encode_cursor
 from web.problems import Problem
-from web.representation import case_json
-from web.schemas import ACTION_SCHEMAS, CaseCreateSchema, CaseListQuery
+from web.representation import case_json, user_json
+from web.schemas import ACTION_SCHEMAS, CaseCreateSchema, CaseListQuery, UserCreateSchema
 from workflows.case import CaseWorkflow
 from workflows.domain import (
     Actor,
@@ -60,7 +62,8 @@ def json_body() -> dict:
 
 
 @api.post("/cases")
-@require_role(*STAFF)
+@require("cases.create")
+@idempotent
 def open_case():
     data = CaseCreateSchema().load(json_body())
     st = state()
@@ -101,18 +104,28 @@ def open_case():
 
 
 @api.get("/cases")
-@require_role(*STAFF)
+@require("cases.list")
 def list_cases():
     query = CaseListQuery().load(request.args.to_dict())
-    page, per_page = query.pop("page"), query.pop("per_page")
+    sort, per_page = query.pop("sort"), query.pop("per_page")
+    page, cursor = query.pop("page", None), query.pop("cursor", None)
+    after = decode_cursor(cursor, sort) if cursor else None
     with state().sessions() as session:
-        rows, total = case_store.list_cases(session, page, per_page, **query)
+        rows, total, next_key = case_store.list_cases(
+            session, case_store.CaseFilter(**query), sort=sort, per_page=per_page,
+            page=page or (None if after else 1), after=after)
         items = [case_json(row) for row in rows]
-    return {"items": items, "total": total, "page": page, "per_page": per_page}
+    return {
+        "items": items,
+        "total": total,
+        "per_page": per_page,
+        "page": page,
+        "next_cursor": encode_cursor(sort, next_key) if next_key else None,
+    }
 
 
 @api.get("/cases/<case_id>")
-@require_role(*STAFF)
+@require("cases.read")
 def get_case(case_id: str):
     with state().sessions() as session:
         row = case_store.get_case(session, case_id)
@@ -122,12 +135,17 @@ def get_case(case_id: str):
 
 
 @api.post("/cases/<case_id>/<action>")
+@idempotent
 def act(case_id: str, action: str):
     if action not in ACTION_SCHEMAS:
         current_user()
         raise Problem(404, "Not found", f"no action '{action}'")
-    check_action_role(action)
+    if action != "assign":
+        check(f"cases.{action}")
     data = ACTION_SCHEMAS[action]().load(json_body())
+    if action == "assign":
+        own = data["assignee"] == current_user().name
+        check("cases.assign.self" if own else "cases.assign.others")
     st = state()
     with st.sessions() as session:
         if case_store.get_case(session, case_id) is None:
@@ -187,3 +205,24 @@ def action_update(action: str, actor: Actor, data: dict) -> tuple[Any, Any]:
     if action == "revisit":
         return CaseWorkflow.revisit, RevisitInput(actor, data["outcome"], data["note"])
     raise KeyError(action)
+
+
+@api.get("/users")
+@require("users.list")
+def list_users():
+    with state().sessions() as session:
+        return {"items": [user_json(u) for u in accounts.list_users(session)]}
+
+
+@api.post("/users")
+@require("users.create")
+@idempotent
+def create_user():
+    data = UserCreateSchema().load(json_body())
+    try:
+        with state().sessions.begin() as session:
+            user = accounts.create_user(session, data["name"], data["role"], data["password"])
+            body = user_json(user)
+    except accounts.AccountError as err:
+        raise Problem(422, "Invalid request", str(err), errors={"name": [str(err)]}) from err
+    return body, 201

@@ -77,6 +77,11 @@ def case_json(row: Case, events: list[TimelineEvent] | None = None) -> dict:
     return body
 
 
+def user_json(user) -> dict:
+    return {"name": user.name, "role": user.role, "active": user.active,
+            "created_at": jsonable(user.created_at)}
+
+
 def event_json(event: TimelineEvent) -> dict:
     return {
         "seq": event.seq,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timezone
 from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
@@ -14,6 +15,7 @@ from workflows.domain import (
     RESOLUTION_TYPES,
     RESPONSIBLE_PARTIES,
     REVISIT_OUTCOMES,
+    ROLES,
     ROOT_CAUSES,
     STAGES,
     TIERS,
@@ -60,13 +62,33 @@ class CaseListQuery(Schema):
     stage = fields.String(validate=validate.OneOf(STAGES))
     kind = fields.String(validate=validate.OneOf(KINDS))
     priority = fields.String(validate=validate.OneOf(PRIORITIES))
+    channel = fields.String(validate=validate.OneOf(CHANNELS))
     assignee = fields.String(validate=ID)
     overdue = fields.Boolean()
     q = fields.String(validate=validate.Length(min=1, max=100))
+    created_from = fields.AwareDateTime(default_timezone=timezone.utc)
+    created_to = fields.AwareDateTime(default_timezone=timezone.utc)
     sort = fields.String(load_default="due", validate=validate.OneOf(("due", "created",
                                                                       "priority")))
-    page = fields.Integer(load_default=1, validate=validate.Range(1, 100000))
+    page = fields.Integer(validate=validate.Range(1, 100000))
+    cursor = fields.String(validate=validate.Length(min=1, max=500))
     per_page = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+
+    @validates_schema
+    def one_way_to_page(self, data: dict, **kwargs) -> None:
+        if "page" in data and "cursor" in data:
+            raise ValidationError("use page or cursor, not both", "cursor")
+        start, end = data.get("created_from"), data.get("created_to")
+        if start and end and start > end:
+            raise ValidationError("created_from is after created_to", "created_from")
+
+
+class UserCreateSchema(Schema):
+    name = fields.String(required=True, validate=validate.Regexp(
+        r"^[A-Za-z0-9._-]{1,64}$", error="1-64 letters, digits, '.', '-' or '_'"))
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    password = fields.String(load_default=None, load_only=True,
+                             validate=validate.Length(min=8, max=200))
 
 
 class AssignSchema(Schema):

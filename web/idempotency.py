@@ -1,0 +1,124 @@
+"""Idempotency-Key on POST requests: the same key and body answer the same, once.
+
+The key is scoped to the calling user and kept with a hash of the request for 24 h.
+The first request reserves the key before it runs, so a concurrent duplicate gets a
+409 instead of running twice. Answers that say "try again" (5xx, 503) are not kept:
+the client's retry with the same key runs the request again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timedelta, timezone
+from functools import wraps
+
+from flask import current_app, make_response, request
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+
+from db.cases import as_utc
+from db.models import IdempotencyKey
+from web.auth import current_user
+from web.problems import Problem
+
+KEY_LIFETIME = timedelta(hours=24)
+MAX_KEY_LENGTH = 200
+REPLAYED_HEADER = "Idempotent-Replayed"
+KEPT_HEADERS = ("Location",)
+
+
+def fingerprint() -> str:
+    body = request.get_json(silent=True)
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")) \
+        if body is not None else request.get_data(as_text=True)
+    text = f"{request.method} {request.path}\n{canonical}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def idempotent(view):
+    """Honour an `Idempotency-Key` header on this view."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            return view(*args, **kwargs)
+        if not key.strip() or len(key) > MAX_KEY_LENGTH:
+            raise Problem(422, "Invalid request", "bad Idempotency-Key header",
+                          errors={"Idempotency-Key": [f"1 to {MAX_KEY_LENGTH} characters"]})
+        user = current_user().name
+        sessions = current_app.extensions["aftersales"].sessions
+        stored = _reserve(sessions, user, key, fingerprint())
+        if stored is not None:
+            return stored
+        try:
+            response = make_response(view(*args, **kwargs))
+        except Exception as err:  # noqa: BLE001 - turned into its error response below
+            response = make_response(current_app.handle_user_exception(err))
+        if response.status_code >= 500:
+            _release(sessions, user, key)
+        else:
+            _store(sessions, user, key, response)
+        return response
+
+    return wrapper
+
+
+def _reserve(sessions, user: str, key: str, print_: str):
+    """Reserve the key, or the stored answer when this request was made before."""
+    now = datetime.now(timezone.utc)
+    with sessions.begin() as session:
+        row = session.get(IdempotencyKey, (user, key))
+        if row is not None and as_utc(row.created_at) + KEY_LIFETIME < now:
+            session.delete(row)
+            session.flush()
+            row = None
+        if row is None:
+            session.add(IdempotencyKey(user_name=user, key=key, fingerprint=print_,
+                                       created_at=now))
+            try:
+                session.flush()
+            except IntegrityError:
+                raise Problem(409, "Conflict", "a request with this Idempotency-Key is "
+                              "being processed") from None
+            return None
+        if row.fingerprint != print_:
+            raise Problem(409, "Conflict", "this Idempotency-Key was used with a different "
+                          "request; use a new key for a new request")
+        if row.status is None:
+            raise Problem(409, "Conflict", "a request with this Idempotency-Key is still "
+                          "being processed; retry shortly", headers={"Retry-After": "1"})
+        response = make_response(row.response, row.status)
+        for name, value in (row.headers or {}).items():
+            response.headers[name] = value
+        response.headers[REPLAYED_HEADER] = "true"
+        return response
+
+
+def _store(sessions, user: str, key: str, response) -> None:
+    with sessions.begin() as session:
+        row = session.get(IdempotencyKey, (user, key))
+        if row is None:
+            return
+        row.status = response.status_code
+        row.response = response.get_json()
+        headers = {name: response.headers[name] for name in KEPT_HEADERS
+                   if name in response.headers}
+        headers["Content-Type"] = response.content_type
+        row.headers = headers
+
+
+def _release(sessions, user: str, key: str) -> None:
+    with sessions.begin() as session:
+        session.execute(delete(IdempotencyKey).where(
+            IdempotencyKey.user_name == user, IdempotencyKey.key == key))
+
+
+def purge_expired(sessions, now: datetime | None = None) -> int:
+    """Delete keys older than 24 h; housekeeping for the scheduler."""
+    cutoff = (now or datetime.now(timezone.utc)) - KEY_LIFETIME
+    with sessions.begin() as session:
+        result = session.execute(delete(IdempotencyKey).where(
+            IdempotencyKey.created_at < cutoff))
+        return int(result.rowcount or 0)
