@@ -83,7 +83,10 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def on_http(err: HTTPException):
-        return problem_response(Problem(err.code or 500, err.name, err.description or ""))
+        # Keep what the exception says about itself, e.g. `Allow` on a 405.
+        headers = {k: v for k, v in err.get_headers() if k.lower() != "content-type"}
+        return problem_response(Problem(err.code or 500, err.name, err.description or "",
+                                        headers=headers))
 
     @app.errorhandler(Exception)
     def on_unexpected(err: Exception):

@@ -188,3 +188,124 @@ ACTION_SCHEMAS: dict[str, type[Schema]] = {
     "reopen": ReasonSchema,
     "cancel": ReasonSchema,
 }
+
+
+# ---------------------------------------------------------------- responses
+# Describe what the API answers; the OpenAPI document is generated from them and the
+# schemathesis test holds the answers to them.
+
+
+class ProblemSchema(Schema):
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True)
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+
+
+class ClockSchema(Schema):
+    name = fields.String(required=True)
+    target = fields.Integer(required=True)
+    used = fields.Float(required=True)
+    running_since = fields.DateTime(allow_none=True)
+    paused_reason = fields.String(allow_none=True)
+    state = fields.String(required=True, validate=validate.OneOf(
+        ("running", "paused", "met", "breached")))
+    breached_at = fields.DateTime(allow_none=True)
+    due_at = fields.DateTime(allow_none=True)
+
+
+class DeadlinesSchema(Schema):
+    stage_due_at = fields.DateTime(required=True, allow_none=True)
+    resolution_due_at = fields.DateTime(required=True, allow_none=True)
+    overdue = fields.Boolean(required=True)
+    feedback_due_at = fields.DateTime(allow_none=True)
+    revisit_due_at = fields.DateTime(allow_none=True)
+    clocks = fields.List(fields.Nested(ClockSchema))
+    breaches = fields.List(fields.Dict())
+
+
+class TimelineEventSchema(Schema):
+    seq = fields.Integer(required=True)
+    at = fields.DateTime(required=True)
+    actor = fields.String(required=True)
+    type = fields.String(required=True)
+    stage_before = fields.String(required=True)
+    stage_after = fields.String(required=True)
+    detail = fields.Dict(required=True)
+
+
+class CaseSchema(Schema):
+    id = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(KINDS))
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    stage = fields.String(required=True, validate=validate.OneOf(STAGES))
+    status = fields.String(required=True)
+    priority = fields.String(required=True, validate=validate.OneOf(PRIORITIES))
+    priority_reasons = fields.List(fields.String(), required=True)
+    assignee = fields.String(required=True, allow_none=True)
+    order_id = fields.String(required=True)
+    customer = fields.Dict(required=True)
+    items = fields.List(fields.Dict(), required=True)
+    description = fields.String(required=True)
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+    deadlines = fields.Nested(DeadlinesSchema, required=True)
+    repeat_of = fields.String(required=True, allow_none=True)
+    order = fields.Dict(required=True, allow_none=True)
+    analysis = fields.Dict(required=True, allow_none=True)
+    resolution = fields.Dict(required=True, allow_none=True)
+    rating = fields.Integer(required=True, allow_none=True)
+    rating_comment = fields.String(required=True, allow_none=True)
+    pending_question = fields.String(required=True, allow_none=True)
+    reopen_count = fields.Integer(required=True)
+    closed_at = fields.DateTime(required=True, allow_none=True)
+    customer_url = fields.String(required=True)
+    version = fields.Integer(required=True)
+    timeline = fields.List(fields.Nested(TimelineEventSchema))
+
+
+class CaseListSchema(Schema):
+    items = fields.List(fields.Nested(CaseSchema), required=True)
+    total = fields.Integer(required=True)
+    per_page = fields.Integer(required=True)
+    page = fields.Integer(required=True, allow_none=True)
+    next_cursor = fields.String(required=True, allow_none=True)
+
+
+class CustomerHistorySchema(Schema):
+    at = fields.DateTime(required=True)
+    what = fields.String(required=True)
+    stage = fields.String(required=True)
+
+
+class CustomerViewSchema(Schema):
+    case_id = fields.String(required=True)
+    kind = fields.String(required=True)
+    stage = fields.String(required=True)
+    status = fields.String(required=True)
+    next_step = fields.String(required=True)
+    due_at = fields.DateTime(required=True, allow_none=True)
+    question = fields.String(required=True, allow_none=True)
+    can_reply = fields.Boolean(required=True)
+    can_rate = fields.Boolean(required=True)
+    rating = fields.Integer(required=True, allow_none=True)
+    resolution = fields.Dict(required=True, allow_none=True)
+    created_at = fields.DateTime(required=True)
+    history = fields.List(fields.Nested(CustomerHistorySchema), required=True)
+
+
+class UserSchema(Schema):
+    name = fields.String(required=True)
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    active = fields.Boolean(required=True)
+    created_at = fields.DateTime(required=True)
+
+
+class UserListSchema(Schema):
+    items = fields.List(fields.Nested(UserSchema), required=True)
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(("ok", "unavailable")))
+    checks = fields.Dict(keys=fields.String(), values=fields.String(), required=True)

@@ -1,0 +1,172 @@
+"""GET /api/v1/openapi.json: OpenAPI 3.1, generated from the marshmallow schemas that
+validate the requests and describe the answers."""
+
+from __future__ import annotations
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Blueprint, current_app
+
+from web import schemas as s
+from web.auth import PERMISSIONS
+from workflows.domain import ACTION_STAGES
+
+openapi = Blueprint("openapi", __name__)
+
+PROBLEM_TEXT = {
+    400: "The body is not valid JSON",
+    401: "No token, or an unknown one",
+    403: "The caller's role may not do this",
+    404: "No such case, action or link",
+    405: "Method not allowed on this path",
+    409: "Not allowed in the case's current stage, or an Idempotency-Key reused with "
+         "another body",
+    422: "Invalid field values; `errors` is keyed by field path",
+    503: "Temporal or the database cannot be reached; retry after `Retry-After` seconds",
+}
+IDEMPOTENCY_HEADER = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "description": "Same key and body within 24 h: the same answer, done once. Same key "
+                   "with another body: 409.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+}
+ACTION_DOCS = {
+    "assign": (s.AssignSchema, "Give the case to a user (handlers: only themselves)"),
+    "confirm": (s.ConfirmSchema, "First response: accept, optionally correcting kind and "
+                                 "priority"),
+    "reject": (s.ReasonSchema, "Decline the case at confirm; it ends cancelled"),
+    "analyze": (s.AnalyzeSchema, "Record root cause and responsible party"),
+    "resolve": (s.ResolveSchema, "Choose and run the resolution"),
+    "inspect": (s.InspectSchema, "Record the inspection of returned goods"),
+    "request-info": (s.RequestInfoSchema, "Ask the customer; pauses the SLA clocks"),
+    "note": (s.NoteSchema, "Add an internal note to the timeline"),
+    "escalate": (s.ReasonSchema, "Escalate to the supervisors"),
+    "approve": (s.ApproveSchema, "Supervisor approval of a refund above the limit"),
+    "revisit": (s.RevisitSchema, "Record the revisit call; unsatisfied reopens the case"),
+    "reopen": (s.ReasonSchema, "Reopen a case back to analyze"),
+    "cancel": (s.ReasonSchema, "Cancel an open case"),
+}
+
+
+def _problems(*codes: int) -> dict:
+    out = {}
+    for code in codes:
+        response: dict = {
+            "description": PROBLEM_TEXT[code],
+            "content": {"application/problem+json": {"schema": "Problem"}},
+        }
+        if code == 503:
+            response["headers"] = {"Retry-After": {"schema": {"type": "string"}}}
+        out[str(code)] = response
+    return out
+
+
+def _json(schema: str, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _body(schema) -> dict:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _roles(permission: str) -> str:
+    return "Roles: " + ", ".join(PERMISSIONS[permission]) + "."
+
+
+def build_spec() -> dict:
+    spec = APISpec(
+        title="Aftersales API",
+        version="1",
+        openapi_version="3.1.0",
+        plugins=[MarshmallowPlugin()],
+        info={"description": "Complaint and after-sales cases as durable workflows. "
+                             "Errors are application/problem+json (RFC 9457)."},
+    )
+    spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+    for name, schema in (
+        ("Problem", s.ProblemSchema), ("Case", s.CaseSchema), ("CaseList", s.CaseListSchema),
+        ("CustomerView", s.CustomerViewSchema), ("User", s.UserSchema),
+        ("UserList", s.UserListSchema), ("Health", s.HealthSchema),
+        ("CaseCreate", s.CaseCreateSchema), ("UserCreate", s.UserCreateSchema),
+        ("Feedback", s.FeedbackSchema), ("Reply", s.ReplySchema),
+    ):
+        spec.components.schema(name, schema=schema)
+    secured = [{"bearerAuth": []}]
+    case_id = {"name": "case_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    token = {"name": "token", "in": "path", "required": True, "schema": {"type": "string"},
+             "description": "The last path segment of the case's customer_url"}
+
+    spec.path("/healthz", operations={"get": {
+        "summary": "Health: ok once the database and Temporal answer",
+        "responses": {"200": _json("Health", "Healthy"),
+                      "503": {**_json("Health", "Database or Temporal unavailable"),
+                              "headers": {"Retry-After": {"schema": {"type": "string"}}}}},
+    }})
+    spec.path("/api/v1/openapi.json", operations={"get": {
+        "summary": "This document",
+        "responses": {"200": {"description": "OpenAPI 3.1",
+                              "content": {"application/json": {"schema": {"type": "object"}}}}},
+    }})
+    spec.path("/api/v1/cases", operations={
+        "post": {
+            "summary": "Open a case", "description": _roles("cases.create"),
+            "security": secured, "parameters": [IDEMPOTENCY_HEADER],
+            "requestBody": _body("CaseCreate"),
+            "responses": {"201": {**_json("Case", "The new case, recorded"),
+                                  "headers": {"Location": {"schema": {"type": "string"}}}},
+                          **_problems(400, 401, 403, 409, 422, 503)},
+        },
+        "get": {
+            "summary": "List cases", "description": _roles("cases.list"),
+            "security": secured,
+            "parameters": [{"in": "query", "schema": s.CaseListQuery}],
+            "responses": {"200": _json("CaseList", "One page of cases"),
+                          **_problems(401, 403, 422, 503)},
+        },
+    })
+    spec.path("/api/v1/cases/{case_id}", operations={"get": {
+        "summary": "One case with its timeline and deadlines",
+        "description": _roles("cases.read"), "security": secured, "parameters": [case_id],
+        "responses": {"200": _json("Case", "The case"), **_problems(401, 403, 404, 503)},
+    }})
+    for action, (schema, summary) in ACTION_DOCS.items():
+        permission = "cases.assign.self" if action == "assign" else f"cases.{action}"
+        spec.path(f"/api/v1/cases/{{case_id}}/{action}", operations={"post": {
+            "summary": summary,
+            "description": f"{_roles(permission)} Allowed in stages: "
+                           f"{', '.join(ACTION_STAGES[action])}.",
+            "security": secured, "parameters": [case_id, IDEMPOTENCY_HEADER],
+            "requestBody": _body(schema),
+            "responses": {"200": _json("Case", "The case after the action"),
+                          **_problems(400, 401, 403, 404, 409, 422, 503)},
+        }})
+    spec.path("/api/v1/status/{token}", operations={"get": {
+        "summary": "The customer's view of their case (no login)", "parameters": [token],
+        "responses": {"200": _json("CustomerView", "The case as the customer sees it"),
+                      **_problems(404, 503)},
+    }})
+    for name, schema, summary in (("feedback", "Feedback", "Rate the outcome, 1-5"),
+                                  ("reply", "Reply", "Answer the handler's question")):
+        spec.path(f"/api/v1/status/{{token}}/{name}", operations={"post": {
+            "summary": summary, "parameters": [token], "requestBody": _body(schema),
+            "responses": {"200": _json("CustomerView", "The case as the customer sees it"),
+                          **_problems(400, 404, 409, 422, 503)},
+        }})
+    spec.path("/api/v1/users", operations={
+        "get": {"summary": "Staff users", "description": _roles("users.list"),
+                "security": secured,
+                "responses": {"200": _json("UserList", "All users"),
+                              **_problems(401, 403, 503)}},
+        "post": {"summary": "Create a staff user", "description": _roles("users.create"),
+                 "security": secured, "parameters": [IDEMPOTENCY_HEADER],
+                 "requestBody": _body("UserCreate"),
+                 "responses": {"201": _json("User", "The new user"),
+                               **_problems(400, 401, 403, 409, 422, 503)}},
+    })
+    return spec.to_dict()
+
+
+@openapi.get("/api/v1/openapi.json")
+def document():
+    cache = current_app.extensions.setdefault("aftersales_openapi", build_spec())
+    return cache
