@@ -1,0 +1,327 @@
+"""The REST contract: the role matrix cell by cell, every row of the status table,
+idempotent requests, the customer's link, and refused requests that change nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import update
+from temporalio.client import Client
+
+from db.accounts import create_token, create_user
+from db.engine import make_engine, make_sessionmaker
+from db.models import Case
+from tests.conftest import BackgroundWorker, make_settings
+from web import create_app
+from web.auth import PERMISSIONS
+from workflows.domain import ROLES
+
+USERS = {"handler": "hank", "supervisor": "sue", "admin": "ada"}
+
+
+@pytest.fixture(scope="module")
+def api(temporal_address, order_system_url, tmp_path_factory):
+    url = f"sqlite:///{tmp_path_factory.mktemp('contract-api') / 'db.sqlite'}"
+    settings = make_settings(temporal_address, url, order_system_url)
+    worker = BackgroundWorker(settings)
+    worker.start()
+    app = create_app(settings)
+    sessions = make_sessionmaker(make_engine(url))
+    tokens = {}
+    with sessions.begin() as session:
+        for role, name in USERS.items():
+            create_user(session, name, role, f"{name}-password")
+            tokens[role] = create_token(session, name)
+        create_user(session, "alice", "handler", "alice-password")
+    yield app.test_client(), tokens, sessions, temporal_address
+    app.extensions["aftersales"].gateway.close()
+    app.extensions["aftersales"].engine.dispose()
+    worker.stop()
+
+
+def auth(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def new_case_body(order_id: str = "SO-10003") -> dict:
+    return {"kind": "complaint", "channel": "web", "order_id": order_id,
+            "customer": {"id": "C-1003", "name": "张伟", "phone": "13900000003"},
+            "description": "水壶漏水"}
+
+
+def open_case(client, token: str, **changes) -> dict:
+    response = client.post("/api/v1/cases", json={**new_case_body(), **changes},
+                           headers=auth(token))
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+ACTION_BODIES = {
+    "confirm": {"note": "ok"},
+    "reject": {"reason": "not ours"},
+    "analyze": {"root_cause": "product_quality", "responsible_party": "supplier",
+                "note": "seal broken"},
+    "resolve": {"resolution": {"type": "apology"}},
+    "inspect": {"passed": True},
+    "request-info": {"question": "photo please"},
+    "note": {"text": "called the customer"},
+    "escalate": {"reason": "angry"},
+    "approve": {"note": "fine"},
+    "revisit": {"outcome": "satisfied"},
+    "reopen": {"reason": "again"},
+    "cancel": {"reason": "withdrawn"},
+}
+
+
+def request_for(permission: str, role: str, client, tokens):
+    """One request that needs exactly `permission`."""
+    if permission == "cases.create":
+        return client.post("/api/v1/cases", json=new_case_body(), headers=auth(tokens[role]))
+    if permission == "cases.list":
+        return client.get("/api/v1/cases", headers=auth(tokens[role]))
+    if permission == "users.list":
+        return client.get("/api/v1/users", headers=auth(tokens[role]))
+    if permission == "users.create":
+        return client.post("/api/v1/users", headers=auth(tokens[role]), json={
+            "name": f"u-{uuid.uuid4().hex[:8]}", "role": "handler", "password": "password1"})
+    case = open_case(client, tokens["admin"])
+    if permission == "cases.read":
+        return client.get(f"/api/v1/cases/{case['id']}", headers=auth(tokens[role]))
+    if permission == "cases.assign.self":
+        body = {"assignee": USERS[role]}
+        return client.post(f"/api/v1/cases/{case['id']}/assign", json=body,
+                           headers=auth(tokens[role]))
+    if permission == "cases.assign.others":
+        return client.post(f"/api/v1/cases/{case['id']}/assign", json={"assignee": "alice"},
+                           headers=auth(tokens[role]))
+    action = permission.split(".", 1)[1]
+    return client.post(f"/api/v1/cases/{case['id']}/{action}", json=ACTION_BODIES[action],
+                       headers=auth(tokens[role]))
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("permission", sorted(PERMISSIONS))
+def test_role_matrix_cell(api, permission, role):
+    client, tokens, _, _ = api
+    response = request_for(permission, role, client, tokens)
+    if role in PERMISSIONS[permission]:
+        assert response.status_code not in (401, 403), response.get_json()
+    else:
+        assert response.status_code == 403, response.get_json()
+        assert response.content_type == "application/problem+json"
+
+
+def test_role_matrix_is_documented():
+    text = (Path(__file__).parent.parent / "docs" / "roles.md").read_text(encoding="utf-8")
+    for permission, roles in PERMISSIONS.items():
+        row = next((line for line in text.splitlines() if f"`{permission}`" in line), None)
+        assert row is not None, f"{permission} missing from docs/roles.md"
+        cells = [c.strip() for c in row.strip().strip("|").split("|")][1:1 + len(ROLES)]
+        assert cells == ["yes" if r in roles else "no" for r in ROLES], row
+
+
+@pytest.mark.parametrize("method,path", [
+    ("post", "/api/v1/cases"), ("get", "/api/v1/cases"), ("get", "/api/v1/cases/AS-X"),
+    ("post", "/api/v1/cases/AS-X/note"), ("get", "/api/v1/users"), ("post", "/api/v1/users"),
+])
+def test_401_without_or_with_a_bad_token(api, method, path):
+    client, _, _, _ = api
+    for headers in ({}, auth("as_not-a-token"), {"Authorization": "Basic abc"}):
+        response = getattr(client, method)(path, json={}, headers=headers)
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+        body = response.get_json()
+        assert set(body) >= {"type", "title", "status", "detail"} and body["status"] == 401
+
+
+def test_status_table(api):
+    client, tokens, _, _ = api
+    h = auth(tokens["handler"])
+    created = client.post("/api/v1/cases", json=new_case_body(), headers=h)
+    assert created.status_code == 201
+    assert created.headers["Location"] == f"/api/v1/cases/{created.get_json()['id']}"
+    case_id = created.get_json()["id"]
+    assert client.get(f"/api/v1/cases/{case_id}", headers=h).status_code == 200
+    malformed = client.post("/api/v1/cases", data=b'{"kind": ', headers={
+        **h, "Content-Type": "application/json"})
+    assert malformed.status_code == 400
+    assert malformed.content_type == "application/problem+json"
+    assert client.post("/api/v1/cases", json=[1, 2], headers=h).status_code == 400
+    assert client.get("/api/v1/cases/AS-NOSUCH", headers=h).status_code == 404
+    assert client.post("/api/v1/cases/AS-NOSUCH/note", json={"text": "x"},
+                       headers=h).status_code == 404
+    assert client.post(f"/api/v1/cases/{case_id}/fly", json={}, headers=h).status_code == 404
+    wrong_stage = client.post(f"/api/v1/cases/{case_id}/analyze",
+                              json=ACTION_BODIES["analyze"], headers=h)
+    assert wrong_stage.status_code == 409
+    assert "confirm" in wrong_stage.get_json()["detail"]
+    invalid = client.post("/api/v1/cases", headers=h, json={
+        **new_case_body(), "kind": "moan", "extra": 1,
+        "items": [{"sku": "A", "quantity": "two"}]})
+    assert invalid.status_code == 422
+    errors = invalid.get_json()["errors"]
+    assert {"kind", "extra", "items.0.quantity"} <= set(errors)
+    money = client.post(f"/api/v1/cases/{case_id}/confirm", json={"note": "ok"}, headers=h)
+    assert money.status_code == 200
+    client.post(f"/api/v1/cases/{case_id}/analyze", json=ACTION_BODIES["analyze"], headers=h)
+    for amount in (12.5, "12.345", "-1", "abc"):
+        response = client.post(f"/api/v1/cases/{case_id}/resolve", headers=h, json={
+            "resolution": {"type": "compensation", "coupon_code": "C1", "amount": amount}})
+        assert response.status_code == 422, amount
+        assert "resolution.amount" in response.get_json()["errors"]
+    unknown_order = client.post("/api/v1/cases", json=new_case_body("SO-00000"), headers=h)
+    assert unknown_order.status_code == 422
+    assert "order_id" in unknown_order.get_json()["errors"]
+    assert client.delete("/api/v1/cases", headers=h).status_code == 405
+
+
+def test_503_when_temporal_is_unreachable(tmp_path, order_system_url):
+    from aftersales.devstack import free_port
+
+    settings = make_settings(f"127.0.0.1:{free_port()}", f"sqlite:///{tmp_path / 'db'}",
+                             order_system_url)
+    app = create_app(settings)
+    with app.extensions["aftersales"].sessions.begin() as session:
+        create_user(session, "hank", "handler")
+        token = create_token(session, "hank")
+    client = app.test_client()
+    response = client.post("/api/v1/cases", json=new_case_body(), headers=auth(token))
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+    assert response.content_type == "application/problem+json"
+    health = client.get("/healthz")
+    assert health.status_code == 503 and health.get_json()["checks"]["temporal"] != "ok"
+    app.extensions["aftersales"].gateway.close()
+    app.extensions["aftersales"].engine.dispose()
+
+
+def test_503_when_the_database_is_unreachable(temporal_address, order_system_url):
+    from aftersales.devstack import free_port
+
+    url = f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/nothing"
+    app = create_app(make_settings(temporal_address, url, order_system_url),
+                     run_migrations=False)
+    client = app.test_client()
+    for response in (client.get("/api/v1/cases", headers=auth("as_x")),
+                     client.get("/api/v1/status/abc")):
+        assert response.status_code == 503
+        assert response.headers["Retry-After"]
+        assert response.get_json()["status"] == 503
+    assert client.get("/healthz").status_code == 503
+    app.extensions["aftersales"].gateway.close()
+    app.extensions["aftersales"].engine.dispose()
+
+
+def test_idempotent_intake(api):
+    client, tokens, _, _ = api
+    h = {**auth(tokens["handler"]), "Idempotency-Key": f"shop-{uuid.uuid4()}"}
+    body = new_case_body("SO-10011")
+    first = client.post("/api/v1/cases", json=body, headers=h)
+    again = client.post("/api/v1/cases", json=body, headers=h)
+    assert first.status_code == again.status_code == 201
+    assert again.get_json()["id"] == first.get_json()["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.headers["Location"] == first.headers["Location"]
+    other = client.post("/api/v1/cases", json={**body, "description": "another"}, headers=h)
+    assert other.status_code == 409
+    listing = client.get("/api/v1/cases?q=SO-10011", headers=h).get_json()
+    assert listing["total"] == 1
+    # The key belongs to its user: another user with the same key makes their own case.
+    theirs = client.post("/api/v1/cases", json=body, headers={
+        **auth(tokens["supervisor"]), "Idempotency-Key": h["Idempotency-Key"]})
+    assert theirs.status_code == 201 and theirs.get_json()["id"] != first.get_json()["id"]
+    assert theirs.get_json()["repeat_of"] == first.get_json()["id"]
+
+
+def test_idempotent_action_is_recorded_once(api):
+    client, tokens, _, _ = api
+    case = open_case(client, tokens["handler"])
+    h = {**auth(tokens["handler"]), "Idempotency-Key": "note-1"}
+    first = client.post(f"/api/v1/cases/{case['id']}/note", json={"text": "called"}, headers=h)
+    again = client.post(f"/api/v1/cases/{case['id']}/note", json={"text": "called"}, headers=h)
+    assert first.status_code == again.status_code == 200
+    timeline = client.get(f"/api/v1/cases/{case['id']}", headers=h).get_json()["timeline"]
+    assert [e["type"] for e in timeline].count("note") == 1
+
+
+def history_length(temporal_address: str, case_id: str) -> int:
+    async def fetch() -> int:
+        client = await Client.connect(temporal_address)
+        history = await client.get_workflow_handle(f"case-{case_id}").fetch_history()
+        return len(history.events)
+
+    return asyncio.run(fetch())
+
+
+def test_refused_requests_change_nothing(api):
+    client, tokens, _, temporal_address = api
+    h = auth(tokens["handler"])
+    case = open_case(client, tokens["handler"])
+    before = client.get(f"/api/v1/cases/{case['id']}", headers=h).get_json()
+    events = history_length(temporal_address, case["id"])
+    refused = [
+        client.post(f"/api/v1/cases/{case['id']}/revisit", json={"outcome": "satisfied"},
+                    headers=h),                                            # 409 wrong stage
+        client.post(f"/api/v1/cases/{case['id']}/confirm", json={"note": ""}, headers=h),
+        client.post(f"/api/v1/cases/{case['id']}/confirm", json={"note": "x", "bad": 1},
+                    headers=h),                                            # 422 unknown field
+        client.post(f"/api/v1/cases/{case['id']}/approve", json={}, headers=h),   # 403
+        client.post(f"/api/v1/cases/{case['id']}/assign", json={"assignee": "ghost"},
+                    headers=auth(tokens["supervisor"])),                    # 422 no such user
+    ]
+    assert [r.status_code for r in refused] == [409, 422, 422, 403, 422]
+    after = client.get(f"/api/v1/cases/{case['id']}", headers=h).get_json()
+    assert after == before
+    assert history_length(temporal_address, case["id"]) == events
+
+
+def test_customer_link_shows_only_what_the_customer_may_see(api):
+    client, tokens, sessions, _ = api
+    h = auth(tokens["handler"])
+    case = open_case(client, tokens["handler"])
+    token = case["customer_url"].rsplit("/", 1)[1]
+    assert len(token) >= 22  # at least 128 bits of randomness
+    client.post(f"/api/v1/cases/{case['id']}/note", json={"text": "客户很难缠 internal"},
+                headers=h)
+    client.post(f"/api/v1/cases/{case['id']}/confirm", json={"note": "核实 internal"},
+                headers=h)
+    response = client.get(f"/api/v1/status/{token}")
+    assert response.status_code == 200
+    view = response.get_json()
+    text = json.dumps(view, ensure_ascii=False)
+    for secret in ("hank", "internal", "13900000003", "张伟", "priority", "assignee"):
+        assert secret not in text, secret
+    assert view["stage"] == "analyze" and view["next_step"]
+    assert client.get(f"/api/v1/status/{token[:-1]}x").status_code == 404
+
+    # The link stops working 30 days after the case closes.
+    with sessions.begin() as session:
+        session.execute(update(Case).where(Case.id == case["id"]).values(
+            closed_at=datetime.now(timezone.utc) - timedelta(days=31)))
+    expired = client.get(f"/api/v1/status/{token}")
+    assert expired.status_code == 404 and "expired" in expired.get_json()["detail"]
+
+
+def test_listing_pages_with_cursor_and_refuses_bad_filters(api):
+    client, tokens, _, _ = api
+    h = auth(tokens["handler"])
+    for _ in range(3):
+        open_case(client, tokens["handler"], channel="store")
+    seen, cursor = [], None
+    while True:
+        query = "channel=store&per_page=2" + (f"&cursor={cursor}" if cursor else "")
+        page = client.get(f"/api/v1/cases?{query}", headers=h).get_json()
+        seen += [c["id"] for c in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == page["total"] >= 3
+    for bad in ("stage=nope", "overdue=maybe", "per_page=0", "page=1&cursor=abc",
+                "cursor=!!!", "sort=random", "created_from=yesterday", "colour=red"):
+        response = client.get(f"/api/v1/cases?{bad}", headers=h)
+        assert response.status_code == 422, bad
