@@ -150,6 +150,45 @@ def demo_orders(as_json: bool) -> None:
                    f"{order['total']:>9} {order['currency']}  {skus}")
 
 
+@main.group()
+def sla() -> None:
+    """SLA policy files."""
+
+
+@sla.command("check")
+@click.argument("path", required=False)
+def sla_check(path: str | None) -> None:
+    """Validate a policy file (default: the shipped one) and print its effective targets."""
+    from aftersales.policy import PolicyError, load_policy
+    from workflows.sla import KINDS, PRIORITIES
+    from workflows.sla import format_duration as _dur
+
+    try:
+        policy = load_policy(path)
+    except PolicyError as err:
+        raise click.ClickException(str(err)) from err
+    cal = policy.calendar
+    click.echo(f"policy {policy.source} (version {policy.version})")
+    click.echo(f"calendar: {cal.timezone}, {cal.hours}, {','.join(cal.workdays)}"
+               + (f", holidays {', '.join(cal.holidays)}" if cal.holidays else ""))
+    click.echo(f"{'kind':<10} {'prio':<4} {'confirm':>8} {'analyze':>8} {'resolution':>10} "
+               f"{'revisit':>8}")
+    for kind in KINDS:
+        for priority in PRIORITIES:
+            t = policy.targets_for(kind, priority)
+            click.echo(f"{kind:<10} {priority:<4} {_dur(t.confirm):>8} {_dur(t.analyze):>8} "
+                       f"{_dur(t.resolution):>10} {_dur(t.revisit_after):>8}")
+    click.echo(f"feedback window {_dur(policy.feedback_window)}, warn at "
+               f"{', '.join(f'{w:.0%}' for w in policy.warn_at)}, second escalation at "
+               f"{policy.escalate_again_at:.0%}, revisit grace {_dur(policy.revisit_grace)}")
+    click.echo(f"refund within {_dur(policy.refund_after_goods_received)} of goods received; "
+               f"approval above {policy.approval_limit}")
+    rules = policy.priority
+    click.echo(f"priority: default {rules.default}, tiers {rules.tier_boost}, repeat within "
+               f"{_dur(rules.repeat_window)} +{rules.repeat_boost}, escalation words "
+               f"+{rules.escalation_boost}, amounts {rules.amount_boost}")
+
+
 @main.command()
 def migrate() -> None:
     """Bring the read model's database to the newest schema."""

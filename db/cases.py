@@ -166,6 +166,15 @@ SORTS = {
 DESCENDING = {"created"}
 
 
+def recent_cases(session: Session, customer_id: str, order_id: str,
+                 since: datetime) -> list[str]:
+    """Ids of cases opened since `since` by this customer or on this order, newest first."""
+    return list(session.scalars(
+        select(Case.id).where(or_(Case.customer_id == customer_id, Case.order_id == order_id),
+                              Case.created_at >= since)
+        .order_by(Case.created_at.desc()).limit(20)))
+
+
 def case_query(filters: CaseFilter) -> Select:
     stmt = select(Case)
     for name in ("stage", "kind", "priority", "channel", "assignee"):

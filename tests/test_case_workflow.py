@@ -8,7 +8,8 @@ import asyncio
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import timedelta
+from datetime import timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -35,7 +36,7 @@ from workflows.domain import (
     ResolveInput,
     RevisitInput,
 )
-from workflows.sla import SlaPolicy
+from workflows.sla import CalendarSpec, SlaPolicy
 
 ALICE = Actor("alice", "handler")
 DAY = timedelta(days=1)
@@ -97,6 +98,9 @@ async def test_confirm_deadline_two_days_out_fires_and_escalates(
     policy = SlaPolicy()
     policy.targets["complaint"]["P3"] = replace(policy.targets["complaint"]["P3"],
                                                 confirm=2 * 86400)
+    # The breach raises the case to P2; give P2 room so only the confirm clock breaches.
+    policy.targets["complaint"]["P2"] = replace(policy.targets["complaint"]["P2"],
+                                                resolution=5 * 86400)
     inp = case_input(policy)
     async with case_worker(skipping_env.client, sqlite_url, order_system_url) as (tq, sessions):
         handle = await start_case(skipping_env.client, tq, inp)
@@ -258,3 +262,128 @@ async def test_wrong_stage_update_is_refused_before_history(
             await asyncio.sleep(0.2)
         assert found == [f"case-{inp.case_id}"]
         await handle.terminate("test done")
+
+
+def _events(sessions, case_id: str, kind: str) -> list[TimelineEvent]:
+    return [e for e in events_of(sessions, case_id) if e.type == kind]
+
+
+async def test_warnings_and_both_escalation_levels_fire_once_each_on_time(
+        skipping_env, sqlite_url, order_system_url):
+    policy = SlaPolicy()
+    # Give P2 (the level the breach raises the case to) room, so only confirm breaches.
+    policy.targets["complaint"]["P2"] = replace(policy.targets["complaint"]["P2"],
+                                                resolution=6 * 86400)
+    inp = case_input(policy)  # P3: confirm 8 h; warnings at 4 h, 6 h, 7.2 h
+    async with case_worker(skipping_env.client, sqlite_url, order_system_url) as (tq, sessions):
+        handle = await start_case(skipping_env.client, tq, inp)
+        opened = (await handle.query(CaseWorkflow.snapshot)).created_at
+
+        async def at(hours: float):
+            now = await skipping_env.get_current_time()
+            target = opened + timedelta(hours=hours)
+            if target > now:
+                await skipping_env.sleep(target - now)
+            await handle.query(CaseWorkflow.snapshot)  # let due timers fire
+
+        await at(3.9)
+        assert _events(sessions, inp.case_id, "sla_warning") == []
+        await at(4.1)
+        assert [e.detail["share"] for e in _events(sessions, inp.case_id, "sla_warning")] == [0.5]
+        await at(7.3)
+        warnings = _events(sessions, inp.case_id, "sla_warning")
+        assert [e.detail["share"] for e in warnings] == [0.5, 0.75, 0.9]
+        for warning, hours in zip(warnings, (4, 6, 7.2), strict=True):
+            assert abs((warning.at.replace(tzinfo=opened.tzinfo) - opened)
+                       - timedelta(hours=hours)) < timedelta(minutes=1)
+        assert any(m.template == "sla_warning" for m in outbox_of(sessions, inp.case_id))
+        assert _events(sessions, inp.case_id, "escalated") == []
+
+        await at(8.1)
+        snap = await handle.query(CaseWorkflow.snapshot)
+        assert snap.overdue and snap.priority == "P2"
+        level1 = _events(sessions, inp.case_id, "escalated")
+        assert [e.detail["level"] for e in level1] == [1]
+        assert level1[0].detail["priority"] == {"from": "P3", "to": "P2"}
+        assert "100% of the confirm target (8h) for P3" in level1[0].detail["rule"]
+
+        await at(11.9)
+        assert len(_events(sessions, inp.case_id, "escalated")) == 1
+        await at(12.1)
+        levels = [e.detail["level"] for e in _events(sessions, inp.case_id, "escalated")]
+        assert levels == [1, 2]
+        recipients = {m.recipient for m in outbox_of(sessions, inp.case_id)
+                      if m.template.startswith("case_overdue")}
+        assert recipients == {"role:supervisor", "role:admin"}
+
+        await at(60)  # nothing fires twice
+        assert len(_events(sessions, inp.case_id, "sla_warning")) == 3
+        assert len(_events(sessions, inp.case_id, "escalated")) == 2
+        assert len(_events(sessions, inp.case_id, "overdue")) == 1
+
+
+async def test_business_calendar_across_a_weekend_and_a_holiday(
+        skipping_env, sqlite_url, order_system_url):
+    zone = ZoneInfo("Asia/Shanghai")
+    now = (await skipping_env.get_current_time()).astimezone(zone)
+    # Skip to the next Friday 17:00 in Shanghai; the Monday after is a holiday.
+    days_ahead = (4 - now.weekday()) % 7 or 7
+    friday = (now + timedelta(days=days_ahead)).replace(hour=17, minute=0, second=0,
+                                                       microsecond=0)
+    monday = (friday + timedelta(days=3)).date()
+    policy = replace(SlaPolicy(), calendar=CalendarSpec(
+        timezone="Asia/Shanghai", hours="09:00-18:00",
+        workdays=["mon", "tue", "wed", "thu", "fri"], holidays=[monday.isoformat()]))
+    await skipping_env.sleep(friday - now)
+    inp = case_input(policy)  # P3: confirm within 8 working hours
+    async with case_worker(skipping_env.client, sqlite_url, order_system_url) as (tq, sessions):
+        handle = await start_case(skipping_env.client, tq, inp)
+        snap = await handle.query(CaseWorkflow.snapshot)
+        confirm = next(c for c in snap.clocks if c.name == "confirm")
+        # Fri 17-18 (1 h), weekend and the holiday skipped, Tue 09-16 (7 h).
+        expected = friday.replace(hour=16) + timedelta(days=4)
+        assert abs(confirm.due_at - expected) < timedelta(minutes=1)
+        assert snap.stage_due_at == confirm.due_at
+
+        await skipping_env.sleep(expected - timedelta(minutes=10) - friday)
+        snap = await handle.query(CaseWorkflow.snapshot)
+        assert not snap.overdue
+        # 50 % (4 h) was reached on Tuesday 12:00, not during the weekend.
+        warning = _events(sessions, inp.case_id, "sla_warning")[0]
+        assert warning.at.replace(tzinfo=timezone.utc).astimezone(zone).strftime(
+            "%a %H:%M") == "Tue 12:00"
+        await skipping_env.sleep(timedelta(minutes=20))
+        assert (await handle.query(CaseWorkflow.snapshot)).overdue
+
+
+async def test_a_case_paused_for_three_days_is_not_overdue(
+        skipping_env, sqlite_url, order_system_url):
+    inp = case_input()  # P3: confirm 8 h, resolution 72 h
+    async with case_worker(skipping_env.client, sqlite_url, order_system_url) as (tq, sessions):
+        handle = await start_case(skipping_env.client, tq, inp)
+        await skipping_env.sleep(HOUR)
+        await handle.execute_update(CaseWorkflow.request_info,
+                                    RequestInfoInput(ALICE, "哪一件有问题？"))
+        await skipping_env.sleep(3 * DAY)
+        snap = await handle.query(CaseWorkflow.snapshot)
+        assert not snap.overdue and snap.breaches == []
+        assert {c.state for c in snap.clocks} == {"paused"}
+        assert {c.paused_reason for c in snap.clocks} == {"waiting_on_customer"}
+        assert _events(sessions, inp.case_id, "sla_warning") == []
+        await handle.execute_update(CaseWorkflow.reply, ReplyInput("第二件"))
+        snap = await handle.query(CaseWorkflow.snapshot)
+        resolution = next(c for c in snap.clocks if c.name == "resolution")
+        assert abs((resolution.due_at - snap.updated_at) - 71 * HOUR) < timedelta(minutes=1)
+
+
+async def test_intake_priority_is_scored_and_explained(
+        skipping_env, sqlite_url, order_system_url):
+    inp = replace(case_input(), customer=Customer(id="C-1001", name="王芳", tier="vip"),
+                  description="再不处理我就打12315", recent_cases=["AS-OLD1"])
+    async with case_worker(skipping_env.client, sqlite_url, order_system_url) as (tq, _):
+        handle = await start_case(skipping_env.client, tq, inp)
+        snap = await handle.query(CaseWorkflow.snapshot)
+        assert snap.priority == "P1"  # P3, VIP +1, 12315 +1, repeat +1, never past P1
+        text = " | ".join(snap.priority_reasons)
+        assert "vip" in text and "12315" in text and "AS-OLD1" in text
+        assert snap.sla_policy == {"source": "shipped", "version": "default"}

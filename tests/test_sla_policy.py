@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import re
 from pathlib import Path
 from textwrap import dedent
@@ -75,7 +77,40 @@ def test_shipped_policy_has_the_designed_targets():
 
 
 def test_shipped_file_and_built_in_defaults_agree():
-    assert load_policy() == sla_policy_from_dict({}) == SlaPolicy()
+    shipped = load_policy()
+    # The shipped file adds an amount rule to the built-in defaults; the rest agrees.
+    assert shipped.priority.amount_boost == {"2000.00": 1}
+    built_in = replace(SlaPolicy(), priority=replace(SlaPolicy().priority,
+                                                     amount_boost={"2000.00": 1}))
+    assert replace(shipped, source="", version="") == replace(built_in, source="", version="")
+    assert replace(sla_policy_from_dict({}), source="", version="") == replace(
+        SlaPolicy(), source="", version="")
+
+
+def test_policy_version_follows_the_text(tmp_path):
+    one = tmp_path / "one.toml"
+    one.write_text('[rules]\nfeedback_window = "48h"\n')
+    two = tmp_path / "two.toml"
+    two.write_text('[rules]\nfeedback_window = "24h"\n')
+    assert load_policy(str(one)).version != load_policy(str(two)).version
+    assert load_policy(str(one)).version == load_policy(str(one)).version
+    assert load_policy(str(one)).source == str(one)
+
+
+def test_priority_rules_parse_and_refuse_bad_values(tmp_path):
+    good = tmp_path / "p.toml"
+    good.write_text('[priority]\ndefault = "P4"\ntier_boost = { vip = 2, gold = 1 }\n'
+                    'amount_boost = { "500.00" = 1 }\nescalation_words = ["曝光"]\n')
+    rules = load_policy(str(good)).priority
+    assert rules.default == "P4" and rules.tier_boost == {"vip": 2, "gold": 1}
+    assert rules.amount_boost == {"500.00": 1} and rules.escalation_words == ["曝光"]
+    for body, needle in (('default = "P9"', "default"), ("repeat_boost = 7", "repeat_boost"),
+                         ('amount_boost = { "lots" = 1 }', "amount_boost"),
+                         ("colour = 1", "colour")):
+        bad = tmp_path / "bad.toml"
+        bad.write_text(f"[priority]\n{body}\n")
+        with pytest.raises(PolicyError, match=f"line 2.*{needle}"):
+            load_policy(str(bad))
 
 
 def test_policy_survives_temporals_json_converter():

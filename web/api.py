@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from flask import Blueprint, current_app, request
@@ -67,8 +68,11 @@ def json_body() -> dict:
 def open_case():
     data = CaseCreateSchema().load(json_body())
     st = state()
+    since = datetime.now(timezone.utc) - timedelta(seconds=st.policy.priority.repeat_window)
     with st.sessions() as session:
         earlier = case_store.open_case_on_order(session, data["order_id"], data["kind"])
+        recent = case_store.recent_cases(session, data["customer"]["id"], data["order_id"],
+                                         since)
     case_id = new_case_id()
     token = secrets.token_urlsafe(24)
     inp = CaseInput(
@@ -85,6 +89,7 @@ def open_case():
         opened_by=current_user().name,
         priority=data["priority"],
         repeat_of=earlier.id if earlier else None,
+        recent_cases=recent,
     )
     try:
         st.gateway.open_case(inp)

@@ -59,6 +59,7 @@ def case_json(row: Case, events: list[TimelineEvent] | None = None) -> dict:
             "revisit_due_at": data.get("revisit_due_at"),
             "clocks": data.get("clocks", []),
             "breaches": data.get("breaches", []),
+            "sla_policy": data.get("sla_policy", {}),
         },
         "repeat_of": row.repeat_of,
         "order": data.get("order"),

@@ -213,6 +213,8 @@ class ClockSchema(Schema):
         ("running", "paused", "met", "breached")))
     breached_at = fields.DateTime(allow_none=True)
     due_at = fields.DateTime(allow_none=True)
+    warned = fields.List(fields.Float())
+    escalations = fields.Integer()
 
 
 class DeadlinesSchema(Schema):
@@ -223,6 +225,7 @@ class DeadlinesSchema(Schema):
     revisit_due_at = fields.DateTime(allow_none=True)
     clocks = fields.List(fields.Nested(ClockSchema))
     breaches = fields.List(fields.Dict())
+    sla_policy = fields.Dict()
 
 
 class TimelineEventSchema(Schema):

@@ -54,7 +54,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.priority import score_priority
     from workflows.saga import Saga
-    from workflows.sla import BusinessCalendar
+    from workflows.sla import BusinessCalendar, format_duration
 
 # Search attributes, registered by `aftersales.temporal.ensure_search_attributes`.
 # No personal data here: ids, enumerations and times only.
@@ -67,6 +67,9 @@ SA_OVERDUE = SearchAttributeKey.for_bool("CaseOverdue")
 SEARCH_ATTRIBUTES = (SA_STAGE, SA_KIND, SA_PRIORITY, SA_ASSIGNEE, SA_DUE_AT, SA_OVERDUE)
 
 SYSTEM = "system"
+# Clocks that warn before they breach and escalate a second time; the revisit clock
+# only turns overdue.
+WARNED_CLOCKS = ("confirm", "analyze", "resolution")
 CUSTOMER = "customer"
 
 # The order system is asked with a short budget first; if it stays down the case is
@@ -105,7 +108,7 @@ class CaseWorkflow:
         self._stage = "record"
         self._status = "open"
         self._kind = inp.kind
-        self._priority = inp.priority or "P3"
+        self._priority = inp.priority or inp.policy.priority.default
         self._priority_reasons: list[str] = []
         self._assignee: str | None = None
         self._order: OrderSnapshot | None = None
@@ -194,8 +197,12 @@ class CaseWorkflow:
                 await self._flush()
                 return False
         self._order = order
+        recent = list(inp.recent_cases)
+        if inp.repeat_of and inp.repeat_of not in recent:
+            recent.insert(0, inp.repeat_of)
         self._priority, self._priority_reasons = score_priority(
-            inp.priority, inp.customer.tier, inp.description, inp.repeat_of
+            inp.policy.priority, inp.priority, inp.customer.tier, inp.description, recent,
+            order.total,
         )
         if not self._clocks:
             self._start_clocks()
@@ -555,8 +562,7 @@ class CaseWorkflow:
 
     def _time_to_next_deadline(self) -> timedelta | None:
         now = workflow.now()
-        instants = [c.due_at for c in self._clocks
-                    if c.state == "running" and c.breached_at is None and c.due_at]
+        instants = [at for clock in self._clocks for at, _ in self._pending_marks(clock)]
         if self._stage == "feedback" and self._feedback_due_at:
             instants.append(self._feedback_due_at)
         if self._stage == "revisit" and self._revisit_due_at and not self._revisit_notified:
@@ -567,12 +573,37 @@ class CaseWorkflow:
             return None
         return max(min(instants) - now, timedelta(0)) + timedelta(milliseconds=1)
 
+    def _pending_marks(self, clock: StageClock) -> list[tuple[datetime, float]]:
+        """The shares of this clock's target still to be announced, with when they fall:
+        warnings (policy's warn_at), the breach (1.0) and the second escalation."""
+        if clock.state != "running":
+            return []
+        shares: list[float] = []
+        if clock.name in WARNED_CLOCKS:
+            shares += [w for w in self._inp.policy.warn_at if w not in clock.warned]
+        if clock.breached_at is None:
+            shares.append(1.0)
+        elif clock.name in WARNED_CLOCKS and clock.escalations < 2:
+            shares.append(self._inp.policy.escalate_again_at)
+        marks = []
+        for share in shares:
+            at = clocks.instant_at_share(clock, share, self._calendar)
+            if at is not None:
+                marks.append((at, share))
+        return marks
+
     def _fire_deadlines(self) -> None:
         now = workflow.now()
-        for clock in self._clocks:
-            if (clock.state == "running" and clock.breached_at is None and clock.due_at
-                    and clock.due_at <= now):
-                self._breach(clock, now)
+        for clock in list(self._clocks):
+            for at, share in sorted(self._pending_marks(clock), key=lambda m: m[1]):
+                if at > now:
+                    break
+                if share < 1.0:
+                    self._warn(clock, share)
+                elif clock.breached_at is None:
+                    self._breach(clock, now)
+                else:
+                    self._escalate_again(clock)
         if self._stage == "feedback" and self._feedback_due_at and self._feedback_due_at <= now:
             self._move("feedback", "revisit", SYSTEM, "feedback_timeout",
                        {"outcome": "no response"})
@@ -583,16 +614,51 @@ class CaseWorkflow:
             self._event(SYSTEM, "revisit_due")
             self._notify_staff(self._assignee or "role:handler", "revisit_due", {})
 
+    def _warn(self, clock: StageClock, share: float) -> None:
+        """A share of a target is used: tell the assignee before it is too late."""
+        clock.warned.append(share)
+        due = clocks.instant_at_share(clock, 1.0, self._calendar)
+        rule = (f"{share:.0%} of the {clock.name} target ({format_duration(clock.target)}) "
+                f"for {self._priority}")
+        self._event(SYSTEM, "sla_warning", detail={
+            "clock": clock.name, "share": share, "rule": rule,
+            "due_at": due.isoformat() if due else None})
+        self._notify_staff(self._assignee or "role:handler", "sla_warning",
+                           {"clock": clock.name, "share": share, "rule": rule})
+
     def _breach(self, clock: StageClock, now: datetime) -> None:
-        """100 % of a target: overdue, recorded for good, escalated to the supervisor."""
+        """100 % of a target: overdue for good, escalated to the supervisors, priority one
+        level up and, if the policy says so, reassigned."""
         clock.breached_at = now
-        breach = {"clock": clock.name, "at": now.isoformat(), "target_s": clock.target,
-                  "priority": self._priority}
-        self._breaches.append(breach)
-        rule = f"100% of the {clock.name} target ({_human(clock.target)}) for {self._priority}"
+        clock.escalations = 1
+        self._breaches.append({"clock": clock.name, "at": now.isoformat(),
+                               "target_s": clock.target, "priority": self._priority})
+        rule = (f"100% of the {clock.name} target ({format_duration(clock.target)}) "
+                f"for {self._priority}")
         self._event(SYSTEM, "overdue", detail={"clock": clock.name, "rule": rule})
-        self._event(SYSTEM, "escalated", detail={"level": 1, "to": "supervisor", "rule": rule})
+        detail: dict = {"level": 1, "to": "supervisor", "rule": rule, "clock": clock.name}
+        raised = raise_priority(self._priority)
+        if raised != self._priority:
+            detail["priority"] = {"from": self._priority, "to": raised}
+            self._priority = raised
+            self._retarget_all(now)
+        reassign = self._inp.policy.reassign_on_overdue
+        if reassign and reassign != self._assignee:
+            detail["assignee"] = {"from": self._assignee, "to": reassign}
+            self._assignee = reassign
+            self._notify_staff(reassign, "case_assigned", {"by": SYSTEM, "rule": rule})
+        self._event(SYSTEM, "escalated", detail=detail)
         self._notify_staff("role:supervisor", "case_overdue",
+                           {"clock": clock.name, "rule": rule, "assignee": self._assignee})
+
+    def _escalate_again(self, clock: StageClock) -> None:
+        """Still open at the policy's second share (150 %): the admins are told."""
+        clock.escalations = 2
+        share = self._inp.policy.escalate_again_at
+        rule = f"{share:.0%} of the {clock.name} target ({format_duration(clock.target)})"
+        self._event(SYSTEM, "escalated", detail={"level": 2, "to": "admin", "rule": rule,
+                                                 "clock": clock.name})
+        self._notify_staff("role:admin", "case_overdue_again",
                            {"clock": clock.name, "rule": rule, "assignee": self._assignee})
 
     def _start_revisit(self, now: datetime) -> None:
@@ -630,7 +696,9 @@ class CaseWorkflow:
 
     def _retarget_all(self, now: datetime) -> None:
         for clock in self._open_clocks():
-            if clock.name in ("confirm", "analyze", "resolution"):
+            # A breached clock keeps the target it breached against, so its second
+            # escalation is measured against the same yardstick.
+            if clock.name in WARNED_CLOCKS and clock.breached_at is None:
                 clocks.retarget_clock(clock, self._target(clock.name), now, self._calendar)
 
     def _reopen(self, actor: str, reason: str) -> None:
@@ -796,6 +864,8 @@ class CaseWorkflow:
             feedback_due_at=self._feedback_due_at,
             closed_at=self._closed_at,
             reopen_count=self._reopen_count,
+            sla_policy={"source": self._inp.policy.source,
+                        "version": self._inp.policy.version},
         )
 
     def _stage_clock(self) -> StageClock | None:
@@ -826,13 +896,6 @@ def _resolution_detail(plan: Resolution) -> dict:
     if plan.items:
         detail["items"] = [{"sku": i.sku, "quantity": i.quantity} for i in plan.items]
     return detail
-
-
-def _human(seconds: int) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 __all__ = ["CaseWorkflow", "SEARCH_ATTRIBUTES", "raise_priority"]

@@ -71,6 +71,19 @@ def stop_clock(clock: StageClock, now: datetime, calendar: BusinessCalendar) -> 
     clock.state = "breached" if clock.breached_at is not None else "met"
 
 
+def instant_at_share(
+    clock: StageClock, share: float, calendar: BusinessCalendar
+) -> datetime | None:
+    """When a running clock reaches `share` of its target (now-or-past if it already
+    has); None while it is paused or stopped."""
+    if clock.state != "running" or clock.running_since is None:
+        return None
+    needed = share * clock.target - clock.used
+    if needed <= 0:
+        return clock.running_since
+    return calendar.add(clock.running_since, needed)
+
+
 def is_open(clock: StageClock) -> bool:
     return clock.state in ("running", "paused")
 

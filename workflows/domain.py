@@ -127,6 +127,8 @@ class CaseInput:
     opened_by: str
     priority: str | None = None
     repeat_of: str | None = None
+    # Earlier cases of this customer or on this order within the policy's repeat window.
+    recent_cases: list[str] = field(default_factory=list)
     # Off only on servers that cannot register custom search attributes (Temporal's
     # time-skipping test server); every real deployment publishes them.
     publish_search_attributes: bool = True
@@ -144,6 +146,9 @@ class StageClock:
     state: str = "running"  # running | paused | met | breached
     breached_at: datetime | None = None
     due_at: datetime | None = None
+    # Warning shares already announced and escalation levels already taken.
+    warned: list[float] = field(default_factory=list)
+    escalations: int = 0
 
 
 @dataclass
@@ -217,6 +222,7 @@ class CaseSnapshot:
     feedback_due_at: datetime | None = None
     closed_at: datetime | None = None
     reopen_count: int = 0
+    sla_policy: dict = field(default_factory=dict)
 
 
 @dataclass

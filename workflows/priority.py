@@ -1,49 +1,65 @@
-"""Priority at intake: a base priority raised by what makes a case urgent.
+"""Priority at intake: the policy's base priority raised by what makes a case urgent.
 
 Pure and deterministic. Each rule that fires adds a reason, shown on the case, so a
-handler can see why the case is P1.
+handler can see why the case is P1. The rules and their weights live in the policy
+file's `[priority]` table.
 """
 
 from __future__ import annotations
 
-from workflows.sla import PRIORITIES
+from decimal import Decimal, InvalidOperation
 
-DEFAULT_PRIORITY = "P3"
-TIER_BOOST = {"vip": 1}
-# Threats to go to the consumer association, the 12315 hotline, the media or court.
-ESCALATION_WORDS = (
-    "12315",
-    "消协",
-    "投诉到",
-    "媒体",
-    "曝光",
-    "律师",
-    "lawyer",
-    "chargeback",
-)
+from workflows.sla import PRIORITIES, PriorityRules
 
 
 def score_priority(
+    rules: PriorityRules,
     requested: str | None,
     tier: str,
     description: str,
-    repeat_of: str | None,
+    recent_cases: list[str],
+    amount_at_stake: str | None,
 ) -> tuple[str, list[str]]:
-    """Return the intake priority and the reasons for it."""
-    priority = requested or DEFAULT_PRIORITY
-    reasons = [f"requested {requested}" if requested else f"default {DEFAULT_PRIORITY}"]
+    """Return the intake priority and the reasons for it.
+
+    `requested` is the priority the caller asked for (used as the base instead of the
+    policy default); `recent_cases` are earlier cases of this customer or on this order
+    within the policy's repeat window; `amount_at_stake` is the order total.
+    """
+    base = requested or rules.default
+    reasons = [f"requested {requested}" if requested else f"policy default {rules.default}"]
     steps = 0
-    boost = TIER_BOOST.get(tier.lower(), 0)
-    if boost:
-        steps += boost
-        reasons.append(f"customer tier {tier}: +{boost}")
+    tier_boost = rules.tier_boost.get(tier.lower(), 0)
+    if tier_boost:
+        steps += tier_boost
+        reasons.append(f"customer tier {tier}: +{tier_boost}")
     lowered = description.lower()
-    words = [w for w in ESCALATION_WORDS if w.lower() in lowered]
-    if words:
-        steps += 1
-        reasons.append("escalation words " + ", ".join(words) + ": +1")
-    if repeat_of:
-        steps += 1
-        reasons.append(f"repeat of open case {repeat_of}: +1")
-    index = max(0, PRIORITIES.index(priority) - steps)
-    return PRIORITIES[index], reasons
+    words = [w for w in rules.escalation_words if w.lower() in lowered]
+    if words and rules.escalation_boost:
+        steps += rules.escalation_boost
+        reasons.append("escalation words " + ", ".join(words) + f": +{rules.escalation_boost}")
+    if recent_cases and rules.repeat_boost:
+        steps += rules.repeat_boost
+        days = rules.repeat_window // 86400
+        reasons.append(f"{len(recent_cases)} earlier case(s) within {days} days "
+                       f"({', '.join(recent_cases[:3])}): +{rules.repeat_boost}")
+    amount_boost, threshold = _amount_boost(rules, amount_at_stake)
+    if amount_boost:
+        steps += amount_boost
+        reasons.append(f"amount at stake {amount_at_stake} ≥ {threshold}: +{amount_boost}")
+    priority = PRIORITIES[max(0, PRIORITIES.index(base) - steps)]
+    return priority, reasons
+
+
+def _amount_boost(rules: PriorityRules, amount: str | None) -> tuple[int, str | None]:
+    if not amount or not rules.amount_boost:
+        return 0, None
+    try:
+        value = Decimal(amount)
+    except InvalidOperation:
+        return 0, None
+    best, at = 0, None
+    for threshold, levels in rules.amount_boost.items():
+        if value >= Decimal(threshold) and levels > best:
+            best, at = levels, threshold
+    return best, at

@@ -7,6 +7,7 @@ database, no wall clock, no randomness. Reading the policy file is the loader's 
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Iterator, Sequence
@@ -49,6 +50,14 @@ def parse_duration(text: str) -> int:
         )
     days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
     return days * DAY + hours * HOUR + minutes * MINUTE + seconds
+
+
+def format_duration(seconds: int) -> str:
+    """The shortest exact policy-file spelling of `seconds`: 86400 -> "1d", 5400 -> "90m"."""
+    for unit, size in (("d", DAY), ("h", HOUR), ("m", MINUTE)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 @dataclass
@@ -94,6 +103,26 @@ def _default_targets() -> dict[str, dict[str, StageTargets]]:
     }
 
 
+DEFAULT_ESCALATION_WORDS = ["12315", "消协", "投诉到", "媒体", "曝光", "律师", "lawyer",
+                            "chargeback"]
+
+
+@dataclass
+class PriorityRules:
+    """How intake scores a case's priority: a base raised by what makes it urgent."""
+
+    default: str = "P3"
+    # Customer tier -> levels up (VIP one step up).
+    tier_boost: dict[str, int] = field(default_factory=lambda: {"vip": 1})
+    # Earlier cases by the same customer or on the same order within this window.
+    repeat_window: int = 30 * DAY
+    repeat_boost: int = 1
+    escalation_words: list[str] = field(default_factory=lambda: list(DEFAULT_ESCALATION_WORDS))
+    escalation_boost: int = 1
+    # Order total (decimal string) at or above which the case goes this many levels up.
+    amount_boost: dict[str, int] = field(default_factory=dict)
+
+
 @dataclass
 class SlaPolicy:
     """Every deadline rule a case runs under; copied into the case when it opens."""
@@ -106,6 +135,15 @@ class SlaPolicy:
     approval_limit: str = "500.00"
     # Time a handler has for the revisit call once it is due.
     revisit_grace: int = 24 * HOUR
+    # Share of a target at which an overdue case escalates a second time, to admins.
+    escalate_again_at: float = 1.5
+    # User an overdue case is reassigned to at the first escalation; "" keeps the assignee.
+    reassign_on_overdue: str = ""
+    priority: PriorityRules = field(default_factory=PriorityRules)
+    # Where the policy came from and a hash of its text: a case keeps the policy it
+    # opened under, and shows which one.
+    source: str = "shipped"
+    version: str = "default"
 
     def targets_for(self, kind: str, priority: str) -> StageTargets:
         """The targets for a case of this kind and priority; ValueError if there are none."""
@@ -316,8 +354,14 @@ _RULE_KEYS = (
     "refund_after_goods_received",
     "approval_limit",
     "revisit_grace",
+    "escalate_again_at",
+    "reassign_on_overdue",
 )
-_TOP_KEYS = ("calendar", "targets", "rules")
+_PRIORITY_KEYS = (
+    "default", "tier_boost", "repeat_window", "repeat_boost", "escalation_words",
+    "escalation_boost", "amount_boost",
+)
+_TOP_KEYS = ("calendar", "targets", "rules", "priority")
 
 
 class _Checker:
@@ -377,6 +421,9 @@ def sla_policy_from_dict(
     return SlaPolicy(
         calendar=_calendar(check, data.get("calendar", {})),
         targets=_targets(check, data.get("targets", {})),
+        priority=_priority(check, data.get("priority", {})),
+        source=source,
+        version=hashlib.sha256((text or repr(data)).encode()).hexdigest()[:12],
         **_rules(check, data.get("rules", {})),
     )
 
@@ -464,6 +511,64 @@ def _rules(check: _Checker, value: Any) -> dict[str, Any]:
         rules["approval_limit"] = _approval_limit(
             check, table["approval_limit"], [*path, "approval_limit"]
         )
+    if "escalate_again_at" in table:
+        value = table["escalate_again_at"]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 1:
+            raise check.fail([*path, "escalate_again_at"], "escalate_again_at in [rules] must "
+                             f"be a share above 1, e.g. 1.5, not {value!r}")
+        rules["escalate_again_at"] = float(value)
+    if "reassign_on_overdue" in table:
+        value = table["reassign_on_overdue"]
+        if not isinstance(value, str) or len(value) > 64:
+            raise check.fail([*path, "reassign_on_overdue"], "reassign_on_overdue in [rules] "
+                             f"must be a user name or \"\", not {value!r}")
+        rules["reassign_on_overdue"] = value.strip()
+    return rules
+
+
+def _priority(check: _Checker, value: Any) -> PriorityRules:
+    path = ["priority"]
+    table = check.table(value, path)
+    check.known(table, _PRIORITY_KEYS, path, "priority key")
+    rules = PriorityRules()
+
+    def boost(number: Any, at: list[str]) -> int:
+        if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number <= 3:
+            raise check.fail(at, f"{at[-1]} in [priority] must be a whole number of levels "
+                             f"from 0 to 3, not {number!r}")
+        return number
+
+    if "default" in table:
+        if table["default"] not in PRIORITIES:
+            raise check.fail([*path, "default"], f"default in [priority] must be one of "
+                             f"{', '.join(PRIORITIES)}, not {table['default']!r}")
+        rules.default = table["default"]
+    if "tier_boost" in table:
+        tiers = check.table(table["tier_boost"], [*path, "tier_boost"])
+        rules.tier_boost = {str(k).lower(): boost(v, [*path, "tier_boost", k])
+                            for k, v in tiers.items()}
+    if "repeat_window" in table:
+        rules.repeat_window = check.duration(table["repeat_window"], [*path, "repeat_window"])
+    for key in ("repeat_boost", "escalation_boost"):
+        if key in table:
+            setattr(rules, key, boost(table[key], [*path, key]))
+    if "escalation_words" in table:
+        words = table["escalation_words"]
+        if not isinstance(words, list) or not all(isinstance(w, str) and w.strip()
+                                                  for w in words):
+            raise check.fail([*path, "escalation_words"],
+                             "escalation_words in [priority] must be a list of words")
+        rules.escalation_words = [w.strip() for w in words]
+    if "amount_boost" in table:
+        amounts = check.table(table["amount_boost"], [*path, "amount_boost"])
+        parsed: dict[str, int] = {}
+        for amount, levels in amounts.items():
+            value = _decimal(str(amount))
+            if value is None or not value.is_finite() or value < 0:
+                raise check.fail([*path, "amount_boost", amount], "amount_boost keys in "
+                                 f"[priority] must be amounts like \"1000.00\", not {amount!r}")
+            parsed[str(amount)] = boost(levels, [*path, "amount_boost", amount])
+        rules.amount_boost = parsed
     return rules
 
 

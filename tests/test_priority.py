@@ -1,0 +1,39 @@
+"""Intake priority scoring with the policy's rules."""
+
+from __future__ import annotations
+
+from workflows.priority import score_priority
+from workflows.sla import PriorityRules, format_duration
+
+
+def test_base_priority_and_each_rule():
+    rules = PriorityRules(amount_boost={"1000.00": 1, "5000.00": 2})
+    assert score_priority(rules, None, "regular", "box dented", [], "99.00")[0] == "P3"
+    assert score_priority(rules, "P4", "regular", "box dented", [], None)[0] == "P4"
+    assert score_priority(rules, None, "VIP", "box dented", [], None)[0] == "P2"
+    assert score_priority(rules, None, "regular", "我要去媒体曝光", [], None)[0] == "P2"
+    assert score_priority(rules, None, "regular", "again", ["AS-1"], None)[0] == "P2"
+    priority, reasons = score_priority(rules, None, "regular", "tv broke", [], "6000.00")
+    assert priority == "P1" and any("5000.00" in r for r in reasons)
+    assert score_priority(rules, None, "regular", "x", [], "1000.00")[0] == "P2"
+
+
+def test_never_above_p1_and_reasons_explain_every_step():
+    rules = PriorityRules()
+    priority, reasons = score_priority(rules, "P2", "vip", "Call my LAWYER, chargeback!",
+                                       ["AS-1", "AS-2"], None)
+    assert priority == "P1"
+    assert reasons[0] == "requested P2"
+    assert any("lawyer" in r and "chargeback" in r for r in reasons)
+    assert any("2 earlier case(s) within 30 days" in r for r in reasons)
+
+
+def test_weights_come_from_the_policy():
+    quiet = PriorityRules(tier_boost={}, escalation_boost=0, repeat_boost=0)
+    assert score_priority(quiet, None, "vip", "12315", ["AS-1"], None) == (
+        "P3", ["policy default P3"])
+
+
+def test_format_duration():
+    assert [format_duration(s) for s in (86400, 5400, 3600, 90, 0)] == [
+        "1d", "90m", "1h", "90s", "0s"]
