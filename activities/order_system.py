@@ -1,18 +1,18 @@
-"""Client of the retailer's order system and the activities that use it.
+"""Client of the retailer's order and payment system, and the activities that use it.
 
 The HTTP contract is in docs/integrations.md. Business refusals (unknown order,
-compensation refused) are non-retryable `ApplicationError`s the workflow handles;
-timeouts, connection errors and 5xx answers stay retryable.
+refund above what is left, compensation refused) are non-retryable
+`ApplicationError`s the workflow handles; timeouts, connection errors and 5xx
+answers stay retryable.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-import httpx
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
+from activities.http import SystemClient
 from workflows.domain import (
     CompensationReceipt,
     CompensationRequest,
@@ -20,54 +20,51 @@ from workflows.domain import (
     OrderLookup,
     OrderSnapshot,
     Payment,
+    RefundReceipt,
+    RefundRequest,
 )
 
-DEFAULT_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
 
-
-class OrderSystemClient:
-    """Talks HTTP to the order system; one pooled client per worker process."""
-
-    def __init__(self, base_url: str, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> None:
-        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout)
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
+class OrderSystemClient(SystemClient):
+    system = "order system"
 
     async def get_order(self, order_id: str) -> OrderSnapshot:
-        response = await self._http.get(f"/orders/{order_id}")
+        response = await self.call("GET", f"/orders/{order_id}")
         if response.status_code == 404:
-            raise ApplicationError(f"order {order_id} not found", type="OrderNotFound",
-                                   non_retryable=True)
-        _raise_for_infrastructure(response)
-        return order_from_json(response.json())
+            raise self.refuse(response, "OrderNotFound")
+        return order_from_json(self.expect(response, 200))
 
     async def grant_compensation(self, req: CompensationRequest) -> CompensationReceipt:
-        body = {"case_id": req.case_id}
+        body: dict = {"case_id": req.case_id}
         if req.coupon_code:
             body["coupon_code"] = req.coupon_code
         if req.points:
             body["points"] = req.points
         if req.amount:
             body["amount"] = req.amount
-        response = await self._http.post(
-            f"/orders/{req.order_id}/compensations",
-            json=body,
-            headers={"Idempotency-Key": req.idempotency_key},
-        )
+        response = await self.call("POST", f"/orders/{req.order_id}/compensations", body,
+                                   req.idempotency_key)
         if response.status_code == 404:
-            raise ApplicationError(f"order {req.order_id} not found", type="OrderNotFound",
-                                   non_retryable=True)
+            raise self.refuse(response, "OrderNotFound")
         if response.status_code in (409, 422):
-            raise ApplicationError(_detail(response), type="CompensationRefused",
-                                   non_retryable=True)
-        _raise_for_infrastructure(response)
-        data = response.json()
+            raise self.refuse(response, "CompensationRefused")
+        data = self.expect(response, 200, 201)
         return CompensationReceipt(
             id=data["id"], order_id=data["order_id"], kind=data["kind"],
             coupon_code=data.get("coupon_code"), points=data.get("points"),
             amount=data.get("amount"),
         )
+
+    async def refund(self, req: RefundRequest) -> RefundReceipt:
+        response = await self.call("POST", f"/orders/{req.order_id}/refunds",
+                                   {"amount": req.amount, "case_id": req.case_id},
+                                   req.idempotency_key)
+        if response.status_code == 404:
+            raise self.refuse(response, "OrderNotFound")
+        if response.status_code in (409, 422):
+            raise self.refuse(response, "RefundRefused")
+        data = self.expect(response, 200, 201)
+        return RefundReceipt(id=data["id"], order_id=data["order_id"], amount=data["amount"])
 
 
 class OrderActivities:
@@ -82,6 +79,10 @@ class OrderActivities:
     async def grant_compensation(self, req: CompensationRequest) -> CompensationReceipt:
         return await self._client.grant_compensation(req)
 
+    @activity.defn(name="refund_payment")
+    async def refund_payment(self, req: RefundRequest) -> RefundReceipt:
+        return await self._client.refund(req)
+
 
 def order_from_json(data: dict) -> OrderSnapshot:
     return OrderSnapshot(
@@ -93,27 +94,13 @@ def order_from_json(data: dict) -> OrderSnapshot:
         placed_at=_dt(data["placed_at"]),
         delivered_at=_dt(data["delivered_at"]) if data.get("delivered_at") else None,
         lines=[OrderLine(sku=line["sku"], name=line["name"], quantity=int(line["quantity"]),
-                         unit_price=line["unit_price"]) for line in data.get("lines", [])],
+                         unit_price=line["unit_price"], category=line.get("category", ""))
+               for line in data.get("lines", [])],
         payments=[Payment(id=p["id"], method=p["method"], amount=p["amount"],
                           paid_at=_dt(p["paid_at"])) for p in data.get("payments", [])],
+        refunded=data.get("refunded", "0.00"),
     )
 
 
 def _dt(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        return str(response.json().get("detail") or response.text)
-    except ValueError:
-        return response.text
-
-
-def _raise_for_infrastructure(response: httpx.Response) -> None:
-    if response.status_code >= 500 or response.status_code == 429:
-        raise RuntimeError(f"order system answered {response.status_code}")
-    if response.status_code >= 400:
-        raise ApplicationError(
-            f"order system refused the call ({response.status_code}): {_detail(response)}",
-            type="OrderSystemRefused", non_retryable=True)

@@ -20,6 +20,10 @@ class Settings:
     sla_file: str | None = None
     secret_key: str = ""
     order_system_url: str = "http://127.0.0.1:5101"
+    inventory_system_url: str = "http://127.0.0.1:5102"
+    courier_system_url: str = "http://127.0.0.1:5103"
+    # Shared with the courier system: its webhooks are signed with it (HMAC-SHA256).
+    courier_webhook_secret: str = ""
     public_url: str = "http://127.0.0.1:5000"
     extra: dict = field(default_factory=dict)
 
@@ -39,6 +43,10 @@ class Settings:
             sla_file=get("AFTERSALES_SLA_FILE") or None,
             secret_key=get("AFTERSALES_SECRET_KEY", ""),
             order_system_url=get("AFTERSALES_ORDER_SYSTEM_URL", "http://127.0.0.1:5101"),
+            inventory_system_url=get("AFTERSALES_INVENTORY_SYSTEM_URL",
+                                     "http://127.0.0.1:5102"),
+            courier_system_url=get("AFTERSALES_COURIER_SYSTEM_URL", "http://127.0.0.1:5103"),
+            courier_webhook_secret=get("AFTERSALES_COURIER_WEBHOOK_SECRET", ""),
             public_url=(get("AFTERSALES_PUBLIC_URL") or "http://127.0.0.1:5000").rstrip("/"),
         )
 
@@ -55,6 +63,9 @@ class Settings:
             "AFTERSALES_TASK_QUEUE": self.task_queue,
             "AFTERSALES_SECRET_KEY": self.secret_key,
             "AFTERSALES_ORDER_SYSTEM_URL": self.order_system_url,
+            "AFTERSALES_INVENTORY_SYSTEM_URL": self.inventory_system_url,
+            "AFTERSALES_COURIER_SYSTEM_URL": self.courier_system_url,
+            "AFTERSALES_COURIER_WEBHOOK_SECRET": self.courier_webhook_secret,
             "AFTERSALES_PUBLIC_URL": self.public_url,
         }
         if self.sla_file:

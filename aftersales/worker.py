@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from dataclasses import dataclass
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.courier_system import CourierActivities, CourierClient
+from activities.inventory_system import InventoryActivities, InventoryClient
 from activities.order_system import OrderActivities, OrderSystemClient
 from activities.projection import CaseProjector
 from aftersales.settings import Settings
@@ -19,15 +22,41 @@ from workflows.case import CaseWorkflow
 log = logging.getLogger("aftersales.worker")
 
 
-def build_worker(client: Client, settings: Settings, order_client: OrderSystemClient,
+@dataclass
+class SystemClients:
+    """One pooled client per retailer system, shared by the worker's activities."""
+
+    orders: OrderSystemClient
+    inventory: InventoryClient
+    courier: CourierClient
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SystemClients:
+        return cls(OrderSystemClient(settings.order_system_url),
+                   InventoryClient(settings.inventory_system_url),
+                   CourierClient(settings.courier_system_url))
+
+    async def aclose(self) -> None:
+        for client in (self.orders, self.inventory, self.courier):
+            await client.aclose()
+
+
+def build_worker(client: Client, settings: Settings, systems: SystemClients,
                  projector: CaseProjector, task_queue: str | None = None) -> Worker:
     """A worker for the case workflow with every activity it calls."""
-    orders = OrderActivities(order_client)
+    orders = OrderActivities(systems.orders)
+    inventory = InventoryActivities(systems.inventory)
+    courier = CourierActivities(systems.courier)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=[CaseWorkflow],
-        activities=[orders.lookup_order, orders.grant_compensation, projector.project],
+        activities=[
+            orders.lookup_order, orders.grant_compensation, orders.refund_payment,
+            inventory.reserve, inventory.release, inventory.ship, inventory.restock,
+            inventory.write_off, courier.create_waybill, courier.cancel_waybill,
+            projector.project,
+        ],
     )
 
 
@@ -36,9 +65,8 @@ async def run_worker(settings: Settings) -> None:
     engine = make_engine(settings.database_url)
     client = await connect(settings)
     await ensure_search_attributes(client, settings.temporal_namespace)
-    order_client = OrderSystemClient(settings.order_system_url)
-    worker = build_worker(client, settings, order_client,
-                          CaseProjector(make_sessionmaker(engine)))
+    systems = SystemClients.from_settings(settings)
+    worker = build_worker(client, settings, systems, CaseProjector(make_sessionmaker(engine)))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -47,5 +75,5 @@ async def run_worker(settings: Settings) -> None:
              settings.temporal_address)
     async with worker:
         await stop.wait()
-    await order_client.aclose()
+    await systems.aclose()
     engine.dispose()

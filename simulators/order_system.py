@@ -24,17 +24,18 @@ from pathlib import Path
 from flask import Flask, jsonify, request
 from werkzeug.serving import make_server
 
+# sku, name, unit price, category (categories matter for return eligibility).
 CATALOGUE = [
-    ("SKU-TEA-001", "West Lake Longjing tea 250g", "168.00"),
-    ("SKU-MILK-012", "Fresh milk 1L x 6", "59.90"),
-    ("SKU-PHONE-200", "Smartphone X2 128GB", "2999.00"),
-    ("SKU-EARB-031", "Wireless earbuds", "399.00"),
-    ("SKU-SHIRT-77", "Linen shirt, size L", "259.00"),
-    ("SKU-CAKE-005", "Mooncake gift box", "328.00"),
-    ("SKU-FRUIT-09", "Cherries 2kg, chilled", "189.00"),
-    ("SKU-KETTLE-4", "Electric kettle 1.7L", "149.00"),
-    ("SKU-SHOES-41", "Running shoes, size 41", "599.00"),
-    ("SKU-RICE-10", "Northeast rice 10kg", "89.90"),
+    ("SKU-TEA-001", "West Lake Longjing tea 250g", "168.00", "grocery"),
+    ("SKU-MILK-012", "Fresh milk 1L x 6", "59.90", "fresh"),
+    ("SKU-PHONE-200", "Smartphone X2 128GB", "2999.00", "electronics"),
+    ("SKU-EARB-031", "Wireless earbuds", "399.00", "electronics"),
+    ("SKU-SHIRT-77", "Linen shirt, size L", "259.00", "apparel"),
+    ("SKU-CAKE-005", "Mooncake gift box", "328.00", "sweets"),
+    ("SKU-FRUIT-09", "Cherries 2kg, chilled", "189.00", "fresh"),
+    ("SKU-KETTLE-4", "Electric kettle 1.7L", "149.00", "appliances"),
+    ("SKU-SHOES-41", "Running shoes, size 41", "599.00", "apparel"),
+    ("SKU-RICE-10", "Northeast rice 10kg", "89.90", "grocery"),
 ]
 CUSTOMERS = [
     ("C-1001", "王芳"), ("C-1002", "李娜"), ("C-1003", "张伟"), ("C-1004", "Emma Clarke"),
@@ -53,9 +54,9 @@ def demo_orders(now: datetime, count: int = 40, seed: int = 7) -> dict[str, dict
         placed = (now - timedelta(days=rng.randint(2, 40), minutes=rng.randint(0, 1440))
                   ).replace(microsecond=0)
         lines = []
-        for sku, name, price in rng.sample(CATALOGUE, rng.randint(1, 3)):
+        for sku, name, price, category in rng.sample(CATALOGUE, rng.randint(1, 3)):
             lines.append({"sku": sku, "name": name, "quantity": rng.randint(1, 3),
-                          "unit_price": price})
+                          "unit_price": price, "category": category})
         total = sum(Decimal(line["unit_price"]) * line["quantity"] for line in lines)
         delivered = n % 10 != 9  # every tenth order is still on its way
         orders[order_id] = {
@@ -70,6 +71,7 @@ def demo_orders(now: datetime, count: int = 40, seed: int = 7) -> dict[str, dict
             "lines": lines,
             "payments": [{"id": f"PAY-{10001 + n}", "method": rng.choice(PAYMENT_METHODS),
                           "amount": f"{total:.2f}", "paid_at": _iso(placed)}],
+            "refunded": "0.00",
         }
     return orders
 
@@ -83,9 +85,10 @@ class OrderSystem:
         state = self._load()
         if state is None:
             state = {"orders": demo_orders(now or datetime.now(timezone.utc)),
-                     "compensations": {}}
+                     "compensations": {}, "refunds": {}}
         self.orders: dict[str, dict] = state["orders"]
         self.compensations: dict[str, dict] = state["compensations"]
+        self.refunds: dict[str, dict] = state.get("refunds", {})
         self._save()
 
     def grant(self, order_id: str, key: str, body: dict) -> tuple[dict, bool]:
@@ -113,6 +116,38 @@ class OrderSystem:
             self._save()
             return record, True
 
+    def refund(self, order_id: str, key: str, body: dict) -> tuple[dict, bool]:
+        """Pay a refund once per idempotency key, never above what is left to refund."""
+        with self._lock:
+            existing = self.refunds.get(key)
+            if existing is not None:
+                if existing["request"] != body:
+                    raise RefundRefused("idempotency_conflict",
+                                        "idempotency key reused with a different body")
+                return existing, False
+            order = self.orders[order_id]
+            amount = Decimal(body["amount"])
+            paid = sum(Decimal(p["amount"]) for p in order["payments"])
+            refundable = paid - Decimal(order["refunded"])
+            if amount > refundable:
+                raise RefundRefused("exceeds_refundable",
+                                    f"refund {amount} exceeds the {refundable} left to refund "
+                                    f"on order {order_id}")
+            order["refunded"] = f"{Decimal(order['refunded']) + amount:.2f}"
+            record = {
+                "id": f"RF-{len(self.refunds) + 1:05d}",
+                "order_id": order_id,
+                "payment_id": order["payments"][0]["id"],
+                "case_id": body.get("case_id"),
+                "amount": f"{amount:.2f}",
+                "idempotency_key": key,
+                "refunded_at": _iso(datetime.now(timezone.utc)),
+                "request": body,
+            }
+            self.refunds[key] = record
+            self._save()
+            return record, True
+
     def _load(self) -> dict | None:
         if self._state_file and self._state_file.exists():
             return json.loads(self._state_file.read_text(encoding="utf-8"))
@@ -123,9 +158,17 @@ class OrderSystem:
             return
         self._state_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"orders": self.orders, "compensations": self.compensations},
+        tmp.write_text(json.dumps({"orders": self.orders, "compensations": self.compensations,
+                                   "refunds": self.refunds},
                                   ensure_ascii=False, indent=1), encoding="utf-8")
         tmp.replace(self._state_file)
+
+
+class RefundRefused(Exception):
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
 
 
 def create_app(system: OrderSystem, fail_rate: float = 0.0, hang_seconds: float = 8.0) -> Flask:
@@ -175,6 +218,26 @@ def create_app(system: OrderSystem, fail_rate: float = 0.0, hang_seconds: float 
     def list_compensations():
         return jsonify([_public(r) for r in system.compensations.values()])
 
+    @app.post("/orders/<order_id>/refunds")
+    def refund(order_id: str):
+        key = request.headers.get("Idempotency-Key")
+        if not key:
+            return _problem(400, "Idempotency-Key header is required")
+        if order_id not in system.orders:
+            return _problem(404, f"order {order_id} not found")
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or not _is_amount(body.get("amount")):
+            return _problem(422, "a refund needs an amount like \"25.00\"")
+        try:
+            record, created = system.refund(order_id, key, body)
+        except RefundRefused as err:
+            return _problem(409, err.detail, err.kind)
+        return jsonify(_public(record)), 201 if created else 200
+
+    @app.get("/refunds")
+    def list_refunds():
+        return jsonify([_public(r) for r in system.refunds.values()])
+
     return app
 
 
@@ -182,8 +245,18 @@ def _public(record: dict) -> dict:
     return {k: v for k, v in record.items() if k != "request"}
 
 
-def _problem(status: int, detail: str):
-    body = {"type": "about:blank", "title": "error", "status": status, "detail": detail}
+def _is_amount(value) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        amount = Decimal(value)
+    except ArithmeticError:
+        return False
+    return amount.is_finite() and amount > 0 and amount == amount.quantize(Decimal("0.01"))
+
+
+def _problem(status: int, detail: str, kind: str = "about:blank"):
+    body = {"type": kind, "title": "error", "status": status, "detail": detail}
     return jsonify(body), status, {"Content-Type": "application/problem+json"}
 
 

@@ -16,12 +16,11 @@ import pytest
 from temporalio.client import Client
 from werkzeug.serving import make_server
 
-from activities.order_system import OrderSystemClient
 from activities.projection import CaseProjector
 from aftersales.devstack import free_port, wait_for_port
 from aftersales.settings import Settings
 from aftersales.temporal import ensure_search_attributes
-from aftersales.worker import build_worker
+from aftersales.worker import SystemClients, build_worker
 from db.engine import make_engine, make_sessionmaker, migrate
 from simulators.order_system import OrderSystem, create_app
 
@@ -142,14 +141,14 @@ class BackgroundWorker:
         async def main() -> None:
             client = await Client.connect(self.settings.temporal_address)
             engine = make_engine(self.settings.database_url)
-            orders = OrderSystemClient(self.settings.order_system_url)
-            worker = build_worker(client, self.settings, orders,
+            systems = SystemClients.from_settings(self.settings)
+            worker = build_worker(client, self.settings, systems,
                                   CaseProjector(make_sessionmaker(engine)))
             self._stop = asyncio.Event()
             async with worker:
                 ready.set()
                 await self._stop.wait()
-            await orders.aclose()
+            await systems.aclose()
             engine.dispose()
 
         self._done = asyncio.run_coroutine_threadsafe(main(), self._loop)

@@ -16,9 +16,8 @@ from sqlalchemy import select
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.order_system import OrderSystemClient
 from activities.projection import CaseProjector
-from aftersales.worker import build_worker
+from aftersales.worker import SystemClients, build_worker
 from db.engine import make_engine, make_sessionmaker
 from db.models import OutboxMessage, TimelineEvent
 from tests.conftest import binary, make_settings
@@ -58,11 +57,11 @@ def case_input(policy: SlaPolicy | None = None, priority: str | None = None) -> 
 async def case_worker(client: Client, database_url: str, order_system_url: str):
     settings = make_settings("unused", database_url, order_system_url)
     engine = make_engine(database_url)
-    orders = OrderSystemClient(order_system_url)
-    worker = build_worker(client, settings, orders, CaseProjector(make_sessionmaker(engine)))
+    systems = SystemClients.from_settings(settings)
+    worker = build_worker(client, settings, systems, CaseProjector(make_sessionmaker(engine)))
     async with worker:
         yield settings.task_queue, make_sessionmaker(engine)
-    await orders.aclose()
+    await systems.aclose()
     engine.dispose()
 
 

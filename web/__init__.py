@@ -48,12 +48,14 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
     from web.health import health
     from web.openapi import openapi
     from web.status import status
+    from web.webhooks import webhooks
 
     problems.register(app)
     app.register_blueprint(health)
     app.register_blueprint(api, url_prefix="/api/v1")
     app.register_blueprint(status)
     app.register_blueprint(openapi)
+    app.register_blueprint(webhooks)
     return app
 
 

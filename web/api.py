@@ -165,9 +165,9 @@ def act(case_id: str, action: str):
     try:
         st.gateway.act(case_id, update, arg)
     except ActionRefused as err:
-        status = 409 if err.kind == "WrongStage" else 422
-        raise Problem(status, "Action not allowed" if status == 409 else "Invalid action",
-                      err.message) from err
+        status = {"WrongStage": 409, "Forbidden": 403}.get(err.kind, 422)
+        title = {409: "Action not allowed", 403: "Forbidden"}.get(status, "Invalid action")
+        raise Problem(status, title, err.message) from err
     except CaseNotRunning as err:
         raise Problem(409, "Action not allowed", "the case has ended and takes no more "
                       "actions") from err

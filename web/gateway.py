@@ -138,7 +138,16 @@ class CaseGateway:
 
         return self._call(send())
 
-    def _call(self, coro: Coroutine[Any, Any, UpdateResult]) -> UpdateResult:
+    def signal(self, case_id: str, signal: Any, arg: Any) -> None:
+        """Deliver an event from outside (a courier scan) to a running case."""
+
+        async def send() -> None:
+            client = await self._get_client()
+            await client.get_workflow_handle(workflow_id(case_id)).signal(signal, arg)
+
+        self._call(send())
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         try:
             return self._run(coro, UPDATE_TIMEOUT)
         except WorkflowUpdateFailedError as err:

@@ -13,6 +13,9 @@ CUSTOMER_EVENTS = {
     "rejected": "Your request was declined",
     "analyzed": "We found the cause",
     "resolution_planned": "We decided how to put it right",
+    "parcel": "Your parcel moved",
+    "approved": "Your refund was approved",
+    "inspected": "We checked the returned goods",
     "resolved": "Done: the resolution was carried out",
     "info_requested": "We asked you a question",
     "customer_replied": "You answered our question",
@@ -69,6 +72,8 @@ def case_json(row: Case, events: list[TimelineEvent] | None = None) -> dict:
         "rating_comment": data.get("rating_comment"),
         "pending_question": data.get("pending_question"),
         "reopen_count": data.get("reopen_count", 0),
+        "eligibility": data.get("eligibility") or {"eligible": True, "reasons": []},
+        "parcels": data.get("parcels") or {},
         "closed_at": jsonable(row.closed_at),
         "customer_url": data["customer_url"],
         "version": row.version,
@@ -102,7 +107,10 @@ def customer_json(row: Case, events: list[TimelineEvent]) -> dict:
     summary = None
     if resolution:
         summary = {k: resolution.get(k) for k in ("type", "amount", "coupon_code", "points",
-                                                   "state")}
+                                                   "state", "awaiting")}
+        refs = resolution.get("refs") or {}
+        summary["waybills"] = refs.get("waybills", {})
+        summary["refund_id"] = refs.get("refund_id")
     return {
         "case_id": row.id,
         "kind": row.kind,
@@ -117,6 +125,11 @@ def customer_json(row: Case, events: list[TimelineEvent]) -> dict:
         "rating": row.rating,
         "resolution": summary,
         "created_at": jsonable(row.created_at),
+        "tracking": [
+            {"waybill": number, "status": parcel["status"],
+             "events": [{"status": e["status"], "at": e["at"]} for e in parcel["events"]]}
+            for number, parcel in (data.get("parcels") or {}).items()
+        ],
         "history": [
             {"at": jsonable(e.at), "what": CUSTOMER_EVENTS[e.type], "stage": e.stage_after}
             for e in events if e.type in CUSTOMER_EVENTS

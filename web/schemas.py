@@ -124,8 +124,10 @@ class ResolutionSchema(Schema):
     @validates_schema
     def check_shape(self, data: dict, **kwargs) -> None:
         kind = data["type"]
-        if kind == "compensation" and not (data.get("coupon_code") or data.get("points")):
-            raise ValidationError("a compensation needs coupon_code or points", "coupon_code")
+        if kind == "compensation" and not (data.get("coupon_code") or data.get("points")
+                                           or data.get("amount")):
+            raise ValidationError("a compensation needs coupon_code, points or an amount "
+                                  "(a partial refund)", "coupon_code")
         if kind in ("refund",) and not data.get("amount"):
             raise ValidationError("a refund needs an amount", "amount")
         if kind in ("return_refund", "exchange", "repair") and not data.get("items"):
@@ -262,6 +264,8 @@ class CaseSchema(Schema):
     rating_comment = fields.String(required=True, allow_none=True)
     pending_question = fields.String(required=True, allow_none=True)
     reopen_count = fields.Integer(required=True)
+    eligibility = fields.Dict(required=True)
+    parcels = fields.Dict(required=True)
     closed_at = fields.DateTime(required=True, allow_none=True)
     customer_url = fields.String(required=True)
     version = fields.Integer(required=True)
@@ -295,6 +299,7 @@ class CustomerViewSchema(Schema):
     rating = fields.Integer(required=True, allow_none=True)
     resolution = fields.Dict(required=True, allow_none=True)
     created_at = fields.DateTime(required=True)
+    tracking = fields.List(fields.Dict(), required=True)
     history = fields.List(fields.Nested(CustomerHistorySchema), required=True)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from decimal import Decimal
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -25,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
         ACTION_STAGES,
         OPEN_STAGES,
         REOPEN_WINDOW_DAYS,
-        RESOLUTIONS_AVAILABLE,
+        GOODS_RESOLUTIONS,
         AnalyzeInput,
         ApproveInput,
         AssignInput,
@@ -53,7 +54,9 @@ with workflow.unsafe.imports_passed_through():
         raise_priority,
     )
     from workflows.priority import score_priority
-    from workflows.saga import Saga
+    from workflows.domain import CourierEvent
+    from workflows.eligibility import check_eligibility
+    from workflows.resolutions import LEGAL_CALENDAR, ResolutionSagas
     from workflows.sla import BusinessCalendar, format_duration
 
 # Search attributes, registered by `aftersales.temporal.ensure_search_attributes`.
@@ -69,7 +72,7 @@ SEARCH_ATTRIBUTES = (SA_STAGE, SA_KIND, SA_PRIORITY, SA_ASSIGNEE, SA_DUE_AT, SA_
 SYSTEM = "system"
 # Clocks that warn before they breach and escalate a second time; the revisit clock
 # only turns overdue.
-WARNED_CLOCKS = ("confirm", "analyze", "resolution")
+WARNED_CLOCKS = ("confirm", "analyze", "resolution", "legal_refund")
 CUSTOMER = "customer"
 
 # The order system is asked with a short budget first; if it stays down the case is
@@ -83,12 +86,6 @@ ORDER_RETRY = RetryPolicy(
 PROJECTION_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5)
 )
-COMPENSATION_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=60),
-    maximum_attempts=20,
-    non_retryable_error_types=["OrderNotFound", "CompensationRefused"],
-)
 # How long a `resolve` update waits for a quick resolution to finish before
 # answering with the case still resolving.
 RESOLVE_ANSWER_WAIT = timedelta(seconds=20)
@@ -100,7 +97,7 @@ def refuse(message: str, kind: str = "WrongStage") -> ApplicationError:
 
 
 @workflow.defn
-class CaseWorkflow:
+class CaseWorkflow(ResolutionSagas):
     @workflow.init
     def __init__(self, inp: CaseInput) -> None:
         self._inp = inp
@@ -136,6 +133,13 @@ class CaseWorkflow:
         self._outbox: list[OutboxMessage] = []
         self._wake = False
         self._published_sa: dict[str, object] = {}
+        self._eligibility: dict = {"eligible": True, "reasons": []}
+        self._parcels: dict[str, dict] = {}
+        self._seen_courier_events: set[str] = set()
+        self._inspection: dict | None = None
+        self._refunded = Decimal(0)
+        self._resolution_attempt = 0
+        self._saga_task: asyncio.Task | None = None
 
     # ------------------------------------------------------------------ run
 
@@ -152,10 +156,10 @@ class CaseWorkflow:
                 break
             if self._stage == "closed" and self._reopen_expired():
                 break
-            if self._resolution is not None and self._resolution.state == "planned":
-                await self._run_resolution()
-                await self._flush()
-                continue
+            if (self._resolution is not None and self._resolution.state == "planned"
+                    and (self._saga_task is None or self._saga_task.done())):
+                self._resolution.state = "running"
+                self._saga_task = asyncio.create_task(self._run_resolution())
             timeout = self._time_to_next_deadline()
             try:
                 await workflow.wait_condition(lambda: self._wake, timeout=timeout)
@@ -166,6 +170,8 @@ class CaseWorkflow:
             if self._dirty():
                 await self._flush()
 
+        if self._saga_task is not None:
+            await self._saga_task
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self._dirty():
             await self._flush()
@@ -210,12 +216,15 @@ class CaseWorkflow:
             for clock in self._clocks:
                 clocks.retarget_clock(clock, self._target(clock.name), workflow.now(),
                                       self._calendar)
+        self._eligibility = check_eligibility(inp.kind, inp.items, order, workflow.now(),
+                                              inp.policy)
         self._status = "open"
         self._recorded = True
         self._event(SYSTEM, "recorded", "record", "confirm", {
             "priority": self._priority,
             "priority_reasons": self._priority_reasons,
             "order_status": order.status,
+            "eligibility": self._eligibility,
         })
         self._stage = "confirm"
         self._notify_customer("case_opened", {"customer_url": inp.customer_url})
@@ -332,10 +341,15 @@ class CaseWorkflow:
     @workflow.update
     async def resolve(self, inp: ResolveInput) -> UpdateResult:
         plan = replace(inp.resolution, state="planned", steps=[], done_at=None,
-                       note=inp.note or inp.resolution.note)
+                       note=inp.note or inp.resolution.note, awaiting=None, refs={},
+                       approved_by=None)
         self._resolution = plan
+        self._resolution_attempt += 1
         self._status = "resolving"
-        self._event(inp.actor.name, "resolution_planned", detail=_resolution_detail(plan))
+        detail = _resolution_detail(plan)
+        if plan.type in GOODS_RESOLUTIONS and not self._eligibility["eligible"]:
+            detail["eligibility_overridden_by"] = inp.actor.name
+        self._event(inp.actor.name, "resolution_planned", detail=detail)
         self._wake = True
         await self._flush()
         try:
@@ -352,23 +366,45 @@ class CaseWorkflow:
         if self._resolution is not None and self._resolution.state in ("planned", "running"):
             raise refuse("a resolution is already running for this case")
         res = inp.resolution
-        if res.type not in RESOLUTIONS_AVAILABLE:
-            raise refuse(
-                f"resolution type '{res.type}' is not available yet: this installation "
-                f"runs {', '.join(RESOLUTIONS_AVAILABLE)}",
-                "InvalidAction",
-            )
-        if res.type == "compensation" and not (res.coupon_code or res.points):
-            raise refuse("a compensation needs a coupon_code or points", "InvalidAction")
+        if res.type == "compensation" and not (res.coupon_code or res.points or res.amount):
+            raise refuse("a compensation needs a coupon_code, points or an amount",
+                         "InvalidAction")
+        if res.type == "refund" and not res.amount:
+            raise refuse("a refund needs an amount", "InvalidAction")
+        if res.type in GOODS_RESOLUTIONS:
+            if not res.items:
+                raise refuse(f"a {res.type} needs the items that move", "InvalidAction")
+            if not self._eligibility["eligible"] and inp.actor.role not in ("supervisor",
+                                                                            "admin"):
+                raise refuse("not eligible: " + "; ".join(self._eligibility["reasons"])
+                             + " (a supervisor can override)", "InvalidAction")
+            bought: dict[str, int] = {}
+            for line in (self._order.lines if self._order else []):
+                bought[line.sku] = bought.get(line.sku, 0) + line.quantity
+            for item in res.items:
+                if item.quantity > bought.get(item.sku, 0):
+                    raise refuse(f"{item.sku} x{item.quantity} is more than the order has "
+                                 f"({bought.get(item.sku, 0)})", "InvalidAction")
+        money = res.amount if res.type in ("refund", "return_refund") or (
+            res.type == "compensation" and not (res.coupon_code or res.points)) else None
+        if money is not None:
+            refundable = self._refundable()
+            if Decimal(money) > refundable:
+                raise refuse(f"{money} is more than the {refundable:.2f} left to refund on "
+                             f"this order", "InvalidAction")
 
     @workflow.update
     async def inspect(self, inp: InspectInput) -> UpdateResult:
-        raise refuse("no returned goods are awaiting inspection")  # validator refuses first
+        self._inspection = {"passed": inp.passed, "note": inp.note, "by": inp.actor.name}
+        self._event(inp.actor.name, "inspected", detail={"passed": inp.passed,
+                                                         "note": inp.note})
+        return await self._commit()
 
     @inspect.validator
     def _validate_inspect(self, inp: InspectInput) -> None:
         self._require_stage("inspect")
-        raise refuse("no returned goods are awaiting inspection on this case")
+        if self._resolution is None or self._resolution.awaiting != "inspection":
+            raise refuse("no returned goods are awaiting inspection on this case")
 
     @workflow.update
     async def request_info(self, inp: RequestInfoInput) -> UpdateResult:
@@ -376,7 +412,8 @@ class CaseWorkflow:
         self._question = inp.question
         self._status = "waiting_on_customer"
         for clock in self._open_clocks():
-            clocks.pause_clock(clock, now, "waiting_on_customer", self._calendar)
+            if clock.name != "legal_refund":  # the law does not wait for the customer
+                clocks.pause_clock(clock, now, "waiting_on_customer", self._calendar)
         self._event(inp.actor.name, "info_requested", detail={"question": inp.question})
         self._notify_customer("info_requested", {"question": inp.question,
                                                  "customer_url": self._inp.customer_url})
@@ -411,12 +448,23 @@ class CaseWorkflow:
 
     @workflow.update
     async def approve(self, inp: ApproveInput) -> UpdateResult:
-        raise refuse("nothing on this case awaits approval")  # validator refuses first
+        assert self._resolution is not None
+        self._resolution.approved_by = inp.actor.name
+        self._event(inp.actor.name, "approved", detail={"note": inp.note})
+        return await self._commit()
 
     @approve.validator
     def _validate_approve(self, inp: ApproveInput) -> None:
         self._require_stage("approve")
-        raise refuse("nothing on this case awaits a supervisor's approval")
+        if inp.actor.role not in ("supervisor", "admin"):
+            raise refuse("only a supervisor may approve", "Forbidden")
+        if self._resolution is None or self._resolution.awaiting != "approval":
+            raise refuse("nothing on this case awaits a supervisor's approval")
+
+    @workflow.signal
+    def courier_event(self, event: CourierEvent) -> None:
+        """A tracking event from the courier's webhook (deduplicated, ordered)."""
+        self._apply_courier_event(event)
 
     @workflow.update
     async def revisit(self, inp: RevisitInput) -> UpdateResult:
@@ -487,7 +535,7 @@ class CaseWorkflow:
         self._question = None
         self._status = "resolving" if self._resolution_running() else "open"
         for clock in self._clocks:
-            clocks.resume_clock(clock, now, self._calendar)
+            clocks.resume_clock(clock, now, self._calendar_for(clock))
         self._event(CUSTOMER, "customer_replied", detail={"question": question,
                                                           "message": inp.message})
         if self._assignee:
@@ -501,33 +549,7 @@ class CaseWorkflow:
 
     # ------------------------------------------------------------ resolution
 
-    async def _run_resolution(self) -> None:
-        plan = self._resolution
-        assert plan is not None
-        plan.state = "running"
-        saga = Saga(plan)
-        try:
-            if plan.type == "compensation":
-                receipt = await saga.step("grant_compensation", lambda: self._grant(plan))
-                self._event(SYSTEM, "resolution_step", detail={
-                    "step": "grant_compensation", "receipt": receipt.id,
-                    "coupon_code": receipt.coupon_code, "points": receipt.points,
-                })
-            elif plan.type == "apology":
-                self._notify_customer("apology", {"note": plan.note})
-        except ActivityError as err:
-            await saga.compensate()
-            plan.state = "failed"
-            self._status = "open"
-            reason = _error_message(err)
-            self._event(SYSTEM, "resolution_failed", "resolve", "analyze",
-                        {"type": plan.type, "reason": reason})
-            self._stage = "analyze"
-            self._clocks.append(clocks.start_clock("analyze", self._target("analyze"),
-                                                   workflow.now(), self._calendar))
-            if self._assignee:
-                self._notify_staff(self._assignee, "resolution_failed", {"reason": reason})
-            return
+    def _resolution_done(self, plan: Resolution) -> None:
         now = workflow.now()
         plan.state = "done"
         plan.done_at = now
@@ -539,21 +561,16 @@ class CaseWorkflow:
         self._move("resolve", "feedback", SYSTEM, "resolved", _resolution_detail(plan))
         self._notify_customer("rating_request", {"customer_url": self._inp.customer_url})
 
-    async def _grant(self, plan: Resolution):
-        return await workflow.execute_activity_method(
-            OrderActivities.grant_compensation,
-            CompensationRequest(
-                order_id=self._inp.order_id,
-                case_id=self._inp.case_id,
-                # One key per case and resolution attempt: a retry or a replay grants once.
-                idempotency_key=f"{self._inp.case_id}:compensation:{self._reopen_count}",
-                coupon_code=plan.coupon_code,
-                points=plan.points,
-                amount=plan.amount,
-            ),
-            start_to_close_timeout=timedelta(seconds=10),
-            retry_policy=COMPENSATION_RETRY,
-        )
+    def _resolution_failed(self, plan: Resolution, reason: str) -> None:
+        plan.state = "failed"
+        self._status = "open"
+        self._event(SYSTEM, "resolution_failed", "resolve", "analyze",
+                    {"type": plan.type, "reason": reason})
+        self._stage = "analyze"
+        self._clocks.append(clocks.start_clock("analyze", self._target("analyze"),
+                                               workflow.now(), self._calendar))
+        if self._assignee:
+            self._notify_staff(self._assignee, "resolution_failed", {"reason": reason})
 
     def _resolution_running(self) -> bool:
         return self._resolution is not None and self._resolution.state in ("planned", "running")
@@ -587,7 +604,7 @@ class CaseWorkflow:
             shares.append(self._inp.policy.escalate_again_at)
         marks = []
         for share in shares:
-            at = clocks.instant_at_share(clock, share, self._calendar)
+            at = clocks.instant_at_share(clock, share, self._calendar_for(clock))
             if at is not None:
                 marks.append((at, share))
         return marks
@@ -617,7 +634,7 @@ class CaseWorkflow:
     def _warn(self, clock: StageClock, share: float) -> None:
         """A share of a target is used: tell the assignee before it is too late."""
         clock.warned.append(share)
-        due = clocks.instant_at_share(clock, 1.0, self._calendar)
+        due = clocks.instant_at_share(clock, 1.0, self._calendar_for(clock))
         rule = (f"{share:.0%} of the {clock.name} target ({format_duration(clock.target)}) "
                 f"for {self._priority}")
         self._event(SYSTEM, "sla_warning", detail={
@@ -689,7 +706,7 @@ class CaseWorkflow:
     def _stop(self, name: str, now: datetime) -> None:
         for clock in self._clocks:
             if clock.name == name and clocks.is_open(clock):
-                clocks.stop_clock(clock, now, self._calendar)
+                clocks.stop_clock(clock, now, self._calendar_for(clock))
 
     def _open_clocks(self) -> list[StageClock]:
         return [c for c in self._clocks if clocks.is_open(c)]
@@ -705,7 +722,7 @@ class CaseWorkflow:
         now = workflow.now()
         before = self._stage
         for clock in self._open_clocks():
-            clocks.stop_clock(clock, now, self._calendar)
+            clocks.stop_clock(clock, now, self._calendar_for(clock))
         self._reopen_count += 1
         self._closed_at = None
         self._resolution = None
@@ -726,7 +743,7 @@ class CaseWorkflow:
     def _end_cancelled(self, actor: str, kind: str, reason: str) -> None:
         now = workflow.now()
         for clock in self._open_clocks():
-            clocks.stop_clock(clock, now, self._calendar)
+            clocks.stop_clock(clock, now, self._calendar_for(clock))
         self._status = "cancelled"
         self._closed_at = now
         self._move(self._stage, "cancelled", actor, kind, {"reason": reason})
@@ -741,6 +758,10 @@ class CaseWorkflow:
     def _reopen_expired(self) -> bool:
         return (self._closed_at is not None
                 and workflow.now() >= self._closed_at + timedelta(days=REOPEN_WINDOW_DAYS))
+
+    def _calendar_for(self, clock: StageClock) -> BusinessCalendar:
+        # Legal deadlines count calendar days, not the retailer's working hours.
+        return LEGAL_CALENDAR if clock.name == "legal_refund" else self._calendar
 
     def _target(self, name: str) -> int:
         targets = self._inp.policy.targets_for(self._kind, self._priority)
@@ -855,7 +876,8 @@ class CaseWorkflow:
             clocks=[replace(c) for c in self._clocks],
             breaches=list(self._breaches),
             analysis=self._analysis,
-            resolution=replace(self._resolution, steps=list(self._resolution.steps))
+            resolution=replace(self._resolution, steps=list(self._resolution.steps),
+                               refs=dict(self._resolution.refs))
             if self._resolution else None,
             rating=self._rating,
             rating_comment=self._rating_comment,
@@ -866,6 +888,9 @@ class CaseWorkflow:
             reopen_count=self._reopen_count,
             sla_policy={"source": self._inp.policy.source,
                         "version": self._inp.policy.version},
+            eligibility=dict(self._eligibility),
+            parcels={number: {**p, "events": list(p["events"])}
+                     for number, p in self._parcels.items()},
         )
 
     def _stage_clock(self) -> StageClock | None:

@@ -32,9 +32,8 @@ ROOT_CAUSES = (
 )
 RESPONSIBLE_PARTIES = ("merchant", "supplier", "courier", "customer", "platform")
 RESOLUTION_TYPES = ("refund", "return_refund", "exchange", "repair", "compensation", "apology")
-# Resolutions whose sagas over the payment, inventory and courier systems are built
-# in a later issue; until then they are refused instead of being faked.
-RESOLUTIONS_AVAILABLE = ("compensation", "apology")
+# Resolutions that move goods: they need items and an eligible case (or a supervisor).
+GOODS_RESOLUTIONS = ("return_refund", "exchange", "repair")
 REVISIT_OUTCOMES = ("satisfied", "unsatisfied", "unreachable")
 ROLES = ("handler", "supervisor", "admin")
 
@@ -85,6 +84,7 @@ class OrderLine:
     name: str
     quantity: int
     unit_price: str
+    category: str = ""
 
 
 @dataclass
@@ -108,6 +108,7 @@ class OrderSnapshot:
     delivered_at: datetime | None = None
     lines: list[OrderLine] = field(default_factory=list)
     payments: list[Payment] = field(default_factory=list)
+    refunded: str = "0.00"
 
 
 @dataclass
@@ -183,6 +184,11 @@ class Resolution:
     state: str = "planned"  # planned | running | done | failed
     steps: list[dict] = field(default_factory=list)
     done_at: datetime | None = None
+    # What the running saga waits for: approval | parcel | inspection, or None.
+    awaiting: str | None = None
+    # References in the other systems: waybill numbers, refund and reservation ids.
+    refs: dict = field(default_factory=dict)
+    approved_by: str | None = None
 
 
 @dataclass
@@ -223,6 +229,8 @@ class CaseSnapshot:
     closed_at: datetime | None = None
     reopen_count: int = 0
     sla_policy: dict = field(default_factory=dict)
+    eligibility: dict = field(default_factory=dict)
+    parcels: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -257,6 +265,82 @@ class CompensationReceipt:
     coupon_code: str | None = None
     points: int | None = None
     amount: str | None = None
+
+
+@dataclass
+class RefundRequest:
+    order_id: str
+    case_id: str
+    amount: str
+    idempotency_key: str
+
+
+@dataclass
+class RefundReceipt:
+    id: str
+    order_id: str
+    amount: str
+
+
+@dataclass
+class ReservationRequest:
+    sku: str
+    quantity: int
+    reference: str
+    idempotency_key: str
+
+
+@dataclass
+class Reservation:
+    id: str
+    sku: str
+    quantity: int
+    state: str
+
+
+@dataclass
+class StockMovement:
+    """A restock or a write-off of returned goods."""
+
+    sku: str
+    quantity: int
+    reference: str
+    idempotency_key: str
+    reason: str = ""
+
+
+@dataclass
+class Address:
+    name: str
+    address: str
+
+
+@dataclass
+class WaybillRequest:
+    type: str  # return_pickup | outbound | repair_pickup | repair_return
+    reference: str
+    idempotency_key: str
+    sender: Address
+    recipient: Address
+    items: list[CaseItem] = field(default_factory=list)
+
+
+@dataclass
+class Waybill:
+    waybill_no: str
+    type: str
+    status: str
+
+
+@dataclass
+class CourierEvent:
+    """A tracking event from the courier system, delivered by its webhook."""
+
+    event_id: str
+    waybill_no: str
+    status: str
+    at: datetime
+    detail: str = ""
 
 
 # --- Update inputs: one dataclass per action, each with the acting user. ---

@@ -139,6 +139,11 @@ class SlaPolicy:
     escalate_again_at: float = 1.5
     # User an overdue case is reassigned to at the first escalation; "" keeps the assignee.
     reassign_on_overdue: str = ""
+    # No-reason returns and exchanges: this long after delivery (7 days in China, 14 in
+    # the EU), and never for these categories.
+    return_window: int = 7 * DAY
+    excluded_categories: list[str] = field(
+        default_factory=lambda: ["fresh", "custom", "digital", "periodical"])
     priority: PriorityRules = field(default_factory=PriorityRules)
     # Where the policy came from and a hash of its text: a case keeps the policy it
     # opened under, and shows which one.
@@ -356,6 +361,8 @@ _RULE_KEYS = (
     "revisit_grace",
     "escalate_again_at",
     "reassign_on_overdue",
+    "return_window",
+    "excluded_categories",
 )
 _PRIORITY_KEYS = (
     "default", "tier_boost", "repeat_window", "repeat_boost", "escalation_words",
@@ -502,7 +509,8 @@ def _rules(check: _Checker, value: Any) -> dict[str, Any]:
     table = check.table(value, path)
     check.known(table, _RULE_KEYS, path, "rules key")
     rules: dict[str, Any] = {}
-    for key in ("feedback_window", "refund_after_goods_received", "revisit_grace"):
+    for key in ("feedback_window", "refund_after_goods_received", "revisit_grace",
+                "return_window"):
         if key in table:
             rules[key] = check.duration(table[key], [*path, key])
     if "warn_at" in table:
@@ -511,6 +519,12 @@ def _rules(check: _Checker, value: Any) -> dict[str, Any]:
         rules["approval_limit"] = _approval_limit(
             check, table["approval_limit"], [*path, "approval_limit"]
         )
+    if "excluded_categories" in table:
+        value = table["excluded_categories"]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise check.fail([*path, "excluded_categories"], "excluded_categories in [rules] "
+                             "must be a list of category names")
+        rules["excluded_categories"] = [v.strip().lower() for v in value]
     if "escalate_again_at" in table:
         value = table["escalate_again_at"]
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 1:

@@ -1,0 +1,66 @@
+"""POST /webhooks/courier: tracking events from the courier system, HMAC-signed.
+
+A verified event becomes a signal to the case's workflow, which records each event
+once and ignores one that arrives after a later status (duplicates and reordering are
+normal for webhooks). Events for unknown or ended cases are acknowledged and dropped,
+so the courier's retry queue never jams on them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from flask import Blueprint, current_app, request
+from marshmallow import Schema, fields, validate
+
+from db import cases as case_store
+from web.gateway import CaseNotRunning
+from web.problems import Problem
+from workflows.case import CaseWorkflow
+from workflows.domain import CourierEvent
+
+webhooks = Blueprint("webhooks", __name__)
+SIGNATURE_HEADER = "X-Courier-Signature"
+STATUSES = ("created", "picked_up", "in_transit", "delayed", "delivered", "lost", "damaged",
+            "cancelled")
+
+
+class CourierEventSchema(Schema):
+    event_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    waybill_no = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    reference = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    type = fields.String(required=True, validate=validate.Length(max=32))
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    at = fields.AwareDateTime(required=True)
+    detail = fields.String(load_default="", allow_none=True,
+                           validate=validate.Length(max=1000))
+
+
+def signature(body: bytes, secret: str) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+@webhooks.post("/webhooks/courier")
+def courier():
+    state = current_app.extensions["aftersales"]
+    secret = state.settings.courier_webhook_secret
+    body = request.get_data()
+    given = request.headers.get(SIGNATURE_HEADER, "")
+    if not secret or not hmac.compare_digest(given, signature(body, secret)):
+        raise Problem(401, "Unauthorized", f"missing or wrong {SIGNATURE_HEADER}")
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        raise Problem(400, "Malformed JSON", "the body must be a JSON object")
+    data = CourierEventSchema().load(payload)
+    with state.sessions() as session:
+        known = case_store.get_case(session, data["reference"]) is not None
+    if not known:
+        return {"accepted": False, "reason": "unknown reference"}, 202
+    event = CourierEvent(event_id=data["event_id"], waybill_no=data["waybill_no"],
+                         status=data["status"], at=data["at"],
+                         detail=data["detail"] or "")
+    try:
+        state.gateway.signal(data["reference"], CaseWorkflow.courier_event, event)
+    except CaseNotRunning:
+        return {"accepted": False, "reason": "the case has ended"}, 202
+    return {"accepted": True}, 202

@@ -1,0 +1,364 @@
+"""The resolutions a case runs across the retailer's systems, each as a saga.
+
+A mixin of `CaseWorkflow`: the steps call the order, inventory and courier activities
+with idempotency keys derived from case id, attempt and step, so a retry or a replay
+never refunds, reserves or ships twice. When a step fails for good, the finished
+steps are compensated newest first and the case goes back to analyze with the reason.
+Waiting for parcels, inspections and approvals happens here, in a task of its own, so
+the case's deadline timers keep firing meanwhile.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.courier_system import CourierActivities
+    from activities.inventory_system import InventoryActivities
+    from activities.order_system import OrderActivities
+    from workflows import clocks
+    from workflows.domain import (
+        Address,
+        CaseItem,
+        CompensationRequest,
+        CourierEvent,
+        RefundRequest,
+        Reservation,
+        ReservationRequest,
+        Resolution,
+        StockMovement,
+        Waybill,
+        WaybillRequest,
+    )
+    from workflows.saga import Saga
+    from workflows.sla import ALWAYS_OPEN, BusinessCalendar, CalendarSpec
+
+if TYPE_CHECKING:
+    from workflows.case import CaseWorkflow as _Case
+
+# Business refusals end a step at once; everything else is retried with backoff.
+SYSTEM_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=60),
+    maximum_attempts=30,
+    non_retryable_error_types=[
+        "OrderNotFound", "CompensationRefused", "RefundRefused", "InsufficientStock",
+        "UnknownSku", "AlreadyPickedUp", "OrderSystemRefused", "InventorySystemRefused",
+        "CourierSystemRefused",
+    ],
+)
+# Undoing must not give up: a compensation is retried until the system answers.
+COMPENSATION_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1),
+                                 maximum_interval=timedelta(minutes=5),
+                                 non_retryable_error_types=["AlreadyPickedUp"])
+CALL_TIMEOUT = timedelta(seconds=15)
+WAREHOUSE = Address("Aftersales returns warehouse", "warehouse")
+REPAIR_CENTRE = Address("Aftersales repair centre", "repair centre")
+# The order of a parcel's statuses: an event that would move a parcel backwards
+# arrived out of order and is ignored.
+PARCEL_RANK = {"created": 0, "picked_up": 1, "in_transit": 2, "delayed": 2, "delivered": 3,
+               "lost": 4, "damaged": 4, "cancelled": 4}
+PARCEL_FAILED = ("lost", "damaged", "cancelled")
+LEGAL_CALENDAR = BusinessCalendar.from_spec(CalendarSpec(hours=ALWAYS_OPEN))
+
+
+class ResolutionFailed(Exception):
+    """A resolution cannot be completed; carries the reason for the handler."""
+
+
+class ResolutionSagas:
+    """The resolve stage's sagas; mixed into CaseWorkflow."""
+
+    async def _run_resolution(self: _Case) -> None:
+        plan = self._resolution
+        assert plan is not None
+        plan.state = "running"
+        saga = Saga(plan)
+        try:
+            runner = {
+                "apology": self._resolve_apology,
+                "compensation": self._resolve_compensation,
+                "refund": self._resolve_refund,
+                "return_refund": self._resolve_return,
+                "exchange": self._resolve_exchange,
+                "repair": self._resolve_repair,
+            }[plan.type]
+            await runner(plan, saga)
+        except (ActivityError, ResolutionFailed) as err:
+            reason = _reason(err)
+            plan.awaiting = None
+            await saga.compensate()
+            self._resolution_failed(plan, reason)
+        else:
+            self._resolution_done(plan)
+        finally:
+            self._wake = True
+        await self._flush()
+
+    # ----------------------------------------------------------------- the sagas
+
+    async def _resolve_apology(self: _Case, plan: Resolution, saga: Saga) -> None:
+        self._notify_customer("apology", {"note": plan.note})
+
+    async def _resolve_compensation(self: _Case, plan: Resolution, saga: Saga) -> None:
+        if plan.coupon_code or plan.points:
+            receipt = await saga.step("grant_compensation", lambda: self._call(
+                OrderActivities.grant_compensation, CompensationRequest(
+                    order_id=self._inp.order_id, case_id=self._inp.case_id,
+                    idempotency_key=self._key("compensation"), coupon_code=plan.coupon_code,
+                    points=plan.points, amount=plan.amount)))
+            plan.refs["compensation_id"] = receipt.id
+            self._step_event("grant_compensation", receipt=receipt.id,
+                             coupon_code=receipt.coupon_code, points=receipt.points)
+        else:
+            await self._pay_refund(plan, saga, "partial_refund")
+
+    async def _resolve_refund(self: _Case, plan: Resolution, saga: Saga) -> None:
+        await self._pay_refund(plan, saga, "refund")
+
+    async def _resolve_return(self: _Case, plan: Resolution, saga: Saga) -> None:
+        pickup = await self._waybill(saga, "return_pickup", self._customer_address(),
+                                     WAREHOUSE, plan.items)
+        await self._await_parcel(plan, pickup)
+        # Goods received: the legal refund clock starts now (e.g. 7 days in China).
+        legal = clocks.start_clock("legal_refund",
+                                   self._inp.policy.refund_after_goods_received,
+                                   workflow.now(), LEGAL_CALENDAR)
+        self._clocks.append(legal)
+        self._wake = True
+        passed, note = await self._await_inspection(plan)
+        if not passed:
+            clocks.stop_clock(legal, workflow.now(), LEGAL_CALENDAR)
+            back = await self._waybill(saga, "outbound", WAREHOUSE, self._customer_address(),
+                                       plan.items, step="return_to_customer")
+            raise ResolutionFailed(f"inspection failed: {note}; the goods go back to the "
+                                   f"customer on waybill {back.waybill_no}")
+        for item in plan.items:
+            movement = await self._call(InventoryActivities.restock, StockMovement(
+                sku=item.sku, quantity=item.quantity, reference=self._inp.case_id,
+                idempotency_key=self._key(f"restock:{item.sku}")))
+            plan.refs.setdefault("restocks", []).append(movement)
+            self._step_event("restock", sku=item.sku, quantity=item.quantity, id=movement)
+        await self._pay_refund(plan, saga, "refund")
+        clocks.stop_clock(legal, workflow.now(), LEGAL_CALENDAR)
+
+    async def _resolve_exchange(self: _Case, plan: Resolution, saga: Saga) -> None:
+        reservations: list[Reservation] = []
+        for item in plan.items:
+            try:
+                reservation = await saga.step(
+                    f"reserve:{item.sku}",
+                    lambda item=item: self._call(InventoryActivities.reserve, ReservationRequest(
+                        sku=item.sku, quantity=item.quantity, reference=self._inp.case_id,
+                        idempotency_key=self._key(f"reserve:{item.sku}"))),
+                    lambda item=item: self._release(item.sku),
+                )
+            except ActivityError as err:
+                if _error_type(err) == "InsufficientStock":
+                    raise ResolutionFailed(f"{item.sku} is out of stock: offer a refund "
+                                           "instead") from err
+                raise
+            reservations.append(reservation)
+            plan.refs.setdefault("reservations", []).append(reservation.id)
+            self._step_event("reserve", sku=item.sku, reservation=reservation.id)
+        outbound = await self._waybill(saga, "outbound", WAREHOUSE, self._customer_address(),
+                                       plan.items, step="ship_replacement")
+        for reservation in reservations:
+            await self._call(InventoryActivities.ship, reservation)
+        pickup = await self._waybill(saga, "return_pickup", self._customer_address(),
+                                     WAREHOUSE, plan.items, step="collect_old")
+        await self._await_parcel(plan, outbound, pause_clock=False)
+        await self._await_parcel(plan, pickup)
+        for item in plan.items:
+            movement = await self._call(InventoryActivities.restock, StockMovement(
+                sku=item.sku, quantity=item.quantity, reference=self._inp.case_id,
+                idempotency_key=self._key(f"restock:{item.sku}")))
+            self._step_event("restock", sku=item.sku, quantity=item.quantity, id=movement)
+        # Same SKU for the same SKU: there is no price difference to settle.
+        plan.refs["price_difference"] = "0.00"
+
+    async def _resolve_repair(self: _Case, plan: Resolution, saga: Saga) -> None:
+        pickup = await self._waybill(saga, "repair_pickup", self._customer_address(),
+                                     REPAIR_CENTRE, plan.items)
+        await self._await_parcel(plan, pickup)
+        repaired, note = await self._await_inspection(plan)
+        if not repaired:
+            raise ResolutionFailed(f"not repairable: {note}; choose a refund or an exchange")
+        back = await self._waybill(saga, "repair_return", REPAIR_CENTRE,
+                                   self._customer_address(), plan.items)
+        await self._await_parcel(plan, back, pause_clock=False)
+
+    # ----------------------------------------------------------------- steps
+
+    async def _pay_refund(self: _Case, plan: Resolution, saga: Saga, step: str) -> None:
+        amount = plan.amount or self._value_of(plan.items)
+        await self._await_approval(plan, amount)
+        receipt = await saga.step(step, lambda: self._call(
+            OrderActivities.refund_payment, RefundRequest(
+                order_id=self._inp.order_id, case_id=self._inp.case_id, amount=amount,
+                idempotency_key=self._key("refund"))))
+        plan.refs["refund_id"] = receipt.id
+        plan.refs["refunded"] = receipt.amount
+        self._refunded += Decimal(receipt.amount)
+        self._step_event(step, refund=receipt.id, amount=receipt.amount)
+
+    async def _await_approval(self: _Case, plan: Resolution, amount: str) -> None:
+        limit = Decimal(self._inp.policy.approval_limit)
+        if Decimal(amount) <= limit:
+            return
+        plan.awaiting = "approval"
+        self._status = "waiting_on_approval"
+        self._event("system", "approval_requested",
+                    detail={"amount": amount, "limit": str(limit)})
+        self._notify_staff("role:supervisor", "approval_waiting", {"amount": amount})
+        await self._flush()
+        await workflow.wait_condition(lambda: plan.approved_by is not None)
+        plan.awaiting = None
+        self._status = "resolving"
+
+    async def _waybill(self: _Case, saga: Saga, kind: str, sender: Address,
+                       recipient: Address, items: list[CaseItem],
+                       step: str | None = None) -> Waybill:
+        step = step or kind
+        waybill = await saga.step(
+            step,
+            lambda: self._call(CourierActivities.create_waybill, WaybillRequest(
+                type=kind, reference=self._inp.case_id, idempotency_key=self._key(step),
+                sender=sender, recipient=recipient, items=items)),
+            lambda: self._cancel_waybill(step),
+        )
+        self._parcels[waybill.waybill_no] = {"type": kind, "step": step, "status": "created",
+                                             "events": []}
+        plan = self._resolution
+        assert plan is not None
+        plan.refs.setdefault("waybills", {})[step] = waybill.waybill_no
+        self._step_event(step, waybill=waybill.waybill_no)
+        await self._flush()
+        return waybill
+
+    async def _cancel_waybill(self: _Case, step: str) -> None:
+        plan = self._resolution
+        number = plan.refs.get("waybills", {}).get(step) if plan else None
+        if number is None or self._parcels.get(number, {}).get("status") != "created":
+            return  # already moving: nothing to cancel, the parcel arrives or comes back
+        try:
+            await self._call(CourierActivities.cancel_waybill,
+                             Waybill(number, self._parcels[number]["type"], "created"),
+                             retry=COMPENSATION_RETRY)
+        except ActivityError as err:
+            if _error_type(err) != "AlreadyPickedUp":
+                raise
+
+    async def _release(self: _Case, sku: str) -> None:
+        plan = self._resolution
+        for reservation_id in (plan.refs.get("reservations", []) if plan else []):
+            await self._call(InventoryActivities.release,
+                             Reservation(reservation_id, sku, 0, "reserved"),
+                             retry=COMPENSATION_RETRY)
+
+    async def _await_parcel(self: _Case, plan: Resolution, waybill: Waybill,
+                            pause_clock: bool = True) -> None:
+        """Wait until the parcel is delivered; the resolution clock pauses while the
+        customer's goods are in transit."""
+        parcel = self._parcels[waybill.waybill_no]
+        parcel["pauses_clock"] = pause_clock
+        plan.awaiting = "parcel"
+        self._wake = True
+        await workflow.wait_condition(
+            lambda: parcel["status"] == "delivered" or parcel["status"] in PARCEL_FAILED)
+        plan.awaiting = None
+        if parcel["status"] in PARCEL_FAILED:
+            raise ResolutionFailed(f"parcel {waybill.waybill_no} {parcel['status']}")
+
+    async def _await_inspection(self: _Case, plan: Resolution) -> tuple[bool, str]:
+        plan.awaiting = "inspection"
+        self._inspection = None
+        if self._assignee:
+            self._notify_staff(self._assignee, "inspection_due", {})
+        await self._flush()
+        await workflow.wait_condition(lambda: self._inspection is not None)
+        plan.awaiting = None
+        inspection = self._inspection
+        assert inspection is not None
+        return bool(inspection["passed"]), str(inspection.get("note") or "")
+
+    async def _call(self: _Case, activity: Any, arg: Any,
+                    retry: RetryPolicy = SYSTEM_RETRY) -> Any:
+        return await workflow.execute_activity_method(
+            activity, arg, start_to_close_timeout=CALL_TIMEOUT, retry_policy=retry)
+
+    # ----------------------------------------------------------------- courier events
+
+    def _apply_courier_event(self: _Case, event: CourierEvent) -> None:
+        """Record a tracking event once, in order; a late or repeated one is ignored."""
+        if event.event_id in self._seen_courier_events:
+            return
+        self._seen_courier_events.add(event.event_id)
+        parcel = self._parcels.get(event.waybill_no)
+        if parcel is None:
+            return
+        rank = PARCEL_RANK.get(event.status, -1)
+        current = PARCEL_RANK.get(parcel["status"], 0)
+        if rank < current or (rank == current and event.status == parcel["status"]):
+            return
+        parcel["status"] = event.status
+        parcel["events"].append({"status": event.status, "at": event.at.isoformat(),
+                                 "detail": event.detail})
+        self._event("courier", "parcel", detail={"waybill": event.waybill_no,
+                                                 "status": event.status,
+                                                 "detail": event.detail})
+        now = workflow.now()
+        if parcel.get("pauses_clock", True) and parcel["type"] in ("return_pickup",
+                                                                    "repair_pickup"):
+            for clock in self._clocks:
+                if clock.name == "resolution":
+                    if event.status == "picked_up":
+                        clocks.pause_clock(clock, now, "parcel_in_transit", self._calendar)
+                    elif event.status == "delivered" or event.status in PARCEL_FAILED:
+                        clocks.resume_clock(clock, now, self._calendar)
+        if event.status in ("delayed", "lost", "damaged"):
+            self._notify_customer("parcel_" + event.status, {"waybill": event.waybill_no})
+        self._wake = True
+
+    # ----------------------------------------------------------------- helpers
+
+    def _key(self: _Case, step: str) -> str:
+        return f"{self._inp.case_id}:{self._resolution_attempt}:{step}"
+
+    def _step_event(self: _Case, step: str, **detail: Any) -> None:
+        self._event("system", "resolution_step",
+                    detail={"step": step, **{k: v for k, v in detail.items() if v}})
+
+    def _customer_address(self: _Case) -> Address:
+        return Address(self._inp.customer.name, f"customer {self._inp.customer.id}")
+
+    def _value_of(self: _Case, items: list[CaseItem]) -> str:
+        prices = {line.sku: Decimal(line.unit_price)
+                  for line in (self._order.lines if self._order else [])}
+        total = sum((prices.get(i.sku, Decimal(0)) * i.quantity for i in items), Decimal(0))
+        return f"{total:.2f}"
+
+    def _refundable(self: _Case) -> Decimal:
+        """What may still be refunded: paid, minus refunds before and during this case."""
+        if self._order is None:
+            return Decimal(0)
+        paid = sum((Decimal(p.amount) for p in self._order.payments), Decimal(0))
+        return paid - Decimal(self._order.refunded) - self._refunded
+
+
+def _error_type(err: ActivityError) -> str | None:
+    cause = err.cause
+    return cause.type if isinstance(cause, ApplicationError) else None
+
+
+def _reason(err: BaseException) -> str:
+    if isinstance(err, ActivityError):
+        cause = err.cause
+        return str(cause.message if isinstance(cause, ApplicationError) else cause or err)
+    return str(err)
