@@ -20,8 +20,9 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeGuard
 
 from flask import Flask, jsonify, request
 from werkzeug.serving import make_server
@@ -307,7 +308,7 @@ def _with_available(item: dict) -> dict:
     return {**item, "available": item["on_hand"] - item["reserved"]}
 
 
-def _is_count(value, minimum: int) -> bool:
+def _is_count(value: object, minimum: int) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
@@ -316,7 +317,7 @@ def _public(record: dict) -> dict:
 
 
 def _now() -> str:
-    return _iso(datetime.now(timezone.utc))
+    return _iso(datetime.now(UTC))
 
 
 def serve(host: str, port: int, data_dir: str | None, fail_rate: float) -> None:
@@ -336,6 +337,8 @@ def main() -> None:
     args = parser.parse_args()
     fail_rate = float(os.environ.get("AFTERSALES_SIM_FAIL_RATE", "0") or 0)
     logging.basicConfig(level=logging.WARNING)
+    # Werkzeug logs every request at INFO on its own logger; keep the dev stack's output quiet.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     serve(args.host, args.port, args.data_dir, fail_rate)
 
 

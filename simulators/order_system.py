@@ -179,9 +179,22 @@ def create_app(system: OrderSystem, fail_rate: float = 0.0, hang_seconds: float 
     def inject_faults():
         if request.path == "/health" or fail_rate <= 0 or rng.random() >= fail_rate:
             return None
-        if rng.random() < 0.5:
+        fault = rng.choice(("refuse", "hang", "lose_answer"))
+        if fault == "lose_answer":
+            # The work is done but the caller never hears: the hardest case for
+            # exactly-once, which only an idempotency key gets right.
+            request.environ["aftersales.lose_answer"] = True
+            return None
+        if fault == "hang":
             time.sleep(hang_seconds)  # longer than a client's timeout
         return _problem(503, "simulated outage")
+
+    @app.after_request
+    def lose_answer(response):
+        if request.environ.get("aftersales.lose_answer"):
+            time.sleep(hang_seconds)
+            return app.make_response(_problem(503, "simulated outage after the work was done"))
+        return response
 
     @app.get("/health")
     def health():

@@ -86,8 +86,8 @@ ORDER_RETRY = RetryPolicy(
 PROJECTION_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5)
 )
-# How long a `resolve` update waits for a quick resolution to finish before
-# answering with the case still resolving.
+# How long a `resolve` update waits for a quick resolution to finish (or to start
+# waiting on a parcel, an inspection or an approval) before answering.
 RESOLVE_ANSWER_WAIT = timedelta(seconds=20)
 
 
@@ -354,7 +354,8 @@ class CaseWorkflow(ResolutionSagas):
         await self._flush()
         try:
             await workflow.wait_condition(
-                lambda: plan.state in ("done", "failed"), timeout=RESOLVE_ANSWER_WAIT
+                lambda: plan.state in ("done", "failed") or plan.awaiting is not None,
+                timeout=RESOLVE_ANSWER_WAIT,
             )
         except asyncio.TimeoutError:
             pass

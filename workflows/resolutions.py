@@ -269,7 +269,7 @@ class ResolutionSagas:
         parcel = self._parcels[waybill.waybill_no]
         parcel["pauses_clock"] = pause_clock
         plan.awaiting = "parcel"
-        self._wake = True
+        await self._flush()
         await workflow.wait_condition(
             lambda: parcel["status"] == "delivered" or parcel["status"] in PARCEL_FAILED)
         plan.awaiting = None

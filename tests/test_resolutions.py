@@ -1,0 +1,349 @@
+"""Resolutions as sagas, end to end: the web app served over HTTP, a real Temporal dev
+server and worker, and the order, inventory and courier simulators over HTTP, with the
+courier's signed webhooks flowing back into the cases. Parcels move when the test
+ticks the courier, so every path is deterministic."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+
+import httpx
+import pytest
+from werkzeug.serving import make_server
+
+from db.accounts import create_token, create_user
+from simulators import courier_system, inventory_system, order_system
+from tests.conftest import BackgroundWorker, make_settings
+from web import create_app
+from web.webhooks import signature
+
+SECRET = "test-webhook-secret"
+
+
+class Served:
+    """A WSGI app on a free loopback port, in a thread."""
+
+    def __init__(self, app) -> None:
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=5)
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def systems(temporal_address, tmp_path_factory):
+    """Fresh simulators, the web app over HTTP and a worker, for this module."""
+    orders = Served(order_system.create_app(order_system.OrderSystem(state_file=None)))
+    inventory = Served(inventory_system.create_app(inventory_system.InventorySystem(None)))
+    web_port_holder: dict = {}
+    courier_state = courier_system.CourierSystem(
+        state_file=None, webhook_url=None, webhook_secret=SECRET, step=0)
+    courier = Served(courier_system.create_app(courier_state))
+    url = f"sqlite:///{tmp_path_factory.mktemp('resolutions') / 'db.sqlite'}"
+    settings = make_settings(
+        temporal_address, url, orders.url, inventory_system_url=inventory.url,
+        courier_system_url=courier.url, courier_webhook_secret=SECRET)
+    app = create_app(settings)
+    web = Served(app)
+    web_port_holder["url"] = web.url
+    courier_state.webhook_url = f"{web.url}/webhooks/courier"
+    courier_state.start()
+    worker = BackgroundWorker(settings)
+    worker.start()
+    with app.extensions["aftersales"].sessions.begin() as session:
+        create_user(session, "hank", "handler")
+        create_user(session, "sue", "supervisor")
+        tokens = {"hank": create_token(session, "hank"), "sue": create_token(session, "sue")}
+    http = httpx.Client(base_url=web.url, timeout=60)
+    yield {"http": http, "tokens": tokens, "orders": orders.url, "inventory": inventory.url,
+           "courier": courier.url, "web": web.url}
+    http.close()
+    worker.stop()
+    courier_state.stop()
+    for served in (web, courier, inventory, orders):
+        served.stop()
+    app.extensions["aftersales"].gateway.close()
+    app.extensions["aftersales"].engine.dispose()
+
+
+def call(systems, method: str, path: str, who: str = "hank", **kwargs) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {systems['tokens'][who]}"}
+    return systems["http"].request(method, path, headers=headers, **kwargs)
+
+
+def open_case(systems, order_id: str, kind: str, items: list[dict]) -> dict:
+    response = call(systems, "POST", "/api/v1/cases", json={
+        "kind": kind, "channel": "app", "order_id": order_id,
+        "customer": {"id": "C-9", "name": "周敏", "phone": "13700000009"},
+        "items": items, "description": "需要售后处理"})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def to_resolve(systems, case: dict) -> None:
+    for action, body in (("confirm", {"note": "ok"}),
+                         ("analyze", {"root_cause": "product_quality",
+                                      "responsible_party": "supplier", "note": "faulty"})):
+        response = call(systems, "POST", f"/api/v1/cases/{case['id']}/{action}", json=body)
+        assert response.status_code == 200, response.text
+
+
+def wait_for(systems, case_id: str, predicate, timeout: float = 30.0) -> dict:
+    deadline = time.monotonic() + timeout
+    case: dict = {}
+    while time.monotonic() < deadline:
+        case = call(systems, "GET", f"/api/v1/cases/{case_id}").json()
+        if predicate(case):
+            return case
+        time.sleep(0.1)
+    summary = {"stage": case.get("stage"), "status": case.get("status"),
+               "resolution": case.get("resolution"), "parcels": case.get("parcels"),
+               "timeline": [(e["type"], e["detail"]) for e in case.get("timeline", [])][-6:]}
+    raise AssertionError(f"condition not met; case is {json.dumps(summary)[:3000]}")
+
+
+def awaiting(what: str):
+    return lambda c: (c["resolution"] or {}).get("awaiting") == what
+
+
+def waybill(case: dict, step: str) -> str:
+    return case["resolution"]["refs"]["waybills"][step]
+
+
+def move(systems, number: str, steps: int = 1) -> None:
+    for _ in range(steps):
+        response = httpx.post(f"{systems['courier']}/_control/waybills/{number}/advance",
+                              timeout=10)
+        assert response.status_code == 200, response.text
+
+
+def refunds_of(systems, case_id: str) -> list[dict]:
+    refunds = httpx.get(f"{systems['orders']}/refunds", timeout=10).json()
+    return [r for r in refunds if r["case_id"] == case_id]
+
+
+def movements_of(systems, case_id: str) -> list[dict]:
+    movements = httpx.get(f"{systems['inventory']}/movements", timeout=10).json()
+    return [m for m in movements if m.get("reference") == case_id]
+
+
+def test_refund_below_the_limit_is_paid_once(systems):
+    case = open_case(systems, "SO-10002", "refund", [])
+    to_resolve(systems, case)
+    response = call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", json={
+        "resolution": {"type": "refund", "amount": "50.00"}, "note": "partial"})
+    assert response.status_code == 200, response.text
+    case = wait_for(systems, case["id"], lambda c: c["stage"] == "feedback")
+    refunds = refunds_of(systems, case["id"])
+    assert [r["amount"] for r in refunds] == ["50.00"]
+    assert case["resolution"]["refs"]["refund_id"] == refunds[0]["id"]
+    too_much = open_case(systems, "SO-10002", "refund", [])
+    to_resolve(systems, too_much)
+    response = call(systems, "POST", f"/api/v1/cases/{too_much['id']}/resolve", json={
+        "resolution": {"type": "refund", "amount": "150.00"}})
+    assert response.status_code == 422  # 168.00 paid, 50.00 refunded already
+    assert "118.00" in response.json()["detail"]
+
+
+def test_refund_above_the_limit_waits_for_a_supervisor(systems):
+    case = open_case(systems, "SO-10014", "refund", [])
+    to_resolve(systems, case)
+    call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", json={
+        "resolution": {"type": "refund", "amount": "600.00"}})
+    case = wait_for(systems, case["id"], awaiting("approval"))
+    assert case["status"] == "waiting_on_approval"
+    assert refunds_of(systems, case["id"]) == []
+    denied = call(systems, "POST", f"/api/v1/cases/{case['id']}/approve", json={"note": "ok"})
+    assert denied.status_code == 403
+    approved = call(systems, "POST", f"/api/v1/cases/{case['id']}/approve", who="sue",
+                    json={"note": "checked the photos"})
+    assert approved.status_code == 200, approved.text
+    case = wait_for(systems, case["id"], lambda c: c["stage"] == "feedback")
+    assert [r["amount"] for r in refunds_of(systems, case["id"])] == ["600.00"]
+    assert "approved" in [e["type"] for e in case["timeline"]]
+
+
+def test_return_is_picked_up_inspected_restocked_and_refunded(systems):
+    case = open_case(systems, "SO-10008", "return", [{"sku": "SKU-KETTLE-4", "quantity": 1}])
+    assert case["eligibility"]["eligible"], case["eligibility"]
+    to_resolve(systems, case)
+    call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", json={
+        "resolution": {"type": "return_refund", "items": [{"sku": "SKU-KETTLE-4",
+                                                           "quantity": 1}]}})
+    case = wait_for(systems, case["id"], awaiting("parcel"))
+    number = waybill(case, "return_pickup")
+    early = call(systems, "POST", f"/api/v1/cases/{case['id']}/inspect", json={"passed": True})
+    assert early.status_code == 409  # nothing has arrived yet
+    move(systems, number)  # picked up: the customer's clock pauses while in transit
+    case = wait_for(systems, case["id"], lambda c: c["parcels"][number]["status"] == "picked_up")
+    resolution_clock = [c for c in case["deadlines"]["clocks"] if c["name"] == "resolution"][-1]
+    assert resolution_clock["state"] == "paused"
+    assert resolution_clock["paused_reason"] == "parcel_in_transit"
+    move(systems, number, 2)  # in transit, delivered to the warehouse
+    case = wait_for(systems, case["id"], awaiting("inspection"))
+    legal = [c for c in case["deadlines"]["clocks"] if c["name"] == "legal_refund"]
+    assert legal and legal[0]["state"] == "running" and legal[0]["target"] == 7 * 86400
+    token = case["customer_url"].rsplit("/", 1)[1]
+    view = systems["http"].get(f"/api/v1/status/{token}").json()
+    assert view["tracking"][0]["waybill"] == number
+    assert view["tracking"][0]["status"] == "delivered"
+    response = call(systems, "POST", f"/api/v1/cases/{case['id']}/inspect",
+                    json={"passed": True, "note": "sealed, unused"})
+    assert response.status_code == 200, response.text
+    case = wait_for(systems, case["id"], lambda c: c["stage"] == "feedback")
+    assert [r["amount"] for r in refunds_of(systems, case["id"])] == ["149.00"]
+    assert [m["kind"] for m in movements_of(systems, case["id"])] == ["restock"]
+    legal = [c for c in case["deadlines"]["clocks"] if c["name"] == "legal_refund"]
+    assert legal[0]["state"] == "met"
+
+
+def test_failed_inspection_sends_the_goods_back_and_reopens_analysis(systems):
+    case = open_case(systems, "SO-10008", "return", [{"sku": "SKU-KETTLE-4", "quantity": 1}])
+    to_resolve(systems, case)
+    call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", json={
+        "resolution": {"type": "return_refund", "items": [{"sku": "SKU-KETTLE-4",
+                                                           "quantity": 1}]}})
+    case = wait_for(systems, case["id"], awaiting("parcel"))
+    move(systems, waybill(case, "return_pickup"), 3)
+    wait_for(systems, case["id"], awaiting("inspection"))
+    call(systems, "POST", f"/api/v1/cases/{case['id']}/inspect",
+         json={"passed": False, "note": "used and scratched"})
+    case = wait_for(systems, case["id"], lambda c: c["stage"] == "analyze")
+    failure = [e for e in case["timeline"] if e["type"] == "resolution_failed"][-1]
+    assert "used and scratched" in failure["detail"]["reason"]
+    assert "return_to_customer" in case["resolution"]["refs"]["waybills"]
+    assert refunds_of(systems, case["id"]) == []
+
+
+def test_exchange_ships_the_replacement_and_collects_the_old_item(systems):
+    case = open_case(systems, "SO-10014", "exchange", [{"sku": "SKU-SHIRT-77", "quantity": 1}])
+    to_resolve(systems, case)
+    call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", json={
+        "resolution": {"type": "exchange", "items": [{"sku": "SKU-SHIRT-77", "quantity": 1}]}})
+    case = wait_for(systems, case["id"], lambda c: "collect_old" in (
+        (c["resolution"] or {}).get("refs", {}).get("waybills", {})))
+    move(systems, waybill(case, "ship_replacement"), 3)
+    move(systems, waybill(case, "collect_old"), 3)
+    case = wait_for(systems, case["id"], lambda c: c["stage"] == "feedback")
+    kinds = [m["kind"] for m in movements_of(systems, case["id"])]
+    assert kinds.count("reservation") == 1 and kinds.count("restock") == 1
+    reservation = next(m for m in movements_of(systems, case["id"])
+                       if m["kind"] == "reservation")
+    assert reservation["state"] == "shipped"
+
+
+def test_exchange_out_of_stock_goes_back_to_analyze_with_nothing_left_behind(systems):
+    case = open_case(systems, "SO-10012", "exchange", [{"sku": "SKU-SHOES-41", "quantity": 1}])
+    to_resolve(systems, case)
+    call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", json={
+        "resolution": {"type": "exchange", "items": [{"sku": "SKU-SHOES-41", "quantity": 1}]}})
+    case = wait_for(systems, case["id"], lambda c: c["stage"] == "analyze")
+    failure = [e for e in case["timeline"] if e["type"] == "resolution_failed"][-1]
+    assert "out of stock" in failure["detail"]["reason"]
+    assert not (case["resolution"]["refs"].get("waybills"))
+
+
+def test_exchange_compensates_when_a_later_step_fails(systems):
+    # Two lines: the first reserves, the second is out of stock -> the first is released.
+    response = httpx.put(f"{systems['inventory']}/_control/stock/SKU-RICE-10",
+                         json={"on_hand": 0}, timeout=10)
+    assert response.status_code == 200
+    items = [{"sku": "SKU-KETTLE-4", "quantity": 1}, {"sku": "SKU-RICE-10", "quantity": 1}]
+    case = open_case(systems, "SO-10014", "exchange", items)
+    to_resolve(systems, case)
+    call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve",
+         json={"resolution": {"type": "exchange", "items": items}})
+    case = wait_for(systems, case["id"], lambda c: c["stage"] == "analyze")
+    reservations = [m for m in movements_of(systems, case["id"]) if m["kind"] == "reservation"]
+    assert [(r["sku"], r["state"]) for r in reservations] == [("SKU-KETTLE-4", "released")]
+    steps = case["resolution"]["steps"]
+    assert {"step": "reserve:SKU-KETTLE-4", "state": "compensated"} in steps
+
+
+def test_repair_goes_to_the_centre_and_comes_back(systems):
+    case = open_case(systems, "SO-10008", "repair", [{"sku": "SKU-KETTLE-4", "quantity": 1}])
+    to_resolve(systems, case)
+    call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", json={
+        "resolution": {"type": "repair", "items": [{"sku": "SKU-KETTLE-4", "quantity": 1}]}})
+    case = wait_for(systems, case["id"], awaiting("parcel"))
+    move(systems, waybill(case, "repair_pickup"), 3)
+    wait_for(systems, case["id"], awaiting("inspection"))
+    call(systems, "POST", f"/api/v1/cases/{case['id']}/inspect",
+         json={"passed": True, "note": "heating element replaced"})
+    case = wait_for(systems, case["id"], lambda c: "repair_return" in (
+        c["resolution"]["refs"].get("waybills", {})))
+    move(systems, waybill(case, "repair_return"), 3)
+    case = wait_for(systems, case["id"], lambda c: c["stage"] == "feedback")
+    assert refunds_of(systems, case["id"]) == []
+
+
+def test_not_repairable_goes_back_to_analyze(systems):
+    case = open_case(systems, "SO-10008", "repair", [{"sku": "SKU-KETTLE-4", "quantity": 1}])
+    to_resolve(systems, case)
+    call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", json={
+        "resolution": {"type": "repair", "items": [{"sku": "SKU-KETTLE-4", "quantity": 1}]}})
+    case = wait_for(systems, case["id"], awaiting("parcel"))
+    move(systems, waybill(case, "repair_pickup"), 3)
+    wait_for(systems, case["id"], awaiting("inspection"))
+    call(systems, "POST", f"/api/v1/cases/{case['id']}/inspect",
+         json={"passed": False, "note": "board burnt out"})
+    case = wait_for(systems, case["id"], lambda c: c["stage"] == "analyze")
+    assert "not repairable" in [e for e in case["timeline"]
+                                if e["type"] == "resolution_failed"][-1]["detail"]["reason"]
+
+
+def test_ineligible_return_is_a_case_but_needs_a_supervisor(systems):
+    case = open_case(systems, "SO-10017", "return", [{"sku": "SKU-FRUIT-09", "quantity": 1}])
+    assert case["stage"] == "confirm"
+    assert not case["eligibility"]["eligible"]
+    assert any("fresh" in r for r in case["eligibility"]["reasons"])
+    to_resolve(systems, case)
+    body = {"resolution": {"type": "return_refund",
+                           "items": [{"sku": "SKU-FRUIT-09", "quantity": 1}]}}
+    refused = call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", json=body)
+    assert refused.status_code == 422 and "supervisor" in refused.json()["detail"]
+    overridden = call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", who="sue",
+                      json=body)
+    assert overridden.status_code == 200, overridden.text
+    planned = [e for e in overridden.json()["timeline"] if e["type"] == "resolution_planned"]
+    assert planned[-1]["detail"]["eligibility_overridden_by"] == "sue"
+
+
+def test_duplicate_and_out_of_order_webhooks_count_once(systems):
+    case = open_case(systems, "SO-10008", "return", [{"sku": "SKU-KETTLE-4", "quantity": 1}])
+    to_resolve(systems, case)
+    call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", json={
+        "resolution": {"type": "return_refund", "items": [{"sku": "SKU-KETTLE-4",
+                                                           "quantity": 1}]}})
+    case = wait_for(systems, case["id"], awaiting("parcel"))
+    number = waybill(case, "return_pickup")
+
+    def post(event_id: str, status: str, secret: str = SECRET) -> httpx.Response:
+        body = json.dumps({"event_id": event_id, "waybill_no": number,
+                           "reference": case["id"], "type": "return_pickup",
+                           "status": status, "detail": "",
+                           "at": datetime.now(timezone.utc).isoformat()}).encode()
+        return systems["http"].post("/webhooks/courier", content=body, headers={
+            "Content-Type": "application/json",
+            "X-Courier-Signature": signature(body, secret)})
+
+    assert post("e-forged", "delivered", secret="wrong").status_code == 401
+    delivered = str(uuid.uuid4())
+    assert post(delivered, "delivered").status_code == 202
+    assert post(delivered, "delivered").status_code == 202       # duplicate
+    assert post(str(uuid.uuid4()), "in_transit").status_code == 202  # late, older status
+    case = wait_for(systems, case["id"], awaiting("inspection"))
+    parcel_events = [e["detail"]["status"] for e in case["timeline"] if e["type"] == "parcel"]
+    assert parcel_events == ["delivered"]
+    unknown = systems["http"].post("/webhooks/courier", content=b"{}", headers={
+        "X-Courier-Signature": signature(b"{}", SECRET), "Content-Type": "application/json"})
+    assert unknown.status_code == 422
