@@ -7,10 +7,12 @@ import logging
 import signal
 from dataclasses import dataclass
 
+import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.courier_system import CourierActivities, CourierClient
+from activities.http import DEFAULT_TIMEOUT
 from activities.inventory_system import InventoryActivities, InventoryClient
 from activities.order_system import OrderActivities, OrderSystemClient
 from activities.projection import CaseProjector
@@ -31,10 +33,11 @@ class SystemClients:
     courier: CourierClient
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SystemClients:
-        return cls(OrderSystemClient(settings.order_system_url),
-                   InventoryClient(settings.inventory_system_url),
-                   CourierClient(settings.courier_system_url))
+    def from_settings(cls, settings: Settings,
+                      timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> SystemClients:
+        return cls(OrderSystemClient(settings.order_system_url, timeout),
+                   InventoryClient(settings.inventory_system_url, timeout),
+                   CourierClient(settings.courier_system_url, timeout))
 
     async def aclose(self) -> None:
         for client in (self.orders, self.inventory, self.courier):

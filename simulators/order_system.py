@@ -174,12 +174,15 @@ class RefundRefused(Exception):
 def create_app(system: OrderSystem, fail_rate: float = 0.0, hang_seconds: float = 8.0) -> Flask:
     app = Flask("order_system_simulator")
     rng = random.Random()
+    # How many faults of each kind were injected, for tests to see they happened.
+    faults: dict[str, int] = app.extensions.setdefault("faults", {})
 
     @app.before_request
     def inject_faults():
         if request.path == "/health" or fail_rate <= 0 or rng.random() >= fail_rate:
             return None
         fault = rng.choice(("refuse", "hang", "lose_answer"))
+        faults[f"{fault} {request.method}"] = faults.get(f"{fault} {request.method}", 0) + 1
         if fault == "lose_answer":
             # The work is done but the caller never hears: the hardest case for
             # exactly-once, which only an idempotency key gets right.
@@ -193,7 +196,8 @@ def create_app(system: OrderSystem, fail_rate: float = 0.0, hang_seconds: float 
     def lose_answer(response):
         if request.environ.get("aftersales.lose_answer"):
             time.sleep(hang_seconds)
-            return app.make_response(_problem(503, "simulated outage after the work was done"))
+            return app.make_response(
+                _problem(503, "simulated outage after the work was done"))
         return response
 
     @app.get("/health")

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psycopg2
 import pytest
 from temporalio.client import Client
@@ -127,8 +128,9 @@ def make_settings(temporal_address: str, database_url: str, order_system_url: st
 class BackgroundWorker:
     """A case worker on its own event loop thread, for tests driven synchronously."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, timeout: httpx.Timeout | None = None) -> None:
         self.settings = settings
+        self.timeout = timeout
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._stop: asyncio.Event | None = None
@@ -141,7 +143,8 @@ class BackgroundWorker:
         async def main() -> None:
             client = await Client.connect(self.settings.temporal_address)
             engine = make_engine(self.settings.database_url)
-            systems = SystemClients.from_settings(self.settings)
+            systems = (SystemClients.from_settings(self.settings, self.timeout)
+                       if self.timeout else SystemClients.from_settings(self.settings))
             worker = build_worker(client, self.settings, systems,
                                   CaseProjector(make_sessionmaker(engine)))
             self._stop = asyncio.Event()
