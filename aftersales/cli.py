@@ -189,6 +189,25 @@ def sla_check(path: str | None) -> None:
                f"+{rules.escalation_boost}, amounts {rules.amount_boost}")
 
 
+@demo.command("refunds")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def demo_refunds(as_json: bool) -> None:
+    """List the refunds the simulated payment side has paid."""
+    import httpx
+
+    url = _settings().order_system_url
+    try:
+        refunds = httpx.get(f"{url}/refunds", timeout=10).json()
+    except httpx.HTTPError as err:
+        raise click.ClickException(f"the order system at {url} does not answer: {err}") from err
+    if as_json:
+        click.echo(json.dumps(refunds, ensure_ascii=False, indent=1))
+        return
+    for refund in refunds:
+        click.echo(f"{refund['id']}  {refund['order_id']}  {refund['amount']:>9}  "
+                   f"case {refund['case_id']}  key {refund['idempotency_key']}")
+
+
 @main.command()
 def migrate() -> None:
     """Bring the read model's database to the newest schema."""

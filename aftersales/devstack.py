@@ -1,7 +1,8 @@
 """`aftersales dev`: the whole system as one process tree on one machine.
 
 Starts the Temporal dev server (state in the data dir, so cases survive a restart),
-the order-system simulator, a worker and the web app as child processes; prints a
+the order, inventory and courier simulators, a worker and the web app as child
+processes; prints a
 line with `ready` and the URL once /healthz answers; stops every child on Ctrl-C or
 SIGTERM. A child that dies takes the stack down with a message naming it.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -23,6 +25,12 @@ from aftersales.settings import Settings, default_database_url
 from aftersales.temporal import temporal_cli_path
 
 PR_SET_PDEATHSIG = 1
+# The retailer's systems, simulated: name, module, preferred port.
+SIMULATORS = (
+    ("order-system", "simulators.order_system", 5101),
+    ("inventory-system", "simulators.inventory_system", 5102),
+    ("courier-system", "simulators.courier_system", 5103),
+)
 STARTUP_TIMEOUT = 90.0
 
 
@@ -100,13 +108,31 @@ class DevStack:
         migrate(self.settings.database_url)
         if not self.settings.temporal_address_set:
             self._start_temporal()
-        sim_port = free_port() if _port_busy(5101) else 5101
-        self.settings = self.settings.with_(order_system_url=f"http://127.0.0.1:{sim_port}")
-        self._spawn("order-system", [sys.executable, "-m", "simulators.order_system",
-                                     "--port", str(sim_port), "--data-dir",
-                                     str(self.data_dir / "simulators")])
-        if not wait_for_port("127.0.0.1", sim_port, 30):
-            raise StartupError("the order-system simulator did not start")
+        if not self.settings.courier_webhook_secret:
+            # One secret per data dir, shared by the courier simulator and the web app.
+            secret_file = self.data_dir / "courier_webhook_secret"
+            if not secret_file.exists():
+                secret_file.write_text(secrets.token_urlsafe(32))
+            self.settings = self.settings.with_(
+                courier_webhook_secret=secret_file.read_text().strip())
+        urls = {}
+        for name, module, port in SIMULATORS:
+            port = free_port() if _port_busy(port) else port
+            extra_env = {}
+            if name == "courier-system":
+                extra_env["AFTERSALES_COURIER_WEBHOOK_URL"] = \
+                    f"http://{self.host}:{self.port}/webhooks/courier"
+            self._spawn(name, [sys.executable, "-m", module, "--port", str(port),
+                               "--data-dir", str(self.data_dir / "simulators")],
+                        extra_env=extra_env)
+            if not wait_for_port("127.0.0.1", port, 30):
+                raise StartupError(f"the {name} simulator did not start")
+            urls[name] = f"http://127.0.0.1:{port}"
+        self.settings = self.settings.with_(
+            order_system_url=urls["order-system"],
+            inventory_system_url=urls["inventory-system"],
+            courier_system_url=urls["courier-system"],
+        )
         self._spawn("worker", [sys.executable, "-m", "aftersales.cli", "worker"])
         self._spawn("web", [sys.executable, "-m", "aftersales.cli", "web", "--host",
                             self.host, "--port", str(self.port)])
@@ -136,8 +162,9 @@ class DevStack:
         print(f"Temporal dev server on 127.0.0.1:{self.temporal_port}, "
               f"UI http://127.0.0.1:{ui_port}", flush=True)
 
-    def _spawn(self, name: str, argv: list[str], log_name: str | None = None) -> None:
-        env = {**os.environ, **self.settings.to_env()}
+    def _spawn(self, name: str, argv: list[str], log_name: str | None = None,
+               extra_env: dict[str, str] | None = None) -> None:
+        env = {**os.environ, **self.settings.to_env(), **(extra_env or {})}
         stdout = None
         if log_name:
             logs = self.data_dir / "logs"

@@ -3,6 +3,7 @@ closed over real HTTP; a restart that finds the case still there; no child left.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -23,6 +24,7 @@ pytestmark = pytest.mark.slow
 class DevProcess:
     def __init__(self, data_dir: Path, port: int, temporal_port: int) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AFTERSALES_")}
+        env["AFTERSALES_SIM_COURIER_STEP"] = "0.3"  # parcels move fast in this test
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "aftersales.cli", "dev", "--demo", "--port", str(port),
              "--temporal-port", str(temporal_port), "--data-dir", str(data_dir)],
@@ -129,6 +131,43 @@ def test_dev_stack_walks_a_complaint_and_survives_restart(tmp_path):
                                json={"outcome": "satisfied", "note": "called"}).json()
             assert closed["stage"] == "closed"
             timeline_before = closed["timeline"]
+            # A return through the real courier simulator and its signed webhooks.
+            ret = http.post("/api/v1/cases", json={
+                "kind": "return", "channel": "app", "order_id": "SO-10008",
+                "customer": {"id": "C-1008", "name": "杨磊"},
+                "items": [{"sku": "SKU-KETTLE-4", "quantity": 1}],
+                "description": "不想要了，七天无理由退货",
+            }).json()
+            for action, body in (
+                ("confirm", {"note": "ok"}),
+                ("analyze", {"root_cause": "customer_changed_mind",
+                             "responsible_party": "customer", "note": "no reason return"}),
+                ("resolve", {"resolution": {"type": "return_refund",
+                                            "items": [{"sku": "SKU-KETTLE-4",
+                                                       "quantity": 1}]}}),
+            ):
+                response = http.post(f"/api/v1/cases/{ret['id']}/{action}", json=body)
+                assert response.status_code == 200, response.text
+            deadline = time.monotonic() + 60
+            while (http.get(f"/api/v1/cases/{ret['id']}").json()["resolution"]
+                   or {}).get("awaiting") != "inspection":
+                assert time.monotonic() < deadline, "the parcel never arrived"
+                time.sleep(0.3)
+            assert http.post(f"/api/v1/cases/{ret['id']}/inspect",
+                             json={"passed": True}).status_code == 200
+            deadline = time.monotonic() + 30
+            while http.get(f"/api/v1/cases/{ret['id']}").json()["stage"] != "feedback":
+                assert time.monotonic() < deadline, "the refund did not finish"
+                time.sleep(0.2)
+            refunds = subprocess.run(
+                [sys.executable, "-m", "aftersales.cli", "demo", "refunds", "--json"],
+                capture_output=True, text=True, timeout=60,
+                env={**os.environ, "AFTERSALES_ORDER_SYSTEM_URL": _order_url(dev)},
+            )
+            assert refunds.returncode == 0, refunds.stderr
+            assert [r["amount"] for r in json.loads(refunds.stdout)
+                    if r["case_id"] == ret["id"]] == ["149.00"]
+
             open_case = http.post("/api/v1/cases", json={
                 "kind": "complaint", "channel": "phone", "order_id": "SO-10007",
                 "customer": {"id": "C-1007", "name": "Lucas Martin"},
@@ -136,7 +175,7 @@ def test_dev_stack_walks_a_complaint_and_survives_restart(tmp_path):
             }).json()
 
         children = dev.children()
-        assert len(children) >= 4
+        assert len(children) >= 6
         assert dev.stop() == 0
         time.sleep(0.5)
         assert [pid for pid in children if alive(pid)] == []
