@@ -218,7 +218,8 @@ def migrate() -> None:
 
 
 def _sessions():
-    from db.engine import make_engine, make_sessionmaker, migrate as run_migrations
+    from db.engine import make_engine, make_sessionmaker
+    from db.engine import migrate as run_migrations
 
     settings = _settings()
     run_migrations(settings.database_url)

@@ -116,8 +116,8 @@ class DevStack:
             self.settings = self.settings.with_(
                 courier_webhook_secret=secret_file.read_text().strip())
         urls = {}
-        for name, module, port in SIMULATORS:
-            port = free_port() if _port_busy(port) else port
+        for name, module, preferred in SIMULATORS:
+            port = free_port() if _port_busy(preferred) else preferred
             extra_env = {}
             if name == "courier-system":
                 extra_env["AFTERSALES_COURIER_WEBHOOK_URL"] = \
@@ -169,10 +169,11 @@ class DevStack:
         if log_name:
             logs = self.data_dir / "logs"
             logs.mkdir(exist_ok=True)
-            stdout = open(logs / f"{log_name}.log", "ab")  # noqa: SIM115 - child keeps it
+            stdout = open(logs / f"{log_name}.log", "ab")
         proc = subprocess.Popen(argv, env=env, stdout=stdout,
                                 stderr=subprocess.STDOUT if stdout else None,
-                                start_new_session=True, preexec_fn=_die_with_parent)
+                                start_new_session=True,
+                                preexec_fn=_die_with_parent)  # noqa: PLW1509 - no threads yet
         self.children.append((name, proc))
 
     def _wait_healthy(self) -> None:

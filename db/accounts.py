@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -31,7 +31,7 @@ def create_user(session: Session, name: str, role: str, password: str | None = N
         role=role,
         password_hash=generate_password_hash(password) if password else None,
         active=True,
-        created_at=datetime.now(timezone.utc),
+        created_at=datetime.now(UTC),
     )
     session.add(user)
     return user
@@ -54,7 +54,7 @@ def create_token(session: Session, user_name: str) -> str:
         raise AccountError(f"no user '{user_name}'")
     token = "as_" + secrets.token_urlsafe(32)
     session.add(ApiToken(token_hash=_hash(token), user_name=user_name,
-                         created_at=datetime.now(timezone.utc), revoked=False))
+                         created_at=datetime.now(UTC), revoked=False))
     return token
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 import hashlib
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, literal, or_, select, tuple_
+from sqlalchemy import Select, func, literal, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -41,8 +41,8 @@ def jsonable(value: Any) -> Any:
 def as_utc(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything stored is UTC."""
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def apply_projection(session: Session, projection: Projection) -> bool:
@@ -61,15 +61,16 @@ def apply_projection(session: Session, projection: Projection) -> bool:
         due_key=snap.stage_due_at or FAR_FUTURE,
         data=_public_data(snap),
     )
-    row = session.get(Case, snap.case_id, with_for_update=True)
-    moved = False
-    if row is None:
+    # One conditional UPDATE: atomic on SQLite and PostgreSQL alike, so a slower,
+    # older write can never land after a newer one (a read-then-write could).
+    result = session.execute(
+        update(Case).where(Case.id == snap.case_id, Case.version < snap.version)
+        .values(**values).execution_options(synchronize_session=False))
+    moved = bool(result.rowcount)
+    if not moved and session.scalar(select(Case.version).where(
+            Case.id == snap.case_id)) is None:
         session.add(Case(id=snap.case_id, **values))
         session.flush()
-        moved = True
-    elif row.version < snap.version:
-        for name, value in values.items():
-            setattr(row, name, value)
         moved = True
 
     if projection.events:

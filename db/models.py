@@ -6,7 +6,7 @@ or retried projection write never moves a case backwards.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
@@ -17,7 +17,6 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
-    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -38,7 +37,7 @@ class Base(DeclarativeBase):
 
 
 UtcDateTime = DateTime(timezone=True)
-FAR_FUTURE = datetime(9999, 12, 31, tzinfo=timezone.utc)
+FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 class Case(Base):

@@ -17,7 +17,7 @@ import os
 import random
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -57,7 +57,8 @@ def demo_orders(now: datetime, count: int = 40, seed: int = 7) -> dict[str, dict
         for sku, name, price, category in rng.sample(CATALOGUE, rng.randint(1, 3)):
             lines.append({"sku": sku, "name": name, "quantity": rng.randint(1, 3),
                           "unit_price": price, "category": category})
-        total = sum(Decimal(line["unit_price"]) * line["quantity"] for line in lines)
+        total = sum((Decimal(str(line["unit_price"])) * int(str(line["quantity"]))
+                     for line in lines), Decimal(0))
         delivered = n % 10 != 9  # every tenth order is still on its way
         orders[order_id] = {
             "id": order_id,
@@ -84,7 +85,7 @@ class OrderSystem:
         self._state_file = state_file
         state = self._load()
         if state is None:
-            state = {"orders": demo_orders(now or datetime.now(timezone.utc)),
+            state = {"orders": demo_orders(now or datetime.now(UTC)),
                      "compensations": {}, "refunds": {}}
         self.orders: dict[str, dict] = state["orders"]
         self.compensations: dict[str, dict] = state["compensations"]
@@ -109,7 +110,7 @@ class OrderSystem:
                 "points": body.get("points"),
                 "amount": body.get("amount"),
                 "idempotency_key": key,
-                "granted_at": _iso(datetime.now(timezone.utc)),
+                "granted_at": _iso(datetime.now(UTC)),
                 "request": body,
             }
             self.compensations[key] = record
@@ -141,7 +142,7 @@ class OrderSystem:
                 "case_id": body.get("case_id"),
                 "amount": f"{amount:.2f}",
                 "idempotency_key": key,
-                "refunded_at": _iso(datetime.now(timezone.utc)),
+                "refunded_at": _iso(datetime.now(UTC)),
                 "request": body,
             }
             self.refunds[key] = record
@@ -278,7 +279,7 @@ def _problem(status: int, detail: str, kind: str = "about:blank"):
 
 
 def _iso(value: datetime) -> str:
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def serve(host: str, port: int, data_dir: str | None, fail_rate: float) -> None:

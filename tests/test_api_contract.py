@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import update
@@ -302,7 +302,7 @@ def test_customer_link_shows_only_what_the_customer_may_see(api):
     # The link stops working 30 days after the case closes.
     with sessions.begin() as session:
         session.execute(update(Case).where(Case.id == case["id"]).values(
-            closed_at=datetime.now(timezone.utc) - timedelta(days=31)))
+            closed_at=datetime.now(UTC) - timedelta(days=31)))
     expired = client.get(f"/api/v1/status/{token}")
     assert expired.status_code == 404 and "expired" in expired.get_json()["detail"]
 

@@ -8,7 +8,7 @@ import asyncio
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -237,7 +237,7 @@ async def test_wrong_stage_update_is_refused_before_history(
         temporal_address, sqlite_url, order_system_url):
     client = await Client.connect(temporal_address)
     inp = replace(case_input(), publish_search_attributes=True)
-    async with case_worker(client, sqlite_url, order_system_url) as (tq, sessions):
+    async with case_worker(client, sqlite_url, order_system_url) as (tq, _):
         handle = await start_case(client, tq, inp)
         before = len((await handle.fetch_history()).events)
         with pytest.raises(WorkflowUpdateFailedError) as info:
@@ -349,7 +349,7 @@ async def test_business_calendar_across_a_weekend_and_a_holiday(
         assert not snap.overdue
         # 50 % (4 h) was reached on Tuesday 12:00, not during the weekend.
         warning = _events(sessions, inp.case_id, "sla_warning")[0]
-        assert warning.at.replace(tzinfo=timezone.utc).astimezone(zone).strftime(
+        assert warning.at.replace(tzinfo=UTC).astimezone(zone).strftime(
             "%a %H:%M") == "Tue 12:00"
         await skipping_env.sleep(timedelta(minutes=20))
         assert (await handle.query(CaseWorkflow.snapshot)).overdue

@@ -3,7 +3,7 @@ never go backwards, idempotent timeline and outbox, queries, accounts."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -15,12 +15,16 @@ from db.models import OutboxMessage, TimelineEvent
 from workflows.domain import (
     CaseSnapshot,
     Customer,
-    OutboxMessage as OutboxDraft,
     Projection,
+)
+from workflows.domain import (
+    OutboxMessage as OutboxDraft,
+)
+from workflows.domain import (
     TimelineEvent as EventDraft,
 )
 
-T0 = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -127,7 +131,7 @@ def test_keyset_pages_are_stable_under_inserts(sessions, sort):
     after = None
     with sessions() as session:
         while True:
-            rows, total, after = case_store.list_cases(session, F(), sort=sort, per_page=3,
+            rows, _, after = case_store.list_cases(session, F(), sort=sort, per_page=3,
                                                        after=after)
             seen += [r.id for r in rows]
             if len(seen) == 3:
@@ -153,3 +157,24 @@ def test_accounts_store_only_hashes(sessions):
         accounts.create_user(session, "alice", "handler")
     with sessions.begin() as session, pytest.raises(accounts.AccountError):
         accounts.create_user(session, "eve", "overlord")
+
+
+def test_concurrent_writes_end_at_the_newest_version(sessions):
+    import threading
+
+    case_store.write_projection(sessions, Projection(snapshot("AS-C", 1)))
+    barrier = threading.Barrier(8)
+
+    def write(version: int) -> None:
+        barrier.wait()
+        case_store.write_projection(sessions, Projection(snapshot(
+            "AS-C", version, stage="analyze" if version == 9 else "confirm")))
+
+    threads = [threading.Thread(target=write, args=(v,)) for v in range(2, 10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with sessions() as session:
+        row = case_store.get_case(session, "AS-C")
+        assert (row.version, row.stage) == (9, "analyze")

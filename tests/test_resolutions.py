@@ -9,7 +9,7 @@ import json
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -331,7 +331,7 @@ def test_duplicate_and_out_of_order_webhooks_count_once(systems):
         body = json.dumps({"event_id": event_id, "waybill_no": number,
                            "reference": case["id"], "type": "return_pickup",
                            "status": status, "detail": "",
-                           "at": datetime.now(timezone.utc).isoformat()}).encode()
+                           "at": datetime.now(UTC).isoformat()}).encode()
         return systems["http"].post("/webhooks/courier", content=body, headers={
             "Content-Type": "application/json",
             "X-Courier-Signature": signature(body, secret)})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, current_app, request
@@ -68,7 +68,7 @@ def json_body() -> dict:
 def open_case():
     data = CaseCreateSchema().load(json_body())
     st = state()
-    since = datetime.now(timezone.utc) - timedelta(seconds=st.policy.priority.repeat_window)
+    since = datetime.now(UTC) - timedelta(seconds=st.policy.priority.repeat_window)
     with st.sessions() as session:
         earlier = case_store.open_case_on_order(session, data["order_id"], data["kind"])
         recent = case_store.recent_cases(session, data["customer"]["id"], data["order_id"],

@@ -83,7 +83,7 @@ class CaseGateway:
         if self._client is None:
             try:
                 self._client = await asyncio.wait_for(connect(self._settings), CONNECT_TIMEOUT)
-            except (RuntimeError, OSError, asyncio.TimeoutError) as err:
+            except (TimeoutError, RuntimeError, OSError) as err:
                 raise TemporalUnavailable(f"Temporal at {self._settings.temporal_address} "
                                           f"cannot be reached: {err}") from err
         return self._client
@@ -108,7 +108,7 @@ class CaseGateway:
 
         try:
             return bool(self._run(check(), CONNECT_TIMEOUT + 3))
-        except Exception:  # noqa: BLE001 - any failure means "not healthy"
+        except Exception:
             return False
 
     def open_case(self, inp: CaseInput) -> UpdateResult:

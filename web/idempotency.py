@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 
 from flask import current_app, make_response, request
@@ -54,7 +54,7 @@ def idempotent(view):
             return stored
         try:
             response = make_response(view(*args, **kwargs))
-        except Exception as err:  # noqa: BLE001 - turned into its error response below
+        except Exception as err:
             response = make_response(current_app.handle_user_exception(err))
         if response.status_code >= 500:
             _release(sessions, user, key)
@@ -67,7 +67,7 @@ def idempotent(view):
 
 def _reserve(sessions, user: str, key: str, print_: str):
     """Reserve the key, or the stored answer when this request was made before."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with sessions.begin() as session:
         row = session.get(IdempotencyKey, (user, key))
         if row is not None and as_utc(row.created_at) + KEY_LIFETIME < now:
@@ -117,7 +117,7 @@ def _release(sessions, user: str, key: str) -> None:
 
 def purge_expired(sessions, now: datetime | None = None) -> int:
     """Delete keys older than 24 h; housekeeping for the scheduler."""
-    cutoff = (now or datetime.now(timezone.utc)) - KEY_LIFETIME
+    cutoff = (now or datetime.now(UTC)) - KEY_LIFETIME
     with sessions.begin() as session:
         result = session.execute(delete(IdempotencyKey).where(
             IdempotencyKey.created_at < cutoff))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, current_app
+from marshmallow import Schema
 
 from web import schemas as s
 from web.auth import PERMISSIONS
@@ -83,15 +84,16 @@ def build_spec() -> dict:
                              "Errors are application/problem+json (RFC 9457)."},
     )
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
-    for name, schema in (
+    named: tuple[tuple[str, type[Schema]], ...] = (
         ("Problem", s.ProblemSchema), ("Case", s.CaseSchema), ("CaseList", s.CaseListSchema),
         ("CustomerView", s.CustomerViewSchema), ("User", s.UserSchema),
         ("UserList", s.UserListSchema), ("Health", s.HealthSchema),
         ("CaseCreate", s.CaseCreateSchema), ("UserCreate", s.UserCreateSchema),
         ("Feedback", s.FeedbackSchema), ("Reply", s.ReplySchema),
-    ):
-        spec.components.schema(name, schema=schema)
-    secured = [{"bearerAuth": []}]
+    )
+    for name, model in named:
+        spec.components.schema(name, schema=model)
+    secured: list[dict[str, list[str]]] = [{"bearerAuth": []}]
     case_id = {"name": "case_id", "in": "path", "required": True, "schema": {"type": "string"}}
     token = {"name": "token", "in": "path", "required": True, "schema": {"type": "string"},
              "description": "The last path segment of the case's customer_url"}
@@ -129,14 +131,14 @@ def build_spec() -> dict:
         "description": _roles("cases.read"), "security": secured, "parameters": [case_id],
         "responses": {"200": _json("Case", "The case"), **_problems(401, 403, 404, 503)},
     }})
-    for action, (schema, summary) in ACTION_DOCS.items():
+    for action, (action_schema, summary) in ACTION_DOCS.items():
         permission = "cases.assign.self" if action == "assign" else f"cases.{action}"
         spec.path(f"/api/v1/cases/{{case_id}}/{action}", operations={"post": {
             "summary": summary,
             "description": f"{_roles(permission)} Allowed in stages: "
                            f"{', '.join(ACTION_STAGES[action])}.",
             "security": secured, "parameters": [case_id, IDEMPOTENCY_HEADER],
-            "requestBody": _body(schema),
+            "requestBody": _body(action_schema),
             "responses": {"200": _json("Case", "The case after the action"),
                           **_problems(400, 401, 403, 404, 409, 422, 503)},
         }})
@@ -145,10 +147,10 @@ def build_spec() -> dict:
         "responses": {"200": _json("CustomerView", "The case as the customer sees it"),
                       **_problems(404, 503)},
     }})
-    for name, schema, summary in (("feedback", "Feedback", "Rate the outcome, 1-5"),
-                                  ("reply", "Reply", "Answer the handler's question")):
+    for name, body_name, summary in (("feedback", "Feedback", "Rate the outcome, 1-5"),
+                                     ("reply", "Reply", "Answer the handler's question")):
         spec.path(f"/api/v1/status/{{token}}/{name}", operations={"post": {
-            "summary": summary, "parameters": [token], "requestBody": _body(schema),
+            "summary": summary, "parameters": [token], "requestBody": _body(body_name),
             "responses": {"200": _json("CustomerView", "The case as the customer sees it"),
                           **_problems(400, 404, 409, 422, 503)},
         }})

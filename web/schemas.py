@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timezone
+from datetime import UTC
 from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
@@ -66,8 +66,8 @@ class CaseListQuery(Schema):
     assignee = fields.String(validate=ID)
     overdue = fields.Boolean()
     q = fields.String(validate=validate.Length(min=1, max=100))
-    created_from = fields.AwareDateTime(default_timezone=timezone.utc)
-    created_to = fields.AwareDateTime(default_timezone=timezone.utc)
+    created_from = fields.AwareDateTime(default_timezone=UTC)
+    created_to = fields.AwareDateTime(default_timezone=UTC)
     sort = fields.String(load_default="due", validate=validate.OneOf(("due", "created",
                                                                       "priority")))
     page = fields.Integer(validate=validate.Range(1, 100000))

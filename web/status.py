@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, current_app, redirect, url_for
 
@@ -30,7 +30,7 @@ def _case_for(token: str):
 
 def _expired(closed_at: datetime | None) -> bool:
     return closed_at is not None and (
-        datetime.now(timezone.utc) > as_utc(closed_at) + LINK_LIFETIME_AFTER_CLOSE)
+        datetime.now(UTC) > as_utc(closed_at) + LINK_LIFETIME_AFTER_CLOSE)
 
 
 @status.get("/api/v1/status/<token>")

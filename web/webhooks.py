@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+
 from flask import Blueprint, current_app, request
 from marshmallow import Schema, fields, validate
 

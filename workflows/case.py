@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from decimal import Decimal
 from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
@@ -24,17 +25,17 @@ with workflow.unsafe.imports_passed_through():
     from workflows import clocks
     from workflows.domain import (
         ACTION_STAGES,
+        GOODS_RESOLUTIONS,
         OPEN_STAGES,
         REOPEN_WINDOW_DAYS,
-        GOODS_RESOLUTIONS,
         AnalyzeInput,
         ApproveInput,
         AssignInput,
         CaseInput,
         CaseResult,
         CaseSnapshot,
-        CompensationRequest,
         ConfirmInput,
+        CourierEvent,
         FeedbackInput,
         InspectInput,
         NoteInput,
@@ -53,9 +54,8 @@ with workflow.unsafe.imports_passed_through():
         UpdateResult,
         raise_priority,
     )
-    from workflows.priority import score_priority
-    from workflows.domain import CourierEvent
     from workflows.eligibility import check_eligibility
+    from workflows.priority import score_priority
     from workflows.resolutions import LEGAL_CALENDAR, ResolutionSagas
     from workflows.sla import BusinessCalendar, format_duration
 
@@ -163,7 +163,7 @@ class CaseWorkflow(ResolutionSagas):
             timeout = self._time_to_next_deadline()
             try:
                 await workflow.wait_condition(lambda: self._wake, timeout=timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._wake = False
             self._fire_deadlines()
@@ -357,7 +357,7 @@ class CaseWorkflow(ResolutionSagas):
                 lambda: plan.state in ("done", "failed") or plan.awaiting is not None,
                 timeout=RESOLVE_ANSWER_WAIT,
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         return self._result()
 
@@ -833,9 +833,8 @@ class CaseWorkflow(ResolutionSagas):
         keys = {k.name: k for k in SEARCH_ATTRIBUTES}
         updates = []
         for name, value in changed.items():
-            key = keys[name]
-            updates.append(key.value_unset() if value is None
-                           else key.value_set(value))  # type: ignore[attr-defined]
+            key: Any = keys[name]
+            updates.append(key.value_unset() if value is None else key.value_set(value))
         workflow.upsert_search_attributes(updates)
         self._published_sa.update(changed)
 
@@ -924,4 +923,4 @@ def _resolution_detail(plan: Resolution) -> dict:
     return detail
 
 
-__all__ = ["CaseWorkflow", "SEARCH_ATTRIBUTES", "raise_priority"]
+__all__ = ["SEARCH_ATTRIBUTES", "CaseWorkflow", "raise_priority"]

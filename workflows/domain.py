@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from workflows.sla import KINDS, PRIORITIES, SlaPolicy
+from workflows.sla import KINDS as KINDS  # re-exported: one vocabulary
+from workflows.sla import PRIORITIES as PRIORITIES
+from workflows.sla import SlaPolicy
 
 CHANNELS = ("phone", "web", "app", "wechat", "email", "store", "chat")
 TIERS = ("regular", "silver", "gold", "vip")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from workflows.domain import CaseItem, OrderSnapshot
+from workflows.domain import CaseItem, OrderLine, OrderSnapshot
 from workflows.sla import SlaPolicy, format_duration
 
 # Kinds that ask for goods to move back under the no-reason rules.
@@ -25,17 +25,17 @@ def check_eligibility(kind: str, items: list[CaseItem], order: OrderSnapshot, no
         elif now > order.delivered_at + timedelta(seconds=policy.return_window):
             reasons.append(f"delivered {order.delivered_at.date().isoformat()}, more than "
                            f"{format_duration(policy.return_window)} ago")
-    lines = {line.sku: line for line in order.lines}
+    lines: dict[str, OrderLine] = {line.sku: line for line in order.lines}
     bought: dict[str, int] = {}
     for line in order.lines:
         bought[line.sku] = bought.get(line.sku, 0) + line.quantity
     for item in items:
-        line = lines.get(item.sku)
-        if line is None:
+        found = lines.get(item.sku)
+        if found is None:
             reasons.append(f"{item.sku} is not on order {order.id}")
             continue
         if item.quantity > bought[item.sku]:
             reasons.append(f"{item.sku}: {item.quantity} asked, {bought[item.sku]} bought")
-        if kind in CHECKED_KINDS and line.category in policy.excluded_categories:
-            reasons.append(f"{item.sku} is {line.category}: excluded from no-reason returns")
+        if kind in CHECKED_KINDS and found.category in policy.excluded_categories:
+            reasons.append(f"{item.sku} is {found.category}: excluded from no-reason returns")
     return {"eligible": not reasons, "reasons": reasons}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from temporalio import workflow
@@ -40,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.sla import ALWAYS_OPEN, BusinessCalendar, CalendarSpec
 
 if TYPE_CHECKING:
-    from workflows.case import CaseWorkflow as _Case
+    from workflows.domain import CaseInput, OrderSnapshot, StageClock
 
 # Business refusals end a step at once; everything else is retried with backoff.
 SYSTEM_RETRY = RetryPolicy(
@@ -75,7 +76,31 @@ class ResolutionFailed(Exception):
 class ResolutionSagas:
     """The resolve stage's sagas; mixed into CaseWorkflow."""
 
-    async def _run_resolution(self: _Case) -> None:
+    if TYPE_CHECKING:
+        # What the sagas use of CaseWorkflow, declared for the type checker.
+        _inp: CaseInput
+        _order: OrderSnapshot | None
+        _resolution: Resolution | None
+        _resolution_attempt: int
+        _clocks: list[StageClock]
+        _calendar: BusinessCalendar
+        _assignee: str | None
+        _status: str
+        _wake: bool
+        _parcels: dict[str, dict]
+        _seen_courier_events: set[str]
+        _inspection: dict | None
+        _refunded: Decimal
+
+        async def _flush(self) -> None: ...
+        def _event(self, actor: str, kind: str, before: str | None = None,
+                   after: str | None = None, detail: dict | None = None) -> None: ...
+        def _notify_customer(self, template: str, payload: dict) -> None: ...
+        def _notify_staff(self, recipient: str, template: str, payload: dict) -> None: ...
+        def _resolution_done(self, plan: Resolution) -> None: ...
+        def _resolution_failed(self, plan: Resolution, reason: str) -> None: ...
+
+    async def _run_resolution(self) -> None:
         plan = self._resolution
         assert plan is not None
         plan.state = "running"
@@ -103,10 +128,10 @@ class ResolutionSagas:
 
     # ----------------------------------------------------------------- the sagas
 
-    async def _resolve_apology(self: _Case, plan: Resolution, saga: Saga) -> None:
+    async def _resolve_apology(self, plan: Resolution, saga: Saga) -> None:
         self._notify_customer("apology", {"note": plan.note})
 
-    async def _resolve_compensation(self: _Case, plan: Resolution, saga: Saga) -> None:
+    async def _resolve_compensation(self, plan: Resolution, saga: Saga) -> None:
         if plan.coupon_code or plan.points:
             receipt = await saga.step("grant_compensation", lambda: self._call(
                 OrderActivities.grant_compensation, CompensationRequest(
@@ -119,10 +144,10 @@ class ResolutionSagas:
         else:
             await self._pay_refund(plan, saga, "partial_refund")
 
-    async def _resolve_refund(self: _Case, plan: Resolution, saga: Saga) -> None:
+    async def _resolve_refund(self, plan: Resolution, saga: Saga) -> None:
         await self._pay_refund(plan, saga, "refund")
 
-    async def _resolve_return(self: _Case, plan: Resolution, saga: Saga) -> None:
+    async def _resolve_return(self, plan: Resolution, saga: Saga) -> None:
         pickup = await self._waybill(saga, "return_pickup", self._customer_address(),
                                      WAREHOUSE, plan.items)
         await self._await_parcel(plan, pickup)
@@ -148,16 +173,17 @@ class ResolutionSagas:
         await self._pay_refund(plan, saga, "refund")
         clocks.stop_clock(legal, workflow.now(), LEGAL_CALENDAR)
 
-    async def _resolve_exchange(self: _Case, plan: Resolution, saga: Saga) -> None:
+    async def _resolve_exchange(self, plan: Resolution, saga: Saga) -> None:
         reservations: list[Reservation] = []
         for item in plan.items:
+            request = ReservationRequest(
+                sku=item.sku, quantity=item.quantity, reference=self._inp.case_id,
+                idempotency_key=self._key(f"reserve:{item.sku}"))
             try:
                 reservation = await saga.step(
                     f"reserve:{item.sku}",
-                    lambda item=item: self._call(InventoryActivities.reserve, ReservationRequest(
-                        sku=item.sku, quantity=item.quantity, reference=self._inp.case_id,
-                        idempotency_key=self._key(f"reserve:{item.sku}"))),
-                    lambda item=item: self._release(item.sku),
+                    partial(self._call, InventoryActivities.reserve, request),
+                    partial(self._release, item.sku),
                 )
             except ActivityError as err:
                 if _error_type(err) == "InsufficientStock":
@@ -183,7 +209,7 @@ class ResolutionSagas:
         # Same SKU for the same SKU: there is no price difference to settle.
         plan.refs["price_difference"] = "0.00"
 
-    async def _resolve_repair(self: _Case, plan: Resolution, saga: Saga) -> None:
+    async def _resolve_repair(self, plan: Resolution, saga: Saga) -> None:
         pickup = await self._waybill(saga, "repair_pickup", self._customer_address(),
                                      REPAIR_CENTRE, plan.items)
         await self._await_parcel(plan, pickup)
@@ -196,7 +222,7 @@ class ResolutionSagas:
 
     # ----------------------------------------------------------------- steps
 
-    async def _pay_refund(self: _Case, plan: Resolution, saga: Saga, step: str) -> None:
+    async def _pay_refund(self, plan: Resolution, saga: Saga, step: str) -> None:
         amount = plan.amount or self._value_of(plan.items)
         await self._await_approval(plan, amount)
         receipt = await saga.step(step, lambda: self._call(
@@ -208,7 +234,7 @@ class ResolutionSagas:
         self._refunded += Decimal(receipt.amount)
         self._step_event(step, refund=receipt.id, amount=receipt.amount)
 
-    async def _await_approval(self: _Case, plan: Resolution, amount: str) -> None:
+    async def _await_approval(self, plan: Resolution, amount: str) -> None:
         limit = Decimal(self._inp.policy.approval_limit)
         if Decimal(amount) <= limit:
             return
@@ -222,7 +248,7 @@ class ResolutionSagas:
         plan.awaiting = None
         self._status = "resolving"
 
-    async def _waybill(self: _Case, saga: Saga, kind: str, sender: Address,
+    async def _waybill(self, saga: Saga, kind: str, sender: Address,
                        recipient: Address, items: list[CaseItem],
                        step: str | None = None) -> Waybill:
         step = step or kind
@@ -242,7 +268,7 @@ class ResolutionSagas:
         await self._flush()
         return waybill
 
-    async def _cancel_waybill(self: _Case, step: str) -> None:
+    async def _cancel_waybill(self, step: str) -> None:
         plan = self._resolution
         number = plan.refs.get("waybills", {}).get(step) if plan else None
         if number is None or self._parcels.get(number, {}).get("status") != "created":
@@ -255,14 +281,14 @@ class ResolutionSagas:
             if _error_type(err) != "AlreadyPickedUp":
                 raise
 
-    async def _release(self: _Case, sku: str) -> None:
+    async def _release(self, sku: str) -> None:
         plan = self._resolution
         for reservation_id in (plan.refs.get("reservations", []) if plan else []):
             await self._call(InventoryActivities.release,
                              Reservation(reservation_id, sku, 0, "reserved"),
                              retry=COMPENSATION_RETRY)
 
-    async def _await_parcel(self: _Case, plan: Resolution, waybill: Waybill,
+    async def _await_parcel(self, plan: Resolution, waybill: Waybill,
                             pause_clock: bool = True) -> None:
         """Wait until the parcel is delivered; the resolution clock pauses while the
         customer's goods are in transit."""
@@ -276,7 +302,7 @@ class ResolutionSagas:
         if parcel["status"] in PARCEL_FAILED:
             raise ResolutionFailed(f"parcel {waybill.waybill_no} {parcel['status']}")
 
-    async def _await_inspection(self: _Case, plan: Resolution) -> tuple[bool, str]:
+    async def _await_inspection(self, plan: Resolution) -> tuple[bool, str]:
         plan.awaiting = "inspection"
         self._inspection = None
         if self._assignee:
@@ -288,14 +314,14 @@ class ResolutionSagas:
         assert inspection is not None
         return bool(inspection["passed"]), str(inspection.get("note") or "")
 
-    async def _call(self: _Case, activity: Any, arg: Any,
+    async def _call(self, activity: Any, arg: Any,
                     retry: RetryPolicy = SYSTEM_RETRY) -> Any:
         return await workflow.execute_activity_method(
             activity, arg, start_to_close_timeout=CALL_TIMEOUT, retry_policy=retry)
 
     # ----------------------------------------------------------------- courier events
 
-    def _apply_courier_event(self: _Case, event: CourierEvent) -> None:
+    def _apply_courier_event(self, event: CourierEvent) -> None:
         """Record a tracking event once, in order; a late or repeated one is ignored."""
         if event.event_id in self._seen_courier_events:
             return
@@ -328,23 +354,23 @@ class ResolutionSagas:
 
     # ----------------------------------------------------------------- helpers
 
-    def _key(self: _Case, step: str) -> str:
+    def _key(self, step: str) -> str:
         return f"{self._inp.case_id}:{self._resolution_attempt}:{step}"
 
-    def _step_event(self: _Case, step: str, **detail: Any) -> None:
+    def _step_event(self, step: str, **detail: Any) -> None:
         self._event("system", "resolution_step",
                     detail={"step": step, **{k: v for k, v in detail.items() if v}})
 
-    def _customer_address(self: _Case) -> Address:
+    def _customer_address(self) -> Address:
         return Address(self._inp.customer.name, f"customer {self._inp.customer.id}")
 
-    def _value_of(self: _Case, items: list[CaseItem]) -> str:
+    def _value_of(self, items: list[CaseItem]) -> str:
         prices = {line.sku: Decimal(line.unit_price)
                   for line in (self._order.lines if self._order else [])}
         total = sum((prices.get(i.sku, Decimal(0)) * i.quantity for i in items), Decimal(0))
         return f"{total:.2f}"
 
-    def _refundable(self: _Case) -> Decimal:
+    def _refundable(self) -> Decimal:
         """What may still be refunded: paid, minus refunds before and during this case."""
         if self._order is None:
             return Decimal(0)

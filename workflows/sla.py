@@ -492,8 +492,8 @@ def _target_overrides(check: _Checker, value: Any, path: list[str]) -> dict[str,
     table = check.table(value, path)
     check.known(table, PRIORITIES, path, "priority")
     overrides: dict[str, dict[str, int]] = {}
-    for priority, stages in table.items():
-        stages = check.table(stages, [*path, priority])
+    for priority, given_stages in table.items():
+        stages = check.table(given_stages, [*path, priority])
         check.known(stages, STAGE_KEYS, [*path, priority], "stage key")
         overrides[priority] = {
             stage: check.duration(

@@ -1,12 +1,12 @@
 """Alembic environment: runs migrations on the URL set by `db.engine.alembic_config`."""
 
 from alembic import context
+
 from db.engine import make_engine
 from db.models import Base
 
 config = context.config
-url = config.get_main_option("sqlalchemy.url")
-assert url is not None
+url = config.get_main_option("sqlalchemy.url") or ""
 
 
 def run() -> None:

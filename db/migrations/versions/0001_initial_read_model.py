@@ -1,13 +1,12 @@
 """initial read model
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-24 18:33:48.500637
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0001'
 down_revision = None
