@@ -16,6 +16,7 @@ from activities.http import SystemClient
 from workflows.domain import (
     CompensationReceipt,
     CompensationRequest,
+    Customer,
     OrderLine,
     OrderLookup,
     OrderSnapshot,
@@ -99,6 +100,10 @@ def order_from_json(data: dict) -> OrderSnapshot:
         payments=[Payment(id=p["id"], method=p["method"], amount=p["amount"],
                           paid_at=_dt(p["paid_at"])) for p in data.get("payments", [])],
         refunded=data.get("refunded", "0.00"),
+        customer=Customer(id=str(c.get("id", "")), name=str(c.get("name", "")),
+                          phone=str(c.get("phone", "")), tier=str(c.get("tier", "regular")))
+        if (c := data.get("customer")) else None,
+        waybill_no=data.get("waybill_no", ""),
     )
 
 

@@ -167,6 +167,14 @@ SORTS = {
 DESCENDING = {"created"}
 
 
+def open_cases_on_order(session: Session, order_id: str) -> list[str]:
+    """Ids of the open cases of any kind on this order, oldest first."""
+    return list(session.scalars(
+        select(Case.id).where(Case.order_id == order_id,
+                              Case.stage.not_in(("closed", "cancelled")))
+        .order_by(Case.created_at)))
+
+
 def recent_cases(session: Session, customer_id: str, order_id: str,
                  since: datetime) -> list[str]:
     """Ids of cases opened since `since` by this customer or on this order, newest first."""

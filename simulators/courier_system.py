@@ -32,6 +32,7 @@ import httpx
 from flask import Flask, jsonify, request
 from werkzeug.serving import make_server
 
+from simulators import order_system
 from simulators.order_system import _iso, _problem
 
 WAYBILL_TYPES = ("return_pickup", "outbound", "repair_pickup", "repair_return")
@@ -74,14 +75,16 @@ class CourierSystem:
     """
 
     def __init__(self, state_file: Path | None, webhook_url: str | None = None,
-                 webhook_secret: str = "", step: float = 3.0) -> None:
+                 webhook_secret: str = "", step: float = 3.0,
+                 seed_orders: bool = False) -> None:
         self._lock = threading.Lock()
         self._state_file = state_file
         self.webhook_url = webhook_url
         self._secret = webhook_secret
         self.step = step
         self._rng = random.Random()
-        state = self._load() or {"waybills": {}, "outbox": []}
+        state = self._load() or {"waybills": _delivery_parcels() if seed_orders else {},
+                                 "outbox": []}
         self.waybills: dict[str, dict] = state["waybills"]
         # Events not yet accepted by the webhook receiver, oldest first.
         self.outbox: list[dict] = state["outbox"] if webhook_url else []
@@ -286,6 +289,29 @@ class CourierSystem:
         tmp.replace(self._state_file)
 
 
+def _delivery_parcels() -> dict[str, dict]:
+    """The demo orders' own delivery parcels (delivered, or still in transit), so a
+    courier exception on an order's parcel can be reported."""
+    now = datetime.now(UTC)
+    parcels: dict[str, dict] = {}
+    for order in order_system.demo_orders(now).values():
+        number = order["waybill_no"]
+        status = "delivered" if order["status"] == "delivered" else "in_transit"
+        stamp = _iso(now)
+        parcels[number] = {
+            "waybill_no": number, "type": "outbound", "reference": order["id"],
+            "sender": {"name": "Shop warehouse", "address": "warehouse"},
+            "recipient": {"name": order["customer"]["name"],
+                          "address": f"customer {order['customer_id']}"},
+            "items": [{"sku": line["sku"], "quantity": line["quantity"]}
+                      for line in order["lines"]],
+            "status": status, "idempotency_key": f"order-delivery:{order['id']}",
+            "created_at": order["placed_at"], "updated_at": stamp, "events": [],
+            "request": {},
+        }
+    return parcels
+
+
 def create_app(system: CourierSystem, fail_rate: float = 0.0,
                hang_seconds: float = 8.0) -> Flask:
     """The courier's HTTP API over `system`, with optional fault injection."""
@@ -401,7 +427,7 @@ def serve(host: str, port: int, data_dir: str | None, fail_rate: float, *,
           webhook_url: str | None, webhook_secret: str, step: float) -> None:
     """Serve the simulator until interrupted, state in `data_dir` when given."""
     state_file = Path(data_dir) / "courier_system.json" if data_dir else None
-    system = CourierSystem(state_file, webhook_url, webhook_secret, step)
+    system = CourierSystem(state_file, webhook_url, webhook_secret, step, seed_orders=True)
     server = make_server(host, port, create_app(system, fail_rate=fail_rate), threaded=True)
     system.start()
     try:

@@ -37,11 +37,21 @@ CATALOGUE = [
     ("SKU-SHOES-41", "Running shoes, size 41", "599.00", "apparel"),
     ("SKU-RICE-10", "Northeast rice 10kg", "89.90", "grocery"),
 ]
+# id, name, phone, tier
 CUSTOMERS = [
-    ("C-1001", "王芳"), ("C-1002", "李娜"), ("C-1003", "张伟"), ("C-1004", "Emma Clarke"),
-    ("C-1005", "刘洋"), ("C-1006", "陈静"), ("C-1007", "Lucas Martin"), ("C-1008", "杨磊"),
+    ("C-1001", "王芳", "13800000001", "vip"), ("C-1002", "李娜", "13800000002", "regular"),
+    ("C-1003", "张伟", "13800000003", "regular"),
+    ("C-1004", "Emma Clarke", "+44 20 7946 0004", "gold"),
+    ("C-1005", "刘洋", "13800000005", "regular"), ("C-1006", "陈静", "13800000006", "silver"),
+    ("C-1007", "Lucas Martin", "+33 1 70 36 00 07", "regular"),
+    ("C-1008", "杨磊", "13800000008", "regular"),
 ]
 PAYMENT_METHODS = ("alipay", "wechat_pay", "card")
+
+
+def outbound_waybill_no(order_id: str) -> str:
+    """The demo courier number of an order's delivery parcel."""
+    return "SF8" + order_id.split("-")[-1].zfill(9)
 
 
 def demo_orders(now: datetime, count: int = 40, seed: int = 7) -> dict[str, dict]:
@@ -50,12 +60,12 @@ def demo_orders(now: datetime, count: int = 40, seed: int = 7) -> dict[str, dict
     orders: dict[str, dict] = {}
     for n in range(count):
         order_id = f"SO-{10001 + n}"
-        customer_id, _name = CUSTOMERS[n % len(CUSTOMERS)]
+        customer_id, name, phone, tier = CUSTOMERS[n % len(CUSTOMERS)]
         placed = (now - timedelta(days=rng.randint(2, 40), minutes=rng.randint(0, 1440))
                   ).replace(microsecond=0)
         lines = []
-        for sku, name, price, category in rng.sample(CATALOGUE, rng.randint(1, 3)):
-            lines.append({"sku": sku, "name": name, "quantity": rng.randint(1, 3),
+        for sku, title, price, category in rng.sample(CATALOGUE, rng.randint(1, 3)):
+            lines.append({"sku": sku, "name": title, "quantity": rng.randint(1, 3),
                           "unit_price": price, "category": category})
         total = sum((Decimal(str(line["unit_price"])) * int(str(line["quantity"]))
                      for line in lines), Decimal(0))
@@ -63,7 +73,10 @@ def demo_orders(now: datetime, count: int = 40, seed: int = 7) -> dict[str, dict
         orders[order_id] = {
             "id": order_id,
             "customer_id": customer_id,
+            "customer": {"id": customer_id, "name": name, "phone": phone, "tier": tier},
             "status": "delivered" if delivered else "shipped",
+            # The parcel that took the order out; the courier system knows it too.
+            "waybill_no": outbound_waybill_no(order_id),
             "currency": "CNY",
             "total": f"{total:.2f}",
             "placed_at": _iso(placed),

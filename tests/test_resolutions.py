@@ -46,7 +46,7 @@ def systems(temporal_address, tmp_path_factory):
     inventory = Served(inventory_system.create_app(inventory_system.InventorySystem(None)))
     web_port_holder: dict = {}
     courier_state = courier_system.CourierSystem(
-        state_file=None, webhook_url=None, webhook_secret=SECRET, step=0)
+        state_file=None, webhook_url=None, webhook_secret=SECRET, step=0, seed_orders=True)
     courier = Served(courier_system.create_app(courier_state))
     url = f"sqlite:///{tmp_path_factory.mktemp('resolutions') / 'db.sqlite'}"
     settings = make_settings(
@@ -347,3 +347,33 @@ def test_duplicate_and_out_of_order_webhooks_count_once(systems):
     unknown = systems["http"].post("/webhooks/courier", content=b"{}", headers={
         "X-Courier-Signature": signature(b"{}", SECRET), "Content-Type": "application/json"})
     assert unknown.status_code == 422
+
+
+def test_a_lost_delivery_opens_a_case_and_proposes_a_refund(systems):
+    # SO-10010 is still on its way; the courier reports the parcel lost.
+    response = httpx.post(f"{systems['courier']}/_control/waybills/SF8000010010/exception",
+                          json={"status": "lost", "detail": "not found at the depot"},
+                          timeout=10)
+    assert response.status_code == 200, response.text
+    deadline = time.monotonic() + 30
+    found: list = []
+    while not found:
+        assert time.monotonic() < deadline, "no case was opened"
+        found = call(systems, "GET", "/api/v1/cases?q=SO-10010").json()["items"]
+        time.sleep(0.2)
+    case = wait_for(systems, found[0]["id"], lambda c: c["proposal"] is not None)
+    assert case["channel"] == "system" and case["kind"] == "complaint"
+    assert case["customer"]["id"] == "C-1002" and case["customer"]["name"] == "李娜"
+    assert case["proposal"]["type"] == "refund"
+    assert [e["detail"]["status"] for e in case["timeline"]
+            if e["type"] == "logistics_exception"] == ["lost"]
+
+    # A later exception on an order that already has an open case updates that case.
+    order = open_case(systems, "SO-10020", "complaint", [])
+    response = httpx.post(f"{systems['courier']}/_control/waybills/SF8000010020/exception",
+                          json={"status": "delayed", "detail": "typhoon"}, timeout=10)
+    assert response.status_code == 200
+    case = wait_for(systems, order["id"], lambda c: c["proposal"] is not None)
+    assert case["proposal"]["type"] == "compensation"
+    listing = call(systems, "GET", "/api/v1/cases?q=SO-10020").json()
+    assert listing["total"] == 1

@@ -62,35 +62,38 @@ def json_body() -> dict:
     return body
 
 
+def case_input(kind: str, channel: str, order_id: str, customer: Customer,
+               items: list[CaseItem], description: str, opened_by: str,
+               priority: str | None = None) -> CaseInput:
+    """A new case's workflow input: fresh id and status token, the policy in force, and
+    what the read model knows of earlier cases (repeats raise the priority)."""
+    st = state()
+    since = datetime.now(UTC) - timedelta(seconds=st.policy.priority.repeat_window)
+    with st.sessions() as session:
+        earlier = case_store.open_case_on_order(session, order_id, kind)
+        recent = case_store.recent_cases(session, customer.id, order_id, since)
+    token = secrets.token_urlsafe(24)
+    return CaseInput(
+        case_id=new_case_id(), kind=kind, channel=channel, order_id=order_id,
+        customer=customer, items=items, description=description, status_token=token,
+        customer_url=f"{st.settings.public_url}/s/{token}", policy=st.policy,
+        opened_by=opened_by, priority=priority,
+        repeat_of=earlier.id if earlier else None, recent_cases=recent)
+
+
 @api.post("/cases")
 @require("cases.create")
 @idempotent
 def open_case():
     data = CaseCreateSchema().load(json_body())
     st = state()
-    since = datetime.now(UTC) - timedelta(seconds=st.policy.priority.repeat_window)
-    with st.sessions() as session:
-        earlier = case_store.open_case_on_order(session, data["order_id"], data["kind"])
-        recent = case_store.recent_cases(session, data["customer"]["id"], data["order_id"],
-                                         since)
-    case_id = new_case_id()
-    token = secrets.token_urlsafe(24)
-    inp = CaseInput(
-        case_id=case_id,
-        kind=data["kind"],
-        channel=data["channel"],
-        order_id=data["order_id"],
+    inp = case_input(
+        kind=data["kind"], channel=data["channel"], order_id=data["order_id"],
         customer=Customer(**data["customer"]),
         items=[CaseItem(**item) for item in data["items"]],
-        description=data["description"],
-        status_token=token,
-        customer_url=f"{st.settings.public_url}/s/{token}",
-        policy=st.policy,
-        opened_by=current_user().name,
-        priority=data["priority"],
-        repeat_of=earlier.id if earlier else None,
-        recent_cases=recent,
-    )
+        description=data["description"], opened_by=current_user().name,
+        priority=data["priority"])
+    case_id = inp.case_id
     try:
         st.gateway.open_case(inp)
     except ActionRefused as err:

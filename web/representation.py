@@ -74,6 +74,7 @@ def case_json(row: Case, events: list[TimelineEvent] | None = None) -> dict:
         "reopen_count": data.get("reopen_count", 0),
         "eligibility": data.get("eligibility") or {"eligible": True, "reasons": []},
         "parcels": data.get("parcels") or {},
+        "proposal": data.get("proposal"),
         "closed_at": jsonable(row.closed_at),
         "customer_url": data["customer_url"],
         "version": row.version,

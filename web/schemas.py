@@ -266,6 +266,7 @@ class CaseSchema(Schema):
     reopen_count = fields.Integer(required=True)
     eligibility = fields.Dict(required=True)
     parcels = fields.Dict(required=True)
+    proposal = fields.Dict(required=True, allow_none=True)
     closed_at = fields.DateTime(required=True, allow_none=True)
     customer_url = fields.String(required=True)
     version = fields.Integer(required=True)

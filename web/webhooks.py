@@ -15,13 +15,15 @@ from flask import Blueprint, current_app, request
 from marshmallow import Schema, fields, validate
 
 from db import cases as case_store
-from web.gateway import CaseNotRunning
+from web.api import case_input
+from web.gateway import ActionRefused, CaseNotRunning
 from web.problems import Problem
 from workflows.case import CaseWorkflow
-from workflows.domain import CourierEvent
+from workflows.domain import CourierEvent, Customer, LogisticsException
 
 webhooks = Blueprint("webhooks", __name__)
 SIGNATURE_HEADER = "X-Courier-Signature"
+EXCEPTIONS = ("delayed", "lost", "damaged")
 STATUSES = ("created", "picked_up", "in_transit", "delayed", "delivered", "lost", "damaged",
             "cancelled")
 
@@ -56,6 +58,8 @@ def courier():
     with state.sessions() as session:
         known = case_store.get_case(session, data["reference"]) is not None
     if not known:
+        if data["status"] in EXCEPTIONS:
+            return _order_parcel_exception(state, data)
         return {"accepted": False, "reason": "unknown reference"}, 202
     event = CourierEvent(event_id=data["event_id"], waybill_no=data["waybill_no"],
                          status=data["status"], at=data["at"],
@@ -65,3 +69,32 @@ def courier():
     except CaseNotRunning:
         return {"accepted": False, "reason": "the case has ended"}, 202
     return {"accepted": True}, 202
+
+
+def _order_parcel_exception(state, data: dict):
+    """An exception on an order's own delivery: update the order's open cases, or open
+    one (a complaint the customer did not have to make)."""
+    order_id = data["reference"]
+    event = LogisticsException(event_id=data["event_id"], waybill_no=data["waybill_no"],
+                               status=data["status"], at=data["at"],
+                               detail=data["detail"] or "")
+    with state.sessions() as session:
+        open_ids = case_store.open_cases_on_order(session, order_id)
+    opened = None
+    if not open_ids:
+        inp = case_input(
+            kind="complaint", channel="system", order_id=order_id,
+            customer=Customer(id="", name=""), items=[], opened_by="courier",
+            description=f"The courier reported parcel {data['waybill_no']} "
+                        f"{data['status']}. {data['detail'] or ''}".strip())
+        try:
+            state.gateway.open_case(inp)
+        except ActionRefused:
+            return {"accepted": False, "reason": "unknown order"}, 202
+        open_ids, opened = [inp.case_id], inp.case_id
+    for case_id in open_ids:
+        try:
+            state.gateway.signal(case_id, CaseWorkflow.logistics_exception, event)
+        except CaseNotRunning:
+            continue
+    return {"accepted": True, "cases": open_ids, "opened": opened}, 202

@@ -36,8 +36,10 @@ with workflow.unsafe.imports_passed_through():
         CaseSnapshot,
         ConfirmInput,
         CourierEvent,
+        Customer,
         FeedbackInput,
         InspectInput,
+        LogisticsException,
         NoteInput,
         OrderLookup,
         OrderSnapshot,
@@ -134,6 +136,9 @@ class CaseWorkflow(ResolutionSagas):
         self._wake = False
         self._published_sa: dict[str, object] = {}
         self._eligibility: dict = {"eligible": True, "reasons": []}
+        self._customer = inp.customer
+        self._proposal: dict | None = None
+        self._logistics_seen: set[str] = set()
         self._parcels: dict[str, dict] = {}
         self._seen_courier_events: set[str] = set()
         self._inspection: dict | None = None
@@ -203,11 +208,12 @@ class CaseWorkflow(ResolutionSagas):
                 await self._flush()
                 return False
         self._order = order
+        self._customer = _enrich_customer(inp.customer, order.customer)
         recent = list(inp.recent_cases)
         if inp.repeat_of and inp.repeat_of not in recent:
             recent.insert(0, inp.repeat_of)
         self._priority, self._priority_reasons = score_priority(
-            inp.policy.priority, inp.priority, inp.customer.tier, inp.description, recent,
+            inp.policy.priority, inp.priority, self._customer.tier, inp.description, recent,
             order.total,
         )
         if not self._clocks:
@@ -461,6 +467,25 @@ class CaseWorkflow(ResolutionSagas):
             raise refuse("only a supervisor may approve", "Forbidden")
         if self._resolution is None or self._resolution.awaiting != "approval":
             raise refuse("nothing on this case awaits a supervisor's approval")
+
+    @workflow.signal
+    def logistics_exception(self, event: LogisticsException) -> None:
+        """The courier reports the order's own delivery delayed, lost or damaged: tell
+        the customer and propose the policy's resolution to the handler."""
+        if event.event_id in self._logistics_seen or self._stage not in OPEN_STAGES:
+            return
+        self._logistics_seen.add(event.event_id)
+        proposal = self._inp.policy.logistics_proposals.get(event.status)
+        self._event("courier", "logistics_exception", detail={
+            "waybill": event.waybill_no, "status": event.status, "detail": event.detail,
+            "proposal": proposal})
+        self._notify_customer("parcel_" + event.status, {"waybill": event.waybill_no})
+        if proposal:
+            self._proposal = {"type": proposal, "reason": f"parcel {event.waybill_no} "
+                              f"{event.status}", "at": workflow.now().isoformat()}
+            self._notify_staff(self._assignee or "role:handler", "resolution_proposed",
+                               dict(self._proposal))
+        self._wake = True
 
     @workflow.signal
     def courier_event(self, event: CourierEvent) -> None:
@@ -860,7 +885,7 @@ class CaseWorkflow(ResolutionSagas):
             priority_reasons=list(self._priority_reasons),
             assignee=self._assignee,
             order_id=self._inp.order_id,
-            customer=self._inp.customer,
+            customer=self._customer,
             items=self._inp.items,
             description=self._inp.description,
             created_at=self._created_at or now,
@@ -889,6 +914,7 @@ class CaseWorkflow(ResolutionSagas):
             sla_policy={"source": self._inp.policy.source,
                         "version": self._inp.policy.version},
             eligibility=dict(self._eligibility),
+            proposal=dict(self._proposal) if self._proposal else None,
             parcels={number: {**p, "events": list(p["events"])}
                      for number, p in self._parcels.items()},
         )
@@ -900,6 +926,20 @@ class CaseWorkflow(ResolutionSagas):
             return None
         return next((c for c in reversed(self._clocks)
                      if c.name == name and clocks.is_open(c)), None)
+
+
+def _enrich_customer(given: Customer, known: Customer | None) -> Customer:
+    """The customer as given at intake, completed from the order system: what the caller
+    left empty, and the tier the retailer keeps (a caller's "regular" is the default)."""
+    if known is None:
+        return given
+    return Customer(
+        id=given.id or known.id,
+        name=given.name or known.name,
+        email=given.email or known.email,
+        phone=given.phone or known.phone,
+        tier=known.tier if given.tier == "regular" else given.tier,
+    )
 
 
 def _error_type(err: ActivityError) -> str | None:

@@ -15,7 +15,8 @@ from workflows.sla import KINDS as KINDS  # re-exported: one vocabulary
 from workflows.sla import PRIORITIES as PRIORITIES
 from workflows.sla import SlaPolicy
 
-CHANNELS = ("phone", "web", "app", "wechat", "email", "store", "chat")
+# "system": opened by Aftersales itself, e.g. on a courier exception (docs/api.md).
+CHANNELS = ("phone", "web", "app", "wechat", "email", "store", "chat", "system")
 TIERS = ("regular", "silver", "gold", "vip")
 STAGES = ("record", "confirm", "analyze", "resolve", "feedback", "revisit", "closed", "cancelled")
 OPEN_STAGES = ("record", "confirm", "analyze", "resolve", "feedback", "revisit")
@@ -111,6 +112,8 @@ class OrderSnapshot:
     lines: list[OrderLine] = field(default_factory=list)
     payments: list[Payment] = field(default_factory=list)
     refunded: str = "0.00"
+    customer: Customer | None = None
+    waybill_no: str = ""
 
 
 @dataclass
@@ -233,6 +236,8 @@ class CaseSnapshot:
     sla_policy: dict = field(default_factory=dict)
     eligibility: dict = field(default_factory=dict)
     parcels: dict = field(default_factory=dict)
+    # A resolution the system proposes to the handler (e.g. after a lost parcel).
+    proposal: dict | None = None
 
 
 @dataclass
@@ -332,6 +337,17 @@ class Waybill:
     waybill_no: str
     type: str
     status: str
+
+
+@dataclass
+class LogisticsException:
+    """A courier exception (delayed, lost, damaged) on the order's own delivery."""
+
+    event_id: str
+    waybill_no: str
+    status: str
+    at: datetime
+    detail: str = ""
 
 
 @dataclass

@@ -41,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.sla import ALWAYS_OPEN, BusinessCalendar, CalendarSpec
 
 if TYPE_CHECKING:
-    from workflows.domain import CaseInput, OrderSnapshot, StageClock
+    from workflows.domain import CaseInput, Customer, OrderSnapshot, StageClock
 
 # Business refusals end a step at once; everything else is retried with backoff.
 SYSTEM_RETRY = RetryPolicy(
@@ -79,6 +79,7 @@ class ResolutionSagas:
     if TYPE_CHECKING:
         # What the sagas use of CaseWorkflow, declared for the type checker.
         _inp: CaseInput
+        _customer: Customer
         _order: OrderSnapshot | None
         _resolution: Resolution | None
         _resolution_attempt: int
@@ -362,7 +363,7 @@ class ResolutionSagas:
                     detail={"step": step, **{k: v for k, v in detail.items() if v}})
 
     def _customer_address(self) -> Address:
-        return Address(self._inp.customer.name, f"customer {self._inp.customer.id}")
+        return Address(self._customer.name, f"customer {self._customer.id}")
 
     def _value_of(self, items: list[CaseItem]) -> str:
         prices = {line.sku: Decimal(line.unit_price)

@@ -144,6 +144,9 @@ class SlaPolicy:
     return_window: int = 7 * DAY
     excluded_categories: list[str] = field(
         default_factory=lambda: ["fresh", "custom", "digital", "periodical"])
+    # What to propose to the handler when the courier reports the order's parcel so.
+    logistics_proposals: dict[str, str] = field(default_factory=lambda: {
+        "delayed": "compensation", "lost": "refund", "damaged": "exchange"})
     priority: PriorityRules = field(default_factory=PriorityRules)
     # Where the policy came from and a hash of its text: a case keeps the policy it
     # opened under, and shows which one.
@@ -363,6 +366,7 @@ _RULE_KEYS = (
     "reassign_on_overdue",
     "return_window",
     "excluded_categories",
+    "logistics_proposals",
 )
 _PRIORITY_KEYS = (
     "default", "tier_boost", "repeat_window", "repeat_boost", "escalation_words",
@@ -519,6 +523,17 @@ def _rules(check: _Checker, value: Any) -> dict[str, Any]:
         rules["approval_limit"] = _approval_limit(
             check, table["approval_limit"], [*path, "approval_limit"]
         )
+    if "logistics_proposals" in table:
+        proposals = check.table(table["logistics_proposals"], [*path, "logistics_proposals"])
+        check.known(proposals, ("delayed", "lost", "damaged"), [*path, "logistics_proposals"],
+                    "courier exception")
+        allowed = ("refund", "return_refund", "exchange", "repair", "compensation", "apology")
+        for status, proposal in proposals.items():
+            if proposal not in allowed:
+                raise check.fail([*path, "logistics_proposals", status],
+                                 f"logistics_proposals.{status} must be one of "
+                                 f"{', '.join(allowed)}, not {proposal!r}")
+        rules["logistics_proposals"] = dict(proposals)
     if "excluded_categories" in table:
         value = table["excluded_categories"]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
