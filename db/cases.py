@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, func, literal, or_, select, tuple_, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -63,7 +64,7 @@ def apply_projection(session: Session, projection: Projection) -> bool:
     )
     # One conditional UPDATE: atomic on SQLite and PostgreSQL alike, so a slower,
     # older write can never land after a newer one (a read-then-write could).
-    result = session.execute(
+    result: CursorResult = session.execute(  # type: ignore[assignment]
         update(Case).where(Case.id == snap.case_id, Case.version < snap.version)
         .values(**values).execution_options(synchronize_session=False))
     moved = bool(result.rowcount)
