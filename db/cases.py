@@ -176,6 +176,18 @@ def open_cases_on_order(session: Session, order_id: str) -> list[str]:
         .order_by(Case.created_at)))
 
 
+def returned_quantities(session: Session, order_id: str) -> dict[str, int]:
+    """SKU -> quantity already sent back on this order by resolved returns and exchanges."""
+    returned: dict[str, int] = {}
+    for data in session.scalars(select(Case.data).where(Case.order_id == order_id)):
+        resolution = data.get("resolution") or {}
+        if resolution.get("type") in ("return_refund", "exchange") and \
+                resolution.get("state") == "done":
+            for item in resolution.get("items", []):
+                returned[item["sku"]] = returned.get(item["sku"], 0) + int(item["quantity"])
+    return returned
+
+
 def recent_cases(session: Session, customer_id: str, order_id: str,
                  since: datetime) -> list[str]:
     """Ids of cases opened since `since` by this customer or on this order, newest first."""

@@ -377,3 +377,39 @@ def test_a_lost_delivery_opens_a_case_and_proposes_a_refund(systems):
     assert case["proposal"]["type"] == "compensation"
     listing = call(systems, "GET", "/api/v1/cases?q=SO-10020").json()
     assert listing["total"] == 1
+
+
+def test_a_return_parcel_lost_on_the_way_goes_back_to_analyze_unpaid(systems):
+    case = open_case(systems, "SO-10014", "return", [{"sku": "SKU-SHIRT-77", "quantity": 1}])
+    to_resolve(systems, case)
+    call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", json={
+        "resolution": {"type": "return_refund", "items": [{"sku": "SKU-SHIRT-77",
+                                                           "quantity": 1}]}})
+    case = wait_for(systems, case["id"], awaiting("parcel"))
+    number = waybill(case, "return_pickup")
+    move(systems, number)
+    response = httpx.post(f"{systems['courier']}/_control/waybills/{number}/exception",
+                          json={"status": "lost", "detail": "van accident"}, timeout=10)
+    assert response.status_code == 200
+    case = wait_for(systems, case["id"], lambda c: c["stage"] == "analyze")
+    failure = [e for e in case["timeline"] if e["type"] == "resolution_failed"][-1]
+    assert f"parcel {number} lost" in failure["detail"]["reason"]
+    assert refunds_of(systems, case["id"]) == []
+    clock = [c for c in case["deadlines"]["clocks"] if c["name"] == "resolution"][-1]
+    assert clock["state"] != "paused"  # the clock runs again once the parcel is gone
+
+
+def test_what_was_returned_cannot_be_returned_again(systems):
+    items = [{"sku": "SKU-KETTLE-4", "quantity": 2}]  # SO-10008 has 3 kettles
+    first = open_case(systems, "SO-10008", "return", items)
+    to_resolve(systems, first)
+    call(systems, "POST", f"/api/v1/cases/{first['id']}/resolve", who="sue",
+         json={"resolution": {"type": "return_refund", "items": items}})
+    first = wait_for(systems, first["id"], awaiting("parcel"))
+    move(systems, waybill(first, "return_pickup"), 3)
+    wait_for(systems, first["id"], awaiting("inspection"))
+    call(systems, "POST", f"/api/v1/cases/{first['id']}/inspect", json={"passed": True})
+    wait_for(systems, first["id"], lambda c: c["stage"] == "feedback")
+    again = open_case(systems, "SO-10008", "return", items)
+    assert not again["eligibility"]["eligible"]
+    assert any("not yet returned" in r for r in again["eligibility"]["reasons"])

@@ -72,13 +72,14 @@ def case_input(kind: str, channel: str, order_id: str, customer: Customer,
     with st.sessions() as session:
         earlier = case_store.open_case_on_order(session, order_id, kind)
         recent = case_store.recent_cases(session, customer.id, order_id, since)
+        returned = case_store.returned_quantities(session, order_id)
     token = secrets.token_urlsafe(24)
     return CaseInput(
         case_id=new_case_id(), kind=kind, channel=channel, order_id=order_id,
         customer=customer, items=items, description=description, status_token=token,
         customer_url=f"{st.settings.public_url}/s/{token}", policy=st.policy,
         opened_by=opened_by, priority=priority,
-        repeat_of=earlier.id if earlier else None, recent_cases=recent)
+        repeat_of=earlier.id if earlier else None, recent_cases=recent, returned=returned)
 
 
 @api.post("/cases")

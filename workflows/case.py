@@ -223,7 +223,7 @@ class CaseWorkflow(ResolutionSagas):
                 clocks.retarget_clock(clock, self._target(clock.name), workflow.now(),
                                       self._calendar)
         self._eligibility = check_eligibility(inp.kind, inp.items, order, workflow.now(),
-                                              inp.policy)
+                                              inp.policy, inp.returned)
         self._status = "open"
         self._recorded = True
         self._event(SYSTEM, "recorded", "record", "confirm", {

@@ -135,6 +135,8 @@ class CaseInput:
     repeat_of: str | None = None
     # Earlier cases of this customer or on this order within the policy's repeat window.
     recent_cases: list[str] = field(default_factory=list)
+    # Quantities per SKU already sent back on this order by earlier returns/exchanges.
+    returned: dict[str, int] = field(default_factory=dict)
     # Off only on servers that cannot register custom search attributes (Temporal's
     # time-skipping test server); every real deployment publishes them.
     publish_search_attributes: bool = True

@@ -16,7 +16,7 @@ CHECKED_KINDS = ("return", "exchange")
 
 
 def check_eligibility(kind: str, items: list[CaseItem], order: OrderSnapshot, now: datetime,
-                      policy: SlaPolicy) -> dict:
+                      policy: SlaPolicy, returned: dict[str, int] | None = None) -> dict:
     """{"eligible": bool, "reasons": [...]} for this request against the policy."""
     reasons: list[str] = []
     if kind in CHECKED_KINDS:
@@ -34,8 +34,10 @@ def check_eligibility(kind: str, items: list[CaseItem], order: OrderSnapshot, no
         if found is None:
             reasons.append(f"{item.sku} is not on order {order.id}")
             continue
-        if item.quantity > bought[item.sku]:
-            reasons.append(f"{item.sku}: {item.quantity} asked, {bought[item.sku]} bought")
+        left = bought[item.sku] - (returned or {}).get(item.sku, 0)
+        if item.quantity > left:
+            reasons.append(f"{item.sku}: {item.quantity} asked, {bought[item.sku]} bought, "
+                           f"{left} not yet returned")
         if kind in CHECKED_KINDS and found.category in policy.excluded_categories:
             reasons.append(f"{item.sku} is {found.category}: excluded from no-reason returns")
     return {"eligible": not reasons, "reasons": reasons}
