@@ -276,7 +276,9 @@ def test_repair_goes_to_the_centre_and_comes_back(systems):
         "resolution": {"type": "repair", "items": [{"sku": "SKU-KETTLE-4", "quantity": 1}]}})
     case = wait_for(systems, case["id"], awaiting("parcel"))
     move(systems, waybill(case, "repair_pickup"), 3)
-    wait_for(systems, case["id"], awaiting("inspection"))
+    case = wait_for(systems, case["id"], awaiting("inspection"))
+    clock = [c for c in case["deadlines"]["clocks"] if c["name"] == "resolution"][-1]
+    assert (clock["state"], clock["paused_reason"]) == ("paused", "waiting_on_supplier")
     call(systems, "POST", f"/api/v1/cases/{case['id']}/inspect",
          json={"passed": True, "note": "heating element replaced"})
     case = wait_for(systems, case["id"], lambda c: "repair_return" in (

@@ -214,7 +214,10 @@ class ResolutionSagas:
         pickup = await self._waybill(saga, "repair_pickup", self._customer_address(),
                                      REPAIR_CENTRE, plan.items)
         await self._await_parcel(plan, pickup)
+        # The repair centre (the supplier) has the goods now: its time is not ours.
+        self._pause_resolution_clock("waiting_on_supplier")
         repaired, note = await self._await_inspection(plan)
+        self._resume_resolution_clock()
         if not repaired:
             raise ResolutionFailed(f"not repairable: {note}; choose a refund or an exchange")
         back = await self._waybill(saga, "repair_return", REPAIR_CENTRE,
@@ -340,20 +343,27 @@ class ResolutionSagas:
         self._event("courier", "parcel", detail={"waybill": event.waybill_no,
                                                  "status": event.status,
                                                  "detail": event.detail})
-        now = workflow.now()
         if parcel.get("pauses_clock", True) and parcel["type"] in ("return_pickup",
                                                                     "repair_pickup"):
-            for clock in self._clocks:
-                if clock.name == "resolution":
-                    if event.status == "picked_up":
-                        clocks.pause_clock(clock, now, "parcel_in_transit", self._calendar)
-                    elif event.status == "delivered" or event.status in PARCEL_FAILED:
-                        clocks.resume_clock(clock, now, self._calendar)
+            if event.status == "picked_up":
+                self._pause_resolution_clock("parcel_in_transit")
+            elif event.status == "delivered" or event.status in PARCEL_FAILED:
+                self._resume_resolution_clock()
         if event.status in ("delayed", "lost", "damaged"):
             self._notify_customer("parcel_" + event.status, {"waybill": event.waybill_no})
         self._wake = True
 
     # ----------------------------------------------------------------- helpers
+
+    def _pause_resolution_clock(self, reason: str) -> None:
+        for clock in self._clocks:
+            if clock.name == "resolution":
+                clocks.pause_clock(clock, workflow.now(), reason, self._calendar)
+
+    def _resume_resolution_clock(self) -> None:
+        for clock in self._clocks:
+            if clock.name == "resolution":
+                clocks.resume_clock(clock, workflow.now(), self._calendar)
 
     def _key(self, step: str) -> str:
         return f"{self._inp.case_id}:{self._resolution_attempt}:{step}"
