@@ -26,6 +26,9 @@ from db.engine import make_engine, make_sessionmaker, migrate
 from simulators.order_system import OrderSystem, create_app
 
 SCRIPTS = Path(sysconfig.get_path("scripts"))
+HISTORIES = Path(__file__).parent / "histories"
+# `AFTERSALES_RECORD_HISTORIES=1 make test` rewrites tests/histories/ (docs/operations.md).
+RECORDING = os.environ.get("AFTERSALES_RECORD_HISTORIES") == "1"
 PG_ADMIN_URL = os.environ.get("AFTERSALES_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -165,3 +168,23 @@ class BackgroundWorker:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop.close()
+
+
+async def record_history(client: Client, case_id: str, name: str) -> None:
+    """Keep this case's history under tests/histories/ for the replay test, when
+    recording is switched on."""
+    if not RECORDING:
+        return
+    history = await client.get_workflow_handle(f"case-{case_id}").fetch_history()
+    HISTORIES.mkdir(exist_ok=True)
+    (HISTORIES / f"{name}.json").write_text(history.to_json(), encoding="utf-8")
+
+
+def record_history_sync(temporal_address: str, case_id: str, name: str) -> None:
+    if not RECORDING:
+        return
+
+    async def record() -> None:
+        await record_history(await Client.connect(temporal_address), case_id, name)
+
+    asyncio.run(record())

@@ -9,7 +9,7 @@ import pytest
 
 from db.accounts import create_token, create_user
 from db.engine import make_engine, make_sessionmaker
-from tests.conftest import BackgroundWorker, make_settings
+from tests.conftest import BackgroundWorker, make_settings, record_history_sync
 from web import create_app
 
 
@@ -57,7 +57,7 @@ def wait_for_stage(client, token, case_id, stage, timeout=20.0):
     raise AssertionError(f"case {case_id} stayed in {case['stage']}, wanted {stage}")
 
 
-def test_complaint_walks_all_six_stages_to_closed(stack):
+def test_complaint_walks_all_six_stages_to_closed(stack, temporal_address, request):
     client, tokens = stack
     alice = auth(tokens["alice"])
     response = client.post("/api/v1/cases", json=COMPLAINT, headers=alice)
@@ -109,6 +109,8 @@ def test_complaint_walks_all_six_stages_to_closed(stack):
         assert expected in types
     seqs = [e["seq"] for e in case["timeline"]]
     assert seqs == sorted(seqs) and len(seqs) == len(set(seqs))
+    if "sqlite" in request.node.name:
+        record_history_sync(temporal_address, case_id, "complaint")
 
 
 def test_wrong_stage_action_is_409_and_changes_nothing(stack):

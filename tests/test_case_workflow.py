@@ -20,7 +20,7 @@ from activities.projection import CaseProjector
 from aftersales.worker import SystemClients, build_worker
 from db.engine import make_engine, make_sessionmaker
 from db.models import OutboxMessage, TimelineEvent
-from tests.conftest import binary, make_settings
+from tests.conftest import binary, make_settings, record_history
 from workflows.case import CaseWorkflow
 from workflows.domain import (
     Actor,
@@ -29,6 +29,7 @@ from workflows.domain import (
     ConfirmInput,
     Customer,
     FeedbackInput,
+    ReasonInput,
     ReplyInput,
     RequestInfoInput,
     Resolution,
@@ -123,6 +124,7 @@ async def test_confirm_deadline_two_days_out_fires_and_escalates(
         assert snap.stage == "analyze" and not snap.overdue
         assert [c.state for c in snap.clocks if c.name == "confirm"] == ["breached"]
         assert len(snap.breaches) == 1
+        await record_history(skipping_env.client, inp.case_id, "overdue")
 
 
 async def test_revisit_becomes_due_three_days_after_resolution(
@@ -386,3 +388,28 @@ async def test_intake_priority_is_scored_and_explained(
         text = " | ".join(snap.priority_reasons)
         assert "vip" in text and "12315" in text and "AS-OLD1" in text
         assert snap.sla_policy == {"source": "shipped", "version": "default"}
+
+
+async def test_reopen_after_an_unsatisfied_revisit_and_cancel(
+        temporal_address, sqlite_url, order_system_url):
+    client = await Client.connect(temporal_address)
+    inp = replace(case_input(), publish_search_attributes=True)
+    async with case_worker(client, sqlite_url, order_system_url) as (tq, sessions):
+        handle = await start_case(client, tq, inp)
+        await handle.execute_update(CaseWorkflow.confirm, ConfirmInput(ALICE, "ok"))
+        await handle.execute_update(CaseWorkflow.analyze, AnalyzeInput(
+            ALICE, "product_quality", "supplier", "kettle leaks"))
+        await handle.execute_update(CaseWorkflow.resolve, ResolveInput(
+            ALICE, Resolution(type="compensation", points=300), "points"))
+        await handle.execute_update(CaseWorkflow.feedback, FeedbackInput(2, "still leaks"))
+        await handle.execute_update(CaseWorkflow.revisit, RevisitInput(
+            ALICE, "unsatisfied", "wants a new kettle"))
+        snap = await handle.query(CaseWorkflow.snapshot)
+        assert snap.stage == "analyze" and snap.reopen_count == 1
+        assert [c.state for c in snap.clocks if c.name == "analyze"][-1] == "running"
+        await handle.execute_update(CaseWorkflow.cancel, ReasonInput(ALICE, "customer withdrew"))
+        result = await handle.result()
+        assert (result.stage, result.recorded) == ("cancelled", True)
+        types = [e.type for e in events_of(sessions, inp.case_id)]
+        assert types.count("reopened") == 1 and types[-1] == "cancelled"
+        await record_history(client, inp.case_id, "reopen_cancel")

@@ -17,7 +17,7 @@ from werkzeug.serving import make_server
 
 from db.accounts import create_token, create_user
 from simulators import courier_system, inventory_system, order_system
-from tests.conftest import BackgroundWorker, make_settings
+from tests.conftest import BackgroundWorker, make_settings, record_history_sync
 from web import create_app
 from web.webhooks import signature
 
@@ -65,7 +65,7 @@ def systems(temporal_address, tmp_path_factory):
         tokens = {"hank": create_token(session, "hank"), "sue": create_token(session, "sue")}
     http = httpx.Client(base_url=web.url, timeout=60)
     yield {"http": http, "tokens": tokens, "orders": orders.url, "inventory": inventory.url,
-           "courier": courier.url, "web": web.url}
+           "courier": courier.url, "web": web.url, "temporal": temporal_address}
     http.close()
     worker.stop()
     courier_state.stop()
@@ -169,6 +169,7 @@ def test_refund_above_the_limit_waits_for_a_supervisor(systems):
     assert approved.status_code == 200, approved.text
     case = wait_for(systems, case["id"], lambda c: c["stage"] == "feedback")
     assert [r["amount"] for r in refunds_of(systems, case["id"])] == ["600.00"]
+    record_history_sync(systems["temporal"], case["id"], "refund")
     assert "approved" in [e["type"] for e in case["timeline"]]
 
 
@@ -204,6 +205,7 @@ def test_return_is_picked_up_inspected_restocked_and_refunded(systems):
     assert [m["kind"] for m in movements_of(systems, case["id"])] == ["restock"]
     legal = [c for c in case["deadlines"]["clocks"] if c["name"] == "legal_refund"]
     assert legal[0]["state"] == "met"
+    record_history_sync(systems["temporal"], case["id"], "return")
 
 
 def test_failed_inspection_sends_the_goods_back_and_reopens_analysis(systems):
@@ -239,6 +241,7 @@ def test_exchange_ships_the_replacement_and_collects_the_old_item(systems):
     reservation = next(m for m in movements_of(systems, case["id"])
                        if m["kind"] == "reservation")
     assert reservation["state"] == "shipped"
+    record_history_sync(systems["temporal"], case["id"], "exchange")
 
 
 def test_exchange_out_of_stock_goes_back_to_analyze_with_nothing_left_behind(systems):
@@ -286,6 +289,7 @@ def test_repair_goes_to_the_centre_and_comes_back(systems):
     move(systems, waybill(case, "repair_return"), 3)
     case = wait_for(systems, case["id"], lambda c: c["stage"] == "feedback")
     assert refunds_of(systems, case["id"]) == []
+    record_history_sync(systems["temporal"], case["id"], "repair")
 
 
 def test_not_repairable_goes_back_to_analyze(systems):

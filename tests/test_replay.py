@@ -1,0 +1,43 @@
+"""Replay the recorded history of every case path against today's workflow code: a
+change that would make a running case non-deterministic fails here, before it meets a
+live case. Record anew with AFTERSALES_RECORD_HISTORIES=1 (docs/operations.md)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
+
+from tests.conftest import HISTORIES
+from workflows.case import CaseWorkflow
+
+PATHS = ("complaint", "refund", "return", "exchange", "repair", "reopen_cancel", "overdue")
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_recorded_history_replays(path):
+    recorded = HISTORIES / f"{path}.json"
+    assert recorded.exists(), f"no recorded history for the {path} path in {HISTORIES}"
+    history = WorkflowHistory.from_json(f"replay-{path}", recorded.read_text(encoding="utf-8"))
+    await Replayer(workflows=[CaseWorkflow]).replay_workflow(history)
+
+
+async def test_a_changed_workflow_fails_replay(monkeypatch):
+    """The check has teeth: a workflow that runs activities in another order fails."""
+    from workflows import case as case_module
+
+    original = case_module.CaseWorkflow._record
+
+    async def reordered(self):
+        await asyncio.sleep(1)  # a new timer where the history has none
+        return await original(self)
+
+    monkeypatch.setattr(case_module.CaseWorkflow, "_record", reordered)
+    history = WorkflowHistory.from_json(
+        "replay-complaint", (HISTORIES / "complaint.json").read_text(encoding="utf-8"))
+    # Unsandboxed, so the replayer runs the patched class of this process.
+    replayer = Replayer(workflows=[CaseWorkflow], workflow_runner=UnsandboxedWorkflowRunner())
+    with pytest.raises(Exception, match="[Nn]ondetermin"):
+        await replayer.replay_workflow(history)
