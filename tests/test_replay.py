@@ -39,5 +39,5 @@ async def test_a_changed_workflow_fails_replay(monkeypatch):
         "replay-complaint", (HISTORIES / "complaint.json").read_text(encoding="utf-8"))
     # Unsandboxed, so the replayer runs the patched class of this process.
     replayer = Replayer(workflows=[CaseWorkflow], workflow_runner=UnsandboxedWorkflowRunner())
-    with pytest.raises(Exception, match="[Nn]ondetermin"):
+    with pytest.raises(Exception, match=r"[Nn]ondetermin"):
         await replayer.replay_workflow(history)
