@@ -151,6 +151,20 @@ def demo_orders(as_json: bool) -> None:
 
 
 @main.group()
+def keys() -> None:
+    """Payload encryption keys."""
+
+
+@keys.command("new")
+@click.argument("kid")
+def keys_new(kid: str) -> None:
+    """Print a new key entry for AFTERSALES_PAYLOAD_KEYS (put it first to rotate)."""
+    from aftersales.codec import new_key_setting
+
+    click.echo(new_key_setting(kid))
+
+
+@main.group()
 def sla() -> None:
     """SLA policy files."""
 

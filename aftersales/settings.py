@@ -24,6 +24,8 @@ class Settings:
     courier_system_url: str = "http://127.0.0.1:5103"
     # Shared with the courier system: its webhooks are signed with it (HMAC-SHA256).
     courier_webhook_secret: str = ""
+    # `kid:base64key,...`: when set, Temporal payloads are encrypted (aftersales/codec.py).
+    payload_keys: str = ""
     public_url: str = "http://127.0.0.1:5000"
     extra: dict = field(default_factory=dict)
 
@@ -47,6 +49,7 @@ class Settings:
                                      "http://127.0.0.1:5102"),
             courier_system_url=get("AFTERSALES_COURIER_SYSTEM_URL", "http://127.0.0.1:5103"),
             courier_webhook_secret=get("AFTERSALES_COURIER_WEBHOOK_SECRET", ""),
+            payload_keys=get("AFTERSALES_PAYLOAD_KEYS", ""),
             public_url=(get("AFTERSALES_PUBLIC_URL") or "http://127.0.0.1:5000").rstrip("/"),
         )
 
@@ -66,6 +69,7 @@ class Settings:
             "AFTERSALES_INVENTORY_SYSTEM_URL": self.inventory_system_url,
             "AFTERSALES_COURIER_SYSTEM_URL": self.courier_system_url,
             "AFTERSALES_COURIER_WEBHOOK_SECRET": self.courier_webhook_secret,
+            "AFTERSALES_PAYLOAD_KEYS": self.payload_keys,
             "AFTERSALES_PUBLIC_URL": self.public_url,
         }
         if self.sla_file:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sysconfig
 from pathlib import Path
 
@@ -11,12 +12,23 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 
+from aftersales.codec import EncryptionCodec, parse_keys
 from aftersales.settings import Settings
 
 
+def data_converter(settings: Settings) -> DataConverter:
+    """The default converter, sealed by the encryption codec when keys are configured."""
+    if not settings.payload_keys:
+        return DataConverter.default
+    codec = EncryptionCodec(parse_keys(settings.payload_keys))
+    return dataclasses.replace(DataConverter.default, payload_codec=codec)
+
+
 async def connect(settings: Settings) -> Client:
-    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
+                                data_converter=data_converter(settings))
 
 
 def temporal_cli_path() -> str:

@@ -20,7 +20,7 @@ from werkzeug.serving import make_server
 from activities.projection import CaseProjector
 from aftersales.devstack import free_port, wait_for_port
 from aftersales.settings import Settings
-from aftersales.temporal import ensure_search_attributes
+from aftersales.temporal import connect, ensure_search_attributes
 from aftersales.worker import SystemClients, build_worker
 from db.engine import make_engine, make_sessionmaker, migrate
 from simulators.order_system import OrderSystem, create_app
@@ -144,7 +144,7 @@ class BackgroundWorker:
         ready = threading.Event()
 
         async def main() -> None:
-            client = await Client.connect(self.settings.temporal_address)
+            client = await connect(self.settings)
             engine = make_engine(self.settings.database_url)
             systems = (SystemClients.from_settings(self.settings, self.timeout)
                        if self.timeout else SystemClients.from_settings(self.settings))
