@@ -150,6 +150,22 @@ def demo_orders(as_json: bool) -> None:
                    f"{order['total']:>9} {order['currency']}  {skus}")
 
 
+@main.command("bench")
+@click.option("--cases", default=50, show_default=True, help="Case lifecycles to run.")
+@click.option("--concurrency", default=16, show_default=True)
+@click.option("--url", default=None, help="Web app [default: AFTERSALES_PUBLIC_URL].")
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON line (always).")
+def bench_command(cases: int, concurrency: int, url: str | None, as_json: bool) -> None:
+    """Drive full case lifecycles through the running system, and as many bare Temporal
+    workflows of the same shape; the last line printed is JSON."""
+    from aftersales.bench import main as run_bench
+
+    settings = _settings()
+    result = run_bench(settings, url or settings.public_url, cases, concurrency)
+    if result["failures"]:
+        sys.exit(1)
+
+
 @main.group()
 def keys() -> None:
     """Payload encryption keys."""

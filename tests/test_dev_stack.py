@@ -174,6 +174,22 @@ def test_dev_stack_walks_a_complaint_and_survives_restart(tmp_path):
                 "description": "Shoes are the wrong size.",
             }).json()
 
+            # The bench command runs against this stack (figures are not judged here:
+            # see docs/benchmarks.md).
+            bench = subprocess.run(
+                [sys.executable, "-m", "aftersales.cli", "bench", "--cases", "3",
+                 "--concurrency", "2", "--url", base, "--json"],
+                capture_output=True, text=True, timeout=120, env={
+                    **os.environ,
+                    "AFTERSALES_DATABASE_URL": f"sqlite:///{tmp_path / 'var' / 'aftersales.db'}",
+                    "AFTERSALES_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}"})
+            assert bench.returncode == 0, bench.stderr[-2000:]
+            result = json.loads(bench.stdout.strip().splitlines()[-1])
+            assert result["completed"] == 3 and result["bare_completed"] == 3
+            for key in ("cases_per_s", "action_p50_ms", "action_p95_ms", "bare_cases_per_s",
+                        "bare_action_p95_ms", "ratio_to_bare_temporal"):
+                assert result[key] > 0, key
+
         children = dev.children()
         assert len(children) >= 6
         assert dev.stop() == 0

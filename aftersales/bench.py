@@ -1,0 +1,169 @@
+"""`aftersales bench`: full case lifecycles through the running system, against the
+same number of bare Temporal workflows with the same shape, in one run.
+
+The lifecycle goes through everything a user's case does: HTTP to the web app,
+Temporal updates with validators, the worker, the order-system simulator, the read
+model, and the customer's status link. Progress goes to stderr; the last line printed
+is JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import httpx
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from aftersales.bench_workflow import STEPS, BareCaseWorkflow, BareInput, BareStep, bare_io
+from aftersales.settings import Settings
+from aftersales.temporal import connect
+
+ORDERS = [f"SO-{10001 + n}" for n in range(40)]
+
+
+@dataclass
+class Timings:
+    actions_ms: list[float] = field(default_factory=list)
+    cases: int = 0
+    failures: int = 0
+
+    def percentile(self, share: float) -> float:
+        if not self.actions_ms:
+            return 0.0
+        ordered = sorted(self.actions_ms)
+        return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def bench_token(settings: Settings) -> str:
+    """A token for a dedicated bench user, created in the read model if needed."""
+    from db.accounts import create_token, create_user, get_user
+    from db.engine import make_engine, make_sessionmaker
+
+    engine = make_engine(settings.database_url)
+    with make_sessionmaker(engine).begin() as session:
+        if get_user(session, "bench") is None:
+            create_user(session, "bench", "supervisor")
+        token = create_token(session, "bench")
+    engine.dispose()
+    return token
+
+
+async def lifecycle(http: httpx.AsyncClient, n: int, timings: Timings) -> None:
+    async def timed(method: str, path: str, body: dict) -> dict:
+        started = time.perf_counter()
+        response = await http.request(method, path, json=body)
+        timings.actions_ms.append((time.perf_counter() - started) * 1000)
+        if response.status_code >= 300:
+            raise RuntimeError(f"{method} {path}: {response.status_code} {response.text[:200]}")
+        return response.json()
+
+    case = await timed("POST", "/api/v1/cases", {
+        "kind": "complaint", "channel": "app", "order_id": ORDERS[n % len(ORDERS)],
+        "customer": {"id": f"C-B{n}", "name": "Bench Customer"},
+        "description": "bench: the parcel arrived damaged"})
+    path = f"/api/v1/cases/{case['id']}"
+    token = case["customer_url"].rsplit("/", 1)[1]
+    await timed("POST", f"{path}/confirm", {"note": "bench"})
+    await timed("POST", f"{path}/analyze", {"root_cause": "damaged_in_transit",
+                                            "responsible_party": "courier", "note": "bench"})
+    await timed("POST", f"{path}/resolve", {"resolution": {"type": "compensation",
+                                                           "points": 100}})
+    await timed("POST", f"/api/v1/status/{token}/feedback", {"rating": 5, "comment": "ok"})
+    closed = await timed("POST", f"{path}/revisit", {"outcome": "satisfied", "note": "bench"})
+    if closed["stage"] != "closed":
+        raise RuntimeError(f"case {case['id']} ended in {closed['stage']}")
+    timings.cases += 1
+
+
+async def bare_lifecycle(client: Client, task_queue: str, n: int, timings: Timings) -> None:
+    handle = await client.start_workflow(
+        BareCaseWorkflow.run, BareInput(f"bare-{n}"), id=f"bench-bare-{uuid.uuid4()}",
+        task_queue=task_queue)
+    for step in STEPS:
+        started = time.perf_counter()
+        await handle.execute_update(BareCaseWorkflow.step, BareStep(step))
+        timings.actions_ms.append((time.perf_counter() - started) * 1000)
+    await handle.result()
+    timings.cases += 1
+
+
+async def run_all(count: int, concurrency: int, job) -> float:
+    semaphore = asyncio.Semaphore(concurrency)
+    done = 0
+
+    async def one(n: int) -> None:
+        nonlocal done
+        async with semaphore:
+            await job(n)
+            done += 1
+            if done % max(1, count // 10) == 0:
+                print(f"  {done}/{count}", file=sys.stderr, flush=True)
+
+    started = time.perf_counter()
+    results = await asyncio.gather(*(one(n) for n in range(count)), return_exceptions=True)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors:
+        print(f"  {len(errors)} failed, e.g. {errors[0]!r}", file=sys.stderr, flush=True)
+    return time.perf_counter() - started
+
+
+async def bench(settings: Settings, web_url: str, cases: int, concurrency: int) -> dict:
+    token = bench_token(settings)
+    full = Timings()
+    limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=web_url, timeout=120, limits=limits,
+                                 headers={"Authorization": f"Bearer {token}"}) as http:
+        print(f"bench: {cases} case lifecycles at concurrency {concurrency} via {web_url}",
+              file=sys.stderr, flush=True)
+
+        async def full_job(n: int) -> None:
+            try:
+                await lifecycle(http, n, full)
+            except Exception:
+                full.failures += 1
+                raise
+
+        full_seconds = await run_all(cases, concurrency, full_job)
+
+    client = await connect(settings)
+    task_queue = f"aftersales-bench-bare-{uuid.uuid4().hex[:8]}"
+    bare = Timings()
+    async with Worker(client, task_queue=task_queue, workflows=[BareCaseWorkflow],
+                      activities=[bare_io]):
+        print(f"bench: {cases} bare Temporal workflows of the same shape", file=sys.stderr,
+              flush=True)
+        bare_seconds = await run_all(
+            cases, concurrency, lambda n: bare_lifecycle(client, task_queue, n, bare))
+    cases_per_s = full.cases / full_seconds if full_seconds else 0.0
+    bare_per_s = bare.cases / bare_seconds if bare_seconds else 0.0
+    return {
+        "cases": cases,
+        "concurrency": concurrency,
+        "completed": full.cases,
+        "failures": full.failures,
+        "seconds": round(full_seconds, 3),
+        "cases_per_s": round(cases_per_s, 3),
+        "action_p50_ms": round(full.percentile(0.50), 1),
+        "action_p95_ms": round(full.percentile(0.95), 1),
+        "action_mean_ms": round(statistics.fmean(full.actions_ms), 1) if full.actions_ms
+        else 0.0,
+        "bare_completed": bare.cases,
+        "bare_seconds": round(bare_seconds, 3),
+        "bare_cases_per_s": round(bare_per_s, 3),
+        "bare_action_p50_ms": round(bare.percentile(0.50), 1),
+        "bare_action_p95_ms": round(bare.percentile(0.95), 1),
+        "ratio_to_bare_temporal": round(cases_per_s / bare_per_s, 3) if bare_per_s else 0.0,
+    }
+
+
+def main(settings: Settings, web_url: str, cases: int, concurrency: int) -> dict:
+    result = asyncio.run(bench(settings, web_url, cases, concurrency))
+    print(json.dumps(result))
+    return result
