@@ -30,7 +30,7 @@ class WorkerProcess:
 
     def __init__(self, settings, log: Path) -> None:
         env = {**os.environ, **settings.to_env()}
-        self._log = open(log, "ab")  # noqa: SIM115 - closed in stop()
+        self._log = open(log, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "aftersales.cli", "worker"],
                                      env=env, stdout=self._log, stderr=subprocess.STDOUT)
 
