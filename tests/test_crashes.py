@@ -101,7 +101,7 @@ def test_worker_killed_mid_saga_loses_nothing_and_pays_once(
         worker.kill()  # SIGKILL in the middle of the saga
         for _ in range(3):  # the parcel arrives while no worker runs: signals wait
             httpx.post(f"{courier.url}/_control/waybills/{number}/advance", timeout=10)
-        wait_until(lambda: courier_state.pending_events(), lambda p: p == [],
+        wait_until(courier_state.pending_events, lambda p: p == [],
                    what="webhooks delivered")
         worker = WorkerProcess(settings, tmp_path / "worker-2.log")
         wait_until(get, lambda c: (c["resolution"] or {}).get("awaiting") == "inspection",
