@@ -40,6 +40,7 @@ MOVEMENT = ("created", "picked_up", "in_transit", "delivered")
 EXCEPTIONS = ("delayed", "lost", "damaged")
 ACTIVE = ("created", "picked_up", "in_transit", "delayed")
 SIGNATURE_HEADER = "X-Courier-Signature"
+TIMESTAMP_HEADER = "X-Courier-Timestamp"
 RETRY_SECONDS = 1.0
 WEBHOOK_TIMEOUT_SECONDS = 5.0
 STEP_DETAILS = {
@@ -51,9 +52,11 @@ STEP_DETAILS = {
 log = logging.getLogger(__name__)
 
 
-def sign(body: bytes, secret: str) -> str:
-    """The `X-Courier-Signature` value for a webhook body: `sha256=<hex HMAC-SHA256>`."""
-    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+def sign(body: bytes, secret: str, timestamp: str | None = None) -> str:
+    """The `X-Courier-Signature` value: `sha256=<hex HMAC-SHA256>` of `<timestamp>.<body>`
+    (or of the body alone when no timestamp is given)."""
+    signed = f"{timestamp}.".encode() + body if timestamp is not None else body
+    digest = hmac.new(secret.encode("utf-8"), signed, hashlib.sha256).hexdigest()
     return f"sha256={digest}"
 
 
@@ -250,8 +253,10 @@ class CourierSystem:
     def _post(self, client: httpx.Client, event: dict) -> bool:
         assert self.webhook_url is not None
         body = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        headers = {"Content-Type": "application/json",
-                   SIGNATURE_HEADER: sign(body, self._secret)}
+        # The timestamp is signed too, so a captured webhook cannot be replayed later.
+        stamp = str(int(time.time()))
+        headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: stamp,
+                   SIGNATURE_HEADER: sign(body, self._secret, stamp)}
         try:
             response = client.post(self.webhook_url, content=body, headers=headers)
         except httpx.HTTPError as err:

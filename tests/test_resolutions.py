@@ -333,16 +333,19 @@ def test_duplicate_and_out_of_order_webhooks_count_once(systems):
     case = wait_for(systems, case["id"], awaiting("parcel"))
     number = waybill(case, "return_pickup")
 
-    def post(event_id: str, status: str, secret: str = SECRET) -> httpx.Response:
+    def post(event_id: str, status: str, secret: str = SECRET,
+             age: int = 0) -> httpx.Response:
         body = json.dumps({"event_id": event_id, "waybill_no": number,
                            "reference": case["id"], "type": "return_pickup",
                            "status": status, "detail": "",
                            "at": datetime.now(UTC).isoformat()}).encode()
+        stamp = str(int(time.time()) - age)
         return systems["http"].post("/webhooks/courier", content=body, headers={
-            "Content-Type": "application/json",
-            "X-Courier-Signature": signature(body, secret)})
+            "Content-Type": "application/json", "X-Courier-Timestamp": stamp,
+            "X-Courier-Signature": signature(body, secret, stamp)})
 
     assert post("e-forged", "delivered", secret="wrong").status_code == 401
+    assert post("e-old", "delivered", age=600).status_code == 401  # a replay, too late
     delivered = str(uuid.uuid4())
     assert post(delivered, "delivered").status_code == 202
     assert post(delivered, "delivered").status_code == 202       # duplicate
@@ -350,8 +353,10 @@ def test_duplicate_and_out_of_order_webhooks_count_once(systems):
     case = wait_for(systems, case["id"], awaiting("inspection"))
     parcel_events = [e["detail"]["status"] for e in case["timeline"] if e["type"] == "parcel"]
     assert parcel_events == ["delivered"]
+    stamp = str(int(time.time()))
     unknown = systems["http"].post("/webhooks/courier", content=b"{}", headers={
-        "X-Courier-Signature": signature(b"{}", SECRET), "Content-Type": "application/json"})
+        "X-Courier-Timestamp": stamp, "X-Courier-Signature": signature(b"{}", SECRET, stamp),
+        "Content-Type": "application/json"})
     assert unknown.status_code == 422
 
 

@@ -265,8 +265,9 @@ class Receiver:
     def _receive(self):
         raw = request.get_data()
         with self._changed:
+            stamp = request.headers.get("X-Courier-Timestamp", "")
             if not hmac.compare_digest(request.headers.get("X-Courier-Signature", ""),
-                                       sign(raw, SECRET)):
+                                       sign(raw, SECRET, stamp)):
                 self.bad_signatures += 1
                 return {"error": "bad signature"}, 401
             event = request.get_json()

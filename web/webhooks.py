@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 
 from flask import Blueprint, current_app, request
 from marshmallow import Schema, fields, validate
@@ -23,6 +24,9 @@ from workflows.domain import CourierEvent, Customer, LogisticsException
 
 webhooks = Blueprint("webhooks", __name__)
 SIGNATURE_HEADER = "X-Courier-Signature"
+TIMESTAMP_HEADER = "X-Courier-Timestamp"
+# How far a webhook's signed timestamp may be from our clock.
+REPLAY_WINDOW_S = 300
 EXCEPTIONS = ("delayed", "lost", "damaged")
 STATUSES = ("created", "picked_up", "in_transit", "delayed", "delivered", "lost", "damaged",
             "cancelled")
@@ -39,8 +43,10 @@ class CourierEventSchema(Schema):
                            validate=validate.Length(max=1000))
 
 
-def signature(body: bytes, secret: str) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def signature(body: bytes, secret: str, timestamp: str) -> str:
+    """HMAC-SHA256 of `<timestamp>.<body>`, as the courier signs it."""
+    signed = f"{timestamp}.".encode() + body
+    return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
 @webhooks.post("/webhooks/courier")
@@ -49,8 +55,13 @@ def courier():
     secret = state.settings.courier_webhook_secret
     body = request.get_data()
     given = request.headers.get(SIGNATURE_HEADER, "")
-    if not secret or not hmac.compare_digest(given, signature(body, secret)):
-        raise Problem(401, "Unauthorized", f"missing or wrong {SIGNATURE_HEADER}")
+    stamp = request.headers.get(TIMESTAMP_HEADER, "")
+    if not secret or not hmac.compare_digest(given, signature(body, secret, stamp)):
+        raise Problem(401, "Unauthorized",
+                      f"missing or wrong {SIGNATURE_HEADER} / {TIMESTAMP_HEADER}")
+    if not stamp.isdigit() or abs(time.time() - int(stamp)) > REPLAY_WINDOW_S:
+        raise Problem(401, "Unauthorized", f"{TIMESTAMP_HEADER} is outside the "
+                      f"{REPLAY_WINDOW_S} s window: a replayed or delayed webhook")
     payload = request.get_json(silent=True)
     if not isinstance(payload, dict):
         raise Problem(400, "Malformed JSON", "the body must be a JSON object")
