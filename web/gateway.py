@@ -25,7 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from aftersales.settings import Settings
 from aftersales.temporal import connect
 from workflows.case import CaseWorkflow
-from workflows.domain import CaseInput, UpdateResult
+from workflows.domain import CaseInput, CaseSnapshot, UpdateResult
 
 T = TypeVar("T")
 CONNECT_TIMEOUT = 5.0
@@ -137,6 +137,16 @@ class CaseGateway:
             return await handle.execute_update(update, arg)
 
         return self._call(send())
+
+    def snapshot(self, case_id: str) -> CaseSnapshot:
+        """The case as the workflow holds it right now (a query; changes nothing)."""
+
+        async def query() -> CaseSnapshot:
+            client = await self._get_client()
+            return await client.get_workflow_handle(workflow_id(case_id)).query(
+                CaseWorkflow.snapshot)
+
+        return self._call(query())
 
     def signal(self, case_id: str, signal: Any, arg: Any) -> None:
         """Deliver an event from outside (a courier scan) to a running case."""
