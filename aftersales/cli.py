@@ -167,6 +167,57 @@ def bench_command(cases: int, concurrency: int, url: str | None, as_json: bool) 
 
 
 @main.group()
+def privacy() -> None:
+    """Customers' personal data: export, erasure, retention (admin tasks)."""
+
+
+@privacy.command("export")
+@click.argument("customer_id")
+def privacy_export(customer_id: str) -> None:
+    """Print as JSON everything held about a customer."""
+    from db.privacy import export_customer
+
+    with _sessions()() as session:
+        click.echo(json.dumps(export_customer(session, customer_id), ensure_ascii=False,
+                              indent=1))
+
+
+@privacy.command("erase")
+@click.argument("customer_id")
+def privacy_erase(customer_id: str) -> None:
+    """Erase a customer's personal data from their (closed) cases."""
+    from datetime import UTC, datetime
+
+    from db.privacy import ErasureRefused, erase_customer
+
+    try:
+        with _sessions().begin() as session:
+            count = erase_customer(session, customer_id, datetime.now(UTC))
+    except ErasureRefused as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"erased the personal data of {customer_id} from {count} case(s)")
+
+
+@privacy.command("anonymise")
+@click.option("--older-than", default="365d", show_default=True,
+              help="Closed this long ago (a duration like 90d).")
+def privacy_anonymise(older_than: str) -> None:
+    """Anonymise cases closed longer ago than the retention period."""
+    from datetime import UTC, datetime, timedelta
+
+    from db.privacy import anonymise_closed
+    from workflows.sla import parse_duration
+
+    try:
+        seconds = parse_duration(older_than)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from err
+    with _sessions().begin() as session:
+        count = anonymise_closed(session, timedelta(seconds=seconds), datetime.now(UTC))
+    click.echo(f"anonymised {count} case(s) closed more than {older_than} ago")
+
+
+@main.group()
 def keys() -> None:
     """Payload encryption keys."""
 

@@ -1,0 +1,91 @@
+"""Customers' personal data in the read model: export, erasure on request, and
+anonymisation of closed cases after the retention period (个人信息保护法).
+
+Temporal keeps its own copy in workflow histories: sealed by the payload codec when
+keys are set, and removed with the namespace's retention once a workflow has closed
+(docs/security.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.cases import as_utc, jsonable
+from db.models import Case, TimelineEvent
+
+ERASED = "(erased)"
+# Free-text fields of timeline events that can carry personal data.
+TEXT_KEYS = ("note", "text", "comment", "message", "question", "reason", "detail")
+OPEN = ("record", "confirm", "analyze", "resolve", "feedback", "revisit")
+
+
+class ErasureRefused(Exception):
+    """The customer still has open cases, which need their data to be finished."""
+
+
+def export_customer(session: Session, customer_id: str) -> dict:
+    """Everything the read model holds about one customer, as JSON-ready data."""
+    rows = list(session.scalars(select(Case).where(Case.customer_id == customer_id)
+                                .order_by(Case.created_at)))
+    cases = []
+    for row in rows:
+        events = session.scalars(select(TimelineEvent).where(TimelineEvent.case_id == row.id)
+                                 .order_by(TimelineEvent.seq))
+        cases.append({
+            "id": row.id, "stage": row.stage, "order_id": row.order_id,
+            "created_at": jsonable(row.created_at), "data": row.data,
+            "timeline": [{"at": jsonable(e.at), "type": e.type, "actor": e.actor,
+                          "detail": e.detail} for e in events],
+        })
+    return {"customer_id": customer_id, "cases": cases}
+
+
+def erase_customer(session: Session, customer_id: str, now: datetime) -> int:
+    """Erase a customer's personal data from all their cases; refused while one is open."""
+    rows = list(session.scalars(select(Case).where(Case.customer_id == customer_id)))
+    still_open = [row.id for row in rows if row.stage in OPEN]
+    if still_open:
+        raise ErasureRefused(f"open cases need the data to be finished: "
+                             f"{', '.join(still_open)}; cancel or close them first")
+    for row in rows:
+        _anonymise(session, row, now)
+    return len(rows)
+
+
+def anonymise_closed(session: Session, older_than: timedelta, now: datetime) -> int:
+    """Anonymise every case closed or cancelled more than `older_than` ago."""
+    cutoff = now - older_than
+    rows = [row for row in session.scalars(select(Case).where(
+        Case.stage.in_(("closed", "cancelled")), Case.closed_at.is_not(None)))
+        if as_utc(row.closed_at) < cutoff and not row.data.get("anonymised_at")]
+    for row in rows:
+        _anonymise(session, row, now)
+    return len(rows)
+
+
+def _anonymise(session: Session, row: Case, now: datetime) -> None:
+    pseudonym = "anon-" + hashlib.sha256(row.customer_id.encode()).hexdigest()[:12]
+    data = dict(row.data)
+    tier = (data.get("customer") or {}).get("tier", "regular")
+    data["customer"] = {"id": pseudonym, "name": ERASED, "email": "", "phone": "",
+                        "tier": tier}
+    data["description"] = ERASED
+    data["rating_comment"] = None
+    data["pending_question"] = None
+    if data.get("analysis"):
+        data["analysis"] = {**data["analysis"], "note": ERASED}
+    data["anonymised_at"] = jsonable(now)
+    row.data = data
+    row.customer_id = pseudonym
+    row.customer_name = ERASED
+    row.customer_phone = ""
+    # The customer's link stops working: nobody holds a token for this hash.
+    row.status_token_hash = hashlib.sha256(secrets.token_bytes(32)).hexdigest()
+    for event in session.scalars(select(TimelineEvent).where(TimelineEvent.case_id == row.id)):
+        event.detail = {k: (ERASED if k in TEXT_KEYS and v else v)
+                        for k, v in event.detail.items()}

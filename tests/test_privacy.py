@@ -1,0 +1,82 @@
+"""Personal data in the read model: export, erasure on request, retention."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import update
+
+from db import cases as case_store
+from db.engine import make_engine, make_sessionmaker
+from db.models import Case
+from db.privacy import ERASED, ErasureRefused, anonymise_closed, erase_customer
+from tests.test_read_model import event, snapshot
+from workflows.domain import Customer, Projection
+
+NOW = datetime.now(UTC)
+
+
+def seed(url: str) -> None:
+    sessions = make_sessionmaker(make_engine(url))
+    customer = Customer(id="C-77", name="赵敏", phone="13600000077", email="zm@example.com")
+    for case_id, stage, closed in (("AS-P1", "closed", NOW - timedelta(days=400)),
+                                   ("AS-P2", "closed", NOW - timedelta(days=10)),
+                                   ("AS-P3", "analyze", None)):
+        ev = event(1, "note")
+        ev.detail = {"text": "客户电话 13600000077", "n": 1}
+        case_store.write_projection(sessions, Projection(snapshot(
+            case_id, 1, stage=stage, customer=customer, closed_at=closed,
+            description="赵敏的水壶坏了"), events=[ev]))
+
+
+def run(args: list[str], url: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "aftersales.cli", *args],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "AFTERSALES_DATABASE_URL": url})
+
+
+def test_export_erase_and_retention(sqlite_url):
+    seed(sqlite_url)
+    exported = run(["privacy", "export", "C-77"], sqlite_url)
+    assert exported.returncode == 0, exported.stderr
+    data = json.loads(exported.stdout)
+    assert [c["id"] for c in data["cases"]] == ["AS-P1", "AS-P2", "AS-P3"]
+    assert data["cases"][0]["data"]["customer"]["phone"] == "13600000077"
+
+    refused = run(["privacy", "erase", "C-77"], sqlite_url)
+    assert refused.returncode != 0 and "AS-P3" in refused.stderr
+
+    sessions = make_sessionmaker(make_engine(sqlite_url))
+    with sessions.begin() as session:
+        assert anonymise_closed(session, timedelta(days=365), NOW) == 1
+    with sessions() as session:
+        old = case_store.get_case(session, "AS-P1")
+        assert old.customer_name == ERASED and old.customer_phone == ""
+        assert "13600000077" not in json.dumps(old.data, ensure_ascii=False)
+        assert case_store.get_case_by_token(session, "token-AS-P1") is None
+        assert case_store.timeline(session, "AS-P1")[0].detail["text"] == ERASED
+        assert case_store.get_case(session, "AS-P2").customer_name == "赵敏"
+
+    with sessions.begin() as session:
+        session.execute(update(Case).where(Case.id == "AS-P3").values(
+            stage="cancelled", closed_at=NOW))
+    erased = run(["privacy", "erase", "C-77"], sqlite_url)
+    assert erased.returncode == 0, erased.stderr
+    again = json.loads(run(["privacy", "export", "C-77"], sqlite_url).stdout)
+    assert again["cases"] == []  # nothing is filed under the customer any more
+    with sessions() as session:
+        for case_id in ("AS-P1", "AS-P2", "AS-P3"):
+            text = json.dumps(case_store.get_case(session, case_id).data, ensure_ascii=False)
+            assert "赵敏" not in text and "13600000077" not in text
+
+
+def test_erase_refuses_open_cases_in_process(sqlite_url):
+    seed(sqlite_url)
+    sessions = make_sessionmaker(make_engine(sqlite_url))
+    with sessions.begin() as session, pytest.raises(ErasureRefused, match="AS-P3"):
+        erase_customer(session, "C-77", NOW)
