@@ -62,7 +62,8 @@ def anonymise_closed(session: Session, older_than: timedelta, now: datetime) -> 
     cutoff = now - older_than
     rows = [row for row in session.scalars(select(Case).where(
         Case.stage.in_(("closed", "cancelled")), Case.closed_at.is_not(None)))
-        if as_utc(row.closed_at) < cutoff and not row.data.get("anonymised_at")]
+        if row.closed_at is not None and as_utc(row.closed_at) < cutoff
+        and not row.data.get("anonymised_at")]
     for row in rows:
         _anonymise(session, row, now)
     return len(rows)
