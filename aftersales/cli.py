@@ -64,6 +64,14 @@ def worker() -> None:
 
 
 @main.command()
+def scheduler() -> None:
+    """Run the housekeeping scheduler (its own process; never inside the web app)."""
+    from aftersales.scheduler import run_scheduler
+
+    run_scheduler(_settings())
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True)
 def web(host: str, port: int) -> None:

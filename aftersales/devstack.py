@@ -134,6 +134,7 @@ class DevStack:
             courier_system_url=urls["courier-system"],
         )
         self._spawn("worker", [sys.executable, "-m", "aftersales.cli", "worker"])
+        self._spawn("scheduler", [sys.executable, "-m", "aftersales.cli", "scheduler"])
         self._spawn("web", [sys.executable, "-m", "aftersales.cli", "web", "--host",
                             self.host, "--port", str(self.port)])
         self._wait_healthy()

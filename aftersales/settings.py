@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from workflows.sla import parse_duration
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -26,6 +28,9 @@ class Settings:
     courier_webhook_secret: str = ""
     # `kid:base64key,...`: when set, Temporal payloads are encrypted (aftersales/codec.py).
     payload_keys: str = ""
+    # Closed cases are anonymised this many seconds after closing (AFTERSALES_RETENTION,
+    # a duration like "365d").
+    retention: int = 365 * 86400
     public_url: str = "http://127.0.0.1:5000"
     extra: dict = field(default_factory=dict)
 
@@ -50,6 +55,7 @@ class Settings:
             courier_system_url=get("AFTERSALES_COURIER_SYSTEM_URL", "http://127.0.0.1:5103"),
             courier_webhook_secret=get("AFTERSALES_COURIER_WEBHOOK_SECRET", ""),
             payload_keys=get("AFTERSALES_PAYLOAD_KEYS", ""),
+            retention=parse_duration(get("AFTERSALES_RETENTION") or "365d"),
             public_url=(get("AFTERSALES_PUBLIC_URL") or "http://127.0.0.1:5000").rstrip("/"),
         )
 
@@ -70,6 +76,7 @@ class Settings:
             "AFTERSALES_COURIER_SYSTEM_URL": self.courier_system_url,
             "AFTERSALES_COURIER_WEBHOOK_SECRET": self.courier_webhook_secret,
             "AFTERSALES_PAYLOAD_KEYS": self.payload_keys,
+            "AFTERSALES_RETENTION": f"{self.retention}s",
             "AFTERSALES_PUBLIC_URL": self.public_url,
         }
         if self.sla_file:

@@ -80,3 +80,16 @@ def test_erase_refuses_open_cases_in_process(sqlite_url):
     sessions = make_sessionmaker(make_engine(sqlite_url))
     with sessions.begin() as session, pytest.raises(ErasureRefused, match="AS-P3"):
         erase_customer(session, "C-77", NOW)
+
+
+def test_housekeeping_jobs(sqlite_url):
+    from aftersales.scheduler import Housekeeping
+    from tests.conftest import make_settings
+
+    seed(sqlite_url)
+    jobs = Housekeeping(make_settings("unused", sqlite_url, "http://unused",
+                                      retention=30 * 86400))
+    assert jobs.anonymise_closed_cases() == 1  # AS-P1 closed 400 days ago; AS-P2 10 days
+    assert jobs.anonymise_closed_cases() == 0  # once is enough
+    assert jobs.purge_idempotency_keys() == 0
+    jobs.close()
