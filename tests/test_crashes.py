@@ -181,3 +181,101 @@ def test_temporal_killed_and_restarted_keeps_cases_and_their_deadlines(
         app.extensions["aftersales"].engine.dispose()
         temporal.terminate()
         temporal.wait(timeout=30)
+
+
+def test_database_outage_gives_503_and_projections_catch_up(
+        temporal_address, order_system_url, postgres_url, tmp_path):
+    import psycopg2
+
+    from tests.conftest import PG_ADMIN_URL
+
+    policy = tmp_path / "sla.toml"
+    policy.write_text('[targets.default]\nP3 = { confirm = "4s" }\n')
+    settings = make_settings(temporal_address, postgres_url, order_system_url,
+                             sla_file=str(policy))
+    worker = WorkerProcess(settings, tmp_path / "worker.log")
+    app = create_app(settings)
+    name = postgres_url.rsplit("/", 1)[1]
+    admin = psycopg2.connect(PG_ADMIN_URL)
+    admin.autocommit = True
+
+    def database(allow: bool) -> None:
+        with admin.cursor() as cur:
+            cur.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allow).lower()}')
+            if not allow:
+                cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+
+    try:
+        with app.extensions["aftersales"].sessions.begin() as session:
+            create_user(session, "hank", "handler")
+            token = create_token(session, "hank")
+        client = app.test_client()
+        headers = {"Authorization": f"Bearer {token}"}
+        case = client.post("/api/v1/cases", headers=headers, json={
+            "kind": "complaint", "channel": "phone", "order_id": "SO-10006",
+            "customer": {"id": "C-1006", "name": "陈静"}, "description": "漏发"}).get_json()
+        assert not case["deadlines"]["overdue"]
+
+        database(allow=False)
+        down = client.get(f"/api/v1/cases/{case['id']}", headers=headers)
+        assert down.status_code == 503 and down.headers["Retry-After"]
+        assert down.content_type == "application/problem+json"
+        assert client.get("/healthz").status_code == 503
+        time.sleep(8)  # the confirm deadline fires while the read model is unreachable
+        database(allow=True)
+
+        get = lambda: client.get(f"/api/v1/cases/{case['id']}",  # noqa: E731
+                                 headers=headers).get_json()
+        caught_up = wait_until(get, lambda c: c.get("deadlines", {}).get("overdue"),
+                               timeout=60, what="the projection catching up")
+        assert "overdue" in [e["type"] for e in caught_up["timeline"]]
+        assert client.get("/healthz").status_code == 200
+    finally:
+        database(allow=True)
+        admin.close()
+        worker.stop()
+        app.extensions["aftersales"].gateway.close()
+        app.extensions["aftersales"].engine.dispose()
+
+
+def test_two_workers_one_killed_under_load(temporal_address, order_system_url, tmp_path):
+    settings = make_settings(temporal_address, f"sqlite:///{tmp_path / 'db.sqlite'}",
+                             order_system_url)
+    workers = [WorkerProcess(settings, tmp_path / f"worker-{n}.log") for n in range(2)]
+    app = create_app(settings)
+    try:
+        with app.extensions["aftersales"].sessions.begin() as session:
+            create_user(session, "hank", "handler")
+            token = create_token(session, "hank")
+        client = app.test_client()
+        headers = {"Authorization": f"Bearer {token}"}
+        ids = []
+        for n in range(8):
+            case = client.post("/api/v1/cases", headers=headers, json={
+                "kind": "complaint", "channel": "web", "order_id": f"SO-{10021 + n}",
+                "customer": {"id": f"C-W{n}", "name": "客户"}, "description": "x"}).get_json()
+            ids.append(case["id"])
+        steps = [("confirm", {"note": "ok"}),
+                 ("analyze", {"root_cause": "other", "responsible_party": "merchant",
+                              "note": "-"}),
+                 ("resolve", {"resolution": {"type": "apology"}})]
+        for number, (action, body) in enumerate(steps):
+            for case_id in ids:
+                response = client.post(f"/api/v1/cases/{case_id}/{action}", headers=headers,
+                                       json=body)
+                assert response.status_code == 200, response.get_json()
+            if number == 0:
+                workers[0].kill()  # one worker dies under load; the other carries on
+        for case_id in ids:
+            case = wait_until(lambda case_id=case_id: client.get(
+                f"/api/v1/cases/{case_id}", headers=headers).get_json(),
+                lambda c: c["stage"] == "feedback", what=f"{case_id} resolved")
+            types = [e["type"] for e in case["timeline"]]
+            assert types.count("confirmed") == types.count("analyzed") == 1
+            assert types.count("resolved") == 1
+    finally:
+        for worker in workers:
+            worker.stop()
+        app.extensions["aftersales"].gateway.close()
+        app.extensions["aftersales"].engine.dispose()
