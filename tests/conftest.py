@@ -115,6 +115,9 @@ def database_url(request) -> str:
 
 def make_settings(temporal_address: str, database_url: str, order_system_url: str,
                   **extra) -> Settings:
+    # Tests never reach a stack that happens to run on this machine's default ports.
+    extra.setdefault("inventory_system_url", "http://127.0.0.1:9")
+    extra.setdefault("courier_system_url", "http://127.0.0.1:9")
     return Settings(
         data_dir="/nonexistent",
         database_url=database_url,
