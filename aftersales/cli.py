@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 
 import click
@@ -74,21 +75,22 @@ def scheduler() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True)
-def web(host: str, port: int) -> None:
-    """Run the web app (REST API, status links, health)."""
-    from werkzeug.serving import make_server
-
-    from web import create_app
-
+@click.option("--workers", default=2, show_default=True, help="gunicorn worker processes.")
+@click.option("--threads", default=16, show_default=True, help="Threads per worker.")
+def web(host: str, port: int, workers: int, threads: int) -> None:
+    """Run the web app (REST API, status links, health) under gunicorn."""
     settings = _settings()
     _check_policy(settings)
-    app = create_app(settings)
-    server = make_server(host, port, app, threaded=True)
+    from db.engine import migrate as run_migrations
+
+    run_migrations(settings.database_url)  # once, before the workers start
     click.echo(f"web app listening on http://{host}:{port}")
-    try:
-        server.serve_forever()
-    finally:
-        app.extensions["aftersales"].gateway.close()
+    os.execv(sys.executable, [
+        sys.executable, "-m", "gunicorn", "web.wsgi:app",
+        "--bind", f"{host}:{port}", "--workers", str(workers), "--threads", str(threads),
+        "--worker-class", "gthread", "--timeout", "120", "--graceful-timeout", "10",
+        "--log-level", "warning",
+    ])
 
 
 @main.group()
