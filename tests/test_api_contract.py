@@ -325,3 +325,18 @@ def test_listing_pages_with_cursor_and_refuses_bad_filters(api):
                 "cursor=!!!", "sort=random", "created_from=yesterday", "colour=red"):
         response = client.get(f"/api/v1/cases?{bad}", headers=h)
         assert response.status_code == 422, bad
+
+
+def test_guessing_status_links_is_slowed_down(api):
+    client, tokens, _, _ = api
+    case = open_case(client, tokens["handler"])
+    token = case["customer_url"].rsplit("/", 1)[1]
+    guesser = {"REMOTE_ADDR": "203.0.113.9"}
+    answers = [client.get(f"/api/v1/status/guess-{n}", environ_base=guesser).status_code
+               for n in range(25)]
+    assert answers[:20] == [404] * 20 and set(answers[20:]) == {429}
+    limited = client.get(f"/api/v1/status/{token}", environ_base=guesser)
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
+    # Another address with the right link is not affected.
+    assert client.get(f"/api/v1/status/{token}",
+                      environ_base={"REMOTE_ADDR": "198.51.100.7"}).status_code == 200

@@ -12,6 +12,7 @@ from aftersales.policy import load_policy
 from aftersales.settings import Settings
 from db.engine import make_engine, make_sessionmaker, migrate
 from web.gateway import CaseGateway
+from web.ratelimit import MissLimiter
 from workflows.sla import SlaPolicy
 
 
@@ -22,6 +23,7 @@ class AppState:
     sessions: sessionmaker[Session]
     gateway: CaseGateway
     policy: SlaPolicy
+    link_limiter: MissLimiter
 
 
 def create_app(settings: Settings | None = None, gateway: CaseGateway | None = None,
@@ -41,6 +43,7 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
         sessions=make_sessionmaker(engine),
         gateway=gateway or CaseGateway(settings),
         policy=load_policy(settings.sla_file),
+        link_limiter=MissLimiter(),
     )
 
     from web import problems

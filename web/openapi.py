@@ -20,6 +20,7 @@ PROBLEM_TEXT = {
     403: "The caller's role may not do this",
     404: "No such case, action or link",
     405: "Method not allowed on this path",
+    429: "Too many unknown status links from this address; retry after `Retry-After`",
     409: "Not allowed in the case's current stage, or an Idempotency-Key reused with "
          "another body",
     422: "Invalid field values; `errors` is keyed by field path",
@@ -56,7 +57,7 @@ def _problems(*codes: int) -> dict:
             "description": PROBLEM_TEXT[code],
             "content": {"application/problem+json": {"schema": "Problem"}},
         }
-        if code == 503:
+        if code in (429, 503):
             response["headers"] = {"Retry-After": {"schema": {"type": "string"}}}
         out[str(code)] = response
     return out
@@ -145,14 +146,14 @@ def build_spec() -> dict:
     spec.path("/api/v1/status/{token}", operations={"get": {
         "summary": "The customer's view of their case (no login)", "parameters": [token],
         "responses": {"200": _json("CustomerView", "The case as the customer sees it"),
-                      **_problems(404, 503)},
+                      **_problems(404, 429, 503)},
     }})
     for name, body_name, summary in (("feedback", "Feedback", "Rate the outcome, 1-5"),
                                      ("reply", "Reply", "Answer the handler's question")):
         spec.path(f"/api/v1/status/{{token}}/{name}", operations={"post": {
             "summary": summary, "parameters": [token], "requestBody": _body(body_name),
             "responses": {"200": _json("CustomerView", "The case as the customer sees it"),
-                          **_problems(400, 404, 409, 422, 503)},
+                          **_problems(400, 404, 409, 422, 429, 503)},
         }})
     spec.path("/api/v1/users", operations={
         "get": {"summary": "Staff users", "description": _roles("users.list"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from flask import Blueprint, current_app, redirect, url_for
+from flask import Blueprint, current_app, redirect, request, url_for
 
 from db import cases as case_store
 from db.cases import as_utc
@@ -21,9 +21,13 @@ LINK_LIFETIME_AFTER_CLOSE = timedelta(days=30)
 
 
 def _case_for(token: str):
-    with current_app.extensions["aftersales"].sessions() as session:
+    state = current_app.extensions["aftersales"]
+    client = request.remote_addr or "unknown"
+    state.link_limiter.check(client)
+    with state.sessions() as session:
         row = case_store.get_case_by_token(session, token)
         if row is None or _expired(row.closed_at):
+            state.link_limiter.miss(client)
             raise Problem(404, "Not found", "this link is unknown or has expired")
         return row, case_store.timeline(session, row.id)
 
