@@ -101,3 +101,49 @@ def test_case_payloads_are_sealed_in_temporal_and_survive_rotation(
     app2.extensions["aftersales"].engine.dispose()
     app.extensions["aftersales"].engine.dispose()
     worker.stop()
+
+
+def test_no_personal_data_in_logs_search_attributes_or_workflow_ids(
+        temporal_address, sqlite_url, order_system_url, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    settings = make_settings(temporal_address, sqlite_url, order_system_url,
+                             payload_keys=new_key_setting("k1"))
+    worker = BackgroundWorker(settings)
+    worker.start()
+    app = create_app(settings)
+    try:
+        with app.extensions["aftersales"].sessions.begin() as session:
+            create_user(session, "hank", "handler")
+            token = create_token(session, "hank")
+        client = app.test_client()
+        headers = {"Authorization": f"Bearer {token}"}
+        case = client.post("/api/v1/cases", headers=headers, json={
+            "kind": "complaint", "channel": "phone", "order_id": "SO-10007",
+            "customer": {"id": "C-1007", "name": NAME, "phone": PHONE,
+                         "email": "privacy@example.com"},
+            "description": f"{NAME} 的快递丢了，电话 {PHONE}"}).get_json()
+        for action, body in (("confirm", {"note": f"called {PHONE}"}),
+                             ("analyze", {"root_cause": "lost_parcel",
+                                          "responsible_party": "courier", "note": "lost"}),
+                             ("resolve", {"resolution": {"type": "compensation",
+                                                         "points": 200}})):
+            assert client.post(f"/api/v1/cases/{case['id']}/{action}", headers=headers,
+                               json=body).status_code == 200
+
+        async def described() -> tuple[str, str]:
+            plain = await Client.connect(temporal_address)
+            handle = plain.get_workflow_handle(f"case-{case['id']}")
+            description = await handle.describe()
+            return handle.id, repr(description.typed_search_attributes)
+
+        workflow_id, attributes = asyncio.run(described())
+        for secret in (NAME, PHONE, "privacy@example.com"):
+            assert secret not in caplog.text, f"{secret} appeared in the logs"
+            assert secret not in attributes and secret not in workflow_id
+        assert "CaseStage" in attributes  # the attributes are there, just without PII
+    finally:
+        app.extensions["aftersales"].gateway.close()
+        app.extensions["aftersales"].engine.dispose()
+        worker.stop()
