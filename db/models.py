@@ -151,3 +151,28 @@ class IdempotencyKey(Base):
     headers: Mapped[dict | None] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_idempotency_keys_created", "created_at"),)
+
+
+class AuditEntry(Base):
+    """One staff request that asked for a change: who, what, when, and the answer.
+
+    Append-only: nothing in the app updates or deletes it, and database triggers refuse
+    UPDATE and DELETE (migration 0002).
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    actor: Mapped[str] = mapped_column(String(64), nullable=False)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    method: Mapped[str] = mapped_column(String(8), nullable=False)
+    path: Mapped[str] = mapped_column(String(300), nullable=False)
+    case_id: Mapped[str | None] = mapped_column(String(32))
+    action: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[int] = mapped_column(Integer, nullable=False)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_audit_log_case", "case_id", "at"),
+                      Index("ix_audit_log_actor", "actor", "at"))

@@ -340,3 +340,27 @@ def test_guessing_status_links_is_slowed_down(api):
     # Another address with the right link is not affected.
     assert client.get(f"/api/v1/status/{token}",
                       environ_base={"REMOTE_ADDR": "198.51.100.7"}).status_code == 200
+
+
+def test_staff_changes_are_audited_and_the_log_is_append_only(api):
+    from sqlalchemy import delete, select
+    from sqlalchemy import update as sql_update
+    from sqlalchemy.exc import DatabaseError
+
+    from db.models import AuditEntry
+
+    client, tokens, sessions, _ = api
+    case = open_case(client, tokens["handler"])
+    client.post(f"/api/v1/cases/{case['id']}/note", json={"text": "called"},
+                headers={**auth(tokens["handler"]), "Idempotency-Key": "audit-1"})
+    client.post(f"/api/v1/cases/{case['id']}/approve", json={}, headers=auth(tokens["handler"]))
+    with sessions() as session:
+        entries = list(session.scalars(select(AuditEntry).where(
+            AuditEntry.case_id == case["id"]).order_by(AuditEntry.id)))
+    assert [(e.actor, e.action, e.status) for e in entries] == [
+        ("hank", "note", 200), ("hank", "approve", 403)]
+    assert entries[0].idempotency_key == "audit-1"
+    for statement in (sql_update(AuditEntry).values(actor="someone else"),
+                      delete(AuditEntry)):
+        with pytest.raises(DatabaseError), sessions.begin() as session:
+            session.execute(statement)

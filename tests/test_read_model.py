@@ -178,3 +178,19 @@ def test_concurrent_writes_end_at_the_newest_version(sessions):
     with sessions() as session:
         row = case_store.get_case(session, "AS-C")
         assert (row.version, row.stage) == (9, "analyze")
+
+
+def test_audit_log_refuses_updates_and_deletes(sessions):
+    from sqlalchemy import delete, update
+    from sqlalchemy.exc import DatabaseError
+
+    from db.models import AuditEntry
+
+    with sessions.begin() as session:
+        session.add(AuditEntry(at=T0, actor="hank", role="handler", method="POST",
+                               path="/api/v1/cases", status=201))
+    for statement in (update(AuditEntry).values(actor="mallory"), delete(AuditEntry)):
+        with pytest.raises(DatabaseError, match="append-only"), sessions.begin() as session:
+            session.execute(statement)
+    with sessions() as session:
+        assert [e.actor for e in session.scalars(select(AuditEntry))] == ["hank"]

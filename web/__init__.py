@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
         link_limiter=MissLimiter(),
     )
 
-    from web import problems
+    from web import audit, problems
     from web.api import api
     from web.health import health
     from web.openapi import openapi
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
     from web.webhooks import webhooks
 
     problems.register(app)
+    audit.register(app)
     app.register_blueprint(health)
     app.register_blueprint(api, url_prefix="/api/v1")
     app.register_blueprint(status)
