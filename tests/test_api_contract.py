@@ -364,3 +364,13 @@ def test_staff_changes_are_audited_and_the_log_is_append_only(api):
                       delete(AuditEntry)):
         with pytest.raises(DatabaseError), sessions.begin() as session:
             session.execute(statement)
+
+
+def test_security_headers_on_every_answer(api):
+    client, tokens, _, _ = api
+    for response in (client.get("/healthz"), client.get("/api/v1/cases"),
+                     client.get("/api/v1/status/nope"), client.get("/api/v1/openapi.json")):
+        csp = response.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+        assert "unsafe-inline" not in csp
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
