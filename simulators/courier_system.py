@@ -15,7 +15,6 @@ Never imported by production code; `aftersales dev` runs it as a child process.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import hmac
 import json
@@ -33,7 +32,7 @@ from flask import Flask, jsonify, request
 from werkzeug.serving import make_server
 
 from simulators import order_system
-from simulators.order_system import _iso, _problem
+from simulators.http import command_line, install_faults, iso, problem
 
 WAYBILL_TYPES = ("return_pickup", "outbound", "repair_pickup", "repair_return")
 MOVEMENT = ("created", "picked_up", "in_transit", "delivered")
@@ -302,7 +301,7 @@ def _delivery_parcels() -> dict[str, dict]:
     for order in order_system.demo_orders(now).values():
         number = order["waybill_no"]
         status = "delivered" if order["status"] == "delivered" else "in_transit"
-        stamp = _iso(now)
+        stamp = iso(now)
         parcels[number] = {
             "waybill_no": number, "type": "outbound", "reference": order["id"],
             "sender": {"name": "Shop warehouse", "address": "warehouse"},
@@ -321,20 +320,11 @@ def create_app(system: CourierSystem, fail_rate: float = 0.0,
                hang_seconds: float = 8.0) -> Flask:
     """The courier's HTTP API over `system`, with optional fault injection."""
     app = Flask("courier_system_simulator")
-    rng = random.Random()
-
-    @app.before_request
-    def inject_faults():
-        if (request.path == "/health" or request.path.startswith("/_control/")
-                or fail_rate <= 0 or rng.random() >= fail_rate):
-            return None
-        if rng.random() < 0.5:
-            time.sleep(hang_seconds)  # longer than a client's timeout
-        return _problem(503, "simulated outage")
+    install_faults(app, fail_rate, hang_seconds)
 
     @app.errorhandler(CourierRefused)
     def refused(err: CourierRefused):
-        return _problem(err.status, err.detail, err.kind)
+        return problem(err.status, err.detail, err.kind)
 
     @app.get("/health")
     def health():
@@ -344,11 +334,11 @@ def create_app(system: CourierSystem, fail_rate: float = 0.0,
     def create_waybill():
         key = request.headers.get("Idempotency-Key")
         if not key:
-            return _problem(400, "Idempotency-Key header is required")
+            return problem(400, "Idempotency-Key header is required")
         body = request.get_json(silent=True)
         invalid = _invalid_waybill_fields(body)
         if invalid:
-            return _problem(422, "invalid or missing: " + ", ".join(invalid))
+            return problem(422, "invalid or missing: " + ", ".join(invalid))
         fields = ("type", "reference", "sender", "recipient", "items")
         record, created = system.create(key, {name: body[name] for name in fields})
         return jsonify(record), 201 if created else 200
@@ -378,7 +368,7 @@ def create_app(system: CourierSystem, fail_rate: float = 0.0,
         body = request.get_json(silent=True)
         if (not isinstance(body, dict) or body.get("status") not in EXCEPTIONS
                 or not isinstance(body.get("detail"), str)):
-            return _problem(422, "status must be one of " + ", ".join(EXCEPTIONS)
+            return problem(422, "status must be one of " + ", ".join(EXCEPTIONS)
                             + " and detail a string")
         return jsonify(system.report_exception(waybill_no, body["status"], body["detail"]))
 
@@ -425,7 +415,7 @@ def _public(record: dict) -> dict:
 
 
 def _now() -> str:
-    return _iso(datetime.now(UTC))
+    return iso(datetime.now(UTC))
 
 
 def serve(host: str, port: int, data_dir: str | None, fail_rate: float, *,
@@ -444,18 +434,10 @@ def serve(host: str, port: int, data_dir: str | None, fail_rate: float, *,
 
 def main() -> None:
     """Command-line entry point: `python -m simulators.courier_system`."""
-    parser = argparse.ArgumentParser(description="Simulated courier system")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=5103)
-    parser.add_argument("--data-dir", default=None)
-    args = parser.parse_args()
-    fail_rate = float(os.environ.get("AFTERSALES_SIM_FAIL_RATE", "0") or 0)
+    args, fail_rate = command_line("Simulated courier system", 5103)
     step = float(os.environ.get("AFTERSALES_SIM_COURIER_STEP", "3") or 0)
     webhook_url = os.environ.get("AFTERSALES_COURIER_WEBHOOK_URL") or None
     webhook_secret = os.environ.get("AFTERSALES_COURIER_WEBHOOK_SECRET", "")
-    logging.basicConfig(level=logging.WARNING)
-    # Werkzeug logs every request at INFO on its own logger; keep the dev stack's output quiet.
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     if webhook_url and not webhook_secret:
         log.warning("AFTERSALES_COURIER_WEBHOOK_SECRET is empty: webhooks are signed "
                     "with an empty key")

@@ -12,22 +12,18 @@ Never imported by production code; `aftersales dev` runs it as a child process.
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
-import os
 import random
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeGuard
 
 from flask import Flask, jsonify, request
-from werkzeug.serving import make_server
 
-from simulators.order_system import CATALOGUE, _iso, _problem
+from simulators.http import command_line, install_faults, iso, problem, serve_forever
+from simulators.order_system import CATALOGUE
 
 OUT_OF_STOCK_SKU = "SKU-SHOES-41"
 ID_PREFIXES = {"reservation": "RSV", "restock": "RST", "write_off": "WO"}
@@ -220,20 +216,11 @@ def create_app(system: InventorySystem, fail_rate: float = 0.0,
                hang_seconds: float = 8.0) -> Flask:
     """The inventory system's HTTP API over `system`, with optional fault injection."""
     app = Flask("inventory_system_simulator")
-    rng = random.Random()
-
-    @app.before_request
-    def inject_faults():
-        if (request.path == "/health" or request.path.startswith("/_control/")
-                or fail_rate <= 0 or rng.random() >= fail_rate):
-            return None
-        if rng.random() < 0.5:
-            time.sleep(hang_seconds)  # longer than a client's timeout
-        return _problem(503, "simulated outage")
+    install_faults(app, fail_rate, hang_seconds)
 
     @app.errorhandler(InventoryRefused)
     def refused(err: InventoryRefused):
-        return _problem(err.status, err.detail, err.kind)
+        return problem(err.status, err.detail, err.kind)
 
     @app.get("/health")
     def health():
@@ -247,7 +234,7 @@ def create_app(system: InventorySystem, fail_rate: float = 0.0,
     def get_stock(sku: str):
         item = system.stock_view(sku)
         if item is None:
-            return _problem(404, f"SKU {sku} not found", "unknown_sku")
+            return problem(404, f"SKU {sku} not found", "unknown_sku")
         return jsonify(item)
 
     @app.put("/_control/stock/<sku>")
@@ -255,7 +242,7 @@ def create_app(system: InventorySystem, fail_rate: float = 0.0,
         body = request.get_json(silent=True)
         on_hand = body.get("on_hand") if isinstance(body, dict) else None
         if not _is_count(on_hand, minimum=0):
-            return _problem(422, "on_hand must be an integer >= 0")
+            return problem(422, "on_hand must be an integer >= 0")
         item, created = system.set_on_hand(sku, on_hand)
         return jsonify(item), 201 if created else 200
 
@@ -290,15 +277,15 @@ def _write(operation: Callable[[str, dict], tuple[dict, bool]], fields: tuple[st
     """Checks in order: header (400), body (422), key replay (200/409), then the write."""
     key = request.headers.get("Idempotency-Key")
     if not key:
-        return _problem(400, "Idempotency-Key header is required")
+        return problem(400, "Idempotency-Key header is required")
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        return _problem(422, "the body must be a JSON object")
+        return problem(422, "the body must be a JSON object")
     invalid = [name for name in fields
                if not (_is_count(body.get(name), minimum=1) if name == "quantity"
                        else isinstance(body.get(name), str) and body[name].strip())]
     if invalid:
-        return _problem(422, "invalid or missing: " + ", ".join(invalid)
+        return problem(422, "invalid or missing: " + ", ".join(invalid)
                         + " (quantity is an integer >= 1, the others non-empty strings)")
     record, created = operation(key, {name: body[name] for name in fields})
     return jsonify(record), 201 if created else 200
@@ -317,28 +304,18 @@ def _public(record: dict) -> dict:
 
 
 def _now() -> str:
-    return _iso(datetime.now(UTC))
+    return iso(datetime.now(UTC))
 
 
 def serve(host: str, port: int, data_dir: str | None, fail_rate: float) -> None:
     """Serve the simulator until interrupted, state in `data_dir` when given."""
     state_file = Path(data_dir) / "inventory_system.json" if data_dir else None
-    app = create_app(InventorySystem(state_file), fail_rate=fail_rate)
-    server = make_server(host, port, app, threaded=True)
-    server.serve_forever()
+    serve_forever(create_app(InventorySystem(state_file), fail_rate=fail_rate), host, port)
 
 
 def main() -> None:
     """Command-line entry point: `python -m simulators.inventory_system`."""
-    parser = argparse.ArgumentParser(description="Simulated inventory system")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=5102)
-    parser.add_argument("--data-dir", default=None)
-    args = parser.parse_args()
-    fail_rate = float(os.environ.get("AFTERSALES_SIM_FAIL_RATE", "0") or 0)
-    logging.basicConfig(level=logging.WARNING)
-    # Werkzeug logs every request at INFO on its own logger; keep the dev stack's output quiet.
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    args, fail_rate = command_line("Simulated inventory system", 5102)
     serve(args.host, args.port, args.data_dir, fail_rate)
 
 

@@ -10,19 +10,16 @@ Never imported by production code; `aftersales dev` runs it as a child process.
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
-import os
 import random
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 from flask import Flask, jsonify, request
-from werkzeug.serving import make_server
+
+from simulators.http import command_line, install_faults, iso, problem, serve_forever
 
 # sku, name, unit price, category (categories matter for return eligibility).
 CATALOGUE = [
@@ -79,12 +76,12 @@ def demo_orders(now: datetime, count: int = 40, seed: int = 7) -> dict[str, dict
             "waybill_no": outbound_waybill_no(order_id),
             "currency": "CNY",
             "total": f"{total:.2f}",
-            "placed_at": _iso(placed),
-            "delivered_at": _iso(placed + timedelta(days=rng.randint(1, 3))) if delivered
+            "placed_at": iso(placed),
+            "delivered_at": iso(placed + timedelta(days=rng.randint(1, 3))) if delivered
             else None,
             "lines": lines,
             "payments": [{"id": f"PAY-{10001 + n}", "method": rng.choice(PAYMENT_METHODS),
-                          "amount": f"{total:.2f}", "paid_at": _iso(placed)}],
+                          "amount": f"{total:.2f}", "paid_at": iso(placed)}],
             "refunded": "0.00",
         }
     return orders
@@ -123,7 +120,7 @@ class OrderSystem:
                 "points": body.get("points"),
                 "amount": body.get("amount"),
                 "idempotency_key": key,
-                "granted_at": _iso(datetime.now(UTC)),
+                "granted_at": iso(datetime.now(UTC)),
                 "request": body,
             }
             self.compensations[key] = record
@@ -155,7 +152,7 @@ class OrderSystem:
                 "case_id": body.get("case_id"),
                 "amount": f"{amount:.2f}",
                 "idempotency_key": key,
-                "refunded_at": _iso(datetime.now(UTC)),
+                "refunded_at": iso(datetime.now(UTC)),
                 "request": body,
             }
             self.refunds[key] = record
@@ -187,32 +184,7 @@ class RefundRefused(Exception):
 
 def create_app(system: OrderSystem, fail_rate: float = 0.0, hang_seconds: float = 8.0) -> Flask:
     app = Flask("order_system_simulator")
-    rng = random.Random()
-    # How many faults of each kind were injected, for tests to see they happened.
-    faults: dict[str, int] = app.extensions.setdefault("faults", {})
-
-    @app.before_request
-    def inject_faults():
-        if request.path == "/health" or fail_rate <= 0 or rng.random() >= fail_rate:
-            return None
-        fault = rng.choice(("refuse", "hang", "lose_answer"))
-        faults[f"{fault} {request.method}"] = faults.get(f"{fault} {request.method}", 0) + 1
-        if fault == "lose_answer":
-            # The work is done but the caller never hears: the hardest case for
-            # exactly-once, which only an idempotency key gets right.
-            request.environ["aftersales.lose_answer"] = True
-            return None
-        if fault == "hang":
-            time.sleep(hang_seconds)  # longer than a client's timeout
-        return _problem(503, "simulated outage")
-
-    @app.after_request
-    def lose_answer(response):
-        if request.environ.get("aftersales.lose_answer"):
-            time.sleep(hang_seconds)
-            return app.make_response(
-                _problem(503, "simulated outage after the work was done"))
-        return response
+    install_faults(app, fail_rate, hang_seconds)
 
     @app.get("/health")
     def health():
@@ -226,23 +198,23 @@ def create_app(system: OrderSystem, fail_rate: float = 0.0, hang_seconds: float 
     def get_order(order_id: str):
         order = system.orders.get(order_id)
         if order is None:
-            return _problem(404, f"order {order_id} not found")
+            return problem(404, f"order {order_id} not found")
         return jsonify(order)
 
     @app.post("/orders/<order_id>/compensations")
     def grant(order_id: str):
         key = request.headers.get("Idempotency-Key")
         if not key:
-            return _problem(400, "Idempotency-Key header is required")
+            return problem(400, "Idempotency-Key header is required")
         if order_id not in system.orders:
-            return _problem(404, f"order {order_id} not found")
+            return problem(404, f"order {order_id} not found")
         body = request.get_json(silent=True)
         if not isinstance(body, dict) or not (body.get("coupon_code") or body.get("points")):
-            return _problem(422, "a compensation needs coupon_code or points")
+            return problem(422, "a compensation needs coupon_code or points")
         try:
             record, created = system.grant(order_id, key, body)
         except ValueError as err:
-            return _problem(409, str(err))
+            return problem(409, str(err))
         return jsonify(_public(record)), 201 if created else 200
 
     @app.get("/compensations")
@@ -253,16 +225,16 @@ def create_app(system: OrderSystem, fail_rate: float = 0.0, hang_seconds: float 
     def refund(order_id: str):
         key = request.headers.get("Idempotency-Key")
         if not key:
-            return _problem(400, "Idempotency-Key header is required")
+            return problem(400, "Idempotency-Key header is required")
         if order_id not in system.orders:
-            return _problem(404, f"order {order_id} not found")
+            return problem(404, f"order {order_id} not found")
         body = request.get_json(silent=True)
         if not isinstance(body, dict) or not _is_amount(body.get("amount")):
-            return _problem(422, "a refund needs an amount like \"25.00\"")
+            return problem(422, "a refund needs an amount like \"25.00\"")
         try:
             record, created = system.refund(order_id, key, body)
         except RefundRefused as err:
-            return _problem(409, err.detail, err.kind)
+            return problem(409, err.detail, err.kind)
         return jsonify(_public(record)), 201 if created else 200
 
     @app.get("/refunds")
@@ -286,30 +258,13 @@ def _is_amount(value) -> bool:
     return amount.is_finite() and amount > 0 and amount == amount.quantize(Decimal("0.01"))
 
 
-def _problem(status: int, detail: str, kind: str = "about:blank"):
-    body = {"type": kind, "title": "error", "status": status, "detail": detail}
-    return jsonify(body), status, {"Content-Type": "application/problem+json"}
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def serve(host: str, port: int, data_dir: str | None, fail_rate: float) -> None:
     state_file = Path(data_dir) / "order_system.json" if data_dir else None
-    app = create_app(OrderSystem(state_file), fail_rate=fail_rate)
-    server = make_server(host, port, app, threaded=True)
-    server.serve_forever()
+    serve_forever(create_app(OrderSystem(state_file), fail_rate=fail_rate), host, port)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Simulated order system")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=5101)
-    parser.add_argument("--data-dir", default=None)
-    args = parser.parse_args()
-    fail_rate = float(os.environ.get("AFTERSALES_SIM_FAIL_RATE", "0") or 0)
-    logging.basicConfig(level=logging.WARNING)
+    args, fail_rate = command_line("Simulated order system", 5101)
     serve(args.host, args.port, args.data_dir, fail_rate)
 
 

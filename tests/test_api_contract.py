@@ -367,7 +367,7 @@ def test_staff_changes_are_audited_and_the_log_is_append_only(api):
 
 
 def test_security_headers_on_every_answer(api):
-    client, tokens, _, _ = api
+    client, _, _, _ = api
     for response in (client.get("/healthz"), client.get("/api/v1/cases"),
                      client.get("/api/v1/status/nope"), client.get("/api/v1/openapi.json")):
         csp = response.headers["Content-Security-Policy"]

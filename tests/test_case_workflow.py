@@ -413,3 +413,19 @@ async def test_reopen_after_an_unsatisfied_revisit_and_cancel(
         types = [e.type for e in events_of(sessions, inp.case_id)]
         assert types.count("reopened") == 1 and types[-1] == "cancelled"
         await record_history(client, inp.case_id, "reopen_cancel")
+
+
+async def test_a_shorter_target_at_confirm_records_the_breach(
+        skipping_env, sqlite_url, order_system_url):
+    inp = case_input()  # P3: confirm within 8 h
+    async with case_worker(skipping_env.client, sqlite_url, order_system_url) as (tq, sessions):
+        handle = await start_case(skipping_env.client, tq, inp)
+        await skipping_env.sleep(3 * HOUR)
+        await handle.execute_update(CaseWorkflow.confirm,
+                                    ConfirmInput(ALICE, "VIP after all", priority="P1"))
+        snap = await handle.query(CaseWorkflow.snapshot)
+        # 3 h used against P1's 30 min: breached, and on record, not silently.
+        assert [c.state for c in snap.clocks if c.name == "confirm"] == ["breached"]
+        assert [b["clock"] for b in snap.breaches] == ["confirm"]
+        assert [e.detail["clock"] for e in _events(sessions, inp.case_id, "overdue")] == [
+            "confirm"]

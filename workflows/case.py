@@ -75,6 +75,8 @@ SYSTEM = "system"
 # Clocks that warn before they breach and escalate a second time; the revisit clock
 # only turns overdue.
 WARNED_CLOCKS = ("confirm", "analyze", "resolution", "legal_refund")
+# Clocks whose target follows kind and priority; the legal clock's is the law's.
+RETARGETED_CLOCKS = ("confirm", "analyze", "resolution")
 CUSTOMER = "customer"
 
 # The order system is asked with a short budget first; if it stays down the case is
@@ -200,7 +202,10 @@ class CaseWorkflow(ResolutionSagas):
             try:
                 order = await self._lookup_order(None)
             except ActivityError as err2:
-                self._intake_error = f"order {inp.order_id} not found in the order system"
+                self._intake_error = (
+                    f"order {inp.order_id} not found in the order system"
+                    if _error_type(err2) == "OrderNotFound"
+                    else f"the order system refused order {inp.order_id}: {_error_message(err2)}")
                 self._event(SYSTEM, "cancelled", "record", "cancelled",
                             {"reason": self._intake_error, "error": _error_type(err2)})
                 self._stage = "cancelled"
@@ -351,6 +356,7 @@ class CaseWorkflow(ResolutionSagas):
                        approved_by=None)
         self._resolution = plan
         self._resolution_attempt += 1
+        self._proposal = None  # the handler has chosen
         self._status = "resolving"
         detail = _resolution_detail(plan)
         if plan.type in GOODS_RESOLUTIONS and not self._eligibility["eligible"]:
@@ -561,7 +567,9 @@ class CaseWorkflow(ResolutionSagas):
         self._question = None
         self._status = "resolving" if self._resolution_running() else "open"
         for clock in self._clocks:
-            clocks.resume_clock(clock, now, self._calendar_for(clock))
+            # Only what waited on the customer; a parcel in transit keeps its own pause.
+            if clock.paused_reason == "waiting_on_customer":
+                clocks.resume_clock(clock, now, self._calendar_for(clock))
         self._event(CUSTOMER, "customer_replied", detail={"question": question,
                                                           "message": inp.message})
         if self._assignee:
@@ -581,7 +589,7 @@ class CaseWorkflow(ResolutionSagas):
         plan.done_at = now
         self._resolved_at = now
         self._stop("resolution", now)
-        self._status = "open"
+        self._status = "waiting_on_customer" if self._question else "open"
         self._feedback_due_at = now + timedelta(seconds=self._inp.policy.feedback_window)
         self._revisit_due_at = self._calendar.add(now, self._target("revisit_after"))
         self._move("resolve", "feedback", SYSTEM, "resolved", _resolution_detail(plan))
@@ -732,7 +740,19 @@ class CaseWorkflow(ResolutionSagas):
     def _stop(self, name: str, now: datetime) -> None:
         for clock in self._clocks:
             if clock.name == name and clocks.is_open(clock):
+                was_breached = clock.breached_at is not None
                 clocks.stop_clock(clock, now, self._calendar_for(clock))
+                if clock.breached_at is not None and not was_breached:
+                    # Over its target at the moment it stopped (e.g. a new, shorter
+                    # target): the breach is recorded like any other.
+                    self._breaches.append({"clock": clock.name, "at": now.isoformat(),
+                                           "target_s": clock.target,
+                                           "priority": self._priority})
+                    self._event(SYSTEM, "overdue", detail={
+                        "clock": clock.name,
+                        "rule": f"100% of the {clock.name} target "
+                                f"({format_duration(clock.target)}) for {self._priority}, "
+                                "reached when the clock stopped"})
 
     def _open_clocks(self) -> list[StageClock]:
         return [c for c in self._clocks if clocks.is_open(c)]
@@ -741,7 +761,7 @@ class CaseWorkflow(ResolutionSagas):
         for clock in self._open_clocks():
             # A breached clock keeps the target it breached against, so its second
             # escalation is measured against the same yardstick.
-            if clock.name in WARNED_CLOCKS and clock.breached_at is None:
+            if clock.name in RETARGETED_CLOCKS and clock.breached_at is None:
                 clocks.retarget_clock(clock, self._target(clock.name), now, self._calendar)
 
     def _reopen(self, actor: str, reason: str) -> None:
@@ -813,7 +833,7 @@ class CaseWorkflow(ResolutionSagas):
         ))
 
     def _notify_customer(self, template: str, payload: dict) -> None:
-        self._notify("customer", self._inp.customer.id, template, payload)
+        self._notify("customer", self._customer.id, template, payload)
 
     def _notify_staff(self, recipient: str, template: str, payload: dict) -> None:
         self._notify("staff", recipient, template, payload)

@@ -119,7 +119,9 @@ class ResolutionSagas:
         except (ActivityError, ResolutionFailed) as err:
             reason = _reason(err)
             plan.awaiting = None
-            await saga.compensate()
+            left = await saga.compensate()
+            if left:
+                reason += f"; could not undo {', '.join(left)}: settle them by hand"
             self._resolution_failed(plan, reason)
         else:
             self._resolution_done(plan)
@@ -161,7 +163,8 @@ class ResolutionSagas:
         passed, note = await self._await_inspection(plan)
         if not passed:
             clocks.stop_clock(legal, workflow.now(), LEGAL_CALENDAR)
-            back = await self._waybill(saga, "outbound", WAREHOUSE, self._customer_address(),
+            # Sending the goods back is what the failure means, not a step to undo.
+            back = await self._waybill(None, "outbound", WAREHOUSE, self._customer_address(),
                                        plan.items, step="return_to_customer")
             raise ResolutionFailed(f"inspection failed: {note}; the goods go back to the "
                                    f"customer on waybill {back.waybill_no}")
@@ -192,12 +195,15 @@ class ResolutionSagas:
                                            "instead") from err
                 raise
             reservations.append(reservation)
-            plan.refs.setdefault("reservations", []).append(reservation.id)
+            plan.refs.setdefault("reservations", {})[item.sku] = reservation.id
             self._step_event("reserve", sku=item.sku, reservation=reservation.id)
         outbound = await self._waybill(saga, "outbound", WAREHOUSE, self._customer_address(),
                                        plan.items, step="ship_replacement")
         for reservation in reservations:
             await self._call(InventoryActivities.ship, reservation)
+            # Shipped stock cannot be released: from here on the replacement is the
+            # customer's, and a later failure is settled by the handler.
+            plan.refs.setdefault("shipped", []).append(reservation.id)
         pickup = await self._waybill(saga, "return_pickup", self._customer_address(),
                                      WAREHOUSE, plan.items, step="collect_old")
         await self._await_parcel(plan, outbound, pause_clock=False)
@@ -217,7 +223,7 @@ class ResolutionSagas:
         # The repair centre (the supplier) has the goods now: its time is not ours.
         self._pause_resolution_clock("waiting_on_supplier")
         repaired, note = await self._await_inspection(plan)
-        self._resume_resolution_clock()
+        self._resume_resolution_clock("waiting_on_supplier")
         if not repaired:
             raise ResolutionFailed(f"not repairable: {note}; choose a refund or an exchange")
         back = await self._waybill(saga, "repair_return", REPAIR_CENTRE,
@@ -252,17 +258,21 @@ class ResolutionSagas:
         plan.awaiting = None
         self._status = "resolving"
 
-    async def _waybill(self, saga: Saga, kind: str, sender: Address,
+    async def _waybill(self, saga: Saga | None, kind: str, sender: Address,
                        recipient: Address, items: list[CaseItem],
                        step: str | None = None) -> Waybill:
+        """A waybill as a saga step (cancelled if a later step fails), or, without a saga,
+        one that stands whatever happens next."""
         step = step or kind
-        waybill = await saga.step(
-            step,
-            lambda: self._call(CourierActivities.create_waybill, WaybillRequest(
-                type=kind, reference=self._inp.case_id, idempotency_key=self._key(step),
-                sender=sender, recipient=recipient, items=items)),
-            lambda: self._cancel_waybill(step),
-        )
+        request = WaybillRequest(type=kind, reference=self._inp.case_id,
+                                 idempotency_key=self._key(step), sender=sender,
+                                 recipient=recipient, items=items)
+        if saga is None:
+            waybill = await self._call(CourierActivities.create_waybill, request)
+        else:
+            waybill = await saga.step(
+                step, partial(self._call, CourierActivities.create_waybill, request),
+                partial(self._cancel_waybill, step))
         self._parcels[waybill.waybill_no] = {"type": kind, "step": step, "status": "created",
                                              "events": []}
         plan = self._resolution
@@ -287,10 +297,14 @@ class ResolutionSagas:
 
     async def _release(self, sku: str) -> None:
         plan = self._resolution
-        for reservation_id in (plan.refs.get("reservations", []) if plan else []):
-            await self._call(InventoryActivities.release,
-                             Reservation(reservation_id, sku, 0, "reserved"),
-                             retry=COMPENSATION_RETRY)
+        if plan is None:
+            return
+        reservation_id = plan.refs.get("reservations", {}).get(sku)
+        if reservation_id is None or reservation_id in plan.refs.get("shipped", []):
+            return
+        await self._call(InventoryActivities.release,
+                         Reservation(reservation_id, sku, 0, "reserved"),
+                         retry=COMPENSATION_RETRY)
 
     async def _await_parcel(self, plan: Resolution, waybill: Waybill,
                             pause_clock: bool = True) -> None:
@@ -348,7 +362,7 @@ class ResolutionSagas:
             if event.status == "picked_up":
                 self._pause_resolution_clock("parcel_in_transit")
             elif event.status == "delivered" or event.status in PARCEL_FAILED:
-                self._resume_resolution_clock()
+                self._resume_resolution_clock("parcel_in_transit")
         if event.status in ("delayed", "lost", "damaged"):
             self._notify_customer("parcel_" + event.status, {"waybill": event.waybill_no})
         self._wake = True
@@ -360,9 +374,10 @@ class ResolutionSagas:
             if clock.name == "resolution":
                 clocks.pause_clock(clock, workflow.now(), reason, self._calendar)
 
-    def _resume_resolution_clock(self) -> None:
+    def _resume_resolution_clock(self, reason: str) -> None:
+        """Resume what was paused for `reason`; another pause (the customer's) stays."""
         for clock in self._clocks:
-            if clock.name == "resolution":
+            if clock.name == "resolution" and clock.paused_reason == reason:
                 clocks.resume_clock(clock, workflow.now(), self._calendar)
 
     def _key(self, step: str) -> str:

@@ -34,9 +34,19 @@ class Saga:
             self._undo.append((name, compensation))
         return result
 
-    async def compensate(self) -> None:
-        """Undo the finished steps, newest first."""
+    async def compensate(self) -> list[str]:
+        """Undo the finished steps, newest first. A compensation that fails for good is
+        recorded and the others still run; returns the steps left for a person."""
+        left: list[str] = []
         while self._undo:
             name, undo = self._undo.pop()
-            await undo()
+            try:
+                await undo()
+            except Exception as err:
+                self._resolution.steps.append({"step": name, "state": "compensation_failed",
+                                               "reason": str(getattr(err, "cause", None)
+                                                             or err)})
+                left.append(name)
+                continue
             self._resolution.steps.append({"step": name, "state": "compensated"})
+        return left
