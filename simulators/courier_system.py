@@ -32,7 +32,15 @@ from flask import Flask, jsonify, request
 from werkzeug.serving import make_server
 
 from simulators import order_system
-from simulators.http import command_line, install_faults, iso, problem
+from simulators.http import (
+    Refused,
+    command_line,
+    iso,
+    load_state,
+    problem,
+    save_state,
+    simulator_app,
+)
 
 WAYBILL_TYPES = ("return_pickup", "outbound", "repair_pickup", "repair_return")
 MOVEMENT = ("created", "picked_up", "in_transit", "delivered")
@@ -59,14 +67,8 @@ def sign(body: bytes, secret: str, timestamp: str | None = None) -> str:
     return f"sha256={digest}"
 
 
-class CourierRefused(Exception):
-    """A refusal answered with a problem whose `type` is `kind`."""
-
-    def __init__(self, status: int, kind: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.kind = kind
-        self.detail = detail
+class CourierRefused(Refused):
+    """A refusal of this system, answered with a problem whose `type` is `kind`."""
 
 
 class CourierSystem:
@@ -279,18 +281,10 @@ class CourierSystem:
                 return number
 
     def _load(self) -> dict | None:
-        if self._state_file and self._state_file.exists():
-            return json.loads(self._state_file.read_text(encoding="utf-8"))
-        return None
+        return load_state(self._state_file)
 
     def _save(self) -> None:
-        if self._state_file is None:
-            return
-        self._state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"waybills": self.waybills, "outbox": self.outbox},
-                                  ensure_ascii=False, indent=1), encoding="utf-8")
-        tmp.replace(self._state_file)
+        save_state(self._state_file, {"waybills": self.waybills, "outbox": self.outbox})
 
 
 def _delivery_parcels() -> dict[str, dict]:
@@ -319,16 +313,7 @@ def _delivery_parcels() -> dict[str, dict]:
 def create_app(system: CourierSystem, fail_rate: float = 0.0,
                hang_seconds: float = 8.0) -> Flask:
     """The courier's HTTP API over `system`, with optional fault injection."""
-    app = Flask("courier_system_simulator")
-    install_faults(app, fail_rate, hang_seconds)
-
-    @app.errorhandler(CourierRefused)
-    def refused(err: CourierRefused):
-        return problem(err.status, err.detail, err.kind)
-
-    @app.get("/health")
-    def health():
-        return {"status": "ok"}
+    app = simulator_app("courier_system_simulator", fail_rate, hang_seconds)
 
     @app.post("/waybills")
     def create_waybill():

@@ -4,11 +4,13 @@ how they are served from the command line."""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import random
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from flask import Flask, jsonify, request
 from werkzeug.serving import make_server
@@ -74,3 +76,46 @@ def command_line(description: str, default_port: int) -> tuple[argparse.Namespac
 
 def serve_forever(app: Flask, host: str, port: int) -> None:
     make_server(host, port, app, threaded=True).serve_forever()
+
+
+class Refused(Exception):
+    """A business refusal, answered with a problem whose `type` is `kind`."""
+
+    def __init__(self, status: int, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.kind = kind
+        self.detail = detail
+
+
+def simulator_app(name: str, fail_rate: float, hang_seconds: float) -> Flask:
+    """A simulator's Flask app: fault injection, `/health`, refusals as problems."""
+    app = Flask(name)
+    install_faults(app, fail_rate, hang_seconds)
+
+    @app.errorhandler(Refused)
+    def refused(err: Refused):
+        return problem(err.status, err.detail, err.kind)
+
+    @app.get("/health")
+    def health():
+        return {"status": "ok"}
+
+    return app
+
+
+def load_state(path: Path | None) -> dict | None:
+    """A simulator's saved state, if it has a file and the file exists."""
+    if path is not None and path.exists():
+        return json.loads(path.read_text(encoding="utf-8"))
+    return None
+
+
+def save_state(path: Path | None, state: dict) -> None:
+    """Write the state atomically (a crash leaves the old file or the new one)."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, ensure_ascii=False, indent=1), encoding="utf-8")
+    tmp.replace(path)

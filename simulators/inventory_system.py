@@ -12,7 +12,6 @@ Never imported by production code; `aftersales dev` runs it as a child process.
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 from collections.abc import Callable
@@ -22,7 +21,16 @@ from typing import TypeGuard
 
 from flask import Flask, jsonify, request
 
-from simulators.http import command_line, install_faults, iso, problem, serve_forever
+from simulators.http import (
+    Refused,
+    command_line,
+    iso,
+    load_state,
+    problem,
+    save_state,
+    serve_forever,
+    simulator_app,
+)
 from simulators.order_system import CATALOGUE
 
 OUT_OF_STOCK_SKU = "SKU-SHOES-41"
@@ -39,14 +47,8 @@ def demo_stock(seed: int = 11) -> dict[str, dict]:
     return stock
 
 
-class InventoryRefused(Exception):
-    """A business refusal, answered with a problem whose `type` is `kind`."""
-
-    def __init__(self, status: int, kind: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.kind = kind
-        self.detail = detail
+class InventoryRefused(Refused):
+    """A refusal of this system, answered with a problem whose `type` is `kind`."""
 
 
 class InventorySystem:
@@ -198,33 +200,16 @@ class InventorySystem:
         return record
 
     def _load(self) -> dict | None:
-        if self._state_file and self._state_file.exists():
-            return json.loads(self._state_file.read_text(encoding="utf-8"))
-        return None
+        return load_state(self._state_file)
 
     def _save(self) -> None:
-        if self._state_file is None:
-            return
-        self._state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"stock": self.stock, "movements": self.movements},
-                                  ensure_ascii=False, indent=1), encoding="utf-8")
-        tmp.replace(self._state_file)
+        save_state(self._state_file, {"stock": self.stock, "movements": self.movements})
 
 
 def create_app(system: InventorySystem, fail_rate: float = 0.0,
                hang_seconds: float = 8.0) -> Flask:
     """The inventory system's HTTP API over `system`, with optional fault injection."""
-    app = Flask("inventory_system_simulator")
-    install_faults(app, fail_rate, hang_seconds)
-
-    @app.errorhandler(InventoryRefused)
-    def refused(err: InventoryRefused):
-        return problem(err.status, err.detail, err.kind)
-
-    @app.get("/health")
-    def health():
-        return {"status": "ok"}
+    app = simulator_app("inventory_system_simulator", fail_rate, hang_seconds)
 
     @app.get("/stock")
     def list_stock():

@@ -10,7 +10,6 @@ Never imported by production code; `aftersales dev` runs it as a child process.
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,15 @@ from pathlib import Path
 
 from flask import Flask, jsonify, request
 
-from simulators.http import command_line, install_faults, iso, problem, serve_forever
+from simulators.http import (
+    command_line,
+    install_faults,
+    iso,
+    load_state,
+    problem,
+    save_state,
+    serve_forever,
+)
 
 # sku, name, unit price, category (categories matter for return eligibility).
 CATALOGUE = [
@@ -160,19 +167,12 @@ class OrderSystem:
             return record, True
 
     def _load(self) -> dict | None:
-        if self._state_file and self._state_file.exists():
-            return json.loads(self._state_file.read_text(encoding="utf-8"))
-        return None
+        return load_state(self._state_file)
 
     def _save(self) -> None:
-        if self._state_file is None:
-            return
-        self._state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"orders": self.orders, "compensations": self.compensations,
-                                   "refunds": self.refunds},
-                                  ensure_ascii=False, indent=1), encoding="utf-8")
-        tmp.replace(self._state_file)
+        save_state(self._state_file, {"orders": self.orders,
+                                      "compensations": self.compensations,
+                                      "refunds": self.refunds})
 
 
 class RefundRefused(Exception):
