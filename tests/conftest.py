@@ -191,3 +191,12 @@ def record_history_sync(temporal_address: str, case_id: str, name: str) -> None:
         await record_history(await Client.connect(temporal_address), case_id, name)
 
     asyncio.run(record())
+
+
+def staff_token(app, name: str = "hank", role: str = "handler") -> str:
+    """Create a staff user in the app's read model and return an API token for it."""
+    from db.accounts import create_token, create_user
+
+    with app.extensions["aftersales"].sessions.begin() as session:
+        create_user(session, name, role)
+        return create_token(session, name)

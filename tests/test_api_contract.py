@@ -16,7 +16,7 @@ from temporalio.client import Client
 from db.accounts import create_token, create_user
 from db.engine import make_engine, make_sessionmaker
 from db.models import Case
-from tests.conftest import BackgroundWorker, make_settings
+from tests.conftest import BackgroundWorker, make_settings, staff_token
 from web import create_app
 from web.auth import PERMISSIONS
 from workflows.domain import ROLES
@@ -186,9 +186,7 @@ def test_503_when_temporal_is_unreachable(tmp_path, order_system_url):
     settings = make_settings(f"127.0.0.1:{free_port()}", f"sqlite:///{tmp_path / 'db'}",
                              order_system_url)
     app = create_app(settings)
-    with app.extensions["aftersales"].sessions.begin() as session:
-        create_user(session, "hank", "handler")
-        token = create_token(session, "hank")
+    token = staff_token(app)
     client = app.test_client()
     response = client.post("/api/v1/cases", json=new_case_body(), headers=auth(token))
     assert response.status_code == 503

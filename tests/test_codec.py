@@ -15,8 +15,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 
 from aftersales.codec import EncryptionCodec, KeyError_, new_key_setting, parse_keys
-from db.accounts import create_token, create_user
-from tests.conftest import BackgroundWorker, make_settings
+from tests.conftest import BackgroundWorker, make_settings, staff_token
 from web import create_app
 
 NAME, PHONE = "隐私测试客户", "13912345678"
@@ -63,9 +62,7 @@ def test_case_payloads_are_sealed_in_temporal_and_survive_rotation(
     worker = BackgroundWorker(settings)
     worker.start()
     app = create_app(settings)
-    with app.extensions["aftersales"].sessions.begin() as session:
-        create_user(session, "hank", "handler")
-        token = create_token(session, "hank")
+    token = staff_token(app)
     headers = {"Authorization": f"Bearer {token}"}
     case = app.test_client().post("/api/v1/cases", headers=headers, json={
         "kind": "complaint", "channel": "phone", "order_id": "SO-10004",
@@ -114,9 +111,7 @@ def test_no_personal_data_in_logs_search_attributes_or_workflow_ids(
     worker.start()
     app = create_app(settings)
     try:
-        with app.extensions["aftersales"].sessions.begin() as session:
-            create_user(session, "hank", "handler")
-            token = create_token(session, "hank")
+        token = staff_token(app)
         client = app.test_client()
         headers = {"Authorization": f"Bearer {token}"}
         case = client.post("/api/v1/cases", headers=headers, json={

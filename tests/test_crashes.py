@@ -15,9 +15,8 @@ import httpx
 import pytest
 
 from aftersales.devstack import free_port, wait_for_port
-from db.accounts import create_token, create_user
 from simulators import courier_system, inventory_system, order_system
-from tests.conftest import binary, make_settings
+from tests.conftest import binary, make_settings, staff_token
 from tests.test_resolutions import Served
 from web import create_app
 
@@ -74,9 +73,7 @@ def test_worker_killed_mid_saga_loses_nothing_and_pays_once(
     web = Served(app)
     courier_state.webhook_url = f"{web.url}/webhooks/courier"
     courier_state.start()
-    with app.extensions["aftersales"].sessions.begin() as session:
-        create_user(session, "hank", "handler")
-        token = create_token(session, "hank")
+    token = staff_token(app)
     http = httpx.Client(base_url=web.url, timeout=60,
                         headers={"Authorization": f"Bearer {token}"})
     worker = WorkerProcess(settings, tmp_path / "worker-1.log")
@@ -150,9 +147,7 @@ def test_temporal_killed_and_restarted_keeps_cases_and_their_deadlines(
     worker = WorkerProcess(settings, tmp_path / "worker.log")
     app = create_app(settings)
     try:
-        with app.extensions["aftersales"].sessions.begin() as session:
-            create_user(session, "hank", "handler")
-            token = create_token(session, "hank")
+        token = staff_token(app)
         client = app.test_client()
         headers = {"Authorization": f"Bearer {token}"}
         case = client.post("/api/v1/cases", headers=headers, json={
@@ -207,9 +202,7 @@ def test_database_outage_gives_503_and_projections_catch_up(
                             "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
 
     try:
-        with app.extensions["aftersales"].sessions.begin() as session:
-            create_user(session, "hank", "handler")
-            token = create_token(session, "hank")
+        token = staff_token(app)
         client = app.test_client()
         headers = {"Authorization": f"Bearer {token}"}
         case = client.post("/api/v1/cases", headers=headers, json={
@@ -245,9 +238,7 @@ def test_two_workers_one_killed_under_load(temporal_address, order_system_url, t
     workers = [WorkerProcess(settings, tmp_path / f"worker-{n}.log") for n in range(2)]
     app = create_app(settings)
     try:
-        with app.extensions["aftersales"].sessions.begin() as session:
-            create_user(session, "hank", "handler")
-            token = create_token(session, "hank")
+        token = staff_token(app)
         client = app.test_client()
         headers = {"Authorization": f"Bearer {token}"}
         ids = []

@@ -11,9 +11,8 @@ import httpx
 import pytest
 from werkzeug.serving import make_server
 
-from db.accounts import create_token, create_user
 from simulators import order_system
-from tests.conftest import BackgroundWorker, make_settings
+from tests.conftest import BackgroundWorker, make_settings, staff_token
 from web import create_app
 
 pytestmark = pytest.mark.slow
@@ -41,9 +40,7 @@ def test_every_refund_and_coupon_is_paid_exactly_once_at_30_percent_failures(
     worker = BackgroundWorker(settings, timeout=httpx.Timeout(1.0))
     worker.start()
     app = create_app(settings)
-    with app.extensions["aftersales"].sessions.begin() as session:
-        create_user(session, "hank", "handler")
-        token = create_token(session, "hank")
+    token = staff_token(app)
     client = app.test_client()
     headers = {"Authorization": f"Bearer {token}"}
     try:
