@@ -118,6 +118,7 @@ def make_settings(temporal_address: str, database_url: str, order_system_url: st
     # Tests never reach a stack that happens to run on this machine's default ports.
     extra.setdefault("inventory_system_url", "http://127.0.0.1:9")
     extra.setdefault("courier_system_url", "http://127.0.0.1:9")
+    extra.setdefault("public_url", "http://testserver")
     return Settings(
         data_dir="/nonexistent",
         database_url=database_url,
@@ -125,7 +126,6 @@ def make_settings(temporal_address: str, database_url: str, order_system_url: st
         temporal_address_set=True,
         task_queue=f"test-{uuid.uuid4().hex[:8]}",
         order_system_url=order_system_url,
-        public_url="http://testserver",
         secret_key="test",
         **extra,
     )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from flask import Flask
+from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -15,6 +17,8 @@ from web.gateway import CaseGateway
 from web.ratelimit import MissLimiter
 from workflows.sla import SlaPolicy
 
+csrf = CSRFProtect()
+
 
 @dataclass
 class AppState:
@@ -24,6 +28,7 @@ class AppState:
     gateway: CaseGateway
     policy: SlaPolicy
     link_limiter: MissLimiter
+    login_limiter: MissLimiter
 
 
 def create_app(settings: Settings | None = None, gateway: CaseGateway | None = None,
@@ -32,6 +37,12 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config["SECRET_KEY"] = settings.secret_key or "dev-only-secret"
+    # The session cookie: never readable by scripts, not sent on cross-site requests,
+    # and HTTPS-only wherever the app is served over HTTPS.
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["SESSION_COOKIE_SECURE"] = settings.public_url.startswith("https://")
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=12)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if run_migrations:
@@ -44,12 +55,14 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
         gateway=gateway or CaseGateway(settings),
         policy=load_policy(settings.sla_file),
         link_limiter=MissLimiter(),
+        login_limiter=MissLimiter(limit=5, window=900),
     )
 
     from web import audit, problems
     from web.api import api
     from web.health import health
     from web.openapi import openapi
+    from web.pages import pages
     from web.status import status
     from web.webhooks import webhooks
 
@@ -61,6 +74,12 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
     app.register_blueprint(status)
     app.register_blueprint(openapi)
     app.register_blueprint(webhooks)
+    app.register_blueprint(pages)
+    # Forms are protected by CSRF tokens; the JSON API authenticates by bearer token or
+    # signature, never by cookie, so it has nothing to protect.
+    csrf.init_app(app)
+    for blueprint in (api, status, webhooks):
+        csrf.exempt(blueprint)
     return app
 
 
@@ -70,8 +89,8 @@ def app_state(app: Flask) -> AppState:
 
 SECURITY_HEADERS = {
     # Nothing is loaded from elsewhere, no inline script, and no framing (clickjacking).
-    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; "
-                               "base-uri 'none'; form-action 'self'",
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
