@@ -18,6 +18,12 @@ class Settings:
     # server instead of starting its own.
     temporal_address_set: bool = False
     temporal_namespace: str = "default"
+    # TLS / mTLS to a Temporal cluster or Temporal Cloud: PEM file paths, or an API key.
+    temporal_tls: bool = False
+    temporal_tls_ca: str = ""
+    temporal_tls_cert: str = ""
+    temporal_tls_key: str = ""
+    temporal_api_key: str = ""
     task_queue: str = "aftersales"
     sla_file: str | None = None
     secret_key: str = ""
@@ -46,6 +52,12 @@ class Settings:
             temporal_address=get("AFTERSALES_TEMPORAL_ADDRESS") or "127.0.0.1:7233",
             temporal_address_set=bool(get("AFTERSALES_TEMPORAL_ADDRESS")),
             temporal_namespace=get("AFTERSALES_TEMPORAL_NAMESPACE", "default"),
+            temporal_tls=(get("AFTERSALES_TEMPORAL_TLS", "").lower() in ("1", "true", "yes")
+                          or bool(get("AFTERSALES_TEMPORAL_TLS_CERT"))),
+            temporal_tls_ca=get("AFTERSALES_TEMPORAL_TLS_CA", ""),
+            temporal_tls_cert=get("AFTERSALES_TEMPORAL_TLS_CERT", ""),
+            temporal_tls_key=get("AFTERSALES_TEMPORAL_TLS_KEY", ""),
+            temporal_api_key=get("AFTERSALES_TEMPORAL_API_KEY", ""),
             task_queue=get("AFTERSALES_TASK_QUEUE", "aftersales"),
             sla_file=get("AFTERSALES_SLA_FILE") or None,
             secret_key=get("AFTERSALES_SECRET_KEY", ""),
@@ -69,6 +81,11 @@ class Settings:
             "AFTERSALES_DATABASE_URL": self.database_url,
             "AFTERSALES_TEMPORAL_ADDRESS": self.temporal_address,
             "AFTERSALES_TEMPORAL_NAMESPACE": self.temporal_namespace,
+            "AFTERSALES_TEMPORAL_TLS": "true" if self.temporal_tls else "",
+            "AFTERSALES_TEMPORAL_TLS_CA": self.temporal_tls_ca,
+            "AFTERSALES_TEMPORAL_TLS_CERT": self.temporal_tls_cert,
+            "AFTERSALES_TEMPORAL_TLS_KEY": self.temporal_tls_key,
+            "AFTERSALES_TEMPORAL_API_KEY": self.temporal_api_key,
             "AFTERSALES_TASK_QUEUE": self.task_queue,
             "AFTERSALES_SECRET_KEY": self.secret_key,
             "AFTERSALES_ORDER_SYSTEM_URL": self.order_system_url,

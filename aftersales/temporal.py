@@ -13,6 +13,7 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 from temporalio.converter import DataConverter
+from temporalio.service import TLSConfig
 
 from aftersales.codec import EncryptionCodec, parse_keys
 from aftersales.settings import Settings
@@ -26,9 +27,28 @@ def data_converter(settings: Settings) -> DataConverter:
     return dataclasses.replace(DataConverter.default, payload_codec=codec)
 
 
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """TLS for a cluster or Temporal Cloud: mTLS with a client certificate, a private CA,
+    or plain server TLS; False for a plain connection (the embedded dev server)."""
+    if not settings.temporal_tls:
+        return False
+    if bool(settings.temporal_tls_cert) != bool(settings.temporal_tls_key):
+        raise ValueError("AFTERSALES_TEMPORAL_TLS_CERT and AFTERSALES_TEMPORAL_TLS_KEY "
+                         "go together")
+
+    def read(path: str) -> bytes | None:
+        return Path(path).read_bytes() if path else None
+
+    return TLSConfig(server_root_ca_cert=read(settings.temporal_tls_ca),
+                     client_cert=read(settings.temporal_tls_cert),
+                     client_private_key=read(settings.temporal_tls_key))
+
+
 async def connect(settings: Settings) -> Client:
-    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                                data_converter=data_converter(settings))
+    return await Client.connect(
+        settings.temporal_address, namespace=settings.temporal_namespace,
+        data_converter=data_converter(settings), tls=tls_config(settings),
+        api_key=settings.temporal_api_key or None)
 
 
 def temporal_cli_path() -> str:

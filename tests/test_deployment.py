@@ -1,0 +1,34 @@
+"""The production topology file: every service runs a command that exists, with
+settings the code reads. (No Docker engine here to run it; this keeps it honest.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from aftersales.cli import main
+from aftersales.settings import Settings
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_compose_services_use_real_commands_and_settings():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    services = compose["services"]
+    assert {"postgresql", "temporal", "temporal-ui", "worker", "web",
+            "scheduler"} <= set(services)
+    assert services["worker"]["deploy"]["replicas"] >= 2
+    known = set(Settings().to_env()) | {"AFTERSALES_SLA_FILE", "AFTERSALES_COURIER_WEBHOOK_URL"}
+    for name, service in services.items():
+        command = service.get("command") or []
+        if command[:1] == ["aftersales"]:
+            assert command[1] in main.commands, f"{name}: no command {command[1]}"
+        if command[:2] == ["python", "-m"]:
+            assert (ROOT / (command[2].replace(".", "/") + ".py")).exists(), name
+        for key in (service.get("environment") or {}):
+            if key.startswith("AFTERSALES_"):
+                assert key in known, f"{name}: {key} is not a setting"
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    for package in ("workflows", "activities", "web", "db", "aftersales", "simulators"):
+        assert f"COPY {package} {package}" in dockerfile
