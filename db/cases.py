@@ -5,15 +5,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, func, literal, or_, select, tuple_, update
+from sqlalchemy import Select, delete, func, literal, or_, select, tuple_, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from db.models import FAR_FUTURE, Case, OutboxMessage, TimelineEvent
+from db.models import FAR_FUTURE, Case, CaseClock, OutboxMessage, TimelineEvent
 from workflows.domain import Projection
 
 CASE_COLUMNS = (
@@ -60,6 +61,7 @@ def apply_projection(session: Session, projection: Projection) -> bool:
         updated_at=snap.updated_at,
         status_token_hash=token_hash(snap.status_token),
         due_key=snap.stage_due_at or FAR_FUTURE,
+        **report_facts(snap),
         data=_public_data(snap),
     )
     # One conditional UPDATE: atomic on SQLite and PostgreSQL alike, so a slower,
@@ -73,6 +75,11 @@ def apply_projection(session: Session, projection: Projection) -> bool:
         session.add(Case(id=snap.case_id, **values))
         session.flush()
         moved = True
+    if moved:
+        session.execute(delete(CaseClock).where(CaseClock.case_id == snap.case_id))
+        session.add_all(CaseClock(case_id=snap.case_id, idx=n, name=c.name, state=c.state,
+                                  target_s=c.target, used_s=c.used)
+                        for n, c in enumerate(snap.clocks))
 
     if projection.events:
         seqs = [e.seq for e in projection.events]
@@ -97,6 +104,38 @@ def apply_projection(session: Session, projection: Projection) -> bool:
                     template=message.template, payload=jsonable(message.payload),
                 ))
     return moved
+
+
+FCR_WINDOW = timedelta(days=7)
+
+
+def report_facts(snap) -> dict:
+    """The columns the reports aggregate, derived from the snapshot."""
+    def last_stopped(name: str) -> float | None:
+        stopped = [c.used for c in snap.clocks
+                   if c.name == name and c.state in ("met", "breached")]
+        return stopped[-1] if stopped else None
+
+    resolution = snap.resolution if snap.resolution and snap.resolution.state == "done" \
+        else None
+    analysis = snap.analysis or {}
+    return {
+        "confirmed_at": snap.confirmed_at,
+        "resolved_at": snap.resolved_at,
+        "fcr_until": snap.resolved_at + FCR_WINDOW if snap.resolved_at else None,
+        "first_response_s": (snap.confirmed_at - snap.created_at).total_seconds()
+        if snap.confirmed_at else None,
+        "first_response_work_s": last_stopped("confirm") if snap.confirmed_at else None,
+        "resolution_s": (snap.resolved_at - snap.created_at).total_seconds()
+        if snap.resolved_at else None,
+        "resolution_work_s": last_stopped("resolution") if snap.resolved_at else None,
+        "root_cause": analysis.get("root_cause"),
+        "responsible_party": analysis.get("responsible_party"),
+        "resolution_type": resolution.type if resolution else None,
+        "refunded": Decimal(snap.refunded or "0"),
+        "compensation_points": snap.compensation_points,
+        "reopen_count": snap.reopen_count,
+    }
 
 
 def write_projection(session_factory, projection: Projection) -> bool:

@@ -7,15 +7,18 @@ or retried projection write never moves a case backwards.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
     MetaData,
+    Numeric,
     String,
     UniqueConstraint,
 )
@@ -66,6 +69,21 @@ class Case(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     repeat_of: Mapped[str | None] = mapped_column(String(32))
     rating: Mapped[int | None] = mapped_column(Integer)
+    # Facts for the reports, kept as columns so they aggregate in SQL.
+    confirmed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # A repeat case on the same order before this is no longer a first-contact resolution.
+    fcr_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    first_response_s: Mapped[float | None] = mapped_column(Float)
+    first_response_work_s: Mapped[float | None] = mapped_column(Float)
+    resolution_s: Mapped[float | None] = mapped_column(Float)
+    resolution_work_s: Mapped[float | None] = mapped_column(Float)
+    root_cause: Mapped[str | None] = mapped_column(String(32))
+    responsible_party: Mapped[str | None] = mapped_column(String(16))
+    resolution_type: Mapped[str | None] = mapped_column(String(16))
+    refunded: Mapped[Decimal] = mapped_column(Numeric(12, 2), nullable=False, default=0)
+    compensation_points: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    reopen_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     # sha256 of the customer's status token: the link works, a database leak does not.
     status_token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
     # The full snapshot as the workflow wrote it (customer, items, order, clocks, ...).
@@ -80,6 +98,21 @@ class Case(Base):
         Index("ix_cases_customer", "customer_id"),
         Index("ix_cases_created", "created_at"),
     )
+
+
+class CaseClock(Base):
+    """One SLA clock of a case as it stands: the reports' attainment per stage."""
+
+    __tablename__ = "case_clocks"
+
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(16), nullable=False)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    target_s: Mapped[int] = mapped_column(Integer, nullable=False)
+    used_s: Mapped[float] = mapped_column(Float, nullable=False)
+
+    __table_args__ = (Index("ix_case_clocks_name_state", "name", "state"),)
 
 
 class TimelineEvent(Base):

@@ -84,6 +84,8 @@ def request_for(permission: str, role: str, client, tokens):
         return client.post("/api/v1/cases", json=new_case_body(), headers=auth(tokens[role]))
     if permission == "cases.list":
         return client.get("/api/v1/cases", headers=auth(tokens[role]))
+    if permission == "reports.read":
+        return client.get("/api/v1/reports/summary", headers=auth(tokens[role]))
     if permission == "users.list":
         return client.get("/api/v1/users", headers=auth(tokens[role]))
     if permission == "users.create":

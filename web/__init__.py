@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
     from web.health import health
     from web.openapi import openapi
     from web.pages import pages
+    from web.reports import reports
     from web.status import status
     from web.webhooks import webhooks
 
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
     app.after_request(_security_headers)
     app.register_blueprint(health)
     app.register_blueprint(api, url_prefix="/api/v1")
+    app.register_blueprint(reports, url_prefix="/api/v1")
     app.register_blueprint(status)
     app.register_blueprint(openapi)
     app.register_blueprint(webhooks)
@@ -78,7 +80,7 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
     # Forms are protected by CSRF tokens; the JSON API authenticates by bearer token or
     # signature, never by cookie, so it has nothing to protect.
     csrf.init_app(app)
-    for blueprint in (api, status, webhooks):
+    for blueprint in (api, reports, status, webhooks):
         csrf.exempt(blueprint)
     return app
 

@@ -32,6 +32,7 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "cases.revisit": STAFF,
     "cases.reopen": STAFF,
     "cases.cancel": STAFF,
+    "reports.read": MANAGERS,
     "users.list": ("admin",),
     "users.create": ("admin",),
 }

@@ -10,6 +10,7 @@ from marshmallow import Schema
 
 from web import schemas as s
 from web.auth import PERMISSIONS
+from web.reports import ReportQuery
 from workflows.domain import ACTION_STAGES
 
 openapi = Blueprint("openapi", __name__)
@@ -155,6 +156,15 @@ def build_spec() -> dict:
             "responses": {"200": _json("CustomerView", "The case as the customer sees it"),
                           **_problems(400, 404, 409, 422, 429, 503)},
         }})
+    spec.path("/api/v1/reports/summary", operations={"get": {
+        "summary": "KPIs over a period (docs/reports.md); CSV with format=csv",
+        "description": _roles("reports.read"), "security": secured,
+        "parameters": [{"in": "query", "schema": ReportQuery}],
+        "responses": {"200": {"description": "The report", "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "text/csv": {"schema": {"type": "string"}}}},
+            **_problems(401, 403, 422, 503)},
+    }})
     spec.path("/api/v1/users", operations={
         "get": {"summary": "Staff users", "description": _roles("users.list"),
                 "security": secured,

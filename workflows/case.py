@@ -140,6 +140,8 @@ class CaseWorkflow(ResolutionSagas):
         self._eligibility: dict = {"eligible": True, "reasons": []}
         self._customer = inp.customer
         self._proposal: dict | None = None
+        self._confirmed_at: datetime | None = None
+        self._points_given = 0
         self._logistics_seen: set[str] = set()
         self._parcels: dict[str, dict] = {}
         self._seen_courier_events: set[str] = set()
@@ -293,6 +295,7 @@ class CaseWorkflow(ResolutionSagas):
     @workflow.update
     async def confirm(self, inp: ConfirmInput) -> UpdateResult:
         now = workflow.now()
+        self._confirmed_at = self._confirmed_at or now
         changes: dict[str, object] = {}
         if inp.kind and inp.kind != self._kind:
             changes["kind"] = {"from": self._kind, "to": inp.kind}
@@ -935,6 +938,10 @@ class CaseWorkflow(ResolutionSagas):
                         "version": self._inp.policy.version},
             eligibility=dict(self._eligibility),
             proposal=dict(self._proposal) if self._proposal else None,
+            confirmed_at=self._confirmed_at,
+            resolved_at=self._resolved_at,
+            refunded=f"{self._refunded:.2f}",
+            compensation_points=self._points_given,
             parcels={number: {**p, "events": list(p["events"])}
                      for number, p in self._parcels.items()},
         )

@@ -240,6 +240,11 @@ class CaseSnapshot:
     parcels: dict = field(default_factory=dict)
     # A resolution the system proposes to the handler (e.g. after a lost parcel).
     proposal: dict | None = None
+    # For the reports: first response, last resolution, money and points given.
+    confirmed_at: datetime | None = None
+    resolved_at: datetime | None = None
+    refunded: str = "0.00"
+    compensation_points: int = 0
 
 
 @dataclass

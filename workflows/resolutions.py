@@ -92,6 +92,7 @@ class ResolutionSagas:
         _seen_courier_events: set[str]
         _inspection: dict | None
         _refunded: Decimal
+        _points_given: int
 
         async def _flush(self) -> None: ...
         def _event(self, actor: str, kind: str, before: str | None = None,
@@ -142,6 +143,7 @@ class ResolutionSagas:
                     idempotency_key=self._key("compensation"), coupon_code=plan.coupon_code,
                     points=plan.points, amount=plan.amount)))
             plan.refs["compensation_id"] = receipt.id
+            self._points_given += receipt.points or 0
             self._step_event("grant_compensation", receipt=receipt.id,
                              coupon_code=receipt.coupon_code, points=receipt.points)
         else:

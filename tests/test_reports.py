@@ -1,0 +1,117 @@
+"""The supervisor's report over a period, on SQLite and PostgreSQL: every figure of
+docs/reports.md checked against cases whose answers are known."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from db import cases as case_store
+from tests.conftest import make_settings, staff_token
+from tests.test_read_model import snapshot
+from web import create_app
+from workflows.domain import Projection, Resolution, StageClock
+
+T0 = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
+H = timedelta(hours=1)
+
+
+def clock(name: str, state: str, used: float, target: int = 28800) -> StageClock:
+    return StageClock(name=name, target=target, used=used, state=state)
+
+
+def seed(sessions) -> None:
+    cases = [
+        # A: refunded, rated 5, closed; a repeat case on its order follows within 7 days.
+        dict(case_id="AS-RA", created_at=T0, stage="closed", order_id="SO-1",
+             confirmed_at=T0 + H, resolved_at=T0 + 10 * H, closed_at=T0 + 48 * H, rating=5,
+             analysis={"root_cause": "product_quality", "responsible_party": "supplier"},
+             resolution=Resolution(type="refund", amount="50.00", state="done"),
+             refunded="50.00",
+             clocks=[clock("confirm", "met", 3600), clock("resolution", "met", 36000)]),
+        # B: points, rated 2, reopened once, its confirm clock breached.
+        dict(case_id="AS-RB", created_at=T0 + H, stage="revisit", order_id="SO-2",
+             confirmed_at=T0 + 4 * H, resolved_at=T0 + 21 * H, rating=2, reopen_count=1,
+             analysis={"root_cause": "product_quality", "responsible_party": "courier"},
+             resolution=Resolution(type="compensation", points=300, state="done"),
+             compensation_points=300,
+             clocks=[clock("confirm", "breached", 10800, 7200),
+                     clock("resolution", "met", 72000)]),
+        # C: the repeat on A's order, open and overdue.
+        dict(case_id="AS-RC", created_at=T0 + 12 * H, stage="analyze", order_id="SO-1",
+             confirmed_at=T0 + 12.5 * H, overdue=True,
+             clocks=[clock("confirm", "met", 1800), clock("analyze", "running", 100)]),
+        # D: opened long before the period.
+        dict(case_id="AS-RD", created_at=T0 - timedelta(days=40), stage="closed",
+             order_id="SO-9", closed_at=T0 - timedelta(days=39), rating=1),
+    ]
+    for values in cases:
+        values.setdefault("updated_at", values["created_at"])
+        case_store.write_projection(sessions, Projection(snapshot(version=1, **values)))
+
+
+@pytest.fixture
+def client(database_url):
+    app = create_app(make_settings("127.0.0.1:9", database_url, "http://127.0.0.1:9"))
+    seed(app.extensions["aftersales"].sessions)
+    token = staff_token(app, "sue", "supervisor")
+    yield app.test_client(), {"Authorization": f"Bearer {token}"}
+    app.extensions["aftersales"].engine.dispose()
+
+
+PERIOD = "from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z"
+
+
+def test_summary_figures(client):
+    http, headers = client
+    response = http.get(f"/api/v1/reports/summary?{PERIOD}", headers=headers)
+    assert response.status_code == 200, response.get_json()
+    report = response.get_json()
+    assert (report["opened"], report["closed"], report["overdue_now"]) == (3, 1, 1)
+    assert report["sla_attainment"]["confirm"] == {"met": 2, "breached": 1, "pct": 66.7}
+    assert report["sla_attainment"]["resolution"] == {"met": 2, "breached": 0, "pct": 100.0}
+    wall = report["first_response"]["wall"]
+    assert wall == {"count": 3, "mean_s": 5400.0, "p90_s": 10800.0}
+    assert report["first_response"]["working"]["mean_s"] == 5400.0
+    assert report["resolution_time"]["wall"] == {"count": 2, "mean_s": 54000.0,
+                                                 "p90_s": 72000.0}
+    assert report["csat"] == {"ratings": 2, "satisfied_pct": 50.0, "mean_rating": 3.5}
+    # A has a repeat case on its order within 7 days; B was reopened: neither is FCR.
+    assert report["fcr"] == {"resolved": 2, "first_contact": 0, "pct": 0.0}
+    assert report["reopen_rate"] == {"reopened": 1, "pct": 50.0}
+    assert report["root_causes"] == [{"root_cause": "product_quality", "count": 2,
+                                      "pct": 100.0, "cumulative_pct": 100.0}]
+    assert {p["party"]: p["count"] for p in report["responsible_parties"]} == {
+        "supplier": 1, "courier": 1}
+    assert report["refunds"] == {"count": 1, "amount": "50.00"}
+    assert report["compensation"] == {"count": 1, "points": 300}
+
+
+def test_filters_and_csv(client):
+    http, headers = client
+    only_b = http.get(f"/api/v1/reports/summary?{PERIOD}&priority=P3&handler=nobody",
+                      headers=headers).get_json()
+    assert only_b["opened"] == 0 and only_b["csat"]["satisfied_pct"] is None
+    response = http.get(f"/api/v1/reports/summary?{PERIOD}&format=csv", headers=headers)
+    assert response.status_code == 200 and response.content_type.startswith("text/csv")
+    rows = dict(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    assert rows["opened"] == "3" and rows["csat.satisfied_pct"] == "50.0"
+    assert rows["root_causes.product_quality.count"] == "2"
+    by_accept = http.get(f"/api/v1/reports/summary?{PERIOD}",
+                         headers={**headers, "Accept": "text/csv"})
+    assert by_accept.content_type.startswith("text/csv")
+    bad = http.get("/api/v1/reports/summary?from=2026-12-01&to=2026-11-01", headers=headers)
+    assert bad.status_code == 422
+    assert http.get("/api/v1/reports/summary?colour=red", headers=headers).status_code == 422
+
+
+def test_only_supervisors_and_admins(client, database_url):
+    http, _ = client
+    app = http.application
+    handler = staff_token(app, "hank", "handler")
+    response = http.get("/api/v1/reports/summary",
+                        headers={"Authorization": f"Bearer {handler}"})
+    assert response.status_code == 403

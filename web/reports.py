@@ -1,0 +1,74 @@
+"""GET /api/v1/reports/summary: the supervisor's KPIs, as JSON or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+
+from flask import Blueprint, Response, current_app, request
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from db.reports import ReportFilter, summary
+from web.auth import require
+from workflows.domain import CHANNELS, KINDS, PRIORITIES
+
+reports = Blueprint("reports", __name__)
+DEFAULT_PERIOD = timedelta(days=30)
+
+
+class ReportQuery(Schema):
+    start = fields.AwareDateTime(data_key="from", default_timezone=UTC)
+    end = fields.AwareDateTime(data_key="to", default_timezone=UTC)
+    kind = fields.String(validate=validate.OneOf(KINDS))
+    channel = fields.String(validate=validate.OneOf(CHANNELS))
+    handler = fields.String(validate=validate.Length(min=1, max=64))
+    priority = fields.String(validate=validate.OneOf(PRIORITIES))
+    format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv")))
+
+    @validates_schema
+    def ordered(self, data: dict, **kwargs) -> None:
+        if data.get("start") and data.get("end") and data["start"] >= data["end"]:
+            raise ValidationError("from must be before to", "from")
+
+
+@reports.get("/reports/summary")
+@require("reports.read")
+def report_summary():
+    query = ReportQuery().load(request.args.to_dict())
+    end = query.get("end") or datetime.now(UTC)
+    start = query.get("start") or end - DEFAULT_PERIOD
+    report_filter = ReportFilter(start=start, end=end, kind=query.get("kind"),
+                                 channel=query.get("channel"), handler=query.get("handler"),
+                                 priority=query.get("priority"))
+    with current_app.extensions["aftersales"].sessions() as session:
+        body = summary(session, report_filter)
+    wants_csv = query["format"] == "csv" or (
+        request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"
+        and "format" not in request.args)
+    if wants_csv:
+        return Response(to_csv(body), content_type="text/csv; charset=utf-8", headers={
+            "Content-Disposition": "attachment; filename=aftersales-summary.csv"})
+    return body
+
+
+def to_csv(body: dict) -> str:
+    """The same report as rows of metric path and value, e.g. `csat.satisfied_pct,80.0`."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["metric", "value"])
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}" if prefix else key, inner)
+        elif isinstance(value, list):
+            for item in value:
+                label = item.get("root_cause") or item.get("party")
+                walk(f"{prefix}.{label}", {k: v for k, v in item.items()
+                                           if k not in ("root_cause", "party")})
+        else:
+            writer.writerow([prefix, "" if value is None else value])
+
+    walk("", body)
+    return out.getvalue()
