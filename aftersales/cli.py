@@ -165,12 +165,23 @@ def demo_orders(as_json: bool) -> None:
 @click.option("--concurrency", default=16, show_default=True)
 @click.option("--url", default=None, help="Web app [default: AFTERSALES_PUBLIC_URL].")
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON line (always).")
-def bench_command(cases: int, concurrency: int, url: str | None, as_json: bool) -> None:
+@click.option("--read-model", "read_model", type=int, default=None,
+              help="Instead: fill an empty read model with this many cases and time the "
+                   "queries of the pages and the API.")
+@click.option("--database-url", default=None,
+              help="With --read-model: the (empty) database [default: AFTERSALES_DATABASE_URL].")
+def bench_command(cases: int, concurrency: int, url: str | None, as_json: bool,
+                  read_model: int | None, database_url: str | None) -> None:
     """Drive full case lifecycles through the running system, and as many bare Temporal
     workflows of the same shape; the last line printed is JSON."""
+    settings = _settings()
+    if read_model:
+        from aftersales.bench_readmodel import main as run_read_model
+
+        run_read_model(database_url or settings.database_url, read_model)
+        return
     from aftersales.bench import main as run_bench
 
-    settings = _settings()
     result = run_bench(settings, url or settings.public_url, cases, concurrency)
     if result["failures"]:
         sys.exit(1)

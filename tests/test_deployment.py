@@ -32,3 +32,16 @@ def test_compose_services_use_real_commands_and_settings():
     dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     for package in ("workflows", "activities", "web", "db", "aftersales", "simulators"):
         assert f"COPY {package} {package}" in dockerfile
+
+
+def test_read_model_bench_runs_on_a_small_fill(tmp_path):
+    """The read-model bench fills and measures (figures are for docs/benchmarks.md)."""
+    from aftersales.bench_readmodel import fill, measure
+
+    url = f"sqlite:///{tmp_path / 'bench.db'}"
+    fill(url, 300)
+    result = measure(url)
+    assert set(result["queries"]) == {"desk_queue", "overdue_list", "stage_queue",
+                                      "search_order", "case_page", "report_summary"}
+    assert all(q["p95_ms"] > 0 for q in result["queries"].values())
+    assert any("ix_cases_assignee_due" in line for line in result["plans"]["desk_queue"])

@@ -1,0 +1,175 @@
+"""`aftersales bench --read-model N`: fill the read model with N cases and time the
+queries that pages and the API make, on SQLite or PostgreSQL.
+
+The cases are written straight into the tables (the read model is a projection; how
+they got there does not matter to a query), spread over stages, priorities, handlers,
+90 days of intake and a week either side of their due times. Each query runs many
+times; the last line printed is JSON with p50/p95 per query and the database's plan.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, insert, select, text
+
+from db import cases as case_store
+from db.engine import make_engine, make_sessionmaker, migrate
+from db.models import FAR_FUTURE, Case, CaseClock, TimelineEvent
+from db.reports import ReportFilter, summary
+
+STAGES = ("confirm", "analyze", "resolve", "feedback", "revisit", "closed", "cancelled")
+STAGE_WEIGHTS = (8, 8, 6, 4, 4, 60, 10)
+HANDLERS = [f"handler{n:02d}" for n in range(50)]
+ROOT_CAUSES = ("product_quality", "wrong_item", "damaged_in_transit", "late_delivery",
+               "other")
+BATCH = 2000
+RUNS = 60
+
+
+def fill(url: str, count: int, seed: int = 42) -> None:
+    """Insert `count` cases (with clocks and timeline events) into an empty read model."""
+    migrate(url)
+    engine = make_engine(url)
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        if connection.scalar(select(func.count()).select_from(Case)):
+            raise SystemExit(f"{url} already holds cases; give an empty database")
+    for start in range(0, count, BATCH):
+        cases, clocks, events = [], [], []
+        for n in range(start, min(count, start + BATCH)):
+            case_id = f"AS-B{n:08d}"
+            created = now - timedelta(minutes=rng.randint(0, 90 * 24 * 60))
+            stage = rng.choices(STAGES, STAGE_WEIGHTS)[0]
+            open_ = stage not in ("closed", "cancelled")
+            due = now + timedelta(minutes=rng.randint(-7 * 24 * 60, 7 * 24 * 60)) \
+                if open_ else None
+            overdue = bool(open_ and due and due < now)
+            resolved = created + timedelta(hours=rng.randint(2, 96)) \
+                if stage in ("feedback", "revisit", "closed") else None
+            cases.append({
+                "id": case_id, "version": 1, "kind": rng.choice(("complaint", "return",
+                                                                 "refund", "exchange")),
+                "channel": rng.choice(("web", "app", "phone", "wechat")), "stage": stage,
+                "status": stage if not open_ else "open",
+                "priority": rng.choice(("P1", "P2", "P3", "P3", "P4")),
+                "assignee": rng.choice(HANDLERS) if stage != "confirm" else None,
+                "order_id": f"SO-{rng.randint(1, count // 2 + 1)}",
+                "customer_id": f"C-{rng.randint(1, count // 3 + 1)}",
+                "customer_name": f"Customer {n}", "customer_phone": f"138{n:08d}",
+                "created_at": created, "updated_at": created, "stage_due_at": due,
+                "due_key": due or FAR_FUTURE, "resolution_due_at": due, "overdue": overdue,
+                "closed_at": resolved + timedelta(days=3) if stage == "closed" and resolved
+                else None,
+                "rating": rng.randint(1, 5) if resolved and rng.random() < 0.6 else None,
+                "status_token_hash": f"{n:064d}",
+                "confirmed_at": created + timedelta(minutes=rng.randint(5, 600))
+                if stage != "confirm" else None,
+                "resolved_at": resolved, "fcr_until": resolved + timedelta(days=7)
+                if resolved else None,
+                "first_response_s": float(rng.randint(300, 36000)),
+                "first_response_work_s": float(rng.randint(300, 30000)),
+                "resolution_s": float(rng.randint(7200, 345600)) if resolved else None,
+                "resolution_work_s": float(rng.randint(7200, 200000)) if resolved else None,
+                "root_cause": rng.choice(ROOT_CAUSES) if stage not in ("confirm",) else None,
+                "responsible_party": rng.choice(("merchant", "supplier", "courier")),
+                "resolution_type": rng.choice(("refund", "compensation", "apology"))
+                if resolved else None,
+                "refunded": 0, "compensation_points": 0, "reopen_count": 0,
+                "data": {"customer": {"id": "", "name": f"Customer {n}"}, "items": [],
+                         "description": "bench", "customer_url": "http://x/s/x"},
+            })
+            for idx, name in enumerate(("confirm", "analyze", "resolution")):
+                clocks.append({"case_id": case_id, "idx": idx, "name": name,
+                               "state": rng.choice(("met", "met", "met", "breached")),
+                               "target_s": 28800, "used_s": float(rng.randint(60, 40000))})
+            for seq, kind in enumerate(("created", "recorded", "confirmed"), start=1):
+                events.append({"case_id": case_id, "seq": seq, "at": created,
+                               "actor": "system", "type": kind, "stage_before": "record",
+                               "stage_after": "confirm", "detail": {}})
+        with engine.begin() as connection:
+            connection.execute(insert(Case), cases)
+            connection.execute(insert(CaseClock), clocks)
+            connection.execute(insert(TimelineEvent), events)
+        print(f"  filled {min(count, start + BATCH)}/{count}", file=sys.stderr, flush=True)
+    with engine.begin() as connection:
+        connection.execute(text("ANALYZE"))  # fresh statistics for the planner
+    engine.dispose()
+
+
+def measure(url: str) -> dict:
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    rng = random.Random(7)
+    F = case_store.CaseFilter
+    now = datetime.now(UTC)
+    with sessions() as session:
+        ids = list(session.scalars(select(Case.id).limit(500)))
+        orders = list(session.scalars(select(Case.order_id).limit(500)))
+
+    queries = {
+        "desk_queue": lambda s: case_store.list_cases(
+            s, F(assignee=rng.choice(HANDLERS)), sort="due", per_page=50, page=1),
+        "overdue_list": lambda s: case_store.list_cases(s, F(overdue=True), sort="due",
+                                                        per_page=50, page=1),
+        "stage_queue": lambda s: case_store.list_cases(s, F(stage="confirm"), sort="due",
+                                                       per_page=50, page=1),
+        "search_order": lambda s: case_store.list_cases(s, F(q=rng.choice(orders)),
+                                                        per_page=50, page=1),
+        "case_page": lambda s: (case_store.get_case(s, rng.choice(ids)),
+                                case_store.timeline(s, rng.choice(ids))),
+        "report_summary": lambda s: summary(s, ReportFilter(start=now - timedelta(days=30),
+                                                            end=now)),
+    }
+    result: dict = {"database": engine.dialect.name, "queries": {}}
+    for name, run in queries.items():
+        timings = []
+        runs = RUNS if name != "report_summary" else 10
+        with sessions() as session:
+            run(session)  # warm the cache and the pool
+            for _ in range(runs):
+                started = time.perf_counter()
+                run(session)
+                timings.append((time.perf_counter() - started) * 1000)
+        timings.sort()
+        result["queries"][name] = {
+            "runs": runs, "p50_ms": round(statistics.median(timings), 2),
+            "p95_ms": round(timings[min(len(timings) - 1, int(0.95 * len(timings)))], 2)}
+        print(f"  {name}: p50 {result['queries'][name]['p50_ms']} ms, "
+              f"p95 {result['queries'][name]['p95_ms']} ms", file=sys.stderr, flush=True)
+    result["plans"] = plans(engine)
+    engine.dispose()
+    return result
+
+
+def plans(engine) -> dict:
+    """The database's plan for the list queries, for docs/benchmarks.md."""
+    statements = {
+        "desk_queue": case_store.case_query(case_store.CaseFilter(assignee="handler01"))
+        .order_by(Case.due_key, Case.id).limit(50),
+        "overdue_list": case_store.case_query(case_store.CaseFilter(overdue=True))
+        .order_by(Case.due_key, Case.id).limit(50),
+    }
+    prefix = "EXPLAIN" if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN"
+    out = {}
+    with engine.connect() as connection:
+        for name, statement in statements.items():
+            compiled = statement.compile(engine, compile_kwargs={"literal_binds": True})
+            rows = connection.execute(text(f"{prefix} {compiled}")).all()
+            out[name] = [" ".join(str(v) for v in row) for row in rows]
+    return out
+
+
+def main(url: str, count: int) -> dict:
+    started = time.perf_counter()
+    fill(url, count)
+    print(f"  filled in {time.perf_counter() - started:.1f}s", file=sys.stderr, flush=True)
+    result = {"cases": count, **measure(url)}
+    print(json.dumps(result, ensure_ascii=False))
+    return result
