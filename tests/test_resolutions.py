@@ -24,6 +24,20 @@ from web.webhooks import signature
 SECRET = "test-webhook-secret"
 
 
+class Outage:
+    """WSGI middleware: while `down`, the system answers 503 (its control API stays up)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.down = False
+
+    def __call__(self, environ, start_response):
+        if self.down and not environ["PATH_INFO"].startswith("/_control"):
+            start_response("503 Service Unavailable", [("Content-Type", "application/json")])
+            return [b'{"detail": "down for the test"}']
+        return self.app(environ, start_response)
+
+
 class Served:
     """A WSGI app on a free loopback port, in a thread."""
 
@@ -47,7 +61,8 @@ def systems(temporal_address, tmp_path_factory):
     web_port_holder: dict = {}
     courier_state = courier_system.CourierSystem(
         state_file=None, webhook_url=None, webhook_secret=SECRET, step=0, seed_orders=True)
-    courier = Served(courier_system.create_app(courier_state))
+    courier_outage = Outage(courier_system.create_app(courier_state))
+    courier = Served(courier_outage)
     url = f"sqlite:///{tmp_path_factory.mktemp('resolutions') / 'db.sqlite'}"
     settings = make_settings(
         temporal_address, url, orders.url, inventory_system_url=inventory.url,
@@ -65,7 +80,8 @@ def systems(temporal_address, tmp_path_factory):
         tokens = {"hank": create_token(session, "hank"), "sue": create_token(session, "sue")}
     http = httpx.Client(base_url=web.url, timeout=60)
     yield {"http": http, "tokens": tokens, "orders": orders.url, "inventory": inventory.url,
-           "courier": courier.url, "web": web.url, "temporal": temporal_address}
+           "courier": courier.url, "web": web.url, "temporal": temporal_address,
+           "courier_outage": courier_outage}
     http.close()
     worker.stop()
     courier_state.stop()
@@ -464,3 +480,26 @@ def test_exchange_failing_after_the_replacement_shipped_ends_in_analyze(systems)
     collect = httpx.get(f"{systems['courier']}/waybills/{waybill(case, 'collect_old')}",
                         timeout=10).json()
     assert collect["status"] == "cancelled"  # nothing to collect for a lost replacement
+
+
+def test_a_courier_system_that_is_down_shows_on_the_case_and_nothing_is_lost(systems):
+    items = [{"sku": "SKU-KETTLE-4", "quantity": 1}]
+    case = open_case(systems, "SO-10008", "repair", items)
+    to_resolve(systems, case)
+    systems["courier_outage"].down = True
+    try:
+        call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", who="sue",
+             json={"resolution": {"type": "repair", "items": items}})
+        case = wait_for(systems, case["id"], lambda c: c["waiting_on"] == "courier system",
+                        timeout=60)
+        assert case["status"] == "waiting_on_system"
+        token = case["customer_url"].rsplit("/", 1)[1]
+        view = systems["http"].get(f"/api/v1/status/{token}").json()
+        assert "courier system" in view["next_step"]
+    finally:
+        systems["courier_outage"].down = False
+    case = wait_for(systems, case["id"], awaiting("parcel"), timeout=90)
+    assert case["waiting_on"] is None and case["status"] == "resolving"
+    types = [e["type"] for e in case["timeline"]]
+    assert types.count("waiting") == 1 and "system_answered" in types
+    assert list(case["resolution"]["refs"]["waybills"]) == ["repair_pickup"]

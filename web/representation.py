@@ -75,6 +75,7 @@ def case_json(row: Case, events: list[TimelineEvent] | None = None) -> dict:
         "eligibility": data.get("eligibility") or {"eligible": True, "reasons": []},
         "parcels": data.get("parcels") or {},
         "proposal": data.get("proposal"),
+        "waiting_on": data.get("waiting_on"),
         "closed_at": jsonable(row.closed_at),
         "customer_url": data["customer_url"],
         "version": row.version,
@@ -117,7 +118,8 @@ def customer_json(row: Case, events: list[TimelineEvent]) -> dict:
         "kind": row.kind,
         "stage": row.stage,
         "status": row.status,
-        "next_step": NEXT_STEP.get(row.stage, ""),
+        "next_step": (f"We are waiting on the {data['waiting_on']}; nothing is lost, we "
+                      "keep trying." if data.get("waiting_on") else NEXT_STEP.get(row.stage, "")),
         "due_at": jsonable(row.stage_due_at) if row.stage not in ("closed", "cancelled")
         else None,
         "question": data.get("pending_question"),

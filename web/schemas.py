@@ -267,6 +267,7 @@ class CaseSchema(Schema):
     eligibility = fields.Dict(required=True)
     parcels = fields.Dict(required=True)
     proposal = fields.Dict(required=True, allow_none=True)
+    waiting_on = fields.String(required=True, allow_none=True)
     closed_at = fields.DateTime(required=True, allow_none=True)
     customer_url = fields.String(required=True)
     version = fields.Integer(required=True)

@@ -142,6 +142,7 @@ class CaseWorkflow(ResolutionSagas):
         self._proposal: dict | None = None
         self._confirmed_at: datetime | None = None
         self._points_given = 0
+        self._waiting_on: str | None = None
         self._logistics_seen: set[str] = set()
         self._parcels: dict[str, dict] = {}
         self._seen_courier_events: set[str] = set()
@@ -197,6 +198,7 @@ class CaseWorkflow(ResolutionSagas):
                 return False
             # The order system is down: the case exists and waits on it.
             self._status = "waiting_on_system"
+            self._waiting_on = "order system"
             self._start_clocks()
             self._recorded = True
             self._event(SYSTEM, "waiting", detail={"on": "order system"})
@@ -215,6 +217,7 @@ class CaseWorkflow(ResolutionSagas):
                 await self._flush()
                 return False
         self._order = order
+        self._waiting_on = None
         self._customer = _enrich_customer(inp.customer, order.customer)
         recent = list(inp.recent_cases)
         if inp.repeat_of and inp.repeat_of not in recent:
@@ -942,6 +945,7 @@ class CaseWorkflow(ResolutionSagas):
             resolved_at=self._resolved_at,
             refunded=f"{self._refunded:.2f}",
             compensation_points=self._points_given,
+            waiting_on=self._waiting_on,
             parcels={number: {**p, "events": list(p["events"])}
                      for number, p in self._parcels.items()},
         )

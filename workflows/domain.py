@@ -245,6 +245,8 @@ class CaseSnapshot:
     resolved_at: datetime | None = None
     refunded: str = "0.00"
     compensation_points: int = 0
+    # The retailer system a step is waiting on, while it does not answer.
+    waiting_on: str | None = None
 
 
 @dataclass

@@ -59,6 +59,11 @@ COMPENSATION_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1),
                                  maximum_interval=timedelta(minutes=5),
                                  non_retryable_error_types=["AlreadyPickedUp"])
 CALL_TIMEOUT = timedelta(seconds=15)
+# After this long without an answer the case shows it waits on that system (DESIGN:
+# "visible on the case as 'waiting on courier system'") and retries on.
+WAIT_VISIBLY_AFTER = timedelta(seconds=20)
+SYSTEM_OF = {"OrderActivities": "order system", "InventoryActivities": "inventory system",
+             "CourierActivities": "courier system"}
 WAREHOUSE = Address("Aftersales returns warehouse", "warehouse")
 REPAIR_CENTRE = Address("Aftersales repair centre", "repair centre")
 # The order of a parcel's statuses: an event that would move a parcel backwards
@@ -93,6 +98,7 @@ class ResolutionSagas:
         _inspection: dict | None
         _refunded: Decimal
         _points_given: int
+        _waiting_on: str | None
 
         async def _flush(self) -> None: ...
         def _event(self, actor: str, kind: str, before: str | None = None,
@@ -336,8 +342,31 @@ class ResolutionSagas:
 
     async def _call(self, activity: Any, arg: Any,
                     retry: RetryPolicy = SYSTEM_RETRY) -> Any:
-        return await workflow.execute_activity_method(
-            activity, arg, start_to_close_timeout=CALL_TIMEOUT, retry_policy=retry)
+        """Call a retailer system. If it does not answer within a short budget the case
+        shows that it waits on that system, and keeps retrying with backoff."""
+        try:
+            return await workflow.execute_activity_method(
+                activity, arg, start_to_close_timeout=CALL_TIMEOUT,
+                schedule_to_close_timeout=WAIT_VISIBLY_AFTER, retry_policy=retry)
+        except ActivityError as err:
+            if _error_type(err) in (retry.non_retryable_error_types or []):
+                raise  # a business refusal: the saga handles it
+        system = SYSTEM_OF.get(getattr(activity, "__qualname__", "").split(".")[0],
+                               "a retailer system")
+        status_before = self._status
+        self._status = "waiting_on_system"
+        self._waiting_on = system
+        self._event("system", "waiting", detail={"on": system})
+        await self._flush()
+        try:
+            return await workflow.execute_activity_method(
+                activity, arg, start_to_close_timeout=CALL_TIMEOUT, retry_policy=retry)
+        finally:
+            self._waiting_on = None
+            if self._status == "waiting_on_system":
+                self._status = status_before
+            self._event("system", "system_answered", detail={"system": system})
+            await self._flush()
 
     # ----------------------------------------------------------------- courier events
 
