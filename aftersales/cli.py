@@ -144,13 +144,7 @@ def demo() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def demo_orders(as_json: bool) -> None:
     """List the simulated order system's orders."""
-    import httpx
-
-    url = _settings().order_system_url
-    try:
-        orders = httpx.get(f"{url}/orders", timeout=10).json()
-    except httpx.HTTPError as err:
-        raise click.ClickException(f"the order system at {url} does not answer: {err}") from err
+    orders = _order_system_get("/orders")
     if as_json:
         click.echo(json.dumps(orders, ensure_ascii=False, indent=1))
         return
@@ -298,13 +292,7 @@ def sla_check(path: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def demo_refunds(as_json: bool) -> None:
     """List the refunds the simulated payment side has paid."""
-    import httpx
-
-    url = _settings().order_system_url
-    try:
-        refunds = httpx.get(f"{url}/refunds", timeout=10).json()
-    except httpx.HTTPError as err:
-        raise click.ClickException(f"the order system at {url} does not answer: {err}") from err
+    refunds = _order_system_get("/refunds")
     if as_json:
         click.echo(json.dumps(refunds, ensure_ascii=False, indent=1))
         return
@@ -320,6 +308,17 @@ def migrate() -> None:
 
     run_migrations(_settings().database_url)
     click.echo("database is at the newest schema")
+
+
+def _order_system_get(path: str) -> list:
+    """GET a listing from the (simulated) order system, or a clear error."""
+    import httpx
+
+    url = _settings().order_system_url
+    try:
+        return httpx.get(f"{url}{path}", timeout=10).json()
+    except httpx.HTTPError as err:
+        raise click.ClickException(f"the order system at {url} does not answer: {err}") from err
 
 
 def _sessions():
