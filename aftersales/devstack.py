@@ -205,7 +205,7 @@ class DevStack:
 
     # ------------------------------------------------------------------ stop
 
-    def _on_signal(self, signum, _frame) -> None:
+    def _on_signal(self, _signum, _frame) -> None:
         self._stopping = True
         raise _Stop()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from workflows.sla import parse_duration
@@ -38,7 +38,6 @@ class Settings:
     # a duration like "365d").
     retention: int = 365 * 86400
     public_url: str = "http://127.0.0.1:5000"
-    extra: dict = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

@@ -66,10 +66,6 @@ def user_for_token(session: Session, token: str) -> User | None:
     return user if user is not None and user.active else None
 
 
-def users_with_role(session: Session, role: str) -> list[User]:
-    return list(session.scalars(select(User).where(User.role == role, User.active.is_(True))))
-
-
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 

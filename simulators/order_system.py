@@ -19,13 +19,14 @@ from pathlib import Path
 from flask import Flask, jsonify, request
 
 from simulators.http import (
+    Refused,
     command_line,
-    install_faults,
     iso,
     load_state,
     problem,
     save_state,
     serve_forever,
+    simulator_app,
 )
 
 # sku, name, unit price, category (categories matter for return eligibility).
@@ -115,7 +116,8 @@ class OrderSystem:
             existing = self.compensations.get(key)
             if existing is not None:
                 if existing["request"] != body:
-                    raise ValueError("idempotency key reused with a different body")
+                    raise OrderRefused(409, "idempotency_conflict",
+                                       "idempotency key reused with a different body")
                 return existing, False
             kind = "coupon" if body.get("coupon_code") else "points"
             record = {
@@ -140,17 +142,17 @@ class OrderSystem:
             existing = self.refunds.get(key)
             if existing is not None:
                 if existing["request"] != body:
-                    raise RefundRefused("idempotency_conflict",
-                                        "idempotency key reused with a different body")
+                    raise OrderRefused(409, "idempotency_conflict",
+                                       "idempotency key reused with a different body")
                 return existing, False
             order = self.orders[order_id]
             amount = Decimal(body["amount"])
             paid = sum(Decimal(p["amount"]) for p in order["payments"])
             refundable = paid - Decimal(order["refunded"])
             if amount > refundable:
-                raise RefundRefused("exceeds_refundable",
-                                    f"refund {amount} exceeds the {refundable} left to refund "
-                                    f"on order {order_id}")
+                raise OrderRefused(409, "exceeds_refundable",
+                                   f"refund {amount} exceeds the {refundable} left to refund "
+                                   f"on order {order_id}")
             order["refunded"] = f"{Decimal(order['refunded']) + amount:.2f}"
             record = {
                 "id": f"RF-{len(self.refunds) + 1:05d}",
@@ -175,20 +177,25 @@ class OrderSystem:
                                       "refunds": self.refunds})
 
 
-class RefundRefused(Exception):
-    def __init__(self, kind: str, detail: str) -> None:
-        super().__init__(detail)
-        self.kind = kind
-        self.detail = detail
+class OrderRefused(Refused):
+    """A refusal of the order system, answered with a problem whose `type` is `kind`."""
 
 
 def create_app(system: OrderSystem, fail_rate: float = 0.0, hang_seconds: float = 8.0) -> Flask:
-    app = Flask("order_system_simulator")
-    install_faults(app, fail_rate, hang_seconds)
+    app = simulator_app("order_system_simulator", fail_rate, hang_seconds)
 
-    @app.get("/health")
-    def health():
-        return {"status": "ok"}
+    def keyed_write(order_id: str, body_ok, invalid: str, operation):
+        """Header (400), order (404), body (422), then the write: 201 new, 200 replay."""
+        key = request.headers.get("Idempotency-Key")
+        if not key:
+            return problem(400, "Idempotency-Key header is required")
+        if order_id not in system.orders:
+            return problem(404, f"order {order_id} not found")
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or not body_ok(body):
+            return problem(422, invalid)
+        record, created = operation(order_id, key, body)
+        return jsonify(_public(record)), 201 if created else 200
 
     @app.get("/orders")
     def list_orders():
@@ -203,19 +210,8 @@ def create_app(system: OrderSystem, fail_rate: float = 0.0, hang_seconds: float 
 
     @app.post("/orders/<order_id>/compensations")
     def grant(order_id: str):
-        key = request.headers.get("Idempotency-Key")
-        if not key:
-            return problem(400, "Idempotency-Key header is required")
-        if order_id not in system.orders:
-            return problem(404, f"order {order_id} not found")
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict) or not (body.get("coupon_code") or body.get("points")):
-            return problem(422, "a compensation needs coupon_code or points")
-        try:
-            record, created = system.grant(order_id, key, body)
-        except ValueError as err:
-            return problem(409, str(err))
-        return jsonify(_public(record)), 201 if created else 200
+        return keyed_write(order_id, lambda b: b.get("coupon_code") or b.get("points"),
+                           "a compensation needs coupon_code or points", system.grant)
 
     @app.get("/compensations")
     def list_compensations():
@@ -223,19 +219,8 @@ def create_app(system: OrderSystem, fail_rate: float = 0.0, hang_seconds: float 
 
     @app.post("/orders/<order_id>/refunds")
     def refund(order_id: str):
-        key = request.headers.get("Idempotency-Key")
-        if not key:
-            return problem(400, "Idempotency-Key header is required")
-        if order_id not in system.orders:
-            return problem(404, f"order {order_id} not found")
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict) or not _is_amount(body.get("amount")):
-            return problem(422, "a refund needs an amount like \"25.00\"")
-        try:
-            record, created = system.refund(order_id, key, body)
-        except RefundRefused as err:
-            return problem(409, err.detail, err.kind)
-        return jsonify(_public(record)), 201 if created else 200
+        return keyed_write(order_id, lambda b: _is_amount(b.get("amount")),
+                           'a refund needs an amount like "25.00"', system.refund)
 
     @app.get("/refunds")
     def list_refunds():

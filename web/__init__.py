@@ -85,10 +85,6 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
     return app
 
 
-def app_state(app: Flask) -> AppState:
-    return app.extensions["aftersales"]
-
-
 SECURITY_HEADERS = {
     # Nothing is loaded from elsewhere, no inline script, and no framing (clickjacking).
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "

@@ -11,7 +11,7 @@ from flask import Blueprint, current_app, request
 from db import accounts
 from db import cases as case_store
 from web.auth import check, current_user, require
-from web.gateway import ActionRefused, CaseNotRunning
+from web.gateway import ActionRefused
 from web.idempotency import idempotent
 from web.pagination import decode_cursor, encode_cursor
 from web.problems import Problem
@@ -166,15 +166,7 @@ def act(case_id: str, action: str):
                               errors={"assignee": [f"no active user '{data['assignee']}'"]})
     user = current_user()
     update, arg = action_update(action, Actor(user.name, user.role), data)
-    try:
-        st.gateway.act(case_id, update, arg)
-    except ActionRefused as err:
-        status = {"WrongStage": 409, "Forbidden": 403}.get(err.kind, 422)
-        title = {409: "Action not allowed", 403: "Forbidden"}.get(status, "Invalid action")
-        raise Problem(status, title, err.message) from err
-    except CaseNotRunning as err:
-        raise Problem(409, "Action not allowed", "the case has ended and takes no more "
-                      "actions") from err
+    st.gateway.act(case_id, update, arg)  # refusals become problems app-wide
     with st.sessions() as session:
         row = case_store.get_case(session, case_id)
         assert row is not None

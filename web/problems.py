@@ -9,7 +9,7 @@ from marshmallow import ValidationError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from web.gateway import TemporalUnavailable
+from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
 
 log = logging.getLogger("aftersales.web")
 PROBLEM_BASE = "https://aftersales.dev/problems/"
@@ -68,6 +68,19 @@ def register(app: Flask) -> None:
     def on_validation(err: ValidationError):
         return problem_response(Problem(422, "Invalid request", "some fields are invalid",
                                         errors=flatten_errors(err.messages)))
+
+    @app.errorhandler(ActionRefused)
+    def on_refused(err: ActionRefused):
+        # The workflow's validators say why: the wrong stage (409), a role the workflow
+        # itself checks (403), or values that do not fit the case (422).
+        status = {"WrongStage": 409, "Forbidden": 403}.get(err.kind, 422)
+        title = {409: "Action not allowed", 403: "Forbidden"}.get(status, "Invalid action")
+        return problem_response(Problem(status, title, err.message))
+
+    @app.errorhandler(CaseNotRunning)
+    def on_ended(err: CaseNotRunning):
+        return problem_response(Problem(409, "Action not allowed",
+                                        "the case has ended and takes no more actions"))
 
     @app.errorhandler(TemporalUnavailable)
     def on_temporal(err: TemporalUnavailable):

@@ -9,7 +9,6 @@ from flask import Blueprint, current_app, redirect, request, url_for
 from db import cases as case_store
 from db.cases import as_utc
 from web.api import json_body
-from web.gateway import ActionRefused, CaseNotRunning
 from web.problems import Problem
 from web.representation import customer_json
 from web.schemas import FeedbackSchema, ReplySchema
@@ -64,13 +63,6 @@ def link(token: str):
 
 def _send(token: str, update, arg):
     row, _ = _case_for(token)
-    gateway = current_app.extensions["aftersales"].gateway
-    try:
-        gateway.act(row.id, update, arg)
-    except ActionRefused as err:
-        status_code = 409 if err.kind == "WrongStage" else 422
-        raise Problem(status_code, "Not possible now", err.message) from err
-    except CaseNotRunning as err:
-        raise Problem(409, "Not possible now", "this case has ended") from err
+    current_app.extensions["aftersales"].gateway.act(row.id, update, arg)
     row, events = _case_for(token)
     return customer_json(row, events)

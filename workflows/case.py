@@ -59,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.eligibility import check_eligibility
     from workflows.priority import score_priority
     from workflows.resolutions import LEGAL_CALENDAR, ResolutionSagas
+    from workflows.saga import error_message, error_type
     from workflows.sla import BusinessCalendar, format_duration
 
 # Search attributes, registered by `aftersales.temporal.ensure_search_attributes`.
@@ -193,7 +194,7 @@ class CaseWorkflow(ResolutionSagas):
         try:
             order = await self._lookup_order(ORDER_LOOKUP_FIRST_BUDGET)
         except ActivityError as err:
-            if _error_type(err) == "OrderNotFound":
+            if error_type(err) == "OrderNotFound":
                 self._intake_error = f"order {inp.order_id} not found in the order system"
                 return False
             # The order system is down: the case exists and waits on it.
@@ -208,10 +209,10 @@ class CaseWorkflow(ResolutionSagas):
             except ActivityError as err2:
                 self._intake_error = (
                     f"order {inp.order_id} not found in the order system"
-                    if _error_type(err2) == "OrderNotFound"
-                    else f"the order system refused order {inp.order_id}: {_error_message(err2)}")
+                    if error_type(err2) == "OrderNotFound"
+                    else f"the order system refused order {inp.order_id}: {error_message(err2)}")
                 self._event(SYSTEM, "cancelled", "record", "cancelled",
-                            {"reason": self._intake_error, "error": _error_type(err2)})
+                            {"reason": self._intake_error, "error": error_type(err2)})
                 self._stage = "cancelled"
                 self._status = "cancelled"
                 await self._flush()
@@ -971,16 +972,6 @@ def _enrich_customer(given: Customer, known: Customer | None) -> Customer:
         phone=given.phone or known.phone,
         tier=known.tier if given.tier == "regular" else given.tier,
     )
-
-
-def _error_type(err: ActivityError) -> str | None:
-    cause = err.cause
-    return cause.type if isinstance(cause, ApplicationError) else None
-
-
-def _error_message(err: ActivityError) -> str:
-    cause = err.cause
-    return str(cause.message if isinstance(cause, ApplicationError) else cause or err)
 
 
 def _resolution_detail(plan: Resolution) -> dict:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.courier_system import CourierActivities
@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
         Waybill,
         WaybillRequest,
     )
-    from workflows.saga import Saga
+    from workflows.saga import Saga, error_message, error_type
     from workflows.sla import ALWAYS_OPEN, BusinessCalendar, CalendarSpec
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ class ResolutionSagas:
             }[plan.type]
             await runner(plan, saga)
         except (ActivityError, ResolutionFailed) as err:
-            reason = _reason(err)
+            reason = error_message(err)
             plan.awaiting = None
             left = await saga.compensate()
             if left:
@@ -198,7 +198,7 @@ class ResolutionSagas:
                     partial(self._release, item.sku),
                 )
             except ActivityError as err:
-                if _error_type(err) == "InsufficientStock":
+                if error_type(err) == "InsufficientStock":
                     raise ResolutionFailed(f"{item.sku} is out of stock: offer a refund "
                                            "instead") from err
                 raise
@@ -300,7 +300,7 @@ class ResolutionSagas:
                              Waybill(number, self._parcels[number]["type"], "created"),
                              retry=COMPENSATION_RETRY)
         except ActivityError as err:
-            if _error_type(err) != "AlreadyPickedUp":
+            if error_type(err) != "AlreadyPickedUp":
                 raise
 
     async def _release(self, sku: str) -> None:
@@ -349,7 +349,7 @@ class ResolutionSagas:
                 activity, arg, start_to_close_timeout=CALL_TIMEOUT,
                 schedule_to_close_timeout=WAIT_VISIBLY_AFTER, retry_policy=retry)
         except ActivityError as err:
-            if _error_type(err) in (retry.non_retryable_error_types or []):
+            if error_type(err) in (retry.non_retryable_error_types or []):
                 raise  # a business refusal: the saga handles it
         system = SYSTEM_OF.get(getattr(activity, "__qualname__", "").split(".")[0],
                                "a retailer system")
@@ -433,15 +433,3 @@ class ResolutionSagas:
             return Decimal(0)
         paid = sum((Decimal(p.amount) for p in self._order.payments), Decimal(0))
         return paid - Decimal(self._order.refunded) - self._refunded
-
-
-def _error_type(err: ActivityError) -> str | None:
-    cause = err.cause
-    return cause.type if isinstance(cause, ApplicationError) else None
-
-
-def _reason(err: BaseException) -> str:
-    if isinstance(err, ActivityError):
-        cause = err.cause
-        return str(cause.message if isinstance(cause, ApplicationError) else cause or err)
-    return str(err)

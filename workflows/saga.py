@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from temporalio.exceptions import ActivityError, ApplicationError
+
 from workflows.domain import Resolution
 
 
@@ -44,9 +46,22 @@ class Saga:
                 await undo()
             except Exception as err:
                 self._resolution.steps.append({"step": name, "state": "compensation_failed",
-                                               "reason": str(getattr(err, "cause", None)
-                                                             or err)})
+                                               "reason": error_message(err)})
                 left.append(name)
                 continue
             self._resolution.steps.append({"step": name, "state": "compensated"})
         return left
+
+
+def error_type(err: BaseException) -> str | None:
+    """The `type` of the business refusal behind a failed activity, if it was one."""
+    cause = err.cause if isinstance(err, ActivityError) else None
+    return cause.type if isinstance(cause, ApplicationError) else None
+
+
+def error_message(err: BaseException) -> str:
+    """What a failed activity (or any other failure) says, for the timeline."""
+    if isinstance(err, ActivityError):
+        cause = err.cause
+        return str(cause.message if isinstance(cause, ApplicationError) else cause or err)
+    return str(err)
