@@ -20,6 +20,7 @@ from workflows.domain import Projection
 CASE_COLUMNS = (
     "kind", "channel", "stage", "status", "priority", "assignee", "order_id",
     "stage_due_at", "resolution_due_at", "overdue", "closed_at", "repeat_of", "rating",
+    "at_risk_at",
 )
 
 

@@ -69,6 +69,8 @@ class Case(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     repeat_of: Mapped[str | None] = mapped_column(String(32))
     rating: Mapped[int | None] = mapped_column(Integer)
+    # When the first running SLA target reaches 75 % (the supervisor's at-risk list).
+    at_risk_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Facts for the reports, kept as columns so they aggregate in SQL.
     confirmed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -94,6 +96,7 @@ class Case(Base):
         Index("ix_cases_stage_due", "stage", "due_key", "id"),
         Index("ix_cases_assignee_due", "assignee", "due_key", "id"),
         Index("ix_cases_overdue", "overdue"),
+        Index("ix_cases_at_risk", "at_risk_at"),
         Index("ix_cases_order", "order_id", "kind"),
         Index("ix_cases_customer", "customer_id"),
         Index("ix_cases_created", "created_at"),

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         ACTION_STAGES,
         GOODS_RESOLUTIONS,
         OPEN_STAGES,
+        AT_RISK_SHARE,
         REOPEN_WINDOW_DAYS,
         AnalyzeInput,
         ApproveInput,
@@ -899,6 +900,9 @@ class CaseWorkflow(ResolutionSagas):
             c.breached_at is not None and clocks.is_open(c) for c in self._clocks
         )
         stage_due = stage_clock.due_at if stage_clock else None
+        risks = [at for c in self._clocks if c.breached_at is None and self._stage in OPEN_STAGES
+                 and (at := clocks.instant_at_share(c, AT_RISK_SHARE,
+                                                    self._calendar_for(c))) is not None]
         if self._stage == "feedback":
             stage_due = self._feedback_due_at
         return CaseSnapshot(
@@ -947,6 +951,7 @@ class CaseWorkflow(ResolutionSagas):
             refunded=f"{self._refunded:.2f}",
             compensation_points=self._points_given,
             waiting_on=self._waiting_on,
+            at_risk_at=min(risks) if risks else None,
             parcels={number: {**p, "events": list(p["events"])}
                      for number, p in self._parcels.items()},
         )

@@ -58,6 +58,8 @@ ACTION_STAGES: dict[str, tuple[str, ...]] = {
 }
 ACTIONS = tuple(ACTION_STAGES)
 REOPEN_WINDOW_DAYS = 30
+# A case is "at risk" once this share of a running SLA target is used.
+AT_RISK_SHARE = 0.75
 
 
 def raise_priority(priority: str, steps: int = 1) -> str:
@@ -247,6 +249,8 @@ class CaseSnapshot:
     compensation_points: int = 0
     # The retailer system a step is waiting on, while it does not answer.
     waiting_on: str | None = None
+    # When a running target reaches AT_RISK_SHARE (the supervisor's "at risk" list).
+    at_risk_at: datetime | None = None
 
 
 @dataclass
