@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db.models import FAR_FUTURE, Case, CaseClock, OutboxMessage, TimelineEvent
-from workflows.domain import Projection
+from workflows.domain import OPEN_STAGES, Projection
 
 CASE_COLUMNS = (
     "kind", "channel", "stage", "status", "priority", "assignee", "order_id",
@@ -196,6 +196,12 @@ class CaseFilter:
     q: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
+    # For the pages: only cases still open, only unassigned ones, one status, and
+    # cases not yet overdue whose 75 % mark has passed by this instant.
+    open_only: bool = False
+    unassigned: bool = False
+    status: str | None = None
+    at_risk_by: datetime | None = None
 
 
 # Sort orders: the columns of each, all ascending except `created` (newest first).
@@ -206,6 +212,17 @@ SORTS = {
     "priority": (Case.priority, Case.due_key, Case.id),
 }
 DESCENDING = {"created"}
+
+
+def related_cases(session: Session, case: Case, limit: int = 20) -> tuple[list[Case],
+                                                                         list[Case]]:
+    """The customer's other cases and this order's other cases, newest first: what a
+    handler reads before asking the customer anything twice."""
+    def others(condition) -> list[Case]:
+        return list(session.scalars(select(Case).where(condition, Case.id != case.id)
+                                    .order_by(Case.created_at.desc()).limit(limit)))
+
+    return others(Case.customer_id == case.customer_id), others(Case.order_id == case.order_id)
 
 
 def open_cases_on_order(session: Session, order_id: str) -> list[str]:
@@ -239,12 +256,19 @@ def recent_cases(session: Session, customer_id: str, order_id: str,
 
 def case_query(filters: CaseFilter) -> Select:
     stmt = select(Case)
-    for name in ("stage", "kind", "priority", "channel", "assignee"):
+    for name in ("stage", "kind", "priority", "channel", "assignee", "status"):
         value = getattr(filters, name)
         if value:
             stmt = stmt.where(getattr(Case, name) == value)
     if filters.overdue is not None:
         stmt = stmt.where(Case.overdue.is_(filters.overdue))
+    if filters.open_only:
+        stmt = stmt.where(Case.stage.in_(OPEN_STAGES))
+    if filters.unassigned:
+        stmt = stmt.where(Case.assignee.is_(None))
+    if filters.at_risk_by is not None:
+        stmt = stmt.where(Case.at_risk_at <= filters.at_risk_by, Case.overdue.is_(False),
+                          Case.stage.in_(OPEN_STAGES))
     if filters.created_from:
         stmt = stmt.where(Case.created_at >= filters.created_from)
     if filters.created_to:

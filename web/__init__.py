@@ -58,17 +58,22 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
         login_limiter=MissLimiter(limit=5, window=900),
     )
 
-    from web import audit, problems
+    from web import audit, caseview, i18n, problems
     from web.api import api
+    from web.customer import customer
+    from web.desk import desk
     from web.health import health
     from web.openapi import openapi
     from web.pages import pages
     from web.reports import reports
     from web.status import status
+    from web.supervisor import supervisor
     from web.webhooks import webhooks
 
     problems.register(app)
     audit.register(app)
+    i18n.init_app(app)
+    caseview.register(app)
     app.after_request(_security_headers)
     app.register_blueprint(health)
     app.register_blueprint(api, url_prefix="/api/v1")
@@ -77,6 +82,9 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
     app.register_blueprint(openapi)
     app.register_blueprint(webhooks)
     app.register_blueprint(pages)
+    app.register_blueprint(desk)
+    app.register_blueprint(supervisor)
+    app.register_blueprint(customer)
     # Forms are protected by CSRF tokens; the JSON API authenticates by bearer token or
     # signature, never by cookie, so it has nothing to protect.
     csrf.init_app(app)
@@ -86,9 +94,11 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
 
 
 SECURITY_HEADERS = {
-    # Nothing is loaded from elsewhere, no inline script, and no framing (clickjacking).
+    # Nothing is loaded from elsewhere, no inline script or style (only our own files),
+    # and no framing (clickjacking).
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
-                               "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+                               "script-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+                               "form-action 'self'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",

@@ -152,9 +152,20 @@ def act(case_id: str, action: str):
     if action != "assign":
         check(f"cases.{action}")
     data = ACTION_SCHEMAS[action]().load(json_body())
-    if action == "assign":
-        own = data["assignee"] == current_user().name
-        check("cases.assign.self" if own else "cases.assign.others")
+    perform_action(case_id, action, data)
+    with state().sessions() as session:
+        row = case_store.get_case(session, case_id)
+        assert row is not None
+        return case_json(row, case_store.timeline(session, case_id))
+
+
+def perform_action(case_id: str, action: str, data: dict) -> None:
+    """Check the caller's right to `action` (body already loaded by its schema) and send
+    it to the case; shared by the API and the desk's forms. Raises Problem,
+    ActionRefused, CaseNotRunning or TemporalUnavailable."""
+    check("cases.assign.self" if action == "assign" and data["assignee"] ==
+          current_user().name else "cases.assign.others" if action == "assign"
+          else f"cases.{action}")
     st = state()
     with st.sessions() as session:
         if case_store.get_case(session, case_id) is None:
@@ -167,10 +178,6 @@ def act(case_id: str, action: str):
     user = current_user()
     update, arg = action_update(action, Actor(user.name, user.role), data)
     st.gateway.act(case_id, update, arg)  # refusals become problems app-wide
-    with st.sessions() as session:
-        row = case_store.get_case(session, case_id)
-        assert row is not None
-        return case_json(row, case_store.timeline(session, case_id))
 
 
 def action_update(action: str, actor: Actor, data: dict) -> tuple[Any, Any]:

@@ -1,22 +1,25 @@
 """Staff sign-in for the web pages: a login form with CSRF protection, a session cookie
-that scripts cannot read, a brake on password guessing, and sign-out.
-
-The pages themselves (desk, supervisor console) build on this; until they exist a
-signed-in user lands on a home page that says who they are.
+that scripts cannot read, a brake on password guessing, and sign-out. Staff land on
+the page for their role: handlers on the desk, supervisors and admins on the console.
 """
 
 from __future__ import annotations
+
+from functools import wraps
 
 from flask import (
     Blueprint,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
     session,
     url_for,
 )
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
@@ -28,8 +31,8 @@ pages = Blueprint("pages", __name__)
 
 
 class LoginForm(FlaskForm):
-    username = StringField("User name", validators=[DataRequired(), Length(max=64)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+    username = StringField(_l("User name"), validators=[DataRequired(), Length(max=64)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)])
 
 
 def signed_in_user():
@@ -42,6 +45,38 @@ def signed_in_user():
     return user if user is not None and user.active else None
 
 
+def landing(role: str) -> str:
+    return url_for("supervisor.console" if role in ("supervisor", "admin") else "desk.queue")
+
+
+def staff_page(*roles: str):
+    """Decorator for a page: signed in (else to the login page, and back after) with
+    one of `roles`; the user is `g.user`, so the API's permission checks apply."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            user = signed_in_user()
+            if user is None:
+                return redirect(url_for("pages.login", next=request.full_path.rstrip("?")))
+            if roles and user.role not in roles:
+                return render_template("message.html", title=_("Not for your role"),
+                                       message=_("This page is for %(roles)s.",
+                                                 roles=", ".join(roles))), 403
+            g.user = user
+            return view(*args, **kwargs)
+        return wrapper
+    return decorator
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only a path on this site (no scheme, no host): never an open redirect."""
+    if target and target.startswith("/") and not target.startswith("//") \
+            and "\\" not in target:
+        return target
+    return None
+
+
 @pages.route("/login", methods=["GET", "POST"])
 def login():
     form = LoginForm()
@@ -52,7 +87,7 @@ def login():
             limiter.check(client)
         except Problem as err:
             return render_template("login.html", form=form,
-                                   error="Too many failed sign-ins. Try again later."), \
+                                   error=_("Too many failed sign-ins. Try again later.")), \
                 err.status, err.headers
         if form.validate_on_submit():
             with current_app.extensions["aftersales"].sessions() as db:
@@ -61,17 +96,17 @@ def login():
                 session.clear()  # a fresh session: no fixation across sign-in
                 session["user"] = user.name
                 session.permanent = True
-                return redirect(url_for("pages.home"))
+                return redirect(_safe_next(request.args.get("next")) or landing(user.role))
             limiter.miss(client)
         return render_template("login.html", form=form,
-                               error="Wrong user name or password."), 401
+                               error=_("Wrong user name or password.")), 401
     return render_template("login.html", form=form, error=None)
 
 
 @pages.post("/logout")
 def logout():
     session.clear()
-    flash("Signed out.")
+    flash(_("Signed out."))
     return redirect(url_for("pages.login"))
 
 
@@ -80,4 +115,4 @@ def home():
     user = signed_in_user()
     if user is None:
         return redirect(url_for("pages.login"))
-    return render_template("home.html", user=user, form=FlaskForm())
+    return redirect(landing(user.role))

@@ -2,38 +2,55 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
+
 from db.cases import jsonable
 from db.models import Case, TimelineEvent
 
 # Timeline events a customer sees, in plain words.
 CUSTOMER_EVENTS = {
-    "created": "We received your request",
-    "recorded": "Your request was registered",
-    "confirmed": "A service agent confirmed your request",
-    "rejected": "Your request was declined",
-    "analyzed": "We found the cause",
-    "resolution_planned": "We decided how to put it right",
-    "parcel": "Your parcel moved",
-    "approved": "Your refund was approved",
-    "inspected": "We checked the returned goods",
-    "resolved": "Done: the resolution was carried out",
-    "info_requested": "We asked you a question",
-    "customer_replied": "You answered our question",
-    "feedback": "You rated our service",
-    "reopened": "Your case was reopened",
-    "cancelled": "Your case was cancelled",
-    "closed": "Your case is closed",
+    "created": _l("We received your request"),
+    "recorded": _l("Your request was registered"),
+    "confirmed": _l("A service agent confirmed your request"),
+    "rejected": _l("Your request was declined"),
+    "analyzed": _l("We found the cause"),
+    "resolution_planned": _l("We decided how to put it right"),
+    "parcel": _l("Your parcel moved"),
+    "approved": _l("Your refund was approved"),
+    "inspected": _l("We checked the returned goods"),
+    "resolved": _l("Done: the resolution was carried out"),
+    "info_requested": _l("We asked you a question"),
+    "customer_replied": _l("You answered our question"),
+    "feedback": _l("You rated our service"),
+    "reopened": _l("Your case was reopened"),
+    "cancelled": _l("Your case was cancelled"),
+    "closed": _l("Your case is closed"),
 }
 NEXT_STEP = {
-    "record": "We are registering your request.",
-    "confirm": "A service agent will confirm your request.",
-    "analyze": "We are looking into the cause.",
-    "resolve": "We are putting it right.",
-    "feedback": "Please rate how we handled your case.",
-    "revisit": "We will call you to check that all is well.",
-    "closed": "Nothing more to do. Thank you.",
-    "cancelled": "Nothing more to do.",
+    "record": _l("We are registering your request."),
+    "confirm": _l("A service agent will confirm your request."),
+    "analyze": _l("We are looking into the cause."),
+    "resolve": _l("We are putting it right."),
+    "feedback": _l("Please rate how we handled your case."),
+    "revisit": _l("We will call you to check that all is well."),
+    "closed": _l("Nothing more to do. Thank you."),
+    "cancelled": _l("Nothing more to do."),
 }
+
+SYSTEM_NAMES = {
+    "order system": _l("order system"),
+    "inventory system": _l("inventory system"),
+    "courier system": _l("courier system"),
+}
+
+
+def next_step(row: Case) -> str:
+    """What happens next, in the customer's words (and language)."""
+    waiting_on = row.data.get("waiting_on")
+    if waiting_on:
+        return str(_l("We are waiting on the %(system)s; nothing is lost, we keep trying.",
+                      system=SYSTEM_NAMES.get(waiting_on, waiting_on)))
+    return str(NEXT_STEP.get(row.stage, ""))
 
 
 def case_json(row: Case, events: list[TimelineEvent] | None = None) -> dict:
@@ -118,8 +135,7 @@ def customer_json(row: Case, events: list[TimelineEvent]) -> dict:
         "kind": row.kind,
         "stage": row.stage,
         "status": row.status,
-        "next_step": (f"We are waiting on the {data['waiting_on']}; nothing is lost, we "
-                      "keep trying." if data.get("waiting_on") else NEXT_STEP.get(row.stage, "")),
+        "next_step": next_step(row),
         "due_at": jsonable(row.stage_due_at) if row.stage not in ("closed", "cancelled")
         else None,
         "question": data.get("pending_question"),
@@ -134,7 +150,7 @@ def customer_json(row: Case, events: list[TimelineEvent]) -> dict:
             for number, parcel in (data.get("parcels") or {}).items()
         ],
         "history": [
-            {"at": jsonable(e.at), "what": CUSTOMER_EVENTS[e.type], "stage": e.stage_after}
+            {"at": jsonable(e.at), "what": str(CUSTOMER_EVENTS[e.type]), "stage": e.stage_after}
             for e in events if e.type in CUSTOMER_EVENTS
         ],
     }

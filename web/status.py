@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from flask import Blueprint, current_app, redirect, request, url_for
+from flask import Blueprint, current_app, request
 
 from db import cases as case_store
 from db.cases import as_utc
@@ -52,13 +52,6 @@ def feedback(token: str):
 def reply(token: str):
     data = ReplySchema().load(json_body())
     return _send(token, CaseWorkflow.reply, ReplyInput(data["message"]))
-
-
-@status.get("/s/<token>")
-def link(token: str):
-    # The customer's page arrives with the web pages; until then the link shows the
-    # same view as JSON.
-    return redirect(url_for("status.view", token=token))
 
 
 def _send(token: str, update, arg):

@@ -25,9 +25,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows import clocks
     from workflows.domain import (
         ACTION_STAGES,
+        AT_RISK_SHARE,
         GOODS_RESOLUTIONS,
         OPEN_STAGES,
-        AT_RISK_SHARE,
         REOPEN_WINDOW_DAYS,
         AnalyzeInput,
         ApproveInput,

@@ -1,0 +1,221 @@
+"""What the pages show of a case: urgency, stage progress, breaches, and the actions
+this user can take now.
+
+The action list mirrors the workflow's validators (stage, role, what the resolution
+waits for), so the case page never offers a button that can only fail; the workflow
+still has the last word and its refusal is shown if the case moved meanwhile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask_babel import lazy_gettext as _l
+
+from db.cases import as_utc
+from db.models import Case
+from web.auth import PERMISSIONS
+from workflows.domain import ACTION_STAGES, OPEN_STAGES, REOPEN_WINDOW_DAYS
+
+# The customer's six steps, in plain words (受理 → 确认 → 分析 → 处理 → 评价 → 回访).
+PROGRESS = ("record", "confirm", "analyze", "resolve", "feedback", "revisit")
+STAGE_WORDS = {
+    "record": _l("Received"),
+    "confirm": _l("Confirmed"),
+    "analyze": _l("Analysed"),
+    "resolve": _l("Resolved"),
+    "feedback": _l("Rated"),
+    "revisit": _l("Follow-up"),
+    "closed": _l("Closed"),
+    "cancelled": _l("Cancelled"),
+}
+# What the stage means while the case is in it (staff wording).
+STAGE_NAMES = {
+    "record": _l("Recording"),
+    "confirm": _l("To confirm"),
+    "analyze": _l("To analyse"),
+    "resolve": _l("To resolve"),
+    "feedback": _l("Awaiting rating"),
+    "revisit": _l("To follow up"),
+    "closed": _l("Closed"),
+    "cancelled": _l("Cancelled"),
+}
+KIND_NAMES = {
+    "complaint": _l("Complaint"),
+    "return": _l("Return"),
+    "refund": _l("Refund"),
+    "exchange": _l("Exchange"),
+    "repair": _l("Repair"),
+}
+CLOCK_NAMES = {
+    "confirm": _l("confirmation"),
+    "analyze": _l("analysis"),
+    "resolution": _l("resolution"),
+    "revisit": _l("follow-up"),
+    "legal_refund": _l("legal refund deadline"),
+}
+STATUS_NAMES = {
+    "open": _l("Open"),
+    "resolving": _l("Resolution running"),
+    "waiting_on_customer": _l("Waiting on the customer"),
+    "waiting_on_approval": _l("Waiting for approval"),
+    "waiting_on_system": _l("Waiting on a retailer system"),
+    "closed": _l("Closed"),
+    "cancelled": _l("Cancelled"),
+}
+ROOT_CAUSE_NAMES = {
+    "product_quality": _l("Product quality"),
+    "wrong_item": _l("Wrong item sent"),
+    "missing_item": _l("Item missing"),
+    "damaged_in_transit": _l("Damaged in transit"),
+    "late_delivery": _l("Late delivery"),
+    "lost_parcel": _l("Parcel lost"),
+    "description_mismatch": _l("Not as described"),
+    "service_attitude": _l("Service attitude"),
+    "pricing": _l("Pricing"),
+    "customer_changed_mind": _l("Customer changed mind"),
+    "other": _l("Other"),
+}
+PARTY_NAMES = {
+    "merchant": _l("Merchant"),
+    "supplier": _l("Supplier"),
+    "courier": _l("Courier"),
+    "customer": _l("Customer"),
+    "platform": _l("Platform"),
+}
+RESOLUTION_NAMES = {
+    "refund": _l("Refund"),
+    "return_refund": _l("Return and refund"),
+    "exchange": _l("Exchange"),
+    "repair": _l("Repair"),
+    "compensation": _l("Compensation"),
+    "apology": _l("Apology"),
+}
+OUTCOME_NAMES = {
+    "satisfied": _l("Satisfied"),
+    "unsatisfied": _l("Unsatisfied (reopen)"),
+    "unreachable": _l("Unreachable"),
+}
+ACTION_NAMES = {
+    "assign": _l("Assign"),
+    "confirm": _l("Confirm"),
+    "reject": _l("Reject"),
+    "analyze": _l("Record the analysis"),
+    "resolve": _l("Resolve"),
+    "inspect": _l("Inspect returned goods"),
+    "request-info": _l("Ask the customer"),
+    "note": _l("Add a note"),
+    "escalate": _l("Escalate"),
+    "approve": _l("Approve the refund"),
+    "revisit": _l("Record the follow-up call"),
+    "reopen": _l("Reopen"),
+    "cancel": _l("Cancel the case"),
+}
+ROLE_NAMES = {
+    "handler": _l("handler"),
+    "supervisor": _l("supervisor"),
+    "admin": _l("admin"),
+}
+# The order the forms appear in on the case page: the stage's main step first.
+ACTION_ORDER = ("confirm", "analyze", "resolve", "approve", "inspect", "revisit",
+                "request-info", "assign", "note", "escalate", "reopen", "reject", "cancel")
+
+
+@dataclass(frozen=True)
+class Urgency:
+    """How a case reads at a glance: `overdue`, `risk` (≥75 % of a target used),
+    `ok`, or `none` (nothing due)."""
+
+    level: str
+    due_at: datetime | None
+
+    @property
+    def label(self) -> str:
+        return str({"overdue": _l("Overdue"), "risk": _l("At risk"), "ok": _l("On time"),
+                    "none": _l("Nothing due")}[self.level])
+
+
+def urgency(row: Case, now: datetime) -> Urgency:
+    due = as_utc(row.stage_due_at) if row.stage_due_at else None
+    if row.stage not in OPEN_STAGES:
+        return Urgency("none", None)
+    if row.overdue or (due is not None and due <= now):
+        return Urgency("overdue", due)
+    if row.at_risk_at is not None and as_utc(row.at_risk_at) <= now:
+        return Urgency("risk", due)
+    return Urgency("ok" if due else "none", due)
+
+
+def progress(stage: str) -> list[dict]:
+    """The six steps with `done` / `current` / `todo` for the stage bar."""
+    if stage == "closed":
+        position = len(PROGRESS)
+    elif stage == "cancelled":
+        position = -1
+    else:
+        position = PROGRESS.index(stage)
+    steps = []
+    for n, name in enumerate(PROGRESS):
+        state = "done" if n < position else "current" if n == position else "todo"
+        steps.append({"stage": name, "label": STAGE_WORDS[name], "state": state})
+    return steps
+
+
+def open_breach(row: Case, now: datetime) -> dict | None:
+    """The target this case is overdue on: which clock, the rule, and by how long."""
+    for clock in row.data.get("clocks", []):
+        if clock.get("breached_at") and clock.get("state") in ("running", "paused"):
+            at = as_utc(datetime.fromisoformat(clock["breached_at"].replace("Z", "+00:00")))
+            rule = next((b for b in reversed(row.data.get("breaches", []))
+                         if b.get("clock") == clock["name"]), {})
+            return {"clock": clock["name"], "clock_label": CLOCK_NAMES.get(clock["name"],
+                                                                          clock["name"]),
+                    "since": at, "over_by": now - at, "target_s": clock.get("target"),
+                    "priority": rule.get("priority", row.priority)}
+    return None
+
+
+def available_actions(row: Case, role: str, user: str, now: datetime) -> list[str]:
+    """The actions this user can take on this case right now, in page order."""
+    data = row.data
+    resolution = data.get("resolution") or {}
+    running = resolution.get("state") in ("planned", "running")
+    awaiting = resolution.get("awaiting")
+    actions = []
+    for action in ACTION_ORDER:
+        if row.stage not in ACTION_STAGES[action]:
+            continue
+        permission = "cases.assign.self" if action == "assign" else f"cases.{action}"
+        if role not in PERMISSIONS[permission]:
+            continue
+        if action == "assign" and role not in PERMISSIONS["cases.assign.others"] \
+                and row.assignee == user:
+            continue  # a handler can only take a case; it is already theirs
+        if action == "resolve" and running:
+            continue
+        if action == "inspect" and awaiting != "inspection":
+            continue
+        if action == "approve" and awaiting != "approval":
+            continue
+        if action == "request-info" and data.get("pending_question") is not None:
+            continue
+        if action == "cancel" and resolution.get("state") == "running":
+            continue
+        if action in ("note", "reopen") and row.stage == "closed" and (
+                row.closed_at is None or
+                as_utc(row.closed_at) + timedelta(days=REOPEN_WINDOW_DAYS) <= now):
+            continue  # the workflow has ended; it takes no more actions
+        if action == "note" and row.stage == "cancelled":
+            continue
+        actions.append(action)
+    return actions
+
+
+def register(app) -> None:
+    """The names and helpers every page template uses, as Jinja globals."""
+    app.jinja_env.globals.update(
+        KIND_NAMES=KIND_NAMES, STAGE_NAMES=STAGE_NAMES, STATUS_NAMES=STATUS_NAMES,
+        CLOCK_NAMES=CLOCK_NAMES, ROOT_CAUSE_NAMES=ROOT_CAUSE_NAMES, PARTY_NAMES=PARTY_NAMES,
+        RESOLUTION_NAMES=RESOLUTION_NAMES, OUTCOME_NAMES=OUTCOME_NAMES,
+        ACTION_NAMES=ACTION_NAMES, ROLE_NAMES=ROLE_NAMES, urgency=urgency)

@@ -1,0 +1,138 @@
+"""The customer's status page at the case's `customer_url` (`/s/<token>`): no login,
+one case only, mobile first. It shows the six steps in plain words, what happens next
+and by when, parcel tracking, and the answer and rating forms when the case waits for
+them. The forms carry CSRF tokens like every other form."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from marshmallow import ValidationError
+
+from db import cases as case_store
+from db.cases import as_utc
+from web.caseview import progress
+from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
+from web.problems import Problem, flatten_errors
+from web.representation import CUSTOMER_EVENTS, customer_json
+from web.schemas import FeedbackSchema, ReplySchema
+from web.status import LINK_LIFETIME_AFTER_CLOSE
+from workflows.case import CaseWorkflow
+from workflows.domain import FeedbackInput, ReplyInput
+
+customer = Blueprint("customer", __name__)
+PARCEL_WORDS = {
+    "created": _l("Waybill created"),
+    "picked_up": _l("Picked up"),
+    "in_transit": _l("On the way"),
+    "delivered": _l("Delivered"),
+    "delayed": _l("Delayed"),
+    "lost": _l("Lost"),
+    "damaged": _l("Damaged"),
+    "cancelled": _l("Cancelled"),
+}
+
+
+def _lookup(token: str):
+    """The case behind this link, or (None, why) with why 'unknown' or 'expired'."""
+    st = current_app.extensions["aftersales"]
+    client = request.remote_addr or "unknown"
+    st.link_limiter.check(client)
+    with st.sessions() as session:
+        row = case_store.get_case_by_token(session, token)
+        if row is None:
+            st.link_limiter.miss(client)
+            return None, "unknown", []
+        if row.closed_at is not None and \
+                datetime.now(UTC) > as_utc(row.closed_at) + LINK_LIFETIME_AFTER_CLOSE:
+            return None, "expired", []
+        events = case_store.timeline(session, row.id)
+        session.expunge_all()
+    return row, None, events
+
+
+def _gone(why: str):
+    if why == "expired":
+        return render_template(
+            "customer_gone.html", title=_("This link has expired"),
+            message=_("The case closed more than 30 days ago, so its page is no longer "
+                      "shown. If something is still wrong, please contact us again and we "
+                      "will open a new case.")), 410
+    return render_template(
+        "customer_gone.html", title=_("We don't know this link"),
+        message=_("Please check that the whole link was copied from our message. If it "
+                  "still does not work, contact us and quote your order number.")), 404
+
+
+@customer.get("/s/<token>")
+def page(token: str):
+    try:
+        row, why, events = _lookup(token)
+    except Problem as err:  # too many wrong links from this address
+        return render_template("customer_gone.html", title=_("Too many attempts"),
+                               message=_("Please wait a few minutes and try again.")), \
+            err.status, err.headers
+    if row is None:
+        return _gone(why or "unknown")
+    view = customer_json(row, events)
+    history = [{"at": e.at, "what": CUSTOMER_EVENTS[e.type]}
+               for e in events if e.type in CUSTOMER_EVENTS]
+    return render_template(
+        "customer.html", case=row, view=view, history=list(reversed(history)),
+        progress=progress(row.stage), token=token, PARCEL_WORDS=PARCEL_WORDS)
+
+
+@customer.post("/s/<token>/rate")
+def rate(token: str):
+    def build():
+        return CaseWorkflow.feedback, FeedbackInput(**FeedbackSchema().load({
+            "rating": _int(request.form.get("rating")),
+            "comment": (request.form.get("comment") or "").strip()}))
+    return _send(token, build, _("Thank you for your rating."))
+
+
+@customer.post("/s/<token>/answer")
+def answer(token: str):
+    def build():
+        return CaseWorkflow.reply, ReplyInput(**ReplySchema().load({
+            "message": (request.form.get("message") or "").strip()}))
+    return _send(token, build, _("Thank you, we have your answer."))
+
+
+def _send(token: str, build, thanks: str):
+    try:
+        row, why, _events = _lookup(token)
+    except Problem:
+        return redirect(url_for("customer.page", token=token))
+    if row is None:
+        return _gone(why or "unknown")
+    try:
+        update, arg = build()
+        current_app.extensions["aftersales"].gateway.act(row.id, update, arg)
+    except ValidationError as err:
+        for field, messages in flatten_errors(err.messages).items():
+            flash(_("%(field)s: %(why)s", field=_field_name(field), why=" ".join(messages)),
+                  "error")
+    except (ActionRefused, CaseNotRunning):
+        flash(_("Your case is not waiting for this any more; the page shows where it "
+                "stands now."), "error")
+    except TemporalUnavailable:
+        flash(_("We could not save that just now. Please try again in a moment."), "error")
+    else:
+        flash(thanks, "success")
+    return redirect(url_for("customer.page", token=token))
+
+
+def _field_name(field: str) -> str:
+    return {"rating": _("Rating"), "comment": _("Comment"), "message": _("Your answer")}.get(
+        field, field)
+
+
+def _int(value: str | None) -> int | str | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return value

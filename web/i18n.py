@@ -1,0 +1,123 @@
+"""Languages of the pages: Simplified Chinese and English.
+
+The language is, in order: `?lang=` on any page (a switch, remembered in a cookie for
+a year), the `lang` cookie, the browser's Accept-Language, English. Dates, durations
+and money are formatted for that locale by Babel; times are shown in the store's time
+zone (the SLA calendar's), and the customer's page rewrites them into the browser's
+own zone with a small script of ours.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from babel.dates import get_timezone
+from flask import Flask, current_app, g, request
+from flask_babel import Babel, format_datetime, format_decimal, format_timedelta, get_locale
+from flask_babel import lazy_gettext as _l
+from markupsafe import Markup, escape
+
+from db.cases import as_utc
+
+LANGUAGES = {"en": "English", "zh_CN": "简体中文"}
+HTML_LANG = {"en": "en", "zh_CN": "zh-CN"}
+LANG_COOKIE = "lang"
+TRANSLATIONS = Path(__file__).parent / "translations"
+
+babel = Babel()
+
+
+def select_locale() -> str:
+    asked = request.args.get("lang")
+    if asked in LANGUAGES:
+        g.lang_switched = asked
+        return asked
+    remembered = request.cookies.get(LANG_COOKIE)
+    if remembered in LANGUAGES:
+        return remembered
+    return request.accept_languages.best_match(list(LANGUAGES), default="en") or "en"
+
+
+def init_app(app: Flask) -> None:
+    babel.init_app(app, locale_selector=select_locale,
+                   default_translation_directories=str(TRANSLATIONS))
+    app.after_request(_remember_language)
+    app.jinja_env.globals.update(LANGUAGES=LANGUAGES, current_lang=current_lang,
+                                 html_lang=html_lang, lang_url=lang_url)
+    app.jinja_env.filters.update(when=when, due_in=due_in, money=money, duration=duration)
+
+
+def _remember_language(response):
+    lang = g.get("lang_switched")
+    if lang:
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="Lax",
+                            httponly=True, secure=request.is_secure)
+    return response
+
+
+def current_lang() -> str:
+    locale = get_locale()
+    return "zh_CN" if locale is not None and locale.language == "zh" else "en"
+
+
+def html_lang() -> str:
+    return HTML_LANG[current_lang()]
+
+
+def lang_url(lang: str) -> str:
+    """This page in another language (keeps the query string)."""
+    args = request.args.to_dict()
+    args["lang"] = lang
+    query = "&".join(f"{k}={v}" for k, v in args.items())
+    return f"{request.path}?{escape(query)}"
+
+
+def store_zone():
+    return get_timezone(current_app.extensions["aftersales"].policy.calendar.timezone)
+
+
+def when(value: datetime | str | None, with_zone: bool = False) -> Markup | str:
+    """A `<time>` element: machine-readable UTC, text in the store's zone and locale
+    (the customer's page turns it into the browser's zone)."""
+    if value is None or value == "":
+        return ""
+    moment = as_utc(datetime.fromisoformat(value.replace("Z", "+00:00"))
+                    if isinstance(value, str) else value)
+    text = format_datetime(moment.astimezone(store_zone()), "medium")
+    if with_zone:
+        text += " " + format_datetime(moment.astimezone(store_zone()), "zzzz")
+    iso = moment.isoformat().replace("+00:00", "Z")
+    return Markup('<time datetime="{}">{}</time>').format(iso, text)
+
+
+def due_in(value: datetime | None, now: datetime) -> str:
+    """'in 3 hours' / 'overdue by 2 days', in the page's language."""
+    if value is None:
+        return ""
+    left = as_utc(value) - now
+    if left >= timedelta(0):
+        return str(_l("in %(time)s", time=format_timedelta(left, threshold=1.0)))
+    return str(_l("overdue by %(time)s", time=format_timedelta(-left, threshold=1.0)))
+
+
+def duration(seconds: float | int | None) -> str:
+    if seconds is None:
+        return ""
+    return format_timedelta(timedelta(seconds=float(seconds)), threshold=1.0)
+
+
+def money(amount: str | Decimal | None, currency: str = "CNY") -> str:
+    if amount in (None, ""):
+        return ""
+    try:
+        value = Decimal(str(amount))
+    except InvalidOperation:
+        return str(amount)
+    from flask_babel import format_currency
+
+    return format_currency(value, currency or "CNY")
+
+
+__all__ = ["LANGUAGES", "babel", "format_decimal", "init_app"]
