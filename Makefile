@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint clean
+.PHONY: run test lint clean i18n
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or make PYTHON=/path/to/python3.11)"; exit 1; }
@@ -30,6 +30,15 @@ lint: $(TEST_STAMP)
 	$(BIN)/python -m pip install --quiet ruff mypy
 	$(BIN)/ruff check .
 	$(BIN)/mypy workflows activities db web aftersales simulators
+
+# After changing a page string: extract, merge into the zh catalog (translate what is new
+# or fuzzy in web/translations/zh_Hans_CN/LC_MESSAGES/messages.po), and compile.
+i18n: $(TEST_STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k _l -o web/translations/messages.pot \
+		--no-location --omit-header --sort-output .
+	$(BIN)/pybabel update -i web/translations/messages.pot -d web/translations \
+		--no-location --omit-header --width 100
+	$(BIN)/pybabel compile -d web/translations --statistics
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

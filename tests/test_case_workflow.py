@@ -429,3 +429,26 @@ async def test_a_shorter_target_at_confirm_records_the_breach(
         assert [b["clock"] for b in snap.breaches] == ["confirm"]
         assert [e.detail["clock"] for e in _events(sessions, inp.case_id, "overdue")] == [
             "confirm"]
+
+
+async def test_at_risk_mark_is_three_quarters_of_the_target_and_clears_on_pause(
+        skipping_env, sqlite_url, order_system_url):
+    from db.models import Case
+
+    inp = case_input()  # P3 on the 24x7 calendar: confirm within 8 h
+    async with case_worker(skipping_env.client, sqlite_url, order_system_url) as (tq, sessions):
+        handle = await start_case(skipping_env.client, tq, inp)
+        snap = await handle.query(CaseWorkflow.snapshot)
+        # The earliest 75 % mark of the running clocks: confirm's, at 6 of its 8 hours.
+        assert abs(snap.at_risk_at - (snap.created_at + 6 * HOUR)) < timedelta(seconds=5)
+        await skipping_env.sleep(6 * HOUR + timedelta(minutes=5))  # the 75 % warning flushes
+        with sessions() as session:
+            row = session.get(Case, inp.case_id)
+            assert row is not None and not row.overdue
+            assert abs(row.at_risk_at.replace(tzinfo=UTC) - (snap.created_at + 6 * HOUR)) \
+                < timedelta(seconds=5)
+        # Waiting on the customer stops the clocks: nothing is at risk meanwhile.
+        await handle.execute_update(CaseWorkflow.request_info,
+                                    RequestInfoInput(ALICE, "哪一件有问题？"))
+        with sessions() as session:
+            assert session.get(Case, inp.case_id).at_risk_at is None

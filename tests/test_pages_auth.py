@@ -29,7 +29,8 @@ def app(sqlite_url):
 
 
 def csrf_token(page: str) -> str:
-    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    match = (re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+             or re.search(r'type="hidden" name="csrf_token" value="([^"]+)"', page))
     assert match, "the form carries no CSRF token"
     return match.group(1)
 
@@ -49,12 +50,13 @@ def test_login_form_and_session_cookie(app):
     assert 'name="password"' in page.get_data(as_text=True)
     assert "unsafe-inline" not in page.headers["Content-Security-Policy"]
     response = sign_in(client)
-    assert response.status_code == 302 and response.headers["Location"].endswith("/")
+    # A handler lands on the desk.
+    assert response.status_code == 302 and response.headers["Location"].endswith("/desk")
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert "Secure" not in cookie  # served over plain HTTP here
-    home = client.get("/")
-    assert "Signed in as <strong>alice</strong> (handler)" in home.get_data(as_text=True)
+    desk = client.get("/desk", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "alice · handler" in desk and "My cases" in desk
 
 
 def test_forms_without_a_csrf_token_are_refused(app):
@@ -64,10 +66,10 @@ def test_forms_without_a_csrf_token_are_refused(app):
     assert response.status_code == 400
     assert sign_in(client).status_code == 302
     assert client.post("/logout").status_code == 400  # no token: still signed in
-    assert client.get("/").status_code == 200
-    token = csrf_token(client.get("/").get_data(as_text=True))
+    assert client.get("/desk").status_code == 200
+    token = csrf_token(client.get("/desk").get_data(as_text=True))
     assert client.post("/logout", data={"csrf_token": token}).status_code == 302
-    assert client.get("/").headers["Location"].endswith("/login")
+    assert client.get("/desk").headers["Location"].endswith("/login?next=/desk")
 
 
 def test_password_guessing_is_slowed_down(app):

@@ -112,6 +112,47 @@ ACTION_NAMES = {
     "reopen": _l("Reopen"),
     "cancel": _l("Cancel the case"),
 }
+EVENT_NAMES = {
+    "created": _l("opened the case"),
+    "recorded": _l("recorded it"),
+    "waiting": _l("waits on a system"),
+    "system_answered": _l("the system answered"),
+    "confirmed": _l("confirmed"),
+    "rejected": _l("rejected"),
+    "cancelled": _l("cancelled"),
+    "analyzed": _l("recorded the analysis"),
+    "resolution_planned": _l("chose the resolution"),
+    "resolution_step": _l("resolution step"),
+    "resolution_failed": _l("resolution failed"),
+    "resolved": _l("resolution done"),
+    "approval_requested": _l("asked for approval"),
+    "approved": _l("approved"),
+    "inspected": _l("inspected the goods"),
+    "info_requested": _l("asked the customer"),
+    "customer_replied": _l("the customer answered"),
+    "note": _l("note"),
+    "escalated": _l("escalated"),
+    "assigned": _l("assigned"),
+    "logistics_exception": _l("courier exception"),
+    "parcel": _l("parcel update"),
+    "sla_warning": _l("SLA warning"),
+    "overdue": _l("overdue"),
+    "revisit_due": _l("follow-up call due"),
+    "revisited": _l("follow-up call"),
+    "feedback": _l("the customer rated"),
+    "feedback_timeout": _l("no rating given"),
+    "reopened": _l("reopened"),
+    "closed": _l("closed"),
+}
+CHANNEL_NAMES = {
+    "phone": _l("phone"), "web": _l("web"), "app": _l("app"), "wechat": _l("WeChat"),
+    "email": _l("email"), "store": _l("store"), "chat": _l("chat"), "system": _l("system"),
+}
+TIER_NAMES = {"regular": _l("regular"), "silver": _l("silver"), "gold": _l("gold"),
+              "vip": _l("VIP")}
+ORDER_STATUS_NAMES = {"placed": _l("placed"), "paid": _l("paid"), "shipped": _l("shipped"),
+                      "delivered": _l("delivered"), "cancelled": _l("cancelled"),
+                      "refunded": _l("refunded")}
 ROLE_NAMES = {
     "handler": _l("handler"),
     "supervisor": _l("supervisor"),
@@ -167,7 +208,7 @@ def open_breach(row: Case, now: datetime) -> dict | None:
     for clock in row.data.get("clocks", []):
         if clock.get("breached_at") and clock.get("state") in ("running", "paused"):
             at = as_utc(datetime.fromisoformat(clock["breached_at"].replace("Z", "+00:00")))
-            rule = next((b for b in reversed(row.data.get("breaches", []))
+            rule: dict = next((b for b in reversed(row.data.get("breaches", []))
                          if b.get("clock") == clock["name"]), {})
             return {"clock": clock["name"], "clock_label": CLOCK_NAMES.get(clock["name"],
                                                                           clock["name"]),
@@ -218,4 +259,6 @@ def register(app) -> None:
         KIND_NAMES=KIND_NAMES, STAGE_NAMES=STAGE_NAMES, STATUS_NAMES=STATUS_NAMES,
         CLOCK_NAMES=CLOCK_NAMES, ROOT_CAUSE_NAMES=ROOT_CAUSE_NAMES, PARTY_NAMES=PARTY_NAMES,
         RESOLUTION_NAMES=RESOLUTION_NAMES, OUTCOME_NAMES=OUTCOME_NAMES,
-        ACTION_NAMES=ACTION_NAMES, ROLE_NAMES=ROLE_NAMES, urgency=urgency)
+        ACTION_NAMES=ACTION_NAMES, ROLE_NAMES=ROLE_NAMES, EVENT_NAMES=EVENT_NAMES,
+        CHANNEL_NAMES=CHANNEL_NAMES, TIER_NAMES=TIER_NAMES,
+        ORDER_STATUS_NAMES=ORDER_STATUS_NAMES, urgency=urgency)

@@ -13,9 +13,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from babel.dates import get_timezone
 from flask import Flask, current_app, g, request
-from flask_babel import Babel, format_datetime, format_decimal, format_timedelta, get_locale
+from flask_babel import Babel, format_currency, format_datetime, format_timedelta, get_locale
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 
@@ -41,7 +40,7 @@ def select_locale() -> str:
 
 
 def init_app(app: Flask) -> None:
-    babel.init_app(app, locale_selector=select_locale,
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=store_zone_name,
                    default_translation_directories=str(TRANSLATIONS))
     app.after_request(_remember_language)
     app.jinja_env.globals.update(LANGUAGES=LANGUAGES, current_lang=current_lang,
@@ -74,8 +73,9 @@ def lang_url(lang: str) -> str:
     return f"{request.path}?{escape(query)}"
 
 
-def store_zone():
-    return get_timezone(current_app.extensions["aftersales"].policy.calendar.timezone)
+def store_zone_name() -> str:
+    """Dates on the pages are in the store's zone: the SLA calendar's."""
+    return current_app.extensions["aftersales"].policy.calendar.timezone
 
 
 def when(value: datetime | str | None, with_zone: bool = False) -> Markup | str:
@@ -85,9 +85,9 @@ def when(value: datetime | str | None, with_zone: bool = False) -> Markup | str:
         return ""
     moment = as_utc(datetime.fromisoformat(value.replace("Z", "+00:00"))
                     if isinstance(value, str) else value)
-    text = format_datetime(moment.astimezone(store_zone()), "medium")
+    text = format_datetime(moment, "medium")  # in the store's zone (timezone_selector)
     if with_zone:
-        text += " " + format_datetime(moment.astimezone(store_zone()), "zzzz")
+        text += " " + format_datetime(moment, "zzzz")
     iso = moment.isoformat().replace("+00:00", "Z")
     return Markup('<time datetime="{}">{}</time>').format(iso, text)
 
@@ -115,9 +115,4 @@ def money(amount: str | Decimal | None, currency: str = "CNY") -> str:
         value = Decimal(str(amount))
     except InvalidOperation:
         return str(amount)
-    from flask_babel import format_currency
-
     return format_currency(value, currency or "CNY")
-
-
-__all__ = ["LANGUAGES", "babel", "format_decimal", "init_app"]

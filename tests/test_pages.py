@@ -1,0 +1,218 @@
+"""The pages through Flask's test client over a read model written by the projection,
+on SQLite and PostgreSQL: what each list holds, the actions offered per stage and
+role, due-time wording, the customer's page states, and both languages.
+
+The journeys that change cases run in a real browser against the real stack
+(tests/test_pages_browser.py)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from db import cases as case_store
+from db.accounts import create_user
+from tests.conftest import make_settings
+from tests.test_read_model import snapshot
+from web import create_app
+from web.caseview import available_actions
+from workflows.domain import Projection, Resolution, StageClock
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+SHIPPED_POLICY = Path(__file__).resolve().parent.parent / "aftersales" / "sla_policy.toml"
+
+
+@pytest.fixture
+def app(database_url, tmp_path):
+    # The shipped policy with the store in Shanghai: staff pages show its local time.
+    policy = tmp_path / "policy.toml"
+    policy.write_text(SHIPPED_POLICY.read_text(encoding="utf-8").replace(
+        'timezone = "UTC"', 'timezone = "Asia/Shanghai"', 1), encoding="utf-8")
+    settings = make_settings("127.0.0.1:9", database_url, "http://127.0.0.1:9",
+                             sla_file=str(policy))
+    app = create_app(settings)
+    with app.extensions["aftersales"].sessions.begin() as session:
+        for name, role in (("hank", "handler"), ("bob", "handler"), ("sam", "supervisor")):
+            create_user(session, name, role, f"{name}-password")
+    yield app
+    app.extensions["aftersales"].engine.dispose()
+
+
+def put(app, case_id: str, **changes) -> None:
+    values = dict(created_at=NOW - timedelta(hours=2), updated_at=NOW,
+                  stage_due_at=NOW + timedelta(hours=6), status_token=f"tok-{case_id}",
+                  customer_url=f"http://testserver/s/tok-{case_id}")
+    values.update(changes)
+    case_store.write_projection(app.extensions["aftersales"].sessions,
+                                Projection(snapshot(case_id, changes.pop("version", 1),
+                                                    **values)))
+
+
+def signed_in(app, name: str, lang: str = "en"):
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    response = client.post("/login", data={"username": name, "password": f"{name}-password",
+                                           "csrf_token": token})
+    assert response.status_code == 302
+    client.set_cookie("lang", lang)
+    return client
+
+
+def section(html: str, heading_id: str) -> str:
+    start = html.index(f'id="{heading_id}"')
+    end = html.find("</section>", start)
+    return html[start:end]
+
+
+def test_supervisor_console_lists_overdue_at_risk_and_approvals(app):
+    breached = StageClock(name="confirm", target=8 * 3600, used=9 * 3600,
+                          state="running", running_since=NOW - timedelta(hours=9),
+                          breached_at=NOW - timedelta(hours=1), due_at=NOW - timedelta(hours=1))
+    put(app, "AS-OVER", overdue=True, stage_due_at=NOW - timedelta(hours=1),
+        clocks=[breached], assignee="hank",
+        breaches=[{"clock": "confirm", "at": (NOW - timedelta(hours=1)).isoformat(),
+                   "target_s": 8 * 3600, "priority": "P3"}])
+    put(app, "AS-RISK", at_risk_at=NOW - timedelta(minutes=10),
+        stage_due_at=NOW + timedelta(minutes=50))
+    put(app, "AS-CALM", at_risk_at=NOW + timedelta(hours=3))
+    put(app, "AS-DONE", stage="closed", status="closed", at_risk_at=NOW - timedelta(days=1),
+        stage_due_at=None)
+    put(app, "AS-APPR", stage="resolve", status="waiting_on_approval",
+        resolution=Resolution(type="refund", amount="899.00", state="running",
+                              awaiting="approval"))
+    html = signed_in(app, "sam").get("/supervisor").get_data(as_text=True)
+    overdue = section(html, "overdue-h")
+    assert "AS-OVER" in overdue and "AS-RISK" not in overdue
+    assert "confirmation target (8 hours for P3)" in overdue
+    assert "overdue by 1 hour" in overdue
+    risk = section(html, "risk-h")
+    assert "AS-RISK" in risk and "in 50 minutes" in risk
+    assert "AS-CALM" not in risk and "AS-DONE" not in risk and "AS-OVER" not in risk
+    approvals = section(html, "approvals-h")
+    assert "AS-APPR" in approvals and "899.00" in approvals
+
+
+def test_handlers_cannot_open_the_console(app):
+    response = signed_in(app, "hank").get("/supervisor")
+    assert response.status_code == 403
+    assert "This page is for supervisor, admin." in response.get_data(as_text=True)
+
+
+def test_desk_shows_my_cases_and_the_unassigned_soonest_due_first(app):
+    put(app, "AS-MINE-LATE", assignee="hank", stage_due_at=NOW + timedelta(hours=5))
+    put(app, "AS-MINE-SOON", assignee="hank", stage_due_at=NOW + timedelta(minutes=65))
+    put(app, "AS-BOBS", assignee="bob")
+    put(app, "AS-FREE", kind="return")
+    put(app, "AS-GONE", stage="closed", status="closed", stage_due_at=None)
+    client = signed_in(app, "hank")
+    html = client.get("/desk").get_data(as_text=True)
+    mine = section(html, "mine-h")
+    assert mine.index("AS-MINE-SOON") < mine.index("AS-MINE-LATE")
+    assert "AS-BOBS" not in html and "AS-GONE" not in html
+    assert "AS-FREE" in section(html, "team-h")
+    assert "in 1 hour" in mine and 'class="due ok"' in mine
+    filtered = client.get("/desk?kind=return").get_data(as_text=True)
+    assert "AS-FREE" in filtered and "AS-MINE-SOON" not in filtered
+    found = client.get("/desk?q=AS-MINE-LATE").get_data(as_text=True)
+    assert "AS-MINE-LATE" in found and "AS-MINE-SOON" not in found
+
+
+def test_the_case_page_offers_only_what_can_succeed(app):
+    put(app, "AS-C1", stage="confirm")
+    client = signed_in(app, "hank")
+    html = client.get("/desk/cases/AS-C1").get_data(as_text=True)
+    forms = set(re.findall(r'<form [^>]*id="act-([a-z-]+)"', html))
+    assert forms == {"confirm", "reject", "request-info", "assign", "note", "escalate",
+                     "cancel"}
+    # The reply template fills the confirm note, with the customer's name.
+    filled = client.get("/desk/cases/AS-C1?reply=confirm-apology").get_data(as_text=True)
+    assert re.search(r'<textarea id="confirm-note"[^>]*>Called 王芳: apologised', filled)
+    # The customer's and the order's earlier cases are on the page.
+    put(app, "AS-C0", stage="closed", status="closed", stage_due_at=None)
+    html = client.get("/desk/cases/AS-C1").get_data(as_text=True)
+    assert section(html, "earlier-h").count(">AS-C0</a>") == 2
+
+
+def test_available_actions_follow_stage_role_and_what_the_saga_waits_for(app):
+    put(app, "AS-R1", stage="resolve", status="waiting_on_approval", assignee="hank",
+        resolution=Resolution(type="refund", amount="899.00", state="running",
+                              awaiting="approval"))
+    put(app, "AS-R2", stage="resolve", status="resolving", assignee="hank",
+        resolution=Resolution(type="return_refund", state="running", awaiting="inspection"))
+    put(app, "AS-R3", stage="closed", status="closed", closed_at=NOW - timedelta(days=40),
+        stage_due_at=None)
+    with app.extensions["aftersales"].sessions() as session:
+        r1, r2, r3 = (case_store.get_case(session, i) for i in ("AS-R1", "AS-R2", "AS-R3"))
+    handler = available_actions(r1, "handler", "hank", NOW)
+    assert "approve" not in handler and "resolve" not in handler and "cancel" not in handler
+    assert "assign" not in handler  # it is already hank's
+    assert "approve" in available_actions(r1, "supervisor", "sam", NOW)
+    assert "inspect" in available_actions(r2, "handler", "hank", NOW)
+    assert "inspect" not in handler
+    assert available_actions(r3, "supervisor", "sam", NOW) == []  # the workflow has ended
+
+
+def test_a_refused_action_is_explained_on_the_page(app):
+    put(app, "AS-X1", stage="confirm")
+    client = signed_in(app, "hank")
+    page = client.get("/desk/cases/AS-X1").get_data(as_text=True)
+    token = re.search(r'type="hidden" name="csrf_token" value="([^"]+)"', page).group(1)
+    response = client.post("/desk/cases/AS-X1/confirm", data={"csrf_token": token, "note": ""})
+    assert response.status_code == 302
+    shown = client.get("/desk/cases/AS-X1").get_data(as_text=True)
+    assert "note: Missing data for required field." in shown
+    # Without the CSRF token nothing is even tried.
+    assert client.post("/desk/cases/AS-X1/confirm", data={"note": "x"}).status_code == 400
+
+
+def test_customer_page_states_and_links_that_do_not_work(app):
+    put(app, "AS-Q", stage="analyze", pending_question="哪一件有问题？",
+        status="waiting_on_customer")
+    put(app, "AS-F", stage="feedback", stage_due_at=NOW + timedelta(days=3))
+    put(app, "AS-OLD", stage="closed", status="closed", closed_at=NOW - timedelta(days=31),
+        stage_due_at=None)
+    client = app.test_client()
+    question = client.get("/s/tok-AS-Q", headers={"Accept-Language": "zh-CN"})
+    html = question.get_data(as_text=True)
+    assert question.status_code == 200 and 'lang="zh-CN"' in html
+    assert "我们需要向您确认" in html and "哪一件有问题？" in html
+    assert 'name="message"' in html and 'name="rating"' not in html
+    rating = client.get("/s/tok-AS-F", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert 'name="rating"' in rating and 'name="message"' not in rating
+    assert "Please rate how we handled your case." in rating
+    unknown = client.get("/s/no-such-link", headers={"Accept-Language": "zh-CN"})
+    assert unknown.status_code == 404 and "无法识别此链接" in unknown.get_data(as_text=True)
+    expired = client.get("/s/tok-AS-OLD", headers={"Accept-Language": "en"})
+    assert expired.status_code == 410 and "This link has expired" in expired.get_data(
+        as_text=True)
+
+
+def test_language_from_the_browser_switchable_and_remembered(app):
+    client = app.test_client()
+    zh = client.get("/login", headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"})
+    assert 'lang="zh-CN"' in zh.get_data(as_text=True) and "登录" in zh.get_data(as_text=True)
+    switched = client.get("/login?lang=en", headers={"Accept-Language": "zh-CN"})
+    assert 'lang="en"' in switched.get_data(as_text=True)
+    assert "lang=en" in switched.headers["Set-Cookie"]
+    again = client.get("/login", headers={"Accept-Language": "zh-CN"})
+    assert 'lang="en"' in again.get_data(as_text=True)
+    assert client.get("/login?lang=xx").status_code == 200  # unknown: ignored
+
+
+def test_money_and_dates_follow_the_locale(app):
+    order_total = "1234.50"
+    from workflows.domain import OrderSnapshot
+
+    put(app, "AS-M", order=OrderSnapshot(id="SO-10001", customer_id="C-1", status="delivered",
+                                         currency="CNY", total=order_total,
+                                         placed_at=datetime(2026, 11, 1, 2, 0, tzinfo=UTC)))
+    en = signed_in(app, "hank", "en").get("/desk/cases/AS-M").get_data(as_text=True)
+    zh = signed_in(app, "hank", "zh_CN").get("/desk/cases/AS-M").get_data(as_text=True)
+    assert "CN¥1,234.50" in en and "¥1,234.50" in zh
+    # 02:00 UTC is 10:00 in the store's zone; the machine-readable value stays UTC.
+    assert 'datetime="2026-11-01T02:00:00Z">Nov 1, 2026, 10:00:00' in en.replace("\u202f", " ")
+    assert 'datetime="2026-11-01T02:00:00Z">2026年11月1日 10:00:00' in zh
