@@ -75,4 +75,5 @@ def seed_demo(settings: Settings, web_url: str) -> Iterator[str]:
                               json={"root_cause": "missing_item",
                                     "responsible_party": "merchant",
                                     "note": "仓库漏装 / packing error at the warehouse"})
-            yield f"demo case {case['id']} ({body['kind']}, {body['channel']})"
+            yield (f"demo case {case['id']} ({body['kind']}, {body['channel']}): customer's "
+                   f"page {case['customer_url']}")

@@ -91,7 +91,9 @@ class DevStack:
 
                 for line in seed_demo(self.settings, f"http://{self.host}:{self.port}"):
                     print(line, flush=True)
-            print(f"Aftersales ready at http://{self.host}:{self.port}", flush=True)
+            base = f"http://{self.host}:{self.port}"
+            print(f"Aftersales ready at {base} (sign in at {base}/login: handlers land on "
+                  f"the desk, supervisors on the console)", flush=True)
             return self._watch()
         except _Stop:
             return 0
