@@ -92,8 +92,9 @@ class DevStack:
                 for line in seed_demo(self.settings, f"http://{self.host}:{self.port}"):
                     print(line, flush=True)
             base = f"http://{self.host}:{self.port}"
-            print(f"Aftersales ready at {base} (sign in at {base}/login: handlers land on "
-                  f"the desk, supervisors on the console)", flush=True)
+            print(f"pages: sign in at {base}/login (handlers land on the desk, supervisors "
+                  "on the console)", flush=True)
+            print(f"Aftersales ready at {base}", flush=True)
             return self._watch()
         except _Stop:
             return 0

@@ -25,6 +25,9 @@ class Settings:
     temporal_tls_key: str = ""
     temporal_api_key: str = ""
     task_queue: str = "aftersales"
+    # Case workflows a worker keeps in memory (AFTERSALES_WORKER_CACHE); beyond it a
+    # woken case is replayed from its history first. docs/benchmarks.md has the sizes.
+    worker_cache: int = 10000
     sla_file: str | None = None
     secret_key: str = ""
     order_system_url: str = "http://127.0.0.1:5101"
@@ -58,6 +61,7 @@ class Settings:
             temporal_tls_key=get("AFTERSALES_TEMPORAL_TLS_KEY", ""),
             temporal_api_key=get("AFTERSALES_TEMPORAL_API_KEY", ""),
             task_queue=get("AFTERSALES_TASK_QUEUE", "aftersales"),
+            worker_cache=int(get("AFTERSALES_WORKER_CACHE") or 10000),
             sla_file=get("AFTERSALES_SLA_FILE") or None,
             secret_key=get("AFTERSALES_SECRET_KEY", ""),
             order_system_url=get("AFTERSALES_ORDER_SYSTEM_URL", "http://127.0.0.1:5101"),
@@ -86,6 +90,7 @@ class Settings:
             "AFTERSALES_TEMPORAL_TLS_KEY": self.temporal_tls_key,
             "AFTERSALES_TEMPORAL_API_KEY": self.temporal_api_key,
             "AFTERSALES_TASK_QUEUE": self.task_queue,
+            "AFTERSALES_WORKER_CACHE": str(self.worker_cache),
             "AFTERSALES_SECRET_KEY": self.secret_key,
             "AFTERSALES_ORDER_SYSTEM_URL": self.order_system_url,
             "AFTERSALES_INVENTORY_SYSTEM_URL": self.inventory_system_url,

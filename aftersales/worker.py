@@ -60,6 +60,7 @@ def build_worker(client: Client, settings: Settings, systems: SystemClients,
             inventory.write_off, courier.create_waybill, courier.cancel_waybill,
             projector.project,
         ],
+        max_cached_workflows=settings.worker_cache,
     )
 
 

@@ -25,6 +25,13 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 SHIPPED_POLICY = Path(__file__).resolve().parent.parent / "aftersales" / "sla_policy.toml"
 
 
+@pytest.fixture(autouse=True)
+def fresh_now() -> None:
+    """Due times are relative to now: take it when the test starts, not at import."""
+    global NOW
+    NOW = datetime.now(UTC).replace(microsecond=0)
+
+
 @pytest.fixture
 def app(database_url, tmp_path):
     # The shipped policy with the store in Shanghai: staff pages show its local time.

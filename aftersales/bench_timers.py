@@ -1,0 +1,222 @@
+"""`aftersales bench --open-cases N`: N cases open at once with live deadline timers.
+
+Starts a worker process of its own (a fresh task queue, its own read model so the
+system's is untouched), opens N cases through Temporal exactly as intake does, each
+with a confirm target chosen so that the N deadlines fall evenly over a window after
+the last case is open, and waits until every case is overdue. It reports the worker's
+memory (resident set, sampled every second) and how late each deadline fired: the
+instant the workflow ran its timer (the `overdue` and `sla_warning` events' `at`)
+against the instant the policy makes it due (created_at + share × target on a 24×7
+calendar). The bench cases are terminated at the end. Progress goes to stderr; the
+last line printed is JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+from temporalio.service import RPCError, RPCStatusCode
+
+from aftersales.policy import load_policy
+from aftersales.settings import Settings
+from aftersales.temporal import connect
+from db.engine import make_engine, make_sessionmaker, migrate
+from db.models import Case, TimelineEvent
+from workflows.case import CaseWorkflow
+from workflows.domain import CaseInput, Customer
+from workflows.sla import CalendarSpec
+
+ORDERS = [f"SO-{10001 + n}" for n in range(40)]
+
+
+def log(message: str) -> None:
+    print(f"[bench timers] {message}", file=sys.stderr, flush=True)
+
+
+def rss_kib(pid: int) -> tuple[int, int]:
+    """Resident and peak resident memory of a process, in KiB (Linux)."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0])
+    return values.get("VmRSS", 0), values.get("VmHWM", 0)
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
+
+
+async def open_cases(settings: Settings, task_queue: str, count: int, concurrency: int,
+                     fire_from: float, window: float) -> tuple[dict[str, int], int]:
+    """Open `count` cases; returns case id -> confirm target (s) and how many opened
+    too late to get their planned slot."""
+    client = await connect(settings)
+    policy = load_policy(settings.sla_file)
+    # Round-the-clock calendar, so due = created + share × target exactly.
+    policy = replace(policy, calendar=CalendarSpec(timezone="UTC", hours="24x7",
+                                                   workdays=["mon", "tue", "wed", "thu",
+                                                             "fri", "sat", "sun"]))
+    targets: dict[str, int] = {}
+    late_slots = 0
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for n in range(count):
+        queue.put_nowait(n)
+    started = time.monotonic()
+
+    async def one(n: int) -> None:
+        nonlocal late_slots
+        slot = fire_from + window * n / max(1, count - 1)
+        target = round(slot - time.time())
+        if target < 5:
+            late_slots += 1
+            target = 5
+        # Whatever priority intake scores (a VIP customer raises it), the same target.
+        case_policy = replace(policy, targets={**policy.targets, "complaint": {
+            level: replace(t, confirm=target)
+            for level, t in policy.targets["complaint"].items()}})
+        case_id = "BT-" + uuid.uuid4().hex[:10].upper()
+        inp = CaseInput(
+            case_id=case_id, kind="complaint", channel="system", order_id=ORDERS[n % 40],
+            customer=Customer(id=f"BENCH-{n}", name="bench"), items=[],
+            description="bench: a case with a live deadline", status_token=secrets.token_hex(8),
+            customer_url=f"{settings.public_url}/s/bench", policy=case_policy,
+            opened_by="bench", priority="P3", publish_search_attributes=False)
+        handle = await client.start_workflow(CaseWorkflow.run, inp, id=f"case-{case_id}",
+                                             task_queue=task_queue)
+        await handle.execute_update(CaseWorkflow.intake)
+        targets[case_id] = target
+
+    async def runner() -> None:
+        while not queue.empty():
+            n = queue.get_nowait()
+            await one(n)
+            if len(targets) % 500 == 0:
+                rate = len(targets) / (time.monotonic() - started)
+                log(f"{len(targets)}/{count} open ({rate:.0f}/s)")
+
+    await asyncio.gather(*(runner() for _ in range(concurrency)))
+    return targets, late_slots
+
+
+async def terminate(settings: Settings, case_ids: list[str]) -> None:
+    client = await connect(settings)
+    semaphore = asyncio.Semaphore(32)
+
+    async def one(case_id: str) -> None:
+        async with semaphore:
+            try:
+                await client.get_workflow_handle(f"case-{case_id}").terminate("bench done")
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    log(f"could not terminate {case_id}: {err}")
+
+    await asyncio.gather(*(one(c) for c in case_ids))
+
+
+def main(settings: Settings, count: int, concurrency: int, window: float,
+         database_url: str | None, worker_cache: int | None) -> dict:
+    folder = Path(tempfile.mkdtemp(prefix="aftersales-bench-timers-"))
+    database_url = database_url or f"sqlite:///{folder / 'read-model.db'}"
+    migrate(database_url)
+    task_queue = f"bench-timers-{uuid.uuid4().hex[:8]}"
+    bench_settings = settings.with_(task_queue=task_queue, database_url=database_url,
+                                    **({"worker_cache": worker_cache} if worker_cache else {}))
+    env = {**os.environ, **bench_settings.to_env()}
+    worker_log = (folder / "worker.log").open("w")
+    worker = subprocess.Popen([sys.executable, "-m", "aftersales.cli", "worker"], env=env,
+                              stdout=worker_log, stderr=subprocess.STDOUT)
+    samples: list[tuple[float, int]] = []
+    try:
+        time.sleep(3)
+        baseline, _ = rss_kib(worker.pid)
+        # Expect at least 25 opens/s on this class of machine; the deadlines start a
+        # minute after the last case is planned to be open.
+        fire_from = time.time() + count / 25 + 60
+        log(f"opening {count} cases; deadlines from "
+            f"{datetime.fromtimestamp(fire_from, UTC):%H:%M:%S} over {window:.0f}s")
+        opened_at = time.monotonic()
+        targets, late_slots = asyncio.run(
+            open_cases(bench_settings, task_queue, count, concurrency, fire_from, window))
+        open_seconds = time.monotonic() - opened_at
+        rss_open, _ = rss_kib(worker.pid)
+        log(f"all {count} open in {open_seconds:.0f}s; worker RSS {rss_open / 1024:.0f} MiB")
+
+        engine = make_engine(database_url)
+        sessions = make_sessionmaker(engine)
+        deadline = fire_from + window + max(120.0, window)
+        while True:
+            samples.append((time.time(), rss_kib(worker.pid)[0]))
+            with sessions() as session:
+                fired = session.scalar(select(Case.id).where(Case.overdue.is_(False),
+                                                             Case.id.like("BT-%")).limit(1))
+            if fired is None or time.time() > deadline:
+                break
+            time.sleep(1)
+        with sessions() as session:
+            created = dict(session.execute(
+                select(Case.id, Case.created_at).where(Case.id.like("BT-%"))).all())
+            rows = session.execute(
+                select(TimelineEvent.case_id, TimelineEvent.type, TimelineEvent.at,
+                       TimelineEvent.detail)
+                .where(TimelineEvent.case_id.like("BT-%"),
+                       TimelineEvent.type.in_(("overdue", "sla_warning")))).all()
+        engine.dispose()
+        breach_late: list[float] = []
+        warning_late: list[float] = []
+        for case_id, kind, at, detail in rows:
+            if case_id not in targets or detail.get("clock") != "confirm":
+                continue
+            share = 1.0 if kind == "overdue" else float(detail["share"])
+            start = created[case_id].replace(tzinfo=UTC)
+            due = start + timedelta(seconds=share * targets[case_id])
+            late = (at.replace(tzinfo=UTC) - due).total_seconds()
+            (breach_late if kind == "overdue" else warning_late).append(late)
+        everything = breach_late + warning_late
+        _, peak = rss_kib(worker.pid)
+        result = {
+            "open_cases": count,
+            "opened_per_s": round(count / open_seconds, 1),
+            "opened_after_their_slot": late_slots,
+            "deadline_window_s": window,
+            "breaches_fired": len(breach_late),
+            "warnings_fired": len(warning_late),
+            "lateness_p50_s": round(percentile(everything, 0.5), 3),
+            "lateness_p99_s": round(percentile(everything, 0.99), 3),
+            "lateness_max_s": round(max(everything, default=0.0), 3),
+            "breach_lateness_p99_s": round(percentile(breach_late, 0.99), 3),
+            "worker_rss_idle_mib": round(baseline / 1024, 1),
+            "worker_rss_all_open_mib": round(rss_open / 1024, 1),
+            "worker_rss_peak_mib": round(peak / 1024, 1),
+            "worker_cache": bench_settings.worker_cache,
+        }
+        log(f"terminating the {len(targets)} bench cases")
+        asyncio.run(terminate(bench_settings, list(targets)))
+        return result
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        worker_log.close()
+
+
+def run(settings: Settings, count: int, concurrency: int, window: float,
+        database_url: str | None, worker_cache: int | None) -> dict:
+    result = main(settings, count, concurrency, window, database_url, worker_cache)
+    print(json.dumps(result), flush=True)
+    return result
