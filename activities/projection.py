@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
 from db.cases import write_projection
-from workflows.domain import Projection
+from workflows.domain import Projection, ProjectionWritten
 
 
 class CaseProjector:
@@ -22,5 +23,6 @@ class CaseProjector:
         self._session_factory = session_factory
 
     @activity.defn(name="project_case")
-    async def project(self, projection: Projection) -> None:
+    async def project(self, projection: Projection) -> ProjectionWritten | None:
         await asyncio.to_thread(write_projection, self._session_factory, projection)
+        return ProjectionWritten(datetime.now(UTC))

@@ -28,7 +28,7 @@ SHIPPED_POLICY = Path(__file__).resolve().parent.parent / "aftersales" / "sla_po
 @pytest.fixture(autouse=True)
 def fresh_now() -> None:
     """Due times are relative to now: take it when the test starts, not at import."""
-    global NOW
+    global NOW  # noqa: PLW0603 - the tests read it as a module constant
     NOW = datetime.now(UTC).replace(microsecond=0)
 
 

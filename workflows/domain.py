@@ -254,6 +254,15 @@ class CaseSnapshot:
 
 
 @dataclass
+class ProjectionWritten:
+    """When the read model committed a projection (wall clock, recorded in history):
+    the workflow measures its next timer from here, not from the start of its task,
+    so the write's own duration does not make the deadline fire late."""
+
+    at: datetime
+
+
+@dataclass
 class Projection:
     """One write to the read model: the snapshot plus what happened since the last."""
 
