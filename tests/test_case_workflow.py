@@ -235,13 +235,26 @@ async def test_feedback_window_ends_as_no_response(skipping_env, sqlite_url, ord
         assert timeouts and timeouts[0].detail == {"outcome": "no response"}
 
 
+async def settled_history_length(handle) -> int:
+    """The history's length once the delivery of the intake's notification has finished
+    and the workflow has taken it in (delivery runs after the update has answered)."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        events = (await handle.fetch_history()).events
+        done = any(e.HasField("activity_task_completed_event_attributes") for e in events)
+        if done and events[-1].HasField("workflow_task_completed_event_attributes"):
+            return len(events)
+        assert asyncio.get_running_loop().time() < deadline, "the delivery did not finish"
+        await asyncio.sleep(0.1)
+
+
 async def test_wrong_stage_update_is_refused_before_history(
         temporal_address, sqlite_url, order_system_url):
     client = await Client.connect(temporal_address)
     inp = replace(case_input(), publish_search_attributes=True)
     async with case_worker(client, sqlite_url, order_system_url) as (tq, _):
         handle = await start_case(client, tq, inp)
-        before = len((await handle.fetch_history()).events)
+        before = await settled_history_length(handle)
         with pytest.raises(WorkflowUpdateFailedError) as info:
             await handle.execute_update(CaseWorkflow.revisit, RevisitInput(ALICE, "satisfied"))
         assert "not allowed while the case is in stage 'confirm'" in str(info.value.cause)

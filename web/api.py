@@ -19,6 +19,7 @@ from web.representation import case_json, user_json
 from web.schemas import ACTION_SCHEMAS, CaseCreateSchema, CaseListQuery, UserCreateSchema
 from workflows.case import CaseWorkflow
 from workflows.domain import (
+    LOCALES,
     Actor,
     AnalyzeInput,
     ApproveInput,
@@ -88,9 +89,13 @@ def case_input(kind: str, channel: str, order_id: str, customer: Customer,
 def open_case():
     data = CaseCreateSchema().load(json_body())
     st = state()
+    customer = Customer(**data["customer"])
+    if not customer.locale:
+        customer.locale = (request.accept_languages.best_match(LOCALES)
+                           or st.settings.default_locale)
     inp = case_input(
         kind=data["kind"], channel=data["channel"], order_id=data["order_id"],
-        customer=Customer(**data["customer"]),
+        customer=customer,
         items=[CaseItem(**item) for item in data["items"]],
         description=data["description"], opened_by=current_user().name,
         priority=data["priority"])

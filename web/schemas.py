@@ -11,6 +11,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates, va
 from workflows.domain import (
     CHANNELS,
     KINDS,
+    LOCALES,
     PRIORITIES,
     RESOLUTION_TYPES,
     RESPONSIBLE_PARTIES,
@@ -39,6 +40,9 @@ class CustomerSchema(Schema):
     email = fields.Email(load_default="", validate=validate.Length(max=200))
     phone = fields.String(load_default="", validate=validate.Length(max=40))
     tier = fields.String(load_default="regular", validate=validate.OneOf(TIERS))
+    # Language of the customer's notifications; absent: from Accept-Language, else the
+    # default locale.
+    locale = fields.String(load_default="", validate=validate.OneOf(("", *LOCALES)))
 
 
 class ItemSchema(Schema):
