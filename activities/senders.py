@@ -87,9 +87,9 @@ class SmtpSender:
         mail["Subject"] = message.subject
         mail["Date"] = format_datetime(datetime.now(UTC))
         mail["Message-ID"] = message.message_id
-        mail["Content-Language"] = message.locale
         mail["Auto-Submitted"] = "auto-generated"
         mail.set_content(message.body)
+        mail["Content-Language"] = message.locale  # set_content drops Content-* headers
         port = s.smtp_port or {"ssl": 465, "starttls": 587}.get(s.smtp_tls, 25)
         context = ssl.create_default_context()
         smtp: smtplib.SMTP

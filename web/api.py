@@ -227,7 +227,8 @@ def create_user():
     data = UserCreateSchema().load(json_body())
     try:
         with state().sessions.begin() as session:
-            user = accounts.create_user(session, data["name"], data["role"], data["password"])
+            user = accounts.create_user(session, data["name"], data["role"], data["password"],
+                                        email=data["email"], locale=data["locale"])
             body = user_json(user)
     except accounts.AccountError as err:
         raise Problem(422, "Invalid request", str(err), errors={"name": [str(err)]}) from err

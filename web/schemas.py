@@ -93,6 +93,8 @@ class UserCreateSchema(Schema):
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
     password = fields.String(load_default=None, load_only=True,
                              validate=validate.Length(min=8, max=200))
+    email = fields.Email(load_default="", validate=validate.Length(max=200))
+    locale = fields.String(load_default="", validate=validate.OneOf(("", *LOCALES)))
 
 
 class AssignSchema(Schema):
@@ -313,6 +315,8 @@ class UserSchema(Schema):
     name = fields.String(required=True)
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
     active = fields.Boolean(required=True)
+    email = fields.String(required=True)
+    locale = fields.String(required=True)
     created_at = fields.DateTime(required=True)
 
 
