@@ -27,7 +27,7 @@ class MailboxHandler:
         self._lock = threading.Lock()
         mailbox.parent.mkdir(parents=True, exist_ok=True)
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd
+    async def handle_DATA(self, server, session, envelope) -> str:
         mail = message_from_bytes(envelope.content, policy=policy.default)
         assert isinstance(mail, EmailMessage)
         part = mail.get_body(preferencelist=("plain",))

@@ -53,7 +53,7 @@ class FailingOnce(MailboxHandler):
         self.calls = 0
         self.store_first = store_first
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server, session, envelope) -> str:
         self.calls += 1
         if self.calls == 1:
             if self.store_first:
