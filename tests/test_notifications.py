@@ -21,7 +21,7 @@ from db import outbox
 from db.accounts import create_user
 from db.engine import make_engine, make_sessionmaker
 from db.models import OutboxMessage
-from tests.conftest import BackgroundWorker, make_settings, staff_token
+from tests.conftest import BackgroundWorker, make_settings, record_history_sync, staff_token
 from web import create_app
 
 
@@ -248,3 +248,53 @@ def test_a_resend_after_a_lost_answer_carries_the_same_message_id(sqlite_url, tm
     finally:
         engine.dispose()
         controller.stop()
+
+
+def test_a_complaint_tells_the_customer_each_step_in_order(
+        temporal_address, sqlite_url, order_system_url, sink):
+    controller, mailbox = sink
+    settings = smtp_settings(temporal_address, sqlite_url, order_system_url, controller.port)
+    worker = BackgroundWorker(settings)
+    worker.start()
+    app = create_app(settings)
+    try:
+        headers = {"Authorization": f"Bearer {staff_token(app)}"}
+        http = app.test_client()
+        case = http.post("/api/v1/cases", headers=headers, json={
+            "kind": "complaint", "channel": "email", "order_id": "SO-10002",
+            "customer": {"id": "C-1002", "name": "Li Na", "email": "lina@example.com",
+                         "locale": "en"},
+            "description": "The tea box arrived crushed."}).get_json()
+        token = case["customer_url"].rsplit("/", 1)[1]
+        steps = (
+            (f"/api/v1/cases/{case['id']}/confirm", {"note": "seen the photos"}),
+            (f"/api/v1/cases/{case['id']}/request-info", {"question": "Is the tea wet?"}),
+            (f"/api/v1/status/{token}/reply", {"message": "No, only the box."}),
+            (f"/api/v1/cases/{case['id']}/analyze", {
+                "root_cause": "damaged_in_transit", "responsible_party": "courier",
+                "note": "dented"}),
+            (f"/api/v1/cases/{case['id']}/resolve", {
+                "resolution": {"type": "apology"}, "note": "We are sorry."}),
+        )
+        for path, body in steps:
+            response = http.post(path, headers=headers, json=body)
+            assert response.status_code == 200, response.get_json()
+        subjects = [
+            f"Your case {case['id']} is open",
+            f"We are working on your case {case['id']}",
+            f"We need information from you on case {case['id']}",
+            f"Our apologies about case {case['id']}",
+            f"Your case {case['id']} is resolved: how did we do?",
+        ]
+        mails = wait_for(lambda: (m := read_mailbox(mailbox)) and len(m) >= 5 and m,
+                         what="five customer emails")
+        assert sorted(m["subject"] for m in mails) == sorted(subjects)
+        question = next(m for m in mails if m["subject"] == subjects[2])
+        assert "Is the tea wet?" in question["body"] and case["customer_url"] in question["body"]
+        rating = next(m for m in mails if m["subject"] == subjects[4])
+        assert case["customer_url"] in rating["body"]
+        record_history_sync(temporal_address, case["id"], "notify_complaint")
+    finally:
+        app.extensions["aftersales"].gateway.close()
+        app.extensions["aftersales"].engine.dispose()
+        worker.stop()
