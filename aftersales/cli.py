@@ -65,10 +65,17 @@ def worker() -> None:
 
 
 @main.command()
-def scheduler() -> None:
+@click.option("--run", "run_job", default=None,
+              type=click.Choice(["overdue_digest", "kpi_snapshot", "reconcile", "outbox_sweep",
+                                 "idempotency_purge", "retention"]),
+              help="Run this one job now (under its lease), print what it did, and exit.")
+def scheduler(run_job: str | None) -> None:
     """Run the housekeeping scheduler (its own process; never inside the web app)."""
-    from aftersales.scheduler import run_scheduler
+    from aftersales.scheduler import run_once, run_scheduler
 
+    if run_job:
+        click.echo(run_once(_settings(), run_job))
+        return
     run_scheduler(_settings())
 
 

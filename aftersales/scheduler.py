@@ -176,6 +176,29 @@ class Housekeeping:
         self._engine.dispose()
 
 
+def run_once(settings: Settings, job: str) -> str:
+    """`aftersales scheduler --run JOB`: one run now, under the lease; what it did."""
+    migrate(settings.database_url)
+    jobs = Housekeeping(settings)
+    try:
+        ran, result = jobs.run_job(job)
+    finally:
+        jobs.close()
+    if not ran:
+        return f"{job}: this run is done already or running in another scheduler"
+    if isinstance(result, ReconcileReport):
+        lines = [f"reconcile: {result.checked} open cases checked, "
+                 f"{len(result.repaired)} repaired, {len(result.unanswered)} unanswered"]
+        lines += [f"  repaired {r.case_id}: read model had {r.was}, workflow {r.now}"
+                  for r in result.repaired]
+        lines += [f"  unanswered {case_id}: {why}" for case_id, why in result.unanswered.items()]
+        return "\n".join(lines)
+    if isinstance(result, DeliveryReport):
+        return (f"outbox_sweep: {len(result.result.sent)} sent, {len(result.failed)} failed, "
+                f"{len(result.busy)} busy")
+    return f"{job}: {result}"
+
+
 def run_scheduler(settings: Settings) -> None:
     migrate(settings.database_url)
     jobs = Housekeeping(settings)

@@ -4,6 +4,9 @@ schedulers from running a job twice."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -239,3 +242,13 @@ def test_reconciliation_repairs_a_corrupted_projection_row_and_reports_it(
         app.extensions["aftersales"].engine.dispose()
         worker.stop()
 
+
+
+def test_scheduler_run_once_from_the_command_line(sqlite_url):
+    env = {**os.environ, "AFTERSALES_DATABASE_URL": sqlite_url}
+    argv = [sys.executable, "-m", "aftersales.cli", "scheduler", "--run", "kpi_snapshot"]
+    first = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == f"kpi_snapshot: {kpi.REFRESH_DAYS}"
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+    assert "done already" in again.stdout
