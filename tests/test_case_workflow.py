@@ -20,7 +20,7 @@ from activities.projection import CaseProjector
 from aftersales.worker import SystemClients, build_worker
 from db.engine import make_engine, make_sessionmaker
 from db.models import OutboxMessage, TimelineEvent
-from tests.conftest import binary, make_settings, record_history
+from tests.conftest import binary, make_settings, record_history, settled_history_length
 from workflows.case import CaseWorkflow
 from workflows.domain import (
     Actor,
@@ -233,19 +233,6 @@ async def test_feedback_window_ends_as_no_response(skipping_env, sqlite_url, ord
         assert snap.stage == "revisit" and snap.rating is None
         timeouts = [e for e in events_of(sessions, inp.case_id) if e.type == "feedback_timeout"]
         assert timeouts and timeouts[0].detail == {"outcome": "no response"}
-
-
-async def settled_history_length(handle) -> int:
-    """The history's length once the delivery of the intake's notification has finished
-    and the workflow has taken it in (delivery runs after the update has answered)."""
-    deadline = asyncio.get_running_loop().time() + 30
-    while True:
-        events = (await handle.fetch_history()).events
-        done = any(e.HasField("activity_task_completed_event_attributes") for e in events)
-        if done and events[-1].HasField("workflow_task_completed_event_attributes"):
-            return len(events)
-        assert asyncio.get_running_loop().time() < deadline, "the delivery did not finish"
-        await asyncio.sleep(0.1)
 
 
 async def test_wrong_stage_update_is_refused_before_history(
