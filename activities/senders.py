@@ -62,10 +62,9 @@ class LoggingSender:
     SMTP server is configured."""
 
     def __init__(self, settings: Settings | None = None) -> None:
-        self.sent: list[OutgoingMessage] = []
+        pass
 
     def send(self, message: OutgoingMessage) -> None:
-        self.sent.append(message)
         log.info("notification %s (%s, %s) by %s to %s: not sent, logged only",
                  message.key, message.template, message.locale, message.medium,
                  mask(message.to))
