@@ -22,6 +22,10 @@ class CaseProjector:
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self._session_factory = session_factory
 
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        return self._session_factory
+
     @activity.defn(name="project_case")
     async def project(self, projection: Projection) -> ProjectionWritten | None:
         await asyncio.to_thread(write_projection, self._session_factory, projection)

@@ -65,10 +65,17 @@ def worker() -> None:
 
 
 @main.command()
-def scheduler() -> None:
+@click.option("--run", "run_job", default=None,
+              type=click.Choice(["overdue_digest", "kpi_snapshot", "reconcile", "outbox_sweep",
+                                 "idempotency_purge", "retention"]),
+              help="Run this one job now (under its lease), print what it did, and exit.")
+def scheduler(run_job: str | None) -> None:
     """Run the housekeeping scheduler (its own process; never inside the web app)."""
-    from aftersales.scheduler import run_scheduler
+    from aftersales.scheduler import run_once, run_scheduler
 
+    if run_job:
+        click.echo(run_once(_settings(), run_job))
+        return
     run_scheduler(_settings())
 
 
@@ -102,14 +109,17 @@ def users() -> None:
 @click.argument("name")
 @click.option("--role", type=click.Choice(["handler", "supervisor", "admin"]), required=True)
 @click.option("--password", default=None, help="Password for the web login.")
-def users_create(name: str, role: str, password: str | None) -> None:
+@click.option("--email", default="", help="Where the user's notifications go.")
+@click.option("--locale", type=click.Choice(["", "zh-CN", "en"]), default="",
+              help="Language of the user's notifications (default: AFTERSALES_DEFAULT_LOCALE).")
+def users_create(name: str, role: str, password: str | None, email: str, locale: str) -> None:
     """Create a staff user."""
     from db.accounts import AccountError, create_user
 
     sessions = _sessions()
     try:
         with sessions.begin() as session:
-            create_user(session, name, role, password)
+            create_user(session, name, role, password, email=email, locale=locale)
     except AccountError as err:
         raise click.ClickException(str(err)) from err
     click.echo(f"created {role} {name}")

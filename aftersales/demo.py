@@ -20,6 +20,9 @@ DEMO_USERS = (
     ("sam", "supervisor", "sam-demo"),
     ("admin", "admin", "admin-demo"),
 )
+# Where their notifications go (the dev stack's SMTP sink shows them at /dev/mail).
+DEMO_ADDRESSES = {"alice": ("alice@example.com", "zh-CN"), "bob": ("bob@example.com", "en"),
+                  "sam": ("sam@example.com", "en"), "admin": ("admin@example.com", "en")}
 
 DEMO_CASES = (
     {"kind": "complaint", "channel": "phone", "order_id": "SO-10001",
@@ -27,7 +30,8 @@ DEMO_CASES = (
      "items": [], "description": "快递员态度很差，包裹被扔在门口，茶叶盒子压坏了。",
      "advance": []},
     {"kind": "complaint", "channel": "web", "order_id": "SO-10004",
-     "customer": {"id": "C-1004", "name": "Emma Clarke", "email": "emma@example.com"},
+     "customer": {"id": "C-1004", "name": "Emma Clarke", "email": "emma@example.com",
+                  "locale": "en"},
      "items": [], "description": "The parcel arrived two days late and the milk had gone off.",
      "advance": ["confirm"]},
     {"kind": "complaint", "channel": "wechat", "order_id": "SO-10006",
@@ -45,7 +49,8 @@ def seed_demo(settings: Settings, web_url: str) -> Iterator[str]:
         fresh = get_user(session, "alice") is None
         if fresh:
             for name, role, password in DEMO_USERS:
-                create_user(session, name, role, password)
+                email, locale = DEMO_ADDRESSES[name]
+                create_user(session, name, role, password, email=email, locale=locale)
         token = create_token(session, "alice")
     engine.dispose()
     for name, role, password in DEMO_USERS:

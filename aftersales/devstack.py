@@ -1,7 +1,8 @@
 """`aftersales dev`: the whole system as one process tree on one machine.
 
 Starts the Temporal dev server (state in the data dir, so cases survive a restart),
-the order, inventory and courier simulators, a worker and the web app as child
+the order, inventory and courier simulators, a local SMTP sink (unless
+AFTERSALES_SMTP_HOST is set), a worker, the scheduler and the web app as child
 processes; prints a
 line with `ready` and the URL once /healthz answers; stops every child on Ctrl-C or
 SIGTERM. A child that dies takes the stack down with a message naming it.
@@ -136,6 +137,8 @@ class DevStack:
             inventory_system_url=urls["inventory-system"],
             courier_system_url=urls["courier-system"],
         )
+        if not self.settings.smtp_host:
+            self._start_mail_sink()
         self._spawn("worker", [sys.executable, "-m", "aftersales.cli", "worker"])
         self._spawn("scheduler", [sys.executable, "-m", "aftersales.cli", "scheduler"])
         self._spawn("web", [sys.executable, "-m", "aftersales.cli", "web", "--host",
@@ -165,6 +168,22 @@ class DevStack:
             temporal_address=f"127.0.0.1:{self.temporal_port}", temporal_address_set=True)
         print(f"Temporal dev server on 127.0.0.1:{self.temporal_port}, "
               f"UI http://127.0.0.1:{ui_port}", flush=True)
+
+    def _start_mail_sink(self) -> None:
+        """A local SMTP server that keeps every message in the data dir; the worker
+        sends to it and the web app shows it at /dev/mail. Not started when
+        AFTERSALES_SMTP_HOST is set: then mail goes where that says."""
+        port = free_port()
+        mailbox = self.data_dir / "mail" / "mailbox.jsonl"
+        self._spawn("mail-sink", [sys.executable, "-m", "aftersales.mailsink", "--port",
+                                  str(port), "--mailbox", str(mailbox)])
+        if not wait_for_port("127.0.0.1", port, 30):
+            raise StartupError("the local SMTP sink did not start")
+        self.settings = self.settings.with_(smtp_host="127.0.0.1", smtp_port=port,
+                                            smtp_tls="none", smtp_user="", smtp_password="",
+                                            dev_mailbox=str(mailbox))
+        print(f"Mail sink on 127.0.0.1:{port}; received mail at "
+              f"http://{self.host}:{self.port}/dev/mail", flush=True)
 
     def _spawn(self, name: str, argv: list[str], log_name: str | None = None,
                extra_env: dict[str, str] | None = None) -> None:

@@ -1,32 +1,165 @@
 """`aftersales scheduler`: read-model housekeeping on a timetable, in its own process.
 
 Only housekeeping lives here (case deadlines are durable workflow timers, never
-APScheduler jobs): purging expired Idempotency-Keys and anonymising cases closed
-longer ago than the retention period.
+APScheduler jobs): the hourly overdue digest to supervisors, the nightly KPI snapshot,
+reconciliation of the read model against Temporal, the sweep of outbox rows left
+unsent, purging expired Idempotency-Keys and anonymising cases past retention.
+
+Every job runs under a lease in the database (db/leases.py), named by its run (the
+hour, the day, the slot), so a second scheduler started by mistake runs nothing twice;
+and every job is idempotent, so a run repeated after a crash does no harm.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
 
 from apscheduler.schedulers.blocking import BlockingScheduler
+from sqlalchemy import select
 
+from activities.notifications import DeliveryReport, OutboxDelivery
+from aftersales.reconcile import ReconcileReport, reconcile
 from aftersales.settings import Settings
+from db import kpi, leases, outbox
+from db.cases import jsonable
 from db.engine import make_engine, make_sessionmaker, migrate
+from db.models import Case
 from db.privacy import anonymise_closed
+from db.reports import OPEN
 from web.idempotency import purge_expired
 
 log = logging.getLogger("aftersales.scheduler")
+
+# Rows the delivery activity has had this long to send are swept up.
+SWEEP_AFTER = timedelta(minutes=15)
+DIGEST_MAX_CASES = 50
+
+
+def _slot(minutes: int) -> Callable[[datetime], str]:
+    def key(now: datetime) -> str:
+        return now.replace(minute=now.minute - now.minute % minutes, second=0,
+                           microsecond=0).strftime("%Y-%m-%dT%H:%M")
+    return key
+
+
+def _hour(now: datetime) -> str:
+    return now.strftime("%Y-%m-%dT%H")
+
+
+def _day(now: datetime) -> str:
+    return now.strftime("%Y-%m-%d")
+
+
+# job -> (Housekeeping method, the run a moment belongs to, lease time-to-live).
+JOBS: dict[str, tuple[str, Callable[[datetime], str], timedelta]] = {
+    "overdue_digest": ("overdue_digest", _hour, timedelta(minutes=30)),
+    "kpi_snapshot": ("kpi_snapshot", _day, timedelta(hours=1)),
+    "reconcile": ("reconcile", _slot(15), timedelta(minutes=30)),
+    "outbox_sweep": ("sweep_outbox", _slot(5), timedelta(minutes=10)),
+    "idempotency_purge": ("purge_idempotency_keys", _hour, timedelta(minutes=30)),
+    "retention": ("anonymise_closed_cases", _day, timedelta(hours=1)),
+}
 
 
 class Housekeeping:
     """The jobs, callable directly (tests) or on the scheduler's timetable."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, holder: str | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 delivery: OutboxDelivery | None = None) -> None:
+        self._settings = settings
         self._engine = make_engine(settings.database_url)
         self._sessions = make_sessionmaker(self._engine)
         self._retention = timedelta(seconds=settings.retention)
+        self._now = clock
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._delivery = delivery or OutboxDelivery(self._sessions, settings)
+
+    # ------------------------------------------------------------ the lease
+
+    def run_job(self, job: str) -> tuple[bool, Any]:
+        """Run `job` under its lease, for the run its period names (this hour, this
+        day, this slot), unless that run is done or another scheduler holds it.
+        Returns whether it ran here and what it returned."""
+        method, period, ttl = JOBS[job]
+        now = self._now()
+        run_key = period(now)
+        if not leases.claim_run(self._sessions, job, run_key, self.holder, now, ttl):
+            log.info("%s %s: done or running elsewhere, skipped", job, run_key)
+            return False, None
+        done = False
+        try:
+            result = getattr(self, method)()
+            done = True
+            return True, result
+        finally:
+            leases.finish_run(self._sessions, job, run_key, self.holder, self._now(), done)
+
+    # ------------------------------------------------------------ the jobs
+
+    def overdue_digest(self) -> str | None:
+        """The open overdue cases, to every supervisor, through the outbox: one message
+        per hour however often it runs. Returns its outbox key (None: nothing overdue)."""
+        hour = self._now().strftime("%Y-%m-%dT%H:00Z")
+        key = f"digest:overdue:{hour}"
+        with self._sessions.begin() as session:
+            cases = session.execute(
+                select(Case.id, Case.priority, Case.stage, Case.assignee, Case.stage_due_at)
+                .where(Case.stage.in_(OPEN), Case.overdue.is_(True))
+                .order_by(Case.priority, Case.due_key, Case.id)).all()
+            if not cases:
+                return None
+            outbox.add_message(session, key, self._now(), "staff", "role:supervisor",
+                               "overdue_digest", {
+                                   "hour": hour, "count": len(cases),
+                                   "cases": [{"id": c.id, "priority": c.priority,
+                                              "stage": c.stage, "assignee": c.assignee,
+                                              "stage_due_at": jsonable(c.stage_due_at)}
+                                             for c in cases[:DIGEST_MAX_CASES]]})
+        log.info("overdue digest %s: %d cases", hour, len(cases))
+        self._delivery.deliver([key])
+        return key
+
+    def kpi_snapshot(self) -> int:
+        """Rewrite the KPI rows of the last days; returns how many days."""
+        with self._sessions.begin() as session:
+            days = kpi.take_snapshots(session, self._now())
+        log.info("KPI snapshot: %d days rewritten", days)
+        return days
+
+    def reconcile(self) -> ReconcileReport:
+        """Repair open cases whose projection disagrees with Temporal, and say which."""
+        report = asyncio.run(self._reconcile())
+        log.info("reconciliation: %d open cases checked, %d repaired (%s), %d unanswered",
+                 report.checked, len(report.repaired),
+                 ", ".join(r.case_id for r in report.repaired) or "none",
+                 len(report.unanswered))
+        return report
+
+    async def _reconcile(self) -> ReconcileReport:
+        from aftersales.temporal import connect
+
+        client = await connect(self._settings)
+        return await reconcile(client, self._sessions)
+
+    def sweep_outbox(self) -> DeliveryReport:
+        """Send rows left unsent (a worker died between the write and the send, or the
+        delivery activity gave up), through the same claim as the activity."""
+        with self._sessions() as session:
+            keys = outbox.unsent_keys(session, self._now(), SWEEP_AFTER)
+        report = self._delivery.deliver(keys)
+        if keys:
+            log.info("outbox sweep: %d sent, %d failed, %d busy",
+                     len(report.result.sent), len(report.failed), len(report.busy))
+        return report
 
     def purge_idempotency_keys(self) -> int:
         count = purge_expired(self._sessions)
@@ -35,7 +168,7 @@ class Housekeeping:
 
     def anonymise_closed_cases(self) -> int:
         with self._sessions.begin() as session:
-            count = anonymise_closed(session, self._retention, datetime.now(UTC))
+            count = anonymise_closed(session, self._retention, self._now())
         log.info("anonymised %d cases past retention", count)
         return count
 
@@ -43,15 +176,47 @@ class Housekeeping:
         self._engine.dispose()
 
 
+def run_once(settings: Settings, job: str) -> str:
+    """`aftersales scheduler --run JOB`: one run now, under the lease; what it did."""
+    migrate(settings.database_url)
+    jobs = Housekeeping(settings)
+    try:
+        ran, result = jobs.run_job(job)
+    finally:
+        jobs.close()
+    if not ran:
+        return f"{job}: this run is done already or running in another scheduler"
+    if isinstance(result, ReconcileReport):
+        lines = [f"reconcile: {result.checked} open cases checked, "
+                 f"{len(result.repaired)} repaired, {len(result.unanswered)} unanswered"]
+        lines += [f"  repaired {r.case_id}: read model had {r.was}, workflow {r.now}"
+                  for r in result.repaired]
+        lines += [f"  unanswered {case_id}: {why}" for case_id, why in result.unanswered.items()]
+        return "\n".join(lines)
+    if isinstance(result, DeliveryReport):
+        return (f"outbox_sweep: {len(result.result.sent)} sent, {len(result.failed)} failed, "
+                f"{len(result.busy)} busy")
+    return f"{job}: {result}"
+
+
 def run_scheduler(settings: Settings) -> None:
     migrate(settings.database_url)
     jobs = Housekeeping(settings)
-    scheduler = BlockingScheduler(timezone="UTC")
-    scheduler.add_job(jobs.purge_idempotency_keys, "interval", hours=1,
-                      next_run_time=datetime.now(UTC))
-    scheduler.add_job(jobs.anonymise_closed_cases, "cron", hour=3, minute=17)
-    log.info("scheduler running: idempotency keys hourly, retention %ss daily",
-             settings.retention)
+    scheduler = BlockingScheduler(timezone="UTC", job_defaults={
+        "coalesce": True, "max_instances": 1, "misfire_grace_time": 600})
+    now = datetime.now(UTC)
+    for job, trigger, args in (
+        ("idempotency_purge", "interval", {"hours": 1, "next_run_time": now}),
+        ("outbox_sweep", "interval", {"minutes": 5, "next_run_time": now}),
+        ("reconcile", "interval", {"minutes": 15, "next_run_time": now + timedelta(minutes=1)}),
+        ("overdue_digest", "cron", {"minute": 5}),
+        ("kpi_snapshot", "cron", {"hour": 0, "minute": 30}),
+        ("retention", "cron", {"hour": 3, "minute": 17}),
+    ):
+        scheduler.add_job(partial(jobs.run_job, job), trigger, id=job, **args)
+    log.info("scheduler %s running: digest hourly at :05, KPI snapshot 00:30, "
+             "reconciliation every 15 min, outbox sweep every 5 min, idempotency keys "
+             "hourly, retention %ss daily at 03:17", jobs.holder, settings.retention)
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):

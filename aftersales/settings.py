@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from workflows.domain import LOCALES
 from workflows.sla import parse_duration
 
 
@@ -41,6 +42,20 @@ class Settings:
     # a duration like "365d").
     retention: int = 365 * 86400
     public_url: str = "http://127.0.0.1:5000"
+    # Email by SMTP (activities/senders.py). No host: emails are only logged.
+    smtp_host: str = ""
+    smtp_port: int = 0  # 0: 25, 587 with starttls, 465 with ssl
+    smtp_tls: str = "none"  # none | starttls | ssl
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_from: str = "Aftersales <aftersales@localhost>"
+    # The SMS / WeChat sender, "module:Class" (docs/notifications.md).
+    message_sender: str = "activities.senders:LoggingSender"
+    # Language of a customer's or user's notifications when none is known: zh-CN or en.
+    default_locale: str = "zh-CN"
+    # Development only: the file the local SMTP sink of `aftersales dev` writes, shown at
+    # /dev/mail. Empty (always, in production): no /dev/mail.
+    dev_mailbox: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -72,6 +87,18 @@ class Settings:
             payload_keys=get("AFTERSALES_PAYLOAD_KEYS", ""),
             retention=parse_duration(get("AFTERSALES_RETENTION") or "365d"),
             public_url=(get("AFTERSALES_PUBLIC_URL") or "http://127.0.0.1:5000").rstrip("/"),
+            smtp_host=get("AFTERSALES_SMTP_HOST", ""),
+            smtp_port=int(get("AFTERSALES_SMTP_PORT") or 0),
+            smtp_tls=_one_of("AFTERSALES_SMTP_TLS", get("AFTERSALES_SMTP_TLS") or "none",
+                             SMTP_TLS_MODES),
+            smtp_user=get("AFTERSALES_SMTP_USER", ""),
+            smtp_password=get("AFTERSALES_SMTP_PASSWORD", ""),
+            smtp_from=get("AFTERSALES_SMTP_FROM") or "Aftersales <aftersales@localhost>",
+            message_sender=(get("AFTERSALES_MESSAGE_SENDER")
+                            or "activities.senders:LoggingSender"),
+            default_locale=_one_of("AFTERSALES_DEFAULT_LOCALE",
+                                   get("AFTERSALES_DEFAULT_LOCALE") or "zh-CN", LOCALES),
+            dev_mailbox=get("AFTERSALES_DEV_MAILBOX", ""),
         )
 
     def with_(self, **changes) -> Settings:
@@ -99,10 +126,28 @@ class Settings:
             "AFTERSALES_PAYLOAD_KEYS": self.payload_keys,
             "AFTERSALES_RETENTION": f"{self.retention}s",
             "AFTERSALES_PUBLIC_URL": self.public_url,
+            "AFTERSALES_SMTP_HOST": self.smtp_host,
+            "AFTERSALES_SMTP_PORT": str(self.smtp_port or ""),
+            "AFTERSALES_SMTP_TLS": self.smtp_tls,
+            "AFTERSALES_SMTP_USER": self.smtp_user,
+            "AFTERSALES_SMTP_PASSWORD": self.smtp_password,
+            "AFTERSALES_SMTP_FROM": self.smtp_from,
+            "AFTERSALES_MESSAGE_SENDER": self.message_sender,
+            "AFTERSALES_DEFAULT_LOCALE": self.default_locale,
+            "AFTERSALES_DEV_MAILBOX": self.dev_mailbox,
         }
         if self.sla_file:
             env["AFTERSALES_SLA_FILE"] = self.sla_file
         return env
+
+
+SMTP_TLS_MODES = ("none", "starttls", "ssl")
+
+
+def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
+    return value
 
 
 def default_database_url(data_dir: str) -> str:

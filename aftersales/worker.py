@@ -14,6 +14,7 @@ from temporalio.worker import Worker
 from activities.courier_system import CourierActivities, CourierClient
 from activities.http import DEFAULT_TIMEOUT
 from activities.inventory_system import InventoryActivities, InventoryClient
+from activities.notifications import NotificationActivities, OutboxDelivery
 from activities.order_system import OrderActivities, OrderSystemClient
 from activities.projection import CaseProjector
 from aftersales.settings import Settings
@@ -45,8 +46,12 @@ class SystemClients:
 
 
 def build_worker(client: Client, settings: Settings, systems: SystemClients,
-                 projector: CaseProjector, task_queue: str | None = None) -> Worker:
-    """A worker for the case workflow with every activity it calls."""
+                 projector: CaseProjector, task_queue: str | None = None,
+                 notifications: NotificationActivities | None = None) -> Worker:
+    """A worker for the case workflow with every activity it calls; notifications go
+    out by the senders the settings name unless `notifications` is given."""
+    notifications = notifications or NotificationActivities(
+        OutboxDelivery(projector.sessions, settings))
     orders = OrderActivities(systems.orders)
     inventory = InventoryActivities(systems.inventory)
     courier = CourierActivities(systems.courier)
@@ -58,7 +63,7 @@ def build_worker(client: Client, settings: Settings, systems: SystemClients,
             orders.lookup_order, orders.grant_compensation, orders.refund_payment,
             inventory.reserve, inventory.release, inventory.ship, inventory.restock,
             inventory.write_off, courier.create_waybill, courier.cancel_waybill,
-            projector.project,
+            projector.project, notifications.deliver,
         ],
         max_cached_workflows=settings.worker_cache,
     )

@@ -11,19 +11,22 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from db.models import ApiToken, User
-from workflows.domain import ROLES
+from workflows.domain import LOCALES, ROLES
 
 
 class AccountError(ValueError):
     """A user or token request that cannot be carried out."""
 
 
-def create_user(session: Session, name: str, role: str, password: str | None = None) -> User:
+def create_user(session: Session, name: str, role: str, password: str | None = None,
+                email: str = "", locale: str = "") -> User:
     if role not in ROLES:
         raise AccountError(f"unknown role '{role}' (one of {', '.join(ROLES)})")
     if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").replace(
             ".", "").isalnum():
         raise AccountError("a user name is 1-64 letters, digits, '.', '-' or '_'")
+    if locale and locale not in LOCALES:
+        raise AccountError(f"unknown locale '{locale}' (one of {', '.join(LOCALES)})")
     if session.get(User, name) is not None:
         raise AccountError(f"user '{name}' already exists")
     user = User(
@@ -32,6 +35,8 @@ def create_user(session: Session, name: str, role: str, password: str | None = N
         password_hash=generate_password_hash(password) if password else None,
         active=True,
         created_at=datetime.now(UTC),
+        email=email,
+        locale=locale,
     )
     session.add(user)
     return user

@@ -48,9 +48,14 @@ def as_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def apply_projection(session: Session, projection: Projection) -> bool:
+def apply_projection(session: Session, projection: Projection,
+                     replace_version: int | None = None) -> bool:
     """Upsert the case row unless it is already at this version or newer, and add the
-    timeline events and outbox rows not yet there. Returns whether the row moved."""
+    timeline events and outbox rows not yet there. Returns whether the row moved.
+
+    With `replace_version` (reconciliation), the row is overwritten only if it is still
+    at that version, whatever the snapshot's: a repair, not a step forward, and one that
+    loses to any live write that lands first."""
     snap = projection.snapshot
     values = {name: getattr(snap, name) for name in CASE_COLUMNS}
     values.update(
@@ -68,10 +73,12 @@ def apply_projection(session: Session, projection: Projection) -> bool:
     # One conditional UPDATE: atomic on SQLite and PostgreSQL alike, so a slower,
     # older write can never land after a newer one (a read-then-write could).
     result: CursorResult = session.execute(  # type: ignore[assignment]
-        update(Case).where(Case.id == snap.case_id, Case.version < snap.version)
+        update(Case).where(Case.id == snap.case_id,
+                           Case.version < snap.version if replace_version is None
+                           else Case.version == replace_version)
         .values(**values).execution_options(synchronize_session=False))
     moved = bool(result.rowcount)
-    if not moved and session.scalar(select(Case.version).where(
+    if not moved and replace_version is None and session.scalar(select(Case.version).where(
             Case.id == snap.case_id)) is None:
         session.add(Case(id=snap.case_id, **values))
         session.flush()

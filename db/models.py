@@ -142,6 +142,9 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    # Where staff notifications go, and in which language ("" = the default locale).
+    email: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    locale: Mapped[str] = mapped_column(String(8), nullable=False, default="")
 
 
 class ApiToken(Base):
@@ -155,11 +158,19 @@ class ApiToken(Base):
 
 
 class OutboxMessage(Base):
+    """A notification decided by a workflow (or a scheduler digest), sent once.
+
+    A delivery attempt claims the row (`claimed_until` in the future) with a conditional
+    UPDATE, so two attempts never send it at the same time; `delivered` lists the
+    addresses already served, so a retry after a partial failure skips them.
+    """
+
     __tablename__ = "outbox"
 
     # case id + sequence, decided in the workflow: a retried write adds no second row.
+    # Digests have keys of their own (`digest:overdue:<hour>`) and no case.
     key: Mapped[str] = mapped_column(String(80), primary_key=True)
-    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), nullable=False)
+    case_id: Mapped[str | None] = mapped_column(ForeignKey("cases.id"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
     channel: Mapped[str] = mapped_column(String(16), nullable=False)
     recipient: Mapped[str] = mapped_column(String(120), nullable=False)
@@ -167,6 +178,10 @@ class OutboxMessage(Base):
     payload: Mapped[dict] = mapped_column(JSON, nullable=False)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    delivered: Mapped[list] = mapped_column(JSON, nullable=False, default=list)
 
     __table_args__ = (Index("ix_outbox_unsent", "sent_at", "created_at"),)
 
@@ -212,3 +227,41 @@ class AuditEntry(Base):
 
     __table_args__ = (Index("ix_audit_log_case", "case_id", "at"),
                       Index("ix_audit_log_actor", "actor", "at"))
+
+
+class KpiSnapshot(Base):
+    """One day's figures, written nightly by the scheduler for the trend charts.
+
+    Counts, not percentages, so weeks and months are sums of days. The day's cases are
+    those opened that day (UTC); `closed` counts cases closed that day.
+    """
+
+    __tablename__ = "kpi_snapshots"
+
+    day: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    opened: Mapped[int] = mapped_column(Integer, nullable=False)
+    closed: Mapped[int] = mapped_column(Integer, nullable=False)
+    clocks_met: Mapped[int] = mapped_column(Integer, nullable=False)
+    clocks_breached: Mapped[int] = mapped_column(Integer, nullable=False)
+    ratings: Mapped[int] = mapped_column(Integer, nullable=False)
+    satisfied: Mapped[int] = mapped_column(Integer, nullable=False)
+    rating_sum: Mapped[int] = mapped_column(Integer, nullable=False)
+    overdue_open: Mapped[int] = mapped_column(Integer, nullable=False)
+    taken_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+
+
+class SchedulerLease(Base):
+    """Who runs a housekeeping job now, and which run of it is done.
+
+    Claimed with one conditional UPDATE (atomic on SQLite and PostgreSQL), so two
+    schedulers started by mistake never run the same job run twice.
+    """
+
+    __tablename__ = "scheduler_leases"
+
+    job: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(64))
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    run_key: Mapped[str | None] = mapped_column(String(64))
+    done_key: Mapped[str | None] = mapped_column(String(64))
+    done_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.cases import as_utc, jsonable
-from db.models import Case, TimelineEvent
+from db.models import Case, OutboxMessage, TimelineEvent
 
 ERASED = "(erased)"
 # Free-text fields of timeline events that can carry personal data.
@@ -36,11 +36,17 @@ def export_customer(session: Session, customer_id: str) -> dict:
     for row in rows:
         events = session.scalars(select(TimelineEvent).where(TimelineEvent.case_id == row.id)
                                  .order_by(TimelineEvent.seq))
+        messages = session.scalars(select(OutboxMessage).where(
+            OutboxMessage.case_id == row.id, OutboxMessage.channel == "customer")
+            .order_by(OutboxMessage.created_at))
         cases.append({
             "id": row.id, "stage": row.stage, "order_id": row.order_id,
             "created_at": jsonable(row.created_at), "data": row.data,
             "timeline": [{"at": jsonable(e.at), "type": e.type, "actor": e.actor,
                           "detail": e.detail} for e in events],
+            "notifications": [{"template": m.template, "created_at": jsonable(m.created_at),
+                               "sent_at": jsonable(m.sent_at), "sent_to": m.delivered,
+                               "payload": m.payload} for m in messages],
         })
     return {"customer_id": customer_id, "cases": cases}
 
@@ -90,3 +96,9 @@ def _anonymise(session: Session, row: Case, now: datetime) -> None:
     for event in session.scalars(select(TimelineEvent).where(TimelineEvent.case_id == row.id)):
         event.detail = {k: (ERASED if k in TEXT_KEYS and v else v)
                         for k, v in event.detail.items()}
+    # Notifications keep what was sent when, not to which address or with which words.
+    for message in session.scalars(select(OutboxMessage).where(OutboxMessage.case_id == row.id)):
+        message.payload = {k: (ERASED if k in TEXT_KEYS and v else v)
+                           for k, v in message.payload.items() if k != "customer_url"}
+        if message.channel == "customer":
+            message.delivered = [ERASED for _ in message.delivered or []]

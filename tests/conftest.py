@@ -183,6 +183,25 @@ async def record_history(client: Client, case_id: str, name: str) -> None:
     (HISTORIES / f"{name}.json").write_text(history.to_json(), encoding="utf-8")
 
 
+async def settled_history_length(handle) -> int:
+    """The length of a case's history once the notification deliveries it started have
+    finished and the workflow has taken their results in: deliveries run after the
+    update that wrote them has answered, so they land in the history a moment later."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while True:
+        events = (await handle.fetch_history()).events
+        scheduled = sum(e.HasField("activity_task_scheduled_event_attributes")
+                        for e in events)
+        finished = sum(e.HasField(f"activity_task_{end}_event_attributes") for e in events
+                       for end in ("completed", "failed", "timed_out", "canceled"))
+        if scheduled == finished and events[-1].HasField(
+                "workflow_task_completed_event_attributes"):
+            return len(events)
+        assert loop.time() < deadline, "the notification deliveries did not finish"
+        await asyncio.sleep(0.1)
+
+
 def record_history_sync(temporal_address: str, case_id: str, name: str) -> None:
     if not RECORDING:
         return

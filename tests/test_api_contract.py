@@ -16,7 +16,7 @@ from temporalio.client import Client
 from db.accounts import create_token, create_user
 from db.engine import make_engine, make_sessionmaker
 from db.models import Case
-from tests.conftest import BackgroundWorker, make_settings, staff_token
+from tests.conftest import BackgroundWorker, make_settings, settled_history_length, staff_token
 from web import create_app
 from web.auth import PERMISSIONS
 from workflows.domain import ROLES
@@ -250,10 +250,10 @@ def test_idempotent_action_is_recorded_once(api):
 
 
 def history_length(temporal_address: str, case_id: str) -> int:
+    """The case's history length once its notification deliveries have finished."""
     async def fetch() -> int:
         client = await Client.connect(temporal_address)
-        history = await client.get_workflow_handle(f"case-{case_id}").fetch_history()
-        return len(history.events)
+        return await settled_history_length(client.get_workflow_handle(f"case-{case_id}"))
 
     return asyncio.run(fetch())
 

@@ -20,7 +20,7 @@ from activities.projection import CaseProjector
 from aftersales.worker import SystemClients, build_worker
 from db.engine import make_engine, make_sessionmaker
 from db.models import OutboxMessage, TimelineEvent
-from tests.conftest import binary, make_settings, record_history
+from tests.conftest import binary, make_settings, record_history, settled_history_length
 from workflows.case import CaseWorkflow
 from workflows.domain import (
     Actor,
@@ -241,7 +241,7 @@ async def test_wrong_stage_update_is_refused_before_history(
     inp = replace(case_input(), publish_search_attributes=True)
     async with case_worker(client, sqlite_url, order_system_url) as (tq, _):
         handle = await start_case(client, tq, inp)
-        before = len((await handle.fetch_history()).events)
+        before = await settled_history_length(handle)
         with pytest.raises(WorkflowUpdateFailedError) as info:
             await handle.execute_update(CaseWorkflow.revisit, RevisitInput(ALICE, "satisfied"))
         assert "not allowed while the case is in stage 'confirm'" in str(info.value.cause)

@@ -96,6 +96,12 @@ def test_dev_stack_walks_a_complaint_and_survives_restart(tmp_path):
         base, headers = info["url"], {"Authorization": f"Bearer {info['token']}"}
         with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
             assert http.get("/healthz").json()["status"] == "ok"
+            # The demo customer with an email address got hers through the local sink.
+            deadline = time.monotonic() + 30
+            while "emma@example.com" not in (mail := http.get("/dev/mail")).text:
+                assert time.monotonic() < deadline, "no demo mail at /dev/mail"
+                time.sleep(0.3)
+            assert mail.status_code == 200 and "is open" in mail.text
             orders = subprocess.run(
                 [sys.executable, "-m", "aftersales.cli", "demo", "orders", "--json"],
                 capture_output=True, text=True, timeout=60,

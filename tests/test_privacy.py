@@ -13,10 +13,11 @@ from sqlalchemy import update
 
 from db import cases as case_store
 from db.engine import make_engine, make_sessionmaker
-from db.models import Case
+from db.models import Case, OutboxMessage
 from db.privacy import ERASED, ErasureRefused, anonymise_closed, erase_customer
 from tests.test_read_model import event, snapshot
 from workflows.domain import Customer, Projection
+from workflows.domain import OutboxMessage as OutboxDraft
 
 NOW = datetime.now(UTC)
 
@@ -29,9 +30,15 @@ def seed(url: str) -> None:
                                    ("AS-P3", "analyze", None)):
         ev = event(1, "note")
         ev.detail = {"text": "客户电话 13600000077", "n": 1}
+        asked = OutboxDraft(key=f"{case_id}:1", at=NOW, channel="customer", recipient="C-77",
+                            template="info_requested",
+                            payload={"question": "赵敏，请提供照片", "customer_url": "x"})
         case_store.write_projection(sessions, Projection(snapshot(
             case_id, 1, stage=stage, customer=customer, closed_at=closed,
-            description="赵敏的水壶坏了"), events=[ev]))
+            description="赵敏的水壶坏了"), events=[ev], outbox=[asked]))
+        with sessions.begin() as session:  # as the delivery records it
+            session.execute(update(OutboxMessage).where(OutboxMessage.key == asked.key)
+                            .values(delivered=["zm@example.com"], sent_at=NOW))
 
 
 def run(args: list[str], url: str) -> subprocess.CompletedProcess:
@@ -47,6 +54,7 @@ def test_export_erase_and_retention(sqlite_url):
     data = json.loads(exported.stdout)
     assert [c["id"] for c in data["cases"]] == ["AS-P1", "AS-P2", "AS-P3"]
     assert data["cases"][0]["data"]["customer"]["phone"] == "13600000077"
+    assert data["cases"][0]["notifications"][0]["sent_to"] == ["zm@example.com"]
 
     refused = run(["privacy", "erase", "C-77"], sqlite_url)
     assert refused.returncode != 0 and "AS-P3" in refused.stderr
@@ -60,6 +68,8 @@ def test_export_erase_and_retention(sqlite_url):
         assert "13600000077" not in json.dumps(old.data, ensure_ascii=False)
         assert case_store.get_case_by_token(session, "token-AS-P1") is None
         assert case_store.timeline(session, "AS-P1")[0].detail["text"] == ERASED
+        sent = session.get(OutboxMessage, "AS-P1:1")
+        assert sent.delivered == [ERASED] and sent.payload == {"question": ERASED}
         assert case_store.get_case(session, "AS-P2").customer_name == "赵敏"
 
     with sessions.begin() as session:

@@ -85,6 +85,11 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
     app.register_blueprint(desk)
     app.register_blueprint(supervisor)
     app.register_blueprint(customer)
+    if settings.dev_mailbox:
+        # Development only (`aftersales dev` sets it): the local SMTP sink's mail.
+        from web.devmail import devmail
+
+        app.register_blueprint(devmail)
     # Forms are protected by CSRF tokens; the JSON API authenticates by bearer token or
     # signature, never by cookie, so it has nothing to protect.
     csrf.init_app(app)

@@ -19,6 +19,7 @@ from web.representation import case_json, user_json
 from web.schemas import ACTION_SCHEMAS, CaseCreateSchema, CaseListQuery, UserCreateSchema
 from workflows.case import CaseWorkflow
 from workflows.domain import (
+    LOCALES,
     Actor,
     AnalyzeInput,
     ApproveInput,
@@ -88,9 +89,13 @@ def case_input(kind: str, channel: str, order_id: str, customer: Customer,
 def open_case():
     data = CaseCreateSchema().load(json_body())
     st = state()
+    customer = Customer(**data["customer"])
+    if not customer.locale:
+        customer.locale = (request.accept_languages.best_match(LOCALES)
+                           or st.settings.default_locale)
     inp = case_input(
         kind=data["kind"], channel=data["channel"], order_id=data["order_id"],
-        customer=Customer(**data["customer"]),
+        customer=customer,
         items=[CaseItem(**item) for item in data["items"]],
         description=data["description"], opened_by=current_user().name,
         priority=data["priority"])
@@ -229,7 +234,8 @@ def create_user():
     data = UserCreateSchema().load(json_body())
     try:
         with state().sessions.begin() as session:
-            user = accounts.create_user(session, data["name"], data["role"], data["password"])
+            user = accounts.create_user(session, data["name"], data["role"], data["password"],
+                                        email=data["email"], locale=data["locale"])
             body = user_json(user)
     except accounts.AccountError as err:
         raise Problem(422, "Invalid request", str(err), errors={"name": [str(err)]}) from err

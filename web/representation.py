@@ -104,6 +104,7 @@ def case_json(row: Case, events: list[TimelineEvent] | None = None) -> dict:
 
 def user_json(user) -> dict:
     return {"name": user.name, "role": user.role, "active": user.active,
+            "email": user.email, "locale": user.locale,
             "created_at": jsonable(user.created_at)}
 
 

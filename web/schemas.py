@@ -11,6 +11,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates, va
 from workflows.domain import (
     CHANNELS,
     KINDS,
+    LOCALES,
     PRIORITIES,
     RESOLUTION_TYPES,
     RESPONSIBLE_PARTIES,
@@ -39,6 +40,9 @@ class CustomerSchema(Schema):
     email = fields.Email(load_default="", validate=validate.Length(max=200))
     phone = fields.String(load_default="", validate=validate.Length(max=40))
     tier = fields.String(load_default="regular", validate=validate.OneOf(TIERS))
+    # Language of the customer's notifications; absent: from Accept-Language, else the
+    # default locale.
+    locale = fields.String(load_default="", validate=validate.OneOf(("", *LOCALES)))
 
 
 class ItemSchema(Schema):
@@ -89,6 +93,8 @@ class UserCreateSchema(Schema):
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
     password = fields.String(load_default=None, load_only=True,
                              validate=validate.Length(min=8, max=200))
+    email = fields.Email(load_default="", validate=validate.Length(max=200))
+    locale = fields.String(load_default="", validate=validate.OneOf(("", *LOCALES)))
 
 
 class AssignSchema(Schema):
@@ -309,6 +315,8 @@ class UserSchema(Schema):
     name = fields.String(required=True)
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
     active = fields.Boolean(required=True)
+    email = fields.String(required=True)
+    locale = fields.String(required=True)
     created_at = fields.DateTime(required=True)
 
 

@@ -14,6 +14,7 @@ from db import cases as case_store
 from db.reports import ReportFilter, summary
 from web.api import perform_action
 from web.caseview import open_breach
+from web.charts import supervisor_report
 from web.desk import PER_PAGE, page_context, state
 from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
 from web.pages import staff_page
@@ -89,16 +90,11 @@ def _report_filter() -> ReportFilter:
 def reports_page():
     report_filter = _report_filter()
     with state().sessions() as session:
-        body = summary(session, report_filter)
-        handlers = [u.name for u in accounts.list_users(session) if u.role == "handler"]
-        per_handler = {
-            name: summary(session, ReportFilter(start=report_filter.start,
-                                                end=report_filter.end,
-                                                kind=report_filter.kind, handler=name))
-            for name in handlers}
+        charts = supervisor_report(session, report_filter.end, weeks=12,
+                                   period=report_filter)
     days = (report_filter.end - report_filter.start).days
     return render_template("reports.html", **page_context(
-        report=body, per_handler=per_handler, days=days, report_filter=report_filter,
+        report=charts.summary, charts=charts, days=days, report_filter=report_filter,
         KINDS=KINDS))
 
 

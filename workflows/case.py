@@ -20,6 +20,7 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.notifications import NotificationActivities
     from activities.order_system import OrderActivities
     from activities.projection import CaseProjector
     from workflows import clocks
@@ -38,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         ConfirmInput,
         CourierEvent,
         Customer,
+        DeliveryInput,
         FeedbackInput,
         InspectInput,
         LogisticsException,
@@ -92,6 +94,17 @@ ORDER_RETRY = RetryPolicy(
 PROJECTION_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5)
 )
+# Notifications are sent by an activity started after the flush that wrote them, never
+# awaited by an update: a slow mail server does not hold up the case. Cases that began
+# before delivery existed take the old path on replay.
+NOTIFY_PATCH = "notify-delivery"
+DELIVERY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=5), backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=10), maximum_attempts=12,
+)
+# Shorter than the outbox claim lease (db/outbox.py), so a timed-out attempt's claim
+# is still held while Temporal starts the next one.
+DELIVERY_TIMEOUT = timedelta(minutes=2)
 # How long a `resolve` update waits for a quick resolution to finish (or to start
 # waiting on a parcel, an inspection or an approval) before answering.
 RESOLVE_ANSWER_WAIT = timedelta(seconds=20)
@@ -154,6 +167,7 @@ class CaseWorkflow(ResolutionSagas):
         self._saga_task: asyncio.Task | None = None
         # When the last projection was committed (see ProjectionWritten).
         self._written_at: datetime | None = None
+        self._deliveries: list[asyncio.Task] = []
 
     # ------------------------------------------------------------------ run
 
@@ -162,6 +176,7 @@ class CaseWorkflow(ResolutionSagas):
         self._created_at = workflow.now()
         self._event(inp.opened_by, "created", detail={"channel": inp.channel})
         if not await self._record():
+            await self._deliveries_done()
             return CaseResult(inp.case_id, "record", recorded=False, error=self._intake_error)
         await self._flush()
 
@@ -189,6 +204,7 @@ class CaseWorkflow(ResolutionSagas):
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self._dirty():
             await self._flush()
+        await self._deliveries_done()
         return CaseResult(inp.case_id, self._stage, recorded=True)
 
     async def _record(self) -> bool:
@@ -603,6 +619,7 @@ class CaseWorkflow(ResolutionSagas):
         self._feedback_due_at = now + timedelta(seconds=self._inp.policy.feedback_window)
         self._revisit_due_at = self._calendar.add(now, self._target("revisit_after"))
         self._move("resolve", "feedback", SYSTEM, "resolved", _resolution_detail(plan))
+        # One message tells the customer the resolution is done and asks for the rating.
         self._notify_customer("rating_request", {"customer_url": self._inp.customer_url})
 
     def _resolution_failed(self, plan: Resolution, reason: str) -> None:
@@ -676,6 +693,8 @@ class CaseWorkflow(ResolutionSagas):
             self._revisit_notified = True
             self._event(SYSTEM, "revisit_due")
             self._notify_staff(self._assignee or "role:handler", "revisit_due", {})
+            if workflow.patched(NOTIFY_PATCH):
+                self._notify_customer("revisit", {"customer_url": self._inp.customer_url})
 
     def _warn(self, clock: StageClock, share: float) -> None:
         """A share of a target is used: tell the assignee before it is too late."""
@@ -877,6 +896,26 @@ class CaseWorkflow(ResolutionSagas):
         if written is not None:  # None in histories recorded before it was returned
             self._written_at = written.at
         self._projected = True
+        if projection.outbox and workflow.patched(NOTIFY_PATCH):
+            keys = [m.key for m in projection.outbox]
+            self._deliveries = [t for t in self._deliveries if not t.done()]
+            self._deliveries.append(asyncio.create_task(self._deliver(keys)))
+
+    async def _deliver(self, keys: list[str]) -> None:
+        """Send the rows this flush wrote; if it gives up, the scheduler's outbox sweep
+        sends them later through the same claim."""
+        try:
+            await workflow.execute_activity_method(
+                NotificationActivities.deliver, DeliveryInput(keys),
+                start_to_close_timeout=DELIVERY_TIMEOUT, retry_policy=DELIVERY_RETRY)
+        except ActivityError as err:
+            workflow.logger.warning("notifications %s left to the outbox sweep: %s",
+                                    ",".join(keys), error_message(err))
+
+    async def _deliveries_done(self) -> None:
+        pending = [t for t in self._deliveries if not t.done()]
+        if pending:
+            await asyncio.gather(*pending)
 
     def _publish_search_attributes(self, snap: CaseSnapshot) -> None:
         if not self._inp.publish_search_attributes:
@@ -982,6 +1021,7 @@ def _enrich_customer(given: Customer, known: Customer | None) -> Customer:
         email=given.email or known.email,
         phone=given.phone or known.phone,
         tier=known.tier if given.tier == "regular" else given.tier,
+        locale=given.locale or known.locale,
     )
 
 

@@ -67,6 +67,10 @@ def raise_priority(priority: str, steps: int = 1) -> str:
     return PRIORITIES[max(0, PRIORITIES.index(priority) - steps)]
 
 
+# The languages notifications are written in.
+LOCALES = ("zh-CN", "en")
+
+
 @dataclass
 class Customer:
     id: str
@@ -74,6 +78,8 @@ class Customer:
     email: str = ""
     phone: str = ""
     tier: str = "regular"
+    # Language of the customer's notifications (zh-CN or en); "" = the default locale.
+    locale: str = ""
 
 
 @dataclass
@@ -180,6 +186,22 @@ class OutboxMessage:
     recipient: str  # customer id, user name, or a role ("role:supervisor")
     template: str
     payload: dict = field(default_factory=dict)
+
+
+@dataclass
+class DeliveryInput:
+    """Outbox rows to deliver, by key."""
+
+    keys: list[str]
+
+
+@dataclass
+class DeliveryResult:
+    """What became of each key: sent now, already sent, or nobody to reach."""
+
+    sent: list[str] = field(default_factory=list)
+    already_sent: list[str] = field(default_factory=list)
+    unreachable: list[str] = field(default_factory=list)
 
 
 @dataclass

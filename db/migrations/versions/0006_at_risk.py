@@ -1,7 +1,7 @@
 """cases.at_risk_at: when a running SLA target reaches 75 %
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-24 21:10:00
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0006'
-down_revision = '0003'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,51 @@
+"""Notification texts: one Jinja2 template per message and language.
+
+`activities/templates/notifications/<locale>/<template>.txt` holds a `subject` and a
+`body` block. The template name is the one the workflow wrote to the outbox
+(`case_opened`, `sla_warning`, ...); the context is the outbox payload plus the case
+id, the customer's status link and the recipient's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
+
+from workflows.domain import LOCALES
+
+TEMPLATES = Path(__file__).parent / "templates" / "notifications"
+
+_env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=False,
+                   undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                   keep_trailing_newline=False)
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    subject: str
+    body: str
+
+
+class UnknownTemplate(LookupError):
+    """No text for this template in this language."""
+
+
+def render(template: str, locale: str, context: dict) -> RenderedMessage:
+    """Subject and body of `template` in `locale` (zh-CN or en)."""
+    if locale not in LOCALES:
+        locale = LOCALES[0]
+    try:
+        tmpl = _env.get_template(f"{locale}/{template}.txt")
+    except TemplateNotFound as err:
+        raise UnknownTemplate(f"no {locale} text for notification '{template}'") from err
+    ctx = tmpl.new_context(dict(context))
+    subject = " ".join("".join(tmpl.blocks["subject"](ctx)).split())
+    body = "".join(tmpl.blocks["body"](ctx)).strip() + "\n"
+    return RenderedMessage(subject=subject, body=body)
+
+
+def template_names(locale: str) -> set[str]:
+    """Every notification that has a text in `locale`."""
+    return {p.stem for p in (TEMPLATES / locale).glob("*.txt")}

@@ -1,0 +1,125 @@
+"""Delivery of the outbox: claim a row, render it in the recipient's language, send it
+by the medium's sender, record it sent. Used by the workflow's delivery activity and by
+the scheduler's sweep of rows left unsent, through the same claim, so a message is
+never sent by both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.messages import render
+from activities.senders import MessageSender, OutgoingMessage, message_id, senders_from_settings
+from aftersales.settings import Settings
+from db import outbox
+from db.models import Case
+from workflows.domain import DeliveryInput, DeliveryResult
+
+log = logging.getLogger("aftersales.notifications")
+
+
+@dataclass
+class DeliveryReport:
+    """The outcome of one pass over some keys."""
+
+    result: DeliveryResult = field(default_factory=DeliveryResult)
+    failed: dict[str, str] = field(default_factory=dict)  # key -> error
+    busy: list[str] = field(default_factory=list)  # claimed by another attempt now
+
+
+class OutboxDelivery:
+    """Sends outbox rows at most once each, as far as the senders allow (see
+    docs/notifications.md for the exact guarantee)."""
+
+    def __init__(self, sessions: sessionmaker[Session], settings: Settings,
+                 senders: dict[str, MessageSender] | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._sessions = sessions
+        self._settings = settings
+        self._senders = senders if senders is not None else senders_from_settings(settings)
+        self._now = clock
+
+    def deliver(self, keys: list[str]) -> DeliveryReport:
+        report = DeliveryReport()
+        for key in keys:
+            self._deliver_one(key, report)
+        return report
+
+    def _deliver_one(self, key: str, report: DeliveryReport) -> None:
+        item = outbox.claim(self._sessions, key, self._now())
+        if item is None:
+            state = outbox.state(self._sessions, key)
+            if state == "claimed":
+                report.busy.append(key)
+            elif state == "sent":
+                report.result.already_sent.append(key)
+            else:  # missing: nothing to send, ever
+                report.failed[key] = f"no outbox row {key}"
+            return
+        try:
+            with self._sessions() as session:
+                people = outbox.recipients(session, item, self._settings.default_locale)
+                context = self._context(session, item)
+            for person in people:
+                if person.address in item.delivered:
+                    continue  # served by an earlier attempt
+                text = render(item.template, person.locale,
+                              {**context, "recipient_name": person.name})
+                self._senders[person.medium].send(OutgoingMessage(
+                    key=item.key, message_id=message_id(item.key, person.address,
+                                                        self._settings),
+                    medium=person.medium, to=person.address, to_name=person.name,
+                    locale=person.locale, subject=text.subject, body=text.body,
+                    case_id=item.case_id, template=item.template))
+                # Recorded at once: the window in which a crash would send it again is
+                # this one write.
+                outbox.record_delivered(self._sessions, item, person.address)
+        except Exception as err:
+            message = f"{type(err).__name__}: {err}"
+            outbox.release(self._sessions, item, message)
+            report.failed[key] = message
+            log.warning("notification %s (%s) not delivered: %s", key, item.template,
+                        type(err).__name__)
+            return
+        note = None if people else f"nobody to reach for {item.recipient}"
+        outbox.mark_sent(self._sessions, item, self._now(), note)
+        (report.result.sent if people else report.result.unreachable).append(key)
+
+    def _context(self, session: Session, item: outbox.Claim) -> dict:
+        public = self._settings.public_url
+        # Staff mail links to the case's page on the desk (the desk itself for digests).
+        desk = f"{public}/desk/cases/{item.case_id}" if item.case_id else f"{public}/desk"
+        context = {"case_id": item.case_id or "", "customer_url": "",
+                   "desk_url": desk, "public_url": public}
+        case = session.get(Case, item.case_id) if item.case_id else None
+        if case is not None:
+            context["customer_url"] = case.data.get("customer_url") or ""
+        context.update(item.payload)
+        return context
+
+
+class NotificationActivities:
+    """The workflow's delivery activity."""
+
+    def __init__(self, delivery: OutboxDelivery) -> None:
+        self._delivery = delivery
+
+    @activity.defn(name="deliver_notifications")
+    async def deliver(self, inp: DeliveryInput) -> DeliveryResult:
+        report = await asyncio.to_thread(self._delivery.deliver, inp.keys)
+        if report.failed or report.busy:
+            # Retryable: Temporal tries again with backoff; rows already sent are
+            # skipped by their claim, rows still claimed by another attempt wait.
+            raise ApplicationError(
+                f"{len(report.failed)} notification(s) failed, {len(report.busy)} busy: "
+                + "; ".join(f"{k}: {e}" for k, e in report.failed.items()),
+                type="DeliveryFailed")
+        return report.result

@@ -1,0 +1,134 @@
+"""Senders of notifications: email by SMTP, and the SMS/WeChat interface.
+
+A sender gets one rendered message for one address and either returns (the provider
+accepted it) or raises (it did not; the delivery is retried). A retailer plugs in an
+SMS or WeChat provider by writing a class with the `MessageSender` shape and naming it
+in `AFTERSALES_MESSAGE_SENDER` (docs/notifications.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import logging
+import smtplib
+import ssl
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+from typing import Protocol, runtime_checkable
+
+from aftersales.settings import Settings
+
+log = logging.getLogger("aftersales.notifications")
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One rendered message for one address."""
+
+    key: str  # the outbox key: the same on every retry of this message
+    message_id: str  # stable per key and address, e.g. the email Message-ID
+    medium: str  # email | message
+    to: str
+    to_name: str
+    locale: str
+    subject: str
+    body: str
+    case_id: str | None = None
+    template: str = ""
+
+
+@runtime_checkable
+class MessageSender(Protocol):
+    """What a notification channel provides. `send` raises if the provider refused or
+    did not answer; it must not return before the provider has accepted the message."""
+
+    def send(self, message: OutgoingMessage) -> None: ...
+
+
+def mask(address: str) -> str:
+    """An address as logs may show it: enough to tell two apart, not to reach anyone."""
+    if "@" in address:
+        local, _, domain = address.partition("@")
+        return f"{local[:1]}***@{domain}"
+    return f"{address[:3]}****{address[-2:]}" if len(address) > 5 else "****"
+
+
+class LoggingSender:
+    """Logs that a message would be sent, without the personal data: the stand-in for an
+    SMS or WeChat provider until a retailer plugs theirs in, and for email while no
+    SMTP server is configured."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        pass
+
+    def send(self, message: OutgoingMessage) -> None:
+        log.info("notification %s (%s, %s) by %s to %s: not sent, logged only",
+                 message.key, message.template, message.locale, message.medium,
+                 mask(message.to))
+
+
+class SmtpSender:
+    """Email over SMTP: one connection per message, TLS as configured, and a Message-ID
+    derived from the outbox key so a resent copy is recognisable as the same message."""
+
+    def __init__(self, settings: Settings, timeout: float = 30.0) -> None:
+        self._settings = settings
+        self._timeout = timeout
+
+    def send(self, message: OutgoingMessage) -> None:
+        s = self._settings
+        mail = EmailMessage()
+        mail["From"] = s.smtp_from
+        mail["To"] = message.to
+        mail["Subject"] = message.subject
+        mail["Date"] = format_datetime(datetime.now(UTC))
+        mail["Message-ID"] = message.message_id
+        mail["Auto-Submitted"] = "auto-generated"
+        mail.set_content(message.body)
+        mail["Content-Language"] = message.locale  # set_content drops Content-* headers
+        port = s.smtp_port or {"ssl": 465, "starttls": 587}.get(s.smtp_tls, 25)
+        context = ssl.create_default_context()
+        smtp: smtplib.SMTP
+        if s.smtp_tls == "ssl":
+            smtp = smtplib.SMTP_SSL(s.smtp_host, port, timeout=self._timeout, context=context)
+        else:
+            smtp = smtplib.SMTP(s.smtp_host, port, timeout=self._timeout)
+        with smtp:
+            if s.smtp_tls == "starttls":
+                smtp.starttls(context=context)
+            if s.smtp_user:
+                smtp.login(s.smtp_user, s.smtp_password)
+            smtp.send_message(mail)
+        log.info("notification %s (%s) emailed to %s", message.key, message.template,
+                 mask(message.to))
+
+
+def message_id(key: str, address: str, settings: Settings) -> str:
+    """`<case.seq.n@domain>`: the same for every attempt at this key and address."""
+    domain = parseaddr(settings.smtp_from)[1].partition("@")[2] or "aftersales.local"
+    digest = hashlib.sha256(address.encode()).hexdigest()[:10]
+    return f"<{key.replace(':', '.')}.{digest}@{domain}>"
+
+
+def load_sender(dotted: str, settings: Settings) -> MessageSender:
+    """The class named `module:Class` (or `module.Class`), built with the settings."""
+    module_name, sep, class_name = dotted.partition(":")
+    if not sep:
+        module_name, _, class_name = dotted.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ValueError(f"AFTERSALES_MESSAGE_SENDER={dotted!r}: {err}") from err
+    sender = cls(settings)
+    if not isinstance(sender, MessageSender):
+        raise ValueError(f"AFTERSALES_MESSAGE_SENDER={dotted!r} has no send(message)")
+    return sender
+
+
+def senders_from_settings(settings: Settings) -> dict[str, MessageSender]:
+    """The sender of each medium: email by SMTP if a host is set, else logged."""
+    email: MessageSender = SmtpSender(settings) if settings.smtp_host else LoggingSender()
+    return {"email": email, "message": load_sender(settings.message_sender, settings)}
