@@ -214,6 +214,10 @@ def run_scheduler(settings: Settings) -> None:
         ("retention", "cron", {"hour": 3, "minute": 17}),
     ):
         scheduler.add_job(partial(jobs.run_job, job), trigger, id=job, **args)
+    # Also at start, so a new install or a scheduler restarted after 00:30 has its
+    # trend charts; the per-day lease keeps it to one run a day.
+    scheduler.add_job(partial(jobs.run_job, "kpi_snapshot"), "date", id="kpi_snapshot_now",
+                      run_date=now + timedelta(seconds=30))
     log.info("scheduler %s running: digest hourly at :05, KPI snapshot 00:30, "
              "reconciliation every 15 min, outbox sweep every 5 min, idempotency keys "
              "hourly, retention %ss daily at 03:17", jobs.holder, settings.retention)

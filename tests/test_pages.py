@@ -171,7 +171,7 @@ def test_a_refused_action_is_explained_on_the_page(app):
     response = client.post("/desk/cases/AS-X1/confirm", data={"csrf_token": token, "note": ""})
     assert response.status_code == 302
     shown = client.get("/desk/cases/AS-X1").get_data(as_text=True)
-    assert "note: Missing data for required field." in shown
+    assert "Check “Note”: it is missing or not valid." in shown
     # Without the CSRF token nothing is even tried.
     assert client.post("/desk/cases/AS-X1/confirm", data={"note": "x"}).status_code == 400
 
@@ -223,3 +223,13 @@ def test_money_and_dates_follow_the_locale(app):
     # 02:00 UTC is 10:00 in the store's zone; the machine-readable value stays UTC.
     assert 'datetime="2026-11-01T02:00:00Z">Nov 1, 2026, 10:00:00' in en.replace("\u202f", " ")
     assert 'datetime="2026-11-01T02:00:00Z">2026年11月1日 10:00:00' in zh
+
+
+def test_the_language_switch_keeps_the_query_and_works(app):
+    client = app.test_client()
+    html = client.get("/login?next=/desk%3Fq%3Da%26b", headers={
+        "Accept-Language": "en"}).get_data(as_text=True)
+    link = re.search(r'<a href="([^"]+)" lang="zh-CN"', html).group(1)
+    assert link == "/login?next=%2Fdesk%3Fq%3Da%26b&amp;lang=zh_CN"
+    switched = client.get(link.replace("&amp;", "&"))
+    assert 'lang="zh-CN"' in switched.get_data(as_text=True)

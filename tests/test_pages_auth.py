@@ -87,3 +87,35 @@ def test_session_cookie_is_secure_over_https(sqlite_url):
     response = sign_in(app.test_client())
     assert "Secure" in response.headers["Set-Cookie"]
     app.extensions["aftersales"].engine.dispose()
+
+
+# As they arrive in the query string (percent-encoded, as a link would carry them).
+@pytest.mark.parametrize("target", ["//evil.example/x", "/%09/evil.example", "%2F%2Fevil.example",
+                                    "https://evil.example/", "/%5Cevil.example", "/%0d/x",
+                                    "/%0a/evil.example"])
+def test_sign_in_never_redirects_off_the_site(app, target):
+    client = app.test_client()
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    response = client.post(f"/login?next={target}", data={
+        "username": "alice", "password": "correct horse", "csrf_token": token})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/desk"
+
+
+def test_sign_in_returns_to_the_page_asked_for(app):
+    client = app.test_client()
+    assert client.get("/desk?kind=return").headers["Location"] == \
+        "/login?next=/desk?kind%3Dreturn"
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    response = client.post("/login?next=/desk?kind%3Dreturn", data={
+        "username": "alice", "password": "correct horse", "csrf_token": token})
+    assert response.headers["Location"] == "/desk?kind=return"
+
+
+def test_an_expired_form_gets_a_page_in_the_users_language_not_json(app):
+    client = app.test_client()
+    response = client.post("/login", data={"username": "alice", "password": "x"},
+                           headers={"Accept-Language": "zh-CN"})
+    assert response.status_code == 400
+    assert response.content_type.startswith("text/html")
+    assert "表单已过期" in response.get_data(as_text=True)

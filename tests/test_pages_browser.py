@@ -196,7 +196,7 @@ def test_handler_finds_the_case_confirms_and_analyses_it(live, browser):
     unassigned = page.locator("section", has=page.get_by_role("heading", name="Unassigned"))
     unassigned.get_by_role("link", name=case_id).click()
     assert case_id in page.locator("h1").inner_text()
-    assert page.locator("ol.progress li[aria-current=step] .word").inner_text() == "Confirmed"
+    assert page.locator("ol.progress li[aria-current=step] .word").inner_text() == "Confirm"
     # Only this stage's actions are offered: no analysis form before confirming.
     assert page.locator("form#act-analyze").count() == 0
     shot(page, "handler-case-confirm")
@@ -205,7 +205,7 @@ def test_handler_finds_the_case_confirms_and_analyses_it(live, browser):
     assert "apologised" in page.locator("#confirm-note").input_value()
     page.locator("form#act-confirm").get_by_role("button", name="Confirm").click()
     assert "Done: Confirm." in page.locator("p.notice.success").inner_text()
-    assert page.locator("ol.progress li[aria-current=step] .word").inner_text() == "Analysed"
+    assert page.locator("ol.progress li[aria-current=step] .word").inner_text() == "Analyse"
 
     form = page.locator("form#act-analyze")
     form.get_by_label("Root cause").select_option("damaged_in_transit")
@@ -213,7 +213,7 @@ def test_handler_finds_the_case_confirms_and_analyses_it(live, browser):
     form.get_by_label("Note").fill("Outer carton torn; courier claim opened.")
     form.get_by_role("button", name="Record the analysis").click()
     assert "Done: Record the analysis." in page.locator("p.notice.success").inner_text()
-    assert page.locator("ol.progress li[aria-current=step] .word").inner_text() == "Resolved"
+    assert page.locator("ol.progress li[aria-current=step] .word").inner_text() == "Resolve"
     assert page.locator("form#act-resolve").count() == 1
     shot(page, "handler-case-analysed")
 

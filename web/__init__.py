@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask import Flask
-from flask_wtf.csrf import CSRFProtect
+from flask import Flask, render_template, request
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,6 +44,9 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = settings.public_url.startswith("https://")
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=12)
+    # A form's CSRF token lives as long as the session, not one hour: a case page left
+    # open over lunch still submits.
+    app.config["WTF_CSRF_TIME_LIMIT"] = None
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if run_migrations:
@@ -93,6 +97,7 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
     # Forms are protected by CSRF tokens; the JSON API authenticates by bearer token or
     # signature, never by cookie, so it has nothing to protect.
     csrf.init_app(app)
+    app.register_error_handler(CSRFError, _form_expired)
     for blueprint in (api, reports, status, webhooks):
         csrf.exempt(blueprint)
     return app
@@ -114,3 +119,13 @@ def _security_headers(response):
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response
+
+
+def _form_expired(err: CSRFError):
+    """A page's form without a valid CSRF token: nothing was done; say so in the page's
+    language, with the way back (never the API's JSON)."""
+    back = request.referrer if request.referrer and request.referrer.startswith(
+        request.host_url) else None
+    return render_template(
+        "message.html", title=_("The form has expired"), back=back,
+        message=_("Nothing was sent. Go back, reload the page and send the form again.")), 400

@@ -16,6 +16,7 @@ from flask_babel import lazy_gettext as _l
 from db.cases import as_utc
 from db.models import Case
 from web.auth import PERMISSIONS
+from web.representation import SYSTEM_NAMES
 from workflows.domain import ACTION_STAGES, OPEN_STAGES, REOPEN_WINDOW_DAYS
 
 # The customer's six steps, in plain words (受理 → 确认 → 分析 → 处理 → 评价 → 回访).
@@ -29,6 +30,15 @@ STAGE_WORDS = {
     "revisit": _l("Follow-up"),
     "closed": _l("Closed"),
     "cancelled": _l("Cancelled"),
+}
+# The same steps as the staff call them.
+STAFF_STEPS = {
+    "record": _l("Record"),
+    "confirm": _l("Confirm"),
+    "analyze": _l("Analyse"),
+    "resolve": _l("Resolve"),
+    "feedback": _l("Feedback"),
+    "revisit": _l("Revisit"),
 }
 # What the stage means while the case is in it (staff wording).
 STAGE_NAMES = {
@@ -153,6 +163,61 @@ TIER_NAMES = {"regular": _l("regular"), "silver": _l("silver"), "gold": _l("gold
 ORDER_STATUS_NAMES = {"placed": _l("placed"), "paid": _l("paid"), "shipped": _l("shipped"),
                       "delivered": _l("delivered"), "cancelled": _l("cancelled"),
                       "refunded": _l("refunded")}
+PAYMENT_NAMES = {"alipay": _l("Alipay"), "wechat_pay": _l("WeChat Pay"), "card": _l("card")}
+ACTOR_NAMES = {"system": _l("system"), "customer": _l("customer"), "courier": _l("courier")}
+PARCEL_WORDS = {
+    "created": _l("Waybill created"),
+    "picked_up": _l("Picked up"),
+    "in_transit": _l("On the way"),
+    "delivered": _l("Delivered"),
+    "delayed": _l("Delayed"),
+    "lost": _l("Lost"),
+    "damaged": _l("Damaged"),
+    "cancelled": _l("Cancelled"),
+}
+# Saga steps; a step is named `<name>` or `<name>:<sku>`.
+STEP_NAMES = {
+    "grant_compensation": _l("grant the compensation"),
+    "refund": _l("refund"),
+    "partial_refund": _l("partial refund"),
+    "reserve": _l("reserve stock"),
+    "return_pickup": _l("collect the return"),
+    "repair_pickup": _l("collect for repair"),
+    "repair_return": _l("return from repair"),
+    "ship_replacement": _l("ship the replacement"),
+    "collect_old": _l("collect the old item"),
+    "return_to_customer": _l("send back to the customer"),
+    "outbound": _l("outbound parcel"),
+}
+STEP_STATES = {"done": _l("done"), "compensated": _l("undone"),
+               "compensation_failed": _l("undo failed")}
+# Form fields by their schema path, for messages about what to correct.
+FIELD_LABELS = {
+    "note": _l("Note"), "reason": _l("Reason"), "text": _l("Note"),
+    "question": _l("Question to the customer (pauses the clock)"),
+    "root_cause": _l("Root cause"), "responsible_party": _l("Responsible party"),
+    "resolution.type": _l("Resolution"),
+    "resolution.amount": _l("Amount (refunds, money compensation)"),
+    "resolution.coupon_code": _l("Coupon code (compensation)"),
+    "resolution.points": _l("Points (compensation)"),
+    "resolution.items": _l("Items that move (returns, exchanges, repairs)"),
+    "assignee": _l("Give to"), "outcome": _l("Outcome of the call"),
+    "passed": _l("Did the goods pass inspection?"), "priority": _l("Priority"),
+    "kind": _l("Kind"), "rating": _l("Rating"), "comment": _l("Comment"),
+    "message": _l("Your answer"),
+}
+
+
+def field_label(path: str) -> str:
+    """The form label of a field path such as `resolution.items.0.quantity`."""
+    parts = path.split(".")
+    for n in range(len(parts), 0, -1):
+        label = FIELD_LABELS.get(".".join(parts[:n]))
+        if label is not None:
+            return str(label)
+    return path
+
+
 ROLE_NAMES = {
     "handler": _l("handler"),
     "supervisor": _l("supervisor"),
@@ -188,8 +253,9 @@ def urgency(row: Case, now: datetime) -> Urgency:
     return Urgency("ok" if due else "none", due)
 
 
-def progress(stage: str) -> list[dict]:
-    """The six steps with `done` / `current` / `todo` for the stage bar."""
+def progress(stage: str, staff: bool = False) -> list[dict]:
+    """The six steps with `done` / `current` / `todo` for the stage bar, in the
+    customer's words or, for staff, the stage names."""
     if stage == "closed":
         position = len(PROGRESS)
     elif stage == "cancelled":
@@ -199,7 +265,8 @@ def progress(stage: str) -> list[dict]:
     steps = []
     for n, name in enumerate(PROGRESS):
         state = "done" if n < position else "current" if n == position else "todo"
-        steps.append({"stage": name, "label": STAGE_WORDS[name], "state": state})
+        label = STAFF_STEPS[name] if staff else STAGE_WORDS[name]
+        steps.append({"stage": name, "label": label, "state": state})
     return steps
 
 
@@ -261,4 +328,6 @@ def register(app) -> None:
         RESOLUTION_NAMES=RESOLUTION_NAMES, OUTCOME_NAMES=OUTCOME_NAMES,
         ACTION_NAMES=ACTION_NAMES, ROLE_NAMES=ROLE_NAMES, EVENT_NAMES=EVENT_NAMES,
         CHANNEL_NAMES=CHANNEL_NAMES, TIER_NAMES=TIER_NAMES,
-        ORDER_STATUS_NAMES=ORDER_STATUS_NAMES, urgency=urgency)
+        ORDER_STATUS_NAMES=ORDER_STATUS_NAMES, PAYMENT_NAMES=PAYMENT_NAMES,
+        ACTOR_NAMES=ACTOR_NAMES, PARCEL_WORDS=PARCEL_WORDS, STEP_NAMES=STEP_NAMES,
+        STEP_STATES=STEP_STATES, SYSTEM_NAMES=SYSTEM_NAMES, urgency=urgency)

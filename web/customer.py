@@ -9,12 +9,11 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from marshmallow import ValidationError
 
 from db import cases as case_store
 from db.cases import as_utc
-from web.caseview import progress
+from web.caseview import field_label, progress
 from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
 from web.problems import Problem, flatten_errors
 from web.representation import CUSTOMER_EVENTS, customer_json
@@ -24,16 +23,6 @@ from workflows.case import CaseWorkflow
 from workflows.domain import FeedbackInput, ReplyInput
 
 customer = Blueprint("customer", __name__)
-PARCEL_WORDS = {
-    "created": _l("Waybill created"),
-    "picked_up": _l("Picked up"),
-    "in_transit": _l("On the way"),
-    "delivered": _l("Delivered"),
-    "delayed": _l("Delayed"),
-    "lost": _l("Lost"),
-    "damaged": _l("Damaged"),
-    "cancelled": _l("Cancelled"),
-}
 
 
 def _lookup(token: str):
@@ -82,7 +71,7 @@ def page(token: str):
                for e in events if e.type in CUSTOMER_EVENTS]
     return render_template(
         "customer.html", case=row, view=view, history=list(reversed(history)),
-        progress=progress(row.stage), token=token, PARCEL_WORDS=PARCEL_WORDS)
+        progress=progress(row.stage), token=token)
 
 
 @customer.post("/s/<token>/rate")
@@ -113,9 +102,9 @@ def _send(token: str, build, thanks: str):
         update, arg = build()
         current_app.extensions["aftersales"].gateway.act(row.id, update, arg)
     except ValidationError as err:
-        for field, messages in flatten_errors(err.messages).items():
-            flash(_("%(field)s: %(why)s", field=_field_name(field), why=" ".join(messages)),
-                  "error")
+        for field in flatten_errors(err.messages):
+            flash(_("Check “%(field)s”: it is missing or not valid.",
+                    field=field_label(field)), "error")
     except (ActionRefused, CaseNotRunning):
         flash(_("Your case is not waiting for this any more; the page shows where it "
                 "stands now."), "error")
@@ -124,11 +113,6 @@ def _send(token: str, build, thanks: str):
     else:
         flash(thanks, "success")
     return redirect(url_for("customer.page", token=token))
-
-
-def _field_name(field: str) -> str:
-    return {"rating": _("Rating"), "comment": _("Comment"), "message": _("Your answer")}.get(
-        field, field)
 
 
 def _int(value: str | None) -> int | str | None:

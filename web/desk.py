@@ -19,7 +19,13 @@ from marshmallow import ValidationError
 from db import accounts
 from db import cases as case_store
 from web.api import perform_action
-from web.caseview import ACTION_NAMES, available_actions, open_breach, progress
+from web.caseview import (
+    ACTION_NAMES,
+    available_actions,
+    field_label,
+    open_breach,
+    progress,
+)
 from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
 from web.i18n import current_lang
 from web.pages import staff_page
@@ -90,7 +96,7 @@ def case_page(case_id: str):
     return render_template(
         "case.html", **page_context(
             case=row, data=row.data, events=events, actions=actions,
-            progress=progress(row.stage), breach=open_breach(row, now),
+            progress=progress(row.stage, staff=True), breach=open_breach(row, now),
             by_customer=by_customer, by_order=by_order, users=users, replies=replies,
             prefill=prefill, PRIORITIES=PRIORITIES, KINDS=KINDS))
 
@@ -106,11 +112,14 @@ def act(case_id: str, action: str):
         data = ACTION_SCHEMAS[action]().load(form_body(action, request.form))
         perform_action(case_id, action, data)
     except ValidationError as err:
-        for field, messages in flatten_errors(err.messages).items():
-            flash(f"{field}: {' '.join(messages)}", "error")
+        for field in flatten_errors(err.messages):
+            flash(_("Check “%(field)s”: it is missing or not valid.",
+                    field=field_label(field)), "error")
         return back
     except Problem as err:
-        flash(err.detail, "error")
+        flash({403: _("Your role may not do that."), 404: _("There is no case %(id)s.",
+                                                            id=case_id)}.get(
+            err.status, _("Refused: %(why)s", why=err.detail)), "error")
         return back
     except ActionRefused as err:
         flash(_("Refused: %(why)s", why=err.message), "error")

@@ -12,11 +12,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from urllib.parse import urlencode
 
 from flask import Flask, current_app, g, request
 from flask_babel import Babel, format_currency, format_datetime, format_timedelta, get_locale
 from flask_babel import lazy_gettext as _l
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from db.cases import as_utc
 
@@ -69,8 +70,7 @@ def lang_url(lang: str) -> str:
     """This page in another language (keeps the query string)."""
     args = request.args.to_dict()
     args["lang"] = lang
-    query = "&".join(f"{k}={v}" for k, v in args.items())
-    return f"{request.path}?{escape(query)}"
+    return f"{request.path}?{urlencode(args)}"  # Jinja escapes it once, in the href
 
 
 def store_zone_name() -> str:

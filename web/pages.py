@@ -6,6 +6,7 @@ the page for their role: handlers on the desk, supervisors and admins on the con
 from __future__ import annotations
 
 from functools import wraps
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -25,6 +26,7 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from db.accounts import check_password, get_user
+from web.caseview import ROLE_NAMES
 from web.problems import Problem
 
 pages = Blueprint("pages", __name__)
@@ -60,9 +62,10 @@ def staff_page(*roles: str):
             if user is None:
                 return redirect(url_for("pages.login", next=request.full_path.rstrip("?")))
             if roles and user.role not in roles:
+                names = ", ".join(str(ROLE_NAMES[r]) for r in roles)
                 return render_template("message.html", title=_("Not for your role"),
                                        message=_("This page is for %(roles)s.",
-                                                 roles=", ".join(roles))), 403
+                                                 roles=names)), 403
             g.user = user
             return view(*args, **kwargs)
         return wrapper
@@ -70,11 +73,14 @@ def staff_page(*roles: str):
 
 
 def _safe_next(target: str | None) -> str | None:
-    """Only a path on this site (no scheme, no host): never an open redirect."""
-    if target and target.startswith("/") and not target.startswith("//") \
-            and "\\" not in target:
-        return target
-    return None
+    """Only a path on this site: no scheme, no host, no control characters or
+    backslashes that a browser might read as a host. Never an open redirect."""
+    if not target or any(ord(c) <= 0x20 or c == "\\" for c in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
 
 
 @pages.route("/login", methods=["GET", "POST"])

@@ -4,6 +4,7 @@ how much, reassignment of one or many, the approval queue, and the reports."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -73,35 +74,48 @@ def reassign():
     return redirect(url_for("supervisor.console"))
 
 
-def _report_filter() -> ReportFilter:
+PERIODS = ("month", "last-month", "7", "30", "90", "365")
+
+
+def _report_filter() -> tuple[ReportFilter, str]:
+    """The period asked for (this or last calendar month in the store's time zone, or
+    the last N days) and the kind and handler filters."""
     args = request.args
-    try:
-        days = max(1, min(int(args.get("days", "30")), 366))
-    except ValueError:
-        days = 30
-    end = datetime.now(UTC)
-    return ReportFilter(start=end - timedelta(days=days), end=end,
+    period = args.get("period") if args.get("period") in PERIODS else "month"
+    now = datetime.now(UTC)
+    if period in ("month", "last-month"):
+        zone = ZoneInfo(state().policy.calendar.timezone)
+        first = now.astimezone(zone).replace(day=1, hour=0, minute=0, second=0,
+                                             microsecond=0)
+        if period == "month":
+            start, end = first, now
+        else:
+            end = first
+            start = (first - timedelta(days=1)).replace(day=1)
+    else:
+        start, end = now - timedelta(days=int(period)), now
+    return ReportFilter(start=start.astimezone(UTC), end=end.astimezone(UTC),
                         kind=args.get("kind") if args.get("kind") in KINDS else None,
-                        handler=(args.get("handler") or "").strip()[:64] or None)
+                        handler=(args.get("handler") or "").strip()[:64] or None), period
 
 
 @supervisor.get("/supervisor/reports")
 @staff_page(*MANAGERS)
 def reports_page():
-    report_filter = _report_filter()
+    report_filter, period = _report_filter()
     with state().sessions() as session:
-        charts = supervisor_report(session, report_filter.end, weeks=12,
+        charts = supervisor_report(session, datetime.now(UTC), weeks=12,
                                    period=report_filter)
-    days = (report_filter.end - report_filter.start).days
+        handlers = [u.name for u in accounts.list_users(session) if u.role == "handler"]
     return render_template("reports.html", **page_context(
-        report=charts.summary, charts=charts, days=days, report_filter=report_filter,
-        KINDS=KINDS))
+        report=charts.summary, charts=charts, period=period, PERIODS=PERIODS,
+        report_filter=report_filter, handlers=handlers, KINDS=KINDS))
 
 
 @supervisor.get("/supervisor/reports.csv")
 @staff_page(*MANAGERS)
 def reports_csv():
     with state().sessions() as session:
-        body = summary(session, _report_filter())
+        body = summary(session, _report_filter()[0])
     return Response(to_csv(body), content_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": "attachment; filename=aftersales-summary.csv"})
