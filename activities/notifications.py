@@ -71,6 +71,12 @@ class OutboxDelivery:
             for person in people:
                 if person.address in item.delivered:
                     continue  # served by an earlier attempt
+                if not outbox.renew(self._sessions, item, self._now()):
+                    # A slow attempt outlived its lease and another took the row: that
+                    # one sends the rest (it knows who was served).
+                    report.busy.append(key)
+                    log.warning("notification %s: claim lost to another attempt", key)
+                    return
                 text = render(item.template, person.locale,
                               {**context, "recipient_name": person.name})
                 self._senders[person.medium].send(OutgoingMessage(

@@ -84,6 +84,20 @@ def state(sessions: sessionmaker[Session], key: str) -> str:
         return "claimed" if row.claimed_until is not None else "unsent"
 
 
+def renew(sessions: sessionmaker[Session], item: Claim, now: datetime) -> bool:
+    """Extend this attempt's lease before the next address; False if the claim was lost
+    (the lease ran out and another attempt took the row): then this one must stop, or
+    both would send."""
+    with sessions.begin() as session:
+        result: CursorResult = session.execute(  # type: ignore[assignment]
+            update(OutboxMessage)
+            .where(OutboxMessage.key == item.key, OutboxMessage.claim_token == item.token,
+                   OutboxMessage.sent_at.is_(None))
+            .values(claimed_until=now + CLAIM_LEASE)
+            .execution_options(synchronize_session=False))
+        return bool(result.rowcount)
+
+
 def record_delivered(sessions: sessionmaker[Session], item: Claim, address: str) -> None:
     """Note one address served, right after its sender accepted the message."""
     with sessions.begin() as session:

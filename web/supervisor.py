@@ -81,7 +81,8 @@ def _report_filter() -> tuple[ReportFilter, str]:
     """The period asked for (this or last calendar month in the store's time zone, or
     the last N days) and the kind and handler filters."""
     args = request.args
-    period = args.get("period") if args.get("period") in PERIODS else "month"
+    asked = args.get("period")
+    period = asked if asked in PERIODS else "month"
     now = datetime.now(UTC)
     if period in ("month", "last-month"):
         zone = ZoneInfo(state().policy.calendar.timezone)
