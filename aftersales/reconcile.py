@@ -1,8 +1,9 @@
 """Reconciliation of the read model against Temporal, the source of truth.
 
 For every case the read model shows open, the workflow is asked for its snapshot (the
-same query the projection is built from). Where stage, status or version disagree, the
-row is rewritten from that snapshot, unless a live projection write changed it
+same query the projection is built from), a batch at a time through all of them. Where
+stage, status, version, assignee, overdue flag or due time disagree, the row is
+rewritten from that snapshot, unless a live projection write changed it
 meanwhile. Timeline events or outbox rows a lost write carried cannot be rebuilt from a
 query: the report names the repaired cases so someone can look.
 """
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client, WorkflowQueryFailedError, WorkflowQueryRejectedError
 from temporalio.service import RPCError
 
-from db.cases import apply_projection
+from db.cases import apply_projection, as_utc
 from db.models import Case
 from db.reports import OPEN
 from workflows.case import CaseWorkflow
@@ -46,35 +47,52 @@ class ReconcileReport:
     raced: list[str] = field(default_factory=list)
 
 
+FIELDS = ("stage", "status", "version", "assignee", "overdue", "stage_due_at")
+
+
 async def reconcile(client: Client, sessions: sessionmaker[Session],
-                    limit: int = 5000) -> ReconcileReport:
+                    batch: int = 500) -> ReconcileReport:
     """Compare every open case's row with its workflow and repair those that differ."""
-    with sessions() as session:
-        rows = session.execute(
-            select(Case.id, Case.stage, Case.status, Case.version)
-            .where(Case.stage.in_(OPEN)).order_by(Case.id).limit(limit)).all()
     report = ReconcileReport()
-    for case_id, stage, status, version in rows:
-        report.checked += 1
-        handle = client.get_workflow_handle(f"case-{case_id}")
-        try:
-            snap = await handle.query(CaseWorkflow.snapshot, rpc_timeout=QUERY_TIMEOUT)
-        except (TimeoutError, RPCError, WorkflowQueryFailedError,
-                WorkflowQueryRejectedError) as err:
-            report.unanswered[case_id] = f"{type(err).__name__}: {err}"
-            continue
-        was = {"stage": stage, "status": status, "version": version}
-        now = {"stage": snap.stage, "status": snap.status, "version": snap.version}
-        if was == now:
-            continue
-        repaired = await asyncio.to_thread(_repair, sessions, snap, version)
-        if repaired:
-            report.repaired.append(Repair(case_id, was, now))
-            log.warning("reconciliation repaired case %s: read model had %s, workflow %s",
-                        case_id, was, now)
-        else:
-            report.raced.append(case_id)
-    return report
+    after = ""
+    while True:
+        with sessions() as session:
+            rows = session.execute(
+                select(Case.id, *(getattr(Case, name) for name in FIELDS))
+                .where(Case.stage.in_(OPEN), Case.id > after)
+                .order_by(Case.id).limit(batch)).all()
+        if not rows:
+            return report
+        after = rows[-1][0]
+        for case_id, *values in rows:
+            await _check(client, sessions, case_id, dict(zip(FIELDS, values, strict=True)),
+                         report)
+
+
+async def _check(client: Client, sessions: sessionmaker[Session], case_id: str, was: dict,
+                 report: ReconcileReport) -> None:
+    report.checked += 1
+    handle = client.get_workflow_handle(f"case-{case_id}")
+    try:
+        snap = await handle.query(CaseWorkflow.snapshot, rpc_timeout=QUERY_TIMEOUT)
+    except (TimeoutError, RPCError, WorkflowQueryFailedError,
+            WorkflowQueryRejectedError) as err:
+        report.unanswered[case_id] = f"{type(err).__name__}: {err}"
+        return
+    was = {**was, "stage_due_at": as_utc(was["stage_due_at"]) if was["stage_due_at"]
+           else None}
+    now = {name: getattr(snap, name) for name in FIELDS}
+    if was == now:
+        return
+    repaired = await asyncio.to_thread(_repair, sessions, snap, was["version"])
+    if repaired:
+        changed = [name for name in FIELDS if was[name] != now[name]]
+        report.repaired.append(Repair(case_id, {k: was[k] for k in changed},
+                                      {k: now[k] for k in changed}))
+        log.warning("reconciliation repaired case %s: read model had %s, workflow %s",
+                    case_id, {k: was[k] for k in changed}, {k: now[k] for k in changed})
+    else:
+        report.raced.append(case_id)
 
 
 def _repair(sessions: sessionmaker[Session], snap, seen_version: int) -> bool:

@@ -225,12 +225,18 @@ def test_reconciliation_repairs_a_corrupted_projection_row_and_reports_it(
             # A lost or mangled write: the row claims a later stage at the same version.
             session.execute(update(Case).where(Case.id == bad).values(
                 stage="resolve", status="resolving"))
+            # Or a field beside the stage: an assignee nobody gave it.
+            session.execute(update(Case).where(Case.id == good).values(assignee="mallory"))
         report = jobs.reconcile()
         assert report.checked == 2 and not report.unanswered and not report.raced
-        assert [r.case_id for r in report.repaired] == [bad]
-        repair = report.repaired[0]
-        assert repair.was == {"stage": "resolve", "status": "resolving", "version": version}
-        assert repair.now == {"stage": "confirm", "status": "open", "version": version}
+        repairs = {r.case_id: r for r in report.repaired}
+        assert set(repairs) == {bad, good}
+        assert repairs[bad].was == {"stage": "resolve", "status": "resolving"}
+        assert repairs[bad].now == {"stage": "confirm", "status": "open"}
+        assert (repairs[good].was, repairs[good].now) == ({"assignee": "mallory"},
+                                                          {"assignee": None})
+        with sessions() as session:
+            assert session.get(Case, bad).version == version
         assert http.get(f"/api/v1/cases/{bad}", headers=headers).get_json()["stage"] == \
             "confirm"
         assert http.get(f"/api/v1/cases/{good}", headers=headers).get_json()["stage"] == \
