@@ -63,12 +63,17 @@ def _text(x: float, y: float, text: str, anchor: str = "middle", size: int = 11,
             f'font-weight="{weight}" fill="{colour}" {FONT}>{escape(text)}</text>')
 
 
+def _text_width(text: str, size: int = 11) -> int:
+    """Rough width of a label: Chinese characters are about twice as wide as Latin."""
+    return sum(size if ord(c) > 0x2E80 else round(size * 0.62) for c in text)
+
+
 def _legend(series: Sequence[Series]) -> list[str]:
     out, x = [], LEFT
     for s in series:
         out.append(f'<rect x="{x}" y="8" width="10" height="10" fill="{s.colour}"/>')
         out.append(_text(x + 14, 17, s.name, "start"))
-        x += 20 + 7 * len(s.name)
+        x += 20 + _text_width(s.name)
     return out
 
 
