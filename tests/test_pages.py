@@ -233,3 +233,37 @@ def test_the_language_switch_keeps_the_query_and_works(app):
     assert link == "/login?next=%2Fdesk%3Fq%3Da%26b&amp;lang=zh_CN"
     switched = client.get(link.replace("&amp;", "&"))
     assert 'lang="zh-CN"' in switched.get_data(as_text=True)
+
+
+def test_every_explanation_the_workflow_writes_is_said_in_chinese(app):
+    """Run the generators of priority, eligibility and SLA-rule sentences and check
+    that each one has a translation: a reworded sentence fails here."""
+    from decimal import Decimal
+
+    from web.reasons import say
+    from workflows.domain import CaseItem, OrderLine, OrderSnapshot
+    from workflows.eligibility import check_eligibility
+    from workflows.priority import score_priority
+    from workflows.sla import SlaPolicy, format_duration
+
+    policy = SlaPolicy()
+    sentences: list[str] = []
+    sentences += score_priority(policy.priority, None, "vip", "再不处理我就投诉到12315",
+                                ["AS-1", "AS-2"], "2600.00")[1]
+    sentences += score_priority(policy.priority, "P2", "regular", "", [], None)[1]
+    order = OrderSnapshot(id="SO-1", customer_id="C-1", status="delivered", currency="CNY",
+                          total="10.00", placed_at=NOW - timedelta(days=30),
+                          delivered_at=NOW - timedelta(days=20),
+                          lines=[OrderLine("SKU-1", "Milk", 1, "10.00", "fresh")])
+    sentences += check_eligibility("return", [CaseItem("SKU-1", 2), CaseItem("SKU-9", 1)],
+                                   order, NOW, policy, {"SKU-1": 0})["reasons"]
+    undelivered = OrderSnapshot(id="SO-2", customer_id="C-1", status="shipped",
+                                currency="CNY", total="1.00", placed_at=NOW)
+    sentences += check_eligibility("exchange", [], undelivered, NOW, policy)["reasons"]
+    sentences.append(f"75% of the confirm target ({format_duration(8 * 3600)}) for P3")
+    sentences.append("parcel SF123 lost")
+    assert len(sentences) >= 11 and Decimal("2600.00")
+    with app.test_request_context(headers={"Accept-Language": "zh-CN"}):
+        said = {s: say(s) for s in sentences}
+    untranslated = [s for s, z in said.items() if z == s or re.search(r"[a-z]{4,}", z)]
+    assert not untranslated, untranslated

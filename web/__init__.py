@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
         login_limiter=MissLimiter(limit=5, window=900),
     )
 
-    from web import audit, caseview, i18n, problems
+    from web import audit, caseview, i18n, problems, reasons
     from web.api import api
     from web.customer import customer
     from web.desk import desk
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
     audit.register(app)
     i18n.init_app(app)
     caseview.register(app)
+    reasons.register(app)
     app.after_request(_security_headers)
     app.register_blueprint(health)
     app.register_blueprint(api, url_prefix="/api/v1")
