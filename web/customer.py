@@ -5,42 +5,20 @@ them. The forms carry CSRF tokens like every other form."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 
-from db import cases as case_store
-from db.cases import as_utc
 from web.caseview import field_label, progress
 from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
 from web.problems import Problem, flatten_errors
 from web.representation import CUSTOMER_EVENTS, customer_json
 from web.schemas import FeedbackSchema, ReplySchema
-from web.status import LINK_LIFETIME_AFTER_CLOSE
+from web.status import lookup_link
 from workflows.case import CaseWorkflow
 from workflows.domain import FeedbackInput, ReplyInput
 
 customer = Blueprint("customer", __name__)
-
-
-def _lookup(token: str):
-    """The case behind this link, or (None, why) with why 'unknown' or 'expired'."""
-    st = current_app.extensions["aftersales"]
-    client = request.remote_addr or "unknown"
-    st.link_limiter.check(client)
-    with st.sessions() as session:
-        row = case_store.get_case_by_token(session, token)
-        if row is None:
-            st.link_limiter.miss(client)
-            return None, "unknown", []
-        if row.closed_at is not None and \
-                datetime.now(UTC) > as_utc(row.closed_at) + LINK_LIFETIME_AFTER_CLOSE:
-            return None, "expired", []
-        events = case_store.timeline(session, row.id)
-        session.expunge_all()
-    return row, None, events
 
 
 def _gone(why: str):
@@ -59,7 +37,7 @@ def _gone(why: str):
 @customer.get("/s/<token>")
 def page(token: str):
     try:
-        row, why, events = _lookup(token)
+        row, why, events = lookup_link(token)
     except Problem as err:  # too many wrong links from this address
         return render_template("customer_gone.html", title=_("Too many attempts"),
                                message=_("Please wait a few minutes and try again.")), \
@@ -93,7 +71,7 @@ def answer(token: str):
 
 def _send(token: str, build, thanks: str):
     try:
-        row, why, _events = _lookup(token)
+        row, why, _events = lookup_link(token)
     except Problem:
         return redirect(url_for("customer.page", token=token))
     if row is None:

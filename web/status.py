@@ -19,21 +19,30 @@ status = Blueprint("status", __name__)
 LINK_LIFETIME_AFTER_CLOSE = timedelta(days=30)
 
 
-def _case_for(token: str):
+def lookup_link(token: str):
+    """The case behind a customer's link and its timeline, or (None, why, []) with why
+    `unknown` or `expired`; guessing links is slowed down (Problem 429)."""
     state = current_app.extensions["aftersales"]
     client = request.remote_addr or "unknown"
     state.link_limiter.check(client)
     with state.sessions() as session:
         row = case_store.get_case_by_token(session, token)
-        if row is None or _expired(row.closed_at):
+        if row is None:
             state.link_limiter.miss(client)
-            raise Problem(404, "Not found", "this link is unknown or has expired")
-        return row, case_store.timeline(session, row.id)
+            return None, "unknown", []
+        if row.closed_at is not None and (
+                datetime.now(UTC) > as_utc(row.closed_at) + LINK_LIFETIME_AFTER_CLOSE):
+            return None, "expired", []
+        events = case_store.timeline(session, row.id)
+        session.expunge_all()
+    return row, None, events
 
 
-def _expired(closed_at: datetime | None) -> bool:
-    return closed_at is not None and (
-        datetime.now(UTC) > as_utc(closed_at) + LINK_LIFETIME_AFTER_CLOSE)
+def _case_for(token: str):
+    row, _why, events = lookup_link(token)
+    if row is None:
+        raise Problem(404, "Not found", "this link is unknown or has expired")
+    return row, events
 
 
 @status.get("/api/v1/status/<token>")
