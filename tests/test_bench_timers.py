@@ -1,0 +1,21 @@
+"""`aftersales bench --open-cases` runs end to end against the real dev server and order
+simulator with a worker process of its own (figures are not judged here: see
+docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+from aftersales.bench_timers import main
+from tests.conftest import make_settings
+
+
+def test_open_cases_bench_reports_memory_and_lateness(temporal_address, order_system_url,
+                                                      tmp_path):
+    settings = make_settings(temporal_address, "sqlite:///unused", order_system_url)
+    result = main(settings, count=24, concurrency=4, window=6.0,
+                  database_url=f"sqlite:///{tmp_path / 'bench.db'}", worker_cache=None)
+    planned = result["open_cases"] - result["pace_setting_cases"]
+    assert result["pace_setting_cases"] == 2 and planned == 22
+    # Every planned case breached once and announced its three warnings first.
+    assert result["breaches_fired"] == planned and result["warnings_fired"] == 3 * planned
+    assert 0 <= result["lateness_p50_s"] <= result["lateness_p99_s"] <= result["lateness_max_s"]
+    assert result["worker_rss_all_open_mib"] > result["worker_rss_idle_mib"] > 0
