@@ -38,6 +38,8 @@ class Settings:
     # a duration like "365d").
     retention: int = 365 * 86400
     public_url: str = "http://127.0.0.1:5000"
+    # The triage model file (docs/triage.md); "" is the one the project ships.
+    triage_model: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -68,6 +70,7 @@ class Settings:
             payload_keys=get("AFTERSALES_PAYLOAD_KEYS", ""),
             retention=parse_duration(get("AFTERSALES_RETENTION") or "365d"),
             public_url=(get("AFTERSALES_PUBLIC_URL") or "http://127.0.0.1:5000").rstrip("/"),
+            triage_model=get("AFTERSALES_TRIAGE_MODEL", ""),
         )
 
     def with_(self, **changes) -> Settings:
@@ -94,6 +97,7 @@ class Settings:
             "AFTERSALES_PAYLOAD_KEYS": self.payload_keys,
             "AFTERSALES_RETENTION": f"{self.retention}s",
             "AFTERSALES_PUBLIC_URL": self.public_url,
+            "AFTERSALES_TRIAGE_MODEL": self.triage_model,
         }
         if self.sla_file:
             env["AFTERSALES_SLA_FILE"] = self.sla_file

@@ -247,6 +247,52 @@ class CaseSnapshot:
     compensation_points: int = 0
     # The retailer system a step is waiting on, while it does not answer.
     waiting_on: str | None = None
+    # The triage model's suggestions at intake (None for cases opened before triage).
+    triage: Triage | None = None
+
+
+@dataclass
+class TriageRequest:
+    """What triage reads: the customer's words and where they came from."""
+
+    description: str
+    channel: str = ""
+    order_id: str | None = None
+
+
+@dataclass
+class Suggestion:
+    """One suggested value, how sure the model is (0-1), and the words or rules that
+    drove it."""
+
+    value: str
+    confidence: float
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EscalationRisk:
+    value: bool
+    confidence: float
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Triage:
+    """The triage model's suggestions for one description (docs/triage.md)."""
+
+    kind: Suggestion
+    root_cause: Suggestion
+    priority: Suggestion
+    sentiment: Suggestion
+    escalation_risk: EscalationRisk
+    # The strongest reasons across all suggestions, for a one-line explanation.
+    reasons: list[str] = field(default_factory=list)
+    # True when the text is odd (another script, hardly any words) or the model unsure.
+    low_confidence: bool = False
+    notes: list[str] = field(default_factory=list)
+    model_version: str = ""
+    elapsed_ms: float = 0.0
 
 
 @dataclass
