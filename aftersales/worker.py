@@ -16,8 +16,10 @@ from activities.http import DEFAULT_TIMEOUT
 from activities.inventory_system import InventoryActivities, InventoryClient
 from activities.order_system import OrderActivities, OrderSystemClient
 from activities.projection import CaseProjector
+from activities.triage import TriageActivities
 from aftersales.settings import Settings
 from aftersales.temporal import connect, ensure_search_attributes
+from aftersales.triage import model_path
 from db.engine import make_engine, make_sessionmaker, migrate
 from workflows.case import CaseWorkflow
 
@@ -50,6 +52,7 @@ def build_worker(client: Client, settings: Settings, systems: SystemClients,
     orders = OrderActivities(systems.orders)
     inventory = InventoryActivities(systems.inventory)
     courier = CourierActivities(systems.courier)
+    triage = TriageActivities(model_path(settings.triage_model))
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
@@ -58,7 +61,7 @@ def build_worker(client: Client, settings: Settings, systems: SystemClients,
             orders.lookup_order, orders.grant_compensation, orders.refund_payment,
             inventory.reserve, inventory.release, inventory.ship, inventory.restock,
             inventory.write_off, courier.create_waybill, courier.cancel_waybill,
-            projector.project,
+            projector.project, triage.suggest,
         ],
     )
 

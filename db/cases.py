@@ -14,7 +14,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from db.models import FAR_FUTURE, Case, CaseClock, OutboxMessage, TimelineEvent
+from db.models import FAR_FUTURE, Case, CaseClock, OutboxMessage, TimelineEvent, TriageFeedback
 from workflows.domain import Projection
 
 CASE_COLUMNS = (
@@ -62,6 +62,8 @@ def apply_projection(session: Session, projection: Projection) -> bool:
         status_token_hash=token_hash(snap.status_token),
         due_key=snap.stage_due_at or FAR_FUTURE,
         **report_facts(snap),
+        triage=jsonable(snap.triage) if snap.triage else None,
+        escalation_risk=bool(snap.triage and snap.triage.escalation_risk.value),
         data=_public_data(snap),
     )
     # One conditional UPDATE: atomic on SQLite and PostgreSQL alike, so a slower,
@@ -92,6 +94,9 @@ def apply_projection(session: Session, projection: Projection) -> bool:
                     type=event.type, stage_before=event.stage_before,
                     stage_after=event.stage_after, detail=jsonable(event.detail),
                 ))
+                if event.type in FEEDBACK_EVENTS:
+                    session.flush()  # the case row first: the feedback row refers to it
+                    record_triage_feedback(session, snap, event)
     if projection.outbox:
         keys = [m.key for m in projection.outbox]
         present_keys = set(session.scalars(
@@ -104,6 +109,34 @@ def apply_projection(session: Session, projection: Projection) -> bool:
                     template=message.template, payload=jsonable(message.payload),
                 ))
     return moved
+
+
+# The events at which a handler decides what triage suggested: the kind at confirm,
+# the root cause at analyze.
+FEEDBACK_EVENTS = ("confirmed", "analyzed")
+
+
+def record_triage_feedback(session: Session, snap, event) -> None:
+    """Keep the handler's kind or root cause next to the suggestion, as a training pair
+    for the next triage model. Called once per new event, so a retried write changes
+    nothing."""
+    row = session.get(TriageFeedback, snap.case_id)
+    if row is None:
+        triage = snap.triage
+        row = TriageFeedback(
+            case_id=snap.case_id, description=snap.description,
+            suggested_kind=triage.kind.value if triage else None,
+            suggested_root_cause=triage.root_cause.value if triage else None,
+            model_version=triage.model_version if triage else None,
+            decided_by=event.actor, updated_at=event.at)
+        session.add(row)
+    if event.type == "confirmed":
+        row.kind = snap.kind
+    else:
+        row.root_cause = event.detail.get("root_cause")
+        row.kind = row.kind or snap.kind
+    row.decided_by = event.actor
+    row.updated_at = event.at
 
 
 FCR_WINDOW = timedelta(days=7)
