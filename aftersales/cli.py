@@ -329,8 +329,9 @@ def triage_train(include_feedback: bool, out: str | None, force: bool) -> None:
         with _sessions()() as session:
             pairs = feedback_pairs(session)
         click.echo(f"{len(pairs)} handler decision(s) in the read model")
-    report = train(target, pairs, current=model_path(settings.triage_model) if not out
-                   else target, force=force)
+    # Compared with the file being replaced, or else with the model the system uses now.
+    current = target if target.exists() else model_path(settings.triage_model)
+    report = train(target, pairs, current=current, force=force)
     click.echo(describe(report))
 
 

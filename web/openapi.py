@@ -88,7 +88,8 @@ def build_spec() -> dict:
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     named: tuple[tuple[str, type[Schema]], ...] = (
         # Triage before Case, which nests it.
-        ("Problem", s.ProblemSchema), ("Triage", s.TriageSchema), ("Case", s.CaseSchema), ("CaseList", s.CaseListSchema),
+        ("Problem", s.ProblemSchema), ("Triage", s.TriageSchema), ("Case", s.CaseSchema),
+        ("CaseList", s.CaseListSchema),
         ("CustomerView", s.CustomerViewSchema), ("User", s.UserSchema),
         ("UserList", s.UserListSchema), ("Health", s.HealthSchema),
         ("CaseCreate", s.CaseCreateSchema), ("UserCreate", s.UserCreateSchema),
