@@ -73,6 +73,13 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
                      "receipt", "points", "unsubscrib", "promotional", "website", "email",
                      "how do i", "is there a way", "do you", "personal data", "firmware",
                      "bug", "register"),
+    # what the customer asks for
+    "wants_refund": ("退款", "退钱", "退一下", "退差价", "钱退", "refund", "money back",
+                     "reimburse"),
+    "wants_return": ("退货", "退回", "寄回", "退掉", "要退", "无理由", "return", "send back",
+                     "send it back", "sending back", "returning"),
+    "wants_exchange": ("换货", "换一", "换成", "换个", "调换", "换新", "补发", "exchange",
+                       "replacement", "swap", "replace"),
     # how it is said
     "anger": ("太过分", "忍无可忍", "受够", "恶心", "垃圾", "骗", "欺诈", "气死", "什么服务",
               "这算什么", "appalling", "ridiculous", "unacceptable", "disgusting", "unbelievable",
