@@ -73,6 +73,8 @@ async def run_worker(settings: Settings) -> None:
     await ensure_search_attributes(client, settings.temporal_namespace)
     systems = SystemClients.from_settings(settings)
     worker = build_worker(client, settings, systems, CaseProjector(make_sessionmaker(engine)))
+    # Read the triage model while the worker starts polling, not at the first new case.
+    warm_up = asyncio.create_task(asyncio.to_thread(_load_triage_model, settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -81,5 +83,16 @@ async def run_worker(settings: Settings) -> None:
              settings.temporal_address)
     async with worker:
         await stop.wait()
+    await warm_up
     await systems.aclose()
     engine.dispose()
+
+
+def _load_triage_model(settings: Settings) -> None:
+    from aftersales.triage.model import shared_model
+
+    try:
+        shared_model(model_path(settings.triage_model))
+    except Exception:
+        # The activity reports it on the cases, which go on without suggestions.
+        log.exception("could not load the triage model")

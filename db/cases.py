@@ -225,6 +225,7 @@ class CaseFilter:
     channel: str | None = None
     assignee: str | None = None
     overdue: bool | None = None
+    escalation_risk: bool | None = None
     q: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
@@ -277,6 +278,8 @@ def case_query(filters: CaseFilter) -> Select:
             stmt = stmt.where(getattr(Case, name) == value)
     if filters.overdue is not None:
         stmt = stmt.where(Case.overdue.is_(filters.overdue))
+    if filters.escalation_risk is not None:
+        stmt = stmt.where(Case.escalation_risk.is_(filters.escalation_risk))
     if filters.created_from:
         stmt = stmt.where(Case.created_at >= filters.created_from)
     if filters.created_to:

@@ -84,6 +84,8 @@ def test_a_new_case_carries_suggestions_and_an_angry_one_is_escalated(stack):
     listed = client.get("/api/v1/cases?sort=created", headers=headers).get_json()["items"]
     assert {c["id"]: c["triage"]["escalation_risk"]["value"] for c in listed} == {
         calm["id"]: False, angry["id"]: True}
+    at_risk = client.get("/api/v1/cases?escalation_risk=true", headers=headers).get_json()
+    assert [c["id"] for c in at_risk["items"]] == [angry["id"]]
 
 
 def test_handlers_decisions_are_kept_and_trained_into_the_next_model(stack, tmp_path):
@@ -123,6 +125,13 @@ def test_handlers_decisions_are_kept_and_trained_into_the_next_model(stack, tmp_
     assert result.returncode == 0, result.stderr
     assert "1 handler decision(s) in the read model" in result.stdout
     assert "1 pairs trained in" in result.stdout
-    assert "root cause top-1" in result.stdout and f"wrote {out}" in result.stdout
+    assert "root cause top-1" in result.stdout
     assert "compared with the model in place" in result.stdout
-    assert out.exists()
+    # One decision can tip a held-out example either way; what the command says it did
+    # is what it did (tests/test_triage_model.py pins both outcomes).
+    candidate = tmp_path / "model.candidate.joblib"
+    if f"wrote {out}" in result.stdout:
+        assert out.exists() and not candidate.exists()
+    else:
+        assert "NOT switched in" in result.stdout, result.stdout
+        assert candidate.exists() and not out.exists()

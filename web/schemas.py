@@ -65,6 +65,7 @@ class CaseListQuery(Schema):
     channel = fields.String(validate=validate.OneOf(CHANNELS))
     assignee = fields.String(validate=ID)
     overdue = fields.Boolean()
+    escalation_risk = fields.Boolean()
     q = fields.String(validate=validate.Length(min=1, max=100))
     created_from = fields.AwareDateTime(default_timezone=UTC)
     created_to = fields.AwareDateTime(default_timezone=UTC)

@@ -241,16 +241,17 @@ class TriageModel:
     def _escalation(self, description: str, row, damp: float) -> EscalationRisk:
         clf = self.heads["escalation"]
         classes = list(clf.classes_)
-        p = float(clf.predict_proba(row)[0][classes.index("true")]) * damp
+        p = float(clf.predict_proba(row)[0][classes.index("true")])
         fired = escalation_signals(description)
         reasons = [f"rule: {name}" for name in fired]
         if fired:
-            return EscalationRisk(True, round(max(p, 0.95), 3),
+            # A threat is a threat in any text around it.
+            return EscalationRisk(True, round(max(p * damp, 0.95), 3),
                                   reasons + self._reasons(clf, row, classes.index("true"))[:2])
-        if p >= 0.5:
-            return EscalationRisk(True, round(p, 3),
+        if p * damp >= 0.5:
+            return EscalationRisk(True, round(p * damp, 3),
                                   self._reasons(clf, row, classes.index("true")))
-        return EscalationRisk(False, round(1 - p, 3), [])
+        return EscalationRisk(False, round((1 - p) * damp, 3), [])
 
     def _reasons(self, clf: LogisticRegression, row, class_index: int) -> list[str]:
         """The features of this text that pushed hardest towards the chosen class."""
@@ -356,7 +357,8 @@ def _as_label(value: Any) -> str:
 FUNCTION_WORDS = frozenset(
     "a an the this that is are was i i'm m my me it its and or but to of in on at for with "
     "be been have has had just so s t you your we our".split()
-    + list("了的被是我想不就都也在吗呢吧啊你们他她它这那有和很还要"))
+    + "你们 我们 他们 已经 时候 一下 这个 那个 什么 因为 所以 但是 就是 还是 可以 现在".split()
+    + list("了的被是我想不就都也在吗呢吧啊你们他她它这那有和很还要再"))
 
 
 def _readable(feature: str) -> str | None:

@@ -128,6 +128,8 @@ def describe(report: TrainingReport) -> str:
         f"({report.latency['n']} predictions)",
         "root-cause confusion (rows: handler's label, columns: model):",
         *confusion_lines(m["confusion"]["root_cause"]),
+        "kind confusion (rows: handler's label, columns: model):",
+        *confusion_lines(m["confusion"]["kind"]),
     ]
     if report.previous is not None:
         p = report.previous
