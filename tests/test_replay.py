@@ -13,7 +13,8 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from tests.conftest import HISTORIES
 from workflows.case import CaseWorkflow
 
-PATHS = ("complaint", "refund", "return", "exchange", "repair", "reopen_cancel", "overdue")
+PATHS = ("complaint", "refund", "return", "exchange", "repair", "reopen_cancel", "overdue",
+         "triage")
 
 
 @pytest.mark.parametrize("path", PATHS)

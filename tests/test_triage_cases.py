@@ -16,7 +16,7 @@ from db.accounts import create_token, create_user
 from db.engine import make_engine, make_sessionmaker
 from db.models import OutboxMessage, TriageFeedback
 from db.triage import feedback_pairs
-from tests.conftest import BackgroundWorker, make_settings
+from tests.conftest import BackgroundWorker, make_settings, record_history_sync
 from web import create_app
 
 
@@ -52,7 +52,8 @@ def outbox(sessions, case_id: str) -> list[OutboxMessage]:
             OutboxMessage.case_id == case_id)))
 
 
-def test_a_new_case_carries_suggestions_and_an_angry_one_is_escalated(stack):
+def test_a_new_case_carries_suggestions_and_an_angry_one_is_escalated(stack,
+                                                                     temporal_address):
     client, headers, sessions, _ = stack
     calm = open_case(client, headers, "SO-10003", "C-1003",
                      "电水壶用了一周就不加热了，指示灯不亮，想申请维修")
@@ -86,6 +87,7 @@ def test_a_new_case_carries_suggestions_and_an_angry_one_is_escalated(stack):
         calm["id"]: False, angry["id"]: True}
     at_risk = client.get("/api/v1/cases?escalation_risk=true", headers=headers).get_json()
     assert [c["id"] for c in at_risk["items"]] == [angry["id"]]
+    record_history_sync(temporal_address, angry["id"], "triage")
 
 
 def test_handlers_decisions_are_kept_and_trained_into_the_next_model(stack, tmp_path):
