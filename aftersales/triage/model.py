@@ -189,7 +189,8 @@ class TriageModel:
     # ------------------------------------------------------------ prediction
 
     def suggest(self, description: str, channel: str = "") -> Triage:
-        """Suggestions for one description; never raises on odd text (low confidence)."""
+        """Suggestions for one description; never raises on odd text (low confidence).
+        `channel` is accepted for a later model; this one reads only the text."""
         started = time.perf_counter()
         text = normalise(description)
         script = check_script(text)
