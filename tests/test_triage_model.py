@@ -184,3 +184,15 @@ def test_a_worse_model_is_not_switched_in(rebuilt, tmp_path):
     assert report.candidate_path is not None and report.candidate_path.exists()
     forced = train(out, pairs, force=True)
     assert forced.switched and out.read_bytes() != before
+
+
+def test_a_model_file_of_another_format_is_not_trusted(rebuilt, tmp_path, caplog):
+    _, model = rebuilt
+    old = TriageModel(model.features, model.heads, {**model.meta, "format": 0})
+    path = tmp_path / "old.joblib"
+    old.save(path)
+    loaded = TriageModel.load(path)
+    assert "training the shipped data set again in memory" in caplog.text
+    assert loaded.meta["format"] == 1
+    assert loaded.meta["data_hash"] == data_hash(split(load_dataset())[0])
+    assert loaded.suggest("快递箱子被压扁了").root_cause.value == "damaged_in_transit"
