@@ -359,7 +359,7 @@ FUNCTION_WORDS = frozenset(
     "a an the this that is are was i i'm m my me it its and or but to of in on at for with "
     "be been have has had just so s t you your we our".split()
     + "你们 我们 他们 已经 时候 一下 这个 那个 什么 因为 所以 但是 就是 还是 可以 现在".split()
-    + list("了的被是我想不就都也在吗呢吧啊你们他她它这那有和很还要再"))
+    + list("了的被是我想不就都也在吗呢吧啊你们他她它这那有和很还要再去把给让从对向"))
 
 
 def _readable(feature: str) -> str | None:
