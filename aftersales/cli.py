@@ -328,6 +328,53 @@ def demo_refunds(as_json: bool) -> None:
                    f"case {refund['case_id']}  key {refund['idempotency_key']}")
 
 
+@main.group()
+def triage() -> None:
+    """The triage model: suggestions from the customer's words (docs/triage.md)."""
+
+
+@triage.command("train")
+@click.option("--include-feedback", is_flag=True,
+              help="Also train on the kinds and root causes handlers decided (read model).")
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+              help="Model file to write [default: AFTERSALES_TRIAGE_MODEL or the shipped one].")
+@click.option("--force", is_flag=True,
+              help="With --include-feedback: switch the new model in even if it scores worse.")
+def triage_train(include_feedback: bool, out: str | None, force: bool) -> None:
+    """Train on the shipped data set, print held-out figures, write a versioned model file."""
+    from pathlib import Path
+
+    from aftersales.triage import model_path
+    from aftersales.triage.training import describe, train
+
+    settings = _settings()
+    target = Path(out).resolve() if out else model_path(settings.triage_model)
+    pairs = None
+    if include_feedback:
+        from db.triage import feedback_pairs
+
+        with _sessions()() as session:
+            pairs = feedback_pairs(session)
+        click.echo(f"{len(pairs)} handler decision(s) in the read model")
+    # Compared with the file being replaced, or else with the model the system uses now.
+    current = target if target.exists() else model_path(settings.triage_model)
+    report = train(target, pairs, current=current, force=force)
+    click.echo(describe(report))
+
+
+@triage.command("suggest")
+@click.argument("description")
+@click.option("--channel", default="", help="Where the description came from.")
+def triage_suggest(description: str, channel: str) -> None:
+    """Print the model's suggestions for DESCRIPTION as JSON."""
+    from aftersales.triage import model_path
+    from aftersales.triage.model import shared_model
+    from db.cases import jsonable
+
+    found = shared_model(model_path(_settings().triage_model)).suggest(description, channel)
+    click.echo(json.dumps(jsonable(found), ensure_ascii=False, indent=1))
+
+
 @main.command()
 def migrate() -> None:
     """Bring the read model's database to the newest schema."""

@@ -56,6 +56,8 @@ class Settings:
     # Development only: the file the local SMTP sink of `aftersales dev` writes, shown at
     # /dev/mail. Empty (always, in production): no /dev/mail.
     dev_mailbox: str = ""
+    # The triage model file (docs/triage.md); "" is the one the project ships.
+    triage_model: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -99,6 +101,7 @@ class Settings:
             default_locale=_one_of("AFTERSALES_DEFAULT_LOCALE",
                                    get("AFTERSALES_DEFAULT_LOCALE") or "zh-CN", LOCALES),
             dev_mailbox=get("AFTERSALES_DEV_MAILBOX", ""),
+            triage_model=get("AFTERSALES_TRIAGE_MODEL", ""),
         )
 
     def with_(self, **changes) -> Settings:
@@ -135,6 +138,7 @@ class Settings:
             "AFTERSALES_MESSAGE_SENDER": self.message_sender,
             "AFTERSALES_DEFAULT_LOCALE": self.default_locale,
             "AFTERSALES_DEV_MAILBOX": self.dev_mailbox,
+            "AFTERSALES_TRIAGE_MODEL": self.triage_model,
         }
         if self.sla_file:
             env["AFTERSALES_SLA_FILE"] = self.sla_file

@@ -17,8 +17,10 @@ from activities.inventory_system import InventoryActivities, InventoryClient
 from activities.notifications import NotificationActivities, OutboxDelivery
 from activities.order_system import OrderActivities, OrderSystemClient
 from activities.projection import CaseProjector
+from activities.triage import TriageActivities
 from aftersales.settings import Settings
 from aftersales.temporal import connect, ensure_search_attributes
+from aftersales.triage import model_path
 from db.engine import make_engine, make_sessionmaker, migrate
 from workflows.case import CaseWorkflow
 
@@ -55,6 +57,7 @@ def build_worker(client: Client, settings: Settings, systems: SystemClients,
     orders = OrderActivities(systems.orders)
     inventory = InventoryActivities(systems.inventory)
     courier = CourierActivities(systems.courier)
+    triage = TriageActivities(model_path(settings.triage_model))
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
@@ -63,7 +66,7 @@ def build_worker(client: Client, settings: Settings, systems: SystemClients,
             orders.lookup_order, orders.grant_compensation, orders.refund_payment,
             inventory.reserve, inventory.release, inventory.ship, inventory.restock,
             inventory.write_off, courier.create_waybill, courier.cancel_waybill,
-            projector.project, notifications.deliver,
+            projector.project, notifications.deliver, triage.suggest,
         ],
         max_cached_workflows=settings.worker_cache,
     )
@@ -76,6 +79,8 @@ async def run_worker(settings: Settings) -> None:
     await ensure_search_attributes(client, settings.temporal_namespace)
     systems = SystemClients.from_settings(settings)
     worker = build_worker(client, settings, systems, CaseProjector(make_sessionmaker(engine)))
+    # Read the triage model while the worker starts polling, not at the first new case.
+    warm_up = asyncio.create_task(asyncio.to_thread(_load_triage_model, settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -84,5 +89,16 @@ async def run_worker(settings: Settings) -> None:
              settings.temporal_address)
     async with worker:
         await stop.wait()
+    await warm_up
     await systems.aclose()
     engine.dispose()
+
+
+def _load_triage_model(settings: Settings) -> None:
+    from aftersales.triage.model import shared_model
+
+    try:
+        shared_model(model_path(settings.triage_model))
+    except Exception:
+        # The activity reports it on the cases, which go on without suggestions.
+        log.exception("could not load the triage model")

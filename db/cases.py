@@ -14,7 +14,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from db.models import FAR_FUTURE, Case, CaseClock, OutboxMessage, TimelineEvent
+from db.models import FAR_FUTURE, Case, CaseClock, OutboxMessage, TimelineEvent, TriageFeedback
 from workflows.domain import OPEN_STAGES, Projection
 
 CASE_COLUMNS = (
@@ -68,6 +68,8 @@ def apply_projection(session: Session, projection: Projection,
         status_token_hash=token_hash(snap.status_token),
         due_key=snap.stage_due_at or FAR_FUTURE,
         **report_facts(snap),
+        triage=jsonable(snap.triage) if snap.triage else None,
+        escalation_risk=bool(snap.triage and snap.triage.escalation_risk.value),
         data=_public_data(snap),
     )
     # One conditional UPDATE: atomic on SQLite and PostgreSQL alike, so a slower,
@@ -100,6 +102,9 @@ def apply_projection(session: Session, projection: Projection,
                     type=event.type, stage_before=event.stage_before,
                     stage_after=event.stage_after, detail=jsonable(event.detail),
                 ))
+                if event.type in FEEDBACK_EVENTS:
+                    session.flush()  # the case row first: the feedback row refers to it
+                    record_triage_feedback(session, snap, event)
     if projection.outbox:
         keys = [m.key for m in projection.outbox]
         present_keys = set(session.scalars(
@@ -112,6 +117,34 @@ def apply_projection(session: Session, projection: Projection,
                     template=message.template, payload=jsonable(message.payload),
                 ))
     return moved
+
+
+# The events at which a handler decides what triage suggested: the kind at confirm,
+# the root cause at analyze.
+FEEDBACK_EVENTS = ("confirmed", "analyzed")
+
+
+def record_triage_feedback(session: Session, snap, event) -> None:
+    """Keep the handler's kind or root cause next to the suggestion, as a training pair
+    for the next triage model. Called once per new event, so a retried write changes
+    nothing."""
+    row = session.get(TriageFeedback, snap.case_id)
+    if row is None:
+        triage = snap.triage
+        row = TriageFeedback(
+            case_id=snap.case_id, description=snap.description,
+            suggested_kind=triage.kind.value if triage else None,
+            suggested_root_cause=triage.root_cause.value if triage else None,
+            model_version=triage.model_version if triage else None,
+            decided_by=event.actor, updated_at=event.at)
+        session.add(row)
+    if event.type == "confirmed":
+        row.kind = snap.kind
+    else:
+        row.root_cause = event.detail.get("root_cause")
+        row.kind = row.kind or snap.kind
+    row.decided_by = event.actor
+    row.updated_at = event.at
 
 
 FCR_WINDOW = timedelta(days=7)
@@ -200,6 +233,7 @@ class CaseFilter:
     channel: str | None = None
     assignee: str | None = None
     overdue: bool | None = None
+    escalation_risk: bool | None = None
     q: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
@@ -276,6 +310,8 @@ def case_query(filters: CaseFilter) -> Select:
     if filters.at_risk_by is not None:
         stmt = stmt.where(Case.at_risk_at <= filters.at_risk_by, Case.overdue.is_(False),
                           Case.stage.in_(OPEN_STAGES))
+    if filters.escalation_risk is not None:
+        stmt = stmt.where(Case.escalation_risk.is_(filters.escalation_risk))
     if filters.created_from:
         stmt = stmt.where(Case.created_at >= filters.created_from)
     if filters.created_to:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -86,6 +87,10 @@ class Case(Base):
     refunded: Mapped[Decimal] = mapped_column(Numeric(12, 2), nullable=False, default=0)
     compensation_points: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     reopen_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # The triage model's suggestions at intake (docs/triage.md); escalation risk is a
+    # column of its own so the supervisor's queue can filter on it.
+    triage: Mapped[dict | None] = mapped_column(JSON)
+    escalation_risk: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     # sha256 of the customer's status token: the link works, a database leak does not.
     status_token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
     # The full snapshot as the workflow wrote it (customer, items, order, clocks, ...).
@@ -132,6 +137,29 @@ class TimelineEvent(Base):
     detail: Mapped[dict] = mapped_column(JSON, nullable=False)
 
     __table_args__ = (UniqueConstraint("case_id", "seq", name="uq_timeline_events_case_seq"),)
+
+
+class TriageFeedback(Base):
+    """What a handler decided about a case's kind and root cause, beside what triage
+    suggested: the training pairs of `aftersales triage train --include-feedback`.
+
+    One row per case, written by the projection when the case is confirmed (kind) and
+    analysed (root cause); a later analysis after a reopen replaces the root cause.
+    """
+
+    __tablename__ = "triage_feedback"
+
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    description: Mapped[str] = mapped_column(Text, nullable=False)
+    kind: Mapped[str | None] = mapped_column(String(16))
+    root_cause: Mapped[str | None] = mapped_column(String(32))
+    suggested_kind: Mapped[str | None] = mapped_column(String(16))
+    suggested_root_cause: Mapped[str | None] = mapped_column(String(32))
+    model_version: Mapped[str | None] = mapped_column(String(40))
+    decided_by: Mapped[str] = mapped_column(String(64), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+
+    __table_args__ = (Index("ix_triage_feedback_updated", "updated_at"),)
 
 
 class User(Base):

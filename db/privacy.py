@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.cases import as_utc, jsonable
-from db.models import Case, OutboxMessage, TimelineEvent
+from db.models import Case, OutboxMessage, TimelineEvent, TriageFeedback
 
 ERASED = "(erased)"
 # Free-text fields of timeline events that can carry personal data.
@@ -86,6 +86,10 @@ def _anonymise(session: Session, row: Case, now: datetime) -> None:
     data["pending_question"] = None
     if data.get("analysis"):
         data["analysis"] = {**data["analysis"], "note": ERASED}
+    if data.get("triage"):
+        # The reasons quote the customer's words.
+        data["triage"] = _without_reasons(data["triage"])
+        row.triage = data["triage"]
     data["anonymised_at"] = jsonable(now)
     row.data = data
     row.customer_id = pseudonym
@@ -102,3 +106,14 @@ def _anonymise(session: Session, row: Case, now: datetime) -> None:
                            for k, v in message.payload.items() if k != "customer_url"}
         if message.channel == "customer":
             message.delivered = [ERASED for _ in message.delivered or []]
+    # The training pair holds a copy of the description: it goes too.
+    feedback = session.get(TriageFeedback, row.id)
+    if feedback is not None:
+        session.delete(feedback)
+
+
+def _without_reasons(triage: dict) -> dict:
+    out = {k: ({**v, "reasons": []} if isinstance(v, dict) and "reasons" in v else v)
+           for k, v in triage.items()}
+    out["reasons"] = []
+    return out

@@ -86,6 +86,9 @@ def request_for(permission: str, role: str, client, tokens):
         return client.get("/api/v1/cases", headers=auth(tokens[role]))
     if permission == "reports.read":
         return client.get("/api/v1/reports/summary", headers=auth(tokens[role]))
+    if permission == "triage.suggest":
+        return client.post("/api/v1/triage", headers=auth(tokens[role]), json={
+            "description": "快递箱子被压扁了，鸡蛋碎了一半", "channel": "app"})
     if permission == "users.list":
         return client.get("/api/v1/users", headers=auth(tokens[role]))
     if permission == "users.create":

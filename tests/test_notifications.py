@@ -339,3 +339,21 @@ def test_an_attempt_that_outlived_its_lease_stops_and_the_new_one_finishes(datab
         assert sorted(counts.values()) == [1, 2]
     finally:
         engine.dispose()
+
+
+def test_every_notification_the_workflow_writes_has_both_texts():
+    """A template name in the workflow without its zh-CN and en text could never be
+    delivered: read the names out of the workflow code."""
+    from activities.messages import template_names
+    from web.webhooks import EXCEPTIONS
+
+    code = "".join(p.read_text(encoding="utf-8")
+                   for p in (Path(__file__).parent.parent / "workflows").glob("*.py"))
+    names = set(re.findall(r'_notify_customer\(\s*"(\w+)",', code))
+    names |= set(re.findall(r'_notify_staff\([^"]*?"[^"]*",\s*"(\w+)"', code))
+    names |= set(re.findall(r'_notify_staff\([\w. ]+(?: or "[^"]*")?,\s*"(\w+)"', code))
+    names |= {f"parcel_{status}" for status in EXCEPTIONS}
+    assert {"case_opened", "escalation_risk", "sla_warning", "case_assigned"} <= names
+    for locale in ("en", "zh-CN"):
+        missing = names - template_names(locale)
+        assert not missing, f"no {locale} text for {sorted(missing)}"

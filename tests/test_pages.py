@@ -251,6 +251,8 @@ def test_every_explanation_the_workflow_writes_is_said_in_chinese(app):
     sentences += score_priority(policy.priority, None, "vip", "再不处理我就投诉到12315",
                                 ["AS-1", "AS-2"], "2600.00")[1]
     sentences += score_priority(policy.priority, "P2", "regular", "", [], None)[1]
+    sentences += score_priority(policy.priority, None, "regular", "", [], None,
+                                escalation_risk=["rule: 12315", "“投诉”"])[1]
     order = OrderSnapshot(id="SO-1", customer_id="C-1", status="delivered", currency="CNY",
                           total="10.00", placed_at=NOW - timedelta(days=30),
                           delivered_at=NOW - timedelta(days=20),
@@ -262,7 +264,8 @@ def test_every_explanation_the_workflow_writes_is_said_in_chinese(app):
     sentences += check_eligibility("exchange", [], undelivered, NOW, policy)["reasons"]
     sentences.append(f"75% of the confirm target ({format_duration(8 * 3600)}) for P3")
     sentences.append("parcel SF123 lost")
-    assert len(sentences) >= 11 and Decimal("2600.00")
+    assert any(s.startswith("triage: ") for s in sentences)
+    assert len(sentences) >= 12 and Decimal("2600.00")
     with app.test_request_context(headers={"Accept-Language": "zh-CN"}):
         said = {s: say(s) for s in sentences}
     untranslated = [s for s, z in said.items() if z == s or re.search(r"[a-z]{4,}", z)]

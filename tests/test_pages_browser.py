@@ -197,6 +197,10 @@ def test_handler_finds_the_case_confirms_and_analyses_it(live, browser):
     unassigned.get_by_role("link", name=case_id).click()
     assert case_id in page.locator("h1").inner_text()
     assert page.locator("ol.progress li[aria-current=step] .word").inner_text() == "Confirm"
+    # Triage's suggestions for the customer's words are on the page, with confidence.
+    triage = page.locator("section.triage")
+    assert triage.get_by_role("heading", name="Triage suggestions").count() == 1
+    assert "%" in triage.inner_text()
     # Only this stage's actions are offered: no analysis form before confirming.
     assert page.locator("form#act-analyze").count() == 0
     shot(page, "handler-case-confirm")

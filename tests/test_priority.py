@@ -34,6 +34,23 @@ def test_weights_come_from_the_policy():
         "P3", ["policy default P3"])
 
 
+def test_triage_escalation_risk_raises_once_with_the_words():
+    rules = PriorityRules()
+    risk = ["rule: writing again in anger", "cue: anger"]
+    priority, reasons = score_priority(rules, None, "regular", "third time! unacceptable",
+                                       [], None, escalation_risk=risk)
+    assert priority == "P2"
+    assert reasons[-1] == ("triage: escalation risk (rule: writing again in anger, "
+                           "cue: anger): +1")
+    # Words of the policy and triage's risk are one reason to hurry, not two.
+    priority, reasons = score_priority(rules, None, "regular", "我要打12315", [], None,
+                                       escalation_risk=["rule: 12315"])
+    assert priority == "P2" and len(reasons) == 2 and "12315" in reasons[1]
+    quiet = PriorityRules(escalation_boost=0)
+    assert score_priority(quiet, None, "regular", "x", [], None, escalation_risk=risk)[0] \
+        == "P3"
+
+
 def test_format_duration():
     assert [format_duration(s) for s in (86400, 5400, 3600, 90, 0)] == [
         "1d", "90m", "1h", "90s", "0s"]

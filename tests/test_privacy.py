@@ -103,3 +103,48 @@ def test_housekeeping_jobs(sqlite_url):
     assert jobs.anonymise_closed_cases() == 0  # once is enough
     assert jobs.purge_idempotency_keys() == 0
     jobs.close()
+
+
+def test_anonymising_drops_the_triage_training_pair_and_the_quoted_words(sqlite_url):
+    from db.models import TriageFeedback
+    from db.triage import feedback_pairs
+    from tests.test_read_model import T0
+    from workflows.domain import EscalationRisk, Suggestion, Triage
+
+    def suggestion(value: str) -> Suggestion:
+        return Suggestion(value, 0.8, ["“赵敏”", "cue: broken"])
+
+    triage = Triage(kind=suggestion("repair"), root_cause=suggestion("product_quality"),
+                    priority=suggestion("P3"), sentiment=suggestion("negative"),
+                    escalation_risk=EscalationRisk(False, 0.9, []),
+                    reasons=["“赵敏”", "cue: broken"], model_version="m1")
+    customer = Customer(id="C-88", name="赵敏", phone="13600000088")
+    analyzed = event(2, "analyzed")
+    analyzed.detail = {"root_cause": "product_quality", "note": "x"}
+    sessions = make_sessionmaker(make_engine(sqlite_url))
+    case_store.write_projection(sessions, Projection(snapshot(
+        "AS-T1", 1, stage="resolve", customer=customer, description="赵敏的水壶坏了",
+        triage=triage), events=[event(1, "confirmed"), analyzed]))
+    # A retried write of the same events changes nothing.
+    case_store.write_projection(sessions, Projection(snapshot(
+        "AS-T1", 1, stage="resolve", customer=customer, description="赵敏的水壶坏了",
+        triage=triage), events=[event(1, "confirmed"), analyzed]))
+    with sessions() as session:
+        pairs = feedback_pairs(session)
+        assert [(p.description, p.kind, p.root_cause, p.suggested_root_cause)
+                for p in pairs] == [("赵敏的水壶坏了", "complaint", "product_quality",
+                                     "product_quality")]
+        row = case_store.get_case(session, "AS-T1")
+        assert row.escalation_risk is False and row.triage["reasons"] == ["“赵敏”",
+                                                                          "cue: broken"]
+    with sessions.begin() as session:
+        session.execute(update(Case).where(Case.id == "AS-T1").values(
+            stage="closed", closed_at=T0))
+    with sessions.begin() as session:
+        assert erase_customer(session, "C-88", NOW) == 1
+    with sessions() as session:
+        assert session.get(TriageFeedback, "AS-T1") is None
+        row = case_store.get_case(session, "AS-T1")
+        assert "赵敏" not in json.dumps(row.data, ensure_ascii=False)
+        assert "赵敏" not in json.dumps(row.triage, ensure_ascii=False)
+        assert row.triage["root_cause"]["value"] == "product_quality"

@@ -14,7 +14,7 @@ from tests.conftest import HISTORIES
 from workflows.case import CaseWorkflow
 
 PATHS = ("complaint", "refund", "return", "exchange", "repair", "reopen_cancel", "overdue",
-         "notify_complaint")
+         "notify_complaint", "triage")
 
 
 @pytest.mark.parametrize("path", PATHS)

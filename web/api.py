@@ -16,7 +16,13 @@ from web.idempotency import idempotent
 from web.pagination import decode_cursor, encode_cursor
 from web.problems import Problem
 from web.representation import case_json, user_json
-from web.schemas import ACTION_SCHEMAS, CaseCreateSchema, CaseListQuery, UserCreateSchema
+from web.schemas import (
+    ACTION_SCHEMAS,
+    CaseCreateSchema,
+    CaseListQuery,
+    TriageRequestSchema,
+    UserCreateSchema,
+)
 from workflows.case import CaseWorkflow
 from workflows.domain import (
     LOCALES,
@@ -218,6 +224,18 @@ def action_update(action: str, actor: Actor, data: dict) -> tuple[Any, Any]:
     if action == "revisit":
         return CaseWorkflow.revisit, RevisitInput(actor, data["outcome"], data["note"])
     raise KeyError(action)
+
+
+@api.post("/triage")
+@require("triage.suggest")
+def triage():
+    """Suggestions for a description before (or without) opening a case."""
+    from aftersales.triage import model_path
+    from aftersales.triage.model import shared_model
+
+    data = TriageRequestSchema().load(json_body())
+    model = shared_model(model_path(state().settings.triage_model))
+    return case_store.jsonable(model.suggest(data["description"], data["channel"]))
 
 
 @api.get("/users")

@@ -33,6 +33,7 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "cases.reopen": STAFF,
     "cases.cancel": STAFF,
     "reports.read": MANAGERS,
+    "triage.suggest": STAFF,
     "users.list": ("admin",),
     "users.create": ("admin",),
 }

@@ -218,6 +218,8 @@ def field_label(path: str) -> str:
     return path
 
 
+SENTIMENT_NAMES = {"negative": _l("negative"), "neutral": _l("neutral"),
+                   "positive": _l("positive")}
 ROLE_NAMES = {
     "handler": _l("handler"),
     "supervisor": _l("supervisor"),
@@ -330,4 +332,5 @@ def register(app) -> None:
         CHANNEL_NAMES=CHANNEL_NAMES, TIER_NAMES=TIER_NAMES,
         ORDER_STATUS_NAMES=ORDER_STATUS_NAMES, PAYMENT_NAMES=PAYMENT_NAMES,
         ACTOR_NAMES=ACTOR_NAMES, PARCEL_WORDS=PARCEL_WORDS, STEP_NAMES=STEP_NAMES,
-        STEP_STATES=STEP_STATES, SYSTEM_NAMES=SYSTEM_NAMES, urgency=urgency)
+        STEP_STATES=STEP_STATES, SYSTEM_NAMES=SYSTEM_NAMES, SENTIMENT_NAMES=SENTIMENT_NAMES,
+        urgency=urgency)

@@ -87,11 +87,14 @@ def build_spec() -> dict:
     )
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     named: tuple[tuple[str, type[Schema]], ...] = (
-        ("Problem", s.ProblemSchema), ("Case", s.CaseSchema), ("CaseList", s.CaseListSchema),
+        # Triage before Case, which nests it.
+        ("Problem", s.ProblemSchema), ("Triage", s.TriageSchema), ("Case", s.CaseSchema),
+        ("CaseList", s.CaseListSchema),
         ("CustomerView", s.CustomerViewSchema), ("User", s.UserSchema),
         ("UserList", s.UserListSchema), ("Health", s.HealthSchema),
         ("CaseCreate", s.CaseCreateSchema), ("UserCreate", s.UserCreateSchema),
         ("Feedback", s.FeedbackSchema), ("Reply", s.ReplySchema),
+        ("TriageRequest", s.TriageRequestSchema),
     )
     for name, model in named:
         spec.components.schema(name, schema=model)
@@ -164,6 +167,15 @@ def build_spec() -> dict:
             "application/json": {"schema": {"type": "object"}},
             "text/csv": {"schema": {"type": "string"}}}},
             **_problems(401, 403, 422, 503)},
+    }})
+    spec.path("/api/v1/triage", operations={"post": {
+        "summary": "Suggested kind, root cause, priority, sentiment and escalation risk, "
+                   "with reasons (docs/triage.md)",
+        "description": _roles("triage.suggest") + " Text the model cannot read (another "
+                       "script) gets an answer with low_confidence and notes.",
+        "security": secured, "requestBody": _body("TriageRequest"),
+        "responses": {"200": _json("Triage", "The suggestions"),
+                      **_problems(400, 401, 403, 422, 503)},
     }})
     spec.path("/api/v1/users", operations={
         "get": {"summary": "Staff users", "description": _roles("users.list"),

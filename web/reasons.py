@@ -29,6 +29,10 @@ PATTERNS = [
     (re.compile(r"^(?P<count>\d+) earlier case\(s\) within (?P<days>\d+) days "
                 r"\((?P<ids>[^)]*)\): \+(?P<n>\d+)$"),
      _l("%(count)s earlier case(s) within %(days)s days (%(ids)s): +%(n)s")),
+    (re.compile(r"^triage: escalation risk \((?P<why>.*)\): \+(?P<n>\d+)$"),
+     _l("triage: escalation risk (%(why)s): +%(n)s")),
+    (re.compile(r"^rule: (?P<rule>.+)$"), _l("rule: %(rule)s")),
+    (re.compile(r"^cue: (?P<cue>.+)$"), _l("cue: %(cue)s")),
     (re.compile(r"^amount at stake (?P<amount>[\d.]+) ≥ (?P<threshold>[\d.]+): \+(?P<n>\d+)$"),
      _l("amount at stake %(amount)s ≥ %(threshold)s: +%(n)s")),
     (re.compile(r"^the order has not been delivered yet$"),
@@ -60,6 +64,8 @@ def say(sentence: str) -> str:
                 values["tier"] = str(TIER_NAMES.get(values["tier"], values["tier"]))
             if "clock" in values:
                 values["clock"] = str(CLOCK_NAMES.get(values["clock"], values["clock"]))
+            if "why" in values:
+                values["why"] = ", ".join(say(part) for part in values["why"].split(", "))
             if "category" in values:
                 values["category"] = str(CATEGORY_NAMES.get(values["category"],
                                                             values["category"]))

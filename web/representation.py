@@ -93,6 +93,7 @@ def case_json(row: Case, events: list[TimelineEvent] | None = None) -> dict:
         "parcels": data.get("parcels") or {},
         "proposal": data.get("proposal"),
         "waiting_on": data.get("waiting_on"),
+        "triage": row.triage,
         "closed_at": jsonable(row.closed_at),
         "customer_url": data["customer_url"],
         "version": row.version,

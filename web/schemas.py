@@ -69,6 +69,7 @@ class CaseListQuery(Schema):
     channel = fields.String(validate=validate.OneOf(CHANNELS))
     assignee = fields.String(validate=ID)
     overdue = fields.Boolean()
+    escalation_risk = fields.Boolean()
     q = fields.String(validate=validate.Length(min=1, max=100))
     created_from = fields.AwareDateTime(default_timezone=UTC)
     created_to = fields.AwareDateTime(default_timezone=UTC)
@@ -181,6 +182,24 @@ class ReplySchema(Schema):
             raise ValidationError("the message is empty")
 
 
+TRIAGE_MAX = 5000
+
+
+class TriageRequestSchema(Schema):
+    description = fields.String(required=True, validate=validate.Length(
+        min=1, max=TRIAGE_MAX, error="between 1 and 5000 characters"))
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    order_id = fields.String(load_default=None, allow_none=True, validate=ID)
+
+    @validates("description")
+    def readable(self, value: str, **kwargs) -> None:
+        if not value.strip():
+            raise ValidationError("the description is empty")
+        if not any(ch.isalpha() for ch in value):
+            raise ValidationError("the description has no words to read (only digits, "
+                                  "symbols or emoji)")
+
+
 ACTION_SCHEMAS: dict[str, type[Schema]] = {
     "assign": AssignSchema,
     "confirm": ConfirmSchema,
@@ -209,6 +228,31 @@ class ProblemSchema(Schema):
     status = fields.Integer(required=True)
     detail = fields.String(required=True)
     errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+
+
+class SuggestionSchema(Schema):
+    value = fields.String(required=True)
+    confidence = fields.Float(required=True, validate=validate.Range(0, 1))
+    reasons = fields.List(fields.String(), required=True)
+
+
+class EscalationRiskSchema(Schema):
+    value = fields.Boolean(required=True)
+    confidence = fields.Float(required=True, validate=validate.Range(0, 1))
+    reasons = fields.List(fields.String(), required=True)
+
+
+class TriageSchema(Schema):
+    kind = fields.Nested(SuggestionSchema, required=True)
+    root_cause = fields.Nested(SuggestionSchema, required=True)
+    priority = fields.Nested(SuggestionSchema, required=True)
+    sentiment = fields.Nested(SuggestionSchema, required=True)
+    escalation_risk = fields.Nested(EscalationRiskSchema, required=True)
+    reasons = fields.List(fields.String(), required=True)
+    low_confidence = fields.Boolean(required=True)
+    notes = fields.List(fields.String(), required=True)
+    model_version = fields.String(required=True)
+    elapsed_ms = fields.Float(required=True)
 
 
 class ClockSchema(Schema):
@@ -274,6 +318,7 @@ class CaseSchema(Schema):
     parcels = fields.Dict(required=True)
     proposal = fields.Dict(required=True, allow_none=True)
     waiting_on = fields.String(required=True, allow_none=True)
+    triage = fields.Nested(TriageSchema, required=True, allow_none=True)
     closed_at = fields.DateTime(required=True, allow_none=True)
     customer_url = fields.String(required=True)
     version = fields.Integer(required=True)

@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.notifications import NotificationActivities
     from activities.order_system import OrderActivities
     from activities.projection import CaseProjector
+    from activities.triage import TriageActivities
     from workflows import clocks
     from workflows.domain import (
         ACTION_STAGES,
@@ -56,6 +57,8 @@ with workflow.unsafe.imports_passed_through():
         RevisitInput,
         StageClock,
         TimelineEvent,
+        Triage,
+        TriageRequest,
         UpdateResult,
         raise_priority,
     )
@@ -91,6 +94,8 @@ ORDER_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     non_retryable_error_types=["OrderNotFound"],
 )
+# Triage is advice: a few quick tries, then the case goes on without suggestions.
+TRIAGE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
 PROJECTION_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5)
 )
@@ -168,6 +173,7 @@ class CaseWorkflow(ResolutionSagas):
         # When the last projection was committed (see ProjectionWritten).
         self._written_at: datetime | None = None
         self._deliveries: list[asyncio.Task] = []
+        self._triage: Triage | None = None
 
     # ------------------------------------------------------------------ run
 
@@ -242,9 +248,12 @@ class CaseWorkflow(ResolutionSagas):
         recent = list(inp.recent_cases)
         if inp.repeat_of and inp.repeat_of not in recent:
             recent.insert(0, inp.repeat_of)
+        if workflow.patched("triage-at-record"):
+            self._triage = await self._run_triage()
+        risk = self._triage.escalation_risk if self._triage else None
         self._priority, self._priority_reasons = score_priority(
             inp.policy.priority, inp.priority, self._customer.tier, inp.description, recent,
-            order.total,
+            order.total, escalation_risk=risk.reasons if risk and risk.value else None,
         )
         if not self._clocks:
             self._start_clocks()
@@ -256,15 +265,42 @@ class CaseWorkflow(ResolutionSagas):
                                               inp.policy, inp.returned)
         self._status = "open"
         self._recorded = True
-        self._event(SYSTEM, "recorded", "record", "confirm", {
+        recorded: dict = {
             "priority": self._priority,
             "priority_reasons": self._priority_reasons,
             "order_status": order.status,
             "eligibility": self._eligibility,
-        })
+        }
+        if self._triage:
+            recorded["triage"] = _triage_summary(self._triage)
+        self._event(SYSTEM, "recorded", "record", "confirm", recorded)
         self._stage = "confirm"
         self._notify_customer("case_opened", {"customer_url": inp.customer_url})
+        if risk and risk.value:
+            # The customer threatens to take it further: a supervisor should know now,
+            # not when a clock breaches.
+            self._event(SYSTEM, "escalation_risk", detail={
+                "reasons": risk.reasons, "confidence": risk.confidence,
+                "priority": self._priority})
+            self._notify_staff("role:supervisor", "escalation_risk", {
+                "reasons": risk.reasons, "priority": self._priority,
+                "kind": self._kind, "order_id": inp.order_id})
         return True
+
+    async def _run_triage(self) -> Triage | None:
+        """The model's suggestions for the description (a local activity: quick, and
+        the model is loaded once per worker process). None if it cannot run."""
+        inp = self._inp
+        try:
+            return await workflow.execute_local_activity_method(
+                TriageActivities.suggest,
+                TriageRequest(inp.description, inp.channel, inp.order_id),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=TRIAGE_RETRY,
+            )
+        except ActivityError as err:
+            self._event(SYSTEM, "triage_failed", detail={"error": error_message(err)})
+            return None
 
     async def _lookup_order(self, budget: timedelta | None) -> OrderSnapshot:
         return await workflow.execute_activity_method(
@@ -334,6 +370,8 @@ class CaseWorkflow(ResolutionSagas):
         if self._assignee is None:
             self._assignee = inp.actor.name
             changes["assignee"] = inp.actor.name
+        if self._triage:
+            changes["suggested_kind"] = self._triage.kind.value
         self._move("confirm", "analyze", inp.actor.name, "confirmed",
                    {"note": inp.note, **changes})
         self._notify_customer("case_confirmed", {})
@@ -364,11 +402,14 @@ class CaseWorkflow(ResolutionSagas):
             "at": now.isoformat(),
         }
         self._stop("analyze", now)
-        self._move("analyze", "resolve", inp.actor.name, "analyzed", {
+        detail: dict = {
             "root_cause": inp.root_cause,
             "responsible_party": inp.responsible_party,
             "note": inp.note,
-        })
+        }
+        if self._triage:
+            detail["suggested_root_cause"] = self._triage.root_cause.value
+        self._move("analyze", "resolve", inp.actor.name, "analyzed", detail)
         return await self._commit()
 
     @analyze.validator
@@ -997,6 +1038,7 @@ class CaseWorkflow(ResolutionSagas):
             compensation_points=self._points_given,
             waiting_on=self._waiting_on,
             at_risk_at=min(risks) if risks else None,
+            triage=self._triage,
             parcels={number: {**p, "events": list(p["events"])}
                      for number, p in self._parcels.items()},
         )
@@ -1023,6 +1065,16 @@ def _enrich_customer(given: Customer, known: Customer | None) -> Customer:
         tier=known.tier if given.tier == "regular" else given.tier,
         locale=given.locale or known.locale,
     )
+
+
+def _triage_summary(triage: Triage) -> dict:
+    """The suggestions in one line of the timeline; the case carries the full answer."""
+    return {
+        "kind": triage.kind.value, "root_cause": triage.root_cause.value,
+        "priority": triage.priority.value, "sentiment": triage.sentiment.value,
+        "escalation_risk": triage.escalation_risk.value,
+        "low_confidence": triage.low_confidence, "model_version": triage.model_version,
+    }
 
 
 def _resolution_detail(plan: Resolution) -> dict:

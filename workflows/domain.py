@@ -273,6 +273,8 @@ class CaseSnapshot:
     waiting_on: str | None = None
     # When a running target reaches AT_RISK_SHARE (the supervisor's "at risk" list).
     at_risk_at: datetime | None = None
+    # The triage model's suggestions at intake (None for cases opened before triage).
+    triage: Triage | None = None
 
 
 @dataclass
@@ -282,6 +284,50 @@ class ProjectionWritten:
     so the write's own duration does not make the deadline fire late."""
 
     at: datetime
+
+
+@dataclass
+class TriageRequest:
+    """What triage reads: the customer's words and where they came from."""
+
+    description: str
+    channel: str = ""
+    order_id: str | None = None
+
+
+@dataclass
+class Suggestion:
+    """One suggested value, how sure the model is (0-1), and the words or rules that
+    drove it."""
+
+    value: str
+    confidence: float
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EscalationRisk:
+    value: bool
+    confidence: float
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Triage:
+    """The triage model's suggestions for one description (docs/triage.md)."""
+
+    kind: Suggestion
+    root_cause: Suggestion
+    priority: Suggestion
+    sentiment: Suggestion
+    escalation_risk: EscalationRisk
+    # The strongest reasons across all suggestions, for a one-line explanation.
+    reasons: list[str] = field(default_factory=list)
+    # True when the text is odd (another script, hardly any words) or the model unsure.
+    low_confidence: bool = False
+    notes: list[str] = field(default_factory=list)
+    model_version: str = ""
+    elapsed_ms: float = 0.0
 
 
 @dataclass

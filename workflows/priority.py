@@ -19,12 +19,15 @@ def score_priority(
     description: str,
     recent_cases: list[str],
     amount_at_stake: str | None,
+    escalation_risk: list[str] | None = None,
 ) -> tuple[str, list[str]]:
     """Return the intake priority and the reasons for it.
 
     `requested` is the priority the caller asked for (used as the base instead of the
     policy default); `recent_cases` are earlier cases of this customer or on this order
-    within the policy's repeat window; `amount_at_stake` is the order total.
+    within the policy's repeat window; `amount_at_stake` is the order total;
+    `escalation_risk` the reasons triage found the customer about to take the case further
+    (None when it did not). Escalation words and triage raise the priority once together.
     """
     base = requested or rules.default
     reasons = [f"requested {requested}" if requested else f"policy default {rules.default}"]
@@ -38,6 +41,10 @@ def score_priority(
     if words and rules.escalation_boost:
         steps += rules.escalation_boost
         reasons.append("escalation words " + ", ".join(words) + f": +{rules.escalation_boost}")
+    elif escalation_risk and rules.escalation_boost:
+        steps += rules.escalation_boost
+        why = ", ".join(escalation_risk[:3])
+        reasons.append(f"triage: escalation risk ({why}): +{rules.escalation_boost}")
     if recent_cases and rules.repeat_boost:
         steps += rules.repeat_boost
         days = rules.repeat_window // 86400
