@@ -3,6 +3,8 @@ settings the code reads. (No Docker engine here to run it; this keeps it honest.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -11,6 +13,14 @@ from aftersales.cli import main
 from aftersales.settings import Settings
 
 ROOT = Path(__file__).parent.parent
+
+
+def test_compose_file_follows_the_compose_specification():
+    checker = Path(sys.executable).parent / "check-jsonschema"
+    result = subprocess.run([str(checker), "--builtin-schema", "vendor.compose-spec",
+                             str(ROOT / "docker-compose.yml")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_compose_services_use_real_commands_and_settings():
