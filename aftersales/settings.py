@@ -26,9 +26,10 @@ class Settings:
     temporal_tls_key: str = ""
     temporal_api_key: str = ""
     task_queue: str = "aftersales"
-    # Case workflows a worker keeps in memory (AFTERSALES_WORKER_CACHE); beyond it a
-    # woken case is replayed from its history first. docs/benchmarks.md has the sizes.
-    worker_cache: int = 10000
+    # Case workflows a worker keeps in memory (AFTERSALES_WORKER_CACHE), about 370 KiB
+    # each; beyond it a woken case is replayed from its history first
+    # (docs/benchmarks.md). 2,000 bounds a worker near 0.75 GiB.
+    worker_cache: int = 2000
     sla_file: str | None = None
     secret_key: str = ""
     order_system_url: str = "http://127.0.0.1:5101"
@@ -78,7 +79,7 @@ class Settings:
             temporal_tls_key=get("AFTERSALES_TEMPORAL_TLS_KEY", ""),
             temporal_api_key=get("AFTERSALES_TEMPORAL_API_KEY", ""),
             task_queue=get("AFTERSALES_TASK_QUEUE", "aftersales"),
-            worker_cache=int(get("AFTERSALES_WORKER_CACHE") or 10000),
+            worker_cache=int(get("AFTERSALES_WORKER_CACHE") or 2000),
             sla_file=get("AFTERSALES_SLA_FILE") or None,
             secret_key=get("AFTERSALES_SECRET_KEY", ""),
             order_system_url=get("AFTERSALES_ORDER_SYSTEM_URL", "http://127.0.0.1:5101"),
