@@ -135,6 +135,8 @@ def test_the_case_page_offers_only_what_can_succeed(app):
     forms = set(re.findall(r'<form [^>]*id="act-([a-z-]+)"', html))
     assert forms == {"confirm", "reject", "request-info", "assign", "note", "escalate",
                      "cancel"}
+    # A handler takes the case; only managers choose someone else.
+    assert ">Take this case</button>" in html and 'id="assign-to"' not in html
     # The reply template fills the confirm note, with the customer's name.
     filled = client.get("/desk/cases/AS-C1?reply=confirm-apology").get_data(as_text=True)
     assert re.search(r'<textarea id="confirm-note"[^>]*>Called 王芳: apologised', filled)
