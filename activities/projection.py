@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
 from db.cases import write_projection
-from workflows.domain import Projection, ProjectionWritten
+from workflows.domain import Projection
 
 
 class CaseProjector:
@@ -27,6 +26,5 @@ class CaseProjector:
         return self._session_factory
 
     @activity.defn(name="project_case")
-    async def project(self, projection: Projection) -> ProjectionWritten | None:
+    async def project(self, projection: Projection) -> None:
         await asyncio.to_thread(write_projection, self._session_factory, projection)
-        return ProjectionWritten(datetime.now(UTC))

@@ -8,11 +8,12 @@ import asyncio
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
+from temporalio import activity
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
@@ -29,6 +30,7 @@ from workflows.domain import (
     ConfirmInput,
     Customer,
     FeedbackInput,
+    Projection,
     ReasonInput,
     ReplyInput,
     RequestInfoInput,
@@ -452,3 +454,54 @@ async def test_at_risk_mark_is_three_quarters_of_the_target_and_clears_on_pause(
                                     RequestInfoInput(ALICE, "哪一件有问题？"))
         with sessions() as session:
             assert session.get(Case, inp.case_id).at_risk_at is None
+
+
+async def test_a_slow_read_model_write_does_not_make_deadlines_fire_late(
+        temporal_address, sqlite_url, order_system_url):
+    """Each projection write (a local activity) takes a second here, yet every warning and
+    the breach fire on time: the workflow's clock moves on with the local activity, so a
+    timer set after the write is not a second late."""
+    from db.models import Case
+
+    class SlowProjector(CaseProjector):
+        @activity.defn(name="project_case")
+        async def project(self, projection: Projection) -> None:
+            await asyncio.sleep(1.0)
+            await super().project(projection)
+
+    policy = SlaPolicy()
+    policy.targets["complaint"] = {level: replace(t, confirm=4)
+                                   for level, t in policy.targets["complaint"].items()}
+    inp = case_input(policy)
+    client = await Client.connect(temporal_address)
+    settings = make_settings(temporal_address, sqlite_url, order_system_url)
+    engine = make_engine(sqlite_url)
+    sessions = make_sessionmaker(engine)
+    systems = SystemClients.from_settings(settings)
+    worker = build_worker(client, settings, systems, SlowProjector(sessions))
+    try:
+        async with worker:
+            await start_case(client, settings.task_queue, inp)
+            for _ in range(200):
+                with sessions() as session:
+                    row = session.get(Case, inp.case_id)
+                    if row is not None and row.overdue:
+                        break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the confirm deadline never fired")
+            with sessions() as session:
+                clock = next(c for c in session.get(Case, inp.case_id).data["clocks"]
+                             if c["name"] == "confirm")
+                started = datetime.fromisoformat(clock["running_since"].replace("Z", "+00:00"))
+    finally:
+        await systems.aclose()
+    marks = [(0.5, "sla_warning"), (0.75, "sla_warning"), (0.9, "sla_warning"),
+             (1.0, "overdue")]
+    fired = [e for e in events_of(sessions, inp.case_id)
+             if e.type in ("sla_warning", "overdue") and e.detail.get("clock") == "confirm"]
+    engine.dispose()
+    assert [e.type for e in fired] == [kind for _, kind in marks]
+    for (share, _), event in zip(marks, fired, strict=True):
+        late = (event.at.replace(tzinfo=UTC) - started).total_seconds() - share * 4
+        assert -0.05 <= late < 0.8, (share, late)

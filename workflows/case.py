@@ -170,8 +170,6 @@ class CaseWorkflow(ResolutionSagas):
         self._refunded = Decimal(0)
         self._resolution_attempt = 0
         self._saga_task: asyncio.Task | None = None
-        # When the last projection was committed (see ProjectionWritten).
-        self._written_at: datetime | None = None
         self._deliveries: list[asyncio.Task] = []
         self._triage: Triage | None = None
 
@@ -680,9 +678,7 @@ class CaseWorkflow(ResolutionSagas):
     # ------------------------------------------------------------ deadlines
 
     def _time_to_next_deadline(self) -> timedelta | None:
-        # The timer starts when this workflow task completes, after the projection
-        # write it may have waited for: measure from the later of the two.
-        now = max(workflow.now(), self._written_at or workflow.now())
+        now = workflow.now()
         instants = [at for clock in self._clocks for at, _ in self._pending_marks(clock)]
         if self._stage == "feedback" and self._feedback_due_at:
             instants.append(self._feedback_due_at)
@@ -928,14 +924,12 @@ class CaseWorkflow(ResolutionSagas):
                                 outbox=self._outbox)
         self._events, self._outbox = [], []
         self._publish_search_attributes(projection.snapshot)
-        written = await workflow.execute_local_activity_method(
+        await workflow.execute_local_activity_method(
             CaseProjector.project,
             projection,
             start_to_close_timeout=timedelta(seconds=10),
             retry_policy=PROJECTION_RETRY,
         )
-        if written is not None:  # None in histories recorded before it was returned
-            self._written_at = written.at
         self._projected = True
         if projection.outbox and workflow.patched(NOTIFY_PATCH):
             keys = [m.key for m in projection.outbox]

@@ -278,15 +278,6 @@ class CaseSnapshot:
 
 
 @dataclass
-class ProjectionWritten:
-    """When the read model committed a projection (wall clock, recorded in history):
-    the workflow measures its next timer from here, not from the start of its task,
-    so the write's own duration does not make the deadline fire late."""
-
-    at: datetime
-
-
-@dataclass
 class TriageRequest:
     """What triage reads: the customer's words and where they came from."""
 
