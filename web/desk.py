@@ -9,6 +9,7 @@ schema and the same permission and workflow checks as the REST API, and the resu
 from __future__ import annotations
 
 import tomllib
+from functools import cache
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -173,11 +174,17 @@ def _int(value: str | None) -> int | str | None:
         return value  # the schema says what is wrong with it
 
 
+@cache
+def _reply_entries() -> list[dict]:
+    """The reply templates file, read once per process."""
+    with REPLIES_FILE.open("rb") as f:
+        return tomllib.load(f)["template"]
+
+
 def reply_templates(row, lang: str) -> list[dict]:
     """The reply templates (话术) for this case's kind, in the page's language, with the
     case's details filled in."""
-    with REPLIES_FILE.open("rb") as f:
-        entries = tomllib.load(f)["template"]
+    entries = _reply_entries()
     values = {"customer": row.customer_name, "order_id": row.order_id, "case_id": row.id}
     chosen = []
     for entry in entries:
