@@ -9,8 +9,8 @@ schema and the same permission and workflow checks as the REST API, and the resu
 from __future__ import annotations
 
 import tomllib
-from functools import cache
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
