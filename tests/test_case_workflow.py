@@ -458,19 +458,23 @@ async def test_at_risk_mark_is_three_quarters_of_the_target_and_clears_on_pause(
 
 async def test_a_slow_read_model_write_does_not_make_deadlines_fire_late(
         temporal_address, sqlite_url, order_system_url):
-    """Each projection write (a local activity) takes a second here, yet every warning and
-    the breach fire on time: the workflow's clock moves on with the local activity, so a
-    timer set after the write is not a second late."""
+    """Each projection write (a local activity) takes 1.5 s here, yet every warning and the
+    breach fire on time: the workflow's clock moves on with the local activity, so a timer
+    set after a write is not late by the write's length, and lateness does not add up from
+    one write to the next. The marks (8, 12, 14.4 and 16 s) are further apart than a write,
+    so a timer never falls due while the previous mark's write still holds the workflow."""
     from db.models import Case
+
+    WRITE_S, TARGET_S = 1.5, 16
 
     class SlowProjector(CaseProjector):
         @activity.defn(name="project_case")
         async def project(self, projection: Projection) -> None:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(WRITE_S)
             await super().project(projection)
 
     policy = SlaPolicy()
-    policy.targets["complaint"] = {level: replace(t, confirm=4)
+    policy.targets["complaint"] = {level: replace(t, confirm=TARGET_S)
                                    for level, t in policy.targets["complaint"].items()}
     inp = case_input(policy)
     client = await Client.connect(temporal_address)
@@ -482,7 +486,7 @@ async def test_a_slow_read_model_write_does_not_make_deadlines_fire_late(
     try:
         async with worker:
             await start_case(client, settings.task_queue, inp)
-            for _ in range(200):
+            for _ in range(400):
                 with sessions() as session:
                     row = session.get(Case, inp.case_id)
                     if row is not None and row.overdue:
@@ -503,5 +507,6 @@ async def test_a_slow_read_model_write_does_not_make_deadlines_fire_late(
     engine.dispose()
     assert [e.type for e in fired] == [kind for _, kind in marks]
     for (share, _), event in zip(marks, fired, strict=True):
-        late = (event.at.replace(tzinfo=UTC) - started).total_seconds() - share * 4
-        assert -0.05 <= late < 0.8, (share, late)
+        late = (event.at.replace(tzinfo=UTC) - started).total_seconds() - share * TARGET_S
+        # A deadline that waited for the write before it would be WRITE_S late or more.
+        assert -0.05 <= late < WRITE_S * 0.8, (share, late)
