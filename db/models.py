@@ -105,7 +105,20 @@ class Case(Base):
         Index("ix_cases_order", "order_id", "kind"),
         Index("ix_cases_customer", "customer_id"),
         Index("ix_cases_created", "created_at"),
+        Index("ix_cases_phone", "customer_phone"),
     )
+
+
+class CaseNameGram(Base):
+    """The search box's index of customer names: each character and each pair of
+    neighbouring characters of a case's customer name (db/search.py)."""
+
+    __tablename__ = "case_name_grams"
+
+    gram: Mapped[str] = mapped_column(String(8), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+
+    __table_args__ = (Index("ix_case_name_grams_case", "case_id"),)
 
 
 class CaseClock(Base):

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from db import search
 from db.cases import as_utc, jsonable
 from db.models import Case, OutboxMessage, TimelineEvent, TriageFeedback
 
@@ -95,6 +96,7 @@ def _anonymise(session: Session, row: Case, now: datetime) -> None:
     row.customer_id = pseudonym
     row.customer_name = ERASED
     row.customer_phone = ""
+    search.forget_name(session, row.id)  # the name cannot be searched for any more
     # The customer's link stops working: nobody holds a token for this hash.
     row.status_token_hash = hashlib.sha256(secrets.token_bytes(32)).hexdigest()
     for event in session.scalars(select(TimelineEvent).where(TimelineEvent.case_id == row.id)):

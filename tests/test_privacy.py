@@ -9,11 +9,11 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from db import cases as case_store
 from db.engine import make_engine, make_sessionmaker
-from db.models import Case, OutboxMessage
+from db.models import Case, CaseNameGram, OutboxMessage
 from db.privacy import ERASED, ErasureRefused, anonymise_closed, erase_customer
 from tests.test_read_model import event, snapshot
 from workflows.domain import Customer, Projection
@@ -71,6 +71,8 @@ def test_export_erase_and_retention(sqlite_url):
         sent = session.get(OutboxMessage, "AS-P1:1")
         assert sent.delivered == [ERASED] and sent.payload == {"question": ERASED}
         assert case_store.get_case(session, "AS-P2").customer_name == "赵敏"
+        searched = case_store.list_cases(session, case_store.CaseFilter(q="赵敏"))[0]
+        assert [c.id for c in searched] == ["AS-P2", "AS-P3"]  # not the anonymised one
 
     with sessions.begin() as session:
         session.execute(update(Case).where(Case.id == "AS-P3").values(
@@ -83,6 +85,9 @@ def test_export_erase_and_retention(sqlite_url):
         for case_id in ("AS-P1", "AS-P2", "AS-P3"):
             text = json.dumps(case_store.get_case(session, case_id).data, ensure_ascii=False)
             assert "赵敏" not in text and "13600000077" not in text
+        assert case_store.list_cases(session, case_store.CaseFilter(q="赵"))[0] == []
+        assert session.scalar(select(func.count()).select_from(CaseNameGram).where(
+            CaseNameGram.case_id.in_(("AS-P1", "AS-P2", "AS-P3")))) == 0
 
 
 def test_erase_refuses_open_cases_in_process(sqlite_url):

@@ -1,0 +1,79 @@
+"""The search box's index: which cases a free-text query can mean.
+
+A query matches a case by its id, order id or phone exactly, or by part of the
+customer's name. Names are short and often Chinese (王芳), where a word index or a
+trigram index (PostgreSQL's pg_trgm needs three characters) does not help and
+`LIKE '%…%'` reads every case. So each case's name is kept as its characters and
+character pairs (`case_name_grams`, indexed by gram): a query of one character looks
+up that character, a longer one every pair in it; the cases holding all of them are
+then checked with LIKE against the name itself. Both SQLite and PostgreSQL run it from
+indexes (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Select, delete, func, select, union
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from db.models import Case, CaseNameGram
+
+MAX_NAME_CHARS = 64  # a longer name is indexed by its first 64 characters
+
+
+def normalise(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def name_grams(name: str) -> set[str]:
+    """Every character and every pair of neighbouring characters of a name."""
+    text = normalise(name)[:MAX_NAME_CHARS]
+    grams = {c for c in text if not c.isspace()}
+    grams.update(text[i:i + 2] for i in range(len(text) - 1))
+    return grams
+
+
+def query_grams(query: str) -> set[str]:
+    """What a case's name must hold to contain the query."""
+    text = normalise(query)[:MAX_NAME_CHARS]
+    if len(text) <= 1:
+        return {text} if text else set()
+    return {text[i:i + 2] for i in range(len(text) - 1)}
+
+
+def index_name(session: Session, case_id: str, name: str) -> None:
+    """Add the name's grams to the index (kept ones stay: a query is checked against
+    the current name, so grams of an earlier name cannot make a false match)."""
+    grams = name_grams(name)
+    if not grams:
+        return
+    rows = [{"gram": gram, "case_id": case_id} for gram in sorted(grams)]
+    dialect = session.get_bind().dialect.name
+    statement = (postgresql.insert(CaseNameGram) if dialect == "postgresql"
+                 else sqlite.insert(CaseNameGram)).on_conflict_do_nothing()
+    session.execute(statement, rows)
+
+
+def forget_name(session: Session, case_id: str) -> None:
+    session.execute(delete(CaseNameGram).where(CaseNameGram.case_id == case_id))
+
+
+def matching_case_ids(query: str) -> Select:
+    """The ids of the cases the query means, as a subquery for a case list."""
+    arms = [select(Case.id).where(Case.id == query),
+            select(Case.id).where(Case.order_id == query),
+            select(Case.id).where(Case.customer_phone == query)]
+    grams = query_grams(query)
+    if grams:
+        candidates = (select(CaseNameGram.case_id).where(CaseNameGram.gram.in_(grams))
+                      .group_by(CaseNameGram.case_id)
+                      .having(func.count() == len(grams)))
+        pattern = "%" + _escape_like(normalise(query)) + "%"
+        arms.append(select(Case.id).where(
+            Case.id.in_(candidates),
+            func.lower(Case.customer_name).like(pattern, escape="\\")))
+    return select(union(*arms).subquery().c[0])
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
