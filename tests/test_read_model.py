@@ -68,6 +68,21 @@ def test_projection_never_moves_backwards(sessions):
         assert case_store.get_case_by_token(session, "wrong") is None
 
 
+def test_a_retried_workflow_task_s_write_replaces_the_abandoned_one(sessions):
+    """A workflow task wrote version 4 and timed out; its retry, later, handled the
+    breach too and flushes again as version 4. The later write must win; a straggler
+    of the abandoned attempt must not."""
+    first = snapshot("AS-R1", 4, updated_at=T0 + timedelta(minutes=10))
+    retried = snapshot("AS-R1", 4, overdue=True, updated_at=T0 + timedelta(minutes=14))
+    assert case_store.write_projection(sessions, Projection(first)) is True
+    assert case_store.write_projection(sessions, Projection(retried)) is True
+    assert case_store.write_projection(sessions, Projection(first)) is False  # straggler
+    assert case_store.write_projection(sessions, Projection(retried)) is False  # a retry
+    with sessions() as session:
+        row = case_store.get_case(session, "AS-R1")
+        assert (row.version, row.overdue) == (4, True)
+
+
 def test_events_and_outbox_are_written_once(sessions):
     message = OutboxDraft(key="AS-2:1", at=T0, channel="staff", recipient="role:supervisor",
                           template="case_overdue", payload={"case_id": "AS-2"})
@@ -114,6 +129,60 @@ def test_listing_filters_sorts_and_pages(sessions):
         assert [r.id for r in rows] == ["AS-L3"] and total == 4
         assert case_store.open_case_on_order(session, "SO-1", "complaint").id == "AS-L1"
         assert case_store.open_case_on_order(session, "SO-3", "complaint") is None
+
+
+def test_search_by_id_order_phone_or_part_of_the_name(sessions):
+    people = [("AS-S1", "王芳", "13800000001"), ("AS-S2", "王小芳", "13800000002"),
+              ("AS-S3", "李芳芳", "13800000003"), ("AS-S4", "John Smith", "13800000004"),
+              ("AS-S5", "张伟", "13800000005")]
+    for case_id, name, phone in people:
+        case_store.write_projection(sessions, Projection(snapshot(
+            case_id, 1, order_id=f"SO-{case_id}",
+            customer=Customer(id=f"C-{case_id}", name=name, phone=phone))))
+    F = case_store.CaseFilter
+    with sessions() as session:
+        def found(q: str) -> list[str]:
+            rows, total, _ = case_store.list_cases(session, F(q=q), per_page=10)
+            assert total == len(rows)
+            return sorted(r.id for r in rows)
+
+        assert found("王芳") == ["AS-S1"]  # the pair, not the two characters apart
+        assert found("芳") == ["AS-S1", "AS-S2", "AS-S3"]
+        assert found("芳芳") == ["AS-S3"]
+        assert found("小芳") == ["AS-S2"]
+        assert found("john smith") == ["AS-S4"]  # any case
+        assert found("SMITH") == ["AS-S4"]
+        assert found("n s") == ["AS-S4"]
+        assert found("芳王") == []  # every pair present in no name in this order
+        assert found("13800000005") == ["AS-S5"]
+        assert found("SO-AS-S2") == ["AS-S2"]
+        assert found("AS-S3") == ["AS-S3"]
+        assert found("1380000000") == []  # a phone matches whole, not in part
+        assert found("%") == [] and found("_") == []  # LIKE wildcards match literally
+
+    # The name can change (intake fills it from the order): the new one is found, the
+    # old one no longer, even though its grams stay in the index.
+    case_store.write_projection(sessions, Projection(snapshot(
+        "AS-S5", 2, order_id="SO-AS-S5",
+        customer=Customer(id="C-AS-S5", name="赵敏", phone="13800000005"))))
+    with sessions() as session:
+        assert [r.id for r in case_store.list_cases(session, F(q="赵敏"))[0]] == ["AS-S5"]
+        assert case_store.list_cases(session, F(q="张伟"))[0] == []
+
+
+def test_the_name_index_is_built_for_cases_already_there(database_url, sessions):
+    from alembic import command
+
+    from db.engine import alembic_config
+
+    case_store.write_projection(sessions, Projection(snapshot(
+        "AS-M1", 1, customer=Customer(id="C-M1", name="欧阳娜娜", phone="139"))))
+    config = alembic_config(database_url)
+    command.downgrade(config, "0005")  # as before the index existed
+    command.upgrade(config, "head")  # the migration indexes the names it finds
+    with sessions() as session:
+        rows = case_store.list_cases(session, case_store.CaseFilter(q="阳娜"))[0]
+        assert [r.id for r in rows] == ["AS-M1"]
 
 
 @pytest.mark.parametrize("sort", ["due", "created", "priority"])
