@@ -72,7 +72,25 @@ def build_worker(client: Client, settings: Settings, systems: SystemClients,
     )
 
 
+def compile_workflows() -> None:
+    """Write the bytecode of the workflow modules if it is missing or stale.
+
+    Temporal's sandbox imports the workflow's module afresh for every case it puts in
+    the worker's cache; without bytecode on disk (PYTHONDONTWRITEBYTECODE, a source
+    checkout) each of those imports compiles workflows/case.py again, about 14 ms of
+    CPU per case (docs/benchmarks.md). A read-only install is left as it is."""
+    import compileall
+
+    import workflows
+
+    for folder in workflows.__path__:
+        if not compileall.compile_dir(folder, quiet=2):
+            log.info("could not write bytecode in %s; cases will compile the workflow "
+                     "module as they are loaded", folder)
+
+
 async def run_worker(settings: Settings) -> None:
+    compile_workflows()
     migrate(settings.database_url)
     engine = make_engine(settings.database_url)
     client = await connect(settings)

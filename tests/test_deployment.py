@@ -52,6 +52,46 @@ def test_read_model_bench_runs_on_a_small_fill(tmp_path):
     fill(url, 300)
     result = measure(url)
     assert set(result["queries"]) == {"desk_queue", "overdue_list", "stage_queue",
-                                      "search_order", "case_page", "report_summary"}
+                                      "search_order", "search_phone", "search_name",
+                                      "search_one_character", "case_page",
+                                      "report_summary"}
     assert all(q["p95_ms"] > 0 for q in result["queries"].values())
     assert any("ix_cases_assignee_due" in line for line in result["plans"]["desk_queue"])
+    # The name search starts from the gram index, not a scan of every case.
+    assert any("case_name_grams" in line for line in result["plans"]["search_name"])
+
+
+def test_the_small_benches_run(tmp_path):
+    """bench/*.py print their JSON line (figures are for docs/benchmarks.md)."""
+    import json
+
+    root = Path(__file__).resolve().parent.parent
+    runs = {
+        "projection_writes.py": ([f"sqlite:///{tmp_path / 'pw.db'}", "3"],
+                                 "cpu_ms_per_write"),
+        "workflow_load.py": (["complaint", "1"], "cpu_ms_per_load"),
+        "payload_conversion.py": (["complaint", "5"], "aftersales"),
+    }
+    for script, (args, key) in runs.items():
+        done = subprocess.run([sys.executable, str(root / "bench" / script), *args],
+                              capture_output=True, text=True, timeout=120, cwd=root)
+        assert done.returncode == 0, (script, done.stderr[-2000:])
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        assert result[key], (script, result)
+
+
+def test_a_worker_writes_the_workflow_bytecode_at_start():
+    """Temporal's sandbox imports workflows/case.py afresh for every case it loads;
+    without bytecode on disk (PYTHONDONTWRITEBYTECODE) each load compiled it again."""
+    import importlib.util
+    import os
+
+    import workflows.case
+    from aftersales.worker import compile_workflows
+
+    source = workflows.case.__file__
+    cached = Path(importlib.util.cache_from_source(source))
+    cached.unlink(missing_ok=True)
+    compile_workflows()
+    assert cached.exists()
+    assert cached.stat().st_mtime >= os.stat(source).st_mtime
