@@ -11,21 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
-from temporalio.client import Client
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHistory
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
 from aftersales.bench_workflow import STEPS, BareCaseWorkflow, BareInput, BareStep, bare_io
 from aftersales.settings import Settings
 from aftersales.temporal import connect
+from web.gateway import workflow_id
 
 ORDERS = [f"SO-{10001 + n}" for n in range(40)]
+WARM_UP = 4  # untimed lifecycles before each timed run
 
 
 @dataclass
@@ -33,6 +38,7 @@ class Timings:
     actions_ms: list[float] = field(default_factory=list)
     cases: int = 0
     failures: int = 0
+    workflow_ids: list[str] = field(default_factory=list)
 
     def percentile(self, share: float) -> float:
         if not self.actions_ms:
@@ -80,21 +86,101 @@ async def lifecycle(http: httpx.AsyncClient, n: int, timings: Timings) -> None:
     if closed["stage"] != "closed":
         raise RuntimeError(f"case {case['id']} ended in {closed['stage']}")
     timings.cases += 1
+    timings.workflow_ids.append(workflow_id(case["id"]))
 
 
 async def bare_lifecycle(client: Client, task_queue: str, n: int, timings: Timings) -> None:
-    handle = await client.start_workflow(
-        BareCaseWorkflow.run, BareInput(f"bare-{n}"), id=f"bench-bare-{uuid.uuid4()}",
-        task_queue=task_queue)
+    # Opened as a case is: an update-with-start, then one update per action.
+    wf_id = f"bench-bare-{uuid.uuid4()}"
+    started = time.perf_counter()
+    await client.execute_update_with_start_workflow(
+        BareCaseWorkflow.step, BareStep("intake"),
+        start_workflow_operation=WithStartWorkflowOperation(
+            BareCaseWorkflow.run, BareInput(f"bare-{n}"), id=wf_id, task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL))
+    timings.actions_ms.append((time.perf_counter() - started) * 1000)
+    handle = client.get_workflow_handle(wf_id)
     for step in STEPS:
         started = time.perf_counter()
         await handle.execute_update(BareCaseWorkflow.step, BareStep(step))
         timings.actions_ms.append((time.perf_counter() - started) * 1000)
     await handle.result()
     timings.cases += 1
+    timings.workflow_ids.append(wf_id)
 
 
-async def run_all(count: int, concurrency: int, job) -> float:
+# Which process on this machine is which part of the system, by its command line.
+COMPONENTS = (("temporal server", "temporal"), ("aftersales.cli worker", "worker"),
+              ("gunicorn web.wsgi", "web"), ("aftersales.cli web", "web"),
+              ("simulators.order_system", "order-system"),
+              ("simulators.inventory_system", "inventory-system"),
+              ("simulators.courier_system", "courier-system"),
+              ("aftersales.cli scheduler", "scheduler"), ("aftersales.mailsink", "mail-sink"),
+              ("postgres: ", "postgresql"))
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by each part of the system running on this machine
+    (Linux /proc), and by this bench process; empty where /proc is not there."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return {}
+    ticks = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = "bench" if int(entry.name) == os.getpid() else next(
+            (label for pattern, label in COMPONENTS if pattern in command), None)
+        if name:
+            used[name] = used.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return used
+
+
+def cpu_per_lifecycle(before: dict[str, float], after: dict[str, float],
+                      lifecycles: int) -> dict[str, float]:
+    """Milliseconds of CPU per lifecycle by part, between two `cpu_seconds` readings."""
+    spent = {name: after[name] - before.get(name, 0.0) for name in after}
+    out = {name: round(seconds / max(1, lifecycles) * 1000, 1)
+           for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1])
+           if seconds > 0}
+    out["total"] = round(sum(out.values()), 1)
+    return out
+
+
+def history_shape(history: WorkflowHistory) -> dict[str, int]:
+    """What one lifecycle asked of Temporal: updates, activities, local activities
+    (recorded as markers), timers, workflow tasks and history events."""
+    counts = {"updates": 0, "activities": 0, "local_activities": 0, "timers": 0,
+              "workflow_tasks": 0, "events": len(history.events)}
+    for event in history.events:
+        if event.HasField("workflow_execution_update_accepted_event_attributes"):
+            counts["updates"] += 1
+        elif event.HasField("activity_task_scheduled_event_attributes"):
+            counts["activities"] += 1
+        elif event.HasField("marker_recorded_event_attributes") and \
+                event.marker_recorded_event_attributes.marker_name == "core_local_activity":
+            counts["local_activities"] += 1
+        elif event.HasField("timer_started_event_attributes"):
+            counts["timers"] += 1
+        elif event.HasField("workflow_task_completed_event_attributes"):
+            counts["workflow_tasks"] += 1
+    return counts
+
+
+async def shape_of(client: Client, timings: Timings) -> dict[str, int]:
+    if not timings.workflow_ids:
+        return {}
+    return history_shape(await client.get_workflow_handle(timings.workflow_ids[0])
+                         .fetch_history())
+
+
+async def run_all(count: int, concurrency: int, job, progress: bool = True) -> float:
     semaphore = asyncio.Semaphore(concurrency)
     done = 0
 
@@ -103,7 +189,7 @@ async def run_all(count: int, concurrency: int, job) -> float:
         async with semaphore:
             await job(n)
             done += 1
-            if done % max(1, count // 10) == 0:
+            if progress and done % max(1, count // 10) == 0:
                 print(f"  {done}/{count}", file=sys.stderr, flush=True)
 
     started = time.perf_counter()
@@ -130,17 +216,30 @@ async def bench(settings: Settings, web_url: str, cases: int, concurrency: int) 
                 full.failures += 1
                 raise
 
+        # A few lifecycles first, not timed: the worker loads its triage model and
+        # fills its caches, connections open. The same for the bare run below.
+        await run_all(WARM_UP, WARM_UP, lambda n: lifecycle(http, cases + n, Timings()),
+                      progress=False)
+        cpu_before = cpu_seconds()
         full_seconds = await run_all(cases, concurrency, full_job)
+        full_cpu = cpu_per_lifecycle(cpu_before, cpu_seconds(), full.cases)
 
     client = await connect(settings)
+    shape = await shape_of(client, full)
     task_queue = f"aftersales-bench-bare-{uuid.uuid4().hex[:8]}"
     bare = Timings()
     async with Worker(client, task_queue=task_queue, workflows=[BareCaseWorkflow],
                       activities=[bare_io]):
         print(f"bench: {cases} bare Temporal workflows of the same shape", file=sys.stderr,
               flush=True)
+        await run_all(WARM_UP, WARM_UP,
+                      lambda n: bare_lifecycle(client, task_queue, cases + n, Timings()),
+                      progress=False)
+        cpu_before = cpu_seconds()
         bare_seconds = await run_all(
             cases, concurrency, lambda n: bare_lifecycle(client, task_queue, n, bare))
+        bare_cpu = cpu_per_lifecycle(cpu_before, cpu_seconds(), bare.cases)
+    bare_shape = await shape_of(client, bare)
     cases_per_s = full.cases / full_seconds if full_seconds else 0.0
     bare_per_s = bare.cases / bare_seconds if bare_seconds else 0.0
     return {
@@ -160,6 +259,14 @@ async def bench(settings: Settings, web_url: str, cases: int, concurrency: int) 
         "bare_action_p50_ms": round(bare.percentile(0.50), 1),
         "bare_action_p95_ms": round(bare.percentile(0.95), 1),
         "ratio_to_bare_temporal": round(cases_per_s / bare_per_s, 3) if bare_per_s else 0.0,
+        # Per lifecycle, from one history of each: the bare workflow is only a fair
+        # baseline while these agree on updates, activities and local activities.
+        "shape": shape,
+        "bare_shape": bare_shape,
+        # CPU ms per lifecycle by part of the system (processes on this machine; the
+        # bare run's worker is this bench process).
+        "cpu_ms_per_lifecycle": full_cpu,
+        "bare_cpu_ms_per_lifecycle": bare_cpu,
     }
 
 

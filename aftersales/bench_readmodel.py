@@ -20,8 +20,9 @@ from sqlalchemy import func, insert, select, text
 
 from db import cases as case_store
 from db.engine import make_engine, make_sessionmaker, migrate
-from db.models import FAR_FUTURE, Case, CaseClock, TimelineEvent
+from db.models import FAR_FUTURE, Case, CaseClock, CaseNameGram, TimelineEvent
 from db.reports import ReportFilter, summary
+from db.search import name_grams
 
 STAGES = ("confirm", "analyze", "resolve", "feedback", "revisit", "closed", "cancelled")
 STAGE_WEIGHTS = (8, 8, 6, 4, 4, 60, 10)
@@ -30,6 +31,26 @@ ROOT_CAUSES = ("product_quality", "wrong_item", "damaged_in_transit", "late_deli
                "other")
 BATCH = 2000
 RUNS = 60
+# Customer names as a Chinese retailer sees them: a common surname and one or two given
+# characters, and now and then a name in Latin letters.
+SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡"
+    "余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯"
+    "龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+)
+GIVEN = (
+    "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华玉萍红娥玲芬燕彬鹏辉斌宇浩"
+    "凯健俊帆帅旭宁龙林欣悦怡佳琪雪梅慧颖婷晶晨阳昊然子轩梓涵一诺"
+)
+LATIN = ("Anna Schmidt", "John Smith", "Maria Garcia", "Li Wei", "Olga Ivanova",
+         "James Brown", "Sara Rossi", "Tom Müller")
+
+
+def customer_name(rng: random.Random) -> str:
+    if rng.random() < 0.05:
+        return rng.choice(LATIN)
+    return rng.choice(SURNAMES) + "".join(rng.choice(GIVEN)
+                                          for _ in range(rng.choice((1, 2, 2))))
 
 
 def fill(url: str, count: int, seed: int = 42) -> None:
@@ -43,6 +64,7 @@ def fill(url: str, count: int, seed: int = 42) -> None:
             raise SystemExit(f"{url} already holds cases; give an empty database")
     for start in range(0, count, BATCH):
         cases, clocks, events = [], [], []
+        grams: list[dict] = []
         for n in range(start, min(count, start + BATCH)):
             case_id = f"AS-B{n:08d}"
             created = now - timedelta(minutes=rng.randint(0, 90 * 24 * 60))
@@ -62,7 +84,8 @@ def fill(url: str, count: int, seed: int = 42) -> None:
                 "assignee": rng.choice(HANDLERS) if stage != "confirm" else None,
                 "order_id": f"SO-{rng.randint(1, count // 2 + 1)}",
                 "customer_id": f"C-{rng.randint(1, count // 3 + 1)}",
-                "customer_name": f"Customer {n}", "customer_phone": f"138{n:08d}",
+                "customer_name": (name := customer_name(rng)),
+                "customer_phone": f"138{n:08d}",
                 "created_at": created, "updated_at": created, "stage_due_at": due,
                 "due_key": due or FAR_FUTURE, "resolution_due_at": due, "overdue": overdue,
                 "closed_at": resolved + timedelta(days=3) if stage == "closed" and resolved
@@ -82,11 +105,12 @@ def fill(url: str, count: int, seed: int = 42) -> None:
                 "resolution_type": rng.choice(("refund", "compensation", "apology"))
                 if resolved else None,
                 "refunded": 0, "compensation_points": 0, "reopen_count": 0,
-                "data": {"customer": {"id": "", "name": f"Customer {n}"}, "items": [],
+                "data": {"customer": {"id": "", "name": name}, "items": [],
                          "description": "bench", "customer_url": "http://x/s/x"},
             })
-            for idx, name in enumerate(("confirm", "analyze", "resolution")):
-                clocks.append({"case_id": case_id, "idx": idx, "name": name,
+            grams.extend({"gram": gram, "case_id": case_id} for gram in name_grams(name))
+            for idx, clock in enumerate(("confirm", "analyze", "resolution")):
+                clocks.append({"case_id": case_id, "idx": idx, "name": clock,
                                "state": rng.choice(("met", "met", "met", "breached")),
                                "target_s": 28800, "used_s": float(rng.randint(60, 40000))})
             for seq, kind in enumerate(("created", "recorded", "confirmed"), start=1):
@@ -97,6 +121,7 @@ def fill(url: str, count: int, seed: int = 42) -> None:
             connection.execute(insert(Case), cases)
             connection.execute(insert(CaseClock), clocks)
             connection.execute(insert(TimelineEvent), events)
+            connection.execute(insert(CaseNameGram), grams)
         print(f"  filled {min(count, start + BATCH)}/{count}", file=sys.stderr, flush=True)
     with engine.begin() as connection:
         connection.execute(text("ANALYZE"))  # fresh statistics for the planner
@@ -112,6 +137,8 @@ def measure(url: str) -> dict:
     with sessions() as session:
         ids = list(session.scalars(select(Case.id).limit(500)))
         orders = list(session.scalars(select(Case.order_id).limit(500)))
+        phones = list(session.scalars(select(Case.customer_phone).limit(500)))
+        names = list(session.scalars(select(Case.customer_name).limit(500)))
 
     queries = {
         "desk_queue": lambda s: case_store.list_cases(
@@ -122,6 +149,14 @@ def measure(url: str) -> dict:
                                                        per_page=50, page=1),
         "search_order": lambda s: case_store.list_cases(s, F(q=rng.choice(orders)),
                                                         per_page=50, page=1),
+        "search_phone": lambda s: case_store.list_cases(s, F(q=rng.choice(phones)),
+                                                        per_page=50, page=1),
+        # A customer's whole name, and the worst case: one common character (a
+        # surname), which matches thousands of cases.
+        "search_name": lambda s: case_store.list_cases(s, F(q=rng.choice(names)),
+                                                       per_page=50, page=1),
+        "search_one_character": lambda s: case_store.list_cases(
+            s, F(q=rng.choice("王李张刘陈")), per_page=50, page=1),
         "case_page": lambda s: (case_store.get_case(s, rng.choice(ids)),
                                 case_store.timeline(s, rng.choice(ids))),
         "report_summary": lambda s: summary(s, ReportFilter(start=now - timedelta(days=30),
@@ -154,6 +189,8 @@ def plans(engine) -> dict:
         "desk_queue": case_store.case_query(case_store.CaseFilter(assignee="handler01"))
         .order_by(Case.due_key, Case.id).limit(50),
         "overdue_list": case_store.case_query(case_store.CaseFilter(overdue=True))
+        .order_by(Case.due_key, Case.id).limit(50),
+        "search_name": case_store.case_query(case_store.CaseFilter(q="王芳"))
         .order_by(Case.due_key, Case.id).limit(50),
     }
     prefix = "EXPLAIN" if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN"

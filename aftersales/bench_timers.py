@@ -1,11 +1,11 @@
 """`aftersales bench --open-cases N`: N cases open at once with live deadline timers.
 
-Starts a worker process of its own (a fresh task queue, its own read model so the
-system's is untouched), opens N cases through Temporal exactly as intake does, each
-with a confirm target chosen so that the N deadlines fall evenly over a window after
-the last case is open, and waits until every case is overdue. It reports the worker's
-memory (resident set, sampled every second) and how late each deadline fired: the
-instant the workflow ran its timer (the `overdue` and `sla_warning` events' `at`)
+Starts worker processes of its own (`--workers`, on a fresh task queue, with their
+own read model so the system's is untouched), opens N cases through Temporal exactly
+as intake does, each with a confirm target chosen so that the N deadlines fall evenly
+over a window after the last case is open, and waits until every case is overdue. It
+reports the workers' memory (resident set, summed) and how late each deadline fired:
+the instant the workflow ran its timer (the `overdue` and `sla_warning` events' `at`)
 against the instant the policy makes it due (created_at + share × target on a 24×7
 calendar). The bench cases are terminated at the end. Progress goes to stderr; the
 last line printed is JSON.
@@ -117,7 +117,10 @@ async def open_cases(settings: Settings, task_queue: str, count: int, concurrenc
             targets[case_id] = target
         if opened == pace:
             rate = pace / (time.monotonic() - started)
-            fire_from = time.time() + (count - pace) / rate * 1.2 + 30
+            # Opening slows as the workers fill up (a 10,000-case run went from 23 to
+            # 14 cases/s), so twice the time the first cases predict, and then some:
+            # deadlines that fire while cases are still opening measure the opening.
+            fire_from = time.time() + (count - pace) / rate * 2.0 + 30
             log(f"{pace} cases open at {rate:.1f}/s; deadlines from "
                 f"{datetime.fromtimestamp(fire_from, UTC):%H:%M:%S} over {window:.0f}s")
             paced.set()
@@ -148,7 +151,7 @@ async def terminate(settings: Settings, case_ids: list[str]) -> None:
 
 
 def main(settings: Settings, count: int, concurrency: int, window: float,
-         database_url: str | None, worker_cache: int | None) -> dict:
+         database_url: str | None, worker_cache: int | None, workers: int = 1) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="aftersales-bench-timers-"))
     database_url = database_url or f"sqlite:///{folder / 'read-model.db'}"
     migrate(database_url)
@@ -157,17 +160,24 @@ def main(settings: Settings, count: int, concurrency: int, window: float,
                                     **({"worker_cache": worker_cache} if worker_cache else {}))
     env = {**os.environ, **bench_settings.to_env()}
     worker_log = (folder / "worker.log").open("w")
-    worker = subprocess.Popen([sys.executable, "-m", "aftersales.cli", "worker"], env=env,
-                              stdout=worker_log, stderr=subprocess.STDOUT)
+    # One process per worker on the same task queue, as `--scale worker=N` runs them.
+    pool = [subprocess.Popen([sys.executable, "-m", "aftersales.cli", "worker"], env=env,
+                             stdout=worker_log, stderr=subprocess.STDOUT)
+            for _ in range(workers)]
+
+    def rss_all() -> tuple[int, int]:
+        readings = [rss_kib(w.pid) for w in pool]
+        return sum(r for r, _ in readings), sum(p for _, p in readings)
+
     try:
         time.sleep(3)
-        baseline, _ = rss_kib(worker.pid)
+        baseline, _ = rss_all()
         log(f"opening {count} cases")
         opened_at = time.monotonic()
         targets, late_slots, pace = asyncio.run(
             open_cases(bench_settings, task_queue, count, concurrency, window))
         open_seconds = time.monotonic() - opened_at
-        rss_open, _ = rss_kib(worker.pid)
+        rss_open, _ = rss_all()
         log(f"all {count} open in {open_seconds:.0f}s; worker RSS {rss_open / 1024:.0f} MiB")
 
         engine = make_engine(database_url)
@@ -202,9 +212,10 @@ def main(settings: Settings, count: int, concurrency: int, window: float,
             late = (at.replace(tzinfo=UTC) - due).total_seconds()
             (breach_late if kind == "overdue" else warning_late).append(late)
         everything = breach_late + warning_late
-        _, peak = rss_kib(worker.pid)
+        _, peak = rss_all()
         result = {
             "open_cases": count,
+            "workers": workers,
             "opened_per_s": round(count / open_seconds, 1),
             "pace_setting_cases": pace,
             "opened_after_their_slot": late_slots,
@@ -215,6 +226,7 @@ def main(settings: Settings, count: int, concurrency: int, window: float,
             "lateness_p99_s": round(percentile(everything, 0.99), 3),
             "lateness_max_s": round(max(everything, default=0.0), 3),
             "breach_lateness_p99_s": round(percentile(breach_late, 0.99), 3),
+            # Summed over the worker processes.
             "worker_rss_idle_mib": round(baseline / 1024, 1),
             "worker_rss_all_open_mib": round(rss_open / 1024, 1),
             "worker_rss_peak_mib": round(peak / 1024, 1),
@@ -224,16 +236,18 @@ def main(settings: Settings, count: int, concurrency: int, window: float,
         asyncio.run(terminate(bench_settings, every))
         return result
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        for worker in pool:
+            worker.terminate()
+        for worker in pool:
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
         worker_log.close()
 
 
 def run(settings: Settings, count: int, concurrency: int, window: float,
-        database_url: str | None, worker_cache: int | None) -> dict:
-    result = main(settings, count, concurrency, window, database_url, worker_cache)
+        database_url: str | None, worker_cache: int | None, workers: int = 1) -> dict:
+    result = main(settings, count, concurrency, window, database_url, worker_cache, workers)
     print(json.dumps(result), flush=True)
     return result

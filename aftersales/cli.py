@@ -173,27 +173,31 @@ def demo_orders(as_json: bool) -> None:
               help="Instead: fill an empty read model with this many cases and time the "
                    "queries of the pages and the API.")
 @click.option("--open-cases", "open_cases", type=int, default=None,
-              help="Instead: open this many cases at once with live deadlines, in a worker "
-                   "of the bench's own, and measure its memory and how late deadlines fire.")
+              help="Instead: open this many cases at once with live deadlines, in workers "
+                   "of the bench's own, and measure their memory and how late deadlines "
+                   "fire.")
 @click.option("--window", default=300.0, show_default=True,
               help="With --open-cases: seconds over which the deadlines fall.")
 @click.option("--worker-cache", type=int, default=None,
               help="With --open-cases: the worker's workflow cache [default: "
                    "AFTERSALES_WORKER_CACHE].")
+@click.option("--workers", default=1, show_default=True,
+              help="With --open-cases: worker processes on the bench's task queue.")
 @click.option("--database-url", default=None,
               help="With --read-model: the (empty) database [default: AFTERSALES_DATABASE_URL]; "
-                   "with --open-cases: the bench worker's read model [default: a new SQLite "
-                   "file].")
+                   "with --open-cases: the bench workers' read model [default: a new SQLite "
+                   "file; use PostgreSQL with --workers above 1].")
 def bench_command(cases: int, concurrency: int, url: str | None, as_json: bool,
                   read_model: int | None, database_url: str | None, open_cases: int | None,
-                  window: float, worker_cache: int | None) -> None:
+                  window: float, worker_cache: int | None, workers: int) -> None:
     """Drive full case lifecycles through the running system, and as many bare Temporal
     workflows of the same shape; the last line printed is JSON."""
     settings = _settings()
     if open_cases:
         from aftersales.bench_timers import run as run_timers
 
-        run_timers(settings, open_cases, concurrency, window, database_url, worker_cache)
+        run_timers(settings, open_cases, concurrency, window, database_url, worker_cache,
+                   workers)
         sys.stdout.flush()
         os._exit(0)
     if read_model:

@@ -195,6 +195,14 @@ def test_dev_stack_walks_a_complaint_and_survives_restart(tmp_path):
             for key in ("cases_per_s", "action_p50_ms", "action_p95_ms", "bare_cases_per_s",
                         "bare_action_p95_ms", "ratio_to_bare_temporal"):
                 assert result[key] > 0, key
+            # Where the CPU went, per part of the system.
+            assert {"worker", "temporal", "web", "bench", "total"} <= set(
+                result["cpu_ms_per_lifecycle"])
+            assert {"temporal", "bench"} <= set(result["bare_cpu_ms_per_lifecycle"])
+            # The bare baseline asks Temporal for what a case lifecycle asks for.
+            for key in ("updates", "activities", "local_activities"):
+                assert result["shape"][key] == result["bare_shape"][key], (
+                    key, result["shape"], result["bare_shape"])
 
         children = dev.children()
         assert len(children) >= 6
