@@ -22,7 +22,7 @@ from db import cases as case_store
 from db.engine import make_engine, make_sessionmaker, migrate
 from db.models import FAR_FUTURE, Case, CaseClock, CaseNameGram, TimelineEvent
 from db.reports import ReportFilter, summary
-from db.search import name_grams
+from db.search import name_grams, normalise
 
 STAGES = ("confirm", "analyze", "resolve", "feedback", "revisit", "closed", "cancelled")
 STAGE_WEIGHTS = (8, 8, 6, 4, 4, 60, 10)
@@ -85,6 +85,7 @@ def fill(url: str, count: int, seed: int = 42) -> None:
                 "order_id": f"SO-{rng.randint(1, count // 2 + 1)}",
                 "customer_id": f"C-{rng.randint(1, count // 3 + 1)}",
                 "customer_name": (name := customer_name(rng)),
+                "customer_name_folded": normalise(name),
                 "customer_phone": f"138{n:08d}",
                 "created_at": created, "updated_at": created, "stage_due_at": due,
                 "due_key": due or FAR_FUTURE, "resolution_due_at": due, "overdue": overdue,

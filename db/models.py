@@ -58,6 +58,10 @@ class Case(Base):
     order_id: Mapped[str] = mapped_column(String(64), nullable=False)
     customer_id: Mapped[str] = mapped_column(String(64), nullable=False)
     customer_name: Mapped[str] = mapped_column(String(200), nullable=False)
+    # The name as the search box compares it (db/search.normalise: case-folded in
+    # Python, so "ÉMILE" finds Émile and "strasse" Straße on SQLite and PostgreSQL
+    # alike, whatever the database's locale). Null once the name is erased.
+    customer_name_folded: Mapped[str | None] = mapped_column(Text)
     customer_phone: Mapped[str] = mapped_column(String(40), nullable=False, default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)

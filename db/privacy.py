@@ -95,6 +95,7 @@ def _anonymise(session: Session, row: Case, now: datetime) -> None:
     row.data = data
     row.customer_id = pseudonym
     row.customer_name = ERASED
+    row.customer_name_folded = None
     row.customer_phone = ""
     search.forget_name(session, row.id)  # the name cannot be searched for any more
     # The customer's link stops working: nobody holds a token for this hash.

@@ -6,7 +6,9 @@ trigram index (PostgreSQL's pg_trgm needs three characters) does not help and
 `LIKE '%…%'` reads every case. So each case's name is kept as its characters and
 character pairs (`case_name_grams`, indexed by gram): a query of one character looks
 up that character, a longer one every pair in it; the cases holding all of them are
-then checked with LIKE against the name itself. Both SQLite and PostgreSQL run it from
+then checked with LIKE against the name itself, case-folded by Python when it was
+written (`cases.customer_name_folded`), not by the database's `lower()`, which folds
+only ASCII on SQLite and depends on the locale on PostgreSQL. Both SQLite and PostgreSQL run it from
 indexes (docs/benchmarks.md).
 """
 
@@ -71,7 +73,7 @@ def matching_case_ids(query: str) -> Select:
         pattern = "%" + _escape_like(normalise(query)) + "%"
         arms.append(select(Case.id).where(
             Case.id.in_(candidates),
-            func.lower(Case.customer_name).like(pattern, escape="\\")))
+            Case.customer_name_folded.like(pattern, escape="\\")))
     return select(union(*arms).subquery().c[0])
 
 

@@ -65,6 +65,7 @@ def test_export_erase_and_retention(sqlite_url):
     with sessions() as session:
         old = case_store.get_case(session, "AS-P1")
         assert old.customer_name == ERASED and old.customer_phone == ""
+        assert old.customer_name_folded is None
         assert "13600000077" not in json.dumps(old.data, ensure_ascii=False)
         assert case_store.get_case_by_token(session, "token-AS-P1") is None
         assert case_store.timeline(session, "AS-P1")[0].detail["text"] == ERASED
