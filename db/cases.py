@@ -73,11 +73,12 @@ def apply_projection(session: Session, projection: Projection,
     loses to any live write that lands first."""
     snap = projection.snapshot
     values = {name: getattr(snap, name) for name in CASE_COLUMNS}
+    folded = search.normalise(snap.customer.name)
     values.update(
         version=snap.version,
         customer_id=snap.customer.id,
         customer_name=snap.customer.name,
-        customer_name_folded=search.normalise(snap.customer.name),
+        customer_name_folded=folded,
         customer_phone=snap.customer.phone,
         created_at=snap.created_at,
         updated_at=snap.updated_at,
@@ -94,12 +95,14 @@ def apply_projection(session: Session, projection: Projection,
     # every workflow change, and building an ORM statement with forty literal values
     # cost more CPU than the database did (docs/benchmarks.md).
     cases = _table(Case)
-    params = {**values, "p_id": snap.case_id, "p_name": snap.customer.name,
+    params = {**values, "p_id": snap.case_id, "p_folded": folded,
               "p_updated_at": snap.updated_at,
               "p_version": snap.version if replace_version is None else replace_version}
-    # First on the assumption that the customer's name is as stored, which it nearly
-    # always is: then the search index needs nothing. If that moves no row, the same
-    # write without it tells a changed name from an older version or a new case.
+    # First on the assumption that the customer's name, as the search index folds it,
+    # is as stored, which it nearly always is: then the index needs nothing. If that
+    # moves no row, the same write without it tells a changed name from an older
+    # version or a new case. A row whose folded name is missing (written by a worker
+    # older than migration 0007) is indexed by its next write.
     result: CursorResult = session.execute(  # type: ignore[assignment]
         _UPDATE_SAME_NAME if replace_version is None else _REPAIR_SAME_NAME, params)
     moved = bool(result.rowcount)
@@ -158,13 +161,13 @@ def _table(model) -> Table:
 
 def _case_update(version_test, same_name: bool):
     """UPDATE cases SET <every projected column> WHERE id = :p_id AND <version_test>
-    [AND customer_name = :p_name]; the SET clause comes from the parameters' keys, so
-    one compiled statement serves every write."""
+    [AND customer_name_folded = :p_folded]; the SET clause comes from the parameters'
+    keys, so one compiled statement serves every write."""
     cases = _table(Case)
     conditions = [cases.c.id == bindparam("p_id"),
                   version_test(cases, bindparam("p_version"))]
     if same_name:
-        conditions.append(cases.c.customer_name == bindparam("p_name"))
+        conditions.append(cases.c.customer_name_folded == bindparam("p_folded"))
     return update(cases).where(*conditions).execution_options(synchronize_session=False)
 
 

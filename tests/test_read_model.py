@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 
 from db import accounts
 from db import cases as case_store
 from db.engine import make_engine, make_sessionmaker
-from db.models import OutboxMessage, TimelineEvent
+from db.models import Case, CaseNameGram, OutboxMessage, TimelineEvent
 from workflows.domain import (
     CaseSnapshot,
     Customer,
@@ -173,6 +173,20 @@ def test_search_by_id_order_phone_or_part_of_the_name(sessions):
     with sessions() as session:
         assert [r.id for r in case_store.list_cases(session, F(q="赵敏"))[0]] == ["AS-S5"]
         assert case_store.list_cases(session, F(q="张伟"))[0] == []
+
+    # A case written by a worker older than the index (no folded name, no grams) is
+    # indexed by its next write, though its name did not change.
+    with sessions.begin() as session:
+        session.execute(update(Case).where(Case.id == "AS-S5")
+                        .values(customer_name_folded=None))
+        session.execute(delete(CaseNameGram).where(CaseNameGram.case_id == "AS-S5"))
+    with sessions() as session:
+        assert case_store.list_cases(session, F(q="赵敏"))[0] == []
+    case_store.write_projection(sessions, Projection(snapshot(
+        "AS-S5", 3, order_id="SO-AS-S5",
+        customer=Customer(id="C-AS-S5", name="赵敏", phone="13800000005"))))
+    with sessions() as session:
+        assert [r.id for r in case_store.list_cases(session, F(q="赵敏"))[0]] == ["AS-S5"]
 
 
 def test_the_migrations_build_the_schema_the_models_describe(database_url):
