@@ -7,7 +7,9 @@ over a window after the last case is open, and waits until every case is overdue
 reports the workers' memory (resident set, summed) and how late each deadline fired:
 the instant the workflow ran its timer (the `overdue` and `sla_warning` events' `at`)
 against the instant the policy makes it due (created_at + share × target on a 24×7
-calendar). The bench cases are terminated at the end. Progress goes to stderr; the
+calendar). With several workers it also says how the cases' workflow tasks were shared
+between them, from a sample of the cases' histories. The bench cases are terminated at
+the end. Progress goes to stderr; the
 last line printed is JSON.
 """
 
@@ -22,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,6 +42,7 @@ from workflows.domain import CaseInput, Customer
 from workflows.sla import CalendarSpec
 
 ORDERS = [f"SO-{10001 + n}" for n in range(40)]
+SAMPLE = 50  # cases whose histories say which worker ran them
 
 
 def log(message: str) -> None:
@@ -135,6 +139,19 @@ async def open_cases(settings: Settings, task_queue: str, count: int, concurrenc
     return targets, late_slots, pace
 
 
+async def tasks_by_worker(settings: Settings, case_ids: list[str]) -> dict[str, int]:
+    """How many of the cases' workflow tasks each worker completed: the identity
+    (pid@host) every WorkflowTaskCompleted event of their histories records."""
+    client = await connect(settings)
+    counts: Counter[str] = Counter()
+    for case_id in case_ids:
+        history = await client.get_workflow_handle(f"case-{case_id}").fetch_history()
+        for event in history.events:
+            if event.HasField("workflow_task_completed_event_attributes"):
+                counts[event.workflow_task_completed_event_attributes.identity] += 1
+    return dict(counts)
+
+
 async def terminate(settings: Settings, case_ids: list[str]) -> None:
     client = await connect(settings)
     semaphore = asyncio.Semaphore(32)
@@ -213,6 +230,7 @@ def main(settings: Settings, count: int, concurrency: int, window: float,
             (breach_late if kind == "overdue" else warning_late).append(late)
         everything = breach_late + warning_late
         _, peak = rss_all()
+        shared = asyncio.run(tasks_by_worker(bench_settings, sorted(targets)[:SAMPLE]))
         result = {
             "open_cases": count,
             "workers": workers,
@@ -231,6 +249,8 @@ def main(settings: Settings, count: int, concurrency: int, window: float,
             "worker_rss_all_open_mib": round(rss_open / 1024, 1),
             "worker_rss_peak_mib": round(peak / 1024, 1),
             "worker_cache": bench_settings.worker_cache,
+            # Workflow tasks per worker process over the first SAMPLE planned cases.
+            "workflow_tasks_by_worker": sorted(shared.values(), reverse=True),
         }
         log(f"terminating the {len(every)} bench cases")
         asyncio.run(terminate(bench_settings, every))
