@@ -177,16 +177,18 @@ def main(settings: Settings, count: int, concurrency: int, window: float,
                                     **({"worker_cache": worker_cache} if worker_cache else {}))
     env = {**os.environ, **bench_settings.to_env()}
     worker_log = (folder / "worker.log").open("w")
-    # One process per worker on the same task queue, as `--scale worker=N` runs them.
-    pool = [subprocess.Popen([sys.executable, "-m", "aftersales.cli", "worker"], env=env,
-                             stdout=worker_log, stderr=subprocess.STDOUT)
-            for _ in range(workers)]
+    pool: list[subprocess.Popen] = []
 
     def rss_all() -> tuple[int, int]:
         readings = [rss_kib(w.pid) for w in pool]
         return sum(r for r, _ in readings), sum(p for _, p in readings)
 
     try:
+        # One process per worker on the same task queue, as `--scale worker=N` runs them.
+        for _ in range(workers):
+            pool.append(subprocess.Popen(
+                [sys.executable, "-m", "aftersales.cli", "worker"], env=env,
+                stdout=worker_log, stderr=subprocess.STDOUT))
         time.sleep(3)
         baseline, _ = rss_all()
         log(f"opening {count} cases")
@@ -244,7 +246,8 @@ def main(settings: Settings, count: int, concurrency: int, window: float,
             "lateness_p99_s": round(percentile(everything, 0.99), 3),
             "lateness_max_s": round(max(everything, default=0.0), 3),
             "breach_lateness_p99_s": round(percentile(breach_late, 0.99), 3),
-            # Summed over the worker processes.
+            # Summed over the worker processes; the peak is the sum of each one's own
+            # peak, which need not have come at the same moment.
             "worker_rss_idle_mib": round(baseline / 1024, 1),
             "worker_rss_all_open_mib": round(rss_open / 1024, 1),
             "worker_rss_peak_mib": round(peak / 1024, 1),

@@ -20,7 +20,9 @@ from sqlalchemy.orm import Session
 
 from db.models import Case, CaseNameGram
 
-MAX_NAME_CHARS = 64  # a longer name is indexed by its first 64 characters
+# A query's grams come from its first 200 characters (a name holds at most 200); the
+# LIKE check still compares all of it.
+MAX_QUERY_CHARS = 200
 
 
 def normalise(text: str) -> str:
@@ -29,7 +31,7 @@ def normalise(text: str) -> str:
 
 def name_grams(name: str) -> set[str]:
     """Every character and every pair of neighbouring characters of a name."""
-    text = normalise(name)[:MAX_NAME_CHARS]
+    text = normalise(name)
     grams = {c for c in text if not c.isspace()}
     grams.update(text[i:i + 2] for i in range(len(text) - 1))
     return grams
@@ -37,7 +39,7 @@ def name_grams(name: str) -> set[str]:
 
 def query_grams(query: str) -> set[str]:
     """What a case's name must hold to contain the query."""
-    text = normalise(query)[:MAX_NAME_CHARS]
+    text = normalise(query)[:MAX_QUERY_CHARS]
     if len(text) <= 1:
         return {text} if text else set()
     return {text[i:i + 2] for i in range(len(text) - 1)}

@@ -12,6 +12,7 @@ from db import accounts
 from db import cases as case_store
 from db.engine import make_engine, make_sessionmaker
 from db.models import Case, CaseNameGram, OutboxMessage, TimelineEvent
+from db.privacy import ERASED
 from workflows.domain import (
     CaseSnapshot,
     Customer,
@@ -134,7 +135,9 @@ def test_listing_filters_sorts_and_pages(sessions):
 def test_search_by_id_order_phone_or_part_of_the_name(sessions):
     people = [("AS-S1", "王芳", "13800000001"), ("AS-S2", "王小芳", "13800000002"),
               ("AS-S3", "李芳芳", "13800000003"), ("AS-S4", "John Smith", "13800000004"),
-              ("AS-S5", "张伟", "13800000005"), ("AS-S6", "Émile Straße", "13800000006")]
+              ("AS-S5", "张伟", "13800000005"), ("AS-S6", "Émile Straße", "13800000006"),
+              ("AS-S7", "Maximilian Alexander Konstantin Friedrich von und zu "
+                        "Hohenberg-Wittelsbach", "13800000007")]
     for case_id, name, phone in people:
         case_store.write_projection(sessions, Projection(snapshot(
             case_id, 1, order_id=f"SO-{case_id}",
@@ -164,6 +167,7 @@ def test_search_by_id_order_phone_or_part_of_the_name(sessions):
         assert found("émile") == ["AS-S6"]
         assert found("ÉMILE") == ["AS-S6"]
         assert found("STRASSE") == ["AS-S6"] and found("straße") == ["AS-S6"]
+        assert found("wittelsbach") == ["AS-S7"]  # past the 64th character too
 
     # The name can change (intake fills it from the order): the new one is found, the
     # old one no longer, even though its grams stay in the index.
@@ -215,6 +219,8 @@ def test_the_name_index_is_built_for_cases_already_there(database_url, sessions)
         "AS-M1", 1, customer=Customer(id="C-M1", name="欧阳娜娜", phone="139"))))
     case_store.write_projection(sessions, Projection(snapshot(
         "AS-M2", 1, customer=Customer(id="C-M2", name="Ólafur Arnalds", phone="140"))))
+    case_store.write_projection(sessions, Projection(snapshot(
+        "AS-M3", 1, customer=Customer(id="C-M3", name=ERASED, phone=""))))
     config = alembic_config(database_url)
     command.downgrade(config, "0005")  # as before the index existed
     command.upgrade(config, "head")  # the migration indexes the names it finds
@@ -223,6 +229,10 @@ def test_the_name_index_is_built_for_cases_already_there(database_url, sessions)
         assert [r.id for r in rows] == ["AS-M1"]
         rows = case_store.list_cases(session, case_store.CaseFilter(q="ólafur"))[0]
         assert [r.id for r in rows] == ["AS-M2"]  # and folds the names it finds
+        # An anonymised case's placeholder is not indexed (erasure removes the name
+        # from the index, and the fill must not put it back).
+        assert case_store.list_cases(session, case_store.CaseFilter(q="erased"))[0] == []
+        assert session.get(Case, "AS-M3").customer_name_folded is None
 
 
 @pytest.mark.parametrize("sort", ["due", "created", "priority"])
