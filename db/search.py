@@ -14,8 +14,8 @@ indexes (docs/benchmarks.md).
 
 from __future__ import annotations
 
-from sqlalchemy import Select, delete, func, select, union
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Select, delete, func, select, text, union
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from db.models import Case, CaseNameGram
@@ -51,11 +51,19 @@ def index_name(session: Session, case_id: str, name: str) -> None:
     grams = name_grams(name)
     if not grams:
         return
-    rows = [{"gram": gram, "case_id": case_id} for gram in sorted(grams)]
-    dialect = session.get_bind().dialect.name
-    statement = (postgresql.insert(CaseNameGram) if dialect == "postgresql"
-                 else sqlite.insert(CaseNameGram)).on_conflict_do_nothing()
-    session.execute(statement, rows)
+    ordered = sorted(grams)
+    if session.get_bind().dialect.name == "postgresql":
+        # One statement: psycopg2 sends an executemany INSERT ... ON CONFLICT row by row.
+        session.execute(_ADD_GRAMS_PG, {"grams": ordered, "case_id": case_id})
+        return
+    session.execute(sqlite.insert(CaseNameGram).on_conflict_do_nothing(),
+                    [{"gram": gram, "case_id": case_id} for gram in ordered])
+
+
+_ADD_GRAMS_PG = text(
+    "INSERT INTO case_name_grams (gram, case_id) "
+    "SELECT gram, :case_id FROM unnest(CAST(:grams AS text[])) AS gram "
+    "ON CONFLICT DO NOTHING")
 
 
 def forget_name(session: Session, case_id: str) -> None:
