@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
@@ -24,6 +24,12 @@ from db.models import Case
 from workflows.domain import DeliveryInput, DeliveryResult
 
 log = logging.getLogger("aftersales.notifications")
+
+# An attempt renews its claim before an address only when this much time has passed
+# since it took or last renewed it: well inside the 5-minute lease, so an attempt that
+# goes on still holds the row, and one that hung past the lease finds out before it
+# sends again. Right after the claim there is nothing to renew.
+RENEW_AFTER = timedelta(seconds=30)
 
 
 @dataclass
@@ -64,19 +70,23 @@ class OutboxDelivery:
             else:  # missing: nothing to send, ever
                 report.failed[key] = f"no outbox row {key}"
             return
+        leased_at = self._now()
         try:
             with self._sessions() as session:
                 people = outbox.recipients(session, item, self._settings.default_locale)
                 context = self._context(session, item)
-            for person in people:
-                if person.address in item.delivered:
-                    continue  # served by an earlier attempt
-                if not outbox.renew(self._sessions, item, self._now()):
-                    # A slow attempt outlived its lease and another took the row: that
-                    # one sends the rest (it knows who was served).
-                    report.busy.append(key)
-                    log.warning("notification %s: claim lost to another attempt", key)
-                    return
+            to_serve = [p for p in people if p.address not in item.delivered]
+            for n, person in enumerate(to_serve):
+                now = self._now()
+                if now - leased_at >= RENEW_AFTER:
+                    # Time has passed since the lease was taken or renewed (a slow send):
+                    # renew it, and if a newer attempt took the row meanwhile, stop:
+                    # that one sends the rest (it knows who was served).
+                    if not outbox.renew(self._sessions, item, now):
+                        report.busy.append(key)
+                        log.warning("notification %s: claim lost to another attempt", key)
+                        return
+                    leased_at = now
                 text = render(item.template, person.locale,
                               {**context, "recipient_name": person.name})
                 self._senders[person.medium].send(OutgoingMessage(
@@ -86,8 +96,10 @@ class OutboxDelivery:
                     locale=person.locale, subject=text.subject, body=text.body,
                     case_id=item.case_id, template=item.template))
                 # Recorded at once: the window in which a crash would send it again is
-                # this one write.
-                outbox.record_delivered(self._sessions, item, person.address)
+                # this one write, which also marks the row sent after the last address.
+                last = n == len(to_serve) - 1
+                outbox.record_delivered(self._sessions, item, person.address,
+                                        sent_at=self._now() if last else None)
         except Exception as err:
             message = f"{type(err).__name__}: {err}"
             outbox.release(self._sessions, item, message)
@@ -95,8 +107,9 @@ class OutboxDelivery:
             log.warning("notification %s (%s) not delivered: %s", key, item.template,
                         type(err).__name__)
             return
-        note = None if people else f"nobody to reach for {item.recipient}"
-        outbox.mark_sent(self._sessions, item, self._now(), note)
+        if not to_serve:  # nobody to reach, or every address served by earlier attempts
+            note = None if people else f"nobody to reach for {item.recipient}"
+            outbox.mark_sent(self._sessions, item, self._now(), note)
         (report.result.sent if people else report.result.unreachable).append(key)
 
     def _context(self, session: Session, item: outbox.Claim) -> dict:

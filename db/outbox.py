@@ -98,13 +98,17 @@ def renew(sessions: sessionmaker[Session], item: Claim, now: datetime) -> bool:
         return bool(result.rowcount)
 
 
-def record_delivered(sessions: sessionmaker[Session], item: Claim, address: str) -> None:
-    """Note one address served, right after its sender accepted the message."""
+def record_delivered(sessions: sessionmaker[Session], item: Claim, address: str,
+                     sent_at: datetime | None = None) -> None:
+    """Note one address served, right after its sender accepted the message; with
+    `sent_at` (it was the last address), mark the row sent in the same write."""
     with sessions.begin() as session:
         row = session.get(OutboxMessage, item.key, with_for_update=True)
         if row is None or row.claim_token != item.token:
             return
         row.delivered = [*(row.delivered or []), address]
+        if sent_at is not None:
+            row.sent_at, row.claimed_until, row.last_error = sent_at, None, None
 
 
 def mark_sent(sessions: sessionmaker[Session], item: Claim, now: datetime,

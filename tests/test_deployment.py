@@ -71,6 +71,8 @@ def test_the_small_benches_run(tmp_path):
                                  "cpu_ms_per_write"),
         "workflow_load.py": (["complaint", "1"], "cpu_ms_per_load"),
         "payload_conversion.py": (["complaint", "5"], "aftersales"),
+        "notification_delivery.py": ([f"sqlite:///{tmp_path / 'nd.db'}", "5"],
+                                     "cpu_ms_per_notification"),
     }
     for script, (args, key) in runs.items():
         done = subprocess.run([sys.executable, str(root / "bench" / script), *args],

@@ -329,8 +329,12 @@ def test_an_attempt_that_outlived_its_lease_stops_and_the_new_one_finishes(datab
     try:
         _staff_message(sessions, "AS-X3:1")
         hanging = Hanging(settings)
-        reports["first"] = OutboxDelivery(sessions, settings,
-                                          senders={"email": hanging}).deliver(["AS-X3:1"])
+        # The first attempt's clock: the hang takes it past the retry's time.
+        resumed = later + timedelta(seconds=1)
+        reports["first"] = OutboxDelivery(
+            sessions, settings, senders={"email": hanging},
+            clock=lambda: resumed if hanging.calls else datetime.now(UTC),
+        ).deliver(["AS-X3:1"])
         assert reports["retry"].result.sent == ["AS-X3:1"]
         assert reports["first"].busy == ["AS-X3:1"] and hanging.calls == 1
         counts = Counter(m["rcpt_to"][0] for m in read_mailbox(mailbox))
