@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
@@ -29,7 +30,7 @@ log = logging.getLogger("aftersales.notifications")
 # since it took or last renewed it: well inside the 5-minute lease, so an attempt that
 # goes on still holds the row, and one that hung past the lease finds out before it
 # sends again. Right after the claim there is nothing to renew.
-RENEW_AFTER = timedelta(seconds=30)
+RENEW_AFTER = 30.0  # seconds, by the monotonic clock
 
 
 @dataclass
@@ -47,11 +48,13 @@ class OutboxDelivery:
 
     def __init__(self, sessions: sessionmaker[Session], settings: Settings,
                  senders: dict[str, MessageSender] | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self._sessions = sessions
         self._settings = settings
         self._senders = senders if senders is not None else senders_from_settings(settings)
-        self._now = clock
+        self._now = clock  # what is written: lease ends, sent_at
+        self._monotonic = monotonic  # when to renew: a wall clock can step back
 
     def deliver(self, keys: list[str]) -> DeliveryReport:
         report = DeliveryReport()
@@ -60,6 +63,7 @@ class OutboxDelivery:
         return report
 
     def _deliver_one(self, key: str, report: DeliveryReport) -> None:
+        leased_at = self._monotonic()  # no later than the lease the claim takes
         item = outbox.claim(self._sessions, key, self._now())
         if item is None:
             state = outbox.state(self._sessions, key)
@@ -70,23 +74,22 @@ class OutboxDelivery:
             else:  # missing: nothing to send, ever
                 report.failed[key] = f"no outbox row {key}"
             return
-        leased_at = self._now()
         try:
             with self._sessions() as session:
                 people = outbox.recipients(session, item, self._settings.default_locale)
                 context = self._context(session, item)
             to_serve = [p for p in people if p.address not in item.delivered]
+            delivered = list(item.delivered)
             for n, person in enumerate(to_serve):
-                now = self._now()
-                if now - leased_at >= RENEW_AFTER:
+                if self._monotonic() - leased_at >= RENEW_AFTER:
                     # Time has passed since the lease was taken or renewed (a slow send):
                     # renew it, and if a newer attempt took the row meanwhile, stop:
                     # that one sends the rest (it knows who was served).
-                    if not outbox.renew(self._sessions, item, now):
-                        report.busy.append(key)
-                        log.warning("notification %s: claim lost to another attempt", key)
+                    renewed_at = self._monotonic()
+                    if not outbox.renew(self._sessions, item, self._now()):
+                        self._lost(key, report)
                         return
-                    leased_at = now
+                    leased_at = renewed_at
                 text = render(item.template, person.locale,
                               {**context, "recipient_name": person.name})
                 self._senders[person.medium].send(OutgoingMessage(
@@ -97,9 +100,12 @@ class OutboxDelivery:
                     case_id=item.case_id, template=item.template))
                 # Recorded at once: the window in which a crash would send it again is
                 # this one write, which also marks the row sent after the last address.
+                delivered.append(person.address)
                 last = n == len(to_serve) - 1
-                outbox.record_delivered(self._sessions, item, person.address,
-                                        sent_at=self._now() if last else None)
+                if not outbox.record_delivered(self._sessions, item, delivered,
+                                               sent_at=self._now() if last else None):
+                    self._lost(key, report)  # the newer attempt did not know of this one
+                    return
         except Exception as err:
             message = f"{type(err).__name__}: {err}"
             outbox.release(self._sessions, item, message)
@@ -111,6 +117,12 @@ class OutboxDelivery:
             note = None if people else f"nobody to reach for {item.recipient}"
             outbox.mark_sent(self._sessions, item, self._now(), note)
         (report.result.sent if people else report.result.unreachable).append(key)
+
+    @staticmethod
+    def _lost(key: str, report: DeliveryReport) -> None:
+        """A slow attempt outlived its lease and a newer one took the row."""
+        report.busy.append(key)
+        log.warning("notification %s: claim lost to another attempt", key)
 
     def _context(self, session: Session, item: outbox.Claim) -> dict:
         public = self._settings.public_url

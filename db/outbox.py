@@ -98,17 +98,23 @@ def renew(sessions: sessionmaker[Session], item: Claim, now: datetime) -> bool:
         return bool(result.rowcount)
 
 
-def record_delivered(sessions: sessionmaker[Session], item: Claim, address: str,
-                     sent_at: datetime | None = None) -> None:
-    """Note one address served, right after its sender accepted the message; with
-    `sent_at` (it was the last address), mark the row sent in the same write."""
+def record_delivered(sessions: sessionmaker[Session], item: Claim, delivered: list[str],
+                     sent_at: datetime | None = None) -> bool:
+    """Note the addresses served so far (the claim's and this attempt's), right after a
+    sender accepted the message; with `sent_at` (that was the last address), mark the
+    row sent in the same write. One conditional UPDATE, so it lands only while this
+    attempt holds the claim and the row is unsent; False if the claim was lost."""
+    values: dict = {"delivered": delivered}
+    if sent_at is not None:
+        values.update(sent_at=sent_at, claimed_until=None, last_error=None)
     with sessions.begin() as session:
-        row = session.get(OutboxMessage, item.key, with_for_update=True)
-        if row is None or row.claim_token != item.token:
-            return
-        row.delivered = [*(row.delivered or []), address]
-        if sent_at is not None:
-            row.sent_at, row.claimed_until, row.last_error = sent_at, None, None
+        result: CursorResult = session.execute(  # type: ignore[assignment]
+            update(OutboxMessage)
+            .where(OutboxMessage.key == item.key, OutboxMessage.claim_token == item.token,
+                   OutboxMessage.sent_at.is_(None))
+            .values(**values)
+            .execution_options(synchronize_session=False))
+        return bool(result.rowcount)
 
 
 def mark_sent(sessions: sessionmaker[Session], item: Claim, now: datetime,

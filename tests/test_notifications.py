@@ -303,8 +303,8 @@ def test_a_complaint_tells_the_customer_each_step_in_order(
 
 def test_an_attempt_that_outlived_its_lease_stops_and_the_new_one_finishes(database_url, sink):
     """A first attempt hangs on its first address past the claim's lease; a retry takes
-    the row. The old attempt must not go on to the other supervisor: each address gets
-    exactly one mail."""
+    the row and sends both. The old attempt's record of its send then finds the claim
+    gone, and it must not go on to the other supervisor."""
     controller, mailbox = sink
     settings = smtp_settings("unused", database_url, "http://127.0.0.1:9", controller.port)
     engine = make_engine(database_url)
@@ -329,18 +329,51 @@ def test_an_attempt_that_outlived_its_lease_stops_and_the_new_one_finishes(datab
     try:
         _staff_message(sessions, "AS-X3:1")
         hanging = Hanging(settings)
-        # The first attempt's clock: the hang takes it past the retry's time.
-        resumed = later + timedelta(seconds=1)
-        reports["first"] = OutboxDelivery(
-            sessions, settings, senders={"email": hanging},
-            clock=lambda: resumed if hanging.calls else datetime.now(UTC),
-        ).deliver(["AS-X3:1"])
+        reports["first"] = OutboxDelivery(sessions, settings,
+                                          senders={"email": hanging}).deliver(["AS-X3:1"])
         assert reports["retry"].result.sent == ["AS-X3:1"]
         assert reports["first"].busy == ["AS-X3:1"] and hanging.calls == 1
         counts = Counter(m["rcpt_to"][0] for m in read_mailbox(mailbox))
         # The first address twice (the retry could not know the hung send went out: its
         # record was not written yet; docs/notifications.md), the other exactly once.
         assert sorted(counts.values()) == [1, 2]
+    finally:
+        engine.dispose()
+
+
+def test_an_attempt_frozen_between_addresses_renews_its_lease_and_stops(database_url, sink):
+    """A first attempt serves its first address and records it, then stands still past
+    the lease (a paused process); a retry takes the row meanwhile and serves the second
+    address. Before its next address the first attempt renews its lease, by its
+    monotonic clock, finds the claim gone and stops: every address gets one mail."""
+    controller, mailbox = sink
+    settings = smtp_settings("unused", database_url, "http://127.0.0.1:9", controller.port)
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    later = datetime.now(UTC) + outbox.CLAIM_LEASE + timedelta(minutes=1)
+    reports: dict = {}
+    sender = SmtpSender(settings)
+    sent_before: list[int] = []
+
+    def frozen_after_first_send() -> float:
+        """The monotonic clock: the freeze starts once the first mail is out (the
+        retry runs during it) and lasts past the lease."""
+        if len(read_mailbox(mailbox)) == 1 and not reports:
+            sent_before.append(len(read_mailbox(mailbox)))
+            retry = OutboxDelivery(sessions, settings, clock=lambda: later)
+            reports["retry"] = retry.deliver(["AS-X4:1"])
+        return time.monotonic() + (outbox.CLAIM_LEASE.total_seconds() + 60 if reports else 0)
+
+    try:
+        _staff_message(sessions, "AS-X4:1")
+        first = OutboxDelivery(sessions, settings, senders={"email": sender},
+                               monotonic=frozen_after_first_send)
+        reports["first"] = first.deliver(["AS-X4:1"])
+        assert sent_before == [1]
+        assert reports["retry"].result.sent == ["AS-X4:1"]
+        assert reports["first"].busy == ["AS-X4:1"]
+        counts = Counter(m["rcpt_to"][0] for m in read_mailbox(mailbox))
+        assert counts == {"sam@shop.example": 1, "su@shop.example": 1}
     finally:
         engine.dispose()
 
