@@ -81,15 +81,15 @@ class OutboxDelivery:
             to_serve = [p for p in people if p.address not in item.delivered]
             delivered = list(item.delivered)
             for n, person in enumerate(to_serve):
-                if self._monotonic() - leased_at >= RENEW_AFTER:
+                now = self._monotonic()
+                if now - leased_at >= RENEW_AFTER:
                     # Time has passed since the lease was taken or renewed (a slow send):
                     # renew it, and if a newer attempt took the row meanwhile, stop:
                     # that one sends the rest (it knows who was served).
-                    renewed_at = self._monotonic()
                     if not outbox.renew(self._sessions, item, self._now()):
                         self._lost(key, report)
                         return
-                    leased_at = renewed_at
+                    leased_at = now
                 text = render(item.template, person.locale,
                               {**context, "recipient_name": person.name})
                 self._senders[person.medium].send(OutgoingMessage(

@@ -9,8 +9,7 @@ the instant the workflow ran its timer (the `overdue` and `sla_warning` events' 
 against the instant the policy makes it due (created_at + share × target on a 24×7
 calendar). With several workers it also says how the cases' workflow tasks were shared
 between them, from a sample of the cases' histories. The bench cases are terminated at
-the end. Progress goes to stderr; the
-last line printed is JSON.
+the end. Progress goes to stderr; the last line printed is JSON.
 """
 
 from __future__ import annotations
@@ -37,6 +36,7 @@ from aftersales.settings import Settings
 from aftersales.temporal import connect
 from db.engine import make_engine, make_sessionmaker, migrate
 from db.models import Case, TimelineEvent
+from web.gateway import workflow_id
 from workflows.case import CaseWorkflow
 from workflows.domain import CaseInput, Customer
 from workflows.sla import CalendarSpec
@@ -113,7 +113,7 @@ async def open_cases(settings: Settings, task_queue: str, count: int, concurrenc
             description="bench: a case with a live deadline", status_token=secrets.token_hex(8),
             customer_url=f"{settings.public_url}/s/bench", policy=case_policy,
             opened_by="bench", priority="P3", publish_search_attributes=False)
-        handle = await client.start_workflow(CaseWorkflow.run, inp, id=f"case-{case_id}",
+        handle = await client.start_workflow(CaseWorkflow.run, inp, id=workflow_id(case_id),
                                              task_queue=task_queue)
         await handle.execute_update(CaseWorkflow.intake)
         opened += 1
@@ -145,7 +145,7 @@ async def tasks_by_worker(settings: Settings, case_ids: list[str]) -> dict[str, 
     client = await connect(settings)
     counts: Counter[str] = Counter()
     for case_id in case_ids:
-        history = await client.get_workflow_handle(f"case-{case_id}").fetch_history()
+        history = await client.get_workflow_handle(workflow_id(case_id)).fetch_history()
         for event in history.events:
             if event.HasField("workflow_task_completed_event_attributes"):
                 counts[event.workflow_task_completed_event_attributes.identity] += 1
@@ -159,7 +159,7 @@ async def terminate(settings: Settings, case_ids: list[str]) -> None:
     async def one(case_id: str) -> None:
         async with semaphore:
             try:
-                await client.get_workflow_handle(f"case-{case_id}").terminate("bench done")
+                await client.get_workflow_handle(workflow_id(case_id)).terminate("bench done")
             except RPCError as err:
                 if err.status != RPCStatusCode.NOT_FOUND:
                     log(f"could not terminate {case_id}: {err}")

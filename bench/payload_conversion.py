@@ -7,7 +7,6 @@ holding the SLA policy in force, the largest payload a case has).
 
 from __future__ import annotations
 
-import base64
 import json
 import sys
 import time
@@ -17,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from temporalio.api.common.v1 import Payload  # noqa: E402
+from temporalio.client import WorkflowHistory  # noqa: E402
 from temporalio.converter import DataConverter  # noqa: E402
 
 from aftersales.converter import PayloadConverter  # noqa: E402
@@ -24,15 +24,9 @@ from workflows.domain import CaseInput  # noqa: E402
 
 
 def intake_payload(name: str) -> Payload:
-    history = json.loads((ROOT / "tests" / "histories" / f"{name}.json").read_text("utf-8"))
-    for event in history["events"]:
-        started = event.get("workflowExecutionStartedEventAttributes")
-        if started:
-            raw = started["input"]["payloads"][0]
-            return Payload(metadata={k: base64.b64decode(v)
-                                     for k, v in raw["metadata"].items()},
-                           data=base64.b64decode(raw["data"]))
-    raise SystemExit(f"no workflow input in {name}")
+    path = ROOT / "tests" / "histories" / f"{name}.json"
+    history = WorkflowHistory.from_json(name, path.read_text("utf-8"))
+    return history.events[0].workflow_execution_started_event_attributes.input.payloads[0]
 
 
 def cpu_ms(job, count: int) -> float:

@@ -8,8 +8,8 @@ character pairs (`case_name_grams`, indexed by gram): a query of one character l
 up that character, a longer one every pair in it; the cases holding all of them are
 then checked with LIKE against the name itself, case-folded by Python when it was
 written (`cases.customer_name_folded`), not by the database's `lower()`, which folds
-only ASCII on SQLite and depends on the locale on PostgreSQL. Both SQLite and PostgreSQL run it from
-indexes (docs/benchmarks.md).
+only ASCII on SQLite and depends on the locale on PostgreSQL. Both SQLite and
+PostgreSQL run it from indexes (docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from dataclasses import dataclass, field
 
 import pytest
 from temporalio.api.common.v1 import Payload
+from temporalio.client import WorkflowHistory
 from temporalio.converter import DataConverter
 
 from aftersales.converter import PayloadConverter
@@ -39,14 +38,9 @@ def both(payload: Payload, hint: type):
 
 def started_inputs():
     for path in sorted(HISTORIES.glob("*.json")):
-        history = json.loads(path.read_text(encoding="utf-8"))
-        for event in history["events"]:
-            started = event.get("workflowExecutionStartedEventAttributes")
-            if started:
-                raw = started["input"]["payloads"][0]
-                yield path.stem, Payload(
-                    metadata={k: base64.b64decode(v) for k, v in raw["metadata"].items()},
-                    data=base64.b64decode(raw["data"]))
+        history = WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
+        started = history.events[0].workflow_execution_started_event_attributes
+        yield path.stem, started.input.payloads[0]
 
 
 @pytest.mark.parametrize(("name", "payload"), list(started_inputs()))
