@@ -9,7 +9,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.http import SystemClient, problem_type
-from workflows.domain import Waybill, WaybillRequest
+from workflows.case.contracts import Waybill, WaybillRequest
 
 
 class CourierClient(SystemClient):

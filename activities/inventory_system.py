@@ -9,7 +9,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.http import SystemClient, problem_type
-from workflows.domain import Reservation, ReservationRequest, StockMovement
+from workflows.case.contracts import Reservation, ReservationRequest, StockMovement
 
 
 class InventoryClient(SystemClient):

@@ -22,7 +22,7 @@ from activities.senders import MessageSender, OutgoingMessage, message_id, sende
 from aftersales.settings import Settings
 from db import outbox
 from db.models import Case
-from workflows.domain import DeliveryInput, DeliveryResult
+from workflows.case.contracts import DeliveryInput, DeliveryResult
 
 log = logging.getLogger("aftersales.notifications")
 

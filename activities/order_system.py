@@ -13,7 +13,7 @@ from datetime import datetime
 from temporalio import activity
 
 from activities.http import SystemClient
-from workflows.domain import (
+from workflows.case.contracts import (
     CompensationReceipt,
     CompensationRequest,
     Customer,

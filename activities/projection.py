@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
 from db.cases import write_projection
-from workflows.domain import Projection
+from workflows.case.contracts import Projection
 
 
 class CaseProjector:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from temporalio import activity
 
-from workflows.domain import Triage, TriageRequest
+from workflows.case.contracts import Triage, TriageRequest
 
 
 class TriageActivities:

@@ -37,8 +37,8 @@ from aftersales.temporal import connect
 from db.engine import make_engine, make_sessionmaker, migrate
 from db.models import Case, TimelineEvent
 from web.gateway import workflow_id
-from workflows.case import CaseWorkflow
-from workflows.domain import CaseInput, Customer
+from workflows.case.workflow import CaseWorkflow
+from workflows.case.contracts import CaseInput, Customer
 from workflows.sla import CalendarSpec
 
 ORDERS = [f"SO-{10001 + n}" for n in range(40)]

@@ -23,8 +23,8 @@ from temporalio.service import RPCError
 from db.cases import apply_projection, as_utc
 from db.models import Case
 from db.reports import OPEN
-from workflows.case import CaseWorkflow
-from workflows.domain import Projection
+from workflows.case.workflow import CaseWorkflow
+from workflows.case.contracts import Projection
 
 log = logging.getLogger("aftersales.reconcile")
 QUERY_TIMEOUT = timedelta(seconds=10)

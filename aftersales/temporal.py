@@ -66,7 +66,7 @@ def temporal_cli_path() -> str:
 
 async def ensure_search_attributes(client: Client, namespace: str) -> None:
     """Register the case search attributes once; already registered ones are kept."""
-    from workflows.case import SEARCH_ATTRIBUTES
+    from workflows.case.workflow import SEARCH_ATTRIBUTES
 
     existing = await client.operator_service.list_search_attributes(
         ListSearchAttributesRequest(namespace=namespace))

@@ -22,7 +22,7 @@ from aftersales.settings import Settings
 from aftersales.temporal import connect, ensure_search_attributes
 from aftersales.triage import model_path
 from db.engine import make_engine, make_sessionmaker, migrate
-from workflows.case import CaseWorkflow
+from workflows.case.workflow import CaseWorkflow
 
 log = logging.getLogger("aftersales.worker")
 
@@ -77,7 +77,7 @@ def compile_workflows() -> None:
 
     Temporal's sandbox imports the workflow's module afresh for every case it puts in
     the worker's cache; without bytecode on disk (PYTHONDONTWRITEBYTECODE, a source
-    checkout) each of those imports compiles workflows/case.py again, about 14 ms of
+    checkout) each of those imports compiles workflows/case/workflow.py again, about 14 ms of
     CPU per case (docs/benchmarks.md). A read-only install is left as it is."""
     import compileall
 

@@ -20,7 +20,7 @@ from temporalio.client import WorkflowHistory  # noqa: E402
 from temporalio.converter import DataConverter  # noqa: E402
 
 from aftersales.converter import PayloadConverter  # noqa: E402
-from workflows.domain import CaseInput  # noqa: E402
+from workflows.case.contracts import CaseInput  # noqa: E402
 
 
 def intake_payload(name: str) -> Payload:

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from db.cases import write_projection
 from db.engine import make_engine, make_sessionmaker, migrate
-from workflows.domain import (
+from workflows.case.contracts import (
     CaseSnapshot,
     Customer,
     OutboxMessage,

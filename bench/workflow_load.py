@@ -27,7 +27,7 @@ from temporalio.worker import Replayer  # noqa: E402
 from aftersales.settings import Settings  # noqa: E402
 from aftersales.temporal import data_converter  # noqa: E402
 from aftersales.worker import compile_workflows  # noqa: E402
-from workflows.case import CaseWorkflow  # noqa: E402
+from workflows.case.workflow import CaseWorkflow  # noqa: E402
 
 
 async def load(name: str, count: int) -> dict:

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from db import search
 from db.models import FAR_FUTURE, Case, CaseClock, OutboxMessage, TimelineEvent, TriageFeedback
-from workflows.domain import OPEN_STAGES, Projection
+from workflows.case.contracts import OPEN_STAGES, Projection
 
 CASE_COLUMNS = (
     "kind", "channel", "stage", "status", "priority", "assignee", "order_id",

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from tests.conftest import BackgroundWorker, make_settings
 from web.api import action_update
 from web.gateway import ActionRefused, CaseGateway, CaseNotRunning
-from workflows.case import CaseWorkflow
-from workflows.domain import (
+from workflows.case.workflow import CaseWorkflow
+from workflows.case.contracts import (
     STAGES,
     Actor,
     CaseInput,

@@ -19,7 +19,7 @@ from db.models import Case
 from tests.conftest import BackgroundWorker, make_settings, settled_history_length, staff_token
 from web import create_app
 from web.auth import PERMISSIONS
-from workflows.domain import ROLES
+from workflows.case.contracts import ROLES
 
 USERS = {"handler": "hank", "supervisor": "sue", "admin": "ada"}
 

@@ -22,8 +22,8 @@ from aftersales.worker import SystemClients, build_worker
 from db.engine import make_engine, make_sessionmaker
 from db.models import OutboxMessage, TimelineEvent
 from tests.conftest import binary, make_settings, record_history, settled_history_length
-from workflows.case import CaseWorkflow
-from workflows.domain import (
+from workflows.case.workflow import CaseWorkflow
+from workflows.case.contracts import (
     Actor,
     AnalyzeInput,
     CaseInput,

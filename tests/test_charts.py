@@ -18,7 +18,7 @@ from tests.test_read_model import snapshot
 from tests.test_reports import T0, clock, seed
 from web import create_app
 from web.charts import supervisor_report
-from workflows.domain import Projection
+from workflows.case.contracts import Projection
 
 NOW = datetime(2026, 11, 13, 1, 0, tzinfo=UTC)
 SVG = "{http://www.w3.org/2000/svg}"

@@ -11,7 +11,7 @@ from temporalio.converter import DataConverter
 
 from aftersales.converter import PayloadConverter
 from tests.conftest import HISTORIES
-from workflows.domain import (
+from workflows.case.contracts import (
     CaseInput,
     CaseItem,
     CaseSnapshot,

@@ -83,7 +83,7 @@ def test_the_small_benches_run(tmp_path):
 
 
 def test_a_worker_writes_the_workflow_bytecode_at_start():
-    """Temporal's sandbox imports workflows/case.py afresh for every case it loads;
+    """Temporal's sandbox imports workflows/case/workflow.py afresh for every case it loads;
     without bytecode on disk (PYTHONDONTWRITEBYTECODE) each load compiled it again."""
     import importlib.util
     import os

@@ -19,7 +19,7 @@ from tests.conftest import make_settings
 from tests.test_read_model import snapshot
 from web import create_app
 from web.caseview import available_actions
-from workflows.domain import Projection, Resolution, StageClock
+from workflows.case.contracts import Projection, Resolution, StageClock
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 SHIPPED_POLICY = Path(__file__).resolve().parent.parent / "aftersales" / "sla_policy.toml"
@@ -214,7 +214,7 @@ def test_language_from_the_browser_switchable_and_remembered(app):
 
 def test_money_and_dates_follow_the_locale(app):
     order_total = "1234.50"
-    from workflows.domain import OrderSnapshot
+    from workflows.case.contracts import OrderSnapshot
 
     put(app, "AS-M", order=OrderSnapshot(id="SO-10001", customer_id="C-1", status="delivered",
                                          currency="CNY", total=order_total,
@@ -243,9 +243,9 @@ def test_every_explanation_the_workflow_writes_is_said_in_chinese(app):
     from decimal import Decimal
 
     from web.reasons import say
-    from workflows.domain import CaseItem, OrderLine, OrderSnapshot
-    from workflows.eligibility import check_eligibility
-    from workflows.priority import score_priority
+    from workflows.case.contracts import CaseItem, OrderLine, OrderSnapshot
+    from workflows.case.eligibility import check_eligibility
+    from workflows.case.priority import score_priority
     from workflows.sla import SlaPolicy, format_duration
 
     policy = SlaPolicy()

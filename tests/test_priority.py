@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workflows.priority import score_priority
+from workflows.case.priority import score_priority
 from workflows.sla import PriorityRules, format_duration
 
 

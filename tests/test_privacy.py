@@ -16,8 +16,8 @@ from db.engine import make_engine, make_sessionmaker
 from db.models import Case, CaseNameGram, OutboxMessage
 from db.privacy import ERASED, ErasureRefused, anonymise_closed, erase_customer
 from tests.test_read_model import event, snapshot
-from workflows.domain import Customer, Projection
-from workflows.domain import OutboxMessage as OutboxDraft
+from workflows.case.contracts import Customer, Projection
+from workflows.case.contracts import OutboxMessage as OutboxDraft
 
 NOW = datetime.now(UTC)
 
@@ -115,7 +115,7 @@ def test_anonymising_drops_the_triage_training_pair_and_the_quoted_words(sqlite_
     from db.models import TriageFeedback
     from db.triage import feedback_pairs
     from tests.test_read_model import T0
-    from workflows.domain import EscalationRisk, Suggestion, Triage
+    from workflows.case.contracts import EscalationRisk, Suggestion, Triage
 
     def suggestion(value: str) -> Suggestion:
         return Suggestion(value, 0.8, ["“赵敏”", "cue: broken"])

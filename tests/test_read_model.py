@@ -13,15 +13,15 @@ from db import cases as case_store
 from db.engine import make_engine, make_sessionmaker
 from db.models import Case, CaseNameGram, OutboxMessage, TimelineEvent
 from db.privacy import ERASED
-from workflows.domain import (
+from workflows.case.contracts import (
     CaseSnapshot,
     Customer,
     Projection,
 )
-from workflows.domain import (
+from workflows.case.contracts import (
     OutboxMessage as OutboxDraft,
 )
-from workflows.domain import (
+from workflows.case.contracts import (
     TimelineEvent as EventDraft,
 )
 

@@ -11,7 +11,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 from tests.conftest import HISTORIES
-from workflows.case import CaseWorkflow
+from workflows.case.workflow import CaseWorkflow
 
 PATHS = ("complaint", "refund", "return", "exchange", "repair", "reopen_cancel", "overdue",
          "notify_complaint", "triage")
@@ -27,7 +27,7 @@ async def test_recorded_history_replays(path):
 
 async def test_a_changed_workflow_fails_replay(monkeypatch):
     """The check has teeth: a workflow that runs activities in another order fails."""
-    from workflows import case as case_module
+    from workflows.case import workflow as case_module
 
     original = case_module.CaseWorkflow._record
 

@@ -13,7 +13,7 @@ from db import cases as case_store
 from tests.conftest import make_settings, staff_token
 from tests.test_read_model import snapshot
 from web import create_app
-from workflows.domain import Projection, Resolution, StageClock
+from workflows.case.contracts import Projection, Resolution, StageClock
 
 T0 = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
 H = timedelta(hours=1)

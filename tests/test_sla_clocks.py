@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.test_sla_calendar import instants, properties, specs
-from workflows import clocks
+from workflows.case import clocks
 from workflows.sla import HOUR, BusinessCalendar
 
 targets = st.integers(min_value=60, max_value=14 * 24 * HOUR)

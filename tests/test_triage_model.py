@@ -13,7 +13,7 @@ from aftersales.triage.model import TriageModel, data_hash, load_dataset, split
 from aftersales.triage.rules import escalation_signals
 from aftersales.triage.training import train
 from db.triage import FeedbackPair
-from workflows.domain import KINDS, ROOT_CAUSES
+from workflows.case.contracts import KINDS, ROOT_CAUSES
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,8 @@ from web.schemas import (
     TriageRequestSchema,
     UserCreateSchema,
 )
-from workflows.case import CaseWorkflow
-from workflows.domain import (
+from workflows.case.workflow import CaseWorkflow
+from workflows.case.contracts import (
     LOCALES,
     Actor,
     AnalyzeInput,

@@ -17,7 +17,7 @@ from db.cases import as_utc
 from db.models import Case
 from web.auth import PERMISSIONS
 from web.representation import SYSTEM_NAMES
-from workflows.domain import ACTION_STAGES, OPEN_STAGES, REOPEN_WINDOW_DAYS
+from workflows.case.contracts import ACTION_STAGES, OPEN_STAGES, REOPEN_WINDOW_DAYS
 
 # The customer's six steps, in plain words (受理 → 确认 → 分析 → 处理 → 评价 → 回访).
 PROGRESS = ("record", "confirm", "analyze", "resolve", "feedback", "revisit")

@@ -15,8 +15,8 @@ from web.problems import Problem, flatten_errors
 from web.representation import CUSTOMER_EVENTS, customer_json
 from web.schemas import FeedbackSchema, ReplySchema
 from web.status import lookup_link
-from workflows.case import CaseWorkflow
-from workflows.domain import FeedbackInput, ReplyInput
+from workflows.case.workflow import CaseWorkflow
+from workflows.case.contracts import FeedbackInput, ReplyInput
 
 customer = Blueprint("customer", __name__)
 

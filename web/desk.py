@@ -32,7 +32,7 @@ from web.i18n import current_lang
 from web.pages import staff_page
 from web.problems import Problem, flatten_errors
 from web.schemas import ACTION_SCHEMAS
-from workflows.domain import KINDS, PRIORITIES, STAGES
+from workflows.case.contracts import KINDS, PRIORITIES, STAGES
 
 desk = Blueprint("desk", __name__)
 REPLIES_FILE = Path(__file__).parent / "content" / "replies.toml"

@@ -24,8 +24,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from aftersales.settings import Settings
 from aftersales.temporal import connect
-from workflows.case import CaseWorkflow
-from workflows.domain import CaseInput, CaseSnapshot, UpdateResult
+from workflows.case.workflow import CaseWorkflow
+from workflows.case.contracts import CaseInput, CaseSnapshot, UpdateResult
 
 T = TypeVar("T")
 CONNECT_TIMEOUT = 5.0

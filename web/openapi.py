@@ -11,7 +11,7 @@ from marshmallow import Schema
 from web import schemas as s
 from web.auth import PERMISSIONS
 from web.reports import ReportQuery
-from workflows.domain import ACTION_STAGES
+from workflows.case.contracts import ACTION_STAGES
 
 openapi = Blueprint("openapi", __name__)
 

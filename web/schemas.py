@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
-from workflows.domain import (
+from workflows.case.contracts import (
     CHANNELS,
     KINDS,
     LOCALES,

@@ -12,8 +12,8 @@ from web.api import json_body
 from web.problems import Problem
 from web.representation import customer_json
 from web.schemas import FeedbackSchema, ReplySchema
-from workflows.case import CaseWorkflow
-from workflows.domain import FeedbackInput, ReplyInput
+from workflows.case.workflow import CaseWorkflow
+from workflows.case.contracts import FeedbackInput, ReplyInput
 
 status = Blueprint("status", __name__)
 LINK_LIFETIME_AFTER_CLOSE = timedelta(days=30)

@@ -21,7 +21,7 @@ from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
 from web.pages import staff_page
 from web.problems import Problem
 from web.reports import to_csv
-from workflows.domain import KINDS
+from workflows.case.contracts import KINDS
 
 supervisor = Blueprint("supervisor", __name__)
 MANAGERS = ("supervisor", "admin")

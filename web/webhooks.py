@@ -19,8 +19,8 @@ from db import cases as case_store
 from web.api import case_input
 from web.gateway import ActionRefused, CaseNotRunning
 from web.problems import Problem
-from workflows.case import CaseWorkflow
-from workflows.domain import CourierEvent, Customer, LogisticsException
+from workflows.case.workflow import CaseWorkflow
+from workflows.case.contracts import CourierEvent, Customer, LogisticsException
 
 webhooks = Blueprint("webhooks", __name__)
 SIGNATURE_HEADER = "X-Courier-Signature"

@@ -30,7 +30,7 @@ from sklearn.pipeline import FeatureUnion
 from aftersales.triage import DATASET, SHIPPED_MODEL
 from aftersales.triage.rules import escalation_signals
 from aftersales.triage.text import check_script, normalise, word_features
-from workflows.domain import (
+from workflows.case.contracts import (
     KINDS,
     PRIORITIES,
     ROOT_CAUSES,

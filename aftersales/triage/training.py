@@ -14,7 +14,7 @@ from aftersales.triage.model import (
     load_dataset,
     split,
 )
-from workflows.domain import KINDS, ROOT_CAUSES
+from workflows.case.contracts import KINDS, ROOT_CAUSES
 
 # What "not worse" means when handlers' decisions are trained in: none of these fall.
 GUARDED = (("root_cause_accuracy",), ("kind_accuracy",), ("escalation", "recall"),

@@ -23,8 +23,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.courier_system import CourierActivities
     from activities.inventory_system import InventoryActivities
     from activities.order_system import OrderActivities
-    from workflows import clocks
-    from workflows.domain import (
+    from workflows.case import clocks
+    from workflows.case.contracts import (
         Address,
         CaseItem,
         CompensationRequest,
@@ -37,11 +37,11 @@ with workflow.unsafe.imports_passed_through():
         Waybill,
         WaybillRequest,
     )
-    from workflows.saga import Saga, error_message, error_type
+    from workflows.case.saga import Saga, error_message, error_type
     from workflows.sla import ALWAYS_OPEN, BusinessCalendar, CalendarSpec
 
 if TYPE_CHECKING:
-    from workflows.domain import CaseInput, Customer, OrderSnapshot, StageClock
+    from workflows.case.contracts import CaseInput, Customer, OrderSnapshot, StageClock
 
 # Business refusals end a step at once; everything else is retried with backoff.
 SYSTEM_RETRY = RetryPolicy(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from workflows.domain import StageClock
+from workflows.case.contracts import StageClock
 from workflows.sla import BusinessCalendar
 
 

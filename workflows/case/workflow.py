@@ -24,8 +24,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.order_system import OrderActivities
     from activities.projection import CaseProjector
     from activities.triage import TriageActivities
-    from workflows import clocks
-    from workflows.domain import (
+    from workflows.case import clocks
+    from workflows.case.contracts import (
         ACTION_STAGES,
         AT_RISK_SHARE,
         GOODS_RESOLUTIONS,
@@ -62,10 +62,10 @@ with workflow.unsafe.imports_passed_through():
         UpdateResult,
         raise_priority,
     )
-    from workflows.eligibility import check_eligibility
-    from workflows.priority import score_priority
-    from workflows.resolutions import LEGAL_CALENDAR, ResolutionSagas
-    from workflows.saga import error_message, error_type
+    from workflows.case.eligibility import check_eligibility
+    from workflows.case.priority import score_priority
+    from workflows.case.sagas import LEGAL_CALENDAR, ResolutionSagas
+    from workflows.case.saga import error_message, error_type
     from workflows.sla import BusinessCalendar, format_duration
 
 # Search attributes, registered by `aftersales.temporal.ensure_search_attributes`.

@@ -13,7 +13,7 @@ from typing import Any
 
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.domain import Resolution
+from workflows.case.contracts import Resolution
 
 
 class Saga:

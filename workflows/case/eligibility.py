@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from workflows.domain import CaseItem, OrderLine, OrderSnapshot
+from workflows.case.contracts import CaseItem, OrderLine, OrderSnapshot
 from workflows.sla import SlaPolicy, format_duration
 
 # Kinds that ask for goods to move back under the no-reason rules.
