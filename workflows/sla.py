@@ -18,8 +18,8 @@ from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-KINDS = ("complaint", "return", "refund", "exchange", "repair")
-PRIORITIES = ("P1", "P2", "P3", "P4")
+from workflows.case.vocabulary import KINDS, PRIORITIES
+
 STAGE_KEYS = ("confirm", "analyze", "resolution", "revisit_after")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ALWAYS_OPEN = "24x7"

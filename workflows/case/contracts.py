@@ -11,34 +11,55 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from workflows.sla import KINDS as KINDS  # re-exported: one vocabulary
-from workflows.sla import PRIORITIES as PRIORITIES
-from workflows.sla import SlaPolicy
-
-# "system": opened by Aftersales itself, e.g. on a courier exception (docs/api.md).
-CHANNELS = ("phone", "web", "app", "wechat", "email", "store", "chat", "system")
-TIERS = ("regular", "silver", "gold", "vip")
-STAGES = ("record", "confirm", "analyze", "resolve", "feedback", "revisit", "closed", "cancelled")
-OPEN_STAGES = ("record", "confirm", "analyze", "resolve", "feedback", "revisit")
-ROOT_CAUSES = (
-    "product_quality",
-    "wrong_item",
-    "missing_item",
-    "damaged_in_transit",
-    "late_delivery",
-    "lost_parcel",
-    "description_mismatch",
-    "service_attitude",
-    "pricing",
-    "customer_changed_mind",
-    "other",
+from workflows.case.vocabulary import (  # re-exported while callers move over
+    AT_RISK_SHARE as AT_RISK_SHARE,
 )
-RESPONSIBLE_PARTIES = ("merchant", "supplier", "courier", "customer", "platform")
-RESOLUTION_TYPES = ("refund", "return_refund", "exchange", "repair", "compensation", "apology")
-# Resolutions that move goods: they need items and an eligible case (or a supervisor).
-GOODS_RESOLUTIONS = ("return_refund", "exchange", "repair")
-REVISIT_OUTCOMES = ("satisfied", "unsatisfied", "unreachable")
-ROLES = ("handler", "supervisor", "admin")
+from workflows.case.vocabulary import (
+    CHANNELS as CHANNELS,
+)
+from workflows.case.vocabulary import (
+    GOODS_RESOLUTIONS as GOODS_RESOLUTIONS,
+)
+from workflows.case.vocabulary import (
+    KINDS as KINDS,
+)
+from workflows.case.vocabulary import (
+    LOCALES as LOCALES,
+)
+from workflows.case.vocabulary import (
+    OPEN_STAGES as OPEN_STAGES,
+)
+from workflows.case.vocabulary import (
+    PRIORITIES as PRIORITIES,
+)
+from workflows.case.vocabulary import (
+    REOPEN_WINDOW_DAYS as REOPEN_WINDOW_DAYS,
+)
+from workflows.case.vocabulary import (
+    RESOLUTION_TYPES as RESOLUTION_TYPES,
+)
+from workflows.case.vocabulary import (
+    RESPONSIBLE_PARTIES as RESPONSIBLE_PARTIES,
+)
+from workflows.case.vocabulary import (
+    REVISIT_OUTCOMES as REVISIT_OUTCOMES,
+)
+from workflows.case.vocabulary import (
+    ROLES as ROLES,
+)
+from workflows.case.vocabulary import (
+    ROOT_CAUSES as ROOT_CAUSES,
+)
+from workflows.case.vocabulary import (
+    STAGES as STAGES,
+)
+from workflows.case.vocabulary import (
+    TIERS as TIERS,
+)
+from workflows.case.vocabulary import (
+    raise_priority as raise_priority,
+)
+from workflows.sla import SlaPolicy
 
 # Stages in which an action may be taken. "open" means any stage in OPEN_STAGES.
 ACTION_STAGES: dict[str, tuple[str, ...]] = {
@@ -57,18 +78,11 @@ ACTION_STAGES: dict[str, tuple[str, ...]] = {
     "cancel": OPEN_STAGES,
 }
 ACTIONS = tuple(ACTION_STAGES)
-REOPEN_WINDOW_DAYS = 30
-# A case is "at risk" once this share of a running SLA target is used.
-AT_RISK_SHARE = 0.75
 
 
-def raise_priority(priority: str, steps: int = 1) -> str:
-    """Priority `steps` levels more urgent, never beyond P1."""
-    return PRIORITIES[max(0, PRIORITIES.index(priority) - steps)]
-
-
-# The languages notifications are written in.
-LOCALES = ("zh-CN", "en")
+def workflow_id(case_id: str) -> str:
+    """The id of a case's workflow in Temporal: the one place it is spelled."""
+    return f"case-{case_id}"
 
 
 @dataclass

@@ -1,0 +1,100 @@
+"""Every enumeration of the case, once: the API's schemas, the workflow, the read
+model, the reports and the pages all read these.
+
+Stages and statuses are `StrEnum`s: each member is the plain string it names, so it is
+stored, compared and sent as JSON exactly like the literal, and a typo is a NameError
+instead of a case stuck in a stage nobody handles.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+KINDS = ("complaint", "return", "refund", "exchange", "repair")
+PRIORITIES = ("P1", "P2", "P3", "P4")
+# "system": opened by Aftersales itself, e.g. on a courier exception (docs/api.md).
+CHANNELS = ("phone", "web", "app", "wechat", "email", "store", "chat", "system")
+TIERS = ("regular", "silver", "gold", "vip")
+ROLES = ("handler", "supervisor", "admin")
+MANAGERS = ("supervisor", "admin")
+# The languages notifications and pages are written in.
+LOCALES = ("zh-CN", "en")
+
+
+class Stage(StrEnum):
+    """Where the case is in its lifecycle (docs/architecture.md has the moves)."""
+
+    RECORD = "record"
+    CONFIRM = "confirm"
+    ANALYZE = "analyze"
+    RESOLVE = "resolve"
+    FEEDBACK = "feedback"
+    REVISIT = "revisit"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+STAGES = tuple(s.value for s in Stage)
+OPEN_STAGES = STAGES[:6]
+ENDED_STAGES = (Stage.CLOSED.value, Stage.CANCELLED.value)
+
+
+class Status(StrEnum):
+    """What the case is doing inside its stage."""
+
+    OPEN = "open"
+    RESOLVING = "resolving"
+    WAITING_ON_CUSTOMER = "waiting_on_customer"
+    WAITING_ON_APPROVAL = "waiting_on_approval"
+    WAITING_ON_SYSTEM = "waiting_on_system"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+STATUSES = tuple(s.value for s in Status)
+
+ROOT_CAUSES = (
+    "product_quality",
+    "wrong_item",
+    "missing_item",
+    "damaged_in_transit",
+    "late_delivery",
+    "lost_parcel",
+    "description_mismatch",
+    "service_attitude",
+    "pricing",
+    "customer_changed_mind",
+    "other",
+)
+RESPONSIBLE_PARTIES = ("merchant", "supplier", "courier", "customer", "platform")
+RESOLUTION_TYPES = ("refund", "return_refund", "exchange", "repair", "compensation", "apology")
+# Resolutions that move goods: they need items and an eligible case (or a supervisor).
+GOODS_RESOLUTIONS = ("return_refund", "exchange", "repair")
+# Resolutions that pay money back: they count against what is left to refund.
+REFUND_RESOLUTIONS = ("refund", "return_refund")
+REVISIT_OUTCOMES = ("satisfied", "unsatisfied", "unreachable")
+
+# A parcel's statuses as the courier reports them, with their order: an event that
+# would move a parcel backwards arrived out of order and is ignored.
+PARCEL_RANK = {"created": 0, "picked_up": 1, "in_transit": 2, "delayed": 2, "delivered": 3,
+               "lost": 4, "damaged": 4, "cancelled": 4}
+PARCEL_STATUSES = tuple(PARCEL_RANK)
+PARCEL_FAILED = ("lost", "damaged", "cancelled")
+# Courier exceptions the customer is told about and the policy may propose a remedy for.
+PARCEL_EXCEPTIONS = ("delayed", "lost", "damaged")
+
+# The SLA clocks a case can run.
+CLOCKS = ("confirm", "analyze", "resolution", "revisit", "legal_refund")
+
+# A closed case may be reopened this long; then its workflow ends.
+REOPEN_WINDOW_DAYS = 30
+# A case is "at risk" once this share of a running SLA target is used.
+AT_RISK_SHARE = 0.75
+# Free-text tags on a case (the `tag` action): how many, and how long each.
+MAX_TAGS = 20
+MAX_TAG_LENGTH = 40
+
+
+def raise_priority(priority: str, steps: int = 1) -> str:
+    """Priority `steps` levels more urgent, never beyond P1."""
+    return PRIORITIES[max(0, PRIORITIES.index(priority) - steps)]
