@@ -34,7 +34,7 @@ lint: $(TEST_STAMP)
 # After changing a page string: extract, merge into the zh catalog (translate what is new
 # or fuzzy in web/translations/zh_Hans_CN/LC_MESSAGES/messages.po), and compile.
 i18n: $(TEST_STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k _l -o web/translations/messages.pot \
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k N_ -o web/translations/messages.pot \
 		--no-location --omit-header --sort-output .
 	$(BIN)/pybabel update -i web/translations/messages.pot -d web/translations \
 		--no-location --omit-header --width 100

@@ -28,8 +28,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db import search
-from db.models import FAR_FUTURE, Case, CaseClock, OutboxMessage, TimelineEvent, TriageFeedback
-from workflows.case.contracts import OPEN_STAGES, Projection
+from db.models import (
+    FAR_FUTURE,
+    Case,
+    CaseClock,
+    CaseTag,
+    OutboxMessage,
+    TimelineEvent,
+    TriageFeedback,
+)
+from workflows.case.contracts import Projection
+from workflows.case.vocabulary import OPEN_STAGES
 
 CASE_COLUMNS = (
     "kind", "channel", "stage", "status", "priority", "assignee", "order_id",
@@ -125,6 +134,11 @@ def apply_projection(session: Session, projection: Projection,
                 {"case_id": snap.case_id, "idx": n, "name": c.name, "state": c.state,
                  "target_s": c.target, "used_s": c.used}
                 for n, c in enumerate(snap.clocks)])
+        tags = _table(CaseTag)
+        session.execute(delete(tags).where(tags.c.case_id == snap.case_id))
+        if snap.tags:
+            session.execute(insert(tags), [{"case_id": snap.case_id, "tag": t}
+                                           for t in snap.tags])
 
     if projection.events:
         events = _table(TimelineEvent)
@@ -308,6 +322,7 @@ class CaseFilter:
     overdue: bool | None = None
     escalation_risk: bool | None = None
     q: str | None = None
+    tag: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
     # For the pages: only cases still open, only unassigned ones, one status, and
@@ -389,6 +404,8 @@ def case_query(filters: CaseFilter) -> Select:
         stmt = stmt.where(Case.created_at >= filters.created_from)
     if filters.created_to:
         stmt = stmt.where(Case.created_at < filters.created_to)
+    if filters.tag:
+        stmt = stmt.where(Case.id.in_(select(CaseTag.case_id).where(CaseTag.tag == filters.tag)))
     if filters.q:
         # Case id, order id or phone exactly, or part of the name (db/search.py).
         stmt = stmt.where(Case.id.in_(search.matching_case_ids(filters.q)))

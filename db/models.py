@@ -125,6 +125,17 @@ class CaseNameGram(Base):
     __table_args__ = (Index("ix_case_name_grams_case", "case_id"),)
 
 
+class CaseTag(Base):
+    """A free-text tag staff put on a case (the `tag` action), for the `tag=` filter."""
+
+    __tablename__ = "case_tags"
+
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(40), primary_key=True)
+
+    __table_args__ = (Index("ix_case_tags_tag", "tag"),)
+
+
 class CaseClock(Base):
     """One SLA clock of a case as it stands: the reports' attainment per stage."""
 

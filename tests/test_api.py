@@ -178,3 +178,83 @@ def test_second_open_case_on_same_order_is_a_repeat(stack):
     ids = [c["id"] for c in listing["items"]]
     assert first["id"] in ids and second["id"] in ids
     assert client.get("/api/v1/cases?stage=nope", headers=alice).status_code == 422
+
+
+def test_tags_are_added_shown_filtered_and_removed(stack):
+    client, tokens = stack
+    alice = auth(tokens["alice"])
+    case = client.post("/api/v1/cases", json=COMPLAINT, headers=alice).get_json()
+    url = f"/api/v1/cases/{case['id']}/tag"
+    assert case["tags"] == []
+    tagged = client.post(url, json={"add": ["破损", "vip", "vip"]}, headers=alice)
+    assert tagged.status_code == 200, tagged.get_json()
+    assert tagged.get_json()["tags"] == ["破损", "vip"]
+    assert [e["detail"] for e in tagged.get_json()["timeline"] if e["type"] == "tagged"] == [
+        {"added": ["破损", "vip"], "removed": []}]
+    listed = client.get("/api/v1/cases?tag=vip", headers=alice).get_json()
+    assert [c["id"] for c in listed["items"]] == [case["id"]]
+    assert client.get("/api/v1/cases?tag=nope", headers=alice).get_json()["total"] == 0
+    after = client.post(url, json={"remove": ["vip"]}, headers=alice).get_json()
+    assert after["tags"] == ["破损"]
+    assert client.get("/api/v1/cases?tag=vip", headers=alice).get_json()["total"] == 0
+    assert client.get("/api/v1/cases?tag=破损", headers=alice).get_json()["total"] == 1
+
+
+@pytest.mark.parametrize("body", [
+    {},                                   # nothing to do
+    {"add": []},
+    {"add": [""]},
+    {"add": [" vip"]},                    # leading space
+    {"add": ["a,b"]},                     # a comma would split it on the desk
+    {"add": ["x" * 41]},                  # too long
+    {"add": [f"t{n}" for n in range(21)]},
+    {"add": "vip"},                       # not a list
+    {"add": [7]},
+    {"remove": [None]},
+])
+def test_a_bad_tag_request_is_refused_and_changes_nothing(stack, body):
+    client, tokens = stack
+    alice = auth(tokens["alice"])
+    case = client.post("/api/v1/cases", json=COMPLAINT, headers=alice).get_json()
+    response = client.post(f"/api/v1/cases/{case['id']}/tag", json=body, headers=alice)
+    assert response.status_code == 422, response.get_json()
+    assert response.content_type == "application/problem+json"
+    again = client.get(f"/api/v1/cases/{case['id']}", headers=alice).get_json()
+    assert again["version"] == case["version"] and again["tags"] == []
+
+
+def test_more_than_twenty_tags_in_all_are_refused_by_the_workflow(stack):
+    client, tokens = stack
+    alice = auth(tokens["alice"])
+    case = client.post("/api/v1/cases", json=COMPLAINT, headers=alice).get_json()
+    url = f"/api/v1/cases/{case['id']}/tag"
+    first = client.post(url, json={"add": [f"a{n}" for n in range(15)]}, headers=alice)
+    assert first.status_code == 200
+    refused = client.post(url, json={"add": [f"b{n}" for n in range(6)]}, headers=alice)
+    assert refused.status_code == 422, refused.get_json()
+    assert "at most 20 tags" in refused.get_json()["detail"]
+    again = client.get(f"/api/v1/cases/{case['id']}", headers=alice).get_json()
+    assert len(again["tags"]) == 15 and again["version"] == first.get_json()["version"]
+
+
+def test_an_action_reads_the_case_once_and_an_unknown_case_is_404(stack, monkeypatch):
+    from db import cases as case_store
+
+    client, tokens = stack
+    alice = auth(tokens["alice"])
+    case = client.post("/api/v1/cases", json=COMPLAINT, headers=alice).get_json()
+    reads = []
+    real = case_store.get_case
+
+    def counted(session, case_id):
+        reads.append(case_id)
+        return real(session, case_id)
+
+    monkeypatch.setattr(case_store, "get_case", counted)
+    response = client.post(f"/api/v1/cases/{case['id']}/note", json={"text": "called"},
+                           headers=alice)
+    assert response.status_code == 200 and response.get_json()["version"] > case["version"]
+    assert reads == [case["id"]]
+    missing = client.post("/api/v1/cases/AS-NOSUCHCASE/note", json={"text": "x"},
+                          headers=alice)
+    assert missing.status_code == 404, missing.get_json()

@@ -70,6 +70,7 @@ ACTION_BODIES = {
     "inspect": {"passed": True},
     "request-info": {"question": "photo please"},
     "note": {"text": "called the customer"},
+    "tag": {"add": ["vip"]},
     "escalate": {"reason": "angry"},
     "approve": {"note": "fine"},
     "revisit": {"outcome": "satisfied"},
@@ -97,7 +98,7 @@ def request_for(permission: str, role: str, client, tokens):
     case = open_case(client, tokens["admin"])
     if permission == "cases.read":
         return client.get(f"/api/v1/cases/{case['id']}", headers=auth(tokens[role]))
-    if permission == "cases.assign.self":
+    if permission == "cases.assign":
         body = {"assignee": USERS[role]}
         return client.post(f"/api/v1/cases/{case['id']}/assign", json=body,
                            headers=auth(tokens[role]))

@@ -22,7 +22,6 @@ from aftersales.worker import SystemClients, build_worker
 from db.engine import make_engine, make_sessionmaker
 from db.models import OutboxMessage, TimelineEvent
 from tests.conftest import binary, make_settings, record_history, settled_history_length
-from workflows.case.workflow import CaseWorkflow
 from workflows.case.contracts import (
     Actor,
     AnalyzeInput,
@@ -38,6 +37,7 @@ from workflows.case.contracts import (
     ResolveInput,
     RevisitInput,
 )
+from workflows.case.workflow import CaseWorkflow
 from workflows.sla import CalendarSpec, SlaPolicy
 
 ALICE = Actor("alice", "handler")

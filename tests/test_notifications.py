@@ -385,10 +385,10 @@ def test_every_notification_the_workflow_writes_has_both_texts():
     from web.webhooks import EXCEPTIONS
 
     code = "".join(p.read_text(encoding="utf-8")
-                   for p in (Path(__file__).parent.parent / "workflows").glob("*.py"))
-    names = set(re.findall(r'_notify_customer\(\s*"(\w+)",', code))
-    names |= set(re.findall(r'_notify_staff\([^"]*?"[^"]*",\s*"(\w+)"', code))
-    names |= set(re.findall(r'_notify_staff\([\w. ]+(?: or "[^"]*")?,\s*"(\w+)"', code))
+                   for p in (Path(__file__).parent.parent / "workflows").rglob("*.py"))
+    names = set(re.findall(r'notify_customer\(\s*"(\w+)",', code))
+    names |= set(re.findall(r'notify_staff\([^"]*?"[^"]*",\s*"(\w+)"', code))
+    names |= set(re.findall(r'notify_staff\([\w. ]+(?: or "[^"]*")?,\s*"(\w+)"', code))
     names |= {f"parcel_{status}" for status in EXCEPTIONS}
     assert {"case_opened", "escalation_risk", "sla_warning", "case_assigned"} <= names
     for locale in ("en", "zh-CN"):

@@ -14,7 +14,7 @@ from tests.conftest import HISTORIES
 from workflows.case.workflow import CaseWorkflow
 
 PATHS = ("complaint", "refund", "return", "exchange", "repair", "reopen_cancel", "overdue",
-         "notify_complaint", "triage")
+         "notify_complaint", "triage", "tag_lifecycle")
 
 
 @pytest.mark.parametrize("path", PATHS)

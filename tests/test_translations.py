@@ -18,8 +18,9 @@ CATALOG = ROOT / "web" / "translations" / "zh_Hans_CN" / "LC_MESSAGES"
 def extracted(tmp_path: Path):
     out = tmp_path / "messages.pot"
     subprocess.run([sys.executable, "-m", "babel.messages.frontend", "extract", "-F",
-                    str(ROOT / "babel.cfg"), "-k", "_l", "-o", str(out), "--no-location",
-                    "--omit-header", str(ROOT)], check=True, capture_output=True, cwd=ROOT)
+                    str(ROOT / "babel.cfg"), "-k", "_l", "-k", "N_", "-o", str(out),
+                    "--no-location", "--omit-header", str(ROOT)], check=True,
+                   capture_output=True, cwd=ROOT)
     return load(out)
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from flask import Blueprint, current_app, request
 
 from db import accounts
 from db import cases as case_store
 from web.auth import check, current_user, require
-from web.gateway import ActionRefused
+from web.commands import perform_action
+from web.gateway import ActionRefused, CaseNotRunning
 from web.idempotency import idempotent
 from web.pagination import decode_cursor, encode_cursor
 from web.problems import Problem
@@ -23,25 +23,9 @@ from web.schemas import (
     TriageRequestSchema,
     UserCreateSchema,
 )
-from workflows.case.workflow import CaseWorkflow
-from workflows.case.contracts import (
-    LOCALES,
-    Actor,
-    AnalyzeInput,
-    ApproveInput,
-    AssignInput,
-    CaseInput,
-    CaseItem,
-    ConfirmInput,
-    Customer,
-    InspectInput,
-    NoteInput,
-    ReasonInput,
-    RequestInfoInput,
-    Resolution,
-    ResolveInput,
-    RevisitInput,
-)
+from workflows.case.contracts import CaseInput, CaseItem, Customer
+from workflows.case.lifecycle import BY_NAME
+from workflows.case.vocabulary import LOCALES
 
 api = Blueprint("api", __name__)
 
@@ -160,70 +144,20 @@ def act(case_id: str, action: str):
     if action not in ACTION_SCHEMAS:
         current_user()
         raise Problem(404, "Not found", f"no action '{action}'")
-    if action != "assign":
-        check(f"cases.{action}")
+    check(BY_NAME[action].permission)
     data = ACTION_SCHEMAS[action]().load(json_body())
-    perform_action(case_id, action, data)
+    try:
+        result = perform_action(case_id, action, data)
+    except CaseNotRunning:
+        with state().sessions() as session:
+            if case_store.get_case(session, case_id) is None:
+                raise Problem(404, "Not found", f"no case {case_id}") from None
+        raise
+    # The update returns once its change is in the read model: one read answers.
     with state().sessions() as session:
-        row = case_store.get_case(session, case_id)
-        assert row is not None
+        row = case_store.get_case(session, result.case_id)
+        assert row is not None and row.version >= result.version
         return case_json(row, case_store.timeline(session, case_id))
-
-
-def perform_action(case_id: str, action: str, data: dict) -> None:
-    """Check the caller's right to `action` (body already loaded by its schema) and send
-    it to the case; shared by the API and the desk's forms. Raises Problem,
-    ActionRefused, CaseNotRunning or TemporalUnavailable."""
-    check("cases.assign.self" if action == "assign" and data["assignee"] ==
-          current_user().name else "cases.assign.others" if action == "assign"
-          else f"cases.{action}")
-    st = state()
-    with st.sessions() as session:
-        if case_store.get_case(session, case_id) is None:
-            raise Problem(404, "Not found", f"no case {case_id}")
-        if action == "assign":
-            assignee = accounts.get_user(session, data["assignee"])
-            if assignee is None or not assignee.active:
-                raise Problem(422, "Invalid request", "no such active user",
-                              errors={"assignee": [f"no active user '{data['assignee']}'"]})
-    user = current_user()
-    update, arg = action_update(action, Actor(user.name, user.role), data)
-    st.gateway.act(case_id, update, arg)  # refusals become problems app-wide
-
-
-def action_update(action: str, actor: Actor, data: dict) -> tuple[Any, Any]:
-    """The workflow update and its input for an action body that passed its schema."""
-    if action == "assign":
-        return CaseWorkflow.assign, AssignInput(actor, data["assignee"])
-    if action == "confirm":
-        return CaseWorkflow.confirm, ConfirmInput(actor, data["note"], data["priority"],
-                                                  data["kind"])
-    if action in ("reject", "escalate", "reopen", "cancel"):
-        update = {"reject": CaseWorkflow.reject, "escalate": CaseWorkflow.escalate,
-                  "reopen": CaseWorkflow.reopen, "cancel": CaseWorkflow.cancel}[action]
-        return update, ReasonInput(actor, data["reason"])
-    if action == "analyze":
-        return CaseWorkflow.analyze, AnalyzeInput(actor, data["root_cause"],
-                                                  data["responsible_party"], data["note"])
-    if action == "resolve":
-        res = data["resolution"]
-        resolution = Resolution(
-            type=res["type"], amount=res["amount"],
-            items=[CaseItem(**item) for item in res["items"]],
-            coupon_code=res["coupon_code"], points=res["points"], note=data["note"],
-        )
-        return CaseWorkflow.resolve, ResolveInput(actor, resolution, data["note"])
-    if action == "inspect":
-        return CaseWorkflow.inspect, InspectInput(actor, data["passed"], data["note"])
-    if action == "request-info":
-        return CaseWorkflow.request_info, RequestInfoInput(actor, data["question"])
-    if action == "note":
-        return CaseWorkflow.note, NoteInput(actor, data["text"])
-    if action == "approve":
-        return CaseWorkflow.approve, ApproveInput(actor, data["note"])
-    if action == "revisit":
-        return CaseWorkflow.revisit, RevisitInput(actor, data["outcome"], data["note"])
-    raise KeyError(action)
 
 
 @api.post("/triage")

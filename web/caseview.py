@@ -1,23 +1,25 @@
 """What the pages show of a case: urgency, stage progress, breaches, and the actions
 this user can take now.
 
-The action list mirrors the workflow's validators (stage, role, what the resolution
-waits for), so the case page never offers a button that can only fail; the workflow
-still has the last word and its refusal is shown if the case moved meanwhile.
+The action list is the action table's (workflows/case/lifecycle.py), asked about the
+case state the read model holds.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
+from temporalio.converter import value_to_type
 
+from aftersales.converter import DataclassConverter
 from db.cases import as_utc
 from db.models import Case
-from web.auth import PERMISSIONS
 from web.representation import SYSTEM_NAMES
-from workflows.case.contracts import ACTION_STAGES, OPEN_STAGES, REOPEN_WINDOW_DAYS
+from workflows.case.contracts import Actor, CaseState
+from workflows.case.lifecycle import ACTIONS, BY_NAME, available
+from workflows.case.vocabulary import OPEN_STAGES
 
 # The customer's six steps, in plain words (受理 → 确认 → 分析 → 处理 → 评价 → 回访).
 PROGRESS = ("record", "confirm", "analyze", "resolve", "feedback", "revisit")
@@ -107,21 +109,9 @@ OUTCOME_NAMES = {
     "unsatisfied": _l("Unsatisfied (reopen)"),
     "unreachable": _l("Unreachable"),
 }
-ACTION_NAMES = {
-    "assign": _l("Assign"),
-    "confirm": _l("Confirm"),
-    "reject": _l("Reject"),
-    "analyze": _l("Record the analysis"),
-    "resolve": _l("Resolve"),
-    "inspect": _l("Inspect returned goods"),
-    "request-info": _l("Ask the customer"),
-    "note": _l("Add a note"),
-    "escalate": _l("Escalate"),
-    "approve": _l("Approve the refund"),
-    "revisit": _l("Record the follow-up call"),
-    "reopen": _l("Reopen"),
-    "cancel": _l("Cancel the case"),
-}
+# What the pages call each action: the label of its row in the action table,
+# translated (babel.cfg extracts the table's labels).
+ACTION_NAMES = {action.name: _l(action.label) for action in ACTIONS}
 EVENT_NAMES = {
     "created": _l("opened the case"),
     "recorded": _l("recorded it"),
@@ -141,6 +131,7 @@ EVENT_NAMES = {
     "info_requested": _l("asked the customer"),
     "customer_replied": _l("the customer answered"),
     "note": _l("note"),
+    "tagged": _l("changed the tags"),
     "escalated": _l("escalated"),
     "assigned": _l("assigned"),
     "logistics_exception": _l("courier exception"),
@@ -225,11 +216,6 @@ ROLE_NAMES = {
     "supervisor": _l("supervisor"),
     "admin": _l("admin"),
 }
-# The order the forms appear in on the case page: the stage's main step first.
-ACTION_ORDER = ("confirm", "analyze", "resolve", "approve", "inspect", "revisit",
-                "request-info", "assign", "note", "escalate", "reopen", "reject", "cancel")
-
-
 @dataclass(frozen=True)
 class Urgency:
     """How a case reads at a glance: `overdue`, `risk` (≥75 % of a target used),
@@ -286,40 +272,21 @@ def open_breach(row: Case, now: datetime) -> dict | None:
     return None
 
 
+def case_state(row: Case) -> CaseState:
+    """The case state the workflow last wrote, read back from the row's snapshot (rows
+    written before a field existed get its default)."""
+    return value_to_type(CaseState, {**row.data, "status_token": ""}, _CONVERTERS)
+
+
 def available_actions(row: Case, role: str, user: str, now: datetime) -> list[str]:
-    """The actions this user can take on this case right now, in page order."""
-    data = row.data
-    resolution = data.get("resolution") or {}
-    running = resolution.get("state") in ("planned", "running")
-    awaiting = resolution.get("awaiting")
-    actions = []
-    for action in ACTION_ORDER:
-        if row.stage not in ACTION_STAGES[action]:
-            continue
-        permission = "cases.assign.self" if action == "assign" else f"cases.{action}"
-        if role not in PERMISSIONS[permission]:
-            continue
-        if action == "assign" and role not in PERMISSIONS["cases.assign.others"] \
-                and row.assignee == user:
-            continue  # a handler can only take a case; it is already theirs
-        if action == "resolve" and running:
-            continue
-        if action == "inspect" and awaiting != "inspection":
-            continue
-        if action == "approve" and awaiting != "approval":
-            continue
-        if action == "request-info" and data.get("pending_question") is not None:
-            continue
-        if action == "cancel" and resolution.get("state") == "running":
-            continue
-        if action in ("note", "reopen") and row.stage == "closed" and (
-                row.closed_at is None or
-                as_utc(row.closed_at) + timedelta(days=REOPEN_WINDOW_DAYS) <= now):
-            continue  # the workflow has ended; it takes no more actions
-        if action == "note" and row.stage == "cancelled":
-            continue
-        actions.append(action)
-    return actions
+    """The actions this user can take on this case right now, in page order: the
+    action table's own rules on the state as last written, so the case page never
+    offers a button that can only fail (the workflow still has the last word, and its
+    refusal is shown if the case moved meanwhile)."""
+    return [a.name for a in available(case_state(row), Actor(user, role), now)]
+
+
+_CONVERTERS = [DataclassConverter()]
 
 
 def register(app) -> None:
@@ -328,7 +295,8 @@ def register(app) -> None:
         KIND_NAMES=KIND_NAMES, STAGE_NAMES=STAGE_NAMES, STATUS_NAMES=STATUS_NAMES,
         CLOCK_NAMES=CLOCK_NAMES, ROOT_CAUSE_NAMES=ROOT_CAUSE_NAMES, PARTY_NAMES=PARTY_NAMES,
         RESOLUTION_NAMES=RESOLUTION_NAMES, OUTCOME_NAMES=OUTCOME_NAMES,
-        ACTION_NAMES=ACTION_NAMES, ROLE_NAMES=ROLE_NAMES, EVENT_NAMES=EVENT_NAMES,
+        ACTION_NAMES=ACTION_NAMES, ACTION_TABLE=BY_NAME, ROLE_NAMES=ROLE_NAMES,
+        EVENT_NAMES=EVENT_NAMES,
         CHANNEL_NAMES=CHANNEL_NAMES, TIER_NAMES=TIER_NAMES,
         ORDER_STATUS_NAMES=ORDER_STATUS_NAMES, PAYMENT_NAMES=PAYMENT_NAMES,
         ACTOR_NAMES=ACTOR_NAMES, PARCEL_WORDS=PARCEL_WORDS, STEP_NAMES=STEP_NAMES,

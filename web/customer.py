@@ -5,18 +5,17 @@ them. The forms carry CSRF tokens like every other form."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 
 from web.caseview import field_label, progress
+from web.commands import customer_action
 from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
 from web.problems import Problem, flatten_errors
 from web.representation import CUSTOMER_EVENTS, customer_json
 from web.schemas import FeedbackSchema, ReplySchema
 from web.status import lookup_link
-from workflows.case.workflow import CaseWorkflow
-from workflows.case.contracts import FeedbackInput, ReplyInput
 
 customer = Blueprint("customer", __name__)
 
@@ -55,17 +54,17 @@ def page(token: str):
 @customer.post("/s/<token>/rate")
 def rate(token: str):
     def build():
-        return CaseWorkflow.feedback, FeedbackInput(**FeedbackSchema().load({
+        return "feedback", FeedbackSchema().load({
             "rating": _int(request.form.get("rating")),
-            "comment": (request.form.get("comment") or "").strip()}))
+            "comment": (request.form.get("comment") or "").strip()})
     return _send(token, build, _("Thank you for your rating."))
 
 
 @customer.post("/s/<token>/answer")
 def answer(token: str):
     def build():
-        return CaseWorkflow.reply, ReplyInput(**ReplySchema().load({
-            "message": (request.form.get("message") or "").strip()}))
+        return "reply", ReplySchema().load({
+            "message": (request.form.get("message") or "").strip()})
     return _send(token, build, _("Thank you, we have your answer."))
 
 
@@ -77,8 +76,8 @@ def _send(token: str, build, thanks: str):
     if row is None:
         return _gone(why or "unknown")
     try:
-        update, arg = build()
-        current_app.extensions["aftersales"].gateway.act(row.id, update, arg)
+        action, data = build()
+        customer_action(row.id, action, data)
     except ValidationError as err:
         for field in flatten_errors(err.messages):
             flash(_("Check “%(field)s”: it is missing or not valid.",

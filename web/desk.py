@@ -16,10 +16,10 @@ from pathlib import Path
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from marshmallow import ValidationError
+from marshmallow.fields import List
 
 from db import accounts
 from db import cases as case_store
-from web.api import perform_action
 from web.caseview import (
     ACTION_NAMES,
     available_actions,
@@ -27,12 +27,14 @@ from web.caseview import (
     open_breach,
     progress,
 )
+from web.commands import perform_action
 from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
 from web.i18n import current_lang
 from web.pages import staff_page
 from web.problems import Problem, flatten_errors
 from web.schemas import ACTION_SCHEMAS
-from workflows.case.contracts import KINDS, PRIORITIES, STAGES
+from workflows.case.contracts import MAX_TAG_LENGTH
+from workflows.case.vocabulary import KINDS, PRIORITIES, STAGES
 
 desk = Blueprint("desk", __name__)
 REPLIES_FILE = Path(__file__).parent / "content" / "replies.toml"
@@ -57,6 +59,7 @@ def queue():
         "priority": args.get("priority") if args.get("priority") in PRIORITIES else None,
         "stage": args.get("stage") if args.get("stage") in STAGES else None,
         "q": (args.get("q") or "").strip()[:100] or None,
+        "tag": (args.get("tag") or "").strip()[:MAX_TAG_LENGTH] or None,
         "overdue": True if args.get("overdue") == "1" else None,
     }
     with state().sessions() as session:
@@ -163,8 +166,15 @@ def form_body(action: str, form) -> dict:
         passed = form.get("passed")
         return {**({"passed": passed == "yes"} if passed in ("yes", "no") else {}),
                 **pick("note")}
-    fields = ACTION_SCHEMAS[action]().fields
-    return pick(*fields)
+    body: dict = {}
+    for name, schema_field in ACTION_SCHEMAS[action]().fields.items():
+        if isinstance(schema_field, List):
+            # A list field: repeated inputs (checkboxes) or one comma-separated text.
+            body[name] = [v.strip() for raw in form.getlist(name) for v in raw.split(",")
+                          if v.strip()]
+        elif (value := text(name)) is not None:
+            body[name] = value
+    return body
 
 
 def _int(value: str | None) -> int | str | None:

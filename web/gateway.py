@@ -24,8 +24,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from aftersales.settings import Settings
 from aftersales.temporal import connect
+from workflows.case.contracts import CaseInput, CaseSnapshot, UpdateResult, workflow_id
 from workflows.case.workflow import CaseWorkflow
-from workflows.case.contracts import CaseInput, CaseSnapshot, UpdateResult
 
 T = TypeVar("T")
 CONNECT_TIMEOUT = 5.0
@@ -47,10 +47,6 @@ class ActionRefused(Exception):
         super().__init__(message)
         self.kind = kind
         self.message = message
-
-
-def workflow_id(case_id: str) -> str:
-    return f"case-{case_id}"
 
 
 class CaseGateway:
@@ -128,13 +124,14 @@ class CaseGateway:
 
         return self._call(start())
 
-    def act(self, case_id: str, update: Any, arg: Any) -> UpdateResult:
-        """Send one update to a running case and return its result."""
+    def act(self, case_id: str, update: str, arg: Any) -> UpdateResult:
+        """Send one update, by its name in the action table, to a running case and
+        return its result."""
 
         async def send() -> UpdateResult:
             client = await self._get_client()
             handle = client.get_workflow_handle(workflow_id(case_id))
-            return await handle.execute_update(update, arg)
+            return await handle.execute_update(update, arg, result_type=UpdateResult)
 
         return self._call(send())
 

@@ -11,7 +11,7 @@ from marshmallow import Schema
 from web import schemas as s
 from web.auth import PERMISSIONS
 from web.reports import ReportQuery
-from workflows.case.contracts import ACTION_STAGES
+from workflows.case.lifecycle import BY_NAME, STAFF_ACTIONS
 
 openapi = Blueprint("openapi", __name__)
 
@@ -33,24 +33,6 @@ IDEMPOTENCY_HEADER = {
                    "with another body: 409.",
     "schema": {"type": "string", "minLength": 1, "maxLength": 200},
 }
-ACTION_DOCS = {
-    "assign": (s.AssignSchema, "Give the case to a user (handlers: only themselves)"),
-    "confirm": (s.ConfirmSchema, "First response: accept, optionally correcting kind and "
-                                 "priority"),
-    "reject": (s.ReasonSchema, "Decline the case at confirm; it ends cancelled"),
-    "analyze": (s.AnalyzeSchema, "Record root cause and responsible party"),
-    "resolve": (s.ResolveSchema, "Choose and run the resolution"),
-    "inspect": (s.InspectSchema, "Record the inspection of returned goods"),
-    "request-info": (s.RequestInfoSchema, "Ask the customer; pauses the SLA clocks"),
-    "note": (s.NoteSchema, "Add an internal note to the timeline"),
-    "escalate": (s.ReasonSchema, "Escalate to the supervisors"),
-    "approve": (s.ApproveSchema, "Supervisor approval of a refund above the limit"),
-    "revisit": (s.RevisitSchema, "Record the revisit call; unsatisfied reopens the case"),
-    "reopen": (s.ReasonSchema, "Reopen a case back to analyze"),
-    "cancel": (s.ReasonSchema, "Cancel an open case"),
-}
-
-
 def _problems(*codes: int) -> dict:
     out = {}
     for code in codes:
@@ -136,14 +118,13 @@ def build_spec() -> dict:
         "description": _roles("cases.read"), "security": secured, "parameters": [case_id],
         "responses": {"200": _json("Case", "The case"), **_problems(401, 403, 404, 503)},
     }})
-    for action, (action_schema, summary) in ACTION_DOCS.items():
-        permission = "cases.assign.self" if action == "assign" else f"cases.{action}"
-        spec.path(f"/api/v1/cases/{{case_id}}/{action}", operations={"post": {
-            "summary": summary,
-            "description": f"{_roles(permission)} Allowed in stages: "
-                           f"{', '.join(ACTION_STAGES[action])}.",
+    for action in STAFF_ACTIONS:
+        spec.path(f"/api/v1/cases/{{case_id}}/{action.name}", operations={"post": {
+            "summary": action.summary,
+            "description": f"{_roles(action.permission)} Allowed in stages: "
+                           f"{', '.join(action.stages)}.",
             "security": secured, "parameters": [case_id, IDEMPOTENCY_HEADER],
-            "requestBody": _body(action_schema),
+            "requestBody": _body(s.ACTION_SCHEMAS[action.name]),
             "responses": {"200": _json("Case", "The case after the action"),
                           **_problems(400, 401, 403, 404, 409, 422, 503)},
         }})
@@ -152,10 +133,10 @@ def build_spec() -> dict:
         "responses": {"200": _json("CustomerView", "The case as the customer sees it"),
                       **_problems(404, 429, 503)},
     }})
-    for name, body_name, summary in (("feedback", "Feedback", "Rate the outcome, 1-5"),
-                                     ("reply", "Reply", "Answer the handler's question")):
+    for name, body_name in (("feedback", "Feedback"), ("reply", "Reply")):
         spec.path(f"/api/v1/status/{{token}}/{name}", operations={"post": {
-            "summary": summary, "parameters": [token], "requestBody": _body(body_name),
+            "summary": BY_NAME[name].summary, "parameters": [token],
+            "requestBody": _body(body_name),
             "responses": {"200": _json("CustomerView", "The case as the customer sees it"),
                           **_problems(400, 404, 409, 422, 429, 503)},
         }})

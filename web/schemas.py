@@ -9,7 +9,26 @@ from decimal import Decimal
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from workflows.case.contracts import (
+    MAX_TAG_LENGTH,
+    MAX_TAGS,
+    AnalyzeInput,
+    ApproveInput,
+    AssignInput,
+    ConfirmInput,
+    FeedbackInput,
+    InspectInput,
+    NoteInput,
+    ReasonInput,
+    ReplyInput,
+    RequestInfoInput,
+    ResolveInput,
+    RevisitInput,
+    TagInput,
+)
+from workflows.case.lifecycle import STAFF_ACTIONS
+from workflows.case.vocabulary import (
     CHANNELS,
+    GOODS_RESOLUTIONS,
     KINDS,
     LOCALES,
     PRIORITIES,
@@ -71,6 +90,7 @@ class CaseListQuery(Schema):
     overdue = fields.Boolean()
     escalation_risk = fields.Boolean()
     q = fields.String(validate=validate.Length(min=1, max=100))
+    tag = fields.String(validate=validate.Length(min=1, max=MAX_TAG_LENGTH))
     created_from = fields.AwareDateTime(default_timezone=UTC)
     created_to = fields.AwareDateTime(default_timezone=UTC)
     sort = fields.String(load_default="due", validate=validate.OneOf(("due", "created",
@@ -99,20 +119,24 @@ class UserCreateSchema(Schema):
 
 
 class AssignSchema(Schema):
+    contract = AssignInput
     assignee = fields.String(required=True, validate=ID)
 
 
 class ConfirmSchema(Schema):
+    contract = ConfirmInput
     note = fields.String(required=True, validate=TEXT)
     priority = fields.String(load_default=None, validate=validate.OneOf(PRIORITIES))
     kind = fields.String(load_default=None, validate=validate.OneOf(KINDS))
 
 
 class ReasonSchema(Schema):
+    contract = ReasonInput
     reason = fields.String(required=True, validate=TEXT)
 
 
 class AnalyzeSchema(Schema):
+    contract = AnalyzeInput
     root_cause = fields.String(required=True, validate=validate.OneOf(ROOT_CAUSES))
     responsible_party = fields.String(required=True,
                                       validate=validate.OneOf(RESPONSIBLE_PARTIES))
@@ -137,43 +161,73 @@ class ResolutionSchema(Schema):
                                   "(a partial refund)", "coupon_code")
         if kind in ("refund",) and not data.get("amount"):
             raise ValidationError("a refund needs an amount", "amount")
-        if kind in ("return_refund", "exchange", "repair") and not data.get("items"):
+        if kind in GOODS_RESOLUTIONS and not data.get("items"):
             raise ValidationError(f"a {kind} needs the items that move", "items")
 
 
 class ResolveSchema(Schema):
+    contract = ResolveInput
     resolution = fields.Nested(ResolutionSchema, required=True)
     note = fields.String(load_default="", validate=OPTIONAL_TEXT)
 
 
 class InspectSchema(Schema):
+    contract = InspectInput
     passed = fields.Boolean(required=True, truthy={True}, falsy={False})
     note = fields.String(load_default="", validate=OPTIONAL_TEXT)
 
 
 class RequestInfoSchema(Schema):
+    contract = RequestInfoInput
     question = fields.String(required=True, validate=TEXT)
 
 
 class NoteSchema(Schema):
+    contract = NoteInput
     text = fields.String(required=True, validate=TEXT)
 
 
+def _tag(value: str) -> None:
+    if not value.strip() or value != value.strip():
+        raise ValidationError("a tag is a word or short phrase, without leading or "
+                              "trailing spaces")
+    if any(ch in value for ch in ",\r\n\t"):
+        raise ValidationError("a tag has no commas, tabs or line breaks")
+
+
+TAG = fields.String(validate=[validate.Length(min=1, max=MAX_TAG_LENGTH), _tag])
+
+
+class TagSchema(Schema):
+    contract = TagInput
+    add = fields.List(TAG, load_default=list, validate=validate.Length(max=MAX_TAGS))
+    remove = fields.List(TAG, load_default=list, validate=validate.Length(max=MAX_TAGS))
+
+    @validates_schema
+    def something_to_do(self, data: dict, **kwargs) -> None:
+        if not data["add"] and not data["remove"]:
+            raise ValidationError("name at least one tag to add or remove", "add")
+
+
 class ApproveSchema(Schema):
+    contract = ApproveInput
     note = fields.String(load_default="", validate=OPTIONAL_TEXT)
 
 
 class RevisitSchema(Schema):
+    contract = RevisitInput
     outcome = fields.String(required=True, validate=validate.OneOf(REVISIT_OUTCOMES))
     note = fields.String(load_default="", validate=OPTIONAL_TEXT)
 
 
 class FeedbackSchema(Schema):
+    contract = FeedbackInput
     rating = fields.Integer(required=True, strict=True, validate=validate.Range(1, 5))
     comment = fields.String(load_default="", validate=OPTIONAL_TEXT)
 
 
 class ReplySchema(Schema):
+    contract = ReplyInput
     message = fields.String(required=True, validate=TEXT)
 
     @validates("message")
@@ -200,21 +254,12 @@ class TriageRequestSchema(Schema):
                                   "symbols or emoji)")
 
 
+# The body schema of each staff action, found by the input dataclass its table row
+# names (workflows/case/lifecycle.py): a new action needs only its schema above.
+_BY_CONTRACT = {contract: cls for cls in Schema.__subclasses__()
+                if (contract := getattr(cls, "contract", None)) is not None}
 ACTION_SCHEMAS: dict[str, type[Schema]] = {
-    "assign": AssignSchema,
-    "confirm": ConfirmSchema,
-    "reject": ReasonSchema,
-    "analyze": AnalyzeSchema,
-    "resolve": ResolveSchema,
-    "inspect": InspectSchema,
-    "request-info": RequestInfoSchema,
-    "note": NoteSchema,
-    "escalate": ReasonSchema,
-    "approve": ApproveSchema,
-    "revisit": RevisitSchema,
-    "reopen": ReasonSchema,
-    "cancel": ReasonSchema,
-}
+    action.name: _BY_CONTRACT[action.input] for action in STAFF_ACTIONS}
 
 
 # ---------------------------------------------------------------- responses
@@ -320,6 +365,7 @@ class CaseSchema(Schema):
     waiting_on = fields.String(required=True, allow_none=True)
     triage = fields.Nested(TriageSchema, required=True, allow_none=True)
     closed_at = fields.DateTime(required=True, allow_none=True)
+    tags = fields.List(fields.String(), required=True)
     customer_url = fields.String(required=True)
     version = fields.Integer(required=True)
     timeline = fields.List(fields.Nested(TimelineEventSchema))

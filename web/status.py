@@ -9,11 +9,10 @@ from flask import Blueprint, current_app, request
 from db import cases as case_store
 from db.cases import as_utc
 from web.api import json_body
+from web.commands import customer_action
 from web.problems import Problem
 from web.representation import customer_json
 from web.schemas import FeedbackSchema, ReplySchema
-from workflows.case.workflow import CaseWorkflow
-from workflows.case.contracts import FeedbackInput, ReplyInput
 
 status = Blueprint("status", __name__)
 LINK_LIFETIME_AFTER_CLOSE = timedelta(days=30)
@@ -54,17 +53,17 @@ def view(token: str):
 @status.post("/api/v1/status/<token>/feedback")
 def feedback(token: str):
     data = FeedbackSchema().load(json_body())
-    return _send(token, CaseWorkflow.feedback, FeedbackInput(data["rating"], data["comment"]))
+    return _send(token, "feedback", data)
 
 
 @status.post("/api/v1/status/<token>/reply")
 def reply(token: str):
     data = ReplySchema().load(json_body())
-    return _send(token, CaseWorkflow.reply, ReplyInput(data["message"]))
+    return _send(token, "reply", data)
 
 
-def _send(token: str, update, arg):
+def _send(token: str, action: str, data: dict):
     row, _ = _case_for(token)
-    current_app.extensions["aftersales"].gateway.act(row.id, update, arg)
+    customer_action(row.id, action, data)
     row, events = _case_for(token)
     return customer_json(row, events)

@@ -13,18 +13,18 @@ from flask_babel import ngettext
 from db import accounts
 from db import cases as case_store
 from db.reports import ReportFilter, summary
-from web.api import perform_action
 from web.caseview import open_breach
 from web.charts import supervisor_report
+from web.commands import perform_action
 from web.desk import PER_PAGE, page_context, state
 from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
 from web.pages import staff_page
 from web.problems import Problem
 from web.reports import to_csv
-from workflows.case.contracts import KINDS
+from workflows.case.vocabulary import KINDS, MANAGERS
 
 supervisor = Blueprint("supervisor", __name__)
-MANAGERS = ("supervisor", "admin")
+
 
 
 @supervisor.get("/supervisor")

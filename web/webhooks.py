@@ -19,7 +19,6 @@ from db import cases as case_store
 from web.api import case_input
 from web.gateway import ActionRefused, CaseNotRunning
 from web.problems import Problem
-from workflows.case.workflow import CaseWorkflow
 from workflows.case.contracts import CourierEvent, Customer, LogisticsException
 
 webhooks = Blueprint("webhooks", __name__)
@@ -76,7 +75,7 @@ def courier():
                          status=data["status"], at=data["at"],
                          detail=data["detail"] or "")
     try:
-        state.gateway.signal(data["reference"], CaseWorkflow.courier_event, event)
+        state.gateway.signal(data["reference"], "courier_event", event)
     except CaseNotRunning:
         return {"accepted": False, "reason": "the case has ended"}, 202
     return {"accepted": True}, 202
@@ -105,7 +104,7 @@ def _order_parcel_exception(state, data: dict):
         open_ids, opened = [inp.case_id], inp.case_id
     for case_id in open_ids:
         try:
-            state.gateway.signal(case_id, CaseWorkflow.logistics_exception, event)
+            state.gateway.signal(case_id, "logistics_exception", event)
         except CaseNotRunning:
             continue
     return {"accepted": True, "cases": open_ids, "opened": opened}, 202

@@ -56,28 +56,11 @@ from workflows.case.vocabulary import (
 from workflows.case.vocabulary import (
     TIERS as TIERS,
 )
+from workflows.case.vocabulary import Stage, Status
 from workflows.case.vocabulary import (
     raise_priority as raise_priority,
 )
 from workflows.sla import SlaPolicy
-
-# Stages in which an action may be taken. "open" means any stage in OPEN_STAGES.
-ACTION_STAGES: dict[str, tuple[str, ...]] = {
-    "assign": OPEN_STAGES,
-    "confirm": ("confirm",),
-    "reject": ("confirm",),
-    "analyze": ("analyze",),
-    "resolve": ("resolve",),
-    "inspect": ("resolve",),
-    "request-info": ("confirm", "analyze", "resolve"),
-    "note": STAGES,
-    "escalate": OPEN_STAGES,
-    "approve": ("resolve",),
-    "revisit": ("revisit",),
-    "reopen": ("feedback", "revisit", "closed"),
-    "cancel": OPEN_STAGES,
-}
-ACTIONS = tuple(ACTION_STAGES)
 
 
 def workflow_id(case_id: str) -> str:
@@ -237,61 +220,6 @@ class Resolution:
 
 
 @dataclass
-class CaseSnapshot:
-    """The case as the read model stores it; written by the projection activity."""
-
-    case_id: str
-    version: int
-    kind: str
-    channel: str
-    stage: str
-    status: str
-    priority: str
-    priority_reasons: list[str]
-    assignee: str | None
-    order_id: str
-    customer: Customer
-    items: list[CaseItem]
-    description: str
-    created_at: datetime
-    updated_at: datetime
-    stage_due_at: datetime | None
-    resolution_due_at: datetime | None
-    overdue: bool
-    status_token: str
-    customer_url: str
-    repeat_of: str | None = None
-    order: OrderSnapshot | None = None
-    clocks: list[StageClock] = field(default_factory=list)
-    breaches: list[dict] = field(default_factory=list)
-    analysis: dict | None = None
-    resolution: Resolution | None = None
-    rating: int | None = None
-    rating_comment: str | None = None
-    pending_question: str | None = None
-    revisit_due_at: datetime | None = None
-    feedback_due_at: datetime | None = None
-    closed_at: datetime | None = None
-    reopen_count: int = 0
-    sla_policy: dict = field(default_factory=dict)
-    eligibility: dict = field(default_factory=dict)
-    parcels: dict = field(default_factory=dict)
-    # A resolution the system proposes to the handler (e.g. after a lost parcel).
-    proposal: dict | None = None
-    # For the reports: first response, last resolution, money and points given.
-    confirmed_at: datetime | None = None
-    resolved_at: datetime | None = None
-    refunded: str = "0.00"
-    compensation_points: int = 0
-    # The retailer system a step is waiting on, while it does not answer.
-    waiting_on: str | None = None
-    # When a running target reaches AT_RISK_SHARE (the supervisor's "at risk" list).
-    at_risk_at: datetime | None = None
-    # The triage model's suggestions at intake (None for cases opened before triage).
-    triage: Triage | None = None
-
-
-@dataclass
 class TriageRequest:
     """What triage reads: the customer's words and where they came from."""
 
@@ -333,6 +261,79 @@ class Triage:
     notes: list[str] = field(default_factory=list)
     model_version: str = ""
     elapsed_ms: float = 0.0
+
+
+@dataclass
+class CaseState:
+    """Everything a case is, in one place: the workflow holds one of these and changes
+    only it, the snapshot the read model stores is this plus a few derived fields, and
+    the web reads it back to decide what a user may do now (workflows/case/lifecycle.py).
+    """
+
+    case_id: str
+    kind: str
+    channel: str
+    order_id: str
+    customer: Customer
+    items: list[CaseItem]
+    description: str
+    status_token: str
+    customer_url: str
+    created_at: datetime | None = None
+    stage: str = Stage.RECORD
+    status: str = Status.OPEN
+    priority: str = "P3"
+    priority_reasons: list[str] = field(default_factory=list)
+    assignee: str | None = None
+    repeat_of: str | None = None
+    order: OrderSnapshot | None = None
+    clocks: list[StageClock] = field(default_factory=list)
+    breaches: list[dict] = field(default_factory=list)
+    analysis: dict | None = None
+    resolution: Resolution | None = None
+    rating: int | None = None
+    rating_comment: str | None = None
+    pending_question: str | None = None
+    revisit_due_at: datetime | None = None
+    feedback_due_at: datetime | None = None
+    closed_at: datetime | None = None
+    reopen_count: int = 0
+    eligibility: dict = field(default_factory=lambda: {"eligible": True, "reasons": []})
+    parcels: dict = field(default_factory=dict)
+    # A resolution the system proposes to the handler (e.g. after a lost parcel).
+    proposal: dict | None = None
+    # For the reports: first response, last resolution, money and points given.
+    confirmed_at: datetime | None = None
+    resolved_at: datetime | None = None
+    refunded: str = "0.00"
+    compensation_points: int = 0
+    # The retailer system a step is waiting on, while it does not answer.
+    waiting_on: str | None = None
+    # The triage model's suggestions at intake (None for cases opened before triage).
+    triage: Triage | None = None
+    # Free-text tags staff put on the case (the `tag` action).
+    tags: list[str] = field(default_factory=list)
+    # The workflow's own bookkeeping, kept with the rest so nothing lives beside it.
+    revisit_notified: bool = False
+    inspection: dict | None = None
+    resolution_attempt: int = 0
+    courier_events_seen: list[str] = field(default_factory=list)
+    logistics_events_seen: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CaseSnapshot(CaseState):
+    """The case as the read model stores it: the state plus what follows from it at
+    the moment of the write (deadlines, overdue, the write's version)."""
+
+    version: int = 0
+    updated_at: datetime | None = None
+    stage_due_at: datetime | None = None
+    resolution_due_at: datetime | None = None
+    overdue: bool = False
+    # When a running target reaches AT_RISK_SHARE (the supervisor's "at risk" list).
+    at_risk_at: datetime | None = None
+    sla_policy: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -521,6 +522,18 @@ class NoteInput:
     text: str
 
 
+# Free-text tags on a case (the `tag` action): how many, and how long each.
+MAX_TAGS = 20
+MAX_TAG_LENGTH = 40
+
+
+@dataclass
+class TagInput:
+    actor: Actor
+    add: list[str] = field(default_factory=list)
+    remove: list[str] = field(default_factory=list)
+
+
 @dataclass
 class ApproveInput:
     actor: Actor
@@ -563,3 +576,31 @@ class CaseResult:
     stage: str
     recorded: bool
     error: str | None = None
+
+
+# --- The activities the case calls, by name: the workflow never imports activity code.
+
+
+@dataclass(frozen=True)
+class ActivityRef:
+    """An activity's registered name, the type it returns and the retailer system it
+    talks to (shown on the case while that system does not answer)."""
+
+    name: str
+    result: type | None
+    system: str = ""
+
+
+LOOKUP_ORDER = ActivityRef("lookup_order", OrderSnapshot, "order system")
+GRANT_COMPENSATION = ActivityRef("grant_compensation", CompensationReceipt, "order system")
+REFUND_PAYMENT = ActivityRef("refund_payment", RefundReceipt, "order system")
+RESERVE_STOCK = ActivityRef("reserve_stock", Reservation, "inventory system")
+RELEASE_RESERVATION = ActivityRef("release_reservation", Reservation, "inventory system")
+SHIP_RESERVATION = ActivityRef("ship_reservation", Reservation, "inventory system")
+RESTOCK = ActivityRef("restock", str, "inventory system")
+WRITE_OFF = ActivityRef("write_off", str, "inventory system")
+CREATE_WAYBILL = ActivityRef("create_waybill", Waybill, "courier system")
+CANCEL_WAYBILL = ActivityRef("cancel_waybill", Waybill, "courier system")
+PROJECT_CASE = ActivityRef("project_case", None)
+DELIVER_NOTIFICATIONS = ActivityRef("deliver_notifications", DeliveryResult)
+TRIAGE_CASE = ActivityRef("triage_case", Triage)

@@ -10,38 +10,46 @@ the case's deadline timers keep firing meanwhile.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from decimal import Decimal
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
-with workflow.unsafe.imports_passed_through():
-    from activities.courier_system import CourierActivities
-    from activities.inventory_system import InventoryActivities
-    from activities.order_system import OrderActivities
-    from workflows.case import clocks
-    from workflows.case.contracts import (
-        Address,
-        CaseItem,
-        CompensationRequest,
-        CourierEvent,
-        RefundRequest,
-        Reservation,
-        ReservationRequest,
-        Resolution,
-        StockMovement,
-        Waybill,
-        WaybillRequest,
-    )
-    from workflows.case.saga import Saga, error_message, error_type
-    from workflows.sla import ALWAYS_OPEN, BusinessCalendar, CalendarSpec
-
-if TYPE_CHECKING:
-    from workflows.case.contracts import CaseInput, Customer, OrderSnapshot, StageClock
+from workflows.case import clocks
+from workflows.case.contracts import (
+    CANCEL_WAYBILL,
+    CREATE_WAYBILL,
+    GRANT_COMPENSATION,
+    REFUND_PAYMENT,
+    RELEASE_RESERVATION,
+    RESERVE_STOCK,
+    RESTOCK,
+    SHIP_RESERVATION,
+    ActivityRef,
+    Address,
+    CaseInput,
+    CaseItem,
+    CaseState,
+    CompensationRequest,
+    CourierEvent,
+    RefundRequest,
+    Reservation,
+    ReservationRequest,
+    Resolution,
+    StockMovement,
+    Waybill,
+    WaybillRequest,
+)
+from workflows.case.deadlines import LEGAL_CALENDAR
+from workflows.case.log import SYSTEM, CaseLog
+from workflows.case.saga import Saga, error_message, error_type
+from workflows.case.vocabulary import PARCEL_EXCEPTIONS, PARCEL_FAILED, PARCEL_RANK, Status
+from workflows.sla import BusinessCalendar
 
 # Business refusals end a step at once; everything else is retried with backoff.
 SYSTEM_RETRY = RetryPolicy(
@@ -59,19 +67,11 @@ COMPENSATION_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1),
                                  maximum_interval=timedelta(minutes=5),
                                  non_retryable_error_types=["AlreadyPickedUp"])
 CALL_TIMEOUT = timedelta(seconds=15)
-# After this long without an answer the case shows it waits on that system (DESIGN:
-# "visible on the case as 'waiting on courier system'") and retries on.
+# After this long without an answer the case shows that it waits on that system and
+# retries on.
 WAIT_VISIBLY_AFTER = timedelta(seconds=20)
-SYSTEM_OF = {"OrderActivities": "order system", "InventoryActivities": "inventory system",
-             "CourierActivities": "courier system"}
 WAREHOUSE = Address("Aftersales returns warehouse", "warehouse")
 REPAIR_CENTRE = Address("Aftersales repair centre", "repair centre")
-# The order of a parcel's statuses: an event that would move a parcel backwards
-# arrived out of order and is ignored.
-PARCEL_RANK = {"created": 0, "picked_up": 1, "in_transit": 2, "delayed": 2, "delivered": 3,
-               "lost": 4, "damaged": 4, "cancelled": 4}
-PARCEL_FAILED = ("lost", "damaged", "cancelled")
-LEGAL_CALENDAR = BusinessCalendar.from_spec(CalendarSpec(hours=ALWAYS_OPEN))
 
 
 class ResolutionFailed(Exception):
@@ -79,39 +79,23 @@ class ResolutionFailed(Exception):
 
 
 class ResolutionSagas:
-    """The resolve stage's sagas; mixed into CaseWorkflow."""
+    """The resolve stage's sagas, a collaborator of `CaseWorkflow`: it changes the case
+    state it is given, records through the case's log, and asks the workflow to write
+    (`flush`) whenever a step should be visible before the next one."""
 
-    if TYPE_CHECKING:
-        # What the sagas use of CaseWorkflow, declared for the type checker.
-        _inp: CaseInput
-        _customer: Customer
-        _order: OrderSnapshot | None
-        _resolution: Resolution | None
-        _resolution_attempt: int
-        _clocks: list[StageClock]
-        _calendar: BusinessCalendar
-        _assignee: str | None
-        _status: str
-        _wake: bool
-        _parcels: dict[str, dict]
-        _seen_courier_events: set[str]
-        _inspection: dict | None
-        _refunded: Decimal
-        _points_given: int
-        _waiting_on: str | None
+    def __init__(self, inp: CaseInput, state: CaseState, log: CaseLog,
+                 calendar: BusinessCalendar, flush: Callable[[], Awaitable[None]],
+                 wake: Callable[[], None]) -> None:
+        self._inp = inp
+        self._state = state
+        self._log = log
+        self._calendar = calendar
+        self._flush = flush
+        self._wake = wake
 
-        async def _flush(self) -> None: ...
-        def _event(self, actor: str, kind: str, before: str | None = None,
-                   after: str | None = None, detail: dict | None = None) -> None: ...
-        def _notify_customer(self, template: str, payload: dict) -> None: ...
-        def _notify_staff(self, recipient: str, template: str, payload: dict) -> None: ...
-        def _resolution_done(self, plan: Resolution) -> None: ...
-        def _resolution_failed(self, plan: Resolution, reason: str) -> None: ...
-
-    async def _run_resolution(self) -> None:
-        plan = self._resolution
-        assert plan is not None
-        plan.state = "running"
+    async def run(self, plan: Resolution) -> None:
+        """Run the plan's saga to its end. On a failure for good the finished steps are
+        compensated, newest first, and ResolutionFailed carries the reason."""
         saga = Saga(plan)
         try:
             runner = {
@@ -129,27 +113,22 @@ class ResolutionSagas:
             left = await saga.compensate()
             if left:
                 reason += f"; could not undo {', '.join(left)}: settle them by hand"
-            self._resolution_failed(plan, reason)
-        else:
-            self._resolution_done(plan)
-        finally:
-            self._wake = True
-        await self._flush()
+            raise ResolutionFailed(reason) from err
 
     # ----------------------------------------------------------------- the sagas
 
     async def _resolve_apology(self, plan: Resolution, saga: Saga) -> None:
-        self._notify_customer("apology", {"note": plan.note})
+        self._log.notify_customer("apology", {"note": plan.note})
 
     async def _resolve_compensation(self, plan: Resolution, saga: Saga) -> None:
         if plan.coupon_code or plan.points:
             receipt = await saga.step("grant_compensation", lambda: self._call(
-                OrderActivities.grant_compensation, CompensationRequest(
-                    order_id=self._inp.order_id, case_id=self._inp.case_id,
+                GRANT_COMPENSATION, CompensationRequest(
+                    order_id=self._state.order_id, case_id=self._state.case_id,
                     idempotency_key=self._key("compensation"), coupon_code=plan.coupon_code,
                     points=plan.points, amount=plan.amount)))
             plan.refs["compensation_id"] = receipt.id
-            self._points_given += receipt.points or 0
+            self._state.compensation_points += receipt.points or 0
             self._step_event("grant_compensation", receipt=receipt.id,
                              coupon_code=receipt.coupon_code, points=receipt.points)
         else:
@@ -166,8 +145,8 @@ class ResolutionSagas:
         legal = clocks.start_clock("legal_refund",
                                    self._inp.policy.refund_after_goods_received,
                                    workflow.now(), LEGAL_CALENDAR)
-        self._clocks.append(legal)
-        self._wake = True
+        self._state.clocks.append(legal)
+        self._wake()
         passed, note = await self._await_inspection(plan)
         if not passed:
             clocks.stop_clock(legal, workflow.now(), LEGAL_CALENDAR)
@@ -177,8 +156,8 @@ class ResolutionSagas:
             raise ResolutionFailed(f"inspection failed: {note}; the goods go back to the "
                                    f"customer on waybill {back.waybill_no}")
         for item in plan.items:
-            movement = await self._call(InventoryActivities.restock, StockMovement(
-                sku=item.sku, quantity=item.quantity, reference=self._inp.case_id,
+            movement = await self._call(RESTOCK, StockMovement(
+                sku=item.sku, quantity=item.quantity, reference=self._state.case_id,
                 idempotency_key=self._key(f"restock:{item.sku}")))
             plan.refs.setdefault("restocks", []).append(movement)
             self._step_event("restock", sku=item.sku, quantity=item.quantity, id=movement)
@@ -189,12 +168,12 @@ class ResolutionSagas:
         reservations: list[Reservation] = []
         for item in plan.items:
             request = ReservationRequest(
-                sku=item.sku, quantity=item.quantity, reference=self._inp.case_id,
+                sku=item.sku, quantity=item.quantity, reference=self._state.case_id,
                 idempotency_key=self._key(f"reserve:{item.sku}"))
             try:
                 reservation = await saga.step(
                     f"reserve:{item.sku}",
-                    partial(self._call, InventoryActivities.reserve, request),
+                    partial(self._call, RESERVE_STOCK, request),
                     partial(self._release, item.sku),
                 )
             except ActivityError as err:
@@ -208,7 +187,7 @@ class ResolutionSagas:
         outbound = await self._waybill(saga, "outbound", WAREHOUSE, self._customer_address(),
                                        plan.items, step="ship_replacement")
         for reservation in reservations:
-            await self._call(InventoryActivities.ship, reservation)
+            await self._call(SHIP_RESERVATION, reservation)
             # Shipped stock cannot be released: from here on the replacement is the
             # customer's, and a later failure is settled by the handler.
             plan.refs.setdefault("shipped", []).append(reservation.id)
@@ -217,8 +196,8 @@ class ResolutionSagas:
         await self._await_parcel(plan, outbound, pause_clock=False)
         await self._await_parcel(plan, pickup)
         for item in plan.items:
-            movement = await self._call(InventoryActivities.restock, StockMovement(
-                sku=item.sku, quantity=item.quantity, reference=self._inp.case_id,
+            movement = await self._call(RESTOCK, StockMovement(
+                sku=item.sku, quantity=item.quantity, reference=self._state.case_id,
                 idempotency_key=self._key(f"restock:{item.sku}")))
             self._step_event("restock", sku=item.sku, quantity=item.quantity, id=movement)
         # Same SKU for the same SKU: there is no price difference to settle.
@@ -244,12 +223,12 @@ class ResolutionSagas:
         amount = plan.amount or self._value_of(plan.items)
         await self._await_approval(plan, amount)
         receipt = await saga.step(step, lambda: self._call(
-            OrderActivities.refund_payment, RefundRequest(
-                order_id=self._inp.order_id, case_id=self._inp.case_id, amount=amount,
+            REFUND_PAYMENT, RefundRequest(
+                order_id=self._state.order_id, case_id=self._state.case_id, amount=amount,
                 idempotency_key=self._key("refund"))))
         plan.refs["refund_id"] = receipt.id
         plan.refs["refunded"] = receipt.amount
-        self._refunded += Decimal(receipt.amount)
+        self._state.refunded = f"{Decimal(self._state.refunded) + Decimal(receipt.amount):.2f}"
         self._step_event(step, refund=receipt.id, amount=receipt.amount)
 
     async def _await_approval(self, plan: Resolution, amount: str) -> None:
@@ -257,14 +236,14 @@ class ResolutionSagas:
         if Decimal(amount) <= limit:
             return
         plan.awaiting = "approval"
-        self._status = "waiting_on_approval"
-        self._event("system", "approval_requested",
+        self._state.status = Status.WAITING_ON_APPROVAL
+        self._log.event(SYSTEM, "approval_requested",
                     detail={"amount": amount, "limit": str(limit)})
-        self._notify_staff("role:supervisor", "approval_waiting", {"amount": amount})
+        self._log.notify_staff("role:supervisor", "approval_waiting", {"amount": amount})
         await self._flush()
         await workflow.wait_condition(lambda: plan.approved_by is not None)
         plan.awaiting = None
-        self._status = "resolving"
+        self._state.status = Status.RESOLVING
 
     async def _waybill(self, saga: Saga | None, kind: str, sender: Address,
                        recipient: Address, items: list[CaseItem],
@@ -272,18 +251,18 @@ class ResolutionSagas:
         """A waybill as a saga step (cancelled if a later step fails), or, without a saga,
         one that stands whatever happens next."""
         step = step or kind
-        request = WaybillRequest(type=kind, reference=self._inp.case_id,
+        request = WaybillRequest(type=kind, reference=self._state.case_id,
                                  idempotency_key=self._key(step), sender=sender,
                                  recipient=recipient, items=items)
         if saga is None:
-            waybill = await self._call(CourierActivities.create_waybill, request)
+            waybill = await self._call(CREATE_WAYBILL, request)
         else:
             waybill = await saga.step(
-                step, partial(self._call, CourierActivities.create_waybill, request),
+                step, partial(self._call, CREATE_WAYBILL, request),
                 partial(self._cancel_waybill, step))
-        self._parcels[waybill.waybill_no] = {"type": kind, "step": step, "status": "created",
+        self._state.parcels[waybill.waybill_no] = {"type": kind, "step": step, "status": "created",
                                              "events": []}
-        plan = self._resolution
+        plan = self._state.resolution
         assert plan is not None
         plan.refs.setdefault("waybills", {})[step] = waybill.waybill_no
         self._step_event(step, waybill=waybill.waybill_no)
@@ -291,26 +270,26 @@ class ResolutionSagas:
         return waybill
 
     async def _cancel_waybill(self, step: str) -> None:
-        plan = self._resolution
+        plan = self._state.resolution
         number = plan.refs.get("waybills", {}).get(step) if plan else None
-        if number is None or self._parcels.get(number, {}).get("status") != "created":
+        if number is None or self._state.parcels.get(number, {}).get("status") != "created":
             return  # already moving: nothing to cancel, the parcel arrives or comes back
         try:
-            await self._call(CourierActivities.cancel_waybill,
-                             Waybill(number, self._parcels[number]["type"], "created"),
+            await self._call(CANCEL_WAYBILL,
+                             Waybill(number, self._state.parcels[number]["type"], "created"),
                              retry=COMPENSATION_RETRY)
         except ActivityError as err:
             if error_type(err) != "AlreadyPickedUp":
                 raise
 
     async def _release(self, sku: str) -> None:
-        plan = self._resolution
+        plan = self._state.resolution
         if plan is None:
             return
         reservation_id = plan.refs.get("reservations", {}).get(sku)
         if reservation_id is None or reservation_id in plan.refs.get("shipped", []):
             return
-        await self._call(InventoryActivities.release,
+        await self._call(RELEASE_RESERVATION,
                          Reservation(reservation_id, sku, 0, "reserved"),
                          retry=COMPENSATION_RETRY)
 
@@ -318,7 +297,7 @@ class ResolutionSagas:
                             pause_clock: bool = True) -> None:
         """Wait until the parcel is delivered; the resolution clock pauses while the
         customer's goods are in transit."""
-        parcel = self._parcels[waybill.waybill_no]
+        parcel = self._state.parcels[waybill.waybill_no]
         parcel["pauses_clock"] = pause_clock
         plan.awaiting = "parcel"
         await self._flush()
@@ -330,52 +309,53 @@ class ResolutionSagas:
 
     async def _await_inspection(self, plan: Resolution) -> tuple[bool, str]:
         plan.awaiting = "inspection"
-        self._inspection = None
-        if self._assignee:
-            self._notify_staff(self._assignee, "inspection_due", {})
+        self._state.inspection = None
+        if self._state.assignee:
+            self._log.notify_staff(self._state.assignee, "inspection_due", {})
         await self._flush()
-        await workflow.wait_condition(lambda: self._inspection is not None)
+        await workflow.wait_condition(lambda: self._state.inspection is not None)
         plan.awaiting = None
-        inspection = self._inspection
+        inspection = self._state.inspection
         assert inspection is not None
         return bool(inspection["passed"]), str(inspection.get("note") or "")
 
-    async def _call(self, activity: Any, arg: Any,
+    async def _call(self, activity: ActivityRef, arg: Any,
                     retry: RetryPolicy = SYSTEM_RETRY) -> Any:
         """Call a retailer system. If it does not answer within a short budget the case
         shows that it waits on that system, and keeps retrying with backoff."""
         try:
-            return await workflow.execute_activity_method(
-                activity, arg, start_to_close_timeout=CALL_TIMEOUT,
+            return await workflow.execute_activity(
+                activity.name, arg, result_type=activity.result,
+                start_to_close_timeout=CALL_TIMEOUT,
                 schedule_to_close_timeout=WAIT_VISIBLY_AFTER, retry_policy=retry)
         except ActivityError as err:
             if error_type(err) in (retry.non_retryable_error_types or []):
                 raise  # a business refusal: the saga handles it
-        system = SYSTEM_OF.get(getattr(activity, "__qualname__", "").split(".")[0],
-                               "a retailer system")
-        status_before = self._status
-        self._status = "waiting_on_system"
-        self._waiting_on = system
-        self._event("system", "waiting", detail={"on": system})
+        system = activity.system or "a retailer system"
+        status_before = self._state.status
+        self._state.status = Status.WAITING_ON_SYSTEM
+        self._state.waiting_on = system
+        self._log.event(SYSTEM, "waiting", detail={"on": system})
         await self._flush()
         try:
-            return await workflow.execute_activity_method(
-                activity, arg, start_to_close_timeout=CALL_TIMEOUT, retry_policy=retry)
+            return await workflow.execute_activity(
+                activity.name, arg, result_type=activity.result,
+                start_to_close_timeout=CALL_TIMEOUT, retry_policy=retry)
         finally:
-            self._waiting_on = None
-            if self._status == "waiting_on_system":
-                self._status = status_before
-            self._event("system", "system_answered", detail={"system": system})
+            self._state.waiting_on = None
+            if self._state.status == Status.WAITING_ON_SYSTEM:
+                self._state.status = status_before
+            self._log.event(SYSTEM, "system_answered", detail={"system": system})
             await self._flush()
 
     # ----------------------------------------------------------------- courier events
 
-    def _apply_courier_event(self, event: CourierEvent) -> None:
+    def apply_courier_event(self, event: CourierEvent) -> None:
         """Record a tracking event once, in order; a late or repeated one is ignored."""
-        if event.event_id in self._seen_courier_events:
+        if event.event_id in self._state.courier_events_seen:
             return
-        self._seen_courier_events.add(event.event_id)
-        parcel = self._parcels.get(event.waybill_no)
+        self._state.courier_events_seen.append(event.event_id)
+        parcel = self._state.parcels.get(event.waybill_no)
         if parcel is None:
             return
         rank = PARCEL_RANK.get(event.status, -1)
@@ -385,51 +365,50 @@ class ResolutionSagas:
         parcel["status"] = event.status
         parcel["events"].append({"status": event.status, "at": event.at.isoformat(),
                                  "detail": event.detail})
-        self._event("courier", "parcel", detail={"waybill": event.waybill_no,
-                                                 "status": event.status,
-                                                 "detail": event.detail})
+        self._log.event("courier", "parcel", detail={
+            "waybill": event.waybill_no, "status": event.status, "detail": event.detail})
         if parcel.get("pauses_clock", True) and parcel["type"] in ("return_pickup",
                                                                     "repair_pickup"):
             if event.status == "picked_up":
                 self._pause_resolution_clock("parcel_in_transit")
             elif event.status == "delivered" or event.status in PARCEL_FAILED:
                 self._resume_resolution_clock("parcel_in_transit")
-        if event.status in ("delayed", "lost", "damaged"):
-            self._notify_customer("parcel_" + event.status, {"waybill": event.waybill_no})
-        self._wake = True
+        if event.status in PARCEL_EXCEPTIONS:
+            self._log.notify_customer("parcel_" + event.status, {"waybill": event.waybill_no})
+        self._wake()
 
     # ----------------------------------------------------------------- helpers
 
     def _pause_resolution_clock(self, reason: str) -> None:
-        for clock in self._clocks:
+        for clock in self._state.clocks:
             if clock.name == "resolution":
                 clocks.pause_clock(clock, workflow.now(), reason, self._calendar)
 
     def _resume_resolution_clock(self, reason: str) -> None:
         """Resume what was paused for `reason`; another pause (the customer's) stays."""
-        for clock in self._clocks:
+        for clock in self._state.clocks:
             if clock.name == "resolution" and clock.paused_reason == reason:
                 clocks.resume_clock(clock, workflow.now(), self._calendar)
 
     def _key(self, step: str) -> str:
-        return f"{self._inp.case_id}:{self._resolution_attempt}:{step}"
+        return f"{self._state.case_id}:{self._state.resolution_attempt}:{step}"
 
     def _step_event(self, step: str, **detail: Any) -> None:
-        self._event("system", "resolution_step",
-                    detail={"step": step, **{k: v for k, v in detail.items() if v}})
+        self._log.event(SYSTEM, "resolution_step",
+                        detail={"step": step, **{k: v for k, v in detail.items() if v}})
 
     def _customer_address(self) -> Address:
-        return Address(self._customer.name, f"customer {self._customer.id}")
+        return Address(self._state.customer.name, f"customer {self._state.customer.id}")
 
     def _value_of(self, items: list[CaseItem]) -> str:
         prices = {line.sku: Decimal(line.unit_price)
-                  for line in (self._order.lines if self._order else [])}
+                  for line in (self._state.order.lines if self._state.order else [])}
         total = sum((prices.get(i.sku, Decimal(0)) * i.quantity for i in items), Decimal(0))
         return f"{total:.2f}"
 
-    def _refundable(self) -> Decimal:
+    def refundable(self) -> Decimal:
         """What may still be refunded: paid, minus refunds before and during this case."""
-        if self._order is None:
+        if self._state.order is None:
             return Decimal(0)
-        paid = sum((Decimal(p.amount) for p in self._order.payments), Decimal(0))
-        return paid - Decimal(self._order.refunded) - self._refunded
+        paid = sum((Decimal(p.amount) for p in self._state.order.payments), Decimal(0))
+        return paid - Decimal(self._state.order.refunded) - Decimal(self._state.refunded)

@@ -90,9 +90,6 @@ CLOCKS = ("confirm", "analyze", "resolution", "revisit", "legal_refund")
 REOPEN_WINDOW_DAYS = 30
 # A case is "at risk" once this share of a running SLA target is used.
 AT_RISK_SHARE = 0.75
-# Free-text tags on a case (the `tag` action): how many, and how long each.
-MAX_TAGS = 20
-MAX_TAG_LENGTH = 40
 
 
 def raise_priority(priority: str, steps: int = 1) -> str:

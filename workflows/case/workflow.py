@@ -1,16 +1,17 @@
 """CaseWorkflow: one durable workflow per after-sales case, from intake to closed.
 
-Staff actions and customer answers are updates with validators, so an action that
-does not fit the case's stage is refused before it enters history. Deadlines are
-durable timers computed from the SLA clocks. Every change is written to the read
-model by a local projection activity before the update returns, so what the API
-answers and what a page shows agree.
+The case is one `CaseState` (contracts.py). Staff actions and customer answers are
+updates named in the action table (lifecycle.py); each validator asks the table first
+(stage, role, the state's rules), so an action that does not fit is refused before it
+enters history. Deadlines are one durable timer for the next mark (deadlines.py).
+Every change is written to the read model by a local projection activity before the
+update returns, so what the API answers and what a page shows agree.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -19,24 +20,24 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
+# Our modules are pure and keep no state of their own: passed through, they are
+# imported once per worker, and only this module is imported afresh per case.
 with workflow.unsafe.imports_passed_through():
-    from activities.notifications import NotificationActivities
-    from activities.order_system import OrderActivities
-    from activities.projection import CaseProjector
-    from activities.triage import TriageActivities
-    from workflows.case import clocks
+    from workflows.case import clocks, deadlines
     from workflows.case.contracts import (
-        ACTION_STAGES,
-        AT_RISK_SHARE,
-        GOODS_RESOLUTIONS,
-        OPEN_STAGES,
-        REOPEN_WINDOW_DAYS,
+        DELIVER_NOTIFICATIONS,
+        LOOKUP_ORDER,
+        MAX_TAGS,
+        PROJECT_CASE,
+        TRIAGE_CASE,
+        Actor,
         AnalyzeInput,
         ApproveInput,
         AssignInput,
         CaseInput,
         CaseResult,
         CaseSnapshot,
+        CaseState,
         ConfirmInput,
         CourierEvent,
         Customer,
@@ -47,7 +48,6 @@ with workflow.unsafe.imports_passed_through():
         NoteInput,
         OrderLookup,
         OrderSnapshot,
-        OutboxMessage,
         Projection,
         ReasonInput,
         ReplyInput,
@@ -56,16 +56,33 @@ with workflow.unsafe.imports_passed_through():
         ResolveInput,
         RevisitInput,
         StageClock,
-        TimelineEvent,
+        TagInput,
         Triage,
         TriageRequest,
         UpdateResult,
+    )
+    from workflows.case.deadlines import RETARGETED_CLOCKS, WARNED_CLOCKS
+    from workflows.case.eligibility import check_eligibility
+    from workflows.case.lifecycle import (
+        ASSIGN_OTHERS,
+        BY_NAME,
+        CUSTOMER,
+        RULE_PERMISSIONS,
+        refusal,
+    )
+    from workflows.case.log import SYSTEM, CaseLog
+    from workflows.case.priority import score_priority
+    from workflows.case.saga import error_message, error_type
+    from workflows.case.sagas import ResolutionFailed, ResolutionSagas
+    from workflows.case.vocabulary import (
+        GOODS_RESOLUTIONS,
+        MANAGERS,
+        OPEN_STAGES,
+        REFUND_RESOLUTIONS,
+        Stage,
+        Status,
         raise_priority,
     )
-    from workflows.case.eligibility import check_eligibility
-    from workflows.case.priority import score_priority
-    from workflows.case.sagas import LEGAL_CALENDAR, ResolutionSagas
-    from workflows.case.saga import error_message, error_type
     from workflows.sla import BusinessCalendar, format_duration
 
 # Search attributes, registered by `aftersales.temporal.ensure_search_attributes`.
@@ -77,14 +94,6 @@ SA_ASSIGNEE = SearchAttributeKey.for_keyword("CaseAssignee")
 SA_DUE_AT = SearchAttributeKey.for_datetime("CaseDueAt")
 SA_OVERDUE = SearchAttributeKey.for_bool("CaseOverdue")
 SEARCH_ATTRIBUTES = (SA_STAGE, SA_KIND, SA_PRIORITY, SA_ASSIGNEE, SA_DUE_AT, SA_OVERDUE)
-
-SYSTEM = "system"
-# Clocks that warn before they breach and escalate a second time; the revisit clock
-# only turns overdue.
-WARNED_CLOCKS = ("confirm", "analyze", "resolution", "legal_refund")
-# Clocks whose target follows kind and priority; the legal clock's is the law's.
-RETARGETED_CLOCKS = ("confirm", "analyze", "resolution")
-CUSTOMER = "customer"
 
 # The order system is asked with a short budget first; if it stays down the case is
 # written to the read model as waiting on it, and asked again until it answers.
@@ -103,6 +112,9 @@ PROJECTION_RETRY = RetryPolicy(
 # awaited by an update: a slow mail server does not hold up the case. Cases that began
 # before delivery existed take the old path on replay.
 NOTIFY_PATCH = "notify-delivery"
+# One durable timer for the next deadline mark, kept while the next mark does not come
+# earlier; cases that began before it started a timer per wait and take that path.
+DEADLINE_TIMER_PATCH = "deadline-timer"
 DELIVERY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=5), backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=10), maximum_attempts=12,
@@ -113,6 +125,9 @@ DELIVERY_TIMEOUT = timedelta(minutes=2)
 # How long a `resolve` update waits for a quick resolution to finish (or to start
 # waiting on a parcel, an inspection or an approval) before answering.
 RESOLVE_ANSWER_WAIT = timedelta(seconds=20)
+# A timer fires this much after its mark, so the mark is due when the case looks.
+TIMER_SLACK = timedelta(milliseconds=1)
+CUSTOMER_ACTOR = Actor(CUSTOMER, CUSTOMER)
 
 
 def refuse(message: str, kind: str = "WrongStage") -> ApplicationError:
@@ -121,99 +136,83 @@ def refuse(message: str, kind: str = "WrongStage") -> ApplicationError:
 
 
 @workflow.defn
-class CaseWorkflow(ResolutionSagas):
+class CaseWorkflow:
     @workflow.init
     def __init__(self, inp: CaseInput) -> None:
         self._inp = inp
         self._calendar = BusinessCalendar.from_spec(inp.policy.calendar)
-        self._stage = "record"
-        self._status = "open"
-        self._kind = inp.kind
-        self._priority = inp.priority or inp.policy.priority.default
-        self._priority_reasons: list[str] = []
-        self._assignee: str | None = None
-        self._order: OrderSnapshot | None = None
-        self._created_at: datetime | None = None
-        self._clocks: list[StageClock] = []
-        self._breaches: list[dict] = []
-        self._analysis: dict | None = None
-        self._resolution: Resolution | None = None
-        self._rating: int | None = None
-        self._rating_comment: str | None = None
-        self._question: str | None = None
-        self._feedback_due_at: datetime | None = None
-        self._revisit_due_at: datetime | None = None
-        self._revisit_notified = False
-        self._resolved_at: datetime | None = None
-        self._closed_at: datetime | None = None
-        self._reopen_count = 0
+        self._calendar_for = deadlines.calendar_for(self._calendar)
+        self.state = CaseState(
+            case_id=inp.case_id, kind=inp.kind, channel=inp.channel, order_id=inp.order_id,
+            customer=inp.customer, items=inp.items, description=inp.description,
+            status_token=inp.status_token, customer_url=inp.customer_url,
+            priority=inp.priority or inp.policy.priority.default, repeat_of=inp.repeat_of)
+        self.log = CaseLog(self.state)
+        self.sagas = ResolutionSagas(inp, self.state, self.log, self._calendar, self._flush,
+                                     self._wake_up)
+        # Runtime only: what the workflow is waiting for and has under way.
         self._recorded = False
         self._projected = False
         self._intake_error: str | None = None
         self._version = 0
-        self._seq = 0
-        self._outbox_seq = 0
-        self._events: list[TimelineEvent] = []
-        self._outbox: list[OutboxMessage] = []
         self._wake = False
         self._published_sa: dict[str, object] = {}
-        self._eligibility: dict = {"eligible": True, "reasons": []}
-        self._customer = inp.customer
-        self._proposal: dict | None = None
-        self._confirmed_at: datetime | None = None
-        self._points_given = 0
-        self._waiting_on: str | None = None
-        self._logistics_seen: set[str] = set()
-        self._parcels: dict[str, dict] = {}
-        self._seen_courier_events: set[str] = set()
-        self._inspection: dict | None = None
-        self._refunded = Decimal(0)
-        self._resolution_attempt = 0
         self._saga_task: asyncio.Task | None = None
         self._deliveries: list[asyncio.Task] = []
-        self._triage: Triage | None = None
+        self._timer: asyncio.Task | None = None
+        self._timer_at: datetime | None = None
 
     # ------------------------------------------------------------------ run
 
     @workflow.run
     async def run(self, inp: CaseInput) -> CaseResult:
-        self._created_at = workflow.now()
-        self._event(inp.opened_by, "created", detail={"channel": inp.channel})
+        state = self.state
+        state.created_at = workflow.now()
+        self.log.event(inp.opened_by, "created", detail={"channel": inp.channel})
         if not await self._record():
             await self._deliveries_done()
-            return CaseResult(inp.case_id, "record", recorded=False, error=self._intake_error)
+            return CaseResult(inp.case_id, Stage.RECORD, recorded=False,
+                              error=self._intake_error)
         await self._flush()
+        one_timer = workflow.patched(DEADLINE_TIMER_PATCH)
 
         while True:
-            if self._stage == "cancelled":
+            if state.stage == Stage.CANCELLED:
                 break
-            if self._stage == "closed" and self._reopen_expired():
+            if state.stage == Stage.CLOSED and self._reopen_expired():
                 break
-            if (self._resolution is not None and self._resolution.state == "planned"
+            if (state.resolution is not None and state.resolution.state == "planned"
                     and (self._saga_task is None or self._saga_task.done())):
-                self._resolution.state = "running"
-                self._saga_task = asyncio.create_task(self._run_resolution())
-            timeout = self._time_to_next_deadline()
-            try:
-                await workflow.wait_condition(lambda: self._wake, timeout=timeout)
-            except TimeoutError:
-                pass
+                state.resolution.state = "running"
+                self._saga_task = asyncio.create_task(self._run_resolution(state.resolution))
+            if one_timer:
+                self._arm_timer()
+                await workflow.wait_condition(
+                    lambda: self._wake or (self._timer is not None and self._timer.done()))
+            else:
+                try:
+                    await workflow.wait_condition(lambda: self._wake,
+                                                  timeout=self._time_to_next_deadline())
+                except TimeoutError:
+                    pass
             self._wake = False
             self._fire_deadlines()
-            if self._dirty():
+            if self.log.dirty:
                 await self._flush()
 
+        if self._timer is not None and not self._timer.done():
+            self._timer.cancel()
         if self._saga_task is not None:
             await self._saga_task
         await workflow.wait_condition(workflow.all_handlers_finished)
-        if self._dirty():
+        if self.log.dirty:
             await self._flush()
         await self._deliveries_done()
-        return CaseResult(inp.case_id, self._stage, recorded=True)
+        return CaseResult(inp.case_id, state.stage, recorded=True)
 
     async def _record(self) -> bool:
         """Enrich from the order system, score priority, start the clocks."""
-        inp = self._inp
+        inp, state = self._inp, self.state
         try:
             order = await self._lookup_order(ORDER_LOOKUP_FIRST_BUDGET)
         except ActivityError as err:
@@ -221,11 +220,11 @@ class CaseWorkflow(ResolutionSagas):
                 self._intake_error = f"order {inp.order_id} not found in the order system"
                 return False
             # The order system is down: the case exists and waits on it.
-            self._status = "waiting_on_system"
-            self._waiting_on = "order system"
+            state.status = Status.WAITING_ON_SYSTEM
+            state.waiting_on = "order system"
             self._start_clocks()
             self._recorded = True
-            self._event(SYSTEM, "waiting", detail={"on": "order system"})
+            self.log.event(SYSTEM, "waiting", detail={"on": "order system"})
             await self._flush()
             try:
                 order = await self._lookup_order(None)
@@ -234,55 +233,53 @@ class CaseWorkflow(ResolutionSagas):
                     f"order {inp.order_id} not found in the order system"
                     if error_type(err2) == "OrderNotFound"
                     else f"the order system refused order {inp.order_id}: {error_message(err2)}")
-                self._event(SYSTEM, "cancelled", "record", "cancelled",
-                            {"reason": self._intake_error, "error": error_type(err2)})
-                self._stage = "cancelled"
-                self._status = "cancelled"
+                self.log.move(Stage.CANCELLED, SYSTEM, "cancelled",
+                              {"reason": self._intake_error, "error": error_type(err2)})
+                state.status = Status.CANCELLED
                 await self._flush()
                 return False
-        self._order = order
-        self._waiting_on = None
-        self._customer = _enrich_customer(inp.customer, order.customer)
+        state.order = order
+        state.waiting_on = None
+        state.customer = _enrich_customer(inp.customer, order.customer)
         recent = list(inp.recent_cases)
         if inp.repeat_of and inp.repeat_of not in recent:
             recent.insert(0, inp.repeat_of)
         if workflow.patched("triage-at-record"):
-            self._triage = await self._run_triage()
-        risk = self._triage.escalation_risk if self._triage else None
-        self._priority, self._priority_reasons = score_priority(
-            inp.policy.priority, inp.priority, self._customer.tier, inp.description, recent,
+            state.triage = await self._run_triage()
+        risk = state.triage.escalation_risk if state.triage else None
+        state.priority, state.priority_reasons = score_priority(
+            inp.policy.priority, inp.priority, state.customer.tier, inp.description, recent,
             order.total, escalation_risk=risk.reasons if risk and risk.value else None,
         )
-        if not self._clocks:
+        if not state.clocks:
             self._start_clocks()
         else:
-            for clock in self._clocks:
+            for clock in state.clocks:
                 clocks.retarget_clock(clock, self._target(clock.name), workflow.now(),
                                       self._calendar)
-        self._eligibility = check_eligibility(inp.kind, inp.items, order, workflow.now(),
+        state.eligibility = check_eligibility(inp.kind, inp.items, order, workflow.now(),
                                               inp.policy, inp.returned)
-        self._status = "open"
+        state.status = Status.OPEN
         self._recorded = True
         recorded: dict = {
-            "priority": self._priority,
-            "priority_reasons": self._priority_reasons,
+            "priority": state.priority,
+            "priority_reasons": state.priority_reasons,
             "order_status": order.status,
-            "eligibility": self._eligibility,
+            "eligibility": state.eligibility,
         }
-        if self._triage:
-            recorded["triage"] = _triage_summary(self._triage)
-        self._event(SYSTEM, "recorded", "record", "confirm", recorded)
-        self._stage = "confirm"
-        self._notify_customer("case_opened", {"customer_url": inp.customer_url})
+        if state.triage:
+            recorded["triage"] = _triage_summary(state.triage)
+        self.log.move(Stage.CONFIRM, SYSTEM, "recorded", recorded)
+        self.log.notify_customer("case_opened", {"customer_url": inp.customer_url})
         if risk and risk.value:
             # The customer threatens to take it further: a supervisor should know now,
             # not when a clock breaches.
-            self._event(SYSTEM, "escalation_risk", detail={
+            self.log.event(SYSTEM, "escalation_risk", detail={
                 "reasons": risk.reasons, "confidence": risk.confidence,
-                "priority": self._priority})
-            self._notify_staff("role:supervisor", "escalation_risk", {
-                "reasons": risk.reasons, "priority": self._priority,
-                "kind": self._kind, "order_id": inp.order_id})
+                "priority": state.priority})
+            self.log.notify_staff("role:supervisor", "escalation_risk", {
+                "reasons": risk.reasons, "priority": state.priority,
+                "kind": state.kind, "order_id": inp.order_id})
         return True
 
     async def _run_triage(self) -> Triage | None:
@@ -290,31 +287,27 @@ class CaseWorkflow(ResolutionSagas):
         the model is loaded once per worker process). None if it cannot run."""
         inp = self._inp
         try:
-            return await workflow.execute_local_activity_method(
-                TriageActivities.suggest,
-                TriageRequest(inp.description, inp.channel, inp.order_id),
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=TRIAGE_RETRY,
+            return await workflow.execute_local_activity(
+                TRIAGE_CASE.name, TriageRequest(inp.description, inp.channel, inp.order_id),
+                result_type=TRIAGE_CASE.result,
+                start_to_close_timeout=timedelta(seconds=30), retry_policy=TRIAGE_RETRY,
             )
         except ActivityError as err:
-            self._event(SYSTEM, "triage_failed", detail={"error": error_message(err)})
+            self.log.event(SYSTEM, "triage_failed", detail={"error": error_message(err)})
             return None
 
     async def _lookup_order(self, budget: timedelta | None) -> OrderSnapshot:
-        return await workflow.execute_activity_method(
-            OrderActivities.lookup_order,
-            OrderLookup(self._inp.order_id),
+        return await workflow.execute_activity(
+            LOOKUP_ORDER.name, OrderLookup(self._inp.order_id),
+            result_type=LOOKUP_ORDER.result,
             start_to_close_timeout=timedelta(seconds=10),
             schedule_to_close_timeout=budget,
             retry_policy=ORDER_RETRY,
         )
 
     def _start_clocks(self) -> None:
-        now = workflow.now()
-        self._clocks.append(clocks.start_clock("confirm", self._target("confirm"), now,
-                                               self._calendar))
-        self._clocks.append(clocks.start_clock("resolution", self._target("resolution"), now,
-                                               self._calendar))
+        self._start_clock("confirm")
+        self._start_clock("resolution")
 
     # ------------------------------------------------------------ queries
 
@@ -335,64 +328,74 @@ class CaseWorkflow(ResolutionSagas):
         return self._result()
 
     # ------------------------------------------------------------ staff actions
+    # One update per row of the action table; each validator asks the table first.
+
+    def _check(self, action: str, actor: Actor) -> None:
+        refused = refusal(BY_NAME[action], self.state, actor, workflow.now())
+        if refused is not None:
+            kind, message = refused
+            raise refuse(message, kind)
 
     @workflow.update
     async def assign(self, inp: AssignInput) -> UpdateResult:
-        before = self._assignee
-        self._assignee = inp.assignee
-        self._event(inp.actor.name, "assigned", detail={"from": before, "to": inp.assignee})
+        state = self.state
+        before = state.assignee
+        state.assignee = inp.assignee
+        self.log.event(inp.actor.name, "assigned", detail={"from": before, "to": inp.assignee})
         if inp.assignee != inp.actor.name:
-            self._notify_staff(inp.assignee, "case_assigned", {"by": inp.actor.name})
+            self.log.notify_staff(inp.assignee, "case_assigned", {"by": inp.actor.name})
         return await self._commit()
 
     @assign.validator
     def _validate_assign(self, inp: AssignInput) -> None:
-        self._require_stage("assign")
+        self._check("assign", inp.actor)
+        others = RULE_PERMISSIONS[ASSIGN_OTHERS]
+        if inp.assignee != inp.actor.name and inp.actor.role not in others:
+            raise refuse(f"'{ASSIGN_OTHERS}' needs the role {' or '.join(others)}; you "
+                         f"are {inp.actor.role}", "Forbidden")
 
     @workflow.update
     async def confirm(self, inp: ConfirmInput) -> UpdateResult:
-        now = workflow.now()
-        self._confirmed_at = self._confirmed_at or now
+        state, now = self.state, workflow.now()
+        state.confirmed_at = state.confirmed_at or now
         changes: dict[str, object] = {}
-        if inp.kind and inp.kind != self._kind:
-            changes["kind"] = {"from": self._kind, "to": inp.kind}
-            self._kind = inp.kind
-        if inp.priority and inp.priority != self._priority:
-            changes["priority"] = {"from": self._priority, "to": inp.priority}
-            self._priority = inp.priority
+        if inp.kind and inp.kind != state.kind:
+            changes["kind"] = {"from": state.kind, "to": inp.kind}
+            state.kind = inp.kind
+        if inp.priority and inp.priority != state.priority:
+            changes["priority"] = {"from": state.priority, "to": inp.priority}
+            state.priority = inp.priority
         if changes:
             self._retarget_all(now)
         self._stop("confirm", now)
-        self._clocks.append(clocks.start_clock("analyze", self._target("analyze"), now,
-                                               self._calendar))
-        if self._assignee is None:
-            self._assignee = inp.actor.name
+        self._start_clock("analyze")
+        if state.assignee is None:
+            state.assignee = inp.actor.name
             changes["assignee"] = inp.actor.name
-        if self._triage:
-            changes["suggested_kind"] = self._triage.kind.value
-        self._move("confirm", "analyze", inp.actor.name, "confirmed",
-                   {"note": inp.note, **changes})
-        self._notify_customer("case_confirmed", {})
+        if state.triage:
+            changes["suggested_kind"] = state.triage.kind.value
+        self.log.move(Stage.ANALYZE, inp.actor.name, "confirmed", {"note": inp.note, **changes})
+        self.log.notify_customer("case_confirmed", {})
         return await self._commit()
 
     @confirm.validator
     def _validate_confirm(self, inp: ConfirmInput) -> None:
-        self._require_stage("confirm")
+        self._check("confirm", inp.actor)
 
     @workflow.update
     async def reject(self, inp: ReasonInput) -> UpdateResult:
         self._end_cancelled(inp.actor.name, "rejected", inp.reason)
-        self._notify_customer("case_rejected", {"reason": inp.reason})
+        self.log.notify_customer("case_rejected", {"reason": inp.reason})
         return await self._commit()
 
     @reject.validator
     def _validate_reject(self, inp: ReasonInput) -> None:
-        self._require_stage("reject")
+        self._check("reject", inp.actor)
 
     @workflow.update
     async def analyze(self, inp: AnalyzeInput) -> UpdateResult:
-        now = workflow.now()
-        self._analysis = {
+        state, now = self.state, workflow.now()
+        state.analysis = {
             "root_cause": inp.root_cause,
             "responsible_party": inp.responsible_party,
             "note": inp.note,
@@ -405,28 +408,29 @@ class CaseWorkflow(ResolutionSagas):
             "responsible_party": inp.responsible_party,
             "note": inp.note,
         }
-        if self._triage:
-            detail["suggested_root_cause"] = self._triage.root_cause.value
-        self._move("analyze", "resolve", inp.actor.name, "analyzed", detail)
+        if state.triage:
+            detail["suggested_root_cause"] = state.triage.root_cause.value
+        self.log.move(Stage.RESOLVE, inp.actor.name, "analyzed", detail)
         return await self._commit()
 
     @analyze.validator
     def _validate_analyze(self, inp: AnalyzeInput) -> None:
-        self._require_stage("analyze")
+        self._check("analyze", inp.actor)
 
     @workflow.update
     async def resolve(self, inp: ResolveInput) -> UpdateResult:
+        state = self.state
         plan = replace(inp.resolution, state="planned", steps=[], done_at=None,
                        note=inp.note or inp.resolution.note, awaiting=None, refs={},
                        approved_by=None)
-        self._resolution = plan
-        self._resolution_attempt += 1
-        self._proposal = None  # the handler has chosen
-        self._status = "resolving"
+        state.resolution = plan
+        state.resolution_attempt += 1
+        state.proposal = None  # the handler has chosen
+        state.status = Status.RESOLVING
         detail = _resolution_detail(plan)
-        if plan.type in GOODS_RESOLUTIONS and not self._eligibility["eligible"]:
+        if plan.type in GOODS_RESOLUTIONS and not state.eligibility["eligible"]:
             detail["eligibility_overridden_by"] = inp.actor.name
-        self._event(inp.actor.name, "resolution_planned", detail=detail)
+        self.log.event(inp.actor.name, "resolution_planned", detail=detail)
         self._wake = True
         await self._flush()
         try:
@@ -440,10 +444,8 @@ class CaseWorkflow(ResolutionSagas):
 
     @resolve.validator
     def _validate_resolve(self, inp: ResolveInput) -> None:
-        self._require_stage("resolve")
-        if self._resolution is not None and self._resolution.state in ("planned", "running"):
-            raise refuse("a resolution is already running for this case")
-        res = inp.resolution
+        self._check("resolve", inp.actor)
+        state, res = self.state, inp.resolution
         if res.type == "compensation" and not (res.coupon_code or res.points or res.amount):
             raise refuse("a compensation needs a coupon_code, points or an amount",
                          "InvalidAction")
@@ -452,116 +454,124 @@ class CaseWorkflow(ResolutionSagas):
         if res.type in GOODS_RESOLUTIONS:
             if not res.items:
                 raise refuse(f"a {res.type} needs the items that move", "InvalidAction")
-            if not self._eligibility["eligible"] and inp.actor.role not in ("supervisor",
-                                                                            "admin"):
-                raise refuse("not eligible: " + "; ".join(self._eligibility["reasons"])
+            if not state.eligibility["eligible"] and inp.actor.role not in MANAGERS:
+                raise refuse("not eligible: " + "; ".join(state.eligibility["reasons"])
                              + " (a supervisor can override)", "InvalidAction")
             bought: dict[str, int] = {}
-            for line in (self._order.lines if self._order else []):
+            for line in (state.order.lines if state.order else []):
                 bought[line.sku] = bought.get(line.sku, 0) + line.quantity
             for item in res.items:
                 if item.quantity > bought.get(item.sku, 0):
                     raise refuse(f"{item.sku} x{item.quantity} is more than the order has "
                                  f"({bought.get(item.sku, 0)})", "InvalidAction")
-        money = res.amount if res.type in ("refund", "return_refund") or (
+        money = res.amount if res.type in REFUND_RESOLUTIONS or (
             res.type == "compensation" and not (res.coupon_code or res.points)) else None
         if money is not None:
-            refundable = self._refundable()
+            refundable = self.sagas.refundable()
             if Decimal(money) > refundable:
                 raise refuse(f"{money} is more than the {refundable:.2f} left to refund on "
                              f"this order", "InvalidAction")
 
     @workflow.update
     async def inspect(self, inp: InspectInput) -> UpdateResult:
-        self._inspection = {"passed": inp.passed, "note": inp.note, "by": inp.actor.name}
-        self._event(inp.actor.name, "inspected", detail={"passed": inp.passed,
-                                                         "note": inp.note})
+        self.state.inspection = {"passed": inp.passed, "note": inp.note, "by": inp.actor.name}
+        self.log.event(inp.actor.name, "inspected", detail={"passed": inp.passed,
+                                                            "note": inp.note})
         return await self._commit()
 
     @inspect.validator
     def _validate_inspect(self, inp: InspectInput) -> None:
-        self._require_stage("inspect")
-        if self._resolution is None or self._resolution.awaiting != "inspection":
-            raise refuse("no returned goods are awaiting inspection on this case")
+        self._check("inspect", inp.actor)
 
     @workflow.update
     async def request_info(self, inp: RequestInfoInput) -> UpdateResult:
-        now = workflow.now()
-        self._question = inp.question
-        self._status = "waiting_on_customer"
+        state, now = self.state, workflow.now()
+        state.pending_question = inp.question
+        state.status = Status.WAITING_ON_CUSTOMER
         for clock in self._open_clocks():
             if clock.name != "legal_refund":  # the law does not wait for the customer
                 clocks.pause_clock(clock, now, "waiting_on_customer", self._calendar)
-        self._event(inp.actor.name, "info_requested", detail={"question": inp.question})
-        self._notify_customer("info_requested", {"question": inp.question,
-                                                 "customer_url": self._inp.customer_url})
+        self.log.event(inp.actor.name, "info_requested", detail={"question": inp.question})
+        self.log.notify_customer("info_requested", {"question": inp.question,
+                                                    "customer_url": state.customer_url})
         return await self._commit()
 
     @request_info.validator
     def _validate_request_info(self, inp: RequestInfoInput) -> None:
-        self._require_stage("request-info")
-        if self._question is not None:
-            raise refuse("the customer has not answered the previous question yet")
+        self._check("request-info", inp.actor)
 
     @workflow.update
     async def note(self, inp: NoteInput) -> UpdateResult:
-        self._event(inp.actor.name, "note", detail={"text": inp.text})
+        self.log.event(inp.actor.name, "note", detail={"text": inp.text})
         return await self._commit()
 
     @note.validator
     def _validate_note(self, inp: NoteInput) -> None:
-        self._require_stage("note")
+        self._check("note", inp.actor)
+
+    @workflow.update
+    async def tag(self, inp: TagInput) -> UpdateResult:
+        state = self.state
+        added = [t for t in dict.fromkeys(inp.add) if t not in state.tags]
+        removed = [t for t in dict.fromkeys(inp.remove) if t in state.tags]
+        state.tags = [t for t in state.tags if t not in removed] + added
+        self.log.event(inp.actor.name, "tagged", detail={"added": added, "removed": removed})
+        return await self._commit()
+
+    @tag.validator
+    def _validate_tag(self, inp: TagInput) -> None:
+        self._check("tag", inp.actor)
+        kept = [t for t in self.state.tags if t not in inp.remove]
+        if len(set(kept) | set(inp.add)) > MAX_TAGS:
+            raise refuse(f"a case has at most {MAX_TAGS} tags", "InvalidAction")
 
     @workflow.update
     async def escalate(self, inp: ReasonInput) -> UpdateResult:
-        self._event(inp.actor.name, "escalated", detail={"reason": inp.reason,
-                                                         "rule": "manual"})
-        self._notify_staff("role:supervisor", "case_escalated", {"reason": inp.reason,
-                                                                "by": inp.actor.name})
+        self.log.event(inp.actor.name, "escalated", detail={"reason": inp.reason,
+                                                            "rule": "manual"})
+        self.log.notify_staff("role:supervisor", "case_escalated", {"reason": inp.reason,
+                                                                   "by": inp.actor.name})
         return await self._commit()
 
     @escalate.validator
     def _validate_escalate(self, inp: ReasonInput) -> None:
-        self._require_stage("escalate")
+        self._check("escalate", inp.actor)
 
     @workflow.update
     async def approve(self, inp: ApproveInput) -> UpdateResult:
-        assert self._resolution is not None
-        self._resolution.approved_by = inp.actor.name
-        self._event(inp.actor.name, "approved", detail={"note": inp.note})
+        assert self.state.resolution is not None
+        self.state.resolution.approved_by = inp.actor.name
+        self.log.event(inp.actor.name, "approved", detail={"note": inp.note})
         return await self._commit()
 
     @approve.validator
     def _validate_approve(self, inp: ApproveInput) -> None:
-        self._require_stage("approve")
-        if inp.actor.role not in ("supervisor", "admin"):
-            raise refuse("only a supervisor may approve", "Forbidden")
-        if self._resolution is None or self._resolution.awaiting != "approval":
-            raise refuse("nothing on this case awaits a supervisor's approval")
+        self._check("approve", inp.actor)
 
     @workflow.signal
     def logistics_exception(self, event: LogisticsException) -> None:
         """The courier reports the order's own delivery delayed, lost or damaged: tell
         the customer and propose the policy's resolution to the handler."""
-        if event.event_id in self._logistics_seen or self._stage not in OPEN_STAGES:
+        state = self.state
+        if event.event_id in state.logistics_events_seen or state.stage not in OPEN_STAGES:
             return
-        self._logistics_seen.add(event.event_id)
+        state.logistics_events_seen.append(event.event_id)
         proposal = self._inp.policy.logistics_proposals.get(event.status)
-        self._event("courier", "logistics_exception", detail={
+        self.log.event("courier", "logistics_exception", detail={
             "waybill": event.waybill_no, "status": event.status, "detail": event.detail,
             "proposal": proposal})
-        self._notify_customer("parcel_" + event.status, {"waybill": event.waybill_no})
+        self.log.notify_customer("parcel_" + event.status, {"waybill": event.waybill_no})
         if proposal:
-            self._proposal = {"type": proposal, "reason": f"parcel {event.waybill_no} "
+            state.proposal = {"type": proposal, "reason": f"parcel {event.waybill_no} "
                               f"{event.status}", "at": workflow.now().isoformat()}
-            self._notify_staff(self._assignee or "role:handler", "resolution_proposed",
-                               dict(self._proposal))
+            self.log.notify_staff(state.assignee or "role:handler", "resolution_proposed",
+                                  dict(state.proposal))
         self._wake = True
 
     @workflow.signal
     def courier_event(self, event: CourierEvent) -> None:
         """A tracking event from the courier's webhook (deduplicated, ordered)."""
-        self._apply_courier_event(event)
+        self.sagas.apply_courier_event(event)
 
     @workflow.update
     async def revisit(self, inp: RevisitInput) -> UpdateResult:
@@ -569,16 +579,16 @@ class CaseWorkflow(ResolutionSagas):
         self._stop("revisit", now)
         detail = {"outcome": inp.outcome, "note": inp.note}
         if inp.outcome == "unsatisfied":
-            self._event(inp.actor.name, "revisited", detail=detail)
+            self.log.event(inp.actor.name, "revisited", detail=detail)
             self._reopen(inp.actor.name, f"revisit: customer unsatisfied. {inp.note}".strip())
         else:
-            self._move("revisit", "closed", inp.actor.name, "revisited", detail)
+            self.log.move(Stage.CLOSED, inp.actor.name, "revisited", detail)
             self._close(now)
         return await self._commit()
 
     @revisit.validator
     def _validate_revisit(self, inp: RevisitInput) -> None:
-        self._require_stage("revisit")
+        self._check("revisit", inp.actor)
 
     @workflow.update
     async def reopen(self, inp: ReasonInput) -> UpdateResult:
@@ -587,132 +597,135 @@ class CaseWorkflow(ResolutionSagas):
 
     @reopen.validator
     def _validate_reopen(self, inp: ReasonInput) -> None:
-        self._require_stage("reopen")
-        if self._stage == "closed" and self._reopen_expired():
-            raise refuse(f"a case can be reopened within {REOPEN_WINDOW_DAYS} days of closing")
+        self._check("reopen", inp.actor)
 
     @workflow.update
     async def cancel(self, inp: ReasonInput) -> UpdateResult:
         self._end_cancelled(inp.actor.name, "cancelled", inp.reason)
-        self._notify_customer("case_cancelled", {"reason": inp.reason})
+        self.log.notify_customer("case_cancelled", {"reason": inp.reason})
         return await self._commit()
 
     @cancel.validator
     def _validate_cancel(self, inp: ReasonInput) -> None:
-        self._require_stage("cancel")
-        if self._resolution is not None and self._resolution.state == "running":
-            raise refuse("the resolution is running; cancel once it has finished or failed")
+        self._check("cancel", inp.actor)
 
     # ------------------------------------------------------------ customer
 
     @workflow.update
     async def feedback(self, inp: FeedbackInput) -> UpdateResult:
-        now = workflow.now()
-        self._rating = inp.rating
-        self._rating_comment = inp.comment
+        state, now = self.state, workflow.now()
+        state.rating = inp.rating
+        state.rating_comment = inp.comment
         if inp.rating <= 2:
             # An unhappy customer is called back at once, not days later.
-            self._revisit_due_at = now
-        self._move("feedback", "revisit", CUSTOMER, "feedback",
-                   {"rating": inp.rating, "comment": inp.comment})
+            state.revisit_due_at = now
+        self.log.move(Stage.REVISIT, CUSTOMER, "feedback",
+                      {"rating": inp.rating, "comment": inp.comment})
         self._start_revisit(now)
         return await self._commit()
 
     @feedback.validator
     def _validate_feedback(self, inp: FeedbackInput) -> None:
-        if self._stage != "feedback":
+        if self.state.stage != Stage.FEEDBACK:
             raise refuse("the case is not waiting for your rating")
+        self._check("feedback", CUSTOMER_ACTOR)
         if not 1 <= inp.rating <= 5:
             raise refuse("rating must be 1 to 5", "InvalidAction")
 
     @workflow.update
     async def reply(self, inp: ReplyInput) -> UpdateResult:
-        now = workflow.now()
-        question = self._question
-        self._question = None
-        self._status = "resolving" if self._resolution_running() else "open"
-        for clock in self._clocks:
+        state, now = self.state, workflow.now()
+        question = state.pending_question
+        state.pending_question = None
+        state.status = Status.RESOLVING if self._resolution_running() else Status.OPEN
+        for clock in state.clocks:
             # Only what waited on the customer; a parcel in transit keeps its own pause.
             if clock.paused_reason == "waiting_on_customer":
                 clocks.resume_clock(clock, now, self._calendar_for(clock))
-        self._event(CUSTOMER, "customer_replied", detail={"question": question,
-                                                          "message": inp.message})
-        if self._assignee:
-            self._notify_staff(self._assignee, "customer_replied", {})
+        self.log.event(CUSTOMER, "customer_replied", detail={"question": question,
+                                                             "message": inp.message})
+        if state.assignee:
+            self.log.notify_staff(state.assignee, "customer_replied", {})
         return await self._commit()
 
     @reply.validator
     def _validate_reply(self, inp: ReplyInput) -> None:
-        if self._question is None or self._stage not in OPEN_STAGES:
+        if self.state.pending_question is None or self.state.stage not in OPEN_STAGES:
             raise refuse("the case is not waiting for an answer from you")
+        self._check("reply", CUSTOMER_ACTOR)
 
     # ------------------------------------------------------------ resolution
 
+    async def _run_resolution(self, plan: Resolution) -> None:
+        try:
+            await self.sagas.run(plan)
+        except ResolutionFailed as err:
+            self._resolution_failed(plan, str(err))
+        else:
+            self._resolution_done(plan)
+        finally:
+            self._wake = True
+        await self._flush()
+
     def _resolution_done(self, plan: Resolution) -> None:
-        now = workflow.now()
+        state, now = self.state, workflow.now()
         plan.state = "done"
         plan.done_at = now
-        self._resolved_at = now
+        state.resolved_at = now
         self._stop("resolution", now)
-        self._status = "waiting_on_customer" if self._question else "open"
-        self._feedback_due_at = now + timedelta(seconds=self._inp.policy.feedback_window)
-        self._revisit_due_at = self._calendar.add(now, self._target("revisit_after"))
-        self._move("resolve", "feedback", SYSTEM, "resolved", _resolution_detail(plan))
+        state.status = Status.WAITING_ON_CUSTOMER if state.pending_question else Status.OPEN
+        state.feedback_due_at = now + timedelta(seconds=self._inp.policy.feedback_window)
+        state.revisit_due_at = self._calendar.add(now, self._target("revisit_after"))
+        self.log.move(Stage.FEEDBACK, SYSTEM, "resolved", _resolution_detail(plan))
         # One message tells the customer the resolution is done and asks for the rating.
-        self._notify_customer("rating_request", {"customer_url": self._inp.customer_url})
+        self.log.notify_customer("rating_request", {"customer_url": state.customer_url})
 
     def _resolution_failed(self, plan: Resolution, reason: str) -> None:
+        state = self.state
         plan.state = "failed"
-        self._status = "open"
-        self._event(SYSTEM, "resolution_failed", "resolve", "analyze",
-                    {"type": plan.type, "reason": reason})
-        self._stage = "analyze"
-        self._clocks.append(clocks.start_clock("analyze", self._target("analyze"),
-                                               workflow.now(), self._calendar))
-        if self._assignee:
-            self._notify_staff(self._assignee, "resolution_failed", {"reason": reason})
+        state.status = Status.OPEN
+        self.log.move(Stage.ANALYZE, SYSTEM, "resolution_failed",
+                      {"type": plan.type, "reason": reason})
+        self._start_clock("analyze")
+        if state.assignee:
+            self.log.notify_staff(state.assignee, "resolution_failed", {"reason": reason})
 
     def _resolution_running(self) -> bool:
-        return self._resolution is not None and self._resolution.state in ("planned", "running")
+        res = self.state.resolution
+        return res is not None and res.state in ("planned", "running")
 
     # ------------------------------------------------------------ deadlines
 
-    def _time_to_next_deadline(self) -> timedelta | None:
-        now = workflow.now()
-        instants = [at for clock in self._clocks for at, _ in self._pending_marks(clock)]
-        if self._stage == "feedback" and self._feedback_due_at:
-            instants.append(self._feedback_due_at)
-        if self._stage == "revisit" and self._revisit_due_at and not self._revisit_notified:
-            instants.append(self._revisit_due_at)
-        if self._stage == "closed" and self._closed_at:
-            instants.append(self._closed_at + timedelta(days=REOPEN_WINDOW_DAYS))
-        if not instants:
-            return None
-        return max(min(instants) - now, timedelta(0)) + timedelta(milliseconds=1)
+    def _arm_timer(self) -> None:
+        """Keep one durable timer for the next mark. A mark that moved later leaves the
+        timer as it is (it fires early, finds nothing due and is set again); only a mark
+        that moved earlier replaces it, so a lifecycle starts few timers and cancels
+        fewer."""
+        if self._timer is not None and self._timer.done():
+            self._timer = self._timer_at = None
+        at = deadlines.next_instant(self.state, self._inp.policy, self._calendar_for)
+        running = self._timer is not None
+        if at is None or (running and self._timer_at is not None and self._timer_at <= at):
+            return
+        if running:
+            assert self._timer is not None
+            self._timer.cancel()
+        self._timer_at = at
+        delay = max(at - workflow.now(), timedelta(0)) + TIMER_SLACK
+        self._timer = asyncio.create_task(workflow.sleep(delay))
 
-    def _pending_marks(self, clock: StageClock) -> list[tuple[datetime, float]]:
-        """The shares of this clock's target still to be announced, with when they fall:
-        warnings (policy's warn_at), the breach (1.0) and the second escalation."""
-        if clock.state != "running":
-            return []
-        shares: list[float] = []
-        if clock.name in WARNED_CLOCKS:
-            shares += [w for w in self._inp.policy.warn_at if w not in clock.warned]
-        if clock.breached_at is None:
-            shares.append(1.0)
-        elif clock.name in WARNED_CLOCKS and clock.escalations < 2:
-            shares.append(self._inp.policy.escalate_again_at)
-        marks = []
-        for share in shares:
-            at = clocks.instant_at_share(clock, share, self._calendar_for(clock))
-            if at is not None:
-                marks.append((at, share))
-        return marks
+    def _time_to_next_deadline(self) -> timedelta | None:
+        """The wait of cases that began before the one timer: a timer per wait."""
+        at = deadlines.next_instant(self.state, self._inp.policy, self._calendar_for)
+        if at is None:
+            return None
+        return max(at - workflow.now(), timedelta(0)) + TIMER_SLACK
 
     def _fire_deadlines(self) -> None:
-        now = workflow.now()
-        for clock in list(self._clocks):
-            for at, share in sorted(self._pending_marks(clock), key=lambda m: m[1]):
+        state, now = self.state, workflow.now()
+        for clock in list(state.clocks):
+            marks = deadlines.pending_marks(clock, self._inp.policy, self._calendar_for(clock))
+            for at, share in sorted(marks, key=lambda m: m[1]):
                 if at > now:
                     break
                 if share < 1.0:
@@ -721,109 +734,102 @@ class CaseWorkflow(ResolutionSagas):
                     self._breach(clock, now)
                 else:
                     self._escalate_again(clock)
-        if self._stage == "feedback" and self._feedback_due_at and self._feedback_due_at <= now:
-            self._move("feedback", "revisit", SYSTEM, "feedback_timeout",
-                       {"outcome": "no response"})
+        if deadlines.feedback_timed_out(state, now):
+            self.log.move(Stage.REVISIT, SYSTEM, "feedback_timeout", {"outcome": "no response"})
             self._start_revisit(now)
-        if (self._stage == "revisit" and not self._revisit_notified and self._revisit_due_at
-                and self._revisit_due_at <= now):
-            self._revisit_notified = True
-            self._event(SYSTEM, "revisit_due")
-            self._notify_staff(self._assignee or "role:handler", "revisit_due", {})
+        if deadlines.revisit_came_due(state, now):
+            state.revisit_notified = True
+            self.log.event(SYSTEM, "revisit_due")
+            self.log.notify_staff(state.assignee or "role:handler", "revisit_due", {})
             if workflow.patched(NOTIFY_PATCH):
-                self._notify_customer("revisit", {"customer_url": self._inp.customer_url})
+                self.log.notify_customer("revisit", {"customer_url": state.customer_url})
 
     def _warn(self, clock: StageClock, share: float) -> None:
         """A share of a target is used: tell the assignee before it is too late."""
         clock.warned.append(share)
         due = clocks.instant_at_share(clock, 1.0, self._calendar_for(clock))
         rule = (f"{share:.0%} of the {clock.name} target ({format_duration(clock.target)}) "
-                f"for {self._priority}")
-        self._event(SYSTEM, "sla_warning", detail={
+                f"for {self.state.priority}")
+        self.log.event(SYSTEM, "sla_warning", detail={
             "clock": clock.name, "share": share, "rule": rule,
             "due_at": due.isoformat() if due else None})
-        self._notify_staff(self._assignee or "role:handler", "sla_warning",
-                           {"clock": clock.name, "share": share, "rule": rule})
+        self.log.notify_staff(self.state.assignee or "role:handler", "sla_warning",
+                              {"clock": clock.name, "share": share, "rule": rule})
 
     def _breach(self, clock: StageClock, now: datetime) -> None:
         """100 % of a target: overdue for good, escalated to the supervisors, priority one
         level up and, if the policy says so, reassigned."""
+        state = self.state
         clock.breached_at = now
         clock.escalations = 1
-        self._breaches.append({"clock": clock.name, "at": now.isoformat(),
-                               "target_s": clock.target, "priority": self._priority})
+        state.breaches.append({"clock": clock.name, "at": now.isoformat(),
+                               "target_s": clock.target, "priority": state.priority})
         rule = (f"100% of the {clock.name} target ({format_duration(clock.target)}) "
-                f"for {self._priority}")
-        self._event(SYSTEM, "overdue", detail={"clock": clock.name, "rule": rule})
+                f"for {state.priority}")
+        self.log.event(SYSTEM, "overdue", detail={"clock": clock.name, "rule": rule})
         detail: dict = {"level": 1, "to": "supervisor", "rule": rule, "clock": clock.name}
-        raised = raise_priority(self._priority)
-        if raised != self._priority:
-            detail["priority"] = {"from": self._priority, "to": raised}
-            self._priority = raised
+        raised = raise_priority(state.priority)
+        if raised != state.priority:
+            detail["priority"] = {"from": state.priority, "to": raised}
+            state.priority = raised
             self._retarget_all(now)
         reassign = self._inp.policy.reassign_on_overdue
-        if reassign and reassign != self._assignee:
-            detail["assignee"] = {"from": self._assignee, "to": reassign}
-            self._assignee = reassign
-            self._notify_staff(reassign, "case_assigned", {"by": SYSTEM, "rule": rule})
-        self._event(SYSTEM, "escalated", detail=detail)
-        self._notify_staff("role:supervisor", "case_overdue",
-                           {"clock": clock.name, "rule": rule, "assignee": self._assignee})
+        if reassign and reassign != state.assignee:
+            detail["assignee"] = {"from": state.assignee, "to": reassign}
+            state.assignee = reassign
+            self.log.notify_staff(reassign, "case_assigned", {"by": SYSTEM, "rule": rule})
+        self.log.event(SYSTEM, "escalated", detail=detail)
+        self.log.notify_staff("role:supervisor", "case_overdue",
+                              {"clock": clock.name, "rule": rule, "assignee": state.assignee})
 
     def _escalate_again(self, clock: StageClock) -> None:
         """Still open at the policy's second share (150 %): the admins are told."""
         clock.escalations = 2
         share = self._inp.policy.escalate_again_at
         rule = f"{share:.0%} of the {clock.name} target ({format_duration(clock.target)})"
-        self._event(SYSTEM, "escalated", detail={"level": 2, "to": "admin", "rule": rule,
-                                                 "clock": clock.name})
-        self._notify_staff("role:admin", "case_overdue_again",
-                           {"clock": clock.name, "rule": rule, "assignee": self._assignee})
+        self.log.event(SYSTEM, "escalated", detail={"level": 2, "to": "admin", "rule": rule,
+                                                    "clock": clock.name})
+        self.log.notify_staff("role:admin", "case_overdue_again",
+                              {"clock": clock.name, "rule": rule,
+                               "assignee": self.state.assignee})
 
     def _start_revisit(self, now: datetime) -> None:
-        due = self._revisit_due_at or now
-        due = max(due, now)
-        self._revisit_due_at = due
-        self._revisit_notified = False
+        state = self.state
+        due = max(state.revisit_due_at or now, now)
+        state.revisit_due_at = due
+        state.revisit_notified = False
         # The call is expected at `due`; the handler has a working day to make it.
         clock = StageClock(name="revisit", target=self._inp.policy.revisit_grace + int(
             self._calendar.working_seconds(now, due)), running_since=now)
         clock.due_at = self._calendar.add(now, clock.target)
-        self._clocks.append(clock)
+        state.clocks.append(clock)
 
     # ------------------------------------------------------------ transitions
 
-    def _require_stage(self, action: str) -> None:
-        allowed = ACTION_STAGES[action]
-        if self._stage not in allowed:
-            raise refuse(
-                f"'{action}' is not allowed while the case is in stage '{self._stage}'"
-                f" (allowed in: {', '.join(allowed)})"
-            )
-
-    def _move(self, before: str, after: str, actor: str, kind: str, detail: dict) -> None:
-        self._stage = after
-        self._event(actor, kind, before, after, detail)
+    def _start_clock(self, name: str) -> None:
+        self.state.clocks.append(clocks.start_clock(name, self._target(name), workflow.now(),
+                                                    self._calendar))
 
     def _stop(self, name: str, now: datetime) -> None:
-        for clock in self._clocks:
+        state = self.state
+        for clock in state.clocks:
             if clock.name == name and clocks.is_open(clock):
                 was_breached = clock.breached_at is not None
                 clocks.stop_clock(clock, now, self._calendar_for(clock))
                 if clock.breached_at is not None and not was_breached:
                     # Over its target at the moment it stopped (e.g. a new, shorter
                     # target): the breach is recorded like any other.
-                    self._breaches.append({"clock": clock.name, "at": now.isoformat(),
+                    state.breaches.append({"clock": clock.name, "at": now.isoformat(),
                                            "target_s": clock.target,
-                                           "priority": self._priority})
-                    self._event(SYSTEM, "overdue", detail={
+                                           "priority": state.priority})
+                    self.log.event(SYSTEM, "overdue", detail={
                         "clock": clock.name,
                         "rule": f"100% of the {clock.name} target "
-                                f"({format_duration(clock.target)}) for {self._priority}, "
+                                f"({format_duration(clock.target)}) for {state.priority}, "
                                 "reached when the clock stopped"})
 
     def _open_clocks(self) -> list[StageClock]:
-        return [c for c in self._clocks if clocks.is_open(c)]
+        return [c for c in self.state.clocks if clocks.is_open(c)]
 
     def _retarget_all(self, now: datetime) -> None:
         for clock in self._open_clocks():
@@ -833,81 +839,51 @@ class CaseWorkflow(ResolutionSagas):
                 clocks.retarget_clock(clock, self._target(clock.name), now, self._calendar)
 
     def _reopen(self, actor: str, reason: str) -> None:
-        now = workflow.now()
-        before = self._stage
+        state, now = self.state, workflow.now()
         for clock in self._open_clocks():
             clocks.stop_clock(clock, now, self._calendar_for(clock))
-        self._reopen_count += 1
-        self._closed_at = None
-        self._resolution = None
-        self._question = None
-        self._status = "open"
-        self._feedback_due_at = None
-        self._revisit_due_at = None
+        state.reopen_count += 1
+        state.closed_at = None
+        state.resolution = None
+        state.pending_question = None
+        state.status = Status.OPEN
+        state.feedback_due_at = None
+        state.revisit_due_at = None
         # A reopened case starts fresh analyze and resolution clocks (docs/sla.md).
-        self._clocks.append(clocks.start_clock("analyze", self._target("analyze"), now,
-                                               self._calendar))
-        self._clocks.append(clocks.start_clock("resolution", self._target("resolution"), now,
-                                               self._calendar))
-        self._move(before, "analyze", actor, "reopened", {"reason": reason,
-                                                          "reopen_count": self._reopen_count})
-        if self._assignee:
-            self._notify_staff(self._assignee, "case_reopened", {"reason": reason})
+        self._start_clock("analyze")
+        self._start_clock("resolution")
+        self.log.move(Stage.ANALYZE, actor, "reopened", {"reason": reason,
+                                                         "reopen_count": state.reopen_count})
+        if state.assignee:
+            self.log.notify_staff(state.assignee, "case_reopened", {"reason": reason})
 
     def _end_cancelled(self, actor: str, kind: str, reason: str) -> None:
-        now = workflow.now()
+        state, now = self.state, workflow.now()
         for clock in self._open_clocks():
             clocks.stop_clock(clock, now, self._calendar_for(clock))
-        self._status = "cancelled"
-        self._closed_at = now
-        self._move(self._stage, "cancelled", actor, kind, {"reason": reason})
+        state.status = Status.CANCELLED
+        state.closed_at = now
+        self.log.move(Stage.CANCELLED, actor, kind, {"reason": reason})
         self._wake = True
 
     def _close(self, now: datetime) -> None:
-        self._status = "closed"
-        self._closed_at = now
-        self._event(SYSTEM, "closed", "closed", "closed")
+        self.state.status = Status.CLOSED
+        self.state.closed_at = now
+        self.log.event(SYSTEM, "closed", Stage.CLOSED, Stage.CLOSED)
         self._wake = True
 
     def _reopen_expired(self) -> bool:
-        return (self._closed_at is not None
-                and workflow.now() >= self._closed_at + timedelta(days=REOPEN_WINDOW_DAYS))
-
-    def _calendar_for(self, clock: StageClock) -> BusinessCalendar:
-        # Legal deadlines count calendar days, not the retailer's working hours.
-        return LEGAL_CALENDAR if clock.name == "legal_refund" else self._calendar
+        end = deadlines.reopen_window_end(self.state)
+        return end is not None and workflow.now() >= end
 
     def _target(self, name: str) -> int:
-        targets = self._inp.policy.targets_for(self._kind, self._priority)
+        targets = self._inp.policy.targets_for(self.state.kind, self.state.priority)
         return int(getattr(targets, name))
 
     # ------------------------------------------------------------ recording
 
-    def _event(self, actor: str, kind: str, before: str | None = None,
-               after: str | None = None, detail: dict | None = None) -> None:
-        self._seq += 1
-        self._events.append(TimelineEvent(
-            seq=self._seq, at=workflow.now(), actor=actor, type=kind,
-            stage_before=before or self._stage, stage_after=after or self._stage,
-            detail=detail or {},
-        ))
-
-    def _notify(self, channel: str, recipient: str, template: str, payload: dict) -> None:
-        self._outbox_seq += 1
-        self._outbox.append(OutboxMessage(
-            key=f"{self._inp.case_id}:{self._outbox_seq}", at=workflow.now(),
-            channel=channel, recipient=recipient, template=template,
-            payload={"case_id": self._inp.case_id, **payload},
-        ))
-
-    def _notify_customer(self, template: str, payload: dict) -> None:
-        self._notify("customer", self._customer.id, template, payload)
-
-    def _notify_staff(self, recipient: str, template: str, payload: dict) -> None:
-        self._notify("staff", recipient, template, payload)
-
-    def _dirty(self) -> bool:
-        return bool(self._events or self._outbox)
+    def _wake_up(self) -> None:
+        self._wake = True
 
     async def _commit(self) -> UpdateResult:
         self._wake = True
@@ -915,24 +891,22 @@ class CaseWorkflow(ResolutionSagas):
         return self._result()
 
     def _result(self) -> UpdateResult:
-        return UpdateResult(self._inp.case_id, self._version, self._stage, self._status)
+        return UpdateResult(self.state.case_id, self._version, self.state.stage,
+                            self.state.status)
 
     async def _flush(self) -> None:
         """Write the current state, new timeline events and outbox rows in one step."""
         self._version += 1
-        projection = Projection(snapshot=self._snapshot(), events=self._events,
-                                outbox=self._outbox)
-        self._events, self._outbox = [], []
+        events, outbox = self.log.take()
+        projection = Projection(snapshot=self._snapshot(), events=events, outbox=outbox)
         self._publish_search_attributes(projection.snapshot)
-        await workflow.execute_local_activity_method(
-            CaseProjector.project,
-            projection,
-            start_to_close_timeout=timedelta(seconds=10),
-            retry_policy=PROJECTION_RETRY,
+        await workflow.execute_local_activity(
+            PROJECT_CASE.name, projection,
+            start_to_close_timeout=timedelta(seconds=10), retry_policy=PROJECTION_RETRY,
         )
         self._projected = True
-        if projection.outbox and workflow.patched(NOTIFY_PATCH):
-            keys = [m.key for m in projection.outbox]
+        if outbox and workflow.patched(NOTIFY_PATCH):
+            keys = [m.key for m in outbox]
             self._deliveries = [t for t in self._deliveries if not t.done()]
             self._deliveries.append(asyncio.create_task(self._deliver(keys)))
 
@@ -940,8 +914,9 @@ class CaseWorkflow(ResolutionSagas):
         """Send the rows this flush wrote; if it gives up, the scheduler's outbox sweep
         sends them later through the same claim."""
         try:
-            await workflow.execute_activity_method(
-                NotificationActivities.deliver, DeliveryInput(keys),
+            await workflow.execute_activity(
+                DELIVER_NOTIFICATIONS.name, DeliveryInput(keys),
+                result_type=DELIVER_NOTIFICATIONS.result,
                 start_to_close_timeout=DELIVERY_TIMEOUT, retry_policy=DELIVERY_RETRY)
         except ActivityError as err:
             workflow.logger.warning("notifications %s left to the outbox sweep: %s",
@@ -953,6 +928,7 @@ class CaseWorkflow(ResolutionSagas):
             await asyncio.gather(*pending)
 
     def _publish_search_attributes(self, snap: CaseSnapshot) -> None:
+        """Upsert only the search attributes that changed since the last upsert."""
         if not self._inp.publish_search_attributes:
             return
         values: dict[str, object] = {
@@ -972,78 +948,18 @@ class CaseWorkflow(ResolutionSagas):
         self._published_sa.update(changed)
 
     def _snapshot(self) -> CaseSnapshot:
-        now = workflow.now()
-        stage_clock = self._stage_clock()
-        resolution_clock = next((c for c in reversed(self._clocks)
-                                 if c.name == "resolution"), None)
-        overdue = self._stage in OPEN_STAGES and any(
-            c.breached_at is not None and clocks.is_open(c) for c in self._clocks
-        )
-        stage_due = stage_clock.due_at if stage_clock else None
-        risks = [at for c in self._clocks if c.breached_at is None and self._stage in OPEN_STAGES
-                 and (at := clocks.instant_at_share(c, AT_RISK_SHARE,
-                                                    self._calendar_for(c))) is not None]
-        if self._stage == "feedback":
-            stage_due = self._feedback_due_at
+        """The state as it is, plus what follows from it now (the read model's row)."""
+        state, now = self.state, workflow.now()
         return CaseSnapshot(
-            case_id=self._inp.case_id,
-            version=self._version,
-            kind=self._kind,
-            channel=self._inp.channel,
-            stage=self._stage,
-            status=self._status,
-            priority=self._priority,
-            priority_reasons=list(self._priority_reasons),
-            assignee=self._assignee,
-            order_id=self._inp.order_id,
-            customer=self._customer,
-            items=self._inp.items,
-            description=self._inp.description,
-            created_at=self._created_at or now,
-            updated_at=now,
-            stage_due_at=stage_due,
-            resolution_due_at=(resolution_clock.due_at if resolution_clock
-                               and clocks.is_open(resolution_clock) else None),
-            overdue=overdue,
-            status_token=self._inp.status_token,
-            customer_url=self._inp.customer_url,
-            repeat_of=self._inp.repeat_of,
-            order=self._order,
-            clocks=[replace(c) for c in self._clocks],
-            breaches=list(self._breaches),
-            analysis=self._analysis,
-            resolution=replace(self._resolution, steps=list(self._resolution.steps),
-                               refs=dict(self._resolution.refs))
-            if self._resolution else None,
-            rating=self._rating,
-            rating_comment=self._rating_comment,
-            pending_question=self._question,
-            revisit_due_at=self._revisit_due_at,
-            feedback_due_at=self._feedback_due_at,
-            closed_at=self._closed_at,
-            reopen_count=self._reopen_count,
+            **{f.name: getattr(state, f.name) for f in _STATE_FIELDS},
+            version=self._version, updated_at=now,
             sla_policy={"source": self._inp.policy.source,
                         "version": self._inp.policy.version},
-            eligibility=dict(self._eligibility),
-            proposal=dict(self._proposal) if self._proposal else None,
-            confirmed_at=self._confirmed_at,
-            resolved_at=self._resolved_at,
-            refunded=f"{self._refunded:.2f}",
-            compensation_points=self._points_given,
-            waiting_on=self._waiting_on,
-            at_risk_at=min(risks) if risks else None,
-            triage=self._triage,
-            parcels={number: {**p, "events": list(p["events"])}
-                     for number, p in self._parcels.items()},
+            **deadlines.due_times(state, self._calendar_for),
         )
 
-    def _stage_clock(self) -> StageClock | None:
-        name = {"confirm": "confirm", "analyze": "analyze", "resolve": "resolution",
-                "revisit": "revisit", "record": "confirm"}.get(self._stage)
-        if name is None:
-            return None
-        return next((c for c in reversed(self._clocks)
-                     if c.name == name and clocks.is_open(c)), None)
+
+_STATE_FIELDS = fields(CaseState)
 
 
 def _enrich_customer(given: Customer, known: Customer | None) -> Customer:
@@ -1082,4 +998,4 @@ def _resolution_detail(plan: Resolution) -> dict:
     return detail
 
 
-__all__ = ["SEARCH_ATTRIBUTES", "CaseWorkflow", "raise_priority"]
+__all__ = ["SEARCH_ATTRIBUTES", "WARNED_CLOCKS", "CaseWorkflow"]

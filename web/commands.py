@@ -1,0 +1,56 @@
+"""Commands to a case: the one way the API, the desk, the console and the customer's
+page send an action, read from the action table (workflows/case/lifecycle.py).
+
+A body that passed its action's schema becomes that action's input dataclass here,
+generically; the workflow's validator has the last word on whether it may happen.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from temporalio.converter import value_to_type
+
+from aftersales.converter import DataclassConverter
+from db import accounts
+from web.auth import check, current_user
+from web.problems import Problem
+from workflows.case.contracts import Actor, UpdateResult
+from workflows.case.lifecycle import BY_NAME, Action
+
+_CONVERTERS = [DataclassConverter()]
+
+
+def action_input(action: Action, actor: Actor | None, data: dict) -> Any:
+    """The action's input dataclass from a body its schema loaded (staff actions carry
+    the acting user)."""
+    value = dict(data)
+    if actor is not None:
+        value["actor"] = {"name": actor.name, "role": actor.role}
+    return value_to_type(action.input, value, _CONVERTERS)
+
+
+def perform_action(case_id: str, name: str, data: dict) -> UpdateResult:
+    """Check the caller's right to the action (its body already loaded by its schema)
+    and send it to the case. Raises Problem, ActionRefused, CaseNotRunning or
+    TemporalUnavailable; the workflow refuses what does not fit the case."""
+    action = BY_NAME[name]
+    check(action.permission)
+    st = current_app.extensions["aftersales"]
+    if name == "assign":
+        with st.sessions() as session:
+            assignee = accounts.get_user(session, data["assignee"])
+            if assignee is None or not assignee.active:
+                raise Problem(422, "Invalid request", "no such active user",
+                              errors={"assignee": [f"no active user '{data['assignee']}'"]})
+    user = current_user()
+    return st.gateway.act(case_id, action.update, action_input(action, Actor(user.name,
+                                                                              user.role), data))
+
+
+def customer_action(case_id: str, name: str, data: dict) -> UpdateResult:
+    """An action the customer takes through the status link (no staff user)."""
+    action = BY_NAME[name]
+    return current_app.extensions["aftersales"].gateway.act(
+        case_id, action.update, action_input(action, None, data))

@@ -1,0 +1,243 @@
+"""The case's lifecycle as data: which actions exist, in which stages, for whom, with
+what input, and where each one moves the case.
+
+Every layer reads this table instead of spelling an action again: the workflow's
+validators (`refusal`), the REST dispatch and the permission check (web/api.py,
+web/auth.py), the OpenAPI document, the desk's "what you can do now" and its forms,
+and the fuzz test's edges. Adding an action is one row here, one update handler in
+workflow.py and one input schema in web/schemas.py (docs/architecture.md, "How to add
+an action").
+
+Pure: no Temporal, no I/O. `refusal` reads only the case state, so the web can ask it
+about a state read back from the read model and offer only what can succeed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from workflows.case.contracts import (
+    Actor,
+    AnalyzeInput,
+    ApproveInput,
+    AssignInput,
+    CaseState,
+    ConfirmInput,
+    FeedbackInput,
+    InspectInput,
+    NoteInput,
+    ReasonInput,
+    ReplyInput,
+    RequestInfoInput,
+    ResolveInput,
+    RevisitInput,
+    TagInput,
+)
+from workflows.case.vocabulary import (
+    MANAGERS,
+    OPEN_STAGES,
+    REOPEN_WINDOW_DAYS,
+    ROLES,
+    STAGES,
+    Stage,
+)
+
+STAFF = ROLES
+CUSTOMER = "customer"
+# Rules inside an action that need a role of their own; the validator and the web's
+# permission table both read them. Handlers take cases for themselves; giving a case
+# to someone else is a supervisor's.
+ASSIGN_OTHERS = "cases.assign.others"
+RULE_PERMISSIONS: dict[str, tuple[str, ...]] = {ASSIGN_OTHERS: MANAGERS}
+
+# Stage moves the system makes by itself (intake, the saga, a timer), not an action.
+SYSTEM_MOVES = (
+    (Stage.RECORD, Stage.CONFIRM),      # recorded
+    (Stage.RECORD, Stage.CANCELLED),    # the order system refused the order
+    (Stage.RESOLVE, Stage.FEEDBACK),    # the resolution is done
+    (Stage.RESOLVE, Stage.ANALYZE),     # the resolution failed and was compensated
+    (Stage.FEEDBACK, Stage.REVISIT),    # no rating within the feedback window
+)
+
+
+def N_(text: str) -> str:
+    """Marks a label for translation (babel.cfg extracts it); the pages translate it."""
+    return text
+
+
+# ---------------------------------------------------------------- preconditions
+# Each returns why the action cannot be taken on this state now, or None. They see
+# the state only (never the action's input), so the pages can ask them too.
+
+Refusal = tuple[str, str]  # (kind, message); kind maps to the HTTP status
+
+
+def _resolution_running(state: CaseState) -> bool:
+    return state.resolution is not None and state.resolution.state in ("planned", "running")
+
+
+def _workflow_ended(state: CaseState, now: datetime) -> bool:
+    """A closed case's workflow ends when its reopen window has passed."""
+    if state.stage == Stage.CANCELLED:
+        return True
+    return (state.stage == Stage.CLOSED and state.closed_at is not None
+            and now >= state.closed_at + timedelta(days=REOPEN_WINDOW_DAYS))
+
+
+def _can_assign(state: CaseState, actor: Actor, now: datetime) -> Refusal | None:
+    if actor.role not in MANAGERS and state.assignee == actor.name:
+        return ("InvalidAction", "the case is already yours")
+    return None
+
+
+def _can_resolve(state: CaseState, actor: Actor, now: datetime) -> Refusal | None:
+    if _resolution_running(state):
+        return ("WrongStage", "a resolution is already running for this case")
+    return None
+
+
+def _awaits(what: str, message: str) -> Callable[[CaseState, Actor, datetime],
+                                                 Refusal | None]:
+    def check(state: CaseState, actor: Actor, now: datetime) -> Refusal | None:
+        if state.resolution is None or state.resolution.awaiting != what:
+            return ("WrongStage", message)
+        return None
+    return check
+
+
+def _can_request_info(state: CaseState, actor: Actor, now: datetime) -> Refusal | None:
+    if state.pending_question is not None:
+        return ("WrongStage", "the customer has not answered the previous question yet")
+    return None
+
+
+def _still_running(state: CaseState, actor: Actor, now: datetime) -> Refusal | None:
+    if _workflow_ended(state, now):
+        return ("WrongStage", f"a case can be changed within {REOPEN_WINDOW_DAYS} days of "
+                              "closing")
+    return None
+
+
+def _can_cancel(state: CaseState, actor: Actor, now: datetime) -> Refusal | None:
+    if state.resolution is not None and state.resolution.state == "running":
+        return ("WrongStage", "the resolution is running; cancel once it has finished or "
+                              "failed")
+    return None
+
+
+def _can_reply(state: CaseState, actor: Actor, now: datetime) -> Refusal | None:
+    if state.pending_question is None:
+        return ("WrongStage", "the case is not waiting for an answer from you")
+    return None
+
+
+# ---------------------------------------------------------------- the table
+
+
+@dataclass(frozen=True)
+class Action:
+    """One thing a person can do to a case."""
+
+    name: str                   # in URLs and the permission name: cases.<name>
+    update: str                 # the workflow update that carries it
+    input: type                 # its input dataclass (workflows/case/contracts.py)
+    stages: tuple[str, ...]     # where it is allowed
+    roles: tuple[str, ...]      # who may take it ("customer": through the status link)
+    label: str                  # what the pages call it (translated there)
+    summary: str                # one line for the OpenAPI document
+    # Stage moves it makes, {from: to}; a stage not listed stays where it is.
+    moves: dict[str, str]
+    when: Callable[[CaseState, Actor, datetime], Refusal | None] | None = None
+    # Changes that cannot be undone: the pages ask before sending.
+    destructive: bool = False
+
+    @property
+    def permission(self) -> str:
+        return f"cases.{self.name}"
+
+
+def _all(to: str, stages: tuple[str, ...] = OPEN_STAGES) -> dict[str, str]:
+    return {stage: to for stage in stages}
+
+
+ACTIONS: tuple[Action, ...] = (
+    Action("confirm", "confirm", ConfirmInput, (Stage.CONFIRM,), STAFF, N_("Confirm"),
+           "First response: accept, optionally correcting kind and priority",
+           moves={Stage.CONFIRM: Stage.ANALYZE}),
+    Action("analyze", "analyze", AnalyzeInput, (Stage.ANALYZE,), STAFF,
+           N_("Record the analysis"), "Record root cause and responsible party",
+           moves={Stage.ANALYZE: Stage.RESOLVE}),
+    Action("resolve", "resolve", ResolveInput, (Stage.RESOLVE,), STAFF, N_("Resolve"),
+           "Choose and run the resolution", moves={}, when=_can_resolve),
+    Action("approve", "approve", ApproveInput, (Stage.RESOLVE,), MANAGERS,
+           N_("Approve the refund"), "Supervisor approval of a refund above the limit",
+           moves={}, when=_awaits("approval", "nothing on this case awaits a supervisor's "
+                                              "approval")),
+    Action("inspect", "inspect", InspectInput, (Stage.RESOLVE,), STAFF,
+           N_("Inspect returned goods"), "Record the inspection of returned goods",
+           moves={}, when=_awaits("inspection", "no returned goods are awaiting "
+                                                "inspection on this case")),
+    Action("revisit", "revisit", RevisitInput, (Stage.REVISIT,), STAFF,
+           N_("Record the follow-up call"),
+           "Record the revisit call; unsatisfied reopens the case",
+           moves={Stage.REVISIT: Stage.CLOSED}),
+    Action("request-info", "request_info", RequestInfoInput,
+           (Stage.CONFIRM, Stage.ANALYZE, Stage.RESOLVE), STAFF, N_("Ask the customer"),
+           "Ask the customer; pauses the SLA clocks", moves={}, when=_can_request_info),
+    Action("assign", "assign", AssignInput, OPEN_STAGES, STAFF, N_("Assign"),
+           "Give the case to a user (handlers: only themselves)", moves={},
+           when=_can_assign),
+    Action("tag", "tag", TagInput, STAGES, STAFF, N_("Tags"),
+           "Add or remove free-text tags", moves={}, when=_still_running),
+    Action("note", "note", NoteInput, STAGES, STAFF, N_("Add a note"),
+           "Add an internal note to the timeline", moves={}, when=_still_running),
+    Action("escalate", "escalate", ReasonInput, OPEN_STAGES, STAFF, N_("Escalate"),
+           "Escalate to the supervisors", moves={}),
+    Action("reopen", "reopen", ReasonInput, (Stage.FEEDBACK, Stage.REVISIT, Stage.CLOSED),
+           STAFF, N_("Reopen"), "Reopen a case back to analyze",
+           moves=_all(Stage.ANALYZE, (Stage.FEEDBACK, Stage.REVISIT, Stage.CLOSED)),
+           when=_still_running),
+    Action("reject", "reject", ReasonInput, (Stage.CONFIRM,), STAFF, N_("Reject"),
+           "Decline the case at confirm; it ends cancelled",
+           moves={Stage.CONFIRM: Stage.CANCELLED}, destructive=True),
+    Action("cancel", "cancel", ReasonInput, OPEN_STAGES, STAFF, N_("Cancel the case"),
+           "Cancel an open case", moves=_all(Stage.CANCELLED), when=_can_cancel,
+           destructive=True),
+    # The customer's, through the status link.
+    Action("feedback", "feedback", FeedbackInput, (Stage.FEEDBACK,), (CUSTOMER,),
+           N_("Rate the outcome"), "Rate the outcome, 1-5",
+           moves={Stage.FEEDBACK: Stage.REVISIT}),
+    Action("reply", "reply", ReplyInput, OPEN_STAGES, (CUSTOMER,), N_("Answer"),
+           "Answer the handler's question", moves={}, when=_can_reply),
+)
+BY_NAME = {a.name: a for a in ACTIONS}
+BY_UPDATE = {a.update: a for a in ACTIONS}
+# The actions staff take at /api/v1/cases/<id>/<action>, in the order the case page
+# shows them: the stage's main step first, the destructive ones last.
+STAFF_ACTIONS = tuple(a for a in ACTIONS if CUSTOMER not in a.roles)
+# Moves an action makes beyond its `moves`: revisit "unsatisfied" reopens the case.
+OUTCOME_MOVES = ((Stage.REVISIT, Stage.ANALYZE),)
+# Every stage move the case can make; the fuzz test holds the workflow to these.
+MOVES = frozenset({*SYSTEM_MOVES, *OUTCOME_MOVES,
+                   *((before, after) for a in ACTIONS for before, after in a.moves.items())})
+
+
+def refusal(action: Action, state: CaseState, actor: Actor, now: datetime) -> Refusal | None:
+    """Why `actor` cannot take `action` on this case now (kind, message), or None.
+
+    Stage, role and the state's own rules; what depends on the action's input (an
+    amount, a rating) is the update validator's to check on top."""
+    if state.stage not in action.stages:
+        return ("WrongStage", f"'{action.name}' is not allowed while the case is in stage "
+                              f"'{state.stage}' (allowed in: {', '.join(action.stages)})")
+    if actor.role not in action.roles:
+        return ("Forbidden", f"'{action.permission}' needs the role "
+                             f"{' or '.join(action.roles)}; you are {actor.role}")
+    return action.when(state, actor, now) if action.when else None
+
+
+def available(state: CaseState, actor: Actor, now: datetime) -> list[Action]:
+    """The staff actions `actor` can take on this case now, in page order."""
+    return [a for a in STAFF_ACTIONS if refusal(a, state, actor, now) is None]
