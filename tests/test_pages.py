@@ -272,3 +272,27 @@ def test_every_explanation_the_workflow_writes_is_said_in_chinese(app):
         said = {s: say(s) for s in sentences}
     untranslated = [s for s, z in said.items() if z == s or re.search(r"[a-z]{4,}", z)]
     assert not untranslated, untranslated
+
+
+def test_tags_show_on_the_case_page_and_filter_the_desk(app):
+    put(app, "AS-TAG1", stage="analyze", tags=["破损", "vip"])
+    put(app, "AS-TAG2", stage="analyze")
+    client = signed_in(app, "hank")
+    page = client.get("/desk/cases/AS-TAG1").get_data(as_text=True)
+    tags = re.search(r'<ul class="tags"[^>]*>(.*?)</ul>', page).group(1)
+    assert ">破损</a>" in tags and ">vip</a>" in tags
+    # The tag form offers to remove each tag the case has.
+    form = re.search(r'<form [^>]*id="act-tag".*?</form>', page, re.S).group(0)
+    assert 'name="remove" value="vip"' in form and 'name="add"' in form
+    listed = client.get("/desk?tag=vip").get_data(as_text=True)
+    assert "AS-TAG1" in listed and "AS-TAG2" not in listed
+
+
+def test_the_desk_reads_list_fields_from_repeated_or_comma_separated_inputs():
+    from werkzeug.datastructures import MultiDict
+
+    from web.desk import form_body
+
+    form = MultiDict([("add", "破损, vip ,"), ("remove", "old"), ("remove", "older")])
+    assert form_body("tag", form) == {"add": ["破损", "vip"], "remove": ["old", "older"]}
+    assert form_body("note", MultiDict([("text", "  called  ")])) == {"text": "called"}
