@@ -26,8 +26,8 @@ run: $(STAMP)
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -W error $(PYTEST_ARGS)
 
+# ruff and mypy come with the test extras (pyproject.toml): nothing is installed here.
 lint: $(TEST_STAMP)
-	$(BIN)/python -m pip install --quiet ruff mypy
 	$(BIN)/ruff check .
 	$(BIN)/mypy workflows activities db web aftersales simulators
 
