@@ -144,6 +144,7 @@ def test_text_the_model_cannot_read_gets_a_low_confidence_answer(rebuilt, text):
     assert found.root_cause.confidence < 0.3
 
 
+@pytest.mark.slow  # trains the model again: seconds of CPU each
 def test_handler_feedback_is_trained_in_and_compared_before_switching(rebuilt, tmp_path):
     current_path, current = rebuilt
     out = tmp_path / "model.joblib"
@@ -169,6 +170,7 @@ def test_handler_feedback_is_trained_in_and_compared_before_switching(rebuilt, t
     assert "“zorblax”" in retrained.suggest(probe).root_cause.reasons
 
 
+@pytest.mark.slow  # trains the model again: seconds of CPU each
 def test_a_worse_model_is_not_switched_in(rebuilt, tmp_path):
     current_path, _ = rebuilt
     out = tmp_path / "model.joblib"
@@ -186,6 +188,7 @@ def test_a_worse_model_is_not_switched_in(rebuilt, tmp_path):
     assert forced.switched and out.read_bytes() != before
 
 
+@pytest.mark.slow  # trains the model again: seconds of CPU each
 def test_a_model_file_of_another_format_is_not_trusted(rebuilt, tmp_path, caplog):
     _, model = rebuilt
     old = TriageModel(model.features, model.heads, {**model.meta, "format": 0})
