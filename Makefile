@@ -26,7 +26,7 @@ run: $(STAMP)
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -W error $(PYTEST_ARGS)
 
-# The edit loop, under a minute: no subprocess stacks, browser or retraining (slow), no
+# The edit loop, under a minute: no subprocess stacks, browser or model training (slow), no
 # workflow runs on a Temporal server (temporal), SQLite only (postgres: the same tests
 # run on SQLite here). `make test` runs these and the rest (docs/operations.md).
 test-fast: $(TEST_STAMP)
