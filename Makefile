@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint clean i18n
+.PHONY: run test test-fast lint clean i18n
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or make PYTHON=/path/to/python3.11)"; exit 1; }
@@ -26,8 +26,14 @@ run: $(STAMP)
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -W error $(PYTEST_ARGS)
 
+# The edit loop, under a minute: no subprocess stacks, browser or model training (slow), no
+# workflow runs on a Temporal server (temporal), SQLite only (postgres: the same tests
+# run on SQLite here). `make test` runs these and the rest (docs/operations.md).
+test-fast: $(TEST_STAMP)
+	$(BIN)/python -m pytest -W error -m "not slow and not temporal and not postgres" $(PYTEST_ARGS)
+
+# ruff and mypy come with the test extras (pyproject.toml): nothing is installed here.
 lint: $(TEST_STAMP)
-	$(BIN)/python -m pip install --quiet ruff mypy
 	$(BIN)/ruff check .
 	$(BIN)/mypy workflows activities db web aftersales simulators
 

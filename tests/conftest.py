@@ -32,6 +32,21 @@ RECORDING = os.environ.get("AFTERSALES_RECORD_HISTORIES") == "1"
 PG_ADMIN_URL = os.environ.get("AFTERSALES_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
 
 
+# Markers (pyproject.toml) that follow from the fixtures a test uses, so a new test
+# cannot forget them: `temporal` for a test that runs workflows on the session's Temporal
+# dev server, `postgres` for one that needs the PostgreSQL server. A fixture that picks
+# its database at run time (getfixturevalue) marks its postgres param instead.
+FIXTURE_MARKERS = {"temporal_address": "temporal", "postgres_url": "postgres"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture, marker in FIXTURE_MARKERS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)
+
+
 def binary(name: str) -> str:
     path = SCRIPTS / name
     if not path.exists():
@@ -105,7 +120,7 @@ def postgres_url() -> Iterator[str]:
         admin.close()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request) -> str:
     """The read model on SQLite and on PostgreSQL."""
     if request.param == "sqlite":

@@ -24,6 +24,7 @@ from workflows.case.lifecycle import BY_NAME, MOVES
 from workflows.case.vocabulary import STAGES
 from workflows.sla import SlaPolicy
 
+pytestmark = pytest.mark.temporal  # the dev server; the second test reads the first's runs
 # The lifecycle's edges: the action table's moves and the system's own.
 EDGES = MOVES
 BODIES = {

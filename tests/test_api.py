@@ -13,7 +13,7 @@ from tests.conftest import BackgroundWorker, make_settings, record_history_sync
 from web import create_app
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def stack(request, temporal_address, order_system_url):
     database_url = request.getfixturevalue(f"{request.param}_url")
     settings = make_settings(temporal_address, database_url, order_system_url)

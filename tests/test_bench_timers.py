@@ -4,8 +4,13 @@ docs/benchmarks.md)."""
 
 from __future__ import annotations
 
+import pytest
+
 from aftersales.bench_timers import main
 from tests.conftest import make_settings
+
+# The bench starts its own worker processes (one or two) and runs for a minute or more.
+pytestmark = pytest.mark.slow
 
 
 def test_open_cases_bench_reports_memory_and_lateness(temporal_address, order_system_url,

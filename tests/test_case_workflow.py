@@ -40,6 +40,7 @@ from workflows.case.contracts import (
 from workflows.case.workflow import CaseWorkflow
 from workflows.sla import CalendarSpec, SlaPolicy
 
+pytestmark = pytest.mark.temporal  # the time-skipping test server, the dev server
 ALICE = Actor("alice", "handler")
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)

@@ -25,6 +25,8 @@ from db.accounts import create_token, create_user
 from tests.conftest import BackgroundWorker, make_settings
 from web import create_app
 
+# A real browser (a chromium subprocess per module): not for `make test-fast`.
+pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "pages"
 # Short confirm target at P4, so a real deadline fires during the test.

@@ -58,7 +58,7 @@ def test_malformed_durations_are_refused_with_an_example(text):
 # --- the shipped file -----------------------------------------------------------------------------
 
 
-def test_shipped_policy_has_the_designed_targets():
+def test_shipped_policy_has_the_default_targets():
     policy = load_policy()
     for kind in KINDS:
         assert policy.targets_for(kind, "P1") == StageTargets(

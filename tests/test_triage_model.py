@@ -54,6 +54,7 @@ def test_the_split_is_fixed_and_held_out_data_is_never_trained_on():
     assert sum(bool(e.escalation) for e in held_a) >= 10
 
 
+@pytest.mark.slow  # the rebuilt fixture trains the model: 5-13 s of CPU
 def test_held_out_scores_meet_the_goals(rebuilt):
     _, model = rebuilt
     metrics = model.meta["metrics"]
@@ -69,6 +70,7 @@ def test_held_out_scores_meet_the_goals(rebuilt):
     assert sum(map(sum, confusion["matrix"])) == metrics["rows"]
 
 
+@pytest.mark.slow  # the rebuilt fixture trains the model: 5-13 s of CPU
 def test_the_model_file_is_versioned_with_its_data_and_figures(rebuilt):
     _, model = rebuilt
     train_split, _ = split(load_dataset())
@@ -86,6 +88,7 @@ def test_the_shipped_model_is_built_from_the_shipped_data():
     assert shipped.meta["metrics"]["root_cause_accuracy"] >= 0.75
 
 
+@pytest.mark.slow  # the rebuilt fixture trains the model: 5-13 s of CPU
 def test_prediction_takes_less_than_20_ms(rebuilt):
     _, model = rebuilt
     texts = [e.text for e in split(load_dataset())[1]]
@@ -121,6 +124,7 @@ def test_escalation_rules_ignore_near_misses(text):
     assert escalation_signals(text) == []
 
 
+@pytest.mark.slow  # the rebuilt fixture trains the model: 5-13 s of CPU
 def test_suggestions_carry_confidence_and_reasons(rebuilt):
     _, model = rebuilt
     found = model.suggest("快递箱子被压扁了，里面的鸡蛋全碎了", "app")
@@ -135,6 +139,7 @@ def test_suggestions_carry_confidence_and_reasons(rebuilt):
     assert angry.priority.value in ("P1", "P2")
 
 
+@pytest.mark.slow  # the rebuilt fixture trains the model: 5-13 s of CPU
 @pytest.mark.parametrize("text", ["Привет, мне не нравится этот товар совсем", "🙂🙂🙂 ???",
                                   "ｑｚｘ ｗｖｊ ｋｐｆ"])
 def test_text_the_model_cannot_read_gets_a_low_confidence_answer(rebuilt, text):
@@ -144,6 +149,7 @@ def test_text_the_model_cannot_read_gets_a_low_confidence_answer(rebuilt, text):
     assert found.root_cause.confidence < 0.3
 
 
+@pytest.mark.slow  # trains the model again (besides the rebuilt fixture)
 def test_handler_feedback_is_trained_in_and_compared_before_switching(rebuilt, tmp_path):
     current_path, current = rebuilt
     out = tmp_path / "model.joblib"
@@ -169,6 +175,7 @@ def test_handler_feedback_is_trained_in_and_compared_before_switching(rebuilt, t
     assert "“zorblax”" in retrained.suggest(probe).root_cause.reasons
 
 
+@pytest.mark.slow  # trains the model again (besides the rebuilt fixture)
 def test_a_worse_model_is_not_switched_in(rebuilt, tmp_path):
     current_path, _ = rebuilt
     out = tmp_path / "model.joblib"
@@ -186,6 +193,7 @@ def test_a_worse_model_is_not_switched_in(rebuilt, tmp_path):
     assert forced.switched and out.read_bytes() != before
 
 
+@pytest.mark.slow  # trains the model again (besides the rebuilt fixture)
 def test_a_model_file_of_another_format_is_not_trusted(rebuilt, tmp_path, caplog):
     _, model = rebuilt
     old = TriageModel(model.features, model.heads, {**model.meta, "format": 0})
