@@ -35,7 +35,7 @@ test-fast: $(TEST_STAMP)
 # ruff and mypy come with the test extras (pyproject.toml): nothing is installed here.
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy workflows activities db web aftersales simulators
+	$(BIN)/mypy workflows activities db web aftersales simulators bench
 
 # After changing a page string: extract, merge into the zh catalog (translate what is new
 # or fuzzy in web/translations/zh_Hans_CN/LC_MESSAGES/messages.po), and compile.

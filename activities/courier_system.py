@@ -9,7 +9,12 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.http import SystemClient, problem_type
-from workflows.case.contracts import Waybill, WaybillRequest
+from workflows.case.contracts import (
+    CANCEL_WAYBILL,
+    CREATE_WAYBILL,
+    Waybill,
+    WaybillRequest,
+)
 
 
 class CourierClient(SystemClient):
@@ -38,10 +43,10 @@ class CourierActivities:
     def __init__(self, client: CourierClient) -> None:
         self._client = client
 
-    @activity.defn(name="create_waybill")
+    @activity.defn(name=CREATE_WAYBILL.name)
     async def create_waybill(self, req: WaybillRequest) -> Waybill:
         return await self._client.create_waybill(req)
 
-    @activity.defn(name="cancel_waybill")
+    @activity.defn(name=CANCEL_WAYBILL.name)
     async def cancel_waybill(self, waybill: Waybill) -> Waybill:
         return await self._client.cancel(waybill.waybill_no)

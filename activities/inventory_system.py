@@ -9,7 +9,16 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.http import SystemClient, problem_type
-from workflows.case.contracts import Reservation, ReservationRequest, StockMovement
+from workflows.case.contracts import (
+    RELEASE_RESERVATION,
+    RESERVE_STOCK,
+    RESTOCK,
+    SHIP_RESERVATION,
+    WRITE_OFF,
+    Reservation,
+    ReservationRequest,
+    StockMovement,
+)
 
 
 class InventoryClient(SystemClient):
@@ -57,22 +66,22 @@ class InventoryActivities:
     def __init__(self, client: InventoryClient) -> None:
         self._client = client
 
-    @activity.defn(name="reserve_stock")
+    @activity.defn(name=RESERVE_STOCK.name)
     async def reserve(self, req: ReservationRequest) -> Reservation:
         return await self._client.reserve(req)
 
-    @activity.defn(name="release_reservation")
+    @activity.defn(name=RELEASE_RESERVATION.name)
     async def release(self, reservation: Reservation) -> Reservation:
         return await self._client.release(reservation.id)
 
-    @activity.defn(name="ship_reservation")
+    @activity.defn(name=SHIP_RESERVATION.name)
     async def ship(self, reservation: Reservation) -> Reservation:
         return await self._client.ship(reservation.id)
 
-    @activity.defn(name="restock")
+    @activity.defn(name=RESTOCK.name)
     async def restock(self, movement: StockMovement) -> str:
         return await self._client.restock(movement)
 
-    @activity.defn(name="write_off")
+    @activity.defn(name=WRITE_OFF.name)
     async def write_off(self, movement: StockMovement) -> str:
         return await self._client.write_off(movement)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
 
-from workflows.case.contracts import LOCALES
+from workflows.case.vocabulary import LOCALES
 
 TEMPLATES = Path(__file__).parent / "templates" / "notifications"
 

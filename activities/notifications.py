@@ -18,11 +18,20 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.messages import render
-from activities.senders import MessageSender, OutgoingMessage, message_id, senders_from_settings
-from aftersales.settings import Settings
+from activities.senders import (
+    MessageSender,
+    OutgoingMessage,
+    Settings,
+    message_id,
+    senders_from_settings,
+)
 from db import outbox
 from db.models import Case
-from workflows.case.contracts import DeliveryInput, DeliveryResult
+from workflows.case.contracts import (
+    DELIVER_NOTIFICATIONS,
+    DeliveryInput,
+    DeliveryResult,
+)
 
 log = logging.getLogger("aftersales.notifications")
 
@@ -143,7 +152,7 @@ class NotificationActivities:
     def __init__(self, delivery: OutboxDelivery) -> None:
         self._delivery = delivery
 
-    @activity.defn(name="deliver_notifications")
+    @activity.defn(name=DELIVER_NOTIFICATIONS.name)
     async def deliver(self, inp: DeliveryInput) -> DeliveryResult:
         report = await asyncio.to_thread(self._delivery.deliver, inp.keys)
         if report.failed or report.busy:

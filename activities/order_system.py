@@ -14,6 +14,9 @@ from temporalio import activity
 
 from activities.http import SystemClient
 from workflows.case.contracts import (
+    GRANT_COMPENSATION,
+    LOOKUP_ORDER,
+    REFUND_PAYMENT,
     CompensationReceipt,
     CompensationRequest,
     Customer,
@@ -72,15 +75,15 @@ class OrderActivities:
     def __init__(self, client: OrderSystemClient) -> None:
         self._client = client
 
-    @activity.defn(name="lookup_order")
+    @activity.defn(name=LOOKUP_ORDER.name)
     async def lookup_order(self, req: OrderLookup) -> OrderSnapshot:
         return await self._client.get_order(req.order_id)
 
-    @activity.defn(name="grant_compensation")
+    @activity.defn(name=GRANT_COMPENSATION.name)
     async def grant_compensation(self, req: CompensationRequest) -> CompensationReceipt:
         return await self._client.grant_compensation(req)
 
-    @activity.defn(name="refund_payment")
+    @activity.defn(name=REFUND_PAYMENT.name)
     async def refund_payment(self, req: RefundRequest) -> RefundReceipt:
         return await self._client.refund(req)
 

@@ -8,7 +8,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
 from db.cases import write_projection
-from workflows.case.contracts import Projection
+from workflows.case.contracts import (
+    PROJECT_CASE,
+    Projection,
+)
 
 
 class CaseProjector:
@@ -25,6 +28,6 @@ class CaseProjector:
     def sessions(self) -> sessionmaker[Session]:
         return self._session_factory
 
-    @activity.defn(name="project_case")
+    @activity.defn(name=PROJECT_CASE.name)
     async def project(self, projection: Projection) -> None:
         await asyncio.to_thread(write_projection, self._session_factory, projection)

@@ -19,9 +19,32 @@ from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import Protocol, runtime_checkable
 
-from aftersales.settings import Settings
-
 log = logging.getLogger("aftersales.notifications")
+
+
+class Settings(Protocol):
+    """What delivery reads of the process settings. The composition root passes its
+    `aftersales.settings.Settings`, which has these and more; activities never import
+    it."""
+
+    @property
+    def public_url(self) -> str: ...
+    @property
+    def smtp_host(self) -> str: ...
+    @property
+    def smtp_port(self) -> int: ...
+    @property
+    def smtp_tls(self) -> str: ...
+    @property
+    def smtp_user(self) -> str: ...
+    @property
+    def smtp_password(self) -> str: ...
+    @property
+    def smtp_from(self) -> str: ...
+    @property
+    def message_sender(self) -> str: ...
+    @property
+    def default_locale(self) -> str: ...
 
 
 @dataclass(frozen=True)

@@ -194,18 +194,18 @@ def bench_command(cases: int, concurrency: int, url: str | None, as_json: bool,
     workflows of the same shape; the last line printed is JSON."""
     settings = _settings()
     if open_cases:
-        from aftersales.bench_timers import run as run_timers
+        from bench.timers import run as run_timers
 
         run_timers(settings, open_cases, concurrency, window, database_url, worker_cache,
                    workers)
         sys.stdout.flush()
         os._exit(0)
     if read_model:
-        from aftersales.bench_readmodel import main as run_read_model
+        from bench.readmodel import main as run_read_model
 
         run_read_model(database_url or settings.database_url, read_model)
         return
-    from aftersales.bench import main as run_bench
+    from bench.lifecycle import main as run_bench
 
     result = run_bench(settings, url or settings.public_url, cases, concurrency)
     sys.stdout.flush()
@@ -290,7 +290,7 @@ def sla() -> None:
 def sla_check(path: str | None) -> None:
     """Validate a policy file (default: the shipped one) and print its effective targets."""
     from aftersales.policy import PolicyError, load_policy
-    from workflows.sla import KINDS, PRIORITIES
+    from workflows.case.vocabulary import KINDS, PRIORITIES
     from workflows.sla import format_duration as _dur
 
     try:
@@ -348,8 +348,8 @@ def triage_train(include_feedback: bool, out: str | None, force: bool) -> None:
     """Train on the shipped data set, print held-out figures, write a versioned model file."""
     from pathlib import Path
 
-    from aftersales.triage import model_path
-    from aftersales.triage.training import describe, train
+    from activities.triage import model_path
+    from activities.triage.training import describe, train
 
     settings = _settings()
     target = Path(out).resolve() if out else model_path(settings.triage_model)
@@ -371,8 +371,8 @@ def triage_train(include_feedback: bool, out: str | None, force: bool) -> None:
 @click.option("--channel", default="", help="Where the description came from.")
 def triage_suggest(description: str, channel: str) -> None:
     """Print the model's suggestions for DESCRIPTION as JSON."""
-    from aftersales.triage import model_path
-    from aftersales.triage.model import shared_model
+    from activities.triage import model_path
+    from activities.triage.model import shared_model
     from db.cases import jsonable
 
     found = shared_model(model_path(_settings().triage_model)).suggest(description, channel)

@@ -1,17 +1,39 @@
 """Reads the SLA policy file: the shipped one inside the package, or one the operator names.
 
-The structure is validated by `workflows.sla.sla_policy_from_dict`; this module does the
-I/O and turns TOML syntax errors into the same `PolicyError`, naming file and line.
+This module does the I/O, validates the structure (`sla_policy_from_dict`) and turns
+TOML syntax errors into the same `PolicyError`, naming file and line. The policy's shape
+and the calendar arithmetic are in `workflows.sla`, which the workflow imports; parsing
+stays out of it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
+from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
 from importlib import resources
+from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
-from workflows.sla import PolicyError, SlaPolicy, sla_policy_from_dict
+from workflows.case.vocabulary import KINDS, PRIORITIES
+from workflows.sla import (
+    DEFAULT_TARGETS,
+    STAGE_KEYS,
+    WEEKDAYS,
+    BusinessCalendar,
+    CalendarSpec,
+    PriorityRules,
+    SlaPolicy,
+    StageTargets,
+    load_zone,
+    parse_duration,
+    parse_holiday,
+    parse_hours,
+    parse_weekday,
+)
 
 __all__ = ["SHIPPED_POLICY", "PolicyError", "load_policy", "parse_policy"]
 
@@ -61,3 +83,351 @@ def parse_policy(text: str, source: str = "<policy>") -> SlaPolicy:
             f"{source} line {line}: not valid TOML: {detail}", source=source, line=line
         ) from None
     return sla_policy_from_dict(data, source=source, text=text)
+
+
+# --- the policy file's structure ---------------------------------------------------------
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used; the message names the file and, if known, the line."""
+
+    def __init__(self, message: str, source: str = "", line: int | None = None) -> None:
+        super().__init__(message)
+        self.source = source
+        self.line = line
+
+
+_CALENDAR_KEYS = ("timezone", "hours", "workdays", "holidays")
+_RULE_KEYS = (
+    "feedback_window",
+    "warn_at",
+    "refund_after_goods_received",
+    "approval_limit",
+    "revisit_grace",
+    "escalate_again_at",
+    "reassign_on_overdue",
+    "return_window",
+    "excluded_categories",
+    "logistics_proposals",
+)
+_PRIORITY_KEYS = (
+    "default", "tier_boost", "repeat_window", "repeat_boost", "escalation_words",
+    "escalation_boost", "amount_boost",
+)
+_TOP_KEYS = ("calendar", "targets", "rules", "priority")
+
+
+class _Checker:
+    """Turns a problem at a key path into a PolicyError naming the file and line."""
+
+    def __init__(self, source: str, text: str | None) -> None:
+        self.source = source
+        self.text = text
+
+    def fail(self, path: Sequence[str], message: str) -> PolicyError:
+        line = _line_of(self.text, path) if self.text is not None else None
+        where = f"{self.source} line {line}" if line is not None else self.source
+        return PolicyError(f"{where}: {message}", source=self.source, line=line)
+
+    def table(self, value: Any, path: Sequence[str]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(path, f"[{'.'.join(path)}] must be a table, not {value!r}")
+        return value
+
+    def known(
+        self, table: dict[str, Any], allowed: Sequence[str], path: Sequence[str], what: str
+    ) -> None:
+        for key in table:
+            if key not in allowed:
+                raise self.fail(
+                    [*path, key],
+                    f"unknown {what} {key!r} in {_section(path)} (expected one of "
+                    f"{', '.join(allowed)})",
+                )
+
+    def duration(self, value: Any, path: Sequence[str], *, allow_zero: bool = False) -> int:
+        try:
+            seconds = parse_duration(value)
+        except (TypeError, ValueError) as exc:
+            raise self.fail(path, f"{path[-1]} in {_section(path[:-1])}: {exc}") from None
+        if seconds == 0 and not allow_zero:
+            raise self.fail(path, f"{path[-1]} in {_section(path[:-1])} must be longer than 0")
+        return seconds
+
+
+def _section(path: Sequence[str]) -> str:
+    return f"[{'.'.join(path)}]" if path else "the top level"
+
+
+def sla_policy_from_dict(
+    data: dict[str, Any], source: str = "<policy>", text: str | None = None
+) -> SlaPolicy:
+    """Validate parsed policy TOML and resolve it into a complete `SlaPolicy`.
+
+    Targets are layered: the shipped defaults, then `[targets.default]`, then the kind's own
+    table, each overriding only the keys it gives. Raises `PolicyError` naming `source`
+    and, when the raw `text` is given, the line of the offending key.
+    """
+    check = _Checker(source, text)
+    data = check.table(data, [])
+    check.known(data, _TOP_KEYS, [], "table")
+    return SlaPolicy(
+        calendar=_calendar(check, data.get("calendar", {})),
+        targets=_targets(check, data.get("targets", {})),
+        priority=_priority(check, data.get("priority", {})),
+        source=source,
+        version=hashlib.sha256((text or repr(data)).encode()).hexdigest()[:12],
+        **_rules(check, data.get("rules", {})),
+    )
+
+
+def _calendar(check: _Checker, value: Any) -> CalendarSpec:
+    path = ["calendar"]
+    table = check.table(value, path)
+    check.known(table, _CALENDAR_KEYS, path, "calendar key")
+    spec = CalendarSpec()
+    key = "timezone"
+    try:
+        if "timezone" in table:
+            spec.timezone = load_zone(table["timezone"]).key
+        key = "hours"
+        if "hours" in table:
+            parse_hours(table["hours"])
+            spec.hours = table["hours"].strip().lower()
+        key = "workdays"
+        if "workdays" in table:
+            spec.workdays = [WEEKDAYS[parse_weekday(day)] for day in _strings(table, key)]
+        key = "holidays"
+        if "holidays" in table:
+            spec.holidays = [parse_holiday(day).isoformat() for day in _strings(table, key)]
+        key = "workdays"
+        BusinessCalendar.from_spec(spec)
+    except (TypeError, ValueError) as exc:
+        raise check.fail([*path, key], f"{key} in [calendar]: {exc}") from None
+    return spec
+
+
+def _strings(table: dict[str, Any], key: str) -> list[Any]:
+    if not isinstance(table[key], list):
+        raise TypeError(f"{key} must be a list of strings, not {table[key]!r}")
+    return table[key]
+
+
+def _targets(check: _Checker, value: Any) -> dict[str, dict[str, StageTargets]]:
+    path = ["targets"]
+    table = check.table(value, path)
+    check.known(table, ("default", *KINDS), path, "kind")
+    default = _target_overrides(check, table.get("default", {}), [*path, "default"])
+    resolved: dict[str, dict[str, StageTargets]] = {}
+    for kind in KINDS:
+        own = _target_overrides(check, table.get(kind, {}), [*path, kind])
+        resolved[kind] = {
+            priority: StageTargets(
+                **{
+                    **vars(DEFAULT_TARGETS[priority]),
+                    **default.get(priority, {}),
+                    **own.get(priority, {}),
+                }
+            )
+            for priority in PRIORITIES
+        }
+    return resolved
+
+
+def _target_overrides(check: _Checker, value: Any, path: list[str]) -> dict[str, dict[str, int]]:
+    table = check.table(value, path)
+    check.known(table, PRIORITIES, path, "priority")
+    overrides: dict[str, dict[str, int]] = {}
+    for priority, given_stages in table.items():
+        stages = check.table(given_stages, [*path, priority])
+        check.known(stages, STAGE_KEYS, [*path, priority], "stage key")
+        overrides[priority] = {
+            stage: check.duration(
+                given, [*path, priority, stage], allow_zero=stage == "revisit_after"
+            )
+            for stage, given in stages.items()
+        }
+    return overrides
+
+
+def _rules(check: _Checker, value: Any) -> dict[str, Any]:
+    path = ["rules"]
+    table = check.table(value, path)
+    check.known(table, _RULE_KEYS, path, "rules key")
+    rules: dict[str, Any] = {}
+    for key in ("feedback_window", "refund_after_goods_received", "revisit_grace",
+                "return_window"):
+        if key in table:
+            rules[key] = check.duration(table[key], [*path, key])
+    if "warn_at" in table:
+        rules["warn_at"] = _warn_at(check, table["warn_at"], [*path, "warn_at"])
+    if "approval_limit" in table:
+        rules["approval_limit"] = _approval_limit(
+            check, table["approval_limit"], [*path, "approval_limit"]
+        )
+    if "logistics_proposals" in table:
+        proposals = check.table(table["logistics_proposals"], [*path, "logistics_proposals"])
+        check.known(proposals, ("delayed", "lost", "damaged"), [*path, "logistics_proposals"],
+                    "courier exception")
+        allowed = ("refund", "return_refund", "exchange", "repair", "compensation", "apology")
+        for status, proposal in proposals.items():
+            if proposal not in allowed:
+                raise check.fail([*path, "logistics_proposals", status],
+                                 f"logistics_proposals.{status} must be one of "
+                                 f"{', '.join(allowed)}, not {proposal!r}")
+        rules["logistics_proposals"] = dict(proposals)
+    if "excluded_categories" in table:
+        value = table["excluded_categories"]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise check.fail([*path, "excluded_categories"], "excluded_categories in [rules] "
+                             "must be a list of category names")
+        rules["excluded_categories"] = [v.strip().lower() for v in value]
+    if "escalate_again_at" in table:
+        value = table["escalate_again_at"]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 1:
+            raise check.fail([*path, "escalate_again_at"], "escalate_again_at in [rules] must "
+                             f"be a share above 1, e.g. 1.5, not {value!r}")
+        rules["escalate_again_at"] = float(value)
+    if "reassign_on_overdue" in table:
+        value = table["reassign_on_overdue"]
+        if not isinstance(value, str) or len(value) > 64:
+            raise check.fail([*path, "reassign_on_overdue"], "reassign_on_overdue in [rules] "
+                             f"must be a user name or \"\", not {value!r}")
+        rules["reassign_on_overdue"] = value.strip()
+    return rules
+
+
+def _priority(check: _Checker, value: Any) -> PriorityRules:
+    path = ["priority"]
+    table = check.table(value, path)
+    check.known(table, _PRIORITY_KEYS, path, "priority key")
+    rules = PriorityRules()
+
+    def boost(number: Any, at: list[str]) -> int:
+        if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number <= 3:
+            raise check.fail(at, f"{at[-1]} in [priority] must be a whole number of levels "
+                             f"from 0 to 3, not {number!r}")
+        return number
+
+    if "default" in table:
+        if table["default"] not in PRIORITIES:
+            raise check.fail([*path, "default"], f"default in [priority] must be one of "
+                             f"{', '.join(PRIORITIES)}, not {table['default']!r}")
+        rules.default = table["default"]
+    if "tier_boost" in table:
+        tiers = check.table(table["tier_boost"], [*path, "tier_boost"])
+        rules.tier_boost = {str(k).lower(): boost(v, [*path, "tier_boost", k])
+                            for k, v in tiers.items()}
+    if "repeat_window" in table:
+        rules.repeat_window = check.duration(table["repeat_window"], [*path, "repeat_window"])
+    for key in ("repeat_boost", "escalation_boost"):
+        if key in table:
+            setattr(rules, key, boost(table[key], [*path, key]))
+    if "escalation_words" in table:
+        words = table["escalation_words"]
+        if not isinstance(words, list) or not all(isinstance(w, str) and w.strip()
+                                                  for w in words):
+            raise check.fail([*path, "escalation_words"],
+                             "escalation_words in [priority] must be a list of words")
+        rules.escalation_words = [w.strip() for w in words]
+    if "amount_boost" in table:
+        amounts = check.table(table["amount_boost"], [*path, "amount_boost"])
+        parsed: dict[str, int] = {}
+        for amount, levels in amounts.items():
+            value = _decimal(str(amount))
+            if value is None or not value.is_finite() or value < 0:
+                raise check.fail([*path, "amount_boost", amount], "amount_boost keys in "
+                                 f"[priority] must be amounts like \"1000.00\", not {amount!r}")
+            parsed[str(amount)] = boost(levels, [*path, "amount_boost", amount])
+        rules.amount_boost = parsed
+    return rules
+
+
+def _warn_at(check: _Checker, value: Any, path: list[str]) -> list[float]:
+    numbers = value if isinstance(value, list) else None
+    if numbers is None or not all(
+        isinstance(n, int | float) and not isinstance(n, bool) and 0 < n < 1 for n in numbers
+    ):
+        raise check.fail(
+            path, f"warn_at in [rules] must be a list of fractions between 0 and 1, not {value!r}"
+        )
+    if any(b <= a for a, b in pairwise(numbers)):
+        raise check.fail(path, f"warn_at in [rules] must be in increasing order, not {value!r}")
+    return [float(n) for n in numbers]
+
+
+def _approval_limit(check: _Checker, value: Any, path: list[str]) -> str:
+    # A TOML float would already have lost the cents; only strings and integers are exact.
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    amount = _decimal(text) if isinstance(text, str) else None
+    if amount is None or not amount.is_finite() or amount < 0:
+        raise check.fail(
+            path,
+            f"approval_limit in [rules] must be a decimal string like '500.00', not {value!r}",
+        )
+    return str(text).strip()
+
+
+def _decimal(text: str) -> Decimal | None:
+    try:
+        return Decimal(text.strip())
+    except InvalidOperation:
+        return None
+
+
+# --- finding the line of a key in the raw TOML text ---------------------------------------
+
+_HEADER = re.compile(r"\s*\[\s*([^\[\]]+?)\s*\]\s*(?:#.*)?$")
+_KEY_LINE = re.compile(
+    r"\s*((?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')"
+    r"(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*="
+)
+
+
+def _split_key(dotted: str) -> list[str]:
+    return [
+        part.strip().strip("\"'")
+        for part in re.split(r"\.(?=(?:[^\"']|\"[^\"]*\"|'[^']*')*$)", dotted)
+    ]
+
+
+def _line_of(text: str, path: Sequence[str]) -> int | None:
+    """1-based line where the key at `path` is written; the nearest enclosing one otherwise.
+
+    A scan, not a parser: it follows table headers, dotted keys and keys inside one-line
+    inline tables, which covers how policy files are written.
+    """
+    target = list(path)
+    best_line, best_depth = None, 0
+    section: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header:
+            section = _split_key(header.group(1))
+            depth = len(section) if section == target[: len(section)] else 0
+        else:
+            depth = _key_depth(line, section, target)
+        if depth > best_depth:
+            best_line, best_depth = number, depth
+    return best_line
+
+
+def _key_depth(line: str, section: list[str], target: list[str]) -> int:
+    if section != target[: len(section)]:
+        return 0
+    rest = target[len(section) :]
+    match = _KEY_LINE.match(line)
+    if not rest or match is None:
+        return 0
+    keys = _split_key(match.group(1))
+    if keys != rest[: len(keys)]:
+        return 0
+    depth = len(section) + len(keys)
+    tail = line[match.end() :]
+    for key in rest[len(keys) :]:
+        inner = re.search(rf"(?<![\w-])[\"']?{re.escape(key)}[\"']?\s*=", tail)
+        if inner is None:
+            break
+        depth += 1
+        tail = tail[inner.end() :]
+    return depth

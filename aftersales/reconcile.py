@@ -22,9 +22,9 @@ from temporalio.service import RPCError
 
 from db.cases import apply_projection, as_utc
 from db.models import Case
-from db.reports import OPEN
+from workflows.case.contracts import Projection, workflow_id
+from workflows.case.vocabulary import OPEN_STAGES
 from workflows.case.workflow import CaseWorkflow
-from workflows.case.contracts import Projection
 
 log = logging.getLogger("aftersales.reconcile")
 QUERY_TIMEOUT = timedelta(seconds=10)
@@ -59,7 +59,7 @@ async def reconcile(client: Client, sessions: sessionmaker[Session],
         with sessions() as session:
             rows = session.execute(
                 select(Case.id, *(getattr(Case, name) for name in FIELDS))
-                .where(Case.stage.in_(OPEN), Case.id > after)
+                .where(Case.stage.in_(OPEN_STAGES), Case.id > after)
                 .order_by(Case.id).limit(batch)).all()
         if not rows:
             return report
@@ -72,7 +72,7 @@ async def reconcile(client: Client, sessions: sessionmaker[Session],
 async def _check(client: Client, sessions: sessionmaker[Session], case_id: str, was: dict,
                  report: ReconcileReport) -> None:
     report.checked += 1
-    handle = client.get_workflow_handle(f"case-{case_id}")
+    handle = client.get_workflow_handle(workflow_id(case_id))
     try:
         snap = await handle.query(CaseWorkflow.snapshot, rpc_timeout=QUERY_TIMEOUT)
     except (TimeoutError, RPCError, WorkflowQueryFailedError,

@@ -31,10 +31,10 @@ from aftersales.settings import Settings
 from db import kpi, leases, outbox
 from db.cases import jsonable
 from db.engine import make_engine, make_sessionmaker, migrate
+from db.idempotency import purge_expired
 from db.models import Case
 from db.privacy import anonymise_closed
-from db.reports import OPEN
-from web.idempotency import purge_expired
+from workflows.case.vocabulary import OPEN_STAGES
 
 log = logging.getLogger("aftersales.scheduler")
 
@@ -113,7 +113,7 @@ class Housekeeping:
         with self._sessions.begin() as session:
             cases = session.execute(
                 select(Case.id, Case.priority, Case.stage, Case.assignee, Case.stage_due_at)
-                .where(Case.stage.in_(OPEN), Case.overdue.is_(True))
+                .where(Case.stage.in_(OPEN_STAGES), Case.overdue.is_(True))
                 .order_by(Case.priority, Case.due_key, Case.id)).all()
             if not cases:
                 return None

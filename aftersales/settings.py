@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from workflows.case.contracts import LOCALES
+from workflows.case.vocabulary import LOCALES
 from workflows.sla import parse_duration
 
 

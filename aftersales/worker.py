@@ -17,10 +17,9 @@ from activities.inventory_system import InventoryActivities, InventoryClient
 from activities.notifications import NotificationActivities, OutboxDelivery
 from activities.order_system import OrderActivities, OrderSystemClient
 from activities.projection import CaseProjector
-from activities.triage import TriageActivities
+from activities.triage import TriageActivities, model_path
 from aftersales.settings import Settings
 from aftersales.temporal import connect, ensure_search_attributes
-from aftersales.triage import model_path
 from db.engine import make_engine, make_sessionmaker, migrate
 from workflows.case.workflow import CaseWorkflow
 
@@ -113,7 +112,7 @@ async def run_worker(settings: Settings) -> None:
 
 
 def _load_triage_model(settings: Settings) -> None:
-    from aftersales.triage.model import shared_model
+    from activities.triage.model import shared_model
 
     try:
         shared_model(model_path(settings.triage_model))

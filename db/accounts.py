@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from db.models import ApiToken, User
-from workflows.case.contracts import LOCALES, ROLES
+from workflows.case.vocabulary import LOCALES, ROLES
 
 
 class AccountError(ValueError):

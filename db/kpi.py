@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from db.cases import as_utc
 from db.models import Case, CaseClock, KpiSnapshot
-from db.reports import OPEN, ReportFilter
+from db.reports import ReportFilter
+from workflows.case.vocabulary import OPEN_STAGES
 
 REFRESH_DAYS = 35
 DAY = timedelta(days=1)
@@ -44,7 +45,7 @@ def day_figures(session: Session, day: datetime, now: datetime) -> dict:
                func.sum(Case.rating))
         .where(*opened_that_day, Case.rating.is_not(None))).one()
     overdue = session.scalar(select(func.count()).select_from(Case).where(
-        Case.stage.in_(OPEN), Case.overdue.is_(True)))
+        Case.stage.in_(OPEN_STAGES), Case.overdue.is_(True)))
     return {"day": start, "opened": int(opened or 0), "closed": int(closed or 0),
             "clocks_met": int(met or 0), "clocks_breached": int(breached or 0),
             "ratings": int(ratings or 0), "satisfied": int(satisfied or 0),
@@ -117,7 +118,7 @@ def handler_rows(session: Session, f: ReportFilter) -> list[dict]:
     rows = session.execute(
         select(Case.assignee, func.count(),
                func.sum(case((Case.stage == "closed", 1), else_=0)),
-               func.sum(case(((Case.stage.in_(OPEN)) & Case.overdue.is_(True), 1), else_=0)),
+               func.sum(case(((Case.stage.in_(OPEN_STAGES)) & Case.overdue.is_(True), 1), else_=0)),
                func.count(Case.rating), func.sum(case((Case.rating >= 4, 1), else_=0)),
                func.avg(cast(Case.first_response_s, Float)))
         .where(*period, Case.assignee.is_not(None))

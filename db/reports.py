@@ -16,9 +16,9 @@ from sqlalchemy import Float, and_, case, cast, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from db.models import Case, CaseClock
+from workflows.case.vocabulary import OPEN_STAGES
 
 CLOCK_ORDER = ("confirm", "analyze", "resolution", "revisit", "legal_refund")
-OPEN = ("record", "confirm", "analyze", "resolve", "feedback", "revisit")
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class ReportFilter:
 def summary(session: Session, f: ReportFilter) -> dict:
     opened = _count(session, f.conditions())
     closed = _count(session, [*f.conditions(Case.closed_at), Case.stage == "closed"])
-    overdue_now = _count(session, [*f.conditions()[2:], Case.stage.in_(OPEN),
+    overdue_now = _count(session, [*f.conditions()[2:], Case.stage.in_(OPEN_STAGES),
                                    Case.overdue.is_(True)])
     resolved = [*f.conditions(), Case.resolved_at.is_not(None)]
     resolved_count = _count(session, resolved)

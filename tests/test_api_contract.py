@@ -19,7 +19,7 @@ from db.models import Case
 from tests.conftest import BackgroundWorker, make_settings, settled_history_length, staff_token
 from web import create_app
 from web.auth import PERMISSIONS
-from workflows.case.contracts import ROLES
+from workflows.case.vocabulary import ROLES
 
 USERS = {"handler": "hank", "supervisor": "sue", "admin": "ada"}
 

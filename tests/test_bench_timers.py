@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from aftersales.bench_timers import main
+from bench.timers import main
 from tests.conftest import make_settings
 
 # The bench starts its own worker processes (one or two) and runs for a minute or more.

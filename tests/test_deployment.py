@@ -46,7 +46,7 @@ def test_compose_services_use_real_commands_and_settings():
 
 def test_read_model_bench_runs_on_a_small_fill(tmp_path):
     """The read-model bench fills and measures (figures are for docs/benchmarks.md)."""
-    from aftersales.bench_readmodel import fill, measure
+    from bench.readmodel import fill, measure
 
     url = f"sqlite:///{tmp_path / 'bench.db'}"
     fill(url, 300)

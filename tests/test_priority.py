@@ -54,3 +54,16 @@ def test_triage_escalation_risk_raises_once_with_the_words():
 def test_format_duration():
     assert [format_duration(s) for s in (86400, 5400, 3600, 90, 0)] == [
         "1d", "90m", "1h", "90s", "0s"]
+
+
+def test_a_denied_escalation_word_does_not_raise_the_priority():
+    """The policy's words are read as triage reads them: a clause that denies the threat
+    does not count."""
+    from workflows.case.priority import score_priority
+    from workflows.sla import PriorityRules
+
+    rules = PriorityRules()
+    denied, _ = score_priority(rules, None, "regular", "我不会去打12315，只想换一个", [], None)
+    meant, reasons = score_priority(rules, None, "regular", "再不处理我就打12315", [], None)
+    assert denied == rules.default
+    assert meant != rules.default and any("12315" in r for r in reasons)

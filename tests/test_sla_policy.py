@@ -10,18 +10,16 @@ from textwrap import dedent
 import pytest
 from temporalio.converter import DataConverter
 
-from aftersales.policy import PolicyError, load_policy
+from aftersales.policy import PolicyError, load_policy, sla_policy_from_dict
+from workflows.case.vocabulary import KINDS, PRIORITIES
 from workflows.sla import (
     DAY,
     HOUR,
-    KINDS,
     MINUTE,
-    PRIORITIES,
     CalendarSpec,
     SlaPolicy,
     StageTargets,
     parse_duration,
-    sla_policy_from_dict,
 )
 
 

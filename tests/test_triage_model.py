@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from aftersales.triage import DATASET, SHIPPED_MODEL
-from aftersales.triage.model import TriageModel, data_hash, load_dataset, split
-from aftersales.triage.rules import escalation_signals
-from aftersales.triage.training import train
+from activities.triage import DATASET, SHIPPED_MODEL
+from activities.triage.model import TriageModel, data_hash, load_dataset, split
+from activities.triage.rules import escalation_signals
+from activities.triage.training import train
 from db.triage import FeedbackPair
-from workflows.case.contracts import KINDS, ROOT_CAUSES
+from workflows.case.vocabulary import KINDS, ROOT_CAUSES
 
 
 @pytest.fixture(scope="module")

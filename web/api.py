@@ -164,8 +164,8 @@ def act(case_id: str, action: str):
 @require("triage.suggest")
 def triage():
     """Suggestions for a description before (or without) opening a case."""
-    from aftersales.triage import model_path
-    from aftersales.triage.model import shared_model
+    from activities.triage import model_path
+    from activities.triage.model import shared_model
 
     data = TriageRequestSchema().load(json_body())
     model = shared_model(model_path(state().settings.triage_model))

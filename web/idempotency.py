@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import wraps
 
 from flask import current_app, make_response, request
@@ -18,11 +18,11 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
 from db.cases import as_utc
+from db.idempotency import KEY_LIFETIME
 from db.models import IdempotencyKey
 from web.auth import current_user
 from web.problems import Problem
 
-KEY_LIFETIME = timedelta(hours=24)
 MAX_KEY_LENGTH = 200
 REPLAYED_HEADER = "Idempotent-Replayed"
 KEPT_HEADERS = ("Location",)
@@ -113,12 +113,3 @@ def _release(sessions, user: str, key: str) -> None:
     with sessions.begin() as session:
         session.execute(delete(IdempotencyKey).where(
             IdempotencyKey.user_name == user, IdempotencyKey.key == key))
-
-
-def purge_expired(sessions, now: datetime | None = None) -> int:
-    """Delete keys older than 24 h; housekeeping for the scheduler."""
-    cutoff = (now or datetime.now(UTC)) - KEY_LIFETIME
-    with sessions.begin() as session:
-        result = session.execute(delete(IdempotencyKey).where(
-            IdempotencyKey.created_at < cutoff))
-        return int(result.rowcount or 0)

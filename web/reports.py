@@ -11,7 +11,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from db.reports import ReportFilter, summary
 from web.auth import require
-from workflows.case.contracts import CHANNELS, KINDS, PRIORITIES
+from workflows.case.vocabulary import CHANNELS, KINDS, PRIORITIES
 
 reports = Blueprint("reports", __name__)
 DEFAULT_PERIOD = timedelta(days=30)

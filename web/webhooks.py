@@ -20,15 +20,14 @@ from web.api import case_input
 from web.gateway import ActionRefused, CaseNotRunning
 from web.problems import Problem
 from workflows.case.contracts import CourierEvent, Customer, LogisticsException
+from workflows.case.vocabulary import PARCEL_EXCEPTIONS, PARCEL_STATUSES
 
 webhooks = Blueprint("webhooks", __name__)
 SIGNATURE_HEADER = "X-Courier-Signature"
 TIMESTAMP_HEADER = "X-Courier-Timestamp"
 # How far a webhook's signed timestamp may be from our clock.
 REPLAY_WINDOW_S = 300
-EXCEPTIONS = ("delayed", "lost", "damaged")
-STATUSES = ("created", "picked_up", "in_transit", "delayed", "delivered", "lost", "damaged",
-            "cancelled")
+EXCEPTIONS = PARCEL_EXCEPTIONS
 
 
 class CourierEventSchema(Schema):
@@ -36,7 +35,7 @@ class CourierEventSchema(Schema):
     waybill_no = fields.String(required=True, validate=validate.Length(min=1, max=64))
     reference = fields.String(required=True, validate=validate.Length(min=1, max=64))
     type = fields.String(required=True, validate=validate.Length(max=32))
-    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    status = fields.String(required=True, validate=validate.OneOf(PARCEL_STATUSES))
     at = fields.AwareDateTime(required=True)
     detail = fields.String(load_default="", allow_none=True,
                            validate=validate.Length(max=1000))

@@ -1,7 +1,8 @@
-"""The case's vocabulary and the dataclasses that cross the workflow boundary.
+"""The dataclasses that cross the workflow boundary: the case's state and snapshot,
+the workflow's and each update's input, the activities' requests and receipts, and the
+names of the activities the case calls.
 
-One definition shared by the workflow, the activities and the web layer's schemas, so
-an enumeration accepted by the API is exactly the one the workflow understands.
+Activities, the read model and the web import these, never workflow code.
 Dataclasses only hold JSON-friendly fields (str, int, bool, list, dict, datetime) so
 Temporal's default converter carries them and a field can be added later.
 """
@@ -11,55 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from workflows.case.vocabulary import (  # re-exported while callers move over
-    AT_RISK_SHARE as AT_RISK_SHARE,
-)
-from workflows.case.vocabulary import (
-    CHANNELS as CHANNELS,
-)
-from workflows.case.vocabulary import (
-    GOODS_RESOLUTIONS as GOODS_RESOLUTIONS,
-)
-from workflows.case.vocabulary import (
-    KINDS as KINDS,
-)
-from workflows.case.vocabulary import (
-    LOCALES as LOCALES,
-)
-from workflows.case.vocabulary import (
-    OPEN_STAGES as OPEN_STAGES,
-)
-from workflows.case.vocabulary import (
-    PRIORITIES as PRIORITIES,
-)
-from workflows.case.vocabulary import (
-    REOPEN_WINDOW_DAYS as REOPEN_WINDOW_DAYS,
-)
-from workflows.case.vocabulary import (
-    RESOLUTION_TYPES as RESOLUTION_TYPES,
-)
-from workflows.case.vocabulary import (
-    RESPONSIBLE_PARTIES as RESPONSIBLE_PARTIES,
-)
-from workflows.case.vocabulary import (
-    REVISIT_OUTCOMES as REVISIT_OUTCOMES,
-)
-from workflows.case.vocabulary import (
-    ROLES as ROLES,
-)
-from workflows.case.vocabulary import (
-    ROOT_CAUSES as ROOT_CAUSES,
-)
-from workflows.case.vocabulary import (
-    STAGES as STAGES,
-)
-from workflows.case.vocabulary import (
-    TIERS as TIERS,
-)
 from workflows.case.vocabulary import Stage, Status
-from workflows.case.vocabulary import (
-    raise_priority as raise_priority,
-)
 from workflows.sla import SlaPolicy
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from workflows.sla import PRIORITIES, PriorityRules
+from workflows.case.escalation import words_in
+from workflows.case.vocabulary import raise_priority
+from workflows.sla import PriorityRules
 
 
 def score_priority(
@@ -36,8 +38,7 @@ def score_priority(
     if tier_boost:
         steps += tier_boost
         reasons.append(f"customer tier {tier}: +{tier_boost}")
-    lowered = description.lower()
-    words = [w for w in rules.escalation_words if w.lower() in lowered]
+    words = words_in(description, rules.escalation_words)
     if words and rules.escalation_boost:
         steps += rules.escalation_boost
         reasons.append("escalation words " + ", ".join(words) + f": +{rules.escalation_boost}")
@@ -54,8 +55,7 @@ def score_priority(
     if amount_boost:
         steps += amount_boost
         reasons.append(f"amount at stake {amount_at_stake} ≥ {threshold}: +{amount_boost}")
-    priority = PRIORITIES[max(0, PRIORITIES.index(base) - steps)]
-    return priority, reasons
+    return raise_priority(base, steps), reasons
 
 
 def _amount_boost(rules: PriorityRules, amount: str | None) -> tuple[int, str | None]:

@@ -23,7 +23,10 @@ from temporalio.exceptions import ActivityError, ApplicationError
 # Our modules are pure and keep no state of their own: passed through, they are
 # imported once per worker, and only this module is imported afresh per case.
 with workflow.unsafe.imports_passed_through():
-    from workflows.case import clocks, deadlines
+    # `import a.b as x`, not `from a import b`: only the former goes through the
+    # sandbox's import hook, so these are passed through and not run again per case.
+    import workflows.case.clocks as clocks
+    import workflows.case.deadlines as deadlines
     from workflows.case.contracts import (
         DELIVER_NOTIFICATIONS,
         LOOKUP_ORDER,

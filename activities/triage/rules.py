@@ -12,11 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-CLAUSE = re.compile(r"[，。！？；,.!?;\n]+")
-NEGATION = re.compile(
-    r"不会|不想|不打算|不用|不打$|我不打|不需要|没必要|不去|不投诉|并不"
-    r"|won't|will not|not going to|no need|don't want|do not want|not planning"
-    r"|isn't needed|not needed|no longer need|not a complaint|don't want to make")
+from workflows.case.escalation import CLAUSE, NEGATION
+
 INTENT = re.compile(
     r"找|联系|告|投诉|举报|起诉|曝光|发到|发给|发帖|发在|报警|准备|打算|要去|去|会|已经"
     r"|contact|report|post|share|sharing|call|writing to|will|going to|'ll|taking this"

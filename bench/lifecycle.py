@@ -24,10 +24,10 @@ from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHistor
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
-from aftersales.bench_workflow import STEPS, BareCaseWorkflow, BareInput, BareStep, bare_io
 from aftersales.settings import Settings
 from aftersales.temporal import connect
-from web.gateway import workflow_id
+from bench.bare_workflow import STEPS, BareCaseWorkflow, BareInput, BareStep, bare_io
+from workflows.case.contracts import workflow_id
 
 ORDERS = [f"SO-{10001 + n}" for n in range(40)]
 WARM_UP = 4  # untimed lifecycles before each timed run

@@ -27,18 +27,11 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion
 
-from aftersales.triage import DATASET, SHIPPED_MODEL
-from aftersales.triage.rules import escalation_signals
-from aftersales.triage.text import check_script, normalise, word_features
-from workflows.case.contracts import (
-    KINDS,
-    PRIORITIES,
-    ROOT_CAUSES,
-    EscalationRisk,
-    Suggestion,
-    Triage,
-    raise_priority,
-)
+from activities.triage import DATASET, SHIPPED_MODEL
+from activities.triage.rules import escalation_signals
+from activities.triage.text import check_script, normalise, word_features
+from workflows.case.contracts import EscalationRisk, Suggestion, Triage
+from workflows.case.vocabulary import KINDS, PRIORITIES, ROOT_CAUSES, raise_priority
 
 log = logging.getLogger("aftersales.triage")
 
@@ -335,7 +328,12 @@ class TriageModel:
         the shipped data set is trained again in memory instead, and a warning logged."""
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            stored = joblib.load(path)
+            try:
+                stored = joblib.load(path)
+            except ModuleNotFoundError as err:
+                # A file written when this package lived elsewhere (aftersales.triage).
+                log.warning("triage model %s names a module that has moved (%s)", path, err)
+                stored = {}
         mismatch = [w for w in caught if w.category.__name__ == "InconsistentVersionWarning"]
         meta = stored.get("meta", {}) if isinstance(stored, dict) else {}
         if mismatch or meta.get("format") != FORMAT:

@@ -48,9 +48,9 @@ def words(text: str) -> list[str]:
 
 
 def word_features(text: str) -> list[str]:
-    """Unigrams and bigrams of words, and the cue concepts of aftersales/triage/lexicon.py:
+    """Unigrams and bigrams of words, and the cue concepts of activities/triage/lexicon.py:
     the analyzer of the word vectoriser."""
-    from aftersales.triage.lexicon import concepts
+    from activities.triage.lexicon import concepts
 
     tokens = words(text)
     return (tokens + [f"{a} {b}" for a, b in pairwise(tokens)]

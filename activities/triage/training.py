@@ -8,13 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aftersales.triage.model import (
+from activities.triage.model import (
     Example,
     TriageModel,
     load_dataset,
     split,
 )
-from workflows.case.contracts import KINDS, ROOT_CAUSES
+from workflows.case.vocabulary import KINDS, ROOT_CAUSES
 
 # What "not worse" means when handlers' decisions are trained in: none of these fall.
 GUARDED = (("root_cause_accuracy",), ("kind_accuracy",), ("escalation", "recall"),

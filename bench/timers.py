@@ -36,9 +36,8 @@ from aftersales.settings import Settings
 from aftersales.temporal import connect
 from db.engine import make_engine, make_sessionmaker, migrate
 from db.models import Case, TimelineEvent
-from web.gateway import workflow_id
+from workflows.case.contracts import CaseInput, Customer, workflow_id
 from workflows.case.workflow import CaseWorkflow
-from workflows.case.contracts import CaseInput, Customer
 from workflows.sla import CalendarSpec
 
 ORDERS = [f"SO-{10001 + n}" for n in range(40)]
