@@ -77,7 +77,7 @@ class CalendarSpec:
     holidays: list[str] = field(default_factory=list)
 
 
-# DESIGN.md "Deadlines (SLA)", the shipped targets; the policy file repeats them.
+# The shipped targets (docs/sla.md); the shipped policy file repeats them.
 DEFAULT_TARGETS: dict[str, StageTargets] = {
     "P1": StageTargets(
         confirm=30 * MINUTE, analyze=4 * HOUR, resolution=24 * HOUR, revisit_after=1 * DAY
