@@ -192,6 +192,12 @@ def bench_command(cases: int, concurrency: int, url: str | None, as_json: bool,
                   window: float, worker_cache: int | None, workers: int) -> None:
     """Drive full case lifecycles through the running system, and as many bare Temporal
     workflows of the same shape; the last line printed is JSON."""
+    import importlib.util
+
+    if importlib.util.find_spec("bench") is None:
+        raise click.ClickException("the benchmarks (the bench/ folder) are not installed: "
+                                   "run `aftersales bench` from a source checkout "
+                                   "(pip install -e .)")
     settings = _settings()
     if open_cases:
         from bench.timers import run as run_timers

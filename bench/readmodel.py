@@ -23,8 +23,9 @@ from db.engine import make_engine, make_sessionmaker, migrate
 from db.models import FAR_FUTURE, Case, CaseClock, CaseNameGram, TimelineEvent
 from db.reports import ReportFilter, summary
 from db.search import name_grams, normalise
+from workflows.case.vocabulary import STAGES as VOCABULARY_STAGES
 
-STAGES = ("confirm", "analyze", "resolve", "feedback", "revisit", "closed", "cancelled")
+STAGES = VOCABULARY_STAGES[1:]  # every stage a recorded case can be in
 STAGE_WEIGHTS = (8, 8, 6, 4, 4, 60, 10)
 HANDLERS = [f"handler{n:02d}" for n in range(50)]
 ROOT_CAUSES = ("product_quality", "wrong_item", "damaged_in_transit", "late_delivery",

@@ -18,11 +18,11 @@ from sqlalchemy.orm import Session
 from db import search
 from db.cases import as_utc, jsonable
 from db.models import Case, OutboxMessage, TimelineEvent, TriageFeedback
+from workflows.case.vocabulary import OPEN_STAGES
 
 ERASED = "(erased)"
 # Free-text fields of timeline events that can carry personal data.
 TEXT_KEYS = ("note", "text", "comment", "message", "question", "reason", "detail")
-OPEN = ("record", "confirm", "analyze", "resolve", "feedback", "revisit")
 
 
 class ErasureRefused(Exception):
@@ -55,7 +55,7 @@ def export_customer(session: Session, customer_id: str) -> dict:
 def erase_customer(session: Session, customer_id: str, now: datetime) -> int:
     """Erase a customer's personal data from all their cases; refused while one is open."""
     rows = list(session.scalars(select(Case).where(Case.customer_id == customer_id)))
-    still_open = [row.id for row in rows if row.stage in OPEN]
+    still_open = [row.id for row in rows if row.stage in OPEN_STAGES]
     if still_open:
         raise ErasureRefused(f"open cases need the data to be finished: "
                              f"{', '.join(still_open)}; cancel or close them first")

@@ -22,7 +22,7 @@ from workflows.case.lifecycle import ACTIONS, BY_NAME, available
 from workflows.case.vocabulary import OPEN_STAGES
 
 # The customer's six steps, in plain words (受理 → 确认 → 分析 → 处理 → 评价 → 回访).
-PROGRESS = ("record", "confirm", "analyze", "resolve", "feedback", "revisit")
+PROGRESS = OPEN_STAGES
 STAGE_WORDS = {
     "record": _l("Received"),
     "confirm": _l("Confirmed"),
