@@ -134,11 +134,10 @@ def apply_projection(session: Session, projection: Projection,
                 {"case_id": snap.case_id, "idx": n, "name": c.name, "state": c.state,
                  "target_s": c.target, "used_s": c.used}
                 for n, c in enumerate(snap.clocks)])
-        tags = _table(CaseTag)
-        session.execute(delete(tags).where(tags.c.case_id == snap.case_id))
-        if snap.tags:
-            session.execute(insert(tags), [{"case_id": snap.case_id, "tag": t}
-                                           for t in snap.tags])
+        # Tags change only by the `tag` action (a `tagged` event); a repair rewrites them.
+        if snap.tags or replace_version is not None or any(
+                e.type == "tagged" for e in projection.events):
+            _replace_tags(session, snap.case_id, snap.tags)
 
     if projection.events:
         events = _table(TimelineEvent)
@@ -167,6 +166,13 @@ def apply_projection(session: Session, projection: Projection,
         if rows:
             session.execute(insert(outbox), rows)
     return moved
+
+
+def _replace_tags(session: Session, case_id: str, tags: list[str]) -> None:
+    table = _table(CaseTag)
+    session.execute(delete(table).where(table.c.case_id == case_id))
+    if tags:
+        session.execute(insert(table), [{"case_id": case_id, "tag": t} for t in tags])
 
 
 def _table(model) -> Table:
