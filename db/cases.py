@@ -134,10 +134,9 @@ def apply_projection(session: Session, projection: Projection,
                 {"case_id": snap.case_id, "idx": n, "name": c.name, "state": c.state,
                  "target_s": c.target, "used_s": c.used}
                 for n, c in enumerate(snap.clocks)])
-        # Tags change only by the `tag` action (a `tagged` event); a repair rewrites them.
-        if snap.tags or replace_version is not None or any(
-                e.type == "tagged" for e in projection.events):
-            _replace_tags(session, snap.case_id, snap.tags)
+        # Every write that moves the row, like the clocks: writes of one case can land
+        # out of order, and only the newest one counts.
+        _replace_tags(session, snap.case_id, snap.tags)
 
     if projection.events:
         events = _table(TimelineEvent)

@@ -12,17 +12,19 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from db import search
 from db.cases import as_utc, jsonable
-from db.models import Case, OutboxMessage, TimelineEvent, TriageFeedback
+from db.models import Case, CaseTag, OutboxMessage, TimelineEvent, TriageFeedback
 from workflows.case.vocabulary import OPEN_STAGES
 
 ERASED = "(erased)"
-# Free-text fields of timeline events that can carry personal data.
-TEXT_KEYS = ("note", "text", "comment", "message", "question", "reason", "detail")
+# Free text in timeline details and notification payloads; "added" and "removed" are
+# the tags a `tagged` event changed.
+TEXT_KEYS = ("note", "text", "comment", "message", "question", "reason", "detail", "added",
+             "removed")
 
 
 class ErasureRefused(Exception):
@@ -87,6 +89,11 @@ def _anonymise(session: Session, row: Case, now: datetime) -> None:
     data["pending_question"] = None
     if data.get("analysis"):
         data["analysis"] = {**data["analysis"], "note": ERASED}
+    if data.get("inspection"):
+        data["inspection"] = {**data["inspection"], "note": ERASED}
+    # Tags are staff's free text and may name the customer: they go, with their index.
+    data["tags"] = []
+    session.execute(delete(CaseTag).where(CaseTag.case_id == row.id))
     if data.get("triage"):
         # The reasons quote the customer's words.
         data["triage"] = _without_reasons(data["triage"])

@@ -258,3 +258,22 @@ def test_an_action_reads_the_case_once_and_an_unknown_case_is_404(stack, monkeyp
     missing = client.post("/api/v1/cases/AS-NOSUCHCASE/note", json={"text": "x"},
                           headers=alice)
     assert missing.status_code == 404, missing.get_json()
+
+
+def test_a_handler_cannot_hand_their_case_to_a_colleague_and_a_no_op_tag_writes_nothing(
+        stack):
+    client, tokens = stack
+    alice = auth(tokens["alice"])
+    case = client.post("/api/v1/cases", json=COMPLAINT, headers=alice).get_json()
+    url = f"/api/v1/cases/{case['id']}"
+    assert client.post(f"{url}/assign", json={"assignee": "alice"},
+                       headers=alice).status_code == 200
+    handed = client.post(f"{url}/assign", json={"assignee": "bob"}, headers=alice)
+    assert handed.status_code == 403, handed.get_json()
+    assert "cases.assign.others" in handed.get_json()["detail"]
+    tagged = client.post(f"{url}/tag", json={"add": ["vip"]}, headers=alice).get_json()
+    again = client.post(f"{url}/tag", json={"add": ["vip"], "remove": ["nope"]},
+                        headers=alice)
+    assert again.status_code == 200
+    assert again.get_json()["version"] == tagged["version"]
+    assert [e["type"] for e in again.get_json()["timeline"]].count("tagged") == 1

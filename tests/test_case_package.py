@@ -186,3 +186,11 @@ async def test_a_lifecycle_starts_one_deadline_timer_and_upserts_only_changes(
                    != ["TemporalChangeVersion"]]
         assert len(upserts) == 6, upserts
         await record_history(client, inp.case_id, "tag_lifecycle")
+
+
+def test_tag_rules_are_one_function_for_the_schema_and_the_workflow():
+    from workflows.case.contracts import tag_problem
+
+    assert tag_problem("破损") is None and tag_problem("x" * 40) is None
+    for bad in ("", " vip", "vip ", "a,b", "a\tb", "x" * 41):
+        assert tag_problem(bad), bad

@@ -67,3 +67,16 @@ def test_a_denied_escalation_word_does_not_raise_the_priority():
     meant, reasons = score_priority(rules, None, "regular", "再不处理我就打12315", [], None)
     assert denied == rules.default
     assert meant != rules.default and any("12315" in r for r in reasons)
+
+
+def test_cases_scored_before_clauses_were_read_keep_their_score():
+    """Replay repeats the old reading where the two differ (the workflow asks the
+    `escalation-clauses` patch): the word anywhere in the text counts."""
+    from workflows.case.priority import score_priority
+    from workflows.sla import PriorityRules
+
+    rules = PriorityRules()
+    text = "No need for a lawyer, just refund me"
+    assert score_priority(rules, None, "regular", text, [], None)[0] == rules.default
+    old, _ = score_priority(rules, None, "regular", text, [], None, negation=False)
+    assert old != rules.default

@@ -154,3 +154,29 @@ def test_anonymising_drops_the_triage_training_pair_and_the_quoted_words(sqlite_
         assert "赵敏" not in json.dumps(row.data, ensure_ascii=False)
         assert "赵敏" not in json.dumps(row.triage, ensure_ascii=False)
         assert row.triage["root_cause"]["value"] == "product_quality"
+
+
+def test_erasure_takes_the_inspection_note_and_the_tags(sqlite_url):
+    from db.models import CaseTag
+    from tests.test_read_model import T0
+
+    customer = Customer(id="C-89", name="周芷若", phone="13600000089")
+    tagged = event(2, "tagged")
+    tagged.detail = {"added": ["周芷若 VIP"], "removed": []}
+    sessions = make_sessionmaker(make_engine(sqlite_url))
+    case_store.write_projection(sessions, Projection(snapshot(
+        "AS-T2", 1, stage="resolve", customer=customer, tags=["周芷若 VIP"],
+        inspection={"passed": False, "note": "周芷若's screen cracked", "by": "alice"}),
+        events=[event(1, "confirmed"), tagged]))
+    with sessions.begin() as session:
+        session.execute(update(Case).where(Case.id == "AS-T2").values(
+            stage="closed", closed_at=T0))
+    with sessions.begin() as session:
+        assert erase_customer(session, "C-89", NOW) == 1
+    with sessions() as session:
+        row = case_store.get_case(session, "AS-T2")
+        assert "周芷若" not in json.dumps(row.data, ensure_ascii=False)
+        assert row.data["tags"] == [] and row.data["inspection"]["passed"] is False
+        assert session.scalars(select(CaseTag).where(CaseTag.case_id == "AS-T2")).all() == []
+        details = [e.detail for e in case_store.timeline(session, "AS-T2")]
+        assert "周芷若" not in json.dumps(details, ensure_ascii=False)

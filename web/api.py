@@ -153,10 +153,14 @@ def act(case_id: str, action: str):
             if case_store.get_case(session, case_id) is None:
                 raise Problem(404, "Not found", f"no case {case_id}") from None
         raise
-    # The update returns once its change is in the read model: one read answers.
+    # The update returns once its change is in the read model: one read answers. (A
+    # later write of the case can still be on its way; the row is at least this one's.)
     with state().sessions() as session:
         row = case_store.get_case(session, result.case_id)
-        assert row is not None and row.version >= result.version
+        if row is None:
+            raise Problem(503, "Case not yet visible", f"case {case_id} changed but is not "
+                          "in the read model yet; read it again shortly",
+                          headers={"Retry-After": "2"})
         return case_json(row, case_store.timeline(session, case_id))
 
 

@@ -129,7 +129,10 @@ def act(case_id: str, action: str):
         flash(_("Refused: %(why)s", why=err.message), "error")
         return back
     except CaseNotRunning:
-        flash(_("The case has ended and takes no more actions."), "error")
+        with state().sessions() as session:
+            known = case_store.get_case(session, case_id) is not None
+        flash(_("The case has ended and takes no more actions.") if known
+              else _("There is no case %(id)s.", id=case_id), "error")
         return back
     except TemporalUnavailable:
         flash(_("The case service is not answering; nothing was changed. Try again in a "

@@ -24,6 +24,7 @@ from workflows.case.contracts import (
     ResolveInput,
     RevisitInput,
     TagInput,
+    tag_problem,
 )
 from workflows.case.lifecycle import STAFF_ACTIONS
 from workflows.case.vocabulary import (
@@ -188,11 +189,9 @@ class NoteSchema(Schema):
 
 
 def _tag(value: str) -> None:
-    if not value.strip() or value != value.strip():
-        raise ValidationError("a tag is a word or short phrase, without leading or "
-                              "trailing spaces")
-    if any(ch in value for ch in ",\r\n\t"):
-        raise ValidationError("a tag has no commas, tabs or line breaks")
+    problem = tag_problem(value)
+    if problem:
+        raise ValidationError(problem)
 
 
 TAG = fields.String(validate=[validate.Length(min=1, max=MAX_TAG_LENGTH), _tag])

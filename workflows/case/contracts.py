@@ -480,6 +480,18 @@ MAX_TAGS = 20
 MAX_TAG_LENGTH = 40
 
 
+def tag_problem(tag: str) -> str | None:
+    """What is wrong with a tag, or None: 1-40 characters, no leading or trailing
+    space, no comma, tab or line break (the desk splits on commas)."""
+    if not tag.strip() or tag != tag.strip():
+        return "a tag is a word or short phrase, without leading or trailing spaces"
+    if len(tag) > MAX_TAG_LENGTH:
+        return f"a tag has at most {MAX_TAG_LENGTH} characters"
+    if any(ch in tag for ch in ",\r\n\t"):
+        return "a tag has no commas, tabs or line breaks"
+    return None
+
+
 @dataclass
 class TagInput:
     actor: Actor

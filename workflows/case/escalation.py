@@ -21,8 +21,12 @@ def clauses(text: str) -> list[str]:
     return [c for c in CLAUSE.split(text.lower()) if c.strip() and not NEGATION.search(c)]
 
 
-def words_in(text: str, words: list[str]) -> list[str]:
+def words_in(text: str, words: list[str], negation: bool = True) -> list[str]:
     """The escalation words that appear in a clause of `text` not denying them, in the
-    order given."""
+    order given. Without `negation`, anywhere in the text: how cases opened before the
+    clauses were read scored their priority, which their replay must repeat."""
+    if not negation:
+        lowered = text.lower()
+        return [w for w in words if w.lower() in lowered]
     kept = clauses(text)
     return [w for w in words if any(w.lower() in clause for clause in kept)]

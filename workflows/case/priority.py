@@ -22,6 +22,7 @@ def score_priority(
     recent_cases: list[str],
     amount_at_stake: str | None,
     escalation_risk: list[str] | None = None,
+    negation: bool = True,
 ) -> tuple[str, list[str]]:
     """Return the intake priority and the reasons for it.
 
@@ -30,6 +31,7 @@ def score_priority(
     within the policy's repeat window; `amount_at_stake` is the order total;
     `escalation_risk` the reasons triage found the customer about to take the case further
     (None when it did not). Escalation words and triage raise the priority once together.
+    With `negation` (the default) a clause that denies the threat does not count.
     """
     base = requested or rules.default
     reasons = [f"requested {requested}" if requested else f"policy default {rules.default}"]
@@ -38,7 +40,7 @@ def score_priority(
     if tier_boost:
         steps += tier_boost
         reasons.append(f"customer tier {tier}: +{tier_boost}")
-    words = words_in(description, rules.escalation_words)
+    words = words_in(description, rules.escalation_words, negation)
     if words and rules.escalation_boost:
         steps += rules.escalation_boost
         reasons.append("escalation words " + ", ".join(words) + f": +{rules.escalation_boost}")

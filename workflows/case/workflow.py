@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.case.contracts import (
         DELIVER_NOTIFICATIONS,
         LOOKUP_ORDER,
+        MAX_TAG_LENGTH,
         MAX_TAGS,
         PROJECT_CASE,
         TRIAGE_CASE,
@@ -63,9 +64,11 @@ with workflow.unsafe.imports_passed_through():
         Triage,
         TriageRequest,
         UpdateResult,
+        tag_problem,
     )
     from workflows.case.deadlines import RETARGETED_CLOCKS, WARNED_CLOCKS
     from workflows.case.eligibility import check_eligibility
+    from workflows.case.escalation import words_in
     from workflows.case.lifecycle import (
         ASSIGN_OTHERS,
         BY_NAME,
@@ -118,6 +121,9 @@ NOTIFY_PATCH = "notify-delivery"
 # One durable timer for the next deadline mark, kept while the next mark does not come
 # earlier; cases that began before it started a timer per wait and take that path.
 DEADLINE_TIMER_PATCH = "deadline-timer"
+# Escalation words in a clause that denies them ("no need for a lawyer") no longer
+# raise the priority; cases scored before keep their score on replay.
+ESCALATION_PATCH = "escalation-clauses"
 DELIVERY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=5), backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=10), maximum_attempts=12,
@@ -250,9 +256,15 @@ class CaseWorkflow:
         if workflow.patched("triage-at-record"):
             state.triage = await self._run_triage()
         risk = state.triage.escalation_risk if state.triage else None
+        words = inp.policy.priority.escalation_words
+        # Cases opened before escalation words were read clause by clause scored them
+        # anywhere in the text; the patch is asked only where the two readings differ.
+        negation = (words_in(inp.description, words) == words_in(
+            inp.description, words, negation=False)) or workflow.patched(ESCALATION_PATCH)
         state.priority, state.priority_reasons = score_priority(
             inp.policy.priority, inp.priority, state.customer.tier, inp.description, recent,
             order.total, escalation_risk=risk.reasons if risk and risk.value else None,
+            negation=negation,
         )
         if not state.clocks:
             self._start_clocks()
@@ -351,11 +363,11 @@ class CaseWorkflow:
 
     @assign.validator
     def _validate_assign(self, inp: AssignInput) -> None:
-        self._check("assign", inp.actor)
         others = RULE_PERMISSIONS[ASSIGN_OTHERS]
         if inp.assignee != inp.actor.name and inp.actor.role not in others:
             raise refuse(f"'{ASSIGN_OTHERS}' needs the role {' or '.join(others)}; you "
                          f"are {inp.actor.role}", "Forbidden")
+        self._check("assign", inp.actor)
 
     @workflow.update
     async def confirm(self, inp: ConfirmInput) -> UpdateResult:
@@ -517,6 +529,8 @@ class CaseWorkflow:
         state = self.state
         added = [t for t in dict.fromkeys(inp.add) if t not in state.tags]
         removed = [t for t in dict.fromkeys(inp.remove) if t in state.tags]
+        if not added and not removed:
+            return self._result()  # the tags are already so: nothing to record
         state.tags = [t for t in state.tags if t not in removed] + added
         self.log.event(inp.actor.name, "tagged", detail={"added": added, "removed": removed})
         return await self._commit()
@@ -524,6 +538,10 @@ class CaseWorkflow:
     @tag.validator
     def _validate_tag(self, inp: TagInput) -> None:
         self._check("tag", inp.actor)
+        for tag in [*inp.add, *inp.remove]:
+            problem = tag_problem(tag)
+            if problem:
+                raise refuse(f"tag {tag[:MAX_TAG_LENGTH]!r}: {problem}", "InvalidAction")
         kept = [t for t in self.state.tags if t not in inp.remove]
         if len(set(kept) | set(inp.add)) > MAX_TAGS:
             raise refuse(f"a case has at most {MAX_TAGS} tags", "InvalidAction")
