@@ -73,6 +73,13 @@ class DataclassConverter(JSONTypeConverter):
         return obj
 
 
+def decode(hint: Any, value: Any) -> Any:
+    """`value` (JSON-shaped: dicts, lists, ISO strings) as an instance of `hint`, the way
+    the payload converter decodes it; the web layer builds action inputs and reads the
+    stored case state with it."""
+    return value_to_type(hint, value, _SHARED)
+
+
 class DataclassJSONEncoder(AdvancedJSONEncoder):
     """Temporal's encoder, but a dataclass becomes a shallow dict of its fields (the
     encoder comes back here for nested ones) instead of `dataclasses.asdict`'s deep
@@ -82,6 +89,9 @@ class DataclassJSONEncoder(AdvancedJSONEncoder):
         if dataclasses.is_dataclass(o) and not isinstance(o, type):
             return {f.name: getattr(o, f.name) for f in dataclasses.fields(o)}
         return super().default(o)
+
+
+_SHARED = [DataclassConverter()]
 
 
 class PayloadConverter(CompositePayloadConverter):

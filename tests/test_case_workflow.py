@@ -393,6 +393,26 @@ async def test_intake_priority_is_scored_and_explained(
         assert snap.sla_policy == {"source": "shipped", "version": "default"}
 
 
+async def test_a_denied_threat_does_not_raise_the_priority_and_marks_the_patch(
+        skipping_env, sqlite_url, order_system_url):
+    """Where reading by clause differs from the old reading, the case takes the new one
+    and records the `escalation-clauses` patch (its replays keep it); where both agree,
+    no marker is written."""
+    denied = replace(case_input(), description="No need for a lawyer, just refund me")
+    plain = case_input()
+    async with case_worker(skipping_env.client, sqlite_url, order_system_url) as (tq, _):
+        for inp, marked in ((denied, True), (plain, False)):
+            handle = await start_case(skipping_env.client, tq, inp)
+            snap = await handle.query(CaseWorkflow.snapshot)
+            assert snap.priority == "P3", snap.priority_reasons
+            markers = [marker.details["patch-data"].payloads[0].data
+                       for e in (await handle.fetch_history()).events
+                       if e.HasField("marker_recorded_event_attributes")
+                       and (marker := e.marker_recorded_event_attributes).marker_name
+                       == "core_patch"]
+            assert any(b"escalation-clauses" in m for m in markers) is marked, markers
+
+
 async def test_reopen_after_an_unsatisfied_revisit_and_cancel(
         temporal_address, sqlite_url, order_system_url):
     client = await Client.connect(temporal_address)

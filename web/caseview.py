@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
-from temporalio.converter import value_to_type
 
-from aftersales.converter import DataclassConverter
+from aftersales.converter import decode
 from db.cases import as_utc
 from db.models import Case
 from web.representation import SYSTEM_NAMES
@@ -275,7 +274,7 @@ def open_breach(row: Case, now: datetime) -> dict | None:
 def case_state(row: Case) -> CaseState:
     """The case state the workflow last wrote, read back from the row's snapshot (rows
     written before a field existed get its default)."""
-    return value_to_type(CaseState, {**row.data, "status_token": ""}, _CONVERTERS)
+    return decode(CaseState, {**row.data, "status_token": ""})
 
 
 def available_actions(row: Case, role: str, user: str, now: datetime) -> list[str]:
@@ -284,9 +283,6 @@ def available_actions(row: Case, role: str, user: str, now: datetime) -> list[st
     offers a button that can only fail (the workflow still has the last word, and its
     refusal is shown if the case moved meanwhile)."""
     return [a.name for a in available(case_state(row), Actor(user, role), now)]
-
-
-_CONVERTERS = [DataclassConverter()]
 
 
 def register(app) -> None:

@@ -10,16 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-from temporalio.converter import value_to_type
 
-from aftersales.converter import DataclassConverter
+from aftersales.converter import decode
 from db import accounts
 from web.auth import check, current_user
 from web.problems import Problem
 from workflows.case.contracts import Actor, UpdateResult
 from workflows.case.lifecycle import BY_NAME, Action
-
-_CONVERTERS = [DataclassConverter()]
 
 
 def action_input(action: Action, actor: Actor | None, data: dict) -> Any:
@@ -28,7 +25,7 @@ def action_input(action: Action, actor: Actor | None, data: dict) -> Any:
     value = dict(data)
     if actor is not None:
         value["actor"] = {"name": actor.name, "role": actor.role}
-    return value_to_type(action.input, value, _CONVERTERS)
+    return decode(action.input, value)
 
 
 def perform_action(case_id: str, name: str, data: dict) -> UpdateResult:

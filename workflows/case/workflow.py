@@ -66,7 +66,7 @@ with workflow.unsafe.imports_passed_through():
         UpdateResult,
         tag_problem,
     )
-    from workflows.case.deadlines import RETARGETED_CLOCKS, WARNED_CLOCKS
+    from workflows.case.deadlines import RETARGETED_CLOCKS
     from workflows.case.eligibility import check_eligibility
     from workflows.case.escalation import words_in
     from workflows.case.lifecycle import (
@@ -1019,4 +1019,4 @@ def _resolution_detail(plan: Resolution) -> dict:
     return detail
 
 
-__all__ = ["SEARCH_ATTRIBUTES", "WARNED_CLOCKS", "CaseWorkflow"]
+__all__ = ["SEARCH_ATTRIBUTES", "CaseWorkflow"]
