@@ -9,6 +9,8 @@ from pathlib import Path
 from workflows.case.vocabulary import LOCALES
 from workflows.sla import parse_duration
 
+MB = 1024 * 1024
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -59,6 +61,17 @@ class Settings:
     dev_mailbox: str = ""
     # The triage model file (docs/triage.md); "" is the one the project ships.
     triage_model: str = ""
+    # Attachments (docs/intake.md): where the bytes live, `file` (under data_dir/blobs)
+    # or `s3` (any S3-compatible store; credentials the boto3 way), and the limits.
+    blob_store: str = "file"
+    s3_endpoint: str = ""
+    s3_bucket: str = "aftersales"
+    max_image: int = 10 * MB  # an image or a PDF
+    max_video: int = 50 * MB
+    max_files: int = 20  # a case
+    # The public request page (/request) asks for a one-time code sent to the order's
+    # phone or email before showing the order (AFTERSALES_REQUEST_CODES=1).
+    request_codes: bool = False
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -103,6 +116,14 @@ class Settings:
                                    get("AFTERSALES_DEFAULT_LOCALE") or "zh-CN", LOCALES),
             dev_mailbox=get("AFTERSALES_DEV_MAILBOX", ""),
             triage_model=get("AFTERSALES_TRIAGE_MODEL", ""),
+            blob_store=_one_of("AFTERSALES_BLOB_STORE", get("AFTERSALES_BLOB_STORE") or "file",
+                               BLOB_STORES),
+            s3_endpoint=get("AFTERSALES_S3_ENDPOINT", ""),
+            s3_bucket=get("AFTERSALES_S3_BUCKET") or "aftersales",
+            max_image=parse_size("AFTERSALES_MAX_IMAGE", get("AFTERSALES_MAX_IMAGE") or "10MB"),
+            max_video=parse_size("AFTERSALES_MAX_VIDEO", get("AFTERSALES_MAX_VIDEO") or "50MB"),
+            max_files=int(get("AFTERSALES_MAX_FILES") or 20),
+            request_codes=get("AFTERSALES_REQUEST_CODES", "").lower() in ("1", "true", "yes"),
         )
 
     def with_(self, **changes) -> Settings:
@@ -140,6 +161,13 @@ class Settings:
             "AFTERSALES_DEFAULT_LOCALE": self.default_locale,
             "AFTERSALES_DEV_MAILBOX": self.dev_mailbox,
             "AFTERSALES_TRIAGE_MODEL": self.triage_model,
+            "AFTERSALES_BLOB_STORE": self.blob_store,
+            "AFTERSALES_S3_ENDPOINT": self.s3_endpoint,
+            "AFTERSALES_S3_BUCKET": self.s3_bucket,
+            "AFTERSALES_MAX_IMAGE": str(self.max_image),
+            "AFTERSALES_MAX_VIDEO": str(self.max_video),
+            "AFTERSALES_MAX_FILES": str(self.max_files),
+            "AFTERSALES_REQUEST_CODES": "1" if self.request_codes else "",
         }
         if self.sla_file:
             env["AFTERSALES_SLA_FILE"] = self.sla_file
@@ -147,6 +175,18 @@ class Settings:
 
 
 SMTP_TLS_MODES = ("none", "starttls", "ssl")
+BLOB_STORES = ("file", "s3")
+SIZE_UNITS = {"": 1, "B": 1, "KB": 1024, "MB": MB, "GB": 1024 * MB}
+
+
+def parse_size(name: str, text: str) -> int:
+    """A size in bytes from "10MB", "512KB" or "1048576"."""
+    value = text.strip().upper()
+    number = value.rstrip("KMGB")
+    unit = value[len(number):]
+    if not number.isdigit() or unit not in SIZE_UNITS or int(number) <= 0:
+        raise ValueError(f"{name}={text!r}: expected a size like 10MB, 512KB or 1048576")
+    return int(number) * SIZE_UNITS[unit]
 
 
 def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:
