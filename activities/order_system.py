@@ -46,15 +46,17 @@ class OrderSystemClient(SystemClient):
             body["points"] = req.points
         if req.amount:
             body["amount"] = req.amount
-        response = await self.call("POST", f"/orders/{req.order_id}/compensations", body,
-                                   req.idempotency_key)
+        # A case without an order is compensated on the customer's account.
+        path = (f"/orders/{req.order_id}/compensations" if req.order_id
+                else f"/customers/{req.customer_id}/compensations")
+        response = await self.call("POST", path, body, req.idempotency_key)
         if response.status_code == 404:
             raise self.refuse(response, "OrderNotFound")
         if response.status_code in (409, 422):
             raise self.refuse(response, "CompensationRefused")
         data = self.expect(response, 200, 201)
         return CompensationReceipt(
-            id=data["id"], order_id=data["order_id"], kind=data["kind"],
+            id=data["id"], order_id=data.get("order_id") or "", kind=data["kind"],
             coupon_code=data.get("coupon_code"), points=data.get("points"),
             amount=data.get("amount"),
         )
@@ -104,7 +106,8 @@ def order_from_json(data: dict) -> OrderSnapshot:
                           paid_at=_dt(p["paid_at"])) for p in data.get("payments", [])],
         refunded=data.get("refunded", "0.00"),
         customer=Customer(id=str(c.get("id", "")), name=str(c.get("name", "")),
-                          phone=str(c.get("phone", "")), tier=str(c.get("tier", "regular")))
+                          phone=str(c.get("phone", "")), email=str(c.get("email", "")),
+                          tier=str(c.get("tier", "regular")))
         if (c := data.get("customer")) else None,
         waybill_no=data.get("waybill_no", ""),
     )

@@ -243,14 +243,19 @@ def privacy_erase(customer_id: str) -> None:
     """Erase a customer's personal data from their (closed) cases."""
     from datetime import UTC, datetime
 
+    from aftersales.scheduler import forget_blobs
     from db.privacy import ErasureRefused, erase_customer
 
+    freed: set[str] = set()
+    sessions = _sessions()
     try:
-        with _sessions().begin() as session:
-            count = erase_customer(session, customer_id, datetime.now(UTC))
+        with sessions.begin() as session:
+            count = erase_customer(session, customer_id, datetime.now(UTC), freed)
     except ErasureRefused as err:
         raise click.ClickException(str(err)) from err
-    click.echo(f"erased the personal data of {customer_id} from {count} case(s)")
+    files = forget_blobs(_settings(), sessions, freed)
+    click.echo(f"erased the personal data of {customer_id} from {count} case(s), "
+               f"{files} file(s) deleted")
 
 
 @privacy.command("anonymise")
@@ -267,9 +272,16 @@ def privacy_anonymise(older_than: str) -> None:
         seconds = parse_duration(older_than)
     except ValueError as err:
         raise click.BadParameter(str(err)) from err
-    with _sessions().begin() as session:
-        count = anonymise_closed(session, timedelta(seconds=seconds), datetime.now(UTC))
-    click.echo(f"anonymised {count} case(s) closed more than {older_than} ago")
+    from aftersales.scheduler import forget_blobs
+
+    freed: set[str] = set()
+    sessions = _sessions()
+    with sessions.begin() as session:
+        count = anonymise_closed(session, timedelta(seconds=seconds), datetime.now(UTC),
+                                 freed)
+    files = forget_blobs(_settings(), sessions, freed)
+    click.echo(f"anonymised {count} case(s) closed more than {older_than} ago, "
+               f"{files} file(s) deleted")
 
 
 @main.group()

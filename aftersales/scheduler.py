@@ -26,8 +26,10 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import select
 
 from activities.notifications import DeliveryReport, OutboxDelivery
+from aftersales.blobs import make_store, sweep
 from aftersales.reconcile import ReconcileReport, reconcile
 from aftersales.settings import Settings
+from db import cases as case_store
 from db import kpi, leases, outbox
 from db.cases import jsonable
 from db.engine import make_engine, make_sessionmaker, migrate
@@ -66,7 +68,25 @@ JOBS: dict[str, tuple[str, Callable[[datetime], str], timedelta]] = {
     "outbox_sweep": ("sweep_outbox", _slot(5), timedelta(minutes=10)),
     "idempotency_purge": ("purge_idempotency_keys", _hour, timedelta(minutes=30)),
     "retention": ("anonymise_closed_cases", _day, timedelta(hours=1)),
+    "blob_sweep": ("sweep_blobs", _day, timedelta(hours=1)),
 }
+# A blob is stored before the case records it (aftersales/blobs.py): one younger than
+# this may belong to an upload still under way, and is never swept.
+BLOB_GRACE = timedelta(days=1)
+
+
+def forget_blobs(settings: Settings, sessions, freed: set[str]) -> int:
+    """Delete the blobs of erased files that no other case references (the same photo
+    can be on two cases: content-addressed). Returns how many went."""
+    if not freed:
+        return 0
+    with sessions() as session:
+        still = case_store.referenced_blobs(session)
+    store = make_store(settings)
+    gone = sorted(freed - still)
+    for sha in gone:
+        store.delete(sha)
+    return len(gone)
 
 
 class Housekeeping:
@@ -167,10 +187,21 @@ class Housekeeping:
         return count
 
     def anonymise_closed_cases(self) -> int:
+        freed: set[str] = set()
         with self._sessions.begin() as session:
-            count = anonymise_closed(session, self._retention, self._now())
-        log.info("anonymised %d cases past retention", count)
+            count = anonymise_closed(session, self._retention, self._now(), freed)
+        files = forget_blobs(self._settings, self._sessions, freed)
+        log.info("anonymised %d cases past retention, %d files deleted", count, files)
         return count
+
+    def sweep_blobs(self) -> int:
+        """Delete stored files no case references (an upload the case refused, a case
+        that never came to be), once they are older than BLOB_GRACE."""
+        with self._sessions() as session:
+            referenced = case_store.referenced_blobs(session)
+        gone = sweep(make_store(self._settings), referenced, self._now() - BLOB_GRACE)
+        log.info("blob sweep: %d unreferenced files deleted", len(gone))
+        return len(gone)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -212,6 +243,7 @@ def run_scheduler(settings: Settings) -> None:
         ("overdue_digest", "cron", {"minute": 5}),
         ("kpi_snapshot", "cron", {"hour": 0, "minute": 30}),
         ("retention", "cron", {"hour": 3, "minute": 17}),
+        ("blob_sweep", "cron", {"hour": 4, "minute": 7}),
     ):
         scheduler.add_job(partial(jobs.run_job, job), trigger, id=job, **args)
     # Also at start, so a new install or a scheduler restarted after 00:30 has its
@@ -220,7 +252,7 @@ def run_scheduler(settings: Settings) -> None:
                       run_date=now + timedelta(seconds=30))
     log.info("scheduler %s running: digest hourly at :05, KPI snapshot 00:30, "
              "reconciliation every 15 min, outbox sweep every 5 min, idempotency keys "
-             "hourly, retention %ss daily at 03:17", jobs.holder, settings.retention)
+             "hourly, retention %ss daily at 03:17, blob sweep 04:07", jobs.holder, settings.retention)
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):

@@ -15,6 +15,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    false,
     func,
     insert,
     literal,
@@ -31,6 +32,7 @@ from db import search
 from db.models import (
     FAR_FUTURE,
     Case,
+    CaseAttachment,
     CaseClock,
     CaseTag,
     OutboxMessage,
@@ -137,6 +139,7 @@ def apply_projection(session: Session, projection: Projection,
         # Every write that moves the row, like the clocks: writes of one case can land
         # out of order, and only the newest one counts.
         _replace_tags(session, snap.case_id, snap.tags)
+        _replace_attachments(session, snap.case_id, snap.attachments)
 
     if projection.events:
         events = _table(TimelineEvent)
@@ -172,6 +175,26 @@ def _replace_tags(session: Session, case_id: str, tags: list[str]) -> None:
     session.execute(delete(table).where(table.c.case_id == case_id))
     if tags:
         session.execute(insert(table), [{"case_id": case_id, "tag": t} for t in tags])
+
+
+def _replace_attachments(session: Session, case_id: str, attachments: list) -> None:
+    table = _table(CaseAttachment)
+    session.execute(delete(table).where(table.c.case_id == case_id))
+    if attachments:
+        session.execute(insert(table), [
+            {"case_id": case_id, "id": a.id, "sha256": a.sha256,
+             "thumbnail_sha256": a.thumbnail_sha256} for a in attachments])
+
+
+def referenced_blobs(session: Session) -> set[str]:
+    """Every blob (file or thumbnail) a case still references: the sweep keeps these."""
+    table = _table(CaseAttachment)
+    found: set[str] = set()
+    for sha, thumb in session.execute(select(table.c.sha256, table.c.thumbnail_sha256)):
+        found.add(sha)
+        if thumb:
+            found.add(thumb)
+    return found
 
 
 def _table(model) -> Table:
@@ -309,6 +332,8 @@ def timeline(session: Session, case_id: str) -> list[TimelineEvent]:
 
 def open_case_on_order(session: Session, order_id: str, kind: str) -> Case | None:
     """The oldest open case of this kind on this order, if any."""
+    if not order_id:
+        return None  # cases without an order are not repeats of one another
     return session.scalar(
         select(Case).where(Case.order_id == order_id, Case.kind == kind,
                            Case.stage.not_in(("closed", "cancelled")))
@@ -356,11 +381,14 @@ def related_cases(session: Session, case: Case, limit: int = 20) -> tuple[list[C
         return list(session.scalars(select(Case).where(condition, Case.id != case.id)
                                     .order_by(Case.created_at.desc()).limit(limit)))
 
-    return others(Case.customer_id == case.customer_id), others(Case.order_id == case.order_id)
+    return (others(Case.customer_id == case.customer_id),
+            others(Case.order_id == case.order_id) if case.order_id else [])
 
 
 def open_cases_on_order(session: Session, order_id: str) -> list[str]:
     """Ids of the open cases of any kind on this order, oldest first."""
+    if not order_id:
+        return []
     return list(session.scalars(
         select(Case.id).where(Case.order_id == order_id,
                               Case.stage.not_in(("closed", "cancelled")))
@@ -383,7 +411,8 @@ def recent_cases(session: Session, customer_id: str, order_id: str,
                  since: datetime) -> list[str]:
     """Ids of cases opened since `since` by this customer or on this order, newest first."""
     return list(session.scalars(
-        select(Case.id).where(or_(Case.customer_id == customer_id, Case.order_id == order_id),
+        select(Case.id).where(or_(Case.customer_id == customer_id,
+                                  Case.order_id == order_id if order_id else false()),
                               Case.created_at >= since)
         .order_by(Case.created_at.desc()).limit(20)))
 

@@ -136,6 +136,34 @@ class CaseTag(Base):
     __table_args__ = (Index("ix_case_tags_tag", "tag"),)
 
 
+class CaseAttachment(Base):
+    """A file on a case as the read model knows it (the bytes are in the blob store):
+    the downloads look it up, the blob sweep keeps what any case references."""
+
+    __tablename__ = "case_attachments"
+
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    thumbnail_sha256: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_case_attachments_sha256", "sha256"),)
+
+
+class RequestCode(Base):
+    """A one-time code sent to the phone or email on an order before the public request
+    page shows it (AFTERSALES_REQUEST_CODES=1). Only hashes are kept."""
+
+    __tablename__ = "request_codes"
+
+    # sha256 of the order id and the contact, as the customer typed them (normalised).
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    tries: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    sent_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+
+
 class CaseClock(Base):
     """One SLA clock of a case as it stands: the reports' attainment per stage."""
 

@@ -154,6 +154,12 @@ def recipients(session: Session, item: Claim, default_locale: str) -> list[Recip
         if customer.get("phone"):
             return [Recipient(name, "message", customer["phone"], locale)]
         return []
+    if item.channel == "contact":
+        # A phone or email typed by someone proving an order is theirs (a one-time
+        # code): `email:<address>` or `message:<phone>`, in the payload's language.
+        medium, _, address = item.recipient.partition(":")
+        locale = str(item.payload.get("locale") or default_locale)
+        return [Recipient("", medium, address, locale)] if address else []
     if item.recipient.startswith("role:"):
         users = list(session.scalars(
             select(User).where(User.role == item.recipient[len("role:"):],

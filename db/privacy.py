@@ -17,7 +17,14 @@ from sqlalchemy.orm import Session
 
 from db import search
 from db.cases import as_utc, jsonable
-from db.models import Case, CaseTag, OutboxMessage, TimelineEvent, TriageFeedback
+from db.models import (
+    Case,
+    CaseAttachment,
+    CaseTag,
+    OutboxMessage,
+    TimelineEvent,
+    TriageFeedback,
+)
 from workflows.case.vocabulary import OPEN_STAGES
 
 ERASED = "(erased)"
@@ -54,31 +61,37 @@ def export_customer(session: Session, customer_id: str) -> dict:
     return {"customer_id": customer_id, "cases": cases}
 
 
-def erase_customer(session: Session, customer_id: str, now: datetime) -> int:
-    """Erase a customer's personal data from all their cases; refused while one is open."""
+def erase_customer(session: Session, customer_id: str, now: datetime,
+                   freed: set[str] | None = None) -> int:
+    """Erase a customer's personal data from all their cases; refused while one is open.
+    The blobs of their files are added to `freed`: the caller deletes those no case
+    references any more once this has committed (aftersales/blobs.py)."""
     rows = list(session.scalars(select(Case).where(Case.customer_id == customer_id)))
     still_open = [row.id for row in rows if row.stage in OPEN_STAGES]
     if still_open:
         raise ErasureRefused(f"open cases need the data to be finished: "
                              f"{', '.join(still_open)}; cancel or close them first")
     for row in rows:
-        _anonymise(session, row, now)
+        _anonymise(session, row, now, freed)
     return len(rows)
 
 
-def anonymise_closed(session: Session, older_than: timedelta, now: datetime) -> int:
-    """Anonymise every case closed or cancelled more than `older_than` ago."""
+def anonymise_closed(session: Session, older_than: timedelta, now: datetime,
+                     freed: set[str] | None = None) -> int:
+    """Anonymise every case closed or cancelled more than `older_than` ago (their files'
+    blobs added to `freed`, as for erase_customer)."""
     cutoff = now - older_than
     rows = [row for row in session.scalars(select(Case).where(
         Case.stage.in_(("closed", "cancelled")), Case.closed_at.is_not(None)))
         if row.closed_at is not None and as_utc(row.closed_at) < cutoff
         and not row.data.get("anonymised_at")]
     for row in rows:
-        _anonymise(session, row, now)
+        _anonymise(session, row, now, freed)
     return len(rows)
 
 
-def _anonymise(session: Session, row: Case, now: datetime) -> None:
+def _anonymise(session: Session, row: Case, now: datetime,
+               freed: set[str] | None = None) -> None:
     pseudonym = "anon-" + hashlib.sha256(row.customer_id.encode()).hexdigest()[:12]
     data = dict(row.data)
     tier = (data.get("customer") or {}).get("tier", "regular")
@@ -94,6 +107,13 @@ def _anonymise(session: Session, row: Case, now: datetime) -> None:
     # Tags are staff's free text and may name the customer: they go, with their index.
     data["tags"] = []
     session.execute(delete(CaseTag).where(CaseTag.case_id == row.id))
+    # Photos show the customer, their home, their parcel label: the files go, names too.
+    for attachment in data.get("attachments") or []:
+        if freed is not None:
+            freed.update(s for s in (attachment.get("sha256"),
+                                     attachment.get("thumbnail_sha256")) if s)
+    data["attachments"] = []
+    session.execute(delete(CaseAttachment).where(CaseAttachment.case_id == row.id))
     if data.get("triage"):
         # The reasons quote the customer's words.
         data["triage"] = _without_reasons(data["triage"])

@@ -51,6 +51,16 @@ CUSTOMERS = [
     ("C-1007", "Lucas Martin", "+33 1 70 36 00 07", "regular"),
     ("C-1008", "杨磊", "13800000008", "regular"),
 ]
+
+
+def customer_email(customer_id: str) -> str:
+    """The demo customer's email address (reserved example domain: never delivered)."""
+    return f"{customer_id.lower()}@example.com"
+
+
+def digits(phone: str) -> str:
+    """A phone number as the search compares it: its digits only."""
+    return "".join(ch for ch in phone if ch.isdigit())
 PAYMENT_METHODS = ("alipay", "wechat_pay", "card")
 
 
@@ -78,7 +88,8 @@ def demo_orders(now: datetime, count: int = 40, seed: int = 7) -> dict[str, dict
         orders[order_id] = {
             "id": order_id,
             "customer_id": customer_id,
-            "customer": {"id": customer_id, "name": name, "phone": phone, "tier": tier},
+            "customer": {"id": customer_id, "name": name, "phone": phone, "tier": tier,
+                         "email": customer_email(customer_id)},
             "status": "delivered" if delivered else "shipped",
             # The parcel that took the order out; the courier system knows it too.
             "waybill_no": outbound_waybill_no(order_id),
@@ -110,7 +121,16 @@ class OrderSystem:
         self.refunds: dict[str, dict] = state.get("refunds", {})
         self._save()
 
-    def grant(self, order_id: str, key: str, body: dict) -> tuple[dict, bool]:
+    def search(self, phone: str = "", email: str = "") -> list[dict]:
+        """Orders whose customer has this phone (digits compared) or email, newest
+        first."""
+        wanted_phone, wanted_email = digits(phone), email.strip().lower()
+        found = [o for o in self.orders.values()
+                 if (wanted_phone and digits(o["customer"].get("phone", "")) == wanted_phone)
+                 or (wanted_email and o["customer"].get("email", "").lower() == wanted_email)]
+        return sorted(found, key=lambda o: o["placed_at"], reverse=True)
+
+    def grant(self, order_id: str | None, key: str, body: dict) -> tuple[dict, bool]:
         """Record a compensation once per idempotency key; returns (record, created)."""
         with self._lock:
             existing = self.compensations.get(key)
@@ -123,6 +143,7 @@ class OrderSystem:
             record = {
                 "id": f"CMP-{len(self.compensations) + 1:05d}",
                 "order_id": order_id,
+                "customer_id": body.get("customer_id"),
                 "case_id": body.get("case_id"),
                 "kind": kind,
                 "coupon_code": body.get("coupon_code"),
@@ -199,6 +220,11 @@ def create_app(system: OrderSystem, fail_rate: float = 0.0, hang_seconds: float 
 
     @app.get("/orders")
     def list_orders():
+        phone, email = request.args.get("phone", ""), request.args.get("email", "")
+        if "phone" in request.args or "email" in request.args:
+            if not digits(phone) and "@" not in email:
+                return problem(422, "search by a phone number (digits) or an email address")
+            return jsonify(system.search(phone=phone, email=email)[:20])
         return jsonify(list(system.orders.values()))
 
     @app.get("/orders/<order_id>")
@@ -212,6 +238,18 @@ def create_app(system: OrderSystem, fail_rate: float = 0.0, hang_seconds: float 
     def grant(order_id: str):
         return keyed_write(order_id, lambda b: b.get("coupon_code") or b.get("points"),
                            "a compensation needs coupon_code or points", system.grant)
+
+    @app.post("/customers/<customer_id>/compensations")
+    def grant_customer(customer_id: str):
+        """A compensation without an order (a complaint about a store, a question)."""
+        key = request.headers.get("Idempotency-Key")
+        if not key:
+            return problem(400, "Idempotency-Key header is required")
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or not (body.get("coupon_code") or body.get("points")):
+            return problem(422, "a compensation without an order needs coupon_code or points")
+        record, created = system.grant(None, key, {**body, "customer_id": customer_id})
+        return jsonify(_public(record)), 201 if created else 200
 
     @app.get("/compensations")
     def list_compensations():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import tempfile
 import sysconfig
 import threading
 import uuid
@@ -134,8 +135,9 @@ def make_settings(temporal_address: str, database_url: str, order_system_url: st
     extra.setdefault("inventory_system_url", "http://127.0.0.1:9")
     extra.setdefault("courier_system_url", "http://127.0.0.1:9")
     extra.setdefault("public_url", "http://testserver")
+    # Attachments' bytes land under the data directory (the file blob store).
+    extra.setdefault("data_dir", tempfile.mkdtemp(prefix="aftersales-test-"))
     return Settings(
-        data_dir="/nonexistent",
         database_url=database_url,
         temporal_address=temporal_address,
         temporal_address_set=True,

@@ -4,12 +4,14 @@ idempotent requests, the customer's link, and refused requests that change nothi
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from sqlalchemy import update
 from temporalio.client import Client
 
@@ -102,6 +104,12 @@ def request_for(permission: str, role: str, client, tokens):
         body = {"assignee": USERS[role]}
         return client.post(f"/api/v1/cases/{case['id']}/assign", json=body,
                            headers=auth(tokens[role]))
+    if permission == "cases.attach":
+        image = io.BytesIO()
+        Image.new("RGB", (8, 8)).save(image, "PNG")
+        return client.post(f"/api/v1/cases/{case['id']}/attachments",
+                           data={"file": (io.BytesIO(image.getvalue()), "p.png")},
+                           content_type="multipart/form-data", headers=auth(tokens[role]))
     if permission == "cases.assign.others":
         return client.post(f"/api/v1/cases/{case['id']}/assign", json={"assignee": "alice"},
                            headers=auth(tokens[role]))

@@ -11,10 +11,12 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from aftersales.blobs import BlobStore, make_store
 from aftersales.policy import load_policy
 from aftersales.settings import Settings
 from db.engine import make_engine, make_sessionmaker, migrate
 from web.gateway import CaseGateway
+from web.intake import OrderDirectory
 from web.ratelimit import MissLimiter
 from workflows.sla import SlaPolicy
 
@@ -30,6 +32,12 @@ class AppState:
     policy: SlaPolicy
     link_limiter: MissLimiter
     login_limiter: MissLimiter
+    blobs: BlobStore
+    orders: OrderDirectory
+    # The public request doors: failed order/contact proofs per client address and per
+    # order number, and every request per client (docs/intake.md).
+    request_limiter: MissLimiter
+    order_limiter: MissLimiter
 
 
 def create_app(settings: Settings | None = None, gateway: CaseGateway | None = None,
@@ -60,16 +68,26 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
         policy=load_policy(settings.sla_file),
         link_limiter=MissLimiter(),
         login_limiter=MissLimiter(limit=5, window=900),
+        blobs=make_store(settings),
+        orders=OrderDirectory(settings.order_system_url),
+        request_limiter=MissLimiter(
+            limit=10, window=600, message="too many orders not found from this address; "
+                                          "try again later"),
+        order_limiter=MissLimiter(
+            limit=10, window=600, message="too many wrong tries on this order; try again "
+                                          "later"),
     )
 
     from web import audit, caseview, i18n, problems, reasons
     from web.api import api
     from web.customer import customer
     from web.desk import desk
+    from web.evidence import evidence
     from web.health import health
     from web.openapi import openapi
     from web.pages import pages
     from web.reports import reports
+    from web.selfservice import create_request, request_code, selfservice
     from web.status import status
     from web.supervisor import supervisor
     from web.webhooks import webhooks
@@ -90,6 +108,8 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
     app.register_blueprint(desk)
     app.register_blueprint(supervisor)
     app.register_blueprint(customer)
+    app.register_blueprint(evidence)
+    app.register_blueprint(selfservice)
     if settings.dev_mailbox:
         # Development only (`aftersales dev` sets it): the local SMTP sink's mail.
         from web.devmail import devmail
@@ -99,8 +119,10 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
     # signature, never by cookie, so it has nothing to protect.
     csrf.init_app(app)
     app.register_error_handler(CSRFError, _form_expired)
-    for blueprint in (api, reports, status, webhooks):
+    for blueprint in (api, reports, status, webhooks, evidence):
         csrf.exempt(blueprint)
+    for view in (create_request, request_code):  # the JSON twins of the request page
+        csrf.exempt(view)
     return app
 
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import secrets
-from datetime import UTC, datetime, timedelta
-
 from flask import Blueprint, current_app, request
 
 from db import accounts
 from db import cases as case_store
+from web import intake
 from web.auth import check, current_user, require
 from web.commands import perform_action
-from web.gateway import ActionRefused, CaseNotRunning
+from web.gateway import CaseNotRunning
 from web.idempotency import idempotent
+from web.intake import case_input
 from web.pagination import decode_cursor, encode_cursor
 from web.problems import Problem
 from web.representation import case_json, user_json
@@ -23,19 +22,11 @@ from web.schemas import (
     TriageRequestSchema,
     UserCreateSchema,
 )
-from workflows.case.contracts import CaseInput, CaseItem, Customer
+from workflows.case.contracts import CaseItem, Customer
 from workflows.case.lifecycle import BY_NAME
 from workflows.case.vocabulary import LOCALES
 
 api = Blueprint("api", __name__)
-
-# Case ids: short, unambiguous when read over the phone (no 0/O, 1/I).
-CASE_ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
-
-
-def new_case_id() -> str:
-    return "AS-" + "".join(secrets.choice(CASE_ID_ALPHABET) for _ in range(10))
-
 
 def state():
     return current_app.extensions["aftersales"]
@@ -53,26 +44,6 @@ def json_body() -> dict:
     return body
 
 
-def case_input(kind: str, channel: str, order_id: str, customer: Customer,
-               items: list[CaseItem], description: str, opened_by: str,
-               priority: str | None = None) -> CaseInput:
-    """A new case's workflow input: fresh id and status token, the policy in force, and
-    what the read model knows of earlier cases (repeats raise the priority)."""
-    st = state()
-    since = datetime.now(UTC) - timedelta(seconds=st.policy.priority.repeat_window)
-    with st.sessions() as session:
-        earlier = case_store.open_case_on_order(session, order_id, kind)
-        recent = case_store.recent_cases(session, customer.id, order_id, since)
-        returned = case_store.returned_quantities(session, order_id)
-    token = secrets.token_urlsafe(24)
-    return CaseInput(
-        case_id=new_case_id(), kind=kind, channel=channel, order_id=order_id,
-        customer=customer, items=items, description=description, status_token=token,
-        customer_url=f"{st.settings.public_url}/s/{token}", policy=st.policy,
-        opened_by=opened_by, priority=priority,
-        repeat_of=earlier.id if earlier else None, recent_cases=recent, returned=returned)
-
-
 @api.post("/cases")
 @require("cases.create")
 @idempotent
@@ -83,28 +54,15 @@ def open_case():
     if not customer.locale:
         customer.locale = (request.accept_languages.best_match(LOCALES)
                            or st.settings.default_locale)
-    inp = case_input(
+    row = intake.open_case(case_input(
         kind=data["kind"], channel=data["channel"], order_id=data["order_id"],
         customer=customer,
         items=[CaseItem(**item) for item in data["items"]],
         description=data["description"], opened_by=current_user().name,
-        priority=data["priority"])
-    case_id = inp.case_id
-    try:
-        st.gateway.open_case(inp)
-    except ActionRefused as err:
-        if err.kind == "OrderNotFound":
-            raise Problem(422, "Unknown order", err.message,
-                          errors={"order_id": [err.message]}) from err
-        raise Problem(422, "Case refused", err.message) from err
+        priority=data["priority"]))
     with st.sessions() as session:
-        row = case_store.get_case(session, case_id)
-        if row is None:
-            raise Problem(503, "Case not yet visible", f"case {case_id} was opened but is not "
-                          "in the read model yet; read it again shortly",
-                          headers={"Retry-After": "2"})
-        body = case_json(row, case_store.timeline(session, case_id))
-    return body, 201, {"Location": f"/api/v1/cases/{case_id}"}
+        body = case_json(row, case_store.timeline(session, row.id))
+    return body, 201, {"Location": f"/api/v1/cases/{row.id}"}
 
 
 @api.get("/cases")
@@ -168,12 +126,8 @@ def act(case_id: str, action: str):
 @require("triage.suggest")
 def triage():
     """Suggestions for a description before (or without) opening a case."""
-    from activities.triage import model_path
-    from activities.triage.model import shared_model
-
     data = TriageRequestSchema().load(json_body())
-    model = shared_model(model_path(state().settings.triage_model))
-    return case_store.jsonable(model.suggest(data["description"], data["channel"]))
+    return case_store.jsonable(intake.suggest(data["description"], data["channel"]))
 
 
 @api.get("/users")

@@ -8,7 +8,7 @@ from flask import current_app, g, request
 
 from db.accounts import user_for_token
 from web.problems import Problem
-from workflows.case.lifecycle import RULE_PERMISSIONS, STAFF, STAFF_ACTIONS
+from workflows.case.lifecycle import RULE_PERMISSIONS, STAFF, STAFF_ROLES
 from workflows.case.vocabulary import MANAGERS
 
 # Who may do what: the one table every endpoint checks (docs/roles.md prints it). What
@@ -18,7 +18,7 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "cases.create": STAFF,
     "cases.list": STAFF,
     "cases.read": STAFF,
-    **{action.permission: action.roles for action in STAFF_ACTIONS},
+    **STAFF_ROLES,
     **RULE_PERMISSIONS,
     "reports.read": MANAGERS,
     "triage.suggest": STAFF,

@@ -131,6 +131,7 @@ EVENT_NAMES = {
     "customer_replied": _l("the customer answered"),
     "note": _l("note"),
     "tagged": _l("changed the tags"),
+    "attachment_added": _l("added a file"),
     "escalated": _l("escalated"),
     "assigned": _l("assigned"),
     "logistics_exception": _l("courier exception"),
@@ -285,6 +286,15 @@ def available_actions(row: Case, role: str, user: str, now: datetime) -> list[st
     return [a.name for a in available(case_state(row), Actor(user, role), now)]
 
 
+# Why a line of an order cannot be asked for now (workflows/case/eligibility.py).
+REFUSAL_NAMES = {
+    "nothing_left": _l("already sent back in full"),
+    "not_delivered": _l("not delivered yet"),
+    "window_passed": _l("the return window has passed"),
+    "excluded": _l("not returnable without a reason (category)"),
+}
+
+
 def register(app) -> None:
     """The names and helpers every page template uses, as Jinja globals."""
     app.jinja_env.globals.update(
@@ -297,4 +307,4 @@ def register(app) -> None:
         ORDER_STATUS_NAMES=ORDER_STATUS_NAMES, PAYMENT_NAMES=PAYMENT_NAMES,
         ACTOR_NAMES=ACTOR_NAMES, PARCEL_WORDS=PARCEL_WORDS, STEP_NAMES=STEP_NAMES,
         STEP_STATES=STEP_STATES, SYSTEM_NAMES=SYSTEM_NAMES, SENTIMENT_NAMES=SENTIMENT_NAMES,
-        urgency=urgency)
+        REFUSAL_NAMES=REFUSAL_NAMES, urgency=urgency)

@@ -9,6 +9,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 
+from web import evidence
 from web.caseview import field_label, progress
 from web.commands import customer_action
 from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
@@ -43,7 +44,7 @@ def page(token: str):
             err.status, err.headers
     if row is None:
         return _gone(why or "unknown")
-    view = customer_json(row, events)
+    view = customer_json(row, events, token)
     history = [{"at": e.at, "what": CUSTOMER_EVENTS[e.type]}
                for e in events if e.type in CUSTOMER_EVENTS]
     return render_template(
@@ -66,6 +67,36 @@ def answer(token: str):
         return "reply", ReplySchema().load({
             "message": (request.form.get("message") or "").strip()})
     return _send(token, build, _("Thank you, we have your answer."))
+
+
+@customer.post("/s/<token>/files")
+def upload(token: str):
+    """A photo, a video or the invoice from the customer while the case is open."""
+    try:
+        row, why, _events = lookup_link(token)
+    except Problem:
+        return redirect(url_for("customer.page", token=token))
+    if row is None:
+        return _gone(why or "unknown")
+    try:
+        evidence.precheck(row, None)
+        files = evidence.read_files("file", evidence.room_left(row))
+        if not files:
+            flash(_("Choose a file first."), "error")
+        else:
+            evidence.attach(row.id, evidence.check_file(*files[0]), None, True)
+            flash(_("Thank you, we have your file."), "success")
+    except Problem as err:
+        flash({413: _("The file is too large."),
+               415: _("Please send a photo (JPEG, PNG, WebP, HEIC), an MP4 video or a PDF."),
+               409: _("Your case has as many files as it can take.")}.get(
+            err.status, _("The file is damaged or its name is not allowed.")), "error")
+    except (ActionRefused, CaseNotRunning):
+        flash(_("Your case takes no more files; the page shows where it stands now."),
+              "error")
+    except TemporalUnavailable:
+        flash(_("We could not save that just now. Please try again in a moment."), "error")
+    return redirect(url_for("customer.page", token=token, _anchor="files"))
 
 
 def _send(token: str, build, thanks: str):

@@ -20,6 +20,7 @@ from marshmallow.fields import List
 
 from db import accounts
 from db import cases as case_store
+from web import evidence, intake
 from web.caseview import (
     ACTION_NAMES,
     available_actions,
@@ -32,13 +33,15 @@ from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
 from web.i18n import current_lang
 from web.pages import staff_page
 from web.problems import Problem, flatten_errors
-from web.schemas import ACTION_SCHEMAS
-from workflows.case.contracts import MAX_TAG_LENGTH
-from workflows.case.vocabulary import KINDS, PRIORITIES, STAGES
+from web.schemas import ACTION_SCHEMAS, CaseCreateSchema
+from workflows.case.contracts import MAX_TAG_LENGTH, Actor, CaseItem, Customer
+from workflows.case.vocabulary import CHANNELS, KINDS, PRIORITIES, STAGES
 
 desk = Blueprint("desk", __name__)
 REPLIES_FILE = Path(__file__).parent / "content" / "replies.toml"
 PER_PAGE = 50
+# The ways a customer reaches a handler ("system" is Aftersales' own).
+STAFF_CHANNELS = tuple(c for c in CHANNELS if c != "system")
 
 
 def state():
@@ -207,3 +210,168 @@ def reply_templates(row, lang: str) -> list[dict]:
                        "title": entry["title"][lang],
                        "text": entry["text"][lang].format(**values)})
     return chosen
+
+
+# ---------------------------------------------------------------- a new case
+
+
+def _new_case_page(status: int = 200, **context):
+    return render_template("desk_new.html", **page_context(
+        KINDS=KINDS, CHANNELS=STAFF_CHANNELS, values=context.pop("values", {}),
+        errors=context.pop("errors", {}), **context)), status
+
+
+@desk.get("/desk/new")
+@staff_page("handler", "supervisor")
+def new_case():
+    """Find the order by its number or the customer's phone; then the form."""
+    order_id = (request.args.get("order_id") or "").strip()[:64]
+    phone = (request.args.get("phone") or "").strip()[:40]
+    if request.args.get("orderless"):
+        return _new_case_page(orderless=True, values={"kind": "complaint"})
+    try:
+        if order_id:
+            order = intake.find_order(order_id)
+            if order is None:
+                return _new_case_page(404, lookup={"order_id": order_id},
+                                      error=_("There is no order %(id)s.", id=order_id))
+            return _new_case_page(view=intake.order_view(order),
+                                  values={"channel": "phone"})
+        if phone:
+            found = intake.search_orders(phone)
+            return _new_case_page(lookup={"phone": phone}, found=found, searched=True)
+    except Problem as err:
+        return _new_case_page(err.status, lookup={"order_id": order_id, "phone": phone},
+                              error=_("The order system is not answering; try again in a "
+                                      "moment."))
+    return _new_case_page()
+
+
+@desk.post("/desk/new")
+@staff_page("handler", "supervisor")
+def create_case():
+    """Preview (triage, what each line allows) or open the case, from the same form."""
+    form = request.form
+    values = {key: form.get(key, "") for key in form}
+    order_id = (form.get("order_id") or "").strip()
+    view = None
+    try:
+        if order_id:
+            order = intake.find_order(order_id)
+            if order is None:
+                return _new_case_page(404, error=_("There is no order %(id)s.", id=order_id))
+            view = intake.order_view(order)
+            customer = _order_customer(order)
+            items = [{"sku": line.sku, "quantity": quantity,
+                      "reason": (form.get(f"reason_{line.sku}") or "").strip()}
+                     for line in view.lines
+                     if (quantity := _qty(form.get(f"qty_{line.sku}")))]
+        else:
+            name = (form.get("customer_name") or "").strip()
+            phone = (form.get("customer_phone") or "").strip()
+            email = (form.get("customer_email") or "").strip()
+            customer = {"id": intake.orderless_customer_id(phone, email), "name": name,
+                        "phone": phone, "email": email}
+            items = []
+        body = {"kind": form.get("kind") or "", "channel": form.get("channel") or "",
+                "order_id": order_id, "customer": customer, "items": items,
+                "description": (form.get("description") or "").strip()}
+        data = CaseCreateSchema().load(body)
+        errors = intake.check_items(view, data["kind"], data["items"], strict=False) \
+            if view else {}
+        if view and not data["items"] and data["kind"] != "complaint":
+            errors["items"] = [_("Choose the items and quantities the request is about.")]
+    except ValidationError as err:
+        return _new_case_page(422, view=view, orderless=not order_id, values=values,
+                              errors=flatten_errors(err.messages))
+    except Problem as err:
+        return _new_case_page(err.status, view=view, orderless=not order_id, values=values,
+                              error=_("The order system is not answering; try again in a "
+                                      "moment."))
+    if errors or form.get("intent") == "preview":
+        triage = intake.suggest(data["description"], data["channel"])
+        return _new_case_page(422 if errors else 200, view=view, orderless=not order_id,
+                              values=values, errors=errors, triage=triage)
+    try:
+        row = intake.open_case(intake.case_input(
+            kind=data["kind"], channel=data["channel"], order_id=order_id,
+            customer=Customer(**data["customer"]),
+            items=[CaseItem(**item) for item in data["items"]],
+            description=data["description"], opened_by=g.user.name))
+    except (Problem, TemporalUnavailable):
+        return _new_case_page(503, view=view, orderless=not order_id, values=values,
+                              error=_("The case service is not answering; nothing was "
+                                      "changed. Try again in a moment."))
+    flash(_("Case %(id)s is open.", id=row.id), "success")
+    return redirect(url_for("desk.case_page", case_id=row.id))
+
+
+def _order_customer(order) -> dict:
+    known = order.customer
+    return {"id": (known.id if known else "") or order.customer_id,
+            "name": (known.name if known else "") or order.customer_id,
+            "phone": known.phone if known else "", "email": known.email if known else "",
+            "tier": known.tier if known else "regular"}
+
+
+def _qty(value: str | None) -> int:
+    try:
+        return max(int(value or 0), 0)
+    except ValueError:
+        return 0
+
+
+# ---------------------------------------------------------------- files
+
+
+@desk.get("/desk/cases/<case_id>/files/<attachment_id>")
+@staff_page("handler", "supervisor", "admin")
+def attachment(case_id: str, attachment_id: str):
+    with state().sessions() as session:
+        row = case_store.get_case(session, case_id)
+        if row is None:
+            return render_template("message.html", title=_("No such case"),
+                                   message=_("There is no case %(id)s.", id=case_id)), 404
+        session.expunge(row)
+    try:
+        return evidence.send_file(evidence.find(row, attachment_id),
+                                  request.args.get("size") == "thumb")
+    except Problem:
+        return render_template("message.html", title=_("No such file"),
+                               message=_("This file is not on the case.")), 404
+
+
+@desk.post("/desk/cases/<case_id>/files")
+@staff_page("handler", "supervisor", "admin")
+def upload(case_id: str):
+    back = redirect(url_for("desk.case_page", case_id=case_id, _anchor="files"))
+    try:
+        with state().sessions() as session:
+            row = case_store.get_case(session, case_id)
+            if row is None:
+                raise Problem(404, "Not found", f"no case {case_id}")
+            session.expunge(row)
+        evidence.precheck(row, Actor(g.user.name, g.user.role))
+        files = evidence.read_files("file", evidence.room_left(row))
+        if not files:
+            flash(_("Choose a file first."), "error")
+            return back
+        prepared = evidence.check_file(*files[0])
+        evidence.attach(case_id, prepared, Actor(g.user.name, g.user.role),
+                        request.form.get("shared") == "on")
+    except Problem as err:
+        flash({413: _("The file is too large."),
+               415: _("Only photos (JPEG, PNG, WebP, HEIC), MP4 videos and PDFs can be "
+                      "added."),
+               409: _("The case has as many files as it may have."),
+               404: _("There is no case %(id)s.", id=case_id)}.get(
+            err.status, _("The file is damaged or its name is not allowed.")), "error")
+        return back
+    except ActionRefused as err:
+        flash(_("Refused: %(why)s", why=err.message), "error")
+        return back
+    except (CaseNotRunning, TemporalUnavailable):
+        flash(_("The case takes no files now; nothing was changed."), "error")
+        return back
+    flash(_("The file was added."), "success")
+    return back

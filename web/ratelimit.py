@@ -18,9 +18,12 @@ from web.problems import Problem
 class MissLimiter:
     """At most `limit` misses per `window` seconds per client address."""
 
-    def __init__(self, limit: int = 20, window: float = 600.0) -> None:
+    def __init__(self, limit: int = 20, window: float = 600.0,
+                 message: str = "too many unknown links from this address; try again later"
+                 ) -> None:
         self.limit = limit
         self.window = window
+        self.message = message
         self._misses: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
@@ -30,8 +33,7 @@ class MissLimiter:
             misses = self._recent(client)
             if len(misses) >= self.limit:
                 retry = int(misses[0] + self.window - time.monotonic()) + 1
-                raise Problem(429, "Too many requests",
-                              "too many unknown links from this address; try again later",
+                raise Problem(429, "Too many requests", self.message,
                               headers={"Retry-After": str(max(retry, 1))})
 
     def miss(self, client: str) -> None:

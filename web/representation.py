@@ -7,6 +7,7 @@ from flask_babel import lazy_gettext as _l
 from db.cases import jsonable
 from db.models import Case, TimelineEvent
 from web.schemas import CaseSchema
+from workflows.case.vocabulary import OPEN_STAGES
 
 # Timeline events a customer sees, in plain words.
 CUSTOMER_EVENTS = {
@@ -87,6 +88,7 @@ def case_json(row: Case, events: list[TimelineEvent] | None = None) -> dict:
         "parcels": data.get("parcels") or {},
         "triage": row.triage,
         "closed_at": jsonable(row.closed_at),
+        "attachments": staff_attachments(row),
         "version": row.version,
     })
     for name, empty in _DEFAULTS.items():
@@ -101,6 +103,38 @@ def case_json(row: Case, events: list[TimelineEvent] | None = None) -> dict:
 # existed shows.
 _STATE_FIELDS = tuple(n for n in CaseSchema().fields if n not in ("timeline", "deadlines"))
 _DEFAULTS: dict = {"priority_reasons": [], "reopen_count": 0, "tags": []}
+
+
+def attachment_json(item: dict, base: str) -> dict:
+    """One file's metadata with the URLs it is fetched from (`base`: the case's
+    attachments URL, under the API or under the status token)."""
+    url = f"{base}/{item['id']}"
+    return {
+        "id": item["id"], "filename": item["filename"],
+        "content_type": item["content_type"], "size": item["size"],
+        "sha256": item["sha256"], "url": url,
+        "thumbnail_url": f"{url}?size=thumb" if item.get("thumbnail_sha256") else None,
+        "by": item.get("by") or "", "at": item.get("at"),
+        "shared": bool(item.get("shared")),
+    }
+
+
+def staff_attachments(row: Case) -> list[dict]:
+    base = f"/api/v1/cases/{row.id}/attachments"
+    return [attachment_json(a, base) for a in row.data.get("attachments") or []]
+
+
+def customer_attachments(row: Case, token: str, by_customer: str = "customer") -> list[dict]:
+    """What the customer sees: the files they sent and the ones staff shared (never who
+    of the staff sent them)."""
+    base = f"/api/v1/status/{token}/attachments"
+    shown = []
+    for item in row.data.get("attachments") or []:
+        if item.get("by") == by_customer or item.get("shared"):
+            view = attachment_json(item, base)
+            view["by"] = "customer" if item.get("by") == by_customer else "staff"
+            shown.append(view)
+    return shown
 
 
 def user_json(user) -> dict:
@@ -121,7 +155,7 @@ def event_json(event: TimelineEvent) -> dict:
     }
 
 
-def customer_json(row: Case, events: list[TimelineEvent]) -> dict:
+def customer_json(row: Case, events: list[TimelineEvent], token: str) -> dict:
     """What the customer may see: no staff names, notes, phone numbers or internals."""
     data = row.data
     resolution = data.get("resolution")
@@ -155,4 +189,6 @@ def customer_json(row: Case, events: list[TimelineEvent]) -> dict:
             {"at": jsonable(e.at), "what": str(CUSTOMER_EVENTS[e.type]), "stage": e.stage_after}
             for e in events if e.type in CUSTOMER_EVENTS
         ],
+        "attachments": customer_attachments(row, token),
+        "can_attach": row.stage in OPEN_STAGES,
     }

@@ -74,12 +74,49 @@ class ItemSchema(Schema):
 class CaseCreateSchema(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(KINDS))
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
-    order_id = fields.String(required=True, validate=ID)
+    # Omitted (or "") only for a complaint without an order: then the customer's name and
+    # a phone or an email are required.
+    order_id = fields.String(load_default="", validate=validate.Length(max=64))
     customer = fields.Nested(CustomerSchema, required=True)
     items = fields.List(fields.Nested(ItemSchema), load_default=list,
                         validate=validate.Length(max=100))
     description = fields.String(required=True, validate=TEXT)
     priority = fields.String(load_default=None, validate=validate.OneOf(PRIORITIES))
+
+    @validates_schema
+    def orderless_complaint(self, data: dict, **kwargs) -> None:
+        if data.get("order_id"):
+            return
+        if data.get("kind") != "complaint":
+            raise ValidationError("an order is needed, except for a complaint", "order_id")
+        customer = data.get("customer") or {}
+        if not (customer.get("phone") or customer.get("email")):
+            raise ValidationError("a complaint without an order needs the customer's phone "
+                                  "or email", "customer")
+        if data.get("items"):
+            raise ValidationError("a complaint without an order has no order lines", "items")
+
+
+CONTACT = validate.Length(min=3, max=200)
+
+
+class RequestLookupSchema(Schema):
+    """The customer's proof of the order: its number and the phone or email on it."""
+
+    order_id = fields.String(required=True, validate=ID)
+    contact = fields.String(required=True, validate=CONTACT)
+
+
+class RequestSchema(RequestLookupSchema):
+    """The customer's own request (POST /api/v1/requests)."""
+
+    kind = fields.String(required=True, validate=validate.OneOf(KINDS))
+    items = fields.List(fields.Nested(ItemSchema), required=True,
+                        validate=validate.Length(min=1, max=100))
+    description = fields.String(required=True, validate=TEXT)
+    locale = fields.String(load_default="", validate=validate.OneOf(("", *LOCALES)))
+    code = fields.String(load_default=None, validate=validate.Regexp(
+        r"^\d{6}$", error="the 6-digit code we sent"))
 
 
 class CaseListQuery(Schema):
@@ -334,6 +371,19 @@ class TimelineEventSchema(Schema):
     detail = fields.Dict(required=True)
 
 
+class AttachmentSchema(Schema):
+    id = fields.String(required=True)
+    filename = fields.String(required=True)
+    content_type = fields.String(required=True)
+    size = fields.Integer(required=True)
+    sha256 = fields.String(required=True)
+    url = fields.String(required=True)
+    thumbnail_url = fields.String(required=True, allow_none=True)
+    by = fields.String(required=True)
+    at = fields.DateTime(required=True, allow_none=True)
+    shared = fields.Boolean(required=True)
+
+
 class CaseSchema(Schema):
     id = fields.String(required=True)
     kind = fields.String(required=True, validate=validate.OneOf(KINDS))
@@ -365,6 +415,7 @@ class CaseSchema(Schema):
     triage = fields.Nested(TriageSchema, required=True, allow_none=True)
     closed_at = fields.DateTime(required=True, allow_none=True)
     tags = fields.List(fields.String(), required=True)
+    attachments = fields.List(fields.Nested(AttachmentSchema), required=True)
     customer_url = fields.String(required=True)
     version = fields.Integer(required=True)
     timeline = fields.List(fields.Nested(TimelineEventSchema))
@@ -399,6 +450,17 @@ class CustomerViewSchema(Schema):
     created_at = fields.DateTime(required=True)
     tracking = fields.List(fields.Dict(), required=True)
     history = fields.List(fields.Nested(CustomerHistorySchema), required=True)
+    attachments = fields.List(fields.Nested(AttachmentSchema), required=True)
+    can_attach = fields.Boolean(required=True)
+
+
+class AttachmentListSchema(Schema):
+    items = fields.List(fields.Nested(AttachmentSchema), required=True)
+
+
+class RequestCreatedSchema(Schema):
+    case_id = fields.String(required=True)
+    customer_url = fields.String(required=True)
 
 
 class UserSchema(Schema):

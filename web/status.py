@@ -47,7 +47,7 @@ def _case_for(token: str):
 @status.get("/api/v1/status/<token>")
 def view(token: str):
     row, events = _case_for(token)
-    return customer_json(row, events)
+    return customer_json(row, events, token)
 
 
 @status.post("/api/v1/status/<token>/feedback")
@@ -66,4 +66,4 @@ def _send(token: str, action: str, data: dict):
     row, _ = _case_for(token)
     customer_action(row.id, action, data)
     row, events = _case_for(token)
-    return customer_json(row, events)
+    return customer_json(row, events, token)

@@ -16,8 +16,8 @@ from flask import Blueprint, current_app, request
 from marshmallow import Schema, fields, validate
 
 from db import cases as case_store
-from web.api import case_input
 from web.gateway import ActionRefused, CaseNotRunning
+from web.intake import case_input
 from web.problems import Problem
 from workflows.case.contracts import CourierEvent, Customer, LogisticsException
 from workflows.case.vocabulary import PARCEL_EXCEPTIONS, PARCEL_STATUSES

@@ -217,6 +217,25 @@ class Triage:
 
 
 @dataclass
+class Attachment:
+    """A file on the case (a photo, a video, an invoice): metadata only. The bytes live
+    in the blob store under their SHA-256 and never enter Temporal."""
+
+    id: str
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    by: str = ""  # the user's name, or "customer"
+    at: datetime | None = None
+    # Shown to the customer: always for their own files, for staff's when they chose so.
+    shared: bool = False
+    thumbnail_sha256: str | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass
 class CaseState:
     """Everything a case is, in one place: the workflow holds one of these and changes
     only it, the snapshot the read model stores is this plus a few derived fields, and
@@ -266,6 +285,8 @@ class CaseState:
     triage: Triage | None = None
     # Free-text tags staff put on the case (the `tag` action).
     tags: list[str] = field(default_factory=list)
+    # Evidence: photos, videos and PDFs from the customer and staff (the `attach` action).
+    attachments: list[Attachment] = field(default_factory=list)
     # The workflow's own bookkeeping, kept with the rest so nothing lives beside it.
     revisit_notified: bool = False
     inspection: dict | None = None
@@ -311,6 +332,8 @@ class CompensationRequest:
     coupon_code: str | None = None
     points: int | None = None
     amount: str | None = None
+    # The customer's id: a case without an order is compensated on the customer.
+    customer_id: str = ""
 
 
 @dataclass
@@ -497,6 +520,15 @@ class TagInput:
     actor: Actor
     add: list[str] = field(default_factory=list)
     remove: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AttachInput:
+    """A file already in the blob store, to be recorded on the case."""
+
+    attachment: Attachment
+    actor: Actor | None = None  # None: the customer, through the status link
+    max_files: int = 20  # the setting in force when it was sent (AFTERSALES_MAX_FILES)
 
 
 @dataclass

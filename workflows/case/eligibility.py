@@ -6,6 +6,7 @@ reasons are shown on it and goods-moving resolutions need a supervisor.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from workflows.case.contracts import CaseItem, OrderLine, OrderSnapshot
@@ -41,3 +42,62 @@ def check_eligibility(kind: str, items: list[CaseItem], order: OrderSnapshot, no
         if kind in CHECKED_KINDS and found.category in policy.excluded_categories:
             reasons.append(f"{item.sku} is {found.category}: excluded from no-reason returns")
     return {"eligible": not reasons, "reasons": reasons}
+
+
+# Why a line cannot be asked for with a kind; the pages translate the code, the API
+# says the English sentence.
+REFUSALS = {
+    "nothing_left": "every unit of this line has already been sent back",
+    "not_delivered": "the order has not been delivered yet",
+    "window_passed": "the no-reason return window has passed",
+    "excluded": "this category is excluded from no-reason returns",
+}
+
+
+@dataclass
+class LineOption:
+    """What the customer may ask for on one line of the order, now."""
+
+    sku: str
+    name: str
+    category: str
+    bought: int
+    returned: int
+    left: int
+    kinds: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)  # kind -> REFUSALS code
+
+
+def line_options(order: OrderSnapshot, now: datetime, policy: SlaPolicy,
+                 returned: dict[str, int] | None = None,
+                 kinds: tuple[str, ...] = ("return", "refund", "exchange", "repair",
+                                           "complaint")) -> list[LineOption]:
+    """Per line (one per SKU), the kinds of request it allows now and why the others
+    are refused: the same rules as check_eligibility, shown before the case is opened."""
+    window_passed = (order.delivered_at is not None and
+                     now > order.delivered_at + timedelta(seconds=policy.return_window))
+    options: dict[str, LineOption] = {}
+    for line in order.lines:
+        option = options.get(line.sku)
+        if option is None:
+            option = options[line.sku] = LineOption(
+                line.sku, line.name, line.category, 0, (returned or {}).get(line.sku, 0), 0)
+        option.bought += line.quantity
+    for option in options.values():
+        option.left = max(option.bought - option.returned, 0)
+        for kind in kinds:
+            refused = None
+            if kind != "complaint" and option.left == 0:
+                refused = "nothing_left"
+            elif kind in CHECKED_KINDS:
+                if order.delivered_at is None:
+                    refused = "not_delivered"
+                elif window_passed:
+                    refused = "window_passed"
+                elif option.category in policy.excluded_categories:
+                    refused = "excluded"
+            if refused:
+                option.refused[kind] = refused
+            else:
+                option.kinds.append(kind)
+    return list(options.values())

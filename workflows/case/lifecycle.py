@@ -23,6 +23,7 @@ from workflows.case.contracts import (
     AnalyzeInput,
     ApproveInput,
     AssignInput,
+    AttachInput,
     CaseState,
     ConfirmInput,
     FeedbackInput,
@@ -120,6 +121,12 @@ def _still_running(state: CaseState, actor: Actor, now: datetime) -> Refusal | N
     return None
 
 
+def _can_attach(state: CaseState, actor: Actor, now: datetime) -> Refusal | None:
+    if actor.role == CUSTOMER and state.stage not in OPEN_STAGES:
+        return ("WrongStage", "files can be added while the case is open")
+    return _still_running(state, actor, now)
+
+
 def _can_cancel(state: CaseState, actor: Actor, now: datetime) -> Refusal | None:
     if state.resolution is not None and state.resolution.state == "running":
         return ("WrongStage", "the resolution is running; cancel once it has finished or "
@@ -205,6 +212,9 @@ ACTIONS: tuple[Action, ...] = (
     Action("cancel", "cancel", ReasonInput, OPEN_STAGES, STAFF, N_("Cancel the case"),
            "Cancel an open case", moves=_all(Stage.CANCELLED), when=_can_cancel,
            destructive=True),
+    # Staff's and the customer's: a file (already in the blob store) on the case.
+    Action("attach", "attach", AttachInput, STAGES, (*STAFF, CUSTOMER), N_("Attach a file"),
+           "Add a photo, video or PDF as evidence", moves={}, when=_can_attach),
     # The customer's, through the status link.
     Action("feedback", "feedback", FeedbackInput, (Stage.FEEDBACK,), (CUSTOMER,),
            N_("Rate the outcome"), "Rate the outcome, 1-5",
@@ -215,8 +225,12 @@ ACTIONS: tuple[Action, ...] = (
 BY_NAME = {a.name: a for a in ACTIONS}
 BY_UPDATE = {a.update: a for a in ACTIONS}
 # The actions staff take at /api/v1/cases/<id>/<action>, in the order the case page
-# shows them: the stage's main step first, the destructive ones last.
+# shows them: the stage's main step first, the destructive ones last. (An action the
+# customer takes too, like `attach`, has its own endpoints: it carries a file.)
 STAFF_ACTIONS = tuple(a for a in ACTIONS if CUSTOMER not in a.roles)
+# Who of the staff may take each action, wherever it is sent from (web/auth.py).
+STAFF_ROLES = {a.permission: tuple(r for r in a.roles if r != CUSTOMER) for a in ACTIONS
+               if set(a.roles) - {CUSTOMER}}
 # Moves an action makes beyond its `moves`: revisit "unsatisfied" reopens the case.
 OUTCOME_MOVES = ((Stage.REVISIT, Stage.ANALYZE),)
 # Every stage move the case can make; the fuzz test holds the workflow to these.

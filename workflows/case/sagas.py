@@ -126,7 +126,8 @@ class ResolutionSagas:
                 GRANT_COMPENSATION, CompensationRequest(
                     order_id=self._state.order_id, case_id=self._state.case_id,
                     idempotency_key=self._key("compensation"), coupon_code=plan.coupon_code,
-                    points=plan.points, amount=plan.amount)))
+                    points=plan.points, amount=plan.amount,
+                    customer_id=self._state.customer.id)))
             plan.refs["compensation_id"] = receipt.id
             self._state.compensation_points += receipt.points or 0
             self._step_event("grant_compensation", receipt=receipt.id,

@@ -72,6 +72,8 @@ RESOLUTION_TYPES = ("refund", "return_refund", "exchange", "repair", "compensati
 GOODS_RESOLUTIONS = ("return_refund", "exchange", "repair")
 # Resolutions that pay money back: they count against what is left to refund.
 REFUND_RESOLUTIONS = ("refund", "return_refund")
+# What settles a complaint without an order (rude staff in a store, a question).
+ORDERLESS_RESOLUTIONS = ("apology", "compensation")
 REVISIT_OUTCOMES = ("satisfied", "unsatisfied", "unreachable")
 
 # A parcel's statuses as the courier reports them, with their order: an event that

@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         AnalyzeInput,
         ApproveInput,
         AssignInput,
+        AttachInput,
         CaseInput,
         CaseResult,
         CaseSnapshot,
@@ -84,6 +85,7 @@ with workflow.unsafe.imports_passed_through():
         GOODS_RESOLUTIONS,
         MANAGERS,
         OPEN_STAGES,
+        ORDERLESS_RESOLUTIONS,
         REFUND_RESOLUTIONS,
         Stage,
         Status,
@@ -222,34 +224,15 @@ class CaseWorkflow:
     async def _record(self) -> bool:
         """Enrich from the order system, score priority, start the clocks."""
         inp, state = self._inp, self.state
-        try:
-            order = await self._lookup_order(ORDER_LOOKUP_FIRST_BUDGET)
-        except ActivityError as err:
-            if error_type(err) == "OrderNotFound":
-                self._intake_error = f"order {inp.order_id} not found in the order system"
-                return False
-            # The order system is down: the case exists and waits on it.
-            state.status = Status.WAITING_ON_SYSTEM
-            state.waiting_on = "order system"
-            self._start_clocks()
-            self._recorded = True
-            self.log.event(SYSTEM, "waiting", detail={"on": "order system"})
-            await self._flush()
+        order: OrderSnapshot | None = None
+        if inp.order_id:
             try:
-                order = await self._lookup_order(None)
-            except ActivityError as err2:
-                self._intake_error = (
-                    f"order {inp.order_id} not found in the order system"
-                    if error_type(err2) == "OrderNotFound"
-                    else f"the order system refused order {inp.order_id}: {error_message(err2)}")
-                self.log.move(Stage.CANCELLED, SYSTEM, "cancelled",
-                              {"reason": self._intake_error, "error": error_type(err2)})
-                state.status = Status.CANCELLED
-                await self._flush()
+                order = await self._order_at_intake()
+            except _IntakeRefused:
                 return False
         state.order = order
         state.waiting_on = None
-        state.customer = _enrich_customer(inp.customer, order.customer)
+        state.customer = _enrich_customer(inp.customer, order.customer if order else None)
         recent = list(inp.recent_cases)
         if inp.repeat_of and inp.repeat_of not in recent:
             recent.insert(0, inp.repeat_of)
@@ -263,8 +246,8 @@ class CaseWorkflow:
             inp.description, words, negation=False)) or workflow.patched(ESCALATION_PATCH)
         state.priority, state.priority_reasons = score_priority(
             inp.policy.priority, inp.priority, state.customer.tier, inp.description, recent,
-            order.total, escalation_risk=risk.reasons if risk and risk.value else None,
-            negation=negation,
+            order.total if order else "0", negation=negation,
+            escalation_risk=risk.reasons if risk and risk.value else None,
         )
         if not state.clocks:
             self._start_clocks()
@@ -272,14 +255,15 @@ class CaseWorkflow:
             for clock in state.clocks:
                 clocks.retarget_clock(clock, self._target(clock.name), workflow.now(),
                                       self._calendar)
-        state.eligibility = check_eligibility(inp.kind, inp.items, order, workflow.now(),
-                                              inp.policy, inp.returned)
+        if order is not None:
+            state.eligibility = check_eligibility(inp.kind, inp.items, order, workflow.now(),
+                                                  inp.policy, inp.returned)
         state.status = Status.OPEN
         self._recorded = True
         recorded: dict = {
             "priority": state.priority,
             "priority_reasons": state.priority_reasons,
-            "order_status": order.status,
+            "order_status": order.status if order else None,
             "eligibility": state.eligibility,
         }
         if state.triage:
@@ -296,6 +280,36 @@ class CaseWorkflow:
                 "reasons": risk.reasons, "priority": state.priority,
                 "kind": state.kind, "order_id": inp.order_id})
         return True
+
+    async def _order_at_intake(self) -> OrderSnapshot:
+        """The order from the order system; while it does not answer, the case exists and
+        waits on it. Raises _IntakeRefused when the order is unknown or refused."""
+        inp, state = self._inp, self.state
+        try:
+            return await self._lookup_order(ORDER_LOOKUP_FIRST_BUDGET)
+        except ActivityError as err:
+            if error_type(err) == "OrderNotFound":
+                self._intake_error = f"order {inp.order_id} not found in the order system"
+                raise _IntakeRefused from err
+            # The order system is down: the case exists and waits on it.
+            state.status = Status.WAITING_ON_SYSTEM
+            state.waiting_on = "order system"
+            self._start_clocks()
+            self._recorded = True
+            self.log.event(SYSTEM, "waiting", detail={"on": "order system"})
+            await self._flush()
+            try:
+                return await self._lookup_order(None)
+            except ActivityError as err2:
+                self._intake_error = (
+                    f"order {inp.order_id} not found in the order system"
+                    if error_type(err2) == "OrderNotFound"
+                    else f"the order system refused order {inp.order_id}: {error_message(err2)}")
+                self.log.move(Stage.CANCELLED, SYSTEM, "cancelled",
+                              {"reason": self._intake_error, "error": error_type(err2)})
+                state.status = Status.CANCELLED
+                await self._flush()
+                raise _IntakeRefused from err2
 
     async def _run_triage(self) -> Triage | None:
         """The model's suggestions for the description (a local activity: quick, and
@@ -461,6 +475,11 @@ class CaseWorkflow:
     def _validate_resolve(self, inp: ResolveInput) -> None:
         self._check("resolve", inp.actor)
         state, res = self.state, inp.resolution
+        if not state.order_id and (res.type not in ORDERLESS_RESOLUTIONS or (
+                res.type == "compensation" and not (res.coupon_code or res.points))):
+            raise refuse("a case without an order is settled with an apology or a coupon or "
+                         "points; there is no payment to refund and no goods to move",
+                         "InvalidAction")
         if res.type == "compensation" and not (res.coupon_code or res.points or res.amount):
             raise refuse("a compensation needs a coupon_code, points or an amount",
                          "InvalidAction")
@@ -545,6 +564,27 @@ class CaseWorkflow:
         kept = [t for t in self.state.tags if t not in inp.remove]
         if len(set(kept) | set(inp.add)) > MAX_TAGS:
             raise refuse(f"a case has at most {MAX_TAGS} tags", "InvalidAction")
+
+    @workflow.update
+    async def attach(self, inp: AttachInput) -> UpdateResult:
+        state = self.state
+        if any(a.id == inp.attachment.id for a in state.attachments):
+            return self._result()  # a retried upload: recorded once
+        by = inp.actor.name if inp.actor else CUSTOMER
+        added = replace(inp.attachment, by=by, at=workflow.now(),
+                        shared=inp.attachment.shared or inp.actor is None)
+        state.attachments.append(added)
+        self.log.event(by, "attachment_added", detail={
+            "id": added.id, "filename": added.filename, "content_type": added.content_type,
+            "size": added.size, "shared": added.shared})
+        return await self._commit()
+
+    @attach.validator
+    def _validate_attach(self, inp: AttachInput) -> None:
+        self._check("attach", inp.actor or CUSTOMER_ACTOR)
+        if len(self.state.attachments) >= inp.max_files and not any(
+                a.id == inp.attachment.id for a in self.state.attachments):
+            raise refuse(f"a case has at most {inp.max_files} files", "TooMany")
 
     @workflow.update
     async def escalate(self, inp: ReasonInput) -> UpdateResult:
@@ -981,6 +1021,10 @@ class CaseWorkflow:
 
 
 _STATE_FIELDS = fields(CaseState)
+
+
+class _IntakeRefused(Exception):
+    """The order system refused the case's order at intake (the reason is kept)."""
 
 
 def _enrich_customer(given: Customer, known: Customer | None) -> Customer:

@@ -1,0 +1,506 @@
+"""The doors a case enters by, and the evidence on it, through Flask's test client
+against a real Temporal dev server, a real worker, the order-system simulator over HTTP
+and the read model: the customer's `POST /api/v1/requests` (with and without one-time
+codes), orderless complaints, and attachments from staff and the customer."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from PIL import Image
+from sqlalchemy import select
+
+from aftersales.blobs import make_store
+from db.accounts import create_token, create_user
+from db.engine import make_engine, make_sessionmaker
+from db.models import OutboxMessage, RequestCode
+from tests.conftest import BackgroundWorker, make_settings
+from web import create_app
+from workflows.case.eligibility import line_options
+from workflows.sla import SlaPolicy
+
+
+@pytest.fixture
+def stack(temporal_address, order_system_url, sqlite_url, tmp_path, request):
+    extra = getattr(request, "param", {})
+    settings = make_settings(temporal_address, sqlite_url, order_system_url,
+                             data_dir=str(tmp_path), **extra)
+    worker = BackgroundWorker(settings)
+    worker.start()
+    app = create_app(settings)
+    sessions = make_sessionmaker(make_engine(sqlite_url))
+    tokens = {}
+    with sessions.begin() as session:
+        for name, role in (("alice", "handler"), ("sam", "supervisor")):
+            create_user(session, name, role, f"{name}-pw")
+            tokens[name] = create_token(session, name)
+    yield app, app.test_client(), tokens, sessions
+    state = app.extensions["aftersales"]
+    state.gateway.close()
+    state.orders.close()
+    state.engine.dispose()
+    worker.stop()
+
+
+def auth(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def orders(order_system_url: str) -> list[dict]:
+    return httpx.get(f"{order_system_url}/orders", timeout=10).json()
+
+
+def pick_line(order_system_url: str, allowed: str, refused: str | None = None):
+    """(order, line option) of a demo order whose line allows `allowed` now (and, with
+    `refused`, is refused that kind for that reason)."""
+    from activities.order_system import order_from_json
+
+    policy = SlaPolicy()
+    for data in orders(order_system_url):
+        order = order_from_json(data)
+        for line in line_options(order, datetime.now(UTC), policy):
+            if refused is None and allowed in line.kinds:
+                return data, line
+            if refused is not None and line.refused.get(allowed) == refused:
+                return data, line
+    pytest.skip(f"no demo order has a line for {allowed}/{refused}")
+
+
+def request_body(order: dict, line, kind: str = "complaint", **changes) -> dict:
+    body = {"order_id": order["id"], "contact": order["customer"]["phone"], "kind": kind,
+            "items": [{"sku": line.sku, "quantity": 1, "reason": "盒子压坏"}],
+            "description": "收到的时候盒子压坏了"}
+    body.update(changes)
+    return body
+
+
+# ---------------------------------------------------------------- requests
+
+
+def test_a_customer_request_opens_a_case_once(stack, order_system_url):
+    app, client, tokens, _ = stack
+    order, line = pick_line(order_system_url, "return")
+    body = request_body(order, line, kind="return",
+                        contact=" " + order["customer"]["phone"].replace("1380", "1380 "))
+    first = client.post("/api/v1/requests", json=body)
+    assert first.status_code == 201, first.get_json()
+    created = first.get_json()
+    assert created["customer_url"].startswith("http://testserver/s/")
+    case = client.get(f"/api/v1/cases/{created['case_id']}", headers=auth(tokens["alice"]))
+    case = case.get_json()
+    assert case["channel"] == "web" and case["kind"] == "return"
+    assert case["stage"] == "confirm"
+    assert case["items"] == [{"sku": line.sku, "quantity": 1, "reason": "盒子压坏"}]
+    assert case["timeline"][0]["actor"] == "customer"
+    again = client.post("/api/v1/requests", json=body)
+    assert again.status_code == 200
+    assert again.get_json() == created
+    # The status link works and the usual notification carries it.
+    token = created["customer_url"].rsplit("/", 1)[1]
+    assert client.get(f"/api/v1/status/{token}").status_code == 200
+    with stack[3]() as session:
+        opened = session.scalars(select(OutboxMessage).where(
+            OutboxMessage.case_id == created["case_id"],
+            OutboxMessage.template == "case_opened")).all()
+    assert len(opened) == 1
+
+
+def test_the_email_on_the_order_proves_it_too(stack, order_system_url):
+    _, client, _, _ = stack
+    order, line = pick_line(order_system_url, "complaint")
+    body = request_body(order, line, contact=order["customer"]["email"].upper())
+    assert client.post("/api/v1/requests", json=body).status_code == 201
+
+
+def test_a_wrong_order_and_a_wrong_contact_look_the_same(stack, order_system_url):
+    _, client, _, _ = stack
+    order, line = pick_line(order_system_url, "complaint")
+    wrong_contact = client.post("/api/v1/requests", json=request_body(
+        order, line, contact="13999999999"))
+    wrong_order = client.post("/api/v1/requests", json=request_body(
+        {**order, "id": "SO-99999"}, line))
+    traversal = client.post("/api/v1/requests", json=request_body(
+        {**order, "id": "../orders"}, line))
+    for response in (wrong_contact, wrong_order, traversal):
+        assert response.status_code == 404
+        assert response.content_type == "application/problem+json"
+    assert wrong_contact.get_json() == wrong_order.get_json() == traversal.get_json()
+
+
+def test_too_many_misses_are_refused_with_retry_after(stack, order_system_url):
+    _, client, _, _ = stack
+    order, line = pick_line(order_system_url, "complaint")
+    for _ in range(10):
+        client.post("/api/v1/requests", json=request_body(order, line, contact="13900000000"))
+    # Now even the right contact waits: the order has had its tries.
+    response = client.post("/api/v1/requests", json=request_body(order, line))
+    assert response.status_code == 429
+    assert int(response.headers["Retry-After"]) > 0
+    assert response.content_type == "application/problem+json"
+
+
+def test_lines_the_order_does_not_allow_are_refused_by_name(stack, order_system_url):
+    _, client, tokens, sessions = stack
+    order, line = pick_line(order_system_url, "return")
+    cases = client.get("/api/v1/cases", headers=auth(tokens["sam"])).get_json()["total"]
+    too_many = client.post("/api/v1/requests", json=request_body(
+        order, line, kind="return", items=[{"sku": line.sku, "quantity": line.bought + 1}]))
+    assert too_many.status_code == 422
+    assert "items.0.quantity" in too_many.get_json()["errors"]
+    not_on_order = client.post("/api/v1/requests", json=request_body(
+        order, line, items=[{"sku": "SKU-NOPE", "quantity": 1}]))
+    assert not_on_order.status_code == 422
+    assert "items.0.sku" in not_on_order.get_json()["errors"]
+    ineligible_order, ineligible = pick_line(order_system_url, "return", "window_passed")
+    late = client.post("/api/v1/requests", json=request_body(
+        ineligible_order, ineligible, kind="return"))
+    assert late.status_code == 422
+    assert ineligible.sku in late.get_json()["errors"]["items.0"][0]
+    excluded_order, excluded = pick_line(order_system_url, "return", "excluded")
+    fresh = client.post("/api/v1/requests", json=request_body(
+        excluded_order, excluded, kind="return"))
+    assert fresh.status_code == 422
+    assert "excluded" in fresh.get_json()["errors"]["items.0"][0]
+    assert client.get("/api/v1/cases", headers=auth(tokens["sam"])).get_json()["total"] \
+        == cases
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"kind": "return", "items": []}, "items"),
+    ({"kind": "gift"}, "kind"),
+    ({"description": ""}, "description"),
+    ({"contact": ""}, "contact"),
+    ({"code": "12ab56"}, "code"),
+])
+def test_malformed_requests_name_the_field(stack, order_system_url, body, field):
+    _, client, _, _ = stack
+    order, line = pick_line(order_system_url, "complaint")
+    response = client.post("/api/v1/requests", json=request_body(order, line, **body))
+    assert response.status_code == 422
+    assert field in response.get_json()["errors"]
+
+
+@pytest.mark.parametrize("stack", [{"request_codes": True}], indirect=True)
+def test_one_time_codes_guard_the_order(stack, order_system_url):
+    _, client, _, sessions = stack
+    order, line = pick_line(order_system_url, "complaint")
+    body = request_body(order, line)
+    without = client.post("/api/v1/requests", json=body)
+    assert without.status_code == 422 and "code" in without.get_json()["errors"]
+    wrong_contact = client.post("/api/v1/requests/code",
+                                json={"order_id": order["id"], "contact": "13911112222"})
+    assert wrong_contact.status_code == 404
+    sent = client.post("/api/v1/requests/code",
+                       json={"order_id": order["id"], "contact": body["contact"]})
+    assert sent.status_code == 202, sent.get_json()
+    assert sent.get_json()["sent_to"].endswith(order["customer"]["phone"][-4:])
+    assert "****" in sent.get_json()["sent_to"]
+    again = client.post("/api/v1/requests/code",
+                        json={"order_id": order["id"], "contact": body["contact"]})
+    assert again.status_code == 429 and "Retry-After" in again.headers
+    with sessions() as session:
+        message = session.scalars(select(OutboxMessage).where(
+            OutboxMessage.template == "request_code")).one()
+        code = message.payload["code"]
+        assert message.recipient == f"message:{order['customer']['phone']}"
+        assert message.sent_at is not None  # sent at once, not at the next sweep
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    for left in (4, 3, 2, 1):
+        response = client.post("/api/v1/requests", json={**body, "code": wrong})
+        assert response.status_code == 422
+        assert f"{left} tries left" in response.get_json()["detail"]
+    # The fifth wrong try uses the code up: even the right one is refused now.
+    assert client.post("/api/v1/requests", json={**body, "code": wrong}).status_code == 429
+    assert client.post("/api/v1/requests", json={**body, "code": code}).status_code == 429
+    with sessions.begin() as session:  # a new code, a minute later
+        row = session.scalars(select(RequestCode)).one()
+        row.sent_at -= timedelta(minutes=2)
+    client.post("/api/v1/requests/code",
+                json={"order_id": order["id"], "contact": body["contact"]})
+    with sessions.begin() as session:
+        messages = session.scalars(select(OutboxMessage).where(
+            OutboxMessage.template == "request_code").order_by(OutboxMessage.created_at))
+        code = list(messages)[-1].payload["code"]
+        row = session.scalars(select(RequestCode)).one()
+        row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+    expired = client.post("/api/v1/requests", json={**body, "code": code})
+    assert expired.status_code == 422 and "expired" in expired.get_json()["detail"]
+    with sessions.begin() as session:
+        session.scalars(select(RequestCode)).one().expires_at = \
+            datetime.now(UTC) + timedelta(minutes=5)
+    accepted = client.post("/api/v1/requests", json={**body, "code": code})
+    assert accepted.status_code == 201, accepted.get_json()
+    with sessions() as session:  # used up
+        assert session.scalars(select(RequestCode)).first() is None
+
+
+def test_codes_are_not_offered_when_they_are_off(stack, order_system_url):
+    _, client, _, _ = stack
+    order, _line = pick_line(order_system_url, "complaint")
+    response = client.post("/api/v1/requests/code", json={
+        "order_id": order["id"], "contact": order["customer"]["phone"]})
+    assert response.status_code == 404
+
+
+# ---------------------------------------------------------------- orderless
+
+
+WALK_IN = {"kind": "complaint", "channel": "store",
+           "customer": {"id": "W-1", "name": "周先生", "phone": "13700000007"},
+           "description": "门店店员态度很差"}
+
+
+def test_a_complaint_without_an_order_is_settled_without_money(stack):
+    _, client, tokens, _ = stack
+    headers = auth(tokens["alice"])
+    created = client.post("/api/v1/cases", json=WALK_IN, headers=headers)
+    assert created.status_code == 201, created.get_json()
+    case = created.get_json()
+    assert case["order_id"] == "" and case["stage"] == "confirm" and case["order"] is None
+    case_id = case["id"]
+    client.post(f"/api/v1/cases/{case_id}/assign", json={"assignee": "alice"},
+                headers=headers)
+    assert client.post(f"/api/v1/cases/{case_id}/confirm", json={"note": "核实"},
+                       headers=headers).status_code == 200
+    assert client.post(f"/api/v1/cases/{case_id}/analyze", json={
+        "root_cause": "service_attitude", "responsible_party": "merchant",
+        "note": "店员培训"}, headers=headers).status_code == 200
+    refund = client.post(f"/api/v1/cases/{case_id}/resolve", json={
+        "resolution": {"type": "refund", "amount": "10.00"}}, headers=headers)
+    assert refund.status_code == 422
+    assert "without an order" in refund.get_json()["detail"]
+    partial = client.post(f"/api/v1/cases/{case_id}/resolve", json={
+        "resolution": {"type": "compensation", "amount": "10.00"}}, headers=headers)
+    assert partial.status_code == 422
+    coupon = client.post(f"/api/v1/cases/{case_id}/resolve", json={
+        "resolution": {"type": "compensation", "coupon_code": "SORRY20"}}, headers=headers)
+    assert coupon.status_code == 200, coupon.get_json()
+    import time
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        case = client.get(f"/api/v1/cases/{case_id}", headers=headers).get_json()
+        if case["stage"] == "feedback":
+            break
+        time.sleep(0.2)
+    assert case["stage"] == "feedback", case["resolution"]
+    assert case["resolution"]["refs"]["compensation_id"]
+
+
+@pytest.mark.parametrize("changes,field", [
+    ({"kind": "return"}, "order_id"),
+    ({"customer": {"id": "W-1", "name": "周先生"}}, "customer"),
+    ({"items": [{"sku": "SKU-TEA-001", "quantity": 1}]}, "items"),
+])
+def test_orderless_cases_need_a_complaint_and_a_contact(stack, changes, field):
+    _, client, tokens, _ = stack
+    response = client.post("/api/v1/cases", json={**WALK_IN, **changes},
+                           headers=auth(tokens["alice"]))
+    assert response.status_code == 422
+    assert field in response.get_json()["errors"]
+
+
+# ---------------------------------------------------------------- attachments
+
+
+def jpeg_with_gps(size=(640, 480)) -> bytes:
+    image = Image.new("RGB", size, (200, 30, 30))
+    exif = Image.Exif()
+    exif[0x010F] = "Canon"  # Make
+    exif[0xA431] = "SERIAL-123456"  # BodySerialNumber
+    exif.get_ifd(0x8825)[2] = (31.0, 14.0, 0.0)  # GPSLatitude
+    out = io.BytesIO()
+    image.save(out, "JPEG", exif=exif.tobytes())
+    return out.getvalue()
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that claims to be width × height, built by hand (never allocated)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
+
+
+def upload(client, url: str, data: bytes, name: str, headers=None, **form):
+    return client.post(url, data={"file": (io.BytesIO(data), name), **form},
+                       headers=headers or {}, content_type="multipart/form-data")
+
+
+@pytest.fixture
+def walk_in_case(stack):
+    _, client, tokens, _ = stack
+    case = client.post("/api/v1/cases", json=WALK_IN, headers=auth(tokens["alice"]))
+    return case.get_json()
+
+
+def test_staff_and_customer_files_keep_their_metadata_only(stack, walk_in_case):
+    app, client, tokens, _ = stack
+    headers = auth(tokens["alice"])
+    case_id = walk_in_case["id"]
+    token = walk_in_case["customer_url"].rsplit("/", 1)[1]
+    base = f"/api/v1/cases/{case_id}/attachments"
+    staff = upload(client, base, jpeg_with_gps(), "门店.jpg", headers)
+    assert staff.status_code == 201, staff.get_json()
+    item = staff.get_json()
+    assert item["content_type"] == "image/jpeg" and item["filename"] == "门店.jpg"
+    assert item["shared"] is False and item["by"] == "alice"
+    picture = client.get(item["url"], headers=headers)
+    assert picture.status_code == 200
+    assert picture.headers["X-Content-Type-Options"] == "nosniff"
+    assert "filename*=UTF-8''" in picture.headers["Content-Disposition"]
+    stored = Image.open(io.BytesIO(picture.data))
+    assert not stored.getexif()
+    assert b"SERIAL-123456" not in picture.data and b"Canon" not in picture.data
+    thumb = client.get(item["thumbnail_url"], headers=headers)
+    assert max(Image.open(io.BytesIO(thumb.data)).size) <= 320
+    shared = upload(client, base, _png(), "invoice.png", headers,
+                    shared="true")
+    assert shared.status_code == 201 and shared.get_json()["shared"] is True
+    mine = upload(client, f"/api/v1/status/{token}/attachments", jpeg_with_gps(),
+                  "box.jpg")
+    assert mine.status_code == 201, mine.get_json()
+    assert mine.get_json()["url"].startswith(f"/api/v1/status/{token}/attachments/")
+    # The customer sees their own file and the shared one, never staff's others.
+    view = client.get(f"/api/v1/status/{token}").get_json()
+    assert [a["filename"] for a in view["attachments"]] == ["invoice.png", "box.jpg"]
+    assert {a["by"] for a in view["attachments"]} == {"staff", "customer"}
+    hidden = client.get(f"/api/v1/status/{token}/attachments/{item['id']}")
+    assert hidden.status_code == 404
+    assert client.get(mine.get_json()["url"]).status_code == 200
+    case = client.get(f"/api/v1/cases/{case_id}", headers=headers).get_json()
+    assert [a["id"] for a in case["attachments"]] == [
+        item["id"], shared.get_json()["id"], mine.get_json()["id"]]
+    assert sum(e["type"] == "attachment_added" for e in case["timeline"]) == 3
+    listed = client.get(base, headers=headers).get_json()["items"]
+    assert len(listed) == 3
+    # Another case's link does not reach this case's files.
+    other = client.post("/api/v1/cases", json=WALK_IN, headers=headers).get_json()
+    other_token = other["customer_url"].rsplit("/", 1)[1]
+    assert client.get(f"/api/v1/status/{other_token}/attachments/"
+                      f"{mine.get_json()['id']}").status_code == 404
+    # Staff downloads need a token.
+    assert client.get(item["url"]).status_code == 401
+
+
+def _png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (300, 200), (0, 90, 200)).save(out, "PNG")
+    return out.getvalue()
+
+
+def jpeg() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (800, 600), (10, 120, 10)).save(out, "JPEG", quality=95)
+    return out.getvalue()
+
+
+BAD_FILES = [
+    (b"MZ\x90\x00" + b"\x00" * 2000, "photo.jpg", 415),
+    (b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+     "x.png", 415),
+    (b"<!doctype html><html><script>alert(1)</script></html>", "page.pdf", 415),
+    (png_header(20_000, 20_000), "huge.png", 413),
+    (jpeg()[:3000], "half.jpg", 422),
+    (jpeg(), "../../etc/passwd.jpg", 422),
+    (jpeg(), "a\\b.jpg", 422),
+    (jpeg(), "bell\x07.jpg", 422),
+    (jpeg(), "evil\u202egpj.exe", 422),
+]
+
+
+@pytest.mark.parametrize("data,name,status", BAD_FILES)
+def test_refused_files_change_nothing(stack, walk_in_case, data, name, status):
+    app, client, tokens, _ = stack
+    headers = auth(tokens["alice"])
+    case_id = walk_in_case["id"]
+    token = walk_in_case["customer_url"].rsplit("/", 1)[1]
+    store = app.extensions["aftersales"].blobs
+    for url, h in ((f"/api/v1/cases/{case_id}/attachments", headers),
+                   (f"/api/v1/status/{token}/attachments", {})):
+        response = upload(client, url, data, name, h)
+        assert response.status_code == status, response.get_json()
+        assert response.content_type == "application/problem+json"
+        assert "file" in response.get_json()["errors"]
+    case = client.get(f"/api/v1/cases/{case_id}", headers=headers).get_json()
+    assert case["attachments"] == []
+    assert not [e for e in case["timeline"] if e["type"] == "attachment_added"]
+    assert list(store.list()) == []
+
+
+def test_a_60_mb_video_is_refused_before_it_is_stored(stack, walk_in_case):
+    app, client, tokens, _ = stack
+    video = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + b"\x00" * (60 * 2**20)
+    response = upload(client, f"/api/v1/cases/{walk_in_case['id']}/attachments", video,
+                      "unboxing.mp4", auth(tokens["alice"]))
+    assert response.status_code == 413
+    assert response.content_type == "application/problem+json"
+    assert list(app.extensions["aftersales"].blobs.list()) == []
+
+
+def test_the_21st_file_is_refused(stack, walk_in_case):
+    app, client, tokens, _ = stack
+    headers = auth(tokens["alice"])
+    url = f"/api/v1/cases/{walk_in_case['id']}/attachments"
+    for n in range(20):
+        image = io.BytesIO()
+        Image.new("RGB", (16, 16), (n * 10, 0, 0)).save(image, "PNG")
+        assert upload(client, url, image.getvalue(), f"{n}.png", headers).status_code == 201
+    response = upload(client, url, jpeg(), "21.jpg", headers)
+    assert response.status_code == 409
+    assert response.content_type == "application/problem+json"
+    case = client.get(f"/api/v1/cases/{walk_in_case['id']}", headers=headers).get_json()
+    assert len(case["attachments"]) == 20
+
+
+def test_no_files_on_a_cancelled_case_and_erasure_deletes_them(stack, walk_in_case):
+    app, client, tokens, sessions = stack
+    from aftersales.scheduler import forget_blobs
+    from db.privacy import erase_customer
+
+    headers = auth(tokens["alice"])
+    case_id = walk_in_case["id"]
+    token = walk_in_case["customer_url"].rsplit("/", 1)[1]
+    sent = upload(client, f"/api/v1/status/{token}/attachments", jpeg_with_gps(), "a.jpg")
+    assert sent.status_code == 201
+    assert client.post(f"/api/v1/cases/{case_id}/cancel", json={"reason": "重复"},
+                       headers=headers).status_code == 200
+    late = upload(client, f"/api/v1/status/{token}/attachments", jpeg(), "b.jpg")
+    assert late.status_code == 409
+    store = app.extensions["aftersales"].blobs
+    sha = sent.get_json()["sha256"]
+    assert store.exists(sha)
+    freed: set[str] = set()
+    with sessions.begin() as session:
+        erase_customer(session, "W-1", datetime.now(UTC), freed)
+    settings = app.extensions["aftersales"].settings
+    assert forget_blobs(settings, sessions, freed) == 2  # the photo and its thumbnail
+    assert not store.exists(sha)
+    case = client.get(f"/api/v1/cases/{case_id}", headers=headers).get_json()
+    assert case["attachments"] == []
+
+
+def test_the_sweep_keeps_what_cases_reference(stack, walk_in_case):
+    app, client, tokens, _ = stack
+    from aftersales.scheduler import Housekeeping
+
+    sent = upload(client, f"/api/v1/cases/{walk_in_case['id']}/attachments", jpeg(),
+                  "kept.jpg", auth(tokens["alice"]))
+    store = app.extensions["aftersales"].blobs
+    orphan = store.put(b"%PDF-1.4 orphan upload\n%%EOF", "application/pdf")
+    settings = app.extensions["aftersales"].settings
+    jobs = Housekeeping(settings, clock=lambda: datetime.now(UTC) + timedelta(days=2))
+    try:
+        assert jobs.sweep_blobs() == 1
+    finally:
+        jobs.close()
+    assert not store.exists(orphan)
+    assert store.exists(sent.get_json()["sha256"])
+    assert make_store(settings).exists(sent.get_json()["sha256"])

@@ -1,0 +1,263 @@
+"""Files on a case: photos, short videos and PDFs from the customer and staff.
+
+Every upload, from every door, goes one way: the bytes are checked and made safe
+(aftersales/attachments.py: the type from the bytes, images re-encoded without their
+metadata, thumbnails), stored in the blob store under their SHA-256, and only then
+recorded on the case by the workflow's `attach` update, which keeps metadata only.
+A refused file changes nothing; a stored blob no case came to reference is swept.
+
+Downloads: staff with the case's permission (API token, or the desk's session), and
+the holder of the case's status link for the files they sent and the ones staff
+shared.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from flask import Blueprint, Response, current_app, request, url_for
+from werkzeug.datastructures import FileStorage
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from aftersales.attachments import FileRefused, Limits, Prepared, prepare
+from aftersales.blobs import BlobMissing
+from db import cases as case_store
+from db.models import Case
+from web.auth import check, current_user, require
+from web.caseview import case_state
+from web.commands import customer_action, perform_action
+from web.gateway import ActionRefused
+from web.problems import Problem
+from web.representation import attachment_json, customer_attachments, staff_attachments
+from web.status import lookup_link
+from workflows.case.contracts import Actor
+from workflows.case.lifecycle import BY_NAME, CUSTOMER, refusal
+
+evidence = Blueprint("evidence", __name__)
+ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+# Multipart overhead on top of the largest file a request may carry.
+FORM_OVERHEAD = 64 * 1024
+
+
+def state():
+    return current_app.extensions["aftersales"]
+
+
+def new_attachment_id() -> str:
+    return "F-" + "".join(secrets.choice(ID_ALPHABET) for _ in range(10))
+
+
+def limits() -> Limits:
+    return Limits.from_settings(state().settings)
+
+
+# The endpoints that take files, and how many one request may carry (None: as many as
+# a case may have). Every other request keeps the app's own limit.
+UPLOADS: dict[str, int | None] = {
+    "evidence.staff_upload": 1, "evidence.customer_upload": 1, "desk.upload": 1,
+    "customer.upload": 1, "selfservice.send_request": None}
+
+
+@evidence.before_app_request
+def limit_upload() -> None:
+    """Let an upload carry its files of the largest size allowed, and no more: beyond
+    that the body is refused with 413 before it is read. Runs before the CSRF check,
+    which is the first to read a form."""
+    if request.endpoint not in UPLOADS:
+        return
+    settings = state().settings
+    files = UPLOADS[request.endpoint] or settings.max_files
+    request.max_content_length = (files * max(settings.max_image, settings.max_video)
+                                  + FORM_OVERHEAD)
+
+
+def read_files(field: str, most: int) -> list[tuple[bytes, str]]:
+    """The uploaded files of `field` as (bytes, name); 413 beyond the request's limit,
+    422 when there is none, 409 beyond `most`."""
+    try:
+        uploads: list[FileStorage] = [f for f in request.files.getlist(field) if f.filename]
+    except RequestEntityTooLarge as err:
+        raise too_large() from err
+    if len(uploads) > most:
+        raise Problem(409, "Too many files", f"at most {most} more file(s) fit on this case",
+                      errors={field: [f"at most {most} file(s)"]})
+    cap = max(state().settings.max_image, state().settings.max_video) + 1
+    return [(f.stream.read(cap), f.filename or "") for f in uploads]
+
+
+def too_large() -> Problem:
+    settings = state().settings
+    return Problem(413, "Too large",
+                   f"a file may be at most {settings.max_image // 2**20} MB (images and PDFs) "
+                   f"or {settings.max_video // 2**20} MB (videos)",
+                   errors={"file": ["too large"]})
+
+
+def check_file(data: bytes, filename: str) -> Prepared:
+    """The file made safe, or the problem saying why it is refused (nothing stored)."""
+    try:
+        return prepare(data, filename, limits())
+    except FileRefused as err:
+        raise Problem(err.status, err.title, err.detail,
+                      errors={"file": [err.detail]}) from err
+
+
+def room_left(row: Case) -> int:
+    return max(state().settings.max_files - len(row.data.get("attachments") or []), 0)
+
+
+def precheck(row: Case, actor: Actor | None) -> None:
+    """Refuse before anything is stored what the workflow would refuse anyway: a stage
+    that takes no files, and a case that has as many as it may."""
+    refused = refusal(BY_NAME["attach"], case_state(row), actor or Actor(CUSTOMER, CUSTOMER),
+                      datetime.now(UTC))
+    if refused is not None:
+        kind, message = refused
+        raise ActionRefused(kind, message)
+    if room_left(row) == 0:
+        raise Problem(409, "Too many files",
+                      f"a case has at most {state().settings.max_files} files",
+                      errors={"file": ["too many files"]})
+
+
+def attach(case_id: str, prepared: Prepared, actor: Actor | None, shared: bool) -> dict:
+    """Store the bytes (and the thumbnail), then record the file on the case: the
+    workflow refuses it beyond the limit of files or in a stage that takes none. The
+    attachment's metadata as the workflow recorded it."""
+    st = state()
+    sha = st.blobs.put(prepared.data, prepared.content_type)
+    thumb = (st.blobs.put(prepared.thumbnail, prepared.thumbnail_type or "image/jpeg")
+             if prepared.thumbnail else None)
+    attachment = {
+        "id": new_attachment_id(), "filename": prepared.filename,
+        "content_type": prepared.content_type, "size": prepared.size, "sha256": sha,
+        "shared": shared, "thumbnail_sha256": thumb,
+        "width": prepared.width, "height": prepared.height,
+    }
+    body = {"attachment": attachment, "max_files": st.settings.max_files}
+    if actor is None:
+        customer_action(case_id, "attach", body)
+    else:
+        perform_action(case_id, "attach", body)
+    return attachment
+
+
+def send_file(item: dict, thumbnail: bool) -> Response:
+    """The stored bytes, never sniffed by the browser, offered as a download unless
+    they are a picture or a video shown inline."""
+    sha = item.get("thumbnail_sha256") if thumbnail else item["sha256"]
+    if not sha:
+        raise Problem(404, "Not found", "this file has no thumbnail")
+    try:
+        data = state().blobs.get(sha)
+    except BlobMissing as err:
+        raise Problem(404, "Not found", "the file is no longer stored") from err
+    content_type = "image/jpeg" if thumbnail else item["content_type"]
+    inline = content_type.startswith(("image/", "video/"))
+    name = item["filename"]
+    ascii_name = name.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
+    disposition = (f'{"inline" if inline else "attachment"}; filename="{ascii_name}"; '
+                   f"filename*=UTF-8''{quote(name)}")
+    return Response(data, content_type=content_type, headers={
+        "Content-Disposition": disposition, "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "private, max-age=3600",
+        # A file is never a page: nothing in it may run or load anything.
+        "Content-Security-Policy": "default-src 'none'; img-src 'self'; media-src 'self'; "
+                                   "sandbox"})
+
+
+def find(row: Case, attachment_id: str) -> dict:
+    for item in row.data.get("attachments") or []:
+        if item["id"] == attachment_id:
+            return item
+    raise Problem(404, "Not found", f"no file {attachment_id} on case {row.id}")
+
+
+def _case(case_id: str) -> Case:
+    with state().sessions() as session:
+        row = case_store.get_case(session, case_id)
+        if row is None:
+            raise Problem(404, "Not found", f"no case {case_id}")
+        session.expunge(row)
+    return row
+
+
+def _uploaded_by_staff(case_id: str) -> dict:
+    check("cases.attach")
+    row = _case(case_id)
+    user = current_user()
+    precheck(row, Actor(user.name, user.role))
+    files = read_files("file", room_left(row))
+    if not files:
+        raise Problem(422, "Invalid request", "send one file in the field 'file'",
+                      errors={"file": ["missing"]})
+    prepared = check_file(*files[0])
+    shared = (request.form.get("shared") or "").lower() in ("true", "1", "on")
+    item = attach(case_id, prepared, Actor(user.name, user.role), shared)
+    return attachment_json({**item, "by": user.name},
+                           f"/api/v1/cases/{case_id}/attachments")
+
+
+# ---------------------------------------------------------------- staff, API
+
+
+@evidence.post("/api/v1/cases/<case_id>/attachments")
+def staff_upload(case_id: str):
+    return _uploaded_by_staff(case_id), 201
+
+
+@evidence.get("/api/v1/cases/<case_id>/attachments")
+@require("cases.read")
+def staff_list(case_id: str):
+    return {"items": staff_attachments(_case(case_id))}
+
+
+@evidence.get("/api/v1/cases/<case_id>/attachments/<attachment_id>")
+@require("cases.read")
+def staff_download(case_id: str, attachment_id: str):
+    return send_file(find(_case(case_id), attachment_id), request.args.get("size") == "thumb")
+
+
+# ---------------------------------------------------------------- the customer
+
+
+def _linked_case(token: str) -> Case:
+    row, _why, _events = lookup_link(token)
+    if row is None:
+        raise Problem(404, "Not found", "this link is unknown or has expired")
+    return row
+
+
+@evidence.post("/api/v1/status/<token>/attachments")
+def customer_upload(token: str):
+    row = _linked_case(token)  # before the body is read: an unknown link reads nothing
+    precheck(row, None)
+    files = read_files("file", room_left(row))
+    if not files:
+        raise Problem(422, "Invalid request", "send one file in the field 'file'",
+                      errors={"file": ["missing"]})
+    item = attach(row.id, check_file(*files[0]), None, True)
+    return attachment_json({**item, "by": "customer"},
+                           f"/api/v1/status/{token}/attachments"), 201
+
+
+@evidence.get("/api/v1/status/<token>/attachments")
+def customer_list(token: str):
+    return {"items": customer_attachments(_linked_case(token), token)}
+
+
+@evidence.get("/api/v1/status/<token>/attachments/<attachment_id>")
+def customer_download(token: str, attachment_id: str):
+    row = _linked_case(token)
+    item = find(row, attachment_id)
+    if not (item.get("by") == "customer" or item.get("shared")):
+        raise Problem(404, "Not found", f"no file {attachment_id} on this case")
+    return send_file(item, request.args.get("size") == "thumb")
+
+
+def desk_file_url(case_id: str, item: dict, thumbnail: bool = False) -> str:
+    """Where the desk's pages fetch a file (signed-in session, not a token)."""
+    return url_for("desk.attachment", case_id=case_id, attachment_id=item["id"],
+                   size="thumb" if thumbnail else None)
