@@ -252,7 +252,8 @@ def run_scheduler(settings: Settings) -> None:
                       run_date=now + timedelta(seconds=30))
     log.info("scheduler %s running: digest hourly at :05, KPI snapshot 00:30, "
              "reconciliation every 15 min, outbox sweep every 5 min, idempotency keys "
-             "hourly, retention %ss daily at 03:17, blob sweep 04:07", jobs.holder, settings.retention)
+             "hourly, retention %ss daily at 03:17, blob sweep 04:07", jobs.holder,
+             settings.retention)
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):

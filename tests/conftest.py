@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import tempfile
 import sysconfig
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator

@@ -10,13 +10,13 @@ probed, and failed proofs are limited per client address and per order (429).
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
-    Response,
     flash,
     redirect,
     render_template,
@@ -110,7 +110,7 @@ def send_code(order: OrderSnapshot, contact: str) -> str:
     try:
         with st.sessions.begin() as db:
             code = codes.issue(db, order.id, contact, now)
-            key = f"code:{codes.code_key(order.id, contact)[:16]}:{int(now.timestamp())}"
+            key = f"code:{secrets.token_hex(12)}"  # each code its own message
             outbox_store.add_message(db, key, now, "contact", f"{medium}:{address}",
                                      "request_code", {
                                          "code": code, "order_id": order.id,
@@ -263,7 +263,7 @@ def lines():
 
 
 @selfservice.post("/request/lines")
-def send_request() -> Response | tuple[str, int]:
+def send_request():
     proof = _proof()
     if proof is None:
         flash(_("Please start again: enter your order number and phone number or email."),
@@ -286,7 +286,7 @@ def send_request() -> Response | tuple[str, int]:
             "description": (form.get("description") or "").strip(),
             "locale": current_lang()}
     try:
-        data = RequestSchema().load(body).settings.max_files)
+        data = RequestSchema().load(body)
         files = evidence.read_files("photos", state().settings.max_files)
         photos = [evidence.check_file(content, name) for content, name in files]
         done = submit(order, data, photos)
