@@ -9,6 +9,7 @@ answers stay retryable.
 from __future__ import annotations
 
 from datetime import datetime
+from urllib.parse import quote
 
 from temporalio import activity
 
@@ -33,7 +34,7 @@ class OrderSystemClient(SystemClient):
     system = "order system"
 
     async def get_order(self, order_id: str) -> OrderSnapshot:
-        response = await self.call("GET", f"/orders/{order_id}")
+        response = await self.call("GET", f"/orders/{quote(order_id, safe='')}")
         if response.status_code == 404:
             raise self.refuse(response, "OrderNotFound")
         return order_from_json(self.expect(response, 200))

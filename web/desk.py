@@ -271,7 +271,8 @@ def create_case():
             phone = (form.get("customer_phone") or "").strip()
             email = (form.get("customer_email") or "").strip()
             customer = {"id": intake.orderless_customer_id(phone, email), "name": name,
-                        "phone": phone, "email": email}
+                        **({"phone": phone} if phone else {}),
+                        **({"email": email} if email else {})}
             items = []
         body = {"kind": form.get("kind") or "", "channel": form.get("channel") or "",
                 "order_id": order_id, "customer": customer, "items": items,

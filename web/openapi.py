@@ -21,9 +21,12 @@ PROBLEM_TEXT = {
     403: "The caller's role may not do this",
     404: "No such case, action or link",
     405: "Method not allowed on this path",
-    429: "Too many unknown status links from this address; retry after `Retry-After`",
-    409: "Not allowed in the case's current stage, or an Idempotency-Key reused with "
-         "another body",
+    429: "Too many misses (unknown links, orders, codes) from this address or on this "
+         "order; retry after `Retry-After`",
+    409: "Not allowed in the case's current stage, an Idempotency-Key reused with "
+         "another body, or the case has all the files it may have",
+    413: "The body or a file is larger than allowed",
+    415: "A file of a type not accepted (decided from its bytes)",
     422: "Invalid field values; `errors` is keyed by field path",
     503: "Temporal or the database cannot be reached; retry after `Retry-After` seconds",
 }
@@ -69,14 +72,17 @@ def build_spec() -> dict:
     )
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     named: tuple[tuple[str, type[Schema]], ...] = (
-        # Triage before Case, which nests it.
-        ("Problem", s.ProblemSchema), ("Triage", s.TriageSchema), ("Case", s.CaseSchema),
+        # Triage and Attachment before Case, which nests them.
+        ("Problem", s.ProblemSchema), ("Triage", s.TriageSchema),
+        ("Attachment", s.AttachmentSchema), ("Case", s.CaseSchema),
         ("CaseList", s.CaseListSchema),
         ("CustomerView", s.CustomerViewSchema), ("User", s.UserSchema),
         ("UserList", s.UserListSchema), ("Health", s.HealthSchema),
         ("CaseCreate", s.CaseCreateSchema), ("UserCreate", s.UserCreateSchema),
         ("Feedback", s.FeedbackSchema), ("Reply", s.ReplySchema),
-        ("TriageRequest", s.TriageRequestSchema),
+        ("TriageRequest", s.TriageRequestSchema), ("AttachmentList", s.AttachmentListSchema),
+        ("Request", s.RequestSchema),
+        ("RequestLookup", s.RequestLookupSchema), ("RequestCreated", s.RequestCreatedSchema),
     )
     for name, model in named:
         spec.components.schema(name, schema=model)
@@ -140,6 +146,63 @@ def build_spec() -> dict:
             "responses": {"200": _json("CustomerView", "The case as the customer sees it"),
                           **_problems(400, 404, 409, 422, 429, 503)},
         }})
+    upload = {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["file"], "properties": {
+            "file": {"type": "string", "format": "binary",
+                     "description": "A JPEG, PNG, WebP or HEIC photo, an MP4 video or a "
+                                    "PDF; the type is decided from the bytes"},
+            "shared": {"type": "string", "enum": ["true", "false"],
+                       "description": "Staff only: show the file to the customer"}}}}}}
+    file_id = {"name": "attachment_id", "in": "path", "required": True,
+               "schema": {"type": "string"}}
+    thumb = {"name": "size", "in": "query", "required": False,
+             "schema": {"type": "string", "enum": ["thumb"]}}
+    download = {"description": "The file's bytes (images re-encoded without metadata)",
+                "content": {"application/octet-stream": {"schema": {
+                    "type": "string", "format": "binary"}}}}
+    file_problems = (400, 404, 409, 413, 415, 422, 503)
+    spec.path("/api/v1/cases/{case_id}/attachments", operations={
+        "post": {"summary": BY_NAME["attach"].summary + " (docs/intake.md)",
+                 "description": _roles("cases.attach"), "security": secured,
+                 "parameters": [case_id], "requestBody": upload,
+                 "responses": {"201": _json("Attachment", "The file, recorded"),
+                               **_problems(401, 403, *file_problems)}},
+        "get": {"summary": "The case's files", "description": _roles("cases.read"),
+                "security": secured, "parameters": [case_id],
+                "responses": {"200": _json("AttachmentList", "Metadata of every file"),
+                              **_problems(401, 403, 404, 503)}}})
+    spec.path("/api/v1/cases/{case_id}/attachments/{attachment_id}", operations={"get": {
+        "summary": "One file's bytes, or its thumbnail", "description": _roles("cases.read"),
+        "security": secured, "parameters": [case_id, file_id, thumb],
+        "responses": {"200": download, **_problems(401, 403, 404, 503)}}})
+    spec.path("/api/v1/status/{token}/attachments", operations={
+        "post": {"summary": "The customer adds a file while the case is open",
+                 "parameters": [token], "requestBody": upload,
+                 "responses": {"201": _json("Attachment", "The file, recorded"),
+                               **_problems(429, *file_problems)}},
+        "get": {"summary": "The customer's own files and those staff shared",
+                "parameters": [token],
+                "responses": {"200": _json("AttachmentList", "Metadata of the files"),
+                              **_problems(404, 429, 503)}}})
+    spec.path("/api/v1/status/{token}/attachments/{attachment_id}", operations={"get": {
+        "summary": "One of the customer's or a shared file", "parameters": [token, file_id,
+                                                                             thumb],
+        "responses": {"200": download, **_problems(404, 429, 503)}}})
+    spec.path("/api/v1/requests", operations={"post": {
+        "summary": "The customer's own request, proven by the order's number and its phone "
+                   "or email (docs/intake.md)",
+        "requestBody": _body("Request"),
+        "responses": {"201": _json("RequestCreated", "The case is open"),
+                      "200": _json("RequestCreated", "The same request is open already"),
+                      **_problems(400, 404, 422, 429, 503)}}})
+    spec.path("/api/v1/requests/code", operations={"post": {
+        "summary": "Send a one-time code to the order's phone or email "
+                   "(AFTERSALES_REQUEST_CODES=1)",
+        "requestBody": _body("RequestLookup"),
+        "responses": {"202": {"description": "Sent", "content": {"application/json": {
+            "schema": {"type": "object", "properties": {
+                "sent_to": {"type": "string"}, "expires_in": {"type": "integer"}}}}}},
+            **_problems(400, 404, 422, 429, 503)}}})
     spec.path("/api/v1/reports/summary", operations={"get": {
         "summary": "KPIs over a period (docs/reports.md); CSV with format=csv",
         "description": _roles("reports.read"), "security": secured,

@@ -33,7 +33,7 @@ from db import outbox as outbox_store
 from db.models import Case
 from web import evidence, intake
 from web.api import json_body
-from web.i18n import current_lang
+from web.i18n import html_lang
 from web.intake import OrderView, state
 from web.problems import Problem, flatten_errors
 from web.schemas import RequestLookupSchema, RequestSchema
@@ -116,7 +116,7 @@ def send_code(order: OrderSnapshot, contact: str) -> str:
                                          "code": code, "order_id": order.id,
                                          "minutes": int(codes.CODE_LIFETIME.total_seconds()
                                                         // 60),
-                                         "locale": current_lang()})
+                                         "locale": html_lang()})
     except codes.TooSoon as err:
         raise Problem(429, "Too many requests", "a code was sent moments ago; wait before "
                       "asking for another", headers={"Retry-After": str(err.retry_after)}
@@ -151,7 +151,7 @@ def submit(order: OrderSnapshot, data: dict, photos: list) -> Submitted:
         id=known.id or order.customer_id, name=known.name,
         email=known.email or (contact if "@" in contact else ""), phone=known.phone,
         tier=known.tier,
-        locale=data.get("locale") or current_lang() or state().settings.default_locale)
+        locale=data.get("locale") or html_lang() or state().settings.default_locale)
     row = intake.open_case(intake.case_input(
         kind=data["kind"], channel="web", order_id=order.id, customer=customer,
         items=[CaseItem(**item) for item in data["items"]],
@@ -284,7 +284,7 @@ def send_request():
     body = {"order_id": order.id, "contact": proof["contact"],
             "kind": form.get("kind") or "", "items": items,
             "description": (form.get("description") or "").strip(),
-            "locale": current_lang()}
+            "locale": html_lang()}
     try:
         data = RequestSchema().load(body)
         files = evidence.read_files("photos", state().settings.max_files)
