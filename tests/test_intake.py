@@ -5,6 +5,7 @@ codes), orderless complaints, and attachments from staff and the customer."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import struct
 import zlib
@@ -19,7 +20,8 @@ from aftersales.blobs import make_store
 from db.accounts import create_token, create_user
 from db.engine import make_engine, make_sessionmaker
 from db.models import OutboxMessage, RequestCode
-from tests.conftest import BackgroundWorker, make_settings
+from tests.conftest import BackgroundWorker, make_settings, record_history_sync
+from tests.test_blob_store import s3_endpoint  # noqa: F401 (a fixture: moto's S3 server)
 from web import create_app
 from workflows.case.eligibility import line_options
 from workflows.sla import SlaPolicy
@@ -27,7 +29,9 @@ from workflows.sla import SlaPolicy
 
 @pytest.fixture
 def stack(temporal_address, order_system_url, sqlite_url, tmp_path, request):
-    extra = getattr(request, "param", {})
+    extra = dict(getattr(request, "param", {}))
+    if extra.get("blob_store") == "s3":
+        extra["s3_endpoint"] = request.getfixturevalue("s3_endpoint")
     settings = make_settings(temporal_address, sqlite_url, order_system_url,
                              data_dir=str(tmp_path), **extra)
     worker = BackgroundWorker(settings)
@@ -256,7 +260,7 @@ WALK_IN = {"kind": "complaint", "channel": "store",
            "description": "门店店员态度很差"}
 
 
-def test_a_complaint_without_an_order_is_settled_without_money(stack):
+def test_a_complaint_without_an_order_is_settled_without_money(stack, temporal_address):
     _, client, tokens, _ = stack
     headers = auth(tokens["alice"])
     created = client.post("/api/v1/cases", json=WALK_IN, headers=headers)
@@ -291,6 +295,7 @@ def test_a_complaint_without_an_order_is_settled_without_money(stack):
         time.sleep(0.2)
     assert case["stage"] == "feedback", case["resolution"]
     assert case["resolution"]["refs"]["compensation_id"]
+    record_history_sync(temporal_address, case_id, "orderless_coupon")
 
 
 @pytest.mark.parametrize("changes,field", [
@@ -465,7 +470,8 @@ def test_the_21st_file_is_refused(stack, walk_in_case):
     assert len(case["attachments"]) == 20
 
 
-def test_no_files_on_a_cancelled_case_and_erasure_deletes_them(stack, walk_in_case):
+def test_no_files_on_a_cancelled_case_and_erasure_deletes_them(stack, walk_in_case,
+                                                                temporal_address):
     app, client, tokens, sessions = stack
     from aftersales.scheduler import forget_blobs
     from db.privacy import erase_customer
@@ -479,6 +485,7 @@ def test_no_files_on_a_cancelled_case_and_erasure_deletes_them(stack, walk_in_ca
                        headers=headers).status_code == 200
     late = upload(client, f"/api/v1/status/{token}/attachments", jpeg(), "b.jpg")
     assert late.status_code == 409
+    record_history_sync(temporal_address, case_id, "attachments_cancel")
     store = app.extensions["aftersales"].blobs
     sha = sent.get_json()["sha256"]
     assert store.exists(sha)
@@ -509,3 +516,25 @@ def test_the_sweep_keeps_what_cases_reference(stack, walk_in_case):
     assert not store.exists(orphan)
     assert store.exists(sent.get_json()["sha256"])
     assert make_store(settings).exists(sent.get_json()["sha256"])
+
+
+@pytest.mark.parametrize("stack", [{"blob_store": "s3", "s3_bucket": "evidence"}],
+                         indirect=True)
+def test_files_live_in_object_storage(stack, walk_in_case):
+    """The same journey on a real S3 API (moto's server on 127.0.0.1), not a mock."""
+    import boto3
+
+    app, client, tokens, _ = stack
+    headers = auth(tokens["alice"])
+    sent = upload(client, f"/api/v1/cases/{walk_in_case['id']}/attachments",
+                  jpeg_with_gps(), "箱子.jpg", headers)
+    assert sent.status_code == 201, sent.get_json()
+    item = sent.get_json()
+    settings = app.extensions["aftersales"].settings
+    s3 = boto3.client("s3", endpoint_url=settings.s3_endpoint, region_name="us-east-1")
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="evidence")["Contents"]}
+    assert f"blobs/{item['sha256']}" in keys and len(keys) == 2  # the photo, its thumbnail
+    picture = client.get(item["url"], headers=headers)
+    assert picture.status_code == 200
+    assert hashlib.sha256(picture.data).hexdigest() == item["sha256"]
+    assert b"SERIAL-123456" not in picture.data

@@ -14,7 +14,8 @@ from tests.conftest import HISTORIES
 from workflows.case.workflow import CaseWorkflow
 
 PATHS = ("complaint", "refund", "return", "exchange", "repair", "reopen_cancel", "overdue",
-         "notify_complaint", "triage", "tag_lifecycle")
+         "notify_complaint", "triage", "tag_lifecycle", "orderless_coupon",
+         "attachments_cancel")
 
 
 @pytest.mark.parametrize("path", PATHS)
