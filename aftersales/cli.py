@@ -65,14 +65,16 @@ def worker() -> None:
 
 
 @main.command()
-@click.option("--run", "run_job", default=None,
-              type=click.Choice(["overdue_digest", "kpi_snapshot", "reconcile", "outbox_sweep",
-                                 "idempotency_purge", "retention"]),
-              help="Run this one job now (under its lease), print what it did, and exit.")
+@click.option("--run", "run_job", default=None, metavar="JOB",
+              help="Run this one job now (under its lease), print what it did, and exit "
+                   "(docs/operations.md lists the jobs).")
 def scheduler(run_job: str | None) -> None:
     """Run the housekeeping scheduler (its own process; never inside the web app)."""
-    from aftersales.scheduler import run_once, run_scheduler
+    from aftersales.scheduler import JOBS, run_once, run_scheduler
 
+    if run_job is not None and run_job not in JOBS:
+        raise click.BadParameter(f"{run_job!r} is not a job: {', '.join(sorted(JOBS))}",
+                                 param_hint="--run")
     if run_job:
         click.echo(run_once(_settings(), run_job))
         return

@@ -94,7 +94,7 @@ class DevStack:
                     print(line, flush=True)
             base = f"http://{self.host}:{self.port}"
             print(f"pages: sign in at {base}/login (handlers land on the desk, supervisors "
-                  "on the console)", flush=True)
+                  f"on the console); customers ask at {base}/request", flush=True)
             print(f"Aftersales ready at {base}", flush=True)
             return self._watch()
         except _Stop:
