@@ -174,6 +174,19 @@ def test_lines_the_order_does_not_allow_are_refused_by_name(stack, order_system_
         == cases
 
 
+def test_one_address_opens_a_bounded_number_of_cases(stack, order_system_url):
+    app, client, _, _ = stack
+    app.extensions["aftersales"].submit_limiter.limit = 2
+    order, line = pick_line(order_system_url, "complaint")
+    for kind in ("complaint", "repair"):
+        body = request_body(order, line, kind=kind)
+        assert client.post("/api/v1/requests", json=body).status_code == 201
+    third = client.post("/api/v1/requests", json=request_body(order, line, kind="refund"))
+    assert third.status_code == 429 and "Retry-After" in third.headers
+    # The same request again still answers with its case.
+    assert client.post("/api/v1/requests", json=request_body(order, line)).status_code == 200
+
+
 @pytest.mark.parametrize("body,field", [
     ({"kind": "return", "items": []}, "items"),
     ({"kind": "gift"}, "kind"),

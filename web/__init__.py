@@ -38,6 +38,8 @@ class AppState:
     # order number, and every request per client (docs/intake.md).
     request_limiter: MissLimiter
     order_limiter: MissLimiter
+    # Cases the public doors opened per client address.
+    submit_limiter: MissLimiter
 
 
 def create_app(settings: Settings | None = None, gateway: CaseGateway | None = None,
@@ -76,6 +78,9 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
         order_limiter=MissLimiter(
             limit=10, window=600, message="too many wrong tries on this order; try again "
                                           "later"),
+        submit_limiter=MissLimiter(
+            limit=20, window=3600, message="too many requests from this address; try "
+                                           "again later"),
     )
 
     from web import audit, caseview, i18n, problems, reasons

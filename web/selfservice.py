@@ -145,6 +145,9 @@ def submit(order: OrderSnapshot, data: dict, photos: list) -> Submitted:
     existing = intake.same_open_request(order.id, data["kind"], data["items"])
     if existing is not None:
         return Submitted(existing, False)
+    limiter = state().submit_limiter
+    limiter.check(client_address())
+    limiter.miss(client_address())  # counted: each case a public door opens
     known = order.customer or Customer(id=order.customer_id, name="")
     contact = data["contact"].strip()
     customer = Customer(
