@@ -187,6 +187,65 @@ def test_one_address_opens_a_bounded_number_of_cases(stack, order_system_url):
     assert client.post("/api/v1/requests", json=request_body(order, line)).status_code == 200
 
 
+def test_a_line_already_returned_in_full_is_refused(stack, order_system_url):
+    """An earlier case on the order took every unit of the line back."""
+    from db import cases as case_store
+    from tests.test_read_model import snapshot
+    from workflows.case.contracts import CaseItem, Projection, Resolution
+
+    _app, client, _, sessions = stack
+    order, line = pick_line(order_system_url, "return")
+    done = Resolution(type="return_refund", items=[CaseItem(line.sku, line.bought)],
+                      state="done")
+    case_store.write_projection(sessions, Projection(snapshot(
+        "AS-EARLIER", 1, stage="closed", kind="return", order_id=order["id"],
+        status_token="earlier", resolution=done)))
+    response = client.post("/api/v1/requests", json=request_body(order, line, kind="return"))
+    assert response.status_code == 422
+    assert "0 not yet returned" in response.get_json()["errors"]["items.0.quantity"][0]
+    # A complaint about it is still heard.
+    assert client.post("/api/v1/requests", json=request_body(order, line)).status_code == 201
+
+
+def test_the_customers_request_runs_through_its_stages_with_its_evidence(stack,
+                                                                         order_system_url):
+    import time
+
+    _, client, tokens, _ = stack
+    headers = auth(tokens["alice"])
+    order, line = pick_line(order_system_url, "complaint")
+    created = client.post("/api/v1/requests", json=request_body(order, line)).get_json()
+    token = created["customer_url"].rsplit("/", 1)[1]
+    photo = upload(client, f"/api/v1/status/{token}/attachments", jpeg_with_gps(), "盒子.jpg")
+    assert photo.status_code == 201
+    case_id = created["case_id"]
+    steps = [("assign", {"assignee": "alice"}), ("confirm", {"note": "看到照片了"}),
+             ("analyze", {"root_cause": "damaged_in_transit", "responsible_party": "courier",
+                          "note": "运输压坏"}),
+             ("resolve", {"resolution": {"type": "apology"}})]
+    for action, body in steps:
+        response = client.post(f"/api/v1/cases/{case_id}/{action}", json=body,
+                               headers=headers)
+        assert response.status_code == 200, (action, response.get_json())
+    deadline = time.monotonic() + 20
+    while client.get(f"/api/v1/status/{token}").get_json()["stage"] != "feedback":
+        assert time.monotonic() < deadline, "never reached feedback"
+        time.sleep(0.2)
+    rated = client.post(f"/api/v1/status/{token}/feedback", json={"rating": 5})
+    assert rated.status_code == 200
+    assert client.post(f"/api/v1/cases/{case_id}/revisit", json={"outcome": "satisfied"},
+                       headers=headers).status_code == 200
+    case = client.get(f"/api/v1/cases/{case_id}", headers=headers).get_json()
+    assert case["stage"] == "closed"
+    assert [a["filename"] for a in case["attachments"]] == ["盒子.jpg"]
+    assert client.get(case["attachments"][0]["url"], headers=headers).status_code == 200
+    # The closed case's link still shows the photo; no new one is taken.
+    view = client.get(f"/api/v1/status/{token}").get_json()
+    assert view["can_attach"] is False and len(view["attachments"]) == 1
+    late = upload(client, f"/api/v1/status/{token}/attachments", jpeg(), "more.jpg")
+    assert late.status_code == 409
+
+
 @pytest.mark.parametrize("body,field", [
     ({"kind": "return", "items": []}, "items"),
     ({"kind": "gift"}, "kind"),
