@@ -43,7 +43,7 @@ i18n: $(TEST_STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k N_ -o web/translations/messages.pot \
 		--no-location --omit-header --sort-output .
 	$(BIN)/pybabel update -i web/translations/messages.pot -d web/translations \
-		--no-fuzzy-matching --width 100
+		--no-fuzzy-matching --ignore-obsolete --width 100
 	$(BIN)/pybabel compile -d web/translations --statistics
 
 clean:

@@ -48,8 +48,8 @@ class OrderSystemClient(SystemClient):
         if req.amount:
             body["amount"] = req.amount
         # A case without an order is compensated on the customer's account.
-        path = (f"/orders/{req.order_id}/compensations" if req.order_id
-                else f"/customers/{req.customer_id}/compensations")
+        path = (f"/orders/{quote(req.order_id, safe='')}/compensations" if req.order_id
+                else f"/customers/{quote(req.customer_id, safe='')}/compensations")
         response = await self.call("POST", path, body, req.idempotency_key)
         if response.status_code == 404:
             raise self.refuse(response, "OrderNotFound")
@@ -63,7 +63,7 @@ class OrderSystemClient(SystemClient):
         )
 
     async def refund(self, req: RefundRequest) -> RefundReceipt:
-        response = await self.call("POST", f"/orders/{req.order_id}/refunds",
+        response = await self.call("POST", f"/orders/{quote(req.order_id, safe='')}/refunds",
                                    {"amount": req.amount, "case_id": req.case_id},
                                    req.idempotency_key)
         if response.status_code == 404:

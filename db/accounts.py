@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from db.models import ApiToken, User
-from workflows.case.vocabulary import LOCALES, ROLES
+from workflows.case.vocabulary import LOCALES, RESERVED_NAMES, ROLES
 
 
 class AccountError(ValueError):
@@ -25,6 +25,9 @@ def create_user(session: Session, name: str, role: str, password: str | None = N
     if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").replace(
             ".", "").isalnum():
         raise AccountError("a user name is 1-64 letters, digits, '.', '-' or '_'")
+    if name.lower() in RESERVED_NAMES:
+        raise AccountError(f"'{name}' names who acted on the timeline besides users; "
+                           "choose another user name")
     if locale and locale not in LOCALES:
         raise AccountError(f"unknown locale '{locale}' (one of {', '.join(LOCALES)})")
     if session.get(User, name) is not None:

@@ -1,8 +1,11 @@
 """One-time codes of the public request page: sent to the phone or email on an order,
 asked for before the order is shown (AFTERSALES_REQUEST_CODES=1).
 
-Six digits, ten minutes, five tries. Only hashes are stored: of the order and contact
-(the key) and of the code, so the table is no list of who asked about which order.
+Six digits, ten minutes, five tries. A code belongs to the order and the address it was
+sent to (the order's own phone or email, however the customer typed it), so retyping
+the number another way gets no fresh tries. Only hashes are stored: of the order and
+address (the key) and of the code, so the table is no list of who asked about which
+order.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import hmac
 import secrets
 from datetime import datetime, timedelta
 
+from sqlalchemy import delete
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from db.models import RequestCode
@@ -23,8 +28,8 @@ RESEND_AFTER = timedelta(seconds=60)
 
 
 class CodeRefused(Exception):
-    """Why a code was not accepted: `why` is `missing`, `wrong`, `expired` or
-    `exhausted` (too many tries: ask for a new code)."""
+    """Why a code was not accepted: `why` is `missing`, `wrong`, `expired`, `used` (by
+    another request a moment ago) or `exhausted` (too many tries: ask for a new code)."""
 
     def __init__(self, why: str, tries_left: int = 0) -> None:
         super().__init__(why)
@@ -40,17 +45,18 @@ class TooSoon(Exception):
         self.retry_after = retry_after
 
 
-def code_key(order_id: str, contact: str) -> str:
-    return hashlib.sha256(f"{order_id.strip()}\n{contact.strip().lower()}".encode()).hexdigest()
+def code_key(order_id: str, address: str) -> str:
+    """The row of the code for this order sent to this address (the order's own)."""
+    return hashlib.sha256(f"{order_id}\n{address.strip().lower()}".encode()).hexdigest()
 
 
 def _hash(key: str, code: str) -> str:
     return hashlib.sha256(f"{key}:{code}".encode()).hexdigest()
 
 
-def issue(session: Session, order_id: str, contact: str, now: datetime) -> str:
-    """A fresh code for this order and contact (the previous one stops working)."""
-    key = code_key(order_id, contact)
+def issue(session: Session, order_id: str, address: str, now: datetime) -> str:
+    """A fresh code for this order sent to `address` (the previous one stops working)."""
+    key = code_key(order_id, address)
     row = session.get(RequestCode, key)
     if row is not None and now < _aware(row.sent_at) + RESEND_AFTER:
         raise TooSoon(int((_aware(row.sent_at) + RESEND_AFTER - now).total_seconds()) + 1)
@@ -65,11 +71,11 @@ def issue(session: Session, order_id: str, contact: str, now: datetime) -> str:
     return code
 
 
-def verify(session: Session, order_id: str, contact: str, code: str | None,
+def verify(session: Session, order_id: str, address: str, code: str | None,
            now: datetime, consume: bool = True) -> None:
     """Accept the code, or raise CodeRefused; each wrong try counts. A code accepted
-    with `consume` is used up."""
-    key = code_key(order_id, contact)
+    with `consume` is used up, atomically: of two requests with one code, one wins."""
+    key = code_key(order_id, address)
     row = session.get(RequestCode, key)
     if not code or row is None:
         raise CodeRefused("missing")
@@ -82,7 +88,11 @@ def verify(session: Session, order_id: str, contact: str, code: str | None,
         raise CodeRefused("wrong" if row.tries < MAX_TRIES else "exhausted",
                           MAX_TRIES - row.tries)
     if consume:
-        session.delete(row)
+        used: CursorResult = session.execute(  # type: ignore[assignment]
+            delete(RequestCode).where(RequestCode.key == key,
+                                      RequestCode.code_hash == row.code_hash))
+        if used.rowcount != 1:
+            raise CodeRefused("used")
 
 
 def _aware(value: datetime) -> datetime:

@@ -202,3 +202,11 @@ def unsent_keys(session: Session, now: datetime, older_than: timedelta,
                or_(OutboxMessage.claimed_until.is_(None),
                    OutboxMessage.claimed_until < now))
         .order_by(OutboxMessage.created_at).limit(limit)))
+
+
+def redact(session: Session, key: str, fields: tuple[str, ...]) -> None:
+    """Drop these fields from a sent row's payload (a one-time code: once it has gone,
+    the database keeps no copy)."""
+    row = session.get(OutboxMessage, key)
+    if row is not None:
+        row.payload = {k: v for k, v in row.payload.items() if k not in fields}

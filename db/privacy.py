@@ -29,9 +29,9 @@ from workflows.case.vocabulary import OPEN_STAGES
 
 ERASED = "(erased)"
 # Free text in timeline details and notification payloads; "added" and "removed" are
-# the tags a `tagged` event changed.
+# the tags a `tagged` event changed, "filename" a file's name (`attachment_added`).
 TEXT_KEYS = ("note", "text", "comment", "message", "question", "reason", "detail", "added",
-             "removed")
+             "removed", "filename")
 
 
 class ErasureRefused(Exception):

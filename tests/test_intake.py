@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import struct
 import zlib
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -169,7 +171,7 @@ def test_lines_the_order_does_not_allow_are_refused_by_name(stack, order_system_
     fresh = client.post("/api/v1/requests", json=request_body(
         excluded_order, excluded, kind="return"))
     assert fresh.status_code == 422
-    assert "excluded" in fresh.get_json()["errors"]["items.0"][0]
+    assert "without a reason" in fresh.get_json()["errors"]["items.0"][0]
     assert client.get("/api/v1/cases", headers=auth(tokens["sam"])).get_json()["total"] \
         == cases
 
@@ -261,33 +263,62 @@ def test_malformed_requests_name_the_field(stack, order_system_url, body, field)
     assert field in response.get_json()["errors"]
 
 
-@pytest.mark.parametrize("stack", [{"request_codes": True}], indirect=True)
+class CapturingSender:
+    """An SMS provider that keeps what it was given (AFTERSALES_MESSAGE_SENDER)."""
+
+    sent: ClassVar[list] = []
+
+    def __init__(self, settings=None) -> None:
+        pass
+
+    def send(self, message) -> None:
+        CapturingSender.sent.append(message)
+
+
+def last_code(phone: str) -> str:
+    message = next(m for m in reversed(CapturingSender.sent) if m.to == phone)
+    found = re.search(r"\b(\d{6})\b", message.body)
+    assert found, message.body
+    return found.group(1)
+
+
+CODES = {"request_codes": True, "message_sender": "tests.test_intake:CapturingSender"}
+
+
+@pytest.mark.parametrize("stack", [CODES], indirect=True)
 def test_one_time_codes_guard_the_order(stack, order_system_url):
     _, client, _, sessions = stack
     order, line = pick_line(order_system_url, "complaint")
+    phone = order["customer"]["phone"]
     body = request_body(order, line)
     without = client.post("/api/v1/requests", json=body)
     assert without.status_code == 422 and "code" in without.get_json()["errors"]
     wrong_contact = client.post("/api/v1/requests/code",
                                 json={"order_id": order["id"], "contact": "13911112222"})
     assert wrong_contact.status_code == 404
-    sent = client.post("/api/v1/requests/code",
-                       json={"order_id": order["id"], "contact": body["contact"]})
+    sent = client.post("/api/v1/requests/code", json={"order_id": order["id"],
+                                                     "contact": phone})
     assert sent.status_code == 202, sent.get_json()
-    assert sent.get_json()["sent_to"].endswith(order["customer"]["phone"][-4:])
+    assert sent.get_json()["sent_to"].endswith(phone[-4:])
     assert "****" in sent.get_json()["sent_to"]
+    code = last_code(phone)
+    # Another spelling of the same number is the same address: no second code, no fresh
+    # tries.
     again = client.post("/api/v1/requests/code",
-                        json={"order_id": order["id"], "contact": body["contact"]})
+                        json={"order_id": order["id"], "contact": f"+86 {phone[:3]} {phone[3:]}"})
     assert again.status_code == 429 and "Retry-After" in again.headers
     with sessions() as session:
         message = session.scalars(select(OutboxMessage).where(
             OutboxMessage.template == "request_code")).one()
-        code = message.payload["code"]
-        assert message.recipient == f"message:{order['customer']['phone']}"
+        assert message.recipient == f"message:{phone}"
         assert message.sent_at is not None  # sent at once, not at the next sweep
+        assert "code" not in message.payload  # once sent, only its hash is kept
+        assert code not in str(message.payload)
     wrong = f"{(int(code) + 1) % 10**6:06d}"
-    for left in (4, 3, 2, 1):
-        response = client.post("/api/v1/requests", json={**body, "code": wrong})
+    spellings = [phone, f"+86{phone}", f"{phone[:3]}-{phone[3:7]}-{phone[7:]}", phone]
+    for left, contact in zip((4, 3, 2, 1), spellings, strict=True):
+        response = client.post("/api/v1/requests", json={**body, "contact": contact,
+                                                          "code": wrong})
         assert response.status_code == 422
         assert f"{left} tries left" in response.get_json()["detail"]
     # The fifth wrong try uses the code up: even the right one is refused now.
@@ -299,10 +330,8 @@ def test_one_time_codes_guard_the_order(stack, order_system_url):
     resent = client.post("/api/v1/requests/code",
                          json={"order_id": order["id"], "contact": body["contact"]})
     assert resent.status_code == 202, resent.get_json()
+    code = last_code(phone)
     with sessions.begin() as session:
-        messages = session.scalars(select(OutboxMessage).where(
-            OutboxMessage.template == "request_code").order_by(OutboxMessage.created_at))
-        code = list(messages)[-1].payload["code"]
         row = session.scalars(select(RequestCode)).one()
         row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
     expired = client.post("/api/v1/requests", json={**body, "code": code})
@@ -314,6 +343,36 @@ def test_one_time_codes_guard_the_order(stack, order_system_url):
     assert accepted.status_code == 201, accepted.get_json()
     with sessions() as session:  # used up
         assert session.scalars(select(RequestCode)).first() is None
+    replay = client.post("/api/v1/requests", json={**body, "code": code})
+    assert replay.status_code == 422  # the same request again needs a new code
+
+
+@pytest.mark.parametrize("stack", [CODES], indirect=True)
+def test_an_order_gets_a_bounded_number_of_codes(stack, order_system_url):
+    _, client, _, sessions = stack
+    order, _line = pick_line(order_system_url, "complaint")
+    lookup = {"order_id": order["id"], "contact": order["customer"]["phone"]}
+    for _ in range(5):
+        assert client.post("/api/v1/requests/code", json=lookup).status_code == 202
+        with sessions.begin() as session:  # as if a minute had passed
+            session.scalars(select(RequestCode)).one().sent_at -= timedelta(minutes=2)
+    sixth = client.post("/api/v1/requests/code", json=lookup)
+    assert sixth.status_code == 429 and "Retry-After" in sixth.headers
+
+
+@pytest.mark.parametrize("stack", [CODES], indirect=True)
+def test_wrong_codes_count_against_the_order(stack, order_system_url):
+    app, client, _, _ = stack
+    order, line = pick_line(order_system_url, "complaint")
+    lookup = {"order_id": order["id"], "contact": order["customer"]["phone"]}
+    assert client.post("/api/v1/requests/code", json=lookup).status_code == 202
+    code = last_code(order["customer"]["phone"])
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    app.extensions["aftersales"].order_limiter.limit = 3
+    for _ in range(3):
+        client.post("/api/v1/requests", json={**request_body(order, line), "code": wrong})
+    blocked = client.post("/api/v1/requests", json={**request_body(order, line), "code": code})
+    assert blocked.status_code == 429
 
 
 def test_codes_are_not_offered_when_they_are_off(stack, order_system_url):
@@ -405,6 +464,16 @@ def png_header(width: int, height: int) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
             + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
+
+
+def raw_upload(client, url: str, data: bytes, name: str, headers=None):
+    """A multipart body encoded here, in memory: for large files the test client would
+    spool to a temporary file it never closes when the server refuses the body."""
+    body = (f'--B\r\nContent-Disposition: form-data; name="file"; filename="{name}"'
+            "\r\nContent-Type: application/octet-stream\r\n\r\n").encode() + data + \
+        b"\r\n--B--\r\n"
+    return client.post(url, data=body, content_type="multipart/form-data; boundary=B",
+                       headers=headers or {})
 
 
 def upload(client, url: str, data: bytes, name: str, headers=None, **form):
@@ -513,15 +582,23 @@ def test_refused_files_change_nothing(stack, walk_in_case, data, name, status):
     assert list(store.list()) == []
 
 
+def test_the_same_file_sent_twice_is_one_file(stack, walk_in_case):
+    _, client, tokens, _ = stack
+    headers = auth(tokens["alice"])
+    url = f"/api/v1/cases/{walk_in_case['id']}/attachments"
+    photo = jpeg_with_gps()
+    first = upload(client, url, photo, "a.jpg", headers).get_json()
+    second = upload(client, url, photo, "a (1).jpg", headers).get_json()
+    assert second["id"] == first["id"]
+    case = client.get(f"/api/v1/cases/{walk_in_case['id']}", headers=headers).get_json()
+    assert len(case["attachments"]) == 1
+
+
 def test_a_60_mb_video_is_refused_before_it_is_stored(stack, walk_in_case):
     app, client, tokens, _ = stack
     video = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + b"\x00" * (60 * 2**20)
-    # Encoded here, in memory: the test client would spool 60 MB to a temporary file.
-    body = (b'--B\r\nContent-Disposition: form-data; name="file"; filename="unboxing.mp4"'
-            b"\r\nContent-Type: video/mp4\r\n\r\n" + video + b"\r\n--B--\r\n")
-    response = client.post(f"/api/v1/cases/{walk_in_case['id']}/attachments", data=body,
-                           content_type="multipart/form-data; boundary=B",
-                           headers=auth(tokens["alice"]))
+    response = raw_upload(client, f"/api/v1/cases/{walk_in_case['id']}/attachments", video,
+                          "unboxing.mp4", auth(tokens["alice"]))
     assert response.status_code == 413
     assert response.content_type == "application/problem+json"
     assert list(app.extensions["aftersales"].blobs.list()) == []
@@ -569,6 +646,30 @@ def test_no_files_on_a_cancelled_case_and_erasure_deletes_them(stack, walk_in_ca
     assert not store.exists(sha)
     case = client.get(f"/api/v1/cases/{case_id}", headers=headers).get_json()
     assert case["attachments"] == []
+    added = [e for e in case["timeline"] if e["type"] == "attachment_added"]
+    assert added and all(e["detail"]["filename"] == "(erased)" for e in added)
+
+
+def test_nobody_unknown_can_make_the_server_read_a_large_body(stack, walk_in_case):
+    _, client, _, _ = stack
+    big = b"\xff\xd8\xff" + b"\x00" * (2 * 2**20)
+    for url in ("/request/lines", "/s/not-a-token/files",
+                f"/desk/cases/{walk_in_case['id']}/files"):
+        response = raw_upload(client, url, big, "a.jpg")
+        assert response.status_code == 413, url
+        assert response.content_type == "application/problem+json"
+
+
+def test_no_user_may_be_called_customer(stack):
+    _, client, _, sessions = stack
+    with sessions.begin() as session:
+        create_user(session, "root", "admin", "root-pw")
+        token = create_token(session, "root")
+    for name in ("customer", "System"):
+        response = client.post("/api/v1/users", headers=auth(token), json={
+            "name": name, "role": "handler", "password": "password1"})
+        assert response.status_code == 422, response.get_json()
+        assert "name" in response.get_json()["errors"]
 
 
 def test_the_sweep_keeps_what_cases_reference(stack, walk_in_case):

@@ -67,7 +67,7 @@ def test_check_items_names_each_bad_line():
         {"sku": "SKU-MILK", "quantity": 1}, {"sku": "SKU-TEA", "quantity": 1}], strict=True)
     assert "1 not yet returned" in errors["items.0.quantity"][0]
     assert "not on order" in errors["items.1.sku"][0]
-    assert "excluded" in errors["items.2"][0]
+    assert "without a reason" in errors["items.2"][0]
     assert "twice" in errors["items.3.sku"][0]
 
 

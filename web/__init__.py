@@ -38,8 +38,9 @@ class AppState:
     # order number, and every request per client (docs/intake.md).
     request_limiter: MissLimiter
     order_limiter: MissLimiter
-    # Cases the public doors opened per client address.
+    # Cases the public doors opened per client address, and codes sent per order.
     submit_limiter: MissLimiter
+    code_limiter: MissLimiter
 
 
 def create_app(settings: Settings | None = None, gateway: CaseGateway | None = None,
@@ -81,6 +82,9 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
         submit_limiter=MissLimiter(
             limit=20, window=3600, message="too many requests from this address; try "
                                            "again later"),
+        code_limiter=MissLimiter(
+            limit=5, window=3600, message="this order has had its codes for the hour; try "
+                                          "again later"),
     )
 
     from web import audit, caseview, i18n, problems, reasons

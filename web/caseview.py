@@ -17,6 +17,7 @@ from db.cases import as_utc
 from db.models import Case
 from web.representation import SYSTEM_NAMES
 from workflows.case.contracts import Actor, CaseState
+from workflows.case.eligibility import REFUSALS
 from workflows.case.lifecycle import ACTIONS, BY_NAME, available
 from workflows.case.vocabulary import OPEN_STAGES
 
@@ -286,15 +287,6 @@ def available_actions(row: Case, role: str, user: str, now: datetime) -> list[st
     return [a.name for a in available(case_state(row), Actor(user, role), now)]
 
 
-# Why a line of an order cannot be asked for now (workflows/case/eligibility.py).
-REFUSAL_NAMES = {
-    "nothing_left": _l("already sent back in full"),
-    "not_delivered": _l("not delivered yet"),
-    "window_passed": _l("the return window has passed"),
-    "excluded": _l("not returnable without a reason (category)"),
-}
-
-
 def register(app) -> None:
     """The names and helpers every page template uses, as Jinja globals."""
     app.jinja_env.globals.update(
@@ -307,4 +299,4 @@ def register(app) -> None:
         ORDER_STATUS_NAMES=ORDER_STATUS_NAMES, PAYMENT_NAMES=PAYMENT_NAMES,
         ACTOR_NAMES=ACTOR_NAMES, PARCEL_WORDS=PARCEL_WORDS, STEP_NAMES=STEP_NAMES,
         STEP_STATES=STEP_STATES, SYSTEM_NAMES=SYSTEM_NAMES, SENTIMENT_NAMES=SENTIMENT_NAMES,
-        REFUSAL_NAMES=REFUSAL_NAMES, urgency=urgency)
+        REFUSALS=REFUSALS, urgency=urgency)

@@ -84,13 +84,10 @@ def upload(token: str):
         if not files:
             flash(_("Choose a file first."), "error")
         else:
-            evidence.attach(row.id, evidence.check_file(*files[0]), None, True)
+            evidence.attach(row.id, evidence.check_file(*files[0]), None, True, row)
             flash(_("Thank you, we have your file."), "success")
     except Problem as err:
-        flash({413: _("The file is too large."),
-               415: _("Please send a photo (JPEG, PNG, WebP, HEIC), an MP4 video or a PDF."),
-               409: _("Your case has as many files as it can take.")}.get(
-            err.status, _("The file is damaged or its name is not allowed.")), "error")
+        flash(evidence.refusal_words(err), "error")
     except (ActionRefused, CaseNotRunning):
         flash(_("Your case takes no more files; the page shows where it stands now."),
               "error")

@@ -21,6 +21,7 @@ from marshmallow.fields import List
 from db import accounts
 from db import cases as case_store
 from web import evidence, intake
+from web.auth import PERMISSIONS
 from web.caseview import (
     ACTION_NAMES,
     available_actions,
@@ -222,7 +223,7 @@ def _new_case_page(status: int = 200, **context):
 
 
 @desk.get("/desk/new")
-@staff_page("handler", "supervisor")
+@staff_page(*PERMISSIONS["cases.create"])
 def new_case():
     """Find the order by its number or the customer's phone; then the form."""
     order_id = (request.args.get("order_id") or "").strip()[:64]
@@ -248,7 +249,7 @@ def new_case():
 
 
 @desk.post("/desk/new")
-@staff_page("handler", "supervisor")
+@staff_page(*PERMISSIONS["cases.create"])
 def create_case():
     """Preview (triage, what each line allows) or open the case, from the same form."""
     form = request.form
@@ -265,7 +266,7 @@ def create_case():
             items = [{"sku": line.sku, "quantity": quantity,
                       "reason": (form.get(f"reason_{line.sku}") or "").strip()}
                      for line in view.lines
-                     if (quantity := _qty(form.get(f"qty_{line.sku}")))]
+                     if (quantity := intake.quantity(form.get(f"qty_{line.sku}")))]
         else:
             name = (form.get("customer_name") or "").strip()
             phone = (form.get("customer_phone") or "").strip()
@@ -315,13 +316,6 @@ def _order_customer(order) -> dict:
             "tier": known.tier if known else "regular"}
 
 
-def _qty(value: str | None) -> int:
-    try:
-        return max(int(value or 0), 0)
-    except ValueError:
-        return 0
-
-
 # ---------------------------------------------------------------- files
 
 
@@ -361,12 +355,8 @@ def upload(case_id: str):
         evidence.attach(case_id, prepared, Actor(g.user.name, g.user.role),
                         request.form.get("shared") == "on")
     except Problem as err:
-        flash({413: _("The file is too large."),
-               415: _("Only photos (JPEG, PNG, WebP, HEIC), MP4 videos and PDFs can be "
-                      "added."),
-               409: _("The case has as many files as it may have."),
-               404: _("There is no case %(id)s.", id=case_id)}.get(
-            err.status, _("The file is damaged or its name is not allowed.")), "error")
+        flash(_("There is no case %(id)s.", id=case_id) if err.status == 404
+              else evidence.refusal_words(err), "error")
         return back
     except ActionRefused as err:
         flash(_("Refused: %(why)s", why=err.message), "error")

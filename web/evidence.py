@@ -17,7 +17,8 @@ import secrets
 from datetime import UTC, datetime
 from urllib.parse import quote
 
-from flask import Blueprint, Response, current_app, request, url_for
+from flask import Blueprint, Response, current_app, request, session, url_for
+from flask_babel import gettext as _
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -29,14 +30,19 @@ from web.auth import check, current_user, require
 from web.caseview import case_state
 from web.commands import customer_action, perform_action
 from web.gateway import ActionRefused
+from web.intake import ID_ALPHABET
 from web.problems import Problem
-from web.representation import attachment_json, customer_attachments, staff_attachments
+from web.representation import (
+    attachment_json,
+    customer_attachments,
+    staff_attachments,
+    visible_to_customer,
+)
 from web.status import lookup_link
 from workflows.case.contracts import Actor
 from workflows.case.lifecycle import BY_NAME, CUSTOMER, refusal
 
 evidence = Blueprint("evidence", __name__)
-ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 # Multipart overhead on top of the largest file a request may carry.
 FORM_OVERHEAD = 64 * 1024
 
@@ -53,8 +59,9 @@ def limits() -> Limits:
     return Limits.from_settings(state().settings)
 
 
-# The endpoints that take files, and how many one request may carry (None: as many as
-# a case may have). Every other request keeps the app's own limit.
+# The endpoints that take files, and how many one request may carry (None: the request
+# page's REQUEST_FILES). Every other request keeps the app's own limit.
+REQUEST_FILES = 6
 UPLOADS: dict[str, int | None] = {
     "evidence.staff_upload": 1, "evidence.customer_upload": 1, "desk.upload": 1,
     "customer.upload": 1, "selfservice.send_request": None}
@@ -67,10 +74,29 @@ def limit_upload() -> None:
     which is the first to read a form."""
     if request.endpoint not in UPLOADS:
         return
+    if not _may_upload():
+        # Nobody the body could be for: not a byte more than a form's worth is read.
+        request.max_content_length = FORM_OVERHEAD
+        return
     settings = state().settings
-    files = UPLOADS[request.endpoint] or settings.max_files
+    files = UPLOADS[request.endpoint] or REQUEST_FILES
     request.max_content_length = (files * max(settings.max_image, settings.max_video)
                                   + FORM_OVERHEAD)
+
+
+def _may_upload() -> bool:
+    """Whether this request comes from someone who may send files here: a signed-in
+    user on the desk, a known status link, an order proven in this browser. (The API
+    checks its bearer token before it reads the body.)"""
+    endpoint, args = request.endpoint, request.view_args or {}
+    if endpoint == "desk.upload":
+        return session.get("user") is not None
+    if endpoint == "customer.upload":
+        with state().sessions() as db:
+            return case_store.get_case_by_token(db, args.get("token", "")) is not None
+    if endpoint == "selfservice.send_request":
+        return bool(session.get("request_proof"))
+    return True
 
 
 def read_files(field: str, most: int) -> list[tuple[bytes, str]]:
@@ -104,6 +130,20 @@ def check_file(data: bytes, filename: str) -> Prepared:
                       errors={"file": [err.detail]}) from err
 
 
+def refusal_words(err: Problem) -> str:
+    """A refused file in the page's language (the API's English detail is for
+    integrators): the one wording every page uses."""
+    settings = state().settings
+    return {
+        413: _("A file is too large. Photos and PDFs may be up to %(image)s MB, videos "
+               "up to %(video)s MB.", image=settings.max_image // 2**20,
+               video=settings.max_video // 2**20),
+        415: _("A file is not a photo (JPEG, PNG, WebP, HEIC), an MP4 video or a PDF."),
+        409: _("Too many files: a case has at most %(n)s, and a request at most "
+               "%(m)s.", n=settings.max_files, m=REQUEST_FILES),
+    }.get(err.status, _("A file is damaged or its name is not allowed."))
+
+
 def room_left(row: Case) -> int:
     return max(state().settings.max_files - len(row.data.get("attachments") or []), 0)
 
@@ -122,11 +162,18 @@ def precheck(row: Case, actor: Actor | None) -> None:
                       errors={"file": ["too many files"]})
 
 
-def attach(case_id: str, prepared: Prepared, actor: Actor | None, shared: bool) -> dict:
+def attach(case_id: str, prepared: Prepared, actor: Actor | None, shared: bool,
+           row: Case | None = None) -> dict:
     """Store the bytes (and the thumbnail), then record the file on the case: the
     workflow refuses it beyond the limit of files or in a stage that takes none. The
-    attachment's metadata as the workflow recorded it."""
+    attachment's metadata as the workflow recorded it. The same bytes sent again to the
+    case `row` by the same sender (a retried upload) are the file already there."""
     st = state()
+    by = actor.name if actor else CUSTOMER
+    if row is not None:
+        for item in row.data.get("attachments") or []:
+            if item["sha256"] == prepared.sha256 and item.get("by") == by:
+                return item
     sha = st.blobs.put(prepared.data, prepared.content_type)
     thumb = (st.blobs.put(prepared.thumbnail, prepared.thumbnail_type or "image/jpeg")
              if prepared.thumbnail else None)
@@ -195,7 +242,7 @@ def _uploaded_by_staff(case_id: str) -> dict:
                       errors={"file": ["missing"]})
     prepared = check_file(*files[0])
     shared = (request.form.get("shared") or "").lower() in ("true", "1", "on")
-    item = attach(case_id, prepared, Actor(user.name, user.role), shared)
+    item = attach(case_id, prepared, Actor(user.name, user.role), shared, row)
     return attachment_json({**item, "by": user.name},
                            f"/api/v1/cases/{case_id}/attachments")
 
@@ -238,7 +285,7 @@ def customer_upload(token: str):
     if not files:
         raise Problem(422, "Invalid request", "send one file in the field 'file'",
                       errors={"file": ["missing"]})
-    item = attach(row.id, check_file(*files[0]), None, True)
+    item = attach(row.id, check_file(*files[0]), None, True, row)
     return attachment_json({**item, "by": "customer"},
                            f"/api/v1/status/{token}/attachments"), 201
 
@@ -252,7 +299,7 @@ def customer_list(token: str):
 def customer_download(token: str, attachment_id: str):
     row = _linked_case(token)
     item = find(row, attachment_id)
-    if not (item.get("by") == "customer" or item.get("shared")):
+    if not visible_to_customer(item):
         raise Problem(404, "Not found", f"no file {attachment_id} on this case")
     return send_file(item, request.args.get("size") == "thumb")
 

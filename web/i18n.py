@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import urlencode
 
+from babel.lists import format_list
 from flask import Flask, current_app, g, request
 from flask_babel import Babel, format_currency, format_datetime, format_timedelta, get_locale
 from flask_babel import lazy_gettext as _l
@@ -46,7 +47,8 @@ def init_app(app: Flask) -> None:
     app.after_request(_remember_language)
     app.jinja_env.globals.update(LANGUAGES=LANGUAGES, current_lang=current_lang,
                                  html_lang=html_lang, lang_url=lang_url)
-    app.jinja_env.filters.update(when=when, due_in=due_in, money=money, duration=duration)
+    app.jinja_env.filters.update(when=when, due_in=due_in, money=money, duration=duration,
+                                 listing=listing)
 
 
 def _remember_language(response):
@@ -106,6 +108,13 @@ def duration(seconds: float | int | None) -> str:
     if seconds is None:
         return ""
     return format_timedelta(timedelta(seconds=float(seconds)), threshold=1.0)
+
+
+def listing(items, names: dict | None = None) -> str:
+    """Words as a list in the page's language: "A, B and C", "A、B和C"; each item by
+    its name in `names` when given."""
+    words = [str((names or {}).get(item, item)) for item in items]
+    return format_list(words, locale=get_locale()) if words else ""
 
 
 def money(amount: str | Decimal | None, currency: str = "CNY") -> str:

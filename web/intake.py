@@ -23,12 +23,12 @@ from web.problems import Problem
 from workflows.case.contracts import CaseInput, CaseItem, Customer, OrderSnapshot
 from workflows.case.eligibility import REFUSALS, LineOption, line_options
 
-# Case ids: short, unambiguous when read over the phone (no 0/O, 1/I).
-CASE_ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+# Case and file ids: short, unambiguous when read over the phone (no 0/O, 1/I).
+ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 
 
 def new_case_id() -> str:
-    return "AS-" + "".join(secrets.choice(CASE_ID_ALPHABET) for _ in range(10))
+    return "AS-" + "".join(secrets.choice(ID_ALPHABET) for _ in range(10))
 
 
 def state():
@@ -176,12 +176,12 @@ def check_items(view: OrderView, kind: str, items: list[dict],
             errors[f"items.{n}.sku"] = [f"{item['sku']} is listed twice"]
             continue
         seen.add(item["sku"])
-        if kind != "complaint" and item["quantity"] > line.left:
+        if item["quantity"] > (line.bought if kind == "complaint" else line.left):
             errors[f"items.{n}.quantity"] = [
                 f"{item['sku']}: {item['quantity']} asked, {line.bought} bought, "
                 f"{line.left} not yet returned"]
         elif strict and kind in line.refused:
-            errors[f"items.{n}"] = [f"{item['sku']}: no {kind} — "
+            errors[f"items.{n}"] = [f"{item['sku']}: no {kind}: "
                                     f"{REFUSALS[line.refused[kind]]}"]
     return errors
 
@@ -259,3 +259,11 @@ def suggest(description: str, channel: str):
 
     return shared_model(model_path(state().settings.triage_model)).suggest(description,
                                                                             channel)
+
+
+def quantity(value: str | None) -> int:
+    """A form's quantity field: a whole number, 0 when empty or not a number."""
+    try:
+        return max(int(value or 0), 0)
+    except ValueError:
+        return 0

@@ -7,7 +7,7 @@ from flask_babel import lazy_gettext as _l
 from db.cases import jsonable
 from db.models import Case, TimelineEvent
 from web.schemas import CaseSchema
-from workflows.case.vocabulary import OPEN_STAGES
+from workflows.case.lifecycle import BY_NAME, CUSTOMER
 
 # Timeline events a customer sees, in plain words.
 CUSTOMER_EVENTS = {
@@ -124,15 +124,23 @@ def staff_attachments(row: Case) -> list[dict]:
     return [attachment_json(a, base) for a in row.data.get("attachments") or []]
 
 
-def customer_attachments(row: Case, token: str, by_customer: str = "customer") -> list[dict]:
-    """What the customer sees: the files they sent and the ones staff shared (never who
-    of the staff sent them)."""
+def from_customer(item: dict) -> bool:
+    return item.get("by") == CUSTOMER
+
+
+def visible_to_customer(item: dict) -> bool:
+    """The customer sees the files they sent and the ones staff chose to show."""
+    return from_customer(item) or bool(item.get("shared"))
+
+
+def customer_attachments(row: Case, token: str) -> list[dict]:
+    """What the customer sees (never who of the staff sent a file)."""
     base = f"/api/v1/status/{token}/attachments"
     shown = []
     for item in row.data.get("attachments") or []:
-        if item.get("by") == by_customer or item.get("shared"):
+        if visible_to_customer(item):
             view = attachment_json(item, base)
-            view["by"] = "customer" if item.get("by") == by_customer else "staff"
+            view["by"] = "customer" if from_customer(item) else "staff"
             shown.append(view)
     return shown
 
@@ -190,5 +198,5 @@ def customer_json(row: Case, events: list[TimelineEvent], token: str) -> dict:
             for e in events if e.type in CUSTOMER_EVENTS
         ],
         "attachments": customer_attachments(row, token),
-        "can_attach": row.stage in OPEN_STAGES,
+        "can_attach": row.stage in BY_NAME["attach"].stages,
     }

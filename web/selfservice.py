@@ -11,6 +11,7 @@ probed, and failed proofs are limited per client address and per order (429).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -33,6 +34,7 @@ from db import outbox as outbox_store
 from db.models import Case
 from web import evidence, intake
 from web.api import json_body
+from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
 from web.i18n import html_lang
 from web.intake import OrderView, state
 from web.problems import Problem, flatten_errors
@@ -77,39 +79,54 @@ def prove_order(order_id: str, contact: str) -> OrderSnapshot:
     return order
 
 
-def check_code(order_id: str, contact: str, code: str | None, consume: bool) -> None:
-    """With request codes on: the code sent to this order's contact, else 422 (429 once
-    it has had its five tries)."""
-    if not state().settings.request_codes:
+def own_address(order: OrderSnapshot, contact: str) -> tuple[str, str]:
+    """(medium, address): the order's own email or phone, the one `contact` proved, as
+    the order system has it. Codes are sent there and keyed by it."""
+    customer = order.customer
+    assert customer is not None  # contact_matches needs it
+    return ("email", customer.email) if "@" in contact else ("message", customer.phone)
+
+
+def check_code(order: OrderSnapshot, contact: str, code: str | None, consume: bool) -> None:
+    """With request codes on: the code sent to this order's address, else 422 (429 once
+    it has had its five tries). A wrong code counts as a miss of this client and this
+    order, like a wrong contact; with `consume` the code is used up."""
+    st = state()
+    if not st.settings.request_codes:
         return
-    with state().sessions.begin() as db:
+    _medium, address = own_address(order, contact)
+    with st.sessions.begin() as db:
         try:
-            codes.verify(db, order_id, contact, code, datetime.now(UTC), consume=consume)
+            codes.verify(db, order.id, address, code, datetime.now(UTC), consume=consume)
         except codes.CodeRefused as err:
             refused = err
         else:
             return
+    if refused.why == "wrong":
+        st.request_limiter.miss(client_address())
+        st.order_limiter.miss(order.id)
     if refused.why == "exhausted":
         raise Problem(429, "Too many requests", "too many wrong codes: ask for a new code",
                       headers={"Retry-After": str(int(codes.RESEND_AFTER.total_seconds()))})
     detail = {"missing": "a code is needed: ask for one with POST /api/v1/requests/code",
               "expired": "the code has expired: ask for a new one",
+              "used": "the code has been used: ask for a new one",
               "wrong": f"wrong code; {refused.tries_left} tries left"}[refused.why]
     raise Problem(422, "Invalid request", detail, errors={"code": [detail]})
 
 
 def send_code(order: OrderSnapshot, contact: str) -> str:
     """Send a fresh code to the order's own phone or email (the one `contact` matched);
-    returns where, masked. 429 when one was sent less than a minute ago."""
+    returns where, masked. 429 when one was sent less than a minute ago, or this order
+    has had its codes for the hour. Once sent, the code is dropped from the outbox
+    row: only its hash stays."""
     st = state()
     now = datetime.now(UTC)
-    customer = order.customer
-    assert customer is not None  # contact_matches needs it
-    medium, address = (("email", customer.email) if "@" in contact
-                       else ("message", customer.phone))
+    medium, address = own_address(order, contact)
+    st.code_limiter.check(order.id)
     try:
         with st.sessions.begin() as db:
-            code = codes.issue(db, order.id, contact, now)
+            code = codes.issue(db, order.id, address, now)
             key = f"code:{secrets.token_hex(12)}"  # each code its own message
             outbox_store.add_message(db, key, now, "contact", f"{medium}:{address}",
                                      "request_code", {
@@ -121,7 +138,11 @@ def send_code(order: OrderSnapshot, contact: str) -> str:
         raise Problem(429, "Too many requests", "a code was sent moments ago; wait before "
                       "asking for another", headers={"Retry-After": str(err.retry_after)}
                       ) from err
-    OutboxDelivery(st.sessions, st.settings).deliver([key])
+    st.code_limiter.miss(order.id)  # counted: each code sent
+    report = OutboxDelivery(st.sessions, st.settings).deliver([key])
+    if key in report.result.sent or key in report.result.unreachable:
+        with st.sessions.begin() as db:
+            outbox_store.redact(db, key, ("code",))
     return masked(address)
 
 
@@ -134,16 +155,23 @@ class Submitted:
     created: bool
 
 
-def submit(order: OrderSnapshot, data: dict, photos: list) -> Submitted:
+def submit(order: OrderSnapshot, data: dict, photos: list,
+           claim: Callable[[], None] | None = None) -> Submitted:
     """Open the case the customer asked for (photos already checked), or find the same
-    open request. Refuses lines the order does not allow now (422 naming them)."""
+    open request and add the photos to it. Refuses lines the order does not allow now
+    (422 naming them). `claim` (using up a one-time code) runs once the request is
+    known to be possible, before anything opens."""
     view = intake.order_view(order)
     errors = intake.check_items(view, data["kind"], data["items"], strict=True)
     if errors:
         raise Problem(422, "Not possible for these lines", "; ".join(
             m for ms in errors.values() for m in ms), errors=errors)
+    if claim is not None:
+        claim()
     existing = intake.same_open_request(order.id, data["kind"], data["items"])
     if existing is not None:
+        for prepared in photos[:evidence.room_left(existing)]:
+            evidence.attach(existing.id, prepared, None, True, existing)
         return Submitted(existing, False)
     limiter = state().submit_limiter
     limiter.check(client_address())
@@ -186,10 +214,9 @@ def request_code():
 def create_request():
     data = RequestSchema().load(json_body())
     order = prove_order(data["order_id"], data["contact"])
-    check_code(data["order_id"], data["contact"], data.get("code"), consume=False)
-    done = submit(order, data, [])
-    if done.created:
-        check_code(data["order_id"], data["contact"], data.get("code"), consume=True)
+    check_code(order, data["contact"], data.get("code"), consume=False)
+    done = submit(order, data, [], claim=lambda: check_code(
+        order, data["contact"], data.get("code"), consume=True))
     body = {"case_id": done.case.id, "customer_url": done.case.data.get("customer_url")}
     return body, 201 if done.created else 200
 
@@ -231,7 +258,7 @@ def prove():
             if not code:
                 where = send_code(order, data["contact"])
                 return _step_one(values=values, code_sent_to=where)
-            check_code(data["order_id"], data["contact"], code, consume=True)
+            check_code(order, data["contact"], code, consume=True)
     except ValidationError as err:
         return _step_one(422, values=values, errors=flatten_errors(err.messages))
     except Problem as err:
@@ -280,7 +307,7 @@ def send_request():
     values = {key: form.get(key, "") for key in form}
     items = []
     for line in view.lines:
-        quantity = _int(form.get(f"qty_{line.sku}"))
+        quantity = intake.quantity(form.get(f"qty_{line.sku}"))
         if quantity:
             items.append({"sku": line.sku, "quantity": quantity,
                           "reason": (form.get("reason") or "").strip()})
@@ -290,7 +317,9 @@ def send_request():
             "locale": html_lang()}
     try:
         data = RequestSchema().load(body)
-        files = evidence.read_files("photos", state().settings.max_files)
+        state().submit_limiter.check(client_address())  # before any file is read
+        files = evidence.read_files("photos", min(evidence.REQUEST_FILES,
+                                                  state().settings.max_files))
         photos = [evidence.check_file(content, name) for content, name in files]
         done = submit(order, data, photos)
     except ValidationError as err:
@@ -301,20 +330,18 @@ def send_request():
     except Problem as err:
         return _step_two(view, err.status, values=values, errors=err.errors or {},
                          error=page_error(err))
+    except (ActionRefused, CaseNotRunning, TemporalUnavailable):
+        return _step_two(view, 503, values=values,
+                         error=_("We cannot take requests just now. Please try again in a "
+                                 "moment."))
     session.pop("request_proof", None)
     return redirect(status_path(done.case))
 
 
 def page_error(err: Problem) -> str:
     """A refusal in the page's language (the API's English detail is for integrators)."""
-    if "file" in (err.errors or {}) or err.status == 415:
-        return {
-            413: _("A file is too large. Photos and PDFs may be up to %(image)s MB, videos "
-                   "up to %(video)s MB.", image=state().settings.max_image // 2**20,
-                   video=state().settings.max_video // 2**20),
-            415: _("A file is not a photo (JPEG, PNG, WebP, HEIC), an MP4 video or a PDF."),
-            409: _("Too many files for one request."),
-        }.get(err.status, _("A file is damaged or its name is not allowed."))
+    if "file" in (err.errors or {}) or "photos" in (err.errors or {}) or err.status == 415:
+        return evidence.refusal_words(err)
     if any(key.startswith("items") for key in err.errors or {}):
         return _("Some of the items you chose cannot be asked for now; see the notes next "
                  "to them.")
@@ -323,9 +350,3 @@ def page_error(err: Problem) -> str:
         429: _("Too many attempts. Please wait a few minutes and try again."),
     }.get(err.status, _("Your request could not be sent. Please check it and try again."))
 
-
-def _int(value: str | None) -> int:
-    try:
-        return max(int(value or 0), 0)
-    except ValueError:
-        return 0

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from workflows.case.contracts import CaseItem, OrderLine, OrderSnapshot
+from workflows.case.lifecycle import N_
+from workflows.case.vocabulary import KINDS
 from workflows.sla import SlaPolicy, format_duration
 
 # Kinds that ask for goods to move back under the no-reason rules.
@@ -44,13 +46,13 @@ def check_eligibility(kind: str, items: list[CaseItem], order: OrderSnapshot, no
     return {"eligible": not reasons, "reasons": reasons}
 
 
-# Why a line cannot be asked for with a kind; the pages translate the code, the API
-# says the English sentence.
+# Why a line cannot be asked for with a kind: the API says the words, the pages their
+# translation (marked for extraction).
 REFUSALS = {
-    "nothing_left": "every unit of this line has already been sent back",
-    "not_delivered": "the order has not been delivered yet",
-    "window_passed": "the no-reason return window has passed",
-    "excluded": "this category is excluded from no-reason returns",
+    "nothing_left": N_("already sent back in full"),
+    "not_delivered": N_("not delivered yet"),
+    "window_passed": N_("the return window has passed"),
+    "excluded": N_("not returnable without a reason (category)"),
 }
 
 
@@ -70,8 +72,7 @@ class LineOption:
 
 def line_options(order: OrderSnapshot, now: datetime, policy: SlaPolicy,
                  returned: dict[str, int] | None = None,
-                 kinds: tuple[str, ...] = ("return", "refund", "exchange", "repair",
-                                           "complaint")) -> list[LineOption]:
+                 kinds: tuple[str, ...] = KINDS) -> list[LineOption]:
     """Per line (one per SKU), the kinds of request it allows now and why the others
     are refused: the same rules as check_eligibility, shown before the case is opened."""
     window_passed = (order.delivered_at is not None and

@@ -121,12 +121,6 @@ def _still_running(state: CaseState, actor: Actor, now: datetime) -> Refusal | N
     return None
 
 
-def _can_attach(state: CaseState, actor: Actor, now: datetime) -> Refusal | None:
-    if actor.role == CUSTOMER and state.stage not in OPEN_STAGES:
-        return ("WrongStage", "files can be added while the case is open")
-    return _still_running(state, actor, now)
-
-
 def _can_cancel(state: CaseState, actor: Actor, now: datetime) -> Refusal | None:
     if state.resolution is not None and state.resolution.state == "running":
         return ("WrongStage", "the resolution is running; cancel once it has finished or "
@@ -212,9 +206,10 @@ ACTIONS: tuple[Action, ...] = (
     Action("cancel", "cancel", ReasonInput, OPEN_STAGES, STAFF, N_("Cancel the case"),
            "Cancel an open case", moves=_all(Stage.CANCELLED), when=_can_cancel,
            destructive=True),
-    # Staff's and the customer's: a file (already in the blob store) on the case.
-    Action("attach", "attach", AttachInput, STAGES, (*STAFF, CUSTOMER), N_("Attach a file"),
-           "Add a photo, video or PDF as evidence", moves={}, when=_can_attach),
+    # Staff's and the customer's: a file (already in the blob store) on the case, while
+    # it is open (a closed case may be erased; nothing may bring files back to it).
+    Action("attach", "attach", AttachInput, OPEN_STAGES, (*STAFF, CUSTOMER),
+           N_("Attach a file"), "Add a photo, video or PDF as evidence", moves={}),
     # The customer's, through the status link.
     Action("feedback", "feedback", FeedbackInput, (Stage.FEEDBACK,), (CUSTOMER,),
            N_("Rate the outcome"), "Rate the outcome, 1-5",

@@ -16,6 +16,8 @@ PRIORITIES = ("P1", "P2", "P3", "P4")
 CHANNELS = ("phone", "web", "app", "wechat", "email", "store", "chat", "system")
 TIERS = ("regular", "silver", "gold", "vip")
 ROLES = ("handler", "supervisor", "admin")
+# Names the timeline uses for who acted besides users; no user may be called so.
+RESERVED_NAMES = ("customer", "system", "courier")
 MANAGERS = ("supervisor", "admin")
 # The languages notifications and pages are written in.
 LOCALES = ("zh-CN", "en")
