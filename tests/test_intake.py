@@ -8,8 +8,6 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-import struct
-import zlib
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
@@ -23,6 +21,7 @@ from db.accounts import create_token, create_user
 from db.engine import make_engine, make_sessionmaker
 from db.models import OutboxMessage, RequestCode
 from tests.conftest import BackgroundWorker, make_settings, record_history_sync
+from tests.test_attachment_files import png_header
 from tests.test_blob_store import s3_endpoint  # noqa: F401 (a fixture: moto's S3 server)
 from web import create_app
 from workflows.case.eligibility import line_options
@@ -43,7 +42,7 @@ def stack(temporal_address, order_system_url, sqlite_url, tmp_path, request):
     tokens = {}
     with sessions.begin() as session:
         for name, role in (("alice", "handler"), ("sam", "supervisor")):
-            create_user(session, name, role, f"{name}-pw")
+            create_user(session, name, role, f"{name}-password")
             tokens[name] = create_token(session, name)
     yield app, app.test_client(), tokens, sessions
     state = app.extensions["aftersales"]
@@ -74,7 +73,9 @@ def pick_line(order_system_url: str, allowed: str, refused: str | None = None):
                 return data, line
             if refused is not None and line.refused.get(allowed) == refused:
                 return data, line
-    pytest.skip(f"no demo order has a line for {allowed}/{refused}")
+    # The demo orders are the same for every run (a fixed seed, dates relative to now):
+    # each of these lines exists, so missing one means the demo data changed.
+    pytest.fail(f"no demo order has a line for {allowed}/{refused}")
 
 
 def request_body(order: dict, line, kind: str = "complaint", **changes) -> dict:
@@ -454,16 +455,6 @@ def jpeg_with_gps(size=(640, 480)) -> bytes:
     out = io.BytesIO()
     image.save(out, "JPEG", exif=exif.tobytes())
     return out.getvalue()
-
-
-def png_header(width: int, height: int) -> bytes:
-    """A PNG that claims to be width × height, built by hand (never allocated)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
 
 
 def raw_upload(client, url: str, data: bytes, name: str, headers=None):

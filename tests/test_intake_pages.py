@@ -12,6 +12,7 @@ from PIL import Image
 
 from tests import test_intake
 from tests.test_intake import jpeg_with_gps, pick_line
+from tests.test_pages import signed_in
 
 stack = test_intake.stack  # the same stack fixture
 
@@ -24,18 +25,9 @@ def csrf(page: str) -> str:
     return match.group(1)
 
 
-def sign_in(client, name: str = "alice", lang: str = "en") -> None:
-    page = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
-    response = client.post("/login", data={"username": name, "password": f"{name}-pw",
-                                           "csrf_token": token})
-    assert response.status_code == 302
-    client.set_cookie("lang", lang)
-
-
 def test_a_handler_records_a_phone_complaint_from_the_desk(stack, order_system_url):
-    _app, client, tokens, _ = stack
-    sign_in(client)
+    app, _client, tokens, _ = stack
+    client = signed_in(app, "alice")
     order, line = pick_line(order_system_url, "return")
     by_phone = client.get(f"/desk/new?phone={order['customer']['phone']}")
     assert by_phone.status_code == 200
@@ -77,8 +69,8 @@ def test_a_handler_records_a_phone_complaint_from_the_desk(stack, order_system_u
 
 
 def test_an_orderless_complaint_needs_a_contact(stack):
-    _app, client, _tokens, _ = stack
-    sign_in(client)
+    app, _client, _tokens, _ = stack
+    client = signed_in(app, "alice")
     page = client.get("/desk/new?orderless=1").get_data(as_text=True)
     form = {"csrf_token": csrf(page), "order_id": "", "kind": "complaint",
             "channel": "store", "customer_name": "周先生", "customer_phone": "",

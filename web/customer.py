@@ -69,15 +69,23 @@ def answer(token: str):
     return _send(token, build, _("Thank you, we have your answer."))
 
 
+def _linked(token: str):
+    """(the case behind the link, None), or (None, the page to answer with instead)."""
+    try:
+        row, why, _events = lookup_link(token)
+    except Problem:  # too many wrong links: the page says so
+        return None, redirect(url_for("customer.page", token=token))
+    if row is None:
+        return None, _gone(why or "unknown")
+    return row, None
+
+
 @customer.post("/s/<token>/files")
 def upload(token: str):
     """A photo, a video or the invoice from the customer while the case is open."""
-    try:
-        row, why, _events = lookup_link(token)
-    except Problem:
-        return redirect(url_for("customer.page", token=token))
+    row, answer = _linked(token)
     if row is None:
-        return _gone(why or "unknown")
+        return answer
     try:
         evidence.precheck(row, None)
         files = evidence.read_files("file", evidence.room_left(row))
@@ -97,12 +105,9 @@ def upload(token: str):
 
 
 def _send(token: str, build, thanks: str):
-    try:
-        row, why, _events = lookup_link(token)
-    except Problem:
-        return redirect(url_for("customer.page", token=token))
+    row, answer = _linked(token)
     if row is None:
-        return _gone(why or "unknown")
+        return answer
     try:
         action, data = build()
         customer_action(row.id, action, data)
