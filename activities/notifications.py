@@ -106,7 +106,9 @@ class OutboxDelivery:
                                                         self._settings),
                     medium=person.medium, to=person.address, to_name=person.name,
                     locale=person.locale, subject=text.subject, body=text.body,
-                    case_id=item.case_id, template=item.template))
+                    case_id=item.case_id, template=item.template,
+                    params={k: v for k, v in context.items()
+                            if isinstance(v, str | int | float)}))
                 # Recorded at once: the window in which a crash would send it again is
                 # this one write, which also marks the row sent after the last address.
                 delivered.append(person.address)

@@ -13,7 +13,7 @@ import importlib
 import logging
 import smtplib
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
@@ -61,6 +61,15 @@ class OutgoingMessage:
     body: str
     case_id: str | None = None
     template: str = ""
+    # The template's values (case id, status link, question, ...): what providers that
+    # send pre-registered templates (SMS, WeChat) fill in instead of the rendered body.
+    params: dict = field(default_factory=dict)
+
+
+class PermanentDeliveryError(Exception):
+    """The provider refused this message for good (an invalid number, a user who
+    unsubscribed): retrying cannot help. Delivery records it on the case's timeline and
+    stops; any other exception is retried."""
 
 
 @runtime_checkable
