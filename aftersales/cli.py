@@ -114,14 +114,18 @@ def users() -> None:
 @click.option("--email", default="", help="Where the user's notifications go.")
 @click.option("--locale", type=click.Choice(["", "zh-CN", "en"]), default="",
               help="Language of the user's notifications (default: AFTERSALES_DEFAULT_LOCALE).")
-def users_create(name: str, role: str, password: str | None, email: str, locale: str) -> None:
+@click.option("--display-name", default="",
+              help="How customers see the user on replies (default: Customer service).")
+def users_create(name: str, role: str, password: str | None, email: str, locale: str,
+                 display_name: str) -> None:
     """Create a staff user."""
     from db.accounts import AccountError, create_user
 
     sessions = _sessions()
     try:
         with sessions.begin() as session:
-            create_user(session, name, role, password, email=email, locale=locale)
+            create_user(session, name, role, password, email=email, locale=locale,
+                        display_name=display_name)
     except AccountError as err:
         raise click.ClickException(str(err)) from err
     click.echo(f"created {role} {name}")

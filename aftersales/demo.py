@@ -21,8 +21,11 @@ DEMO_USERS = (
     ("admin", "admin", "admin-demo"),
 )
 # Where their notifications go (the dev stack's SMTP sink shows them at /dev/mail).
-DEMO_ADDRESSES = {"alice": ("alice@example.com", "zh-CN"), "bob": ("bob@example.com", "en"),
-                  "sam": ("sam@example.com", "en"), "admin": ("admin@example.com", "en")}
+# Address, language and the name customers see on replies.
+DEMO_ADDRESSES = {"alice": ("alice@example.com", "zh-CN", "客服小艾"),
+                  "bob": ("bob@example.com", "en", "Bob (service)"),
+                  "sam": ("sam@example.com", "en", ""),
+                  "admin": ("admin@example.com", "en", "")}
 
 DEMO_CASES = (
     {"kind": "complaint", "channel": "phone", "order_id": "SO-10001",
@@ -49,8 +52,9 @@ def seed_demo(settings: Settings, web_url: str) -> Iterator[str]:
         fresh = get_user(session, "alice") is None
         if fresh:
             for name, role, password in DEMO_USERS:
-                email, locale = DEMO_ADDRESSES[name]
-                create_user(session, name, role, password, email=email, locale=locale)
+                email, locale, shown = DEMO_ADDRESSES[name]
+                create_user(session, name, role, password, email=email, locale=locale,
+                            display_name=shown)
         token = create_token(session, "alice")
     engine.dispose()
     for name, role, password in DEMO_USERS:

@@ -19,7 +19,7 @@ class AccountError(ValueError):
 
 
 def create_user(session: Session, name: str, role: str, password: str | None = None,
-                email: str = "", locale: str = "") -> User:
+                email: str = "", locale: str = "", display_name: str = "") -> User:
     if role not in ROLES:
         raise AccountError(f"unknown role '{role}' (one of {', '.join(ROLES)})")
     if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").replace(
@@ -30,6 +30,9 @@ def create_user(session: Session, name: str, role: str, password: str | None = N
                            "choose another user name")
     if locale and locale not in LOCALES:
         raise AccountError(f"unknown locale '{locale}' (one of {', '.join(LOCALES)})")
+    if len(display_name) > 40 or display_name != display_name.strip():
+        raise AccountError("a display name is at most 40 characters, without leading or "
+                           "trailing spaces")
     if session.get(User, name) is not None:
         raise AccountError(f"user '{name}' already exists")
     user = User(
@@ -40,6 +43,7 @@ def create_user(session: Session, name: str, role: str, password: str | None = N
         created_at=datetime.now(UTC),
         email=email,
         locale=locale,
+        display_name=display_name,
     )
     session.add(user)
     return user

@@ -229,6 +229,10 @@ class User(Base):
     # Where staff notifications go, and in which language ("" = the default locale).
     email: Mapped[str] = mapped_column(String(200), nullable=False, default="")
     locale: Mapped[str] = mapped_column(String(8), nullable=False, default="")
+    # How customers see this user on their replies ("" : "Customer service"); never the
+    # user name or a full name unless the user chose so.
+    display_name: Mapped[str] = mapped_column(String(40), nullable=False, default="",
+                                              server_default="")
 
 
 class ApiToken(Base):
@@ -349,3 +353,34 @@ class SchedulerLease(Base):
     run_key: Mapped[str | None] = mapped_column(String(64))
     done_key: Mapped[str | None] = mapped_column(String(64))
     done_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class EventSubscription(Base):
+    """An endpoint of AFTERSALES_EVENT_WEBHOOK_URL as events-out knows it: from which
+    timeline event on it is owed events, and whether it said it is gone (410)."""
+
+    __tablename__ = "event_subscriptions"
+
+    url: Mapped[str] = mapped_column(String(500), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    # Every timeline event with an id above this is owed to the endpoint (or delivered,
+    # per its case's cursor); raised as the oldest owed event moves on.
+    low_water: Mapped[int] = mapped_column(Integer, nullable=False)
+    state: Mapped[str] = mapped_column(String(8), nullable=False)  # active | gone
+    last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class EventCursor(Base):
+    """How far one endpoint has received one case's timeline (in order, per case), and
+    when to try again after a failure."""
+
+    __tablename__ = "event_cursors"
+
+    url: Mapped[str] = mapped_column(ForeignKey("event_subscriptions.url"),
+                                     primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    retry_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))

@@ -72,6 +72,7 @@ ACTION_BODIES = {
     "inspect": {"passed": True},
     "request-info": {"question": "photo please"},
     "note": {"text": "called the customer"},
+    "reply": {"message": "we are on it"},
     "tag": {"add": ["vip"]},
     "escalate": {"reason": "angry"},
     "approve": {"note": "fine"},

@@ -32,6 +32,7 @@ from workflows.case.contracts import (
     Projection,
     ReasonInput,
     ReplyInput,
+    StaffReplyInput,
     RequestInfoInput,
     Resolution,
     ResolveInput,
@@ -202,6 +203,8 @@ async def test_request_info_pause_keeps_used_time(skipping_env, sqlite_url, orde
         remaining = confirm.due_at - snap.updated_at
         assert abs(remaining - 6 * HOUR) < timedelta(minutes=1)
 
+        # The answer waits for a reply; the handler writes back, so only confirm runs on.
+        await handle.execute_update(CaseWorkflow.staff_reply, StaffReplyInput(ALICE, "收到"))
         await skipping_env.sleep(5 * HOUR)
         assert not (await handle.query(CaseWorkflow.snapshot)).overdue
         await skipping_env.sleep(2 * HOUR)

@@ -133,7 +133,7 @@ def test_the_case_page_offers_only_what_can_succeed(app):
     client = signed_in(app, "hank")
     html = client.get("/desk/cases/AS-C1").get_data(as_text=True)
     forms = set(re.findall(r'<form [^>]*id="act-([a-z-]+)"', html))
-    assert forms == {"confirm", "reject", "request-info", "assign", "tag", "note",
+    assert forms == {"confirm", "reject", "request-info", "assign", "tag", "reply", "note",
                      "escalate", "cancel"}
     # A handler takes the case; only managers choose someone else.
     assert ">Take this case</button>" in html and 'id="assign-to"' not in html
@@ -191,7 +191,8 @@ def test_customer_page_states_and_links_that_do_not_work(app):
     assert "我们需要向您确认" in html and "哪一件有问题？" in html
     assert 'name="message"' in html and 'name="rating"' not in html
     rating = client.get("/s/tok-AS-F", headers={"Accept-Language": "en"}).get_data(as_text=True)
-    assert 'name="rating"' in rating and 'name="message"' not in rating
+    # No question pending: the message form is there to write, not to answer.
+    assert 'name="rating"' in rating and ">Write to us</label>" in rating
     assert "Please rate how we handled your case." in rating
     unknown = client.get("/s/no-such-link", headers={"Accept-Language": "zh-CN"})
     assert unknown.status_code == 404 and "无法识别此链接" in unknown.get_data(as_text=True)

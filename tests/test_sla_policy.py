@@ -60,8 +60,10 @@ def test_shipped_policy_has_the_default_targets():
     policy = load_policy()
     for kind in KINDS:
         assert policy.targets_for(kind, "P1") == StageTargets(
-            confirm=30 * MINUTE, analyze=4 * HOUR, resolution=24 * HOUR, revisit_after=1 * DAY
-        )
+            confirm=30 * MINUTE, analyze=4 * HOUR, resolution=24 * HOUR, revisit_after=1 * DAY,
+            reply=15 * MINUTE)
+        assert [policy.targets_for(kind, p).reply for p in ("P2", "P3", "P4")] == [
+            HOUR, 4 * HOUR, 8 * HOUR]
         assert policy.targets_for(kind, "P4").resolution == 7 * DAY
         assert policy.targets_for(kind, "P4").revisit_after == 7 * DAY
     assert policy.targets_for("return", "P2").confirm == 2 * HOUR
@@ -136,8 +138,8 @@ def test_kind_table_overrides_only_the_keys_it_gives(tmp_path):
         )
     )
     assert policy.targets_for("return", "P3") == StageTargets(
-        confirm=4 * HOUR, analyze=24 * HOUR, resolution=72 * HOUR, revisit_after=3 * DAY
-    )
+        confirm=4 * HOUR, analyze=24 * HOUR, resolution=72 * HOUR, revisit_after=3 * DAY,
+        reply=4 * HOUR)
     assert policy.targets_for("complaint", "P3").confirm == 8 * HOUR
     assert policy.targets_for("return", "P2").confirm == 2 * HOUR
 
@@ -156,8 +158,8 @@ def test_kind_overrides_default_which_overrides_the_shipped_numbers(tmp_path):
         )
     )
     assert policy.targets_for("refund", "P1") == StageTargets(
-        confirm=10 * MINUTE, analyze=2 * HOUR, resolution=24 * HOUR, revisit_after=1 * DAY
-    )
+        confirm=10 * MINUTE, analyze=2 * HOUR, resolution=24 * HOUR, revisit_after=1 * DAY,
+        reply=15 * MINUTE)
     assert policy.targets_for("exchange", "P1").confirm == 15 * MINUTE
     assert sorted(policy.targets) == sorted(KINDS)
     assert all(sorted(by_priority) == list(PRIORITIES) for by_priority in policy.targets.values())

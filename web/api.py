@@ -145,7 +145,8 @@ def create_user():
     try:
         with state().sessions.begin() as session:
             user = accounts.create_user(session, data["name"], data["role"], data["password"],
-                                        email=data["email"], locale=data["locale"])
+                                        email=data["email"], locale=data["locale"],
+                                        display_name=data["display_name"])
             body = user_json(user)
     except accounts.AccountError as err:
         raise Problem(422, "Invalid request", str(err), errors={"name": [str(err)]}) from err

@@ -16,7 +16,7 @@ from aftersales.converter import decode
 from db.cases import as_utc
 from db.models import Case
 from web.representation import SYSTEM_NAMES
-from workflows.case.contracts import Actor, CaseState
+from workflows.case.contracts import MAX_MESSAGE_LENGTH, Actor, CaseState
 from workflows.case.eligibility import REFUSALS
 from workflows.case.lifecycle import ACTIONS, BY_NAME, available
 from workflows.case.vocabulary import OPEN_STAGES
@@ -66,6 +66,7 @@ CLOCK_NAMES = {
     "resolution": _l("resolution"),
     "revisit": _l("follow-up"),
     "legal_refund": _l("legal refund deadline"),
+    "reply": _l("reply to the customer"),
 }
 STATUS_NAMES = {
     "open": _l("Open"),
@@ -129,7 +130,8 @@ EVENT_NAMES = {
     "approved": _l("approved"),
     "inspected": _l("inspected the goods"),
     "info_requested": _l("asked the customer"),
-    "customer_replied": _l("the customer answered"),
+    "customer_replied": _l("the customer wrote"),
+    "staff_replied": _l("replied to the customer"),
     "note": _l("note"),
     "tagged": _l("changed the tags"),
     "attachment_added": _l("added a file"),
@@ -287,6 +289,22 @@ def available_actions(row: Case, role: str, user: str, now: datetime) -> list[st
     return [a.name for a in available(case_state(row), Actor(user, role), now)]
 
 
+def thread(messages: list[dict], files: list[dict]) -> list[dict]:
+    """The conversation as the pages show it, oldest first: each message with the files
+    it brought, and each file that came on its own (an upload) as an entry of its own,
+    where it falls in time. `files` are attachment views (with their URLs); each keeps
+    `by`: `customer`, a user name, or `staff` in the customer's view."""
+    by_id = {f["id"]: f for f in files}
+    carried = {a for m in messages for a in m.get("attachments") or []}
+    entries = [{**m, "files": [by_id[a] for a in m.get("attachments") or [] if a in by_id]}
+               for m in messages]
+    entries += [{"id": f["id"], "author": "customer" if f["by"] == "customer" else "staff",
+                 "display_name": "", "by": f["by"], "text": "", "at": f["at"],
+                 "channel": "", "internal": False, "files": [f]}
+                for f in files if f["id"] not in carried]
+    return sorted(entries, key=lambda e: str(e["at"] or ""))
+
+
 def register(app) -> None:
     """The names and helpers every page template uses, as Jinja globals."""
     app.jinja_env.globals.update(
@@ -299,4 +317,4 @@ def register(app) -> None:
         ORDER_STATUS_NAMES=ORDER_STATUS_NAMES, PAYMENT_NAMES=PAYMENT_NAMES,
         ACTOR_NAMES=ACTOR_NAMES, PARCEL_WORDS=PARCEL_WORDS, STEP_NAMES=STEP_NAMES,
         STEP_STATES=STEP_STATES, SYSTEM_NAMES=SYSTEM_NAMES, SENTIMENT_NAMES=SENTIMENT_NAMES,
-        REFUSALS=REFUSALS, urgency=urgency)
+        REFUSALS=REFUSALS, MAX_MESSAGE_LENGTH=MAX_MESSAGE_LENGTH, urgency=urgency)

@@ -28,10 +28,12 @@ def action_input(action: Action, actor: Actor | None, data: dict) -> Any:
     return decode(action.input, value)
 
 
-def perform_action(case_id: str, name: str, data: dict) -> UpdateResult:
+def perform_action(case_id: str, name: str, data: dict, channel: str = "api"
+                   ) -> UpdateResult:
     """Check the caller's right to the action (its body already loaded by its schema)
-    and send it to the case. Raises Problem, ActionRefused, CaseNotRunning or
-    TemporalUnavailable; the workflow refuses what does not fit the case."""
+    and send it to the case (`channel`: `desk` or `api`, where it was written). Raises
+    Problem, ActionRefused, CaseNotRunning or TemporalUnavailable; the workflow refuses
+    what does not fit the case."""
     action = BY_NAME[name]
     check(action.permission)
     st = current_app.extensions["aftersales"]
@@ -42,6 +44,10 @@ def perform_action(case_id: str, name: str, data: dict) -> UpdateResult:
                 raise Problem(422, "Invalid request", "no such active user",
                               errors={"assignee": [f"no active user '{data['assignee']}'"]})
     user = current_user()
+    if name == "reply":  # signed as the customer will see it; where it was written
+        data = {**data, "display_name": user.display_name, "channel": channel}
+    elif name == "note":
+        data = {**data, "channel": channel}
     return st.gateway.act(case_id, action.update, action_input(action, Actor(user.name,
                                                                               user.role), data))
 

@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from marshmallow import ValidationError
 
 from web import evidence
-from web.caseview import field_label, progress
+from web.caseview import field_label, progress, thread
 from web.commands import customer_action
 from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
 from web.problems import Problem, flatten_errors
@@ -49,6 +49,7 @@ def page(token: str):
                for e in events if e.type in CUSTOMER_EVENTS]
     return render_template(
         "customer.html", case=row, view=view, history=list(reversed(history)),
+        thread=thread(view["messages"], view["attachments"]),
         progress=progress(row.stage), token=token)
 
 
@@ -61,12 +62,17 @@ def rate(token: str):
     return _send(token, build, _("Thank you for your rating."))
 
 
-@customer.post("/s/<token>/answer")
-def answer(token: str):
+@customer.post("/s/<token>/messages")
+def write(token: str):
+    """The customer's message (an answer when a question is pending)."""
     def build():
-        return "reply", ReplySchema().load({
+        return "message", ReplySchema().load({
             "message": (request.form.get("message") or "").strip()})
-    return _send(token, build, _("Thank you, we have your answer."))
+    return _send(token, build, _("Thank you, we have your message."), anchor="messages")
+
+
+# The answer form's first address, for pages and links made before the conversation.
+customer.add_url_rule("/s/<token>/answer", "answer", write, methods=["POST"])
 
 
 def _linked(token: str):
@@ -104,7 +110,7 @@ def upload(token: str):
     return redirect(url_for("customer.page", token=token, _anchor="files"))
 
 
-def _send(token: str, build, thanks: str):
+def _send(token: str, build, thanks: str, anchor: str | None = None):
     row, answer = _linked(token)
     if row is None:
         return answer
@@ -122,7 +128,7 @@ def _send(token: str, build, thanks: str):
         flash(_("We could not save that just now. Please try again in a moment."), "error")
     else:
         flash(thanks, "success")
-    return redirect(url_for("customer.page", token=token))
+    return redirect(url_for("customer.page", token=token, _anchor=anchor))
 
 
 def _int(value: str | None) -> int | str | None:

@@ -28,6 +28,7 @@ from web.caseview import (
     field_label,
     open_breach,
     progress,
+    thread,
 )
 from web.commands import perform_action
 from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
@@ -101,9 +102,15 @@ def case_page(case_id: str):
         picked = next((r for r in replies if r["key"] == chosen), None)
         if picked:
             prefill[picked["action"]] = picked["text"]
+    files = [{**f, "url": url_for("desk.attachment", case_id=case_id, attachment_id=f["id"]),
+              "thumbnail_url": url_for("desk.attachment", case_id=case_id,
+                                       attachment_id=f["id"], size="thumb")
+              if f.get("thumbnail_sha256") else None}
+             for f in row.data.get("attachments") or []]
     return render_template(
         "case.html", **page_context(
             case=row, data=row.data, events=events, actions=actions,
+            thread=thread(row.data.get("messages") or [], files),
             progress=progress(row.stage, staff=True), breach=open_breach(row, now),
             by_customer=by_customer, by_order=by_order, users=users, replies=replies,
             prefill=prefill, PRIORITIES=PRIORITIES, KINDS=KINDS))
@@ -118,7 +125,7 @@ def act(case_id: str, action: str):
         return back
     try:
         data = ACTION_SCHEMAS[action]().load(form_body(action, request.form))
-        perform_action(case_id, action, data)
+        perform_action(case_id, action, data, channel="desk")
     except ValidationError as err:
         for field in flatten_errors(err.messages):
             flash(_("Check “%(field)s”: it is missing or not valid.",

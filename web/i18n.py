@@ -47,8 +47,8 @@ def init_app(app: Flask) -> None:
     app.after_request(_remember_language)
     app.jinja_env.globals.update(LANGUAGES=LANGUAGES, current_lang=current_lang,
                                  html_lang=html_lang, lang_url=lang_url)
-    app.jinja_env.filters.update(when=when, due_in=due_in, money=money, duration=duration,
-                                 listing=listing)
+    app.jinja_env.filters.update(when=when, due_in=due_in, since=since, money=money,
+                                 duration=duration, listing=listing)
 
 
 def _remember_language(response):
@@ -102,6 +102,14 @@ def due_in(value: datetime | None, now: datetime) -> str:
     if left >= timedelta(0):
         return str(_l("in %(time)s", time=format_timedelta(left, threshold=1.0)))
     return str(_l("overdue by %(time)s", time=format_timedelta(-left, threshold=1.0)))
+
+
+def since(value: datetime | str | None, now: datetime) -> str:
+    """How long ago, in the page's language ('2 hours'): how long someone has waited."""
+    if value in (None, ""):
+        return ""
+    moment = as_utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
+    return format_timedelta(max(now - moment, timedelta(0)), threshold=1.0)
 
 
 def duration(seconds: float | int | None) -> str:

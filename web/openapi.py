@@ -72,9 +72,10 @@ def build_spec() -> dict:
     )
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     named: tuple[tuple[str, type[Schema]], ...] = (
-        # Triage and Attachment before Case, which nests them.
+        # Triage, Attachment and Message before Case, which nests them.
         ("Problem", s.ProblemSchema), ("Triage", s.TriageSchema),
-        ("Attachment", s.AttachmentSchema), ("Case", s.CaseSchema),
+        ("Attachment", s.AttachmentSchema), ("Message", s.MessageSchema),
+        ("Case", s.CaseSchema),
         ("CaseList", s.CaseListSchema),
         ("CustomerView", s.CustomerViewSchema), ("User", s.UserSchema),
         ("UserList", s.UserListSchema), ("Health", s.HealthSchema),
@@ -139,11 +140,14 @@ def build_spec() -> dict:
         "responses": {"200": _json("CustomerView", "The case as the customer sees it"),
                       **_problems(404, 429, 503)},
     }})
-    for name, body_name in (("feedback", "Feedback"), ("reply", "Reply")):
-        spec.path(f"/api/v1/status/{{token}}/{name}", operations={"post": {
+    # (path, action, body, status): `reply` is the first name of `messages`.
+    for path, name, body_name, code in (("feedback", "feedback", "Feedback", "200"),
+                                        ("messages", "message", "Reply", "201"),
+                                        ("reply", "message", "Reply", "200")):
+        spec.path(f"/api/v1/status/{{token}}/{path}", operations={"post": {
             "summary": BY_NAME[name].summary, "parameters": [token],
             "requestBody": _body(body_name),
-            "responses": {"200": _json("CustomerView", "The case as the customer sees it"),
+            "responses": {code: _json("CustomerView", "The case as the customer sees it"),
                           **_problems(400, 404, 409, 422, 429, 503)},
         }})
     upload = {"required": True, "content": {"multipart/form-data": {"schema": {

@@ -22,7 +22,7 @@ CUSTOMER_EVENTS = {
     "inspected": _l("We checked the returned goods"),
     "resolved": _l("Done: the resolution was carried out"),
     "info_requested": _l("We asked you a question"),
-    "customer_replied": _l("You answered our question"),
+    "customer_replied": _l("You wrote to us"),
     "feedback": _l("You rated our service"),
     "reopened": _l("Your case was reopened"),
     "cancelled": _l("Your case was cancelled"),
@@ -102,7 +102,7 @@ def case_json(row: Case, events: list[TimelineEvent] | None = None) -> dict:
 # The snapshot's fields the staff see, with the value a row written before the field
 # existed shows.
 _STATE_FIELDS = tuple(n for n in CaseSchema().fields if n not in ("timeline", "deadlines"))
-_DEFAULTS: dict = {"priority_reasons": [], "reopen_count": 0, "tags": []}
+_DEFAULTS: dict = {"priority_reasons": [], "reopen_count": 0, "tags": [], "messages": []}
 
 
 def attachment_json(item: dict, base: str) -> dict:
@@ -145,9 +145,21 @@ def customer_attachments(row: Case, token: str) -> list[dict]:
     return shown
 
 
+def customer_messages(row: Case) -> list[dict]:
+    """The conversation as the customer sees it: no internal notes, staff by their
+    display name only (never the user name), files only those the customer may open."""
+    visible = {a["id"] for a in row.data.get("attachments") or [] if visible_to_customer(a)}
+    return [{"id": m["id"], "author": m["author"],
+             "display_name": m.get("display_name") or "" if m["author"] == "staff" else "",
+             "text": m["text"], "at": m["at"], "channel": m["channel"],
+             "attachments": [a for a in m.get("attachments") or [] if a in visible]}
+            for m in row.data.get("messages") or [] if not m.get("internal")]
+
+
 def user_json(user) -> dict:
     return {"name": user.name, "role": user.role, "active": user.active,
             "email": user.email, "locale": user.locale,
+            "display_name": user.display_name,
             "created_at": jsonable(user.created_at)}
 
 
@@ -199,4 +211,7 @@ def customer_json(row: Case, events: list[TimelineEvent], token: str) -> dict:
         ],
         "attachments": customer_attachments(row, token),
         "can_attach": row.stage in BY_NAME["attach"].stages,
+        "messages": customer_messages(row),
+        # Open, or closed and its link still shown (the reopen window): write to us.
+        "can_write": row.stage in BY_NAME["message"].stages,
     }

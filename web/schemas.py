@@ -9,6 +9,7 @@ from decimal import Decimal
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from workflows.case.contracts import (
+    MAX_MESSAGE_LENGTH,
     MAX_TAG_LENGTH,
     MAX_TAGS,
     AnalyzeInput,
@@ -23,6 +24,7 @@ from workflows.case.contracts import (
     RequestInfoInput,
     ResolveInput,
     RevisitInput,
+    StaffReplyInput,
     TagInput,
     tag_problem,
 )
@@ -154,6 +156,7 @@ class UserCreateSchema(Schema):
                              validate=validate.Length(min=8, max=200))
     email = fields.Email(load_default="", validate=validate.Length(max=200))
     locale = fields.String(load_default="", validate=validate.OneOf(("", *LOCALES)))
+    display_name = fields.String(load_default="", validate=validate.Length(max=40))
 
 
 class AssignSchema(Schema):
@@ -262,14 +265,27 @@ class FeedbackSchema(Schema):
     comment = fields.String(load_default="", validate=OPTIONAL_TEXT)
 
 
+MESSAGE = validate.Length(min=1, max=MAX_MESSAGE_LENGTH,
+                          error=f"between 1 and {MAX_MESSAGE_LENGTH} characters")
+
+
 class ReplySchema(Schema):
-    contract = ReplyInput
-    message = fields.String(required=True, validate=TEXT)
+    """What the customer writes (`POST /api/v1/status/<token>/messages`)."""
+
+    contract: type = ReplyInput
+    message = fields.String(required=True, validate=MESSAGE)
 
     @validates("message")
     def not_blank(self, value: str, **kwargs) -> None:
         if not value.strip():
             raise ValidationError("the message is empty")
+
+
+class StaffReplySchema(ReplySchema):
+    """A handler's reply to the customer (the `reply` action); who signs it is the
+    server's to say, from the user's display name."""
+
+    contract = StaffReplyInput
 
 
 TRIAGE_MAX = 5000
@@ -292,8 +308,12 @@ class TriageRequestSchema(Schema):
 
 # The body schema of each staff action, found by the input dataclass its table row
 # names (workflows/case/lifecycle.py): a new action needs only its schema above.
-_BY_CONTRACT = {contract: cls for cls in Schema.__subclasses__()
-                if (contract := getattr(cls, "contract", None)) is not None}
+def _descendants(cls: type) -> list[type]:
+    return [sub for child in cls.__subclasses__() for sub in (child, *_descendants(child))]
+
+
+_BY_CONTRACT = {contract: cls for cls in _descendants(Schema)
+                if (contract := cls.__dict__.get("contract")) is not None}
 ACTION_SCHEMAS: dict[str, type[Schema]] = {
     action.name: _BY_CONTRACT[action.input] for action in STAFF_ACTIONS}
 
@@ -384,6 +404,21 @@ class AttachmentSchema(Schema):
     shared = fields.Boolean(required=True)
 
 
+class MessageSchema(Schema):
+    """One message of the conversation; the customer's view leaves out notes and the
+    staff's user names."""
+
+    id = fields.String(required=True)
+    author = fields.String(required=True, validate=validate.OneOf(("customer", "staff")))
+    display_name = fields.String(required=True)
+    text = fields.String(required=True)
+    at = fields.DateTime(required=True)
+    channel = fields.String(required=True)
+    attachments = fields.List(fields.String(), required=True)
+    by = fields.String()
+    internal = fields.Boolean()
+
+
 class CaseSchema(Schema):
     id = fields.String(required=True)
     kind = fields.String(required=True, validate=validate.OneOf(KINDS))
@@ -416,6 +451,8 @@ class CaseSchema(Schema):
     closed_at = fields.DateTime(required=True, allow_none=True)
     tags = fields.List(fields.String(), required=True)
     attachments = fields.List(fields.Nested(AttachmentSchema), required=True)
+    messages = fields.List(fields.Nested(MessageSchema), required=True)
+    awaiting_reply_since = fields.DateTime(required=True, allow_none=True)
     customer_url = fields.String(required=True)
     version = fields.Integer(required=True)
     timeline = fields.List(fields.Nested(TimelineEventSchema))
@@ -452,6 +489,8 @@ class CustomerViewSchema(Schema):
     history = fields.List(fields.Nested(CustomerHistorySchema), required=True)
     attachments = fields.List(fields.Nested(AttachmentSchema), required=True)
     can_attach = fields.Boolean(required=True)
+    messages = fields.List(fields.Nested(MessageSchema), required=True)
+    can_write = fields.Boolean(required=True)
 
 
 class AttachmentListSchema(Schema):
@@ -469,6 +508,7 @@ class UserSchema(Schema):
     active = fields.Boolean(required=True)
     email = fields.String(required=True)
     locale = fields.String(required=True)
+    display_name = fields.String(required=True)
     created_at = fields.DateTime(required=True)
 
 

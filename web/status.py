@@ -56,10 +56,18 @@ def feedback(token: str):
     return _send(token, "feedback", data)
 
 
+@status.post("/api/v1/status/<token>/messages")
+def message(token: str):
+    """The customer writes; it answers the pending question when there is one."""
+    data = ReplySchema().load(json_body())
+    return _send(token, "message", data), 201
+
+
 @status.post("/api/v1/status/<token>/reply")
 def reply(token: str):
+    """The first name of `messages`, kept for clients written against it."""
     data = ReplySchema().load(json_body())
-    return _send(token, "reply", data)
+    return _send(token, "message", data)
 
 
 def _send(token: str, action: str, data: dict):

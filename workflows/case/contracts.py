@@ -235,6 +235,29 @@ class Attachment:
     height: int | None = None
 
 
+# One message of the conversation: 1 to 4,000 characters.
+MAX_MESSAGE_LENGTH = 4000
+
+
+@dataclass
+class Message:
+    """One message of the case's conversation: the customer's (status page, email), a
+    handler's reply (the customer sees it), or an internal note (staff only)."""
+
+    id: str
+    author: str  # customer | staff
+    text: str
+    at: datetime
+    channel: str  # web | email | desk | api
+    # What the customer sees as the writer of a staff message; the user's own name
+    # stays in `by`, which only staff see.
+    display_name: str = ""
+    by: str = ""
+    internal: bool = False  # a note: never in the customer's view
+    attachments: list[str] = field(default_factory=list)  # attachment ids
+    answers: str | None = None  # the question it answered, if any
+
+
 @dataclass
 class CaseState:
     """Everything a case is, in one place: the workflow holds one of these and changes
@@ -287,6 +310,10 @@ class CaseState:
     tags: list[str] = field(default_factory=list)
     # Evidence: photos, videos and PDFs from the customer and staff (the `attach` action).
     attachments: list[Attachment] = field(default_factory=list)
+    # The conversation, oldest first; and since when the customer's last message waits
+    # for an answer (None: nobody is waiting).
+    messages: list[Message] = field(default_factory=list)
+    awaiting_reply_since: datetime | None = None
     # The workflow's own bookkeeping, kept with the rest so nothing lives beside it.
     revisit_notified: bool = False
     inspection: dict | None = None
@@ -496,6 +523,7 @@ class RequestInfoInput:
 class NoteInput:
     actor: Actor
     text: str
+    channel: str = "desk"  # desk | api | email (a mail for staff to check)
 
 
 # Free-text tags on a case (the `tag` action): how many, and how long each.
@@ -552,7 +580,22 @@ class FeedbackInput:
 
 @dataclass
 class ReplyInput:
+    """The customer writes (the update keeps its first name, `reply`, from when it
+    could only answer a question)."""
+
     message: str
+    channel: str = "web"  # web | email
+    attachments: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StaffReplyInput:
+    """A handler answers the customer; the customer sees it, signed `display_name`."""
+
+    actor: Actor
+    message: str
+    display_name: str = ""
+    channel: str = "desk"  # desk | api
 
 
 @dataclass

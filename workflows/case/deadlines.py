@@ -20,9 +20,9 @@ from workflows.sla import ALWAYS_OPEN, BusinessCalendar, CalendarSpec, SlaPolicy
 
 # Clocks that warn before they breach and escalate a second time; the revisit clock
 # only turns overdue.
-WARNED_CLOCKS = ("confirm", "analyze", "resolution", "legal_refund")
+WARNED_CLOCKS = ("confirm", "analyze", "resolution", "legal_refund", "reply")
 # Clocks whose target follows kind and priority; the legal clock's is the law's.
-RETARGETED_CLOCKS = ("confirm", "analyze", "resolution")
+RETARGETED_CLOCKS = ("confirm", "analyze", "resolution", "reply")
 # Legal deadlines count calendar days, not the retailer's working hours.
 LEGAL_CALENDAR = BusinessCalendar.from_spec(CalendarSpec(hours=ALWAYS_OPEN))
 # The clock that measures the current stage.

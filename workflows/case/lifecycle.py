@@ -34,6 +34,7 @@ from workflows.case.contracts import (
     RequestInfoInput,
     ResolveInput,
     RevisitInput,
+    StaffReplyInput,
     TagInput,
 )
 from workflows.case.vocabulary import (
@@ -128,10 +129,6 @@ def _can_cancel(state: CaseState, actor: Actor, now: datetime) -> Refusal | None
     return None
 
 
-def _can_reply(state: CaseState, actor: Actor, now: datetime) -> Refusal | None:
-    if state.pending_question is None:
-        return ("WrongStage", "the case is not waiting for an answer from you")
-    return None
 
 
 # ---------------------------------------------------------------- the table
@@ -192,6 +189,10 @@ ACTIONS: tuple[Action, ...] = (
            when=_can_assign),
     Action("tag", "tag", TagInput, STAGES, STAFF, N_("Tags"),
            "Add or remove free-text tags", moves={}, when=_still_running),
+    Action("reply", "staff_reply", StaffReplyInput, OPEN_STAGES, STAFF,
+           N_("Reply to the customer"),
+           "Write to the customer: the status page shows it and they are notified",
+           moves={}),
     Action("note", "note", NoteInput, STAGES, STAFF, N_("Add a note"),
            "Add an internal note to the timeline", moves={}, when=_still_running),
     Action("escalate", "escalate", ReasonInput, OPEN_STAGES, STAFF, N_("Escalate"),
@@ -214,8 +215,13 @@ ACTIONS: tuple[Action, ...] = (
     Action("feedback", "feedback", FeedbackInput, (Stage.FEEDBACK,), (CUSTOMER,),
            N_("Rate the outcome"), "Rate the outcome, 1-5",
            moves={Stage.FEEDBACK: Stage.REVISIT}),
-    Action("reply", "reply", ReplyInput, OPEN_STAGES, (CUSTOMER,), N_("Answer"),
-           "Answer the handler's question", moves={}, when=_can_reply),
+    # The customer writes while the case is open and within the reopen window after it
+    # closed (as long as its workflow runs); a cancelled case takes no messages. The
+    # update keeps its first name: it began as the answer to a question.
+    Action("message", "reply", ReplyInput, (*OPEN_STAGES, Stage.CLOSED), (CUSTOMER,),
+           N_("Write to us"),
+           "Write to the handler; answers the pending question if there is one",
+           moves={}, when=_still_running),
 )
 BY_NAME = {a.name: a for a in ACTIONS}
 BY_UPDATE = {a.update: a for a in ACTIONS}

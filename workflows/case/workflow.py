@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.case.contracts import (
         DELIVER_NOTIFICATIONS,
         LOOKUP_ORDER,
+        MAX_MESSAGE_LENGTH,
         MAX_TAG_LENGTH,
         MAX_TAGS,
         PROJECT_CASE,
@@ -50,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         FeedbackInput,
         InspectInput,
         LogisticsException,
+        Message,
         NoteInput,
         OrderLookup,
         OrderSnapshot,
@@ -60,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
         Resolution,
         ResolveInput,
         RevisitInput,
+        StaffReplyInput,
         StageClock,
         TagInput,
         Triage,
@@ -91,7 +94,7 @@ with workflow.unsafe.imports_passed_through():
         Status,
         raise_priority,
     )
-    from workflows.sla import BusinessCalendar, format_duration
+    from workflows.sla import DEFAULT_TARGETS, BusinessCalendar, format_duration
 
 # Search attributes, registered by `aftersales.temporal.ensure_search_attributes`.
 # No personal data here: ids, enumerations and times only.
@@ -126,6 +129,9 @@ DEADLINE_TIMER_PATCH = "deadline-timer"
 # Escalation words in a clause that denies them ("no need for a lawyer") no longer
 # raise the priority; cases scored before keep their score on replay.
 ESCALATION_PATCH = "escalation-clauses"
+# A customer's message starts a reply clock (a new deadline, so a new timer); cases
+# that began before take the old path on replay.
+CONVERSATION_PATCH = "conversation-reply-clock"
 DELIVERY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=5), backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=10), maximum_attempts=12,
@@ -522,6 +528,9 @@ class CaseWorkflow:
         state, now = self.state, workflow.now()
         state.pending_question = inp.question
         state.status = Status.WAITING_ON_CUSTOMER
+        # A question answers the customer too: their wait for a reply ends here.
+        self._add_message("staff", inp.question, "desk", by=inp.actor.name)
+        self._answered(now)
         for clock in self._open_clocks():
             if clock.name != "legal_refund":  # the law does not wait for the customer
                 clocks.pause_clock(clock, now, "waiting_on_customer", self._calendar)
@@ -536,6 +545,7 @@ class CaseWorkflow:
 
     @workflow.update
     async def note(self, inp: NoteInput) -> UpdateResult:
+        self._add_message("staff", inp.text, inp.channel, by=inp.actor.name, internal=True)
         self.log.event(inp.actor.name, "note", detail={"text": inp.text})
         return await self._commit()
 
@@ -695,25 +705,71 @@ class CaseWorkflow:
 
     @workflow.update
     async def reply(self, inp: ReplyInput) -> UpdateResult:
+        """The customer writes: an answer to the pending question when there is one (its
+        clocks resume), and a message that waits for a handler's reply either way."""
         state, now = self.state, workflow.now()
         question = state.pending_question
-        state.pending_question = None
-        state.status = Status.RESOLVING if self._resolution_running() else Status.OPEN
-        for clock in state.clocks:
-            # Only what waited on the customer; a parcel in transit keeps its own pause.
-            if clock.paused_reason == "waiting_on_customer":
-                clocks.resume_clock(clock, now, self._calendar_for(clock))
-        self.log.event(CUSTOMER, "customer_replied", detail={"question": question,
-                                                             "message": inp.message})
+        if question is not None:
+            state.pending_question = None
+            state.status = Status.RESOLVING if self._resolution_running() else Status.OPEN
+            for clock in state.clocks:
+                # Only what waited on the customer; a parcel in transit keeps its pause.
+                if clock.paused_reason == "waiting_on_customer":
+                    clocks.resume_clock(clock, now, self._calendar_for(clock))
+        message = self._add_message("customer", inp.message, inp.channel,
+                                    attachments=inp.attachments, answers=question)
+        if workflow.patched(CONVERSATION_PATCH):
+            if state.awaiting_reply_since is None:
+                state.awaiting_reply_since = now
+            if not any(c.name == "reply" and clocks.is_open(c) for c in state.clocks):
+                self._start_clock("reply")
+        self.log.event(CUSTOMER, "customer_replied", detail={
+            "question": question, "message": inp.message, "id": message.id,
+            "channel": inp.channel})
         if state.assignee:
-            self.log.notify_staff(state.assignee, "customer_replied", {})
+            self.log.notify_staff(state.assignee, "customer_replied",
+                                  {"message": inp.message})
         return await self._commit()
 
     @reply.validator
     def _validate_reply(self, inp: ReplyInput) -> None:
-        if self.state.pending_question is None or self.state.stage not in OPEN_STAGES:
-            raise refuse("the case is not waiting for an answer from you")
-        self._check("reply", CUSTOMER_ACTOR)
+        self._check("message", CUSTOMER_ACTOR)
+        _check_message(inp.message)
+
+    @workflow.update
+    async def staff_reply(self, inp: StaffReplyInput) -> UpdateResult:
+        """A handler writes to the customer: shown on the status page, sent on the
+        customer's channel, and the customer's wait for a reply ends."""
+        message = self._add_message("staff", inp.message, inp.channel, by=inp.actor.name,
+                                    display_name=inp.display_name)
+        self._answered(workflow.now())
+        self.log.event(inp.actor.name, "staff_replied", detail={"message": inp.message,
+                                                                "id": message.id})
+        self.log.notify_customer("staff_reply", {"message": inp.message,
+                                                 "display_name": inp.display_name,
+                                                 "customer_url": self.state.customer_url})
+        return await self._commit()
+
+    @staff_reply.validator
+    def _validate_staff_reply(self, inp: StaffReplyInput) -> None:
+        self._check("reply", inp.actor)
+        _check_message(inp.message)
+
+    def _add_message(self, author: str, text: str, channel: str, *, by: str = "",
+                     display_name: str = "", internal: bool = False,
+                     attachments: list[str] | None = None,
+                     answers: str | None = None) -> Message:
+        message = Message(id=f"m{len(self.state.messages) + 1}", author=author, text=text,
+                          at=workflow.now(), channel=channel, display_name=display_name,
+                          by=by, internal=internal, attachments=list(attachments or ()),
+                          answers=answers)
+        self.state.messages.append(message)
+        return message
+
+    def _answered(self, now: datetime) -> None:
+        """Staff wrote to the customer: nobody waits for a reply any more."""
+        self.state.awaiting_reply_since = None
+        self._stop("reply", now)
 
     # ------------------------------------------------------------ resolution
 
@@ -902,7 +958,8 @@ class CaseWorkflow:
     def _reopen(self, actor: str, reason: str) -> None:
         state, now = self.state, workflow.now()
         for clock in self._open_clocks():
-            clocks.stop_clock(clock, now, self._calendar_for(clock))
+            if clock.name != "reply":  # the customer still waits for an answer
+                clocks.stop_clock(clock, now, self._calendar_for(clock))
         state.reopen_count += 1
         state.closed_at = None
         state.resolution = None
@@ -939,6 +996,8 @@ class CaseWorkflow:
 
     def _target(self, name: str) -> int:
         targets = self._inp.policy.targets_for(self.state.kind, self.state.priority)
+        if name == "reply" and not targets.reply:  # a policy from before conversations
+            return DEFAULT_TARGETS[self.state.priority].reply
         return int(getattr(targets, name))
 
     # ------------------------------------------------------------ recording
@@ -1021,6 +1080,11 @@ class CaseWorkflow:
 
 
 _STATE_FIELDS = fields(CaseState)
+
+
+def _check_message(text: str) -> None:
+    if not text.strip() or len(text) > MAX_MESSAGE_LENGTH:
+        raise refuse(f"a message has 1 to {MAX_MESSAGE_LENGTH} characters", "InvalidAction")
 
 
 class _IntakeRefused(Exception):
