@@ -32,11 +32,11 @@ from workflows.case.contracts import (
     Projection,
     ReasonInput,
     ReplyInput,
-    StaffReplyInput,
     RequestInfoInput,
     Resolution,
     ResolveInput,
     RevisitInput,
+    StaffReplyInput,
 )
 from workflows.case.workflow import CaseWorkflow
 from workflows.sla import CalendarSpec, SlaPolicy

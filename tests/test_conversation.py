@@ -1,0 +1,217 @@
+"""The conversation on a case: the customer writes on the status page and over the API,
+handlers reply (the customer sees it and is told on their channel), notes stay inside;
+a customer's message waits for a reply under the SLA policy's `reply` target.
+
+Through Flask's test client against a real Temporal dev server and worker, and on the
+time-skipping test server for the reply clock."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from db.accounts import create_user
+from db.models import OutboxMessage
+from tests import test_intake
+from tests.test_case_workflow import (
+    ALICE,
+    HOUR,
+    case_input,
+    case_worker,
+    events_of,
+    skipping_env,  # noqa: F401 (a fixture)
+    start_case,
+)
+from tests.test_intake import WALK_IN, CapturingSender, auth
+from tests.test_pages import signed_in
+from workflows.case.contracts import ReplyInput, StaffReplyInput
+from workflows.case.lifecycle import BY_NAME
+from workflows.case.workflow import CaseWorkflow
+
+stack = test_intake.stack  # the fixture: dev server, worker, app, users alice and sam
+SMS = {"message_sender": "tests.test_intake:CapturingSender"}
+
+
+def open_walk_in(client, tokens, **customer) -> tuple[str, str]:
+    body = {**WALK_IN, "customer": {**WALK_IN["customer"], **customer}}
+    created = client.post("/api/v1/cases", json=body, headers=auth(tokens["alice"]))
+    assert created.status_code == 201, created.get_json()
+    case = created.get_json()
+    return case["id"], case["customer_url"].rsplit("/", 1)[1]
+
+
+def sent_to(sessions, case_id: str, template: str) -> list[OutboxMessage]:
+    with sessions() as session:
+        return list(session.scalars(select(OutboxMessage).where(
+            OutboxMessage.case_id == case_id, OutboxMessage.template == template)))
+
+
+def wait_until(check, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+    return found
+
+
+@pytest.mark.parametrize("stack", [SMS], indirect=True)
+def test_customer_and_handler_hold_a_conversation(stack):
+    _, client, tokens, sessions = stack
+    with sessions.begin() as session:
+        create_user(session, "xiaoai", "handler", "xiaoai-password", display_name="客服小艾")
+    case_id, token = open_walk_in(client, tokens)
+    headers = auth(tokens["alice"])
+    assert client.post(f"/api/v1/cases/{case_id}/assign", json={"assignee": "alice"},
+                       headers=headers).status_code == 200
+
+    # The customer writes first: the case waits for a reply, the assignee is told.
+    wrote = client.post(f"/api/v1/status/{token}/messages", json={"message": "请尽快处理"})
+    assert wrote.status_code == 201
+    assert [m["text"] for m in wrote.get_json()["messages"]] == ["请尽快处理"]
+    case = client.get(f"/api/v1/cases/{case_id}", headers=headers).get_json()
+    assert case["awaiting_reply_since"] is not None
+    reply_clock = next(c for c in case["deadlines"]["clocks"] if c["name"] == "reply")
+    assert reply_clock["state"] == "running" and reply_clock["target"] == 4 * 3600  # P3
+    assert wait_until(lambda: sent_to(sessions, case_id, "customer_replied"))[0].recipient \
+        == "alice"
+
+    # An internal note and a reply, from a handler with a display name.
+    client.post(f"/api/v1/cases/{case_id}/note", json={"text": "顾客是常客"}, headers=headers)
+    page = signed_in(stack[0], "xiaoai")
+    html = page.get(f"/desk/cases/{case_id}").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    answered = page.post(f"/desk/cases/{case_id}/reply",
+                         data={"csrf_token": csrf, "message": "您好，已安排专人跟进。"})
+    assert answered.status_code == 302
+    case = client.get(f"/api/v1/cases/{case_id}", headers=headers).get_json()
+    assert case["awaiting_reply_since"] is None
+    assert next(c for c in case["deadlines"]["clocks"] if c["name"] == "reply")["state"] \
+        == "met"
+    staff = [(m["author"], m["by"], m["internal"], m["channel"]) for m in case["messages"]]
+    assert staff == [("customer", "", False, "web"), ("staff", "alice", True, "api"),
+                     ("staff", "xiaoai", False, "desk")]
+
+    # The customer sees the reply signed with the display name, never the note or a
+    # user name; the reply reached their phone.
+    view = client.get(f"/api/v1/status/{token}").get_json()
+    assert [(m["author"], m["display_name"], m["text"]) for m in view["messages"]] == [
+        ("customer", "", "请尽快处理"), ("staff", "客服小艾", "您好，已安排专人跟进。")]
+    assert "xiaoai" not in str(view) and "顾客是常客" not in str(view)
+    sms = wait_until(lambda: [m for m in CapturingSender.sent
+                              if m.template == "staff_reply" and m.case_id == case_id])
+    assert "您好，已安排专人跟进。" in sms[0].body and sms[0].to == "13700000007"
+    status_page = client.get(f"/s/{token}", headers={"Accept-Language": "zh-CN"})
+    shown = status_page.get_data(as_text=True)
+    assert "客服小艾" in shown and "顾客是常客" not in shown and "xiaoai" not in shown
+
+
+def test_a_message_answers_the_pending_question(stack):
+    _, client, tokens, _ = stack
+    case_id, token = open_walk_in(client, tokens)
+    headers = auth(tokens["alice"])
+    asked = client.post(f"/api/v1/cases/{case_id}/request-info",
+                        json={"question": "请问是哪一家门店？"}, headers=headers)
+    assert asked.status_code == 200
+    view = client.get(f"/api/v1/status/{token}").get_json()
+    assert view["can_reply"] and view["messages"][-1]["text"] == "请问是哪一家门店？"
+    answered = client.post(f"/api/v1/status/{token}/messages", json={"message": "南京路店"})
+    assert answered.status_code == 201 and answered.get_json()["can_reply"] is False
+    case = client.get(f"/api/v1/cases/{case_id}", headers=headers).get_json()
+    assert case["status"] == "open" and case["pending_question"] is None
+    answer = case["messages"][-1]
+    assert answer["text"] == "南京路店" and answer["author"] == "customer"
+    # The first address of the endpoint still answers, with 200.
+    again = client.post(f"/api/v1/status/{token}/reply", json={"message": "二楼"})
+    assert again.status_code == 200 and len(again.get_json()["messages"]) == 3
+
+
+@pytest.mark.parametrize("body", [
+    {"message": ""}, {"message": "   \n "}, {"message": "字" * 4001},
+    {"message": "x" * 10_000}, {"message": 42}, {}, {"message": "hi", "channel": "email"},
+])
+def test_bad_messages_are_refused_and_change_nothing(stack, body):
+    _, client, tokens, _ = stack
+    case_id, token = open_walk_in(client, tokens)
+    refused = client.post(f"/api/v1/status/{token}/messages", json=body)
+    assert refused.status_code in (400, 422)
+    assert refused.headers["Content-Type"] == "application/problem+json"
+    staff = client.post(f"/api/v1/cases/{case_id}/reply", json=body,
+                        headers=auth(tokens["alice"]))
+    assert staff.status_code in (400, 422)
+    case = client.get(f"/api/v1/cases/{case_id}", headers=auth(tokens["alice"])).get_json()
+    assert case["messages"] == []
+
+
+def test_the_limit_is_4000_characters(stack):
+    _, client, tokens, _ = stack
+    _case_id, token = open_walk_in(client, tokens)
+    longest = client.post(f"/api/v1/status/{token}/messages", json={"message": "字" * 4000})
+    assert longest.status_code == 201
+
+
+def test_no_messages_on_a_cancelled_case_nor_through_another_link(stack):
+    _, client, tokens, _ = stack
+    case_id, token = open_walk_in(client, tokens)
+    cancelled = client.post(f"/api/v1/cases/{case_id}/cancel", json={"reason": "顾客撤回"},
+                            headers=auth(tokens["alice"]))
+    assert cancelled.status_code == 200
+    refused = client.post(f"/api/v1/status/{token}/messages", json={"message": "还在吗"})
+    assert refused.status_code == 409
+    assert client.get(f"/api/v1/status/{token}").get_json()["can_write"] is False
+    assert client.post("/api/v1/status/not-a-link/messages",
+                       json={"message": "hi"}).status_code == 404
+    staff = client.post(f"/api/v1/cases/{case_id}/reply", json={"message": "抱歉"},
+                        headers=auth(tokens["alice"]))
+    assert staff.status_code == 409
+
+
+def test_the_status_page_form_keeps_the_thread(stack):
+    _, client, tokens, _ = stack
+    _case_id, token = open_walk_in(client, tokens)
+    page = client.get(f"/s/{token}", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert ">Write to us</label>" in page and "No messages yet." in page
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    sent = client.post(f"/s/{token}/messages", data={"csrf_token": csrf, "message": "Hello?"},
+                       headers={"Accept-Language": "en"})
+    assert sent.status_code == 302 and sent.headers["Location"].endswith("#messages")
+    shown = client.get(f"/s/{token}", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Thank you, we have your message." in shown and "Hello?" in shown
+    empty = client.post(f"/s/{token}/messages", data={"csrf_token": csrf, "message": " "})
+    assert empty.status_code == 302
+    assert client.post(f"/s/{token}/messages", data={"message": "no csrf"}).status_code == 400
+
+
+def test_the_message_action_follows_the_table():
+    assert BY_NAME["message"].update == "reply" and "closed" in BY_NAME["message"].stages
+    assert "cancelled" not in BY_NAME["message"].stages
+    assert "customer" not in BY_NAME["reply"].roles
+
+
+async def test_an_unanswered_message_warns_then_breaches(skipping_env, sqlite_url,  # noqa: F811
+                                                         order_system_url):
+    inp = case_input()  # P3: reply within 4 h
+    async with case_worker(skipping_env.client, sqlite_url, order_system_url) as (tq, sessions):
+        handle = await start_case(skipping_env.client, tq, inp)
+        await handle.execute_update(CaseWorkflow.reply, ReplyInput("在吗？"))
+        await skipping_env.sleep(2 * HOUR + timedelta(minutes=1))
+        warnings = [e.detail for e in events_of(sessions, inp.case_id)
+                    if e.type == "sla_warning"]
+        assert [(w["clock"], w["share"]) for w in warnings] == [("reply", 0.5)]
+        await skipping_env.sleep(2 * HOUR)
+        snap = await handle.query(CaseWorkflow.snapshot)
+        # Overdue on the reply first; each breach raises the priority, whose shorter
+        # confirm target the case has used up too.
+        assert snap.overdue and [b["clock"] for b in snap.breaches] == ["reply", "confirm"]
+        assert snap.priority == "P1"
+        assert snap.awaiting_reply_since is not None
+        # A reply ends the wait; the breach stays on the record.
+        await handle.execute_update(CaseWorkflow.staff_reply,
+                                    StaffReplyInput(ALICE, "抱歉久等了"))
+        snap = await handle.query(CaseWorkflow.snapshot)
+        assert snap.awaiting_reply_since is None
+        assert not any(c.name == "reply" and c.state == "running" for c in snap.clocks)
+        await handle.terminate()
