@@ -21,7 +21,9 @@ from activities.messages import render
 from activities.senders import (
     MessageSender,
     OutgoingMessage,
+    PermanentDeliveryError,
     Settings,
+    mask,
     message_id,
     senders_from_settings,
 )
@@ -89,6 +91,7 @@ class OutboxDelivery:
                 context = self._context(session, item)
             to_serve = [p for p in people if p.address not in item.delivered]
             delivered = list(item.delivered)
+            refusals: list[str] = []  # addresses the provider refused for good
             for n, person in enumerate(to_serve):
                 now = self._monotonic()
                 if now - leased_at >= RENEW_AFTER:
@@ -101,20 +104,32 @@ class OutboxDelivery:
                     leased_at = now
                 text = render(item.template, person.locale,
                               {**context, "recipient_name": person.name})
-                self._senders[person.medium].send(OutgoingMessage(
-                    key=item.key, message_id=message_id(item.key, person.address,
-                                                        self._settings),
-                    medium=person.medium, to=person.address, to_name=person.name,
-                    locale=person.locale, subject=text.subject, body=text.body,
-                    case_id=item.case_id, template=item.template,
-                    params={k: v for k, v in context.items()
-                            if isinstance(v, str | int | float)}))
+                sender = self._senders.get(person.medium) or self._senders["message"]
+                try:
+                    sender.send(OutgoingMessage(
+                        key=item.key, message_id=message_id(item.key, person.address,
+                                                            self._settings),
+                        medium=person.medium, to=person.address, to_name=person.name,
+                        locale=person.locale, subject=text.subject, body=text.body,
+                        case_id=item.case_id, template=item.template,
+                        params={k: v for k, v in context.items()
+                                if isinstance(v, str | int | float)}))
+                except PermanentDeliveryError as err:
+                    # Retrying cannot help: the address is done with, and said so.
+                    reason = str(err)[:300]
+                    report.result.undeliverable.append({
+                        "key": key, "template": item.template, "medium": person.medium,
+                        "reason": reason})
+                    refusals.append(f"undeliverable to {mask(person.address)}: {reason}")
+                    log.warning("notification %s (%s) refused for good by the %s "
+                                "provider: %s", key, item.template, person.medium, reason)
                 # Recorded at once: the window in which a crash would send it again is
                 # this one write, which also marks the row sent after the last address.
                 delivered.append(person.address)
                 last = n == len(to_serve) - 1
                 if not outbox.record_delivered(self._sessions, item, delivered,
-                                               sent_at=self._now() if last else None):
+                                               sent_at=self._now() if last else None,
+                                               note="; ".join(refusals) or None):
                     self._lost(key, report)  # the newer attempt did not know of this one
                     return
         except Exception as err:
@@ -127,7 +142,10 @@ class OutboxDelivery:
         if not to_serve:  # nobody to reach, or every address served by earlier attempts
             note = None if people else f"nobody to reach for {item.recipient}"
             outbox.mark_sent(self._sessions, item, self._now(), note)
-        (report.result.sent if people else report.result.unreachable).append(key)
+        if not people:
+            report.result.unreachable.append(key)
+        elif not to_serve or len(refusals) < len(to_serve):  # someone got it
+            report.result.sent.append(key)
 
     @staticmethod
     def _lost(key: str, report: DeliveryReport) -> None:

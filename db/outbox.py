@@ -99,14 +99,15 @@ def renew(sessions: sessionmaker[Session], item: Claim, now: datetime) -> bool:
 
 
 def record_delivered(sessions: sessionmaker[Session], item: Claim, delivered: list[str],
-                     sent_at: datetime | None = None) -> bool:
+                     sent_at: datetime | None = None, note: str | None = None) -> bool:
     """Note the addresses served so far (the claim's and this attempt's), right after a
     sender accepted the message; with `sent_at` (that was the last address), mark the
     row sent in the same write. One conditional UPDATE, so it lands only while this
-    attempt holds the claim and the row is unsent; False if the claim was lost."""
+    attempt holds the claim and the row is unsent; False if the claim was lost. `note`:
+    the addresses a provider refused for good, kept as the row's last error."""
     values: dict = {"delivered": delivered}
     if sent_at is not None:
-        values.update(sent_at=sent_at, claimed_until=None, last_error=None)
+        values.update(sent_at=sent_at, claimed_until=None, last_error=note)
     with sessions.begin() as session:
         result: CursorResult = session.execute(  # type: ignore[assignment]
             update(OutboxMessage)

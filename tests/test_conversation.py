@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 import time
 from datetime import timedelta
+from typing import ClassVar
 
 import pytest
 from sqlalchemy import select
 
+from activities.senders import PermanentDeliveryError
 from db.accounts import create_user
 from db.models import OutboxMessage
 from tests import test_intake
@@ -215,3 +217,41 @@ async def test_an_unanswered_message_warns_then_breaches(skipping_env, sqlite_ur
         assert snap.awaiting_reply_since is None
         assert not any(c.name == "reply" and c.state == "running" for c in snap.clocks)
         await handle.terminate()
+
+
+class RefusingSender:
+    """An SMS provider that refuses one number for good, as providers do for numbers
+    that do not exist, and counts how often it was asked."""
+
+    asked: ClassVar[list] = []
+
+    def __init__(self, settings=None) -> None:
+        pass
+
+    def send(self, message) -> None:
+        RefusingSender.asked.append(message)
+        if message.to == "13700000000":
+            raise PermanentDeliveryError("isv.MOBILE_NUMBER_ILLEGAL: invalid number")
+
+
+@pytest.mark.parametrize("stack", [{"message_sender": "tests.test_conversation:RefusingSender"}],
+                         indirect=True)
+def test_a_number_the_provider_refuses_is_on_the_timeline_once(stack):
+    _, client, tokens, sessions = stack
+    case_id, _ = open_walk_in(client, tokens, phone="13700000000")
+    headers = auth(tokens["alice"])
+
+    def refused():
+        case = client.get(f"/api/v1/cases/{case_id}", headers=headers).get_json()
+        return [e for e in case.get("timeline", []) if e["type"] == "notification_failed"]
+
+    failed = wait_until(refused)
+    assert failed[0]["detail"]["template"] == "case_opened"
+    assert "MOBILE_NUMBER_ILLEGAL" in failed[0]["detail"]["reason"]
+    row = sent_to(sessions, case_id, "case_opened")[0]
+    assert row.sent_at is not None and "undeliverable to 137****00" in row.last_error
+    time.sleep(1)
+    assert len([m for m in RefusingSender.asked if m.case_id == case_id]) == 1  # not retried
+    page = signed_in(stack[0], "alice")
+    html = page.get(f"/desk/cases/{case_id}", headers={"Accept-Language": "en"})
+    assert "could not be delivered" in html.get_data(as_text=True)

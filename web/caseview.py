@@ -132,6 +132,7 @@ EVENT_NAMES = {
     "info_requested": _l("asked the customer"),
     "customer_replied": _l("the customer wrote"),
     "staff_replied": _l("replied to the customer"),
+    "notification_failed": _l("a notification could not be delivered"),
     "note": _l("note"),
     "tagged": _l("changed the tags"),
     "attachment_added": _l("added a file"),

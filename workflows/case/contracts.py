@@ -152,6 +152,9 @@ class DeliveryResult:
     sent: list[str] = field(default_factory=list)
     already_sent: list[str] = field(default_factory=list)
     unreachable: list[str] = field(default_factory=list)
+    # Refused by the provider for good (an invalid number, an unsubscribed user):
+    # {"key", "template", "medium", "reason"}; the case records each on its timeline.
+    undeliverable: list[dict] = field(default_factory=list)
 
 
 @dataclass

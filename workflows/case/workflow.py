@@ -225,6 +225,8 @@ class CaseWorkflow:
         if self.log.dirty:
             await self._flush()
         await self._deliveries_done()
+        if self.log.dirty:  # a notification refused for good, noted as it ended
+            await self._flush()
         return CaseResult(inp.case_id, state.stage, recorded=True)
 
     async def _record(self) -> bool:
@@ -1034,13 +1036,18 @@ class CaseWorkflow:
         """Send the rows this flush wrote; if it gives up, the scheduler's outbox sweep
         sends them later through the same claim."""
         try:
-            await workflow.execute_activity(
+            result = await workflow.execute_activity(
                 DELIVER_NOTIFICATIONS.name, DeliveryInput(keys),
                 result_type=DELIVER_NOTIFICATIONS.result,
                 start_to_close_timeout=DELIVERY_TIMEOUT, retry_policy=DELIVERY_RETRY)
         except ActivityError as err:
             workflow.logger.warning("notifications %s left to the outbox sweep: %s",
                                     ",".join(keys), error_message(err))
+            return
+        for refused in result.undeliverable:
+            # The provider refused it for good: on the timeline (and the desk), once.
+            self.log.event(SYSTEM, "notification_failed", detail=dict(refused))
+            self._wake = True
 
     async def _deliveries_done(self) -> None:
         pending = [t for t in self._deliveries if not t.done()]
