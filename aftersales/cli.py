@@ -152,6 +152,38 @@ def token_create(name: str) -> None:
 
 
 @main.group()
+def events() -> None:
+    """Events out to other systems (AFTERSALES_EVENT_WEBHOOK_URL)."""
+
+
+@events.command("status")
+def events_status() -> None:
+    """Each endpoint: state, events waiting, last delivery and error."""
+    from aftersales.events_out import status
+
+    urls = _settings().event_webhook_urls
+    if not urls:
+        click.echo("no endpoints: AFTERSALES_EVENT_WEBHOOK_URL is not set")
+        return
+    with _sessions()() as session:
+        for e in status(session, urls):
+            click.echo(f"{e['url']}  {e['state']}  backlog {e['backlog']}  last delivered "
+                       f"{e['last_success_at'] or '-'}  {e['last_error'] or ''}".rstrip())
+
+
+@events.command("resume")
+@click.argument("url")
+def events_resume(url: str) -> None:
+    """Send to URL again after it answered 410 Gone, from where it stopped."""
+    from aftersales.events_out import resume
+
+    with _sessions().begin() as session:
+        if not resume(session, url):
+            raise click.ClickException(f"{url} is not an endpoint that was gone")
+    click.echo(f"{url}: resumed; the scheduler sends its backlog within seconds")
+
+
+@main.group()
 def demo() -> None:
     """Look into the simulated retailer systems."""
 

@@ -27,6 +27,7 @@ from sqlalchemy import select
 
 from activities.notifications import DeliveryReport, OutboxDelivery
 from aftersales.blobs import make_store, sweep
+from aftersales.events_out import EndpointReport, EventsOut
 from aftersales.reconcile import ReconcileReport, reconcile
 from aftersales.settings import Settings
 from db import cases as case_store
@@ -52,6 +53,13 @@ def _slot(minutes: int) -> Callable[[datetime], str]:
     return key
 
 
+def _seconds(seconds: int) -> Callable[[datetime], str]:
+    def key(now: datetime) -> str:
+        return now.replace(second=now.second - now.second % seconds, microsecond=0
+                           ).strftime("%Y-%m-%dT%H:%M:%S")
+    return key
+
+
 def _hour(now: datetime) -> str:
     return now.strftime("%Y-%m-%dT%H")
 
@@ -69,6 +77,7 @@ JOBS: dict[str, tuple[str, Callable[[datetime], str], timedelta]] = {
     "idempotency_purge": ("purge_idempotency_keys", _hour, timedelta(minutes=30)),
     "retention": ("anonymise_closed_cases", _day, timedelta(hours=1)),
     "blob_sweep": ("sweep_blobs", _day, timedelta(hours=1)),
+    "events_out": ("send_events", _seconds(5), timedelta(minutes=5)),
 }
 # A blob is stored before the case records it (aftersales/blobs.py): one younger than
 # this may belong to an upload still under way, and is never swept.
@@ -102,6 +111,7 @@ class Housekeeping:
         self._now = clock
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._delivery = delivery or OutboxDelivery(self._sessions, settings)
+        self._events: EventsOut | None = None
 
     # ------------------------------------------------------------ the lease
 
@@ -203,7 +213,23 @@ class Housekeeping:
         log.info("blob sweep: %d unreferenced files deleted", len(gone))
         return len(gone)
 
+    def send_events(self) -> dict[str, EndpointReport]:
+        """Timeline events to the subscribed endpoints (aftersales/events_out.py)."""
+        if not self._settings.event_webhook_urls:
+            return {}
+        if self._events is None:
+            self._events = EventsOut(self._sessions, self._settings.event_webhook_urls,
+                                     self._settings.event_webhook_secret, clock=self._now)
+        reports = self._events.run_once()
+        for url, report in reports.items():
+            if report.sent or report.failed:
+                log.info("events out to %s: %d sent, %d failed%s", url, report.sent,
+                         report.failed, ", gone" if report.gone else "")
+        return reports
+
     def close(self) -> None:
+        if self._events is not None:
+            self._events.close()
         self._engine.dispose()
 
 
@@ -244,6 +270,7 @@ def run_scheduler(settings: Settings) -> None:
         ("kpi_snapshot", "cron", {"hour": 0, "minute": 30}),
         ("retention", "cron", {"hour": 3, "minute": 17}),
         ("blob_sweep", "cron", {"hour": 4, "minute": 7}),
+        ("events_out", "interval", {"seconds": 5, "next_run_time": now}),
     ):
         scheduler.add_job(partial(jobs.run_job, job), trigger, id=job, **args)
     # Also at start, so a new install or a scheduler restarted after 00:30 has its
@@ -252,8 +279,9 @@ def run_scheduler(settings: Settings) -> None:
                       run_date=now + timedelta(seconds=30))
     log.info("scheduler %s running: digest hourly at :05, KPI snapshot 00:30, "
              "reconciliation every 15 min, outbox sweep every 5 min, idempotency keys "
-             "hourly, retention %ss daily at 03:17, blob sweep 04:07", jobs.holder,
-             settings.retention)
+             "hourly, retention %ss daily at 03:17, blob sweep 04:07, events out every "
+             "5 s to %d endpoint(s)", jobs.holder, settings.retention,
+             len(settings.event_webhook_urls))
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):

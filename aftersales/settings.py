@@ -72,6 +72,10 @@ class Settings:
     # The public request page (/request) asks for a one-time code sent to the order's
     # phone or email before showing the order (AFTERSALES_REQUEST_CODES=1).
     request_codes: bool = False
+    # Events out (docs/conversation.md): every timeline event POSTed to these endpoints,
+    # signed with the secret like the courier's webhooks.
+    event_webhook_urls: tuple[str, ...] = ()
+    event_webhook_secret: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -124,6 +128,11 @@ class Settings:
             max_video=parse_size("AFTERSALES_MAX_VIDEO", get("AFTERSALES_MAX_VIDEO") or "50MB"),
             max_files=int(get("AFTERSALES_MAX_FILES") or 20),
             request_codes=get("AFTERSALES_REQUEST_CODES", "").lower() in ("1", "true", "yes"),
+            event_webhook_urls=_urls("AFTERSALES_EVENT_WEBHOOK_URL",
+                                     get("AFTERSALES_EVENT_WEBHOOK_URL", "")),
+            event_webhook_secret=_required_with(
+                "AFTERSALES_EVENT_WEBHOOK_SECRET", get("AFTERSALES_EVENT_WEBHOOK_SECRET", ""),
+                "AFTERSALES_EVENT_WEBHOOK_URL", get("AFTERSALES_EVENT_WEBHOOK_URL", "")),
         )
 
     def with_(self, **changes) -> Settings:
@@ -168,6 +177,8 @@ class Settings:
             "AFTERSALES_MAX_VIDEO": str(self.max_video),
             "AFTERSALES_MAX_FILES": str(self.max_files),
             "AFTERSALES_REQUEST_CODES": "1" if self.request_codes else "",
+            "AFTERSALES_EVENT_WEBHOOK_URL": ",".join(self.event_webhook_urls),
+            "AFTERSALES_EVENT_WEBHOOK_SECRET": self.event_webhook_secret,
         }
         if self.sla_file:
             env["AFTERSALES_SLA_FILE"] = self.sla_file
@@ -187,6 +198,23 @@ def parse_size(name: str, text: str) -> int:
     if not number.isdigit() or unit not in SIZE_UNITS or int(number) <= 0:
         raise ValueError(f"{name}={text!r}: expected a size like 10MB, 512KB or 1048576")
     return int(number) * SIZE_UNITS[unit]
+
+
+def _urls(name: str, text: str) -> tuple[str, ...]:
+    """Comma-separated http(s) URLs, each once, in the order given."""
+    urls = tuple(dict.fromkeys(u.strip() for u in text.split(",") if u.strip()))
+    for url in urls:
+        if not url.startswith(("http://", "https://")) or len(url) > 500:
+            raise ValueError(f"{name}: {url!r} is not an http(s) URL of at most 500 "
+                             "characters")
+    return urls
+
+
+def _required_with(name: str, value: str, other: str, other_value: str) -> str:
+    if other_value.strip() and not value:
+        raise ValueError(f"{name} is required when {other} is set: receivers check the "
+                         "signature made with it")
+    return value
 
 
 def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:

@@ -366,7 +366,14 @@ class EventSubscription(Base):
     # Every timeline event with an id above this is owed to the endpoint (or delivered,
     # per its case's cursor); raised as the oldest owed event moves on.
     low_water: Mapped[int] = mapped_column(Integer, nullable=False)
+    # The newest id seen a while ago: low water never passes it, so an event whose
+    # write was still under way then (a lower id, committed later) is not skipped.
+    horizon_id: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    horizon_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     state: Mapped[str] = mapped_column(String(8), nullable=False)  # active | gone
+    # The endpoint as a whole failing (down, 5xx, 429): failures in a row, next try.
+    failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    retry_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_error: Mapped[str | None] = mapped_column(String(500))
 

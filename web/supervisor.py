@@ -10,6 +10,7 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
+from aftersales import events_out
 from db import accounts
 from db import cases as case_store
 from db.reports import ReportFilter, summary
@@ -42,13 +43,15 @@ def console():
             session, case_store.CaseFilter(status="waiting_on_approval", open_only=True),
             sort="due", per_page=PER_PAGE, page=1)
         handlers = [u for u in accounts.list_users(session) if u.active]
+        endpoints = events_out.status(session, state().settings.event_webhook_urls)
         session.expunge_all()
     breaches = {row.id: open_breach(row, now) for row in overdue}
     return render_template(
         "supervisor.html", **page_context(
             overdue=overdue, overdue_total=overdue_total, at_risk=at_risk,
             at_risk_total=at_risk_total, approvals=approvals,
-            approvals_total=approvals_total, breaches=breaches, handlers=handlers))
+            approvals_total=approvals_total, breaches=breaches, handlers=handlers,
+            endpoints=endpoints))
 
 
 @supervisor.post("/supervisor/reassign")
