@@ -303,6 +303,9 @@ class FakeWeChat(Fake):
         self.refused: set[str] = set()
         self.token = ""
         self.expired: set[str] = set()  # tokens issued that ran out (42001)
+        # Tokens the API no longer takes (40001) though stable_token still hands them
+        # out in its normal mode: only force_refresh replaces them.
+        self.revoked: set[str] = set()
         self.token_fetches = 0
         self.forced = 0
         self.app.add_url_rule("/cgi-bin/stable_token", "token", self._stable_token,
@@ -339,7 +342,7 @@ class FakeWeChat(Fake):
         with self.lock:
             if token in self.expired:
                 return {"errcode": 42001, "errmsg": "access_token expired"}
-            if token != self.token:
+            if token != self.token or token in self.revoked:
                 return {"errcode": 40001, "errmsg": "invalid credential, access_token is "
                         "invalid or not latest"}
         if scripted == "error500":
