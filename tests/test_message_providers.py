@@ -183,7 +183,7 @@ def test_aliyun_throttling_that_lasts_is_an_ordinary_failure(aliyun):
     fake, settings = aliyun
     fake.script.extend(["throttle"] * 10)
     sleeps = Sleeps()
-    with pytest.raises(ProviderError, match="isv.BUSINESS_LIMIT_CONTROL") as failed:
+    with pytest.raises(ProviderError, match=r"isv.BUSINESS_LIMIT_CONTROL") as failed:
         AliyunSmsSender(settings, sleep=sleeps, backoff=Backoff(attempts=4)).send(message())
     assert not isinstance(failed.value, PermanentDeliveryError)
     assert sleeps == [0.5, 1.0, 2.0] and fake.requests == 4 and fake.accepted == []
@@ -191,7 +191,7 @@ def test_aliyun_throttling_that_lasts_is_an_ordinary_failure(aliyun):
 
 def test_aliyun_refuses_an_invalid_number_for_good(aliyun):
     fake, settings = aliyun
-    with pytest.raises(PermanentDeliveryError, match="isv.MOBILE_NUMBER_ILLEGAL"):
+    with pytest.raises(PermanentDeliveryError, match=r"isv.MOBILE_NUMBER_ILLEGAL"):
         AliyunSmsSender(settings).send(message(to="12345"))
     assert fake.accepted == []
 
@@ -274,7 +274,7 @@ def test_tencent_sends_the_registered_template_by_position(tencent):
 def test_tencent_refuses_a_request_signed_with_another_key(tencent):
     fake, settings = tencent
     sender = TencentSmsSender(settings.with_(tencent_secret_key="not-the-key"))
-    with pytest.raises(ProviderError, match="AuthFailure.SignatureFailure") as refused:
+    with pytest.raises(ProviderError, match=r"AuthFailure.SignatureFailure") as refused:
         sender.send(message())
     assert not isinstance(refused.value, PermanentDeliveryError)
     assert fake.accepted == []
@@ -301,7 +301,7 @@ def test_tencent_throttling_that_lasts_is_an_ordinary_failure(tencent):
 def test_tencent_refuses_an_invalid_number_in_its_send_status(tencent):
     fake, settings = tencent
     with pytest.raises(PermanentDeliveryError,
-                       match="InvalidParameterValue.IncorrectPhoneNumber"):
+                       match=r"InvalidParameterValue.IncorrectPhoneNumber"):
         TencentSmsSender(settings).send(message(to="12345"))
     assert fake.requests == 1 and fake.accepted == []
 
@@ -489,7 +489,7 @@ def test_wechat_busy_and_quota_are_waited_out_then_left_to_the_outbox(wechat):
 def test_wechat_with_a_wrong_app_secret_is_an_ordinary_failure_naming_the_setting(wechat):
     fake, settings = wechat
     sender = WeChatSender(settings.with_(wechat_app_secret="wrong"))
-    with pytest.raises(ProviderError, match="40125.*AFTERSALES_WECHAT_APP_SECRET"):
+    with pytest.raises(ProviderError, match=r"40125.*AFTERSALES_WECHAT_APP_SECRET"):
         sender.send(wechat_message())
     assert fake.accepted == []
 
@@ -629,7 +629,7 @@ def test_a_mapping_that_cannot_work_is_refused_at_start_saying_why(tmp_path, tex
 
 def test_a_missing_mapping_file_names_its_setting(tmp_path, aliyun):
     _, settings = aliyun
-    with pytest.raises(TemplateConfigError, match="AFTERSALES_SMS_TEMPLATES=.*nowhere"):
+    with pytest.raises(TemplateConfigError, match=r"AFTERSALES_SMS_TEMPLATES=.*nowhere"):
         AliyunSmsSender(settings.with_(sms_templates=str(tmp_path / "nowhere.toml")))
 
 
