@@ -163,6 +163,14 @@ def retry_after(headers: Mapping[str, str], now: float | None = None) -> float |
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+def brief(text: str) -> str:
+    """A provider's message as an error may carry it: its first sentence, short. Some
+    echo the request (Aliyun's SignatureDoesNotMatch gives its string to sign, phone
+    number and status link included), and errors end up in the outbox's last_error."""
+    first = re.split(r"(?<=[.。!！])\s", " ".join(text.split()), maxsplit=1)[0]
+    return clip(first, 120)
+
+
 def answer_json(response: httpx.Response, provider: str) -> dict:
     """The JSON object of an answer; a 5xx or a body that is not JSON is an ordinary,
     retried failure (a proxy's error page, a gateway timeout)."""
@@ -515,7 +523,7 @@ class AliyunSmsSender:
         response = self._http.post(self._settings.aliyun_endpoint.rstrip("/") + "/",
                                    data=self.signed(business))
         body = answer_json(response, "Aliyun SMS")
-        code, text = str(body.get("Code", "")), str(body.get("Message", ""))
+        code, text = str(body.get("Code", "")), brief(str(body.get("Message", "")))
         if code == "OK":
             return
         if code in ALIYUN_THROTTLED or code.startswith("Throttling"):
@@ -623,13 +631,13 @@ class TencentSmsSender:
         answer = answer_json(response, "Tencent SMS").get("Response") or {}
         error = answer.get("Error")
         if error:
-            self._refused(str(error.get("Code", "")), str(error.get("Message", "")),
+            self._refused(str(error.get("Code", "")), brief(str(error.get("Message", ""))),
                           response, message)
         # A 200 without Error can still refuse the number: its SendStatusSet entry says.
         status = (answer.get("SendStatusSet") or [{}])[0]
         code = str(status.get("Code", ""))
         if code != "Ok":
-            self._refused(code or "no SendStatusSet", str(status.get("Message", "")),
+            self._refused(code or "no SendStatusSet", brief(str(status.get("Message", ""))),
                           response, message)
 
     @staticmethod
@@ -789,7 +797,7 @@ class WeChatSender:
         response = self._http.post(f"{self._base}/cgi-bin/message/subscribe/bizsend",
                                    params={"access_token": token}, json=body)
         answer = answer_json(response, "WeChat")
-        return int(answer.get("errcode", -1)), str(answer.get("errmsg", ""))
+        return int(answer.get("errcode", -1)), brief(str(answer.get("errmsg", "")))
 
     def _fetch_token(self, force: bool) -> tuple[str, float]:
         s = self._settings
@@ -861,4 +869,4 @@ class WebhookSender:
         if status >= 500 or status in WEBHOOK_RETRIED_4XX:
             raise ProviderError(f"the SMS webhook answered {status}")
         raise PermanentDeliveryError(f"the SMS webhook refused {mask(message.to)}: HTTP "
-                                     f"{status} {response.text[:200]}")
+                                     f"{status} {brief(response.text)}")

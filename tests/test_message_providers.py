@@ -166,6 +166,7 @@ def test_aliyun_refuses_a_request_signed_with_another_secret(aliyun):
     with pytest.raises(ProviderError, match="SignatureDoesNotMatch") as refused:
         sender.send(message())
     assert not isinstance(refused.value, PermanentDeliveryError)  # mend the key, it sends
+    assert "13800138000" not in str(refused.value)  # Aliyun echoes its string to sign
     assert fake.accepted == []
 
 
