@@ -159,7 +159,7 @@ SENDERS = {
 
 
 def load_sender(name: str, settings: Settings) -> MessageSender:
-    """The sender `name`s (log, aliyun, ...: SENDERS) or the class named `module:Class`
+    """The sender `name` names (log, aliyun, ...: SENDERS), or the class `module:Class`
     (or `module.Class`), built with the settings."""
     dotted = SENDERS.get(name, name)
     if ":" not in dotted and "." not in dotted:
