@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, meta
 
 from workflows.case.vocabulary import LOCALES
 
@@ -49,3 +49,14 @@ def render(template: str, locale: str, context: dict) -> RenderedMessage:
 def template_names(locale: str) -> set[str]:
     """Every notification that has a text in `locale`."""
     return {p.stem for p in (TEMPLATES / locale).glob("*.txt")}
+
+
+def template_variables(template: str) -> set[str]:
+    """The values `template`'s texts use, in any language: what a provider's registered
+    template may be filled with (activities/providers.py checks its mapping with it)."""
+    found: set[str] = set()
+    for locale in LOCALES:
+        path = TEMPLATES / locale / f"{template}.txt"
+        if path.exists():
+            found |= meta.find_undeclared_variables(_env.parse(path.read_text(encoding="utf-8")))
+    return found

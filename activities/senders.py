@@ -1,9 +1,10 @@
 """Senders of notifications: email by SMTP, and the SMS/WeChat interface.
 
 A sender gets one rendered message for one address and either returns (the provider
-accepted it) or raises (it did not; the delivery is retried). A retailer plugs in an
-SMS or WeChat provider by writing a class with the `MessageSender` shape and naming it
-in `AFTERSALES_MESSAGE_SENDER` (docs/notifications.md).
+accepted it) or raises (it did not; the delivery is retried, unless the provider
+refused it for good). `AFTERSALES_MESSAGE_SENDER` names the SMS/WeChat provider: one of
+the shipped ones (activities/providers.py) or a retailer's own class with the
+`MessageSender` shape (docs/notifications.md#providers).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class Settings(Protocol):
     @property
     def message_sender(self) -> str: ...
     @property
+    def wechat_app_id(self) -> str: ...
+    @property
     def default_locale(self) -> str: ...
 
 
@@ -53,7 +56,7 @@ class OutgoingMessage:
 
     key: str  # the outbox key: the same on every retry of this message
     message_id: str  # stable per key and address, e.g. the email Message-ID
-    medium: str  # email | message
+    medium: str  # email | message (a phone) | wechat (an openid)
     to: str
     to_name: str
     locale: str
@@ -145,22 +148,45 @@ def message_id(key: str, address: str, settings: Settings) -> str:
     return f"<{key.replace(':', '.')}.{digest}@{domain}>"
 
 
-def load_sender(dotted: str, settings: Settings) -> MessageSender:
-    """The class named `module:Class` (or `module.Class`), built with the settings."""
+# The names AFTERSALES_MESSAGE_SENDER takes besides a class of one's own.
+SENDERS = {
+    "log": "activities.senders:LoggingSender",
+    "aliyun": "activities.providers:AliyunSmsSender",
+    "tencent": "activities.providers:TencentSmsSender",
+    "wechat": "activities.providers:WeChatSender",
+    "webhook": "activities.providers:WebhookSender",
+}
+
+
+def load_sender(name: str, settings: Settings) -> MessageSender:
+    """The sender `name` names (log, aliyun, ...: SENDERS), or the class `module:Class`
+    (or `module.Class`), built with the settings."""
+    dotted = SENDERS.get(name, name)
+    if ":" not in dotted and "." not in dotted:
+        raise ValueError(f"AFTERSALES_MESSAGE_SENDER={name!r}: expected one of "
+                         f"{', '.join(SENDERS)}, or module:Class")
     module_name, sep, class_name = dotted.partition(":")
     if not sep:
         module_name, _, class_name = dotted.rpartition(".")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError, ValueError) as err:
-        raise ValueError(f"AFTERSALES_MESSAGE_SENDER={dotted!r}: {err}") from err
+        raise ValueError(f"AFTERSALES_MESSAGE_SENDER={name!r}: {err}") from err
     sender = cls(settings)
     if not isinstance(sender, MessageSender):
-        raise ValueError(f"AFTERSALES_MESSAGE_SENDER={dotted!r} has no send(message)")
+        raise ValueError(f"AFTERSALES_MESSAGE_SENDER={name!r} has no send(message)")
     return sender
 
 
 def senders_from_settings(settings: Settings) -> dict[str, MessageSender]:
-    """The sender of each medium: email by SMTP if a host is set, else logged."""
+    """The sender of each medium: email by SMTP if a host is set, else logged; phones
+    by the AFTERSALES_MESSAGE_SENDER provider; WeChat openids by WeChat when it is
+    configured (its app id set, or named as the sender: then phones are only logged)."""
     email: MessageSender = SmtpSender(settings) if settings.smtp_host else LoggingSender()
-    return {"email": email, "message": load_sender(settings.message_sender, settings)}
+    chosen = settings.message_sender
+    senders = {"email": email,
+               "message": LoggingSender() if chosen == "wechat" else load_sender(chosen,
+                                                                                 settings)}
+    if chosen == "wechat" or settings.wechat_app_id:
+        senders["wechat"] = load_sender("wechat", settings)
+    return senders

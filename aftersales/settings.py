@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from workflows.case.vocabulary import LOCALES
 from workflows.sla import parse_duration
 
 MB = 1024 * 1024
+
+
+def _provider(default: str) -> str:
+    """A message provider's setting: text read from AFTERSALES_<NAME> (PROVIDER_SETTINGS)."""
+    return field(default=default, metadata={"provider": True})
 
 
 @dataclass(frozen=True)
@@ -52,8 +57,9 @@ class Settings:
     smtp_user: str = ""
     smtp_password: str = ""
     smtp_from: str = "Aftersales <aftersales@localhost>"
-    # The SMS / WeChat sender, "module:Class" (docs/notifications.md).
-    message_sender: str = "activities.senders:LoggingSender"
+    # The SMS / WeChat sender (docs/notifications.md#providers): log (nothing is sent),
+    # aliyun, tencent, wechat, webhook, or a class of your own as "module:Class".
+    message_sender: str = "log"
     # Language of a customer's or user's notifications when none is known: zh-CN or en.
     default_locale: str = "zh-CN"
     # Development only: the file the local SMTP sink of `aftersales dev` writes, shown at
@@ -76,6 +82,32 @@ class Settings:
     # signed with the secret like the courier's webhooks.
     event_webhook_urls: tuple[str, ...] = ()
     event_webhook_secret: str = ""
+    # --- Message providers (activities/providers.py, docs/notifications.md#providers) ---
+    # Read only by the provider AFTERSALES_MESSAGE_SENDER names (WeChat: whenever its app
+    # id is set); a provider missing one it needs refuses to start, naming it. The
+    # endpoints are overridable so tests and `aftersales dev` can point at local fakes.
+    # Our template name -> the provider's registered template and its parameters (TOML).
+    sms_templates: str = _provider("")
+    wechat_templates: str = _provider("")
+    # Alibaba Cloud SMS (dysmsapi, signature version 1.0).
+    aliyun_access_key_id: str = _provider("")
+    aliyun_access_key_secret: str = _provider("")
+    aliyun_sign_name: str = _provider("")
+    aliyun_endpoint: str = _provider("https://dysmsapi.aliyuncs.com")
+    # Tencent Cloud SMS (API 3.0, TC3-HMAC-SHA256).
+    tencent_secret_id: str = _provider("")
+    tencent_secret_key: str = _provider("")
+    tencent_sdk_app_id: str = _provider("")
+    tencent_sign_name: str = _provider("")
+    tencent_region: str = _provider("ap-guangzhou")
+    tencent_endpoint: str = _provider("https://sms.tencentcloudapi.com")
+    # WeChat Official Account subscription notifications, to customers with an openid.
+    wechat_app_id: str = _provider("")
+    wechat_app_secret: str = _provider("")
+    wechat_endpoint: str = _provider("https://api.weixin.qq.com")
+    # Any other gateway: a signed JSON POST (X-Aftersales-Signature, HMAC-SHA256).
+    sms_webhook_url: str = _provider("")
+    sms_webhook_secret: str = _provider("")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -114,8 +146,7 @@ class Settings:
             smtp_user=get("AFTERSALES_SMTP_USER", ""),
             smtp_password=get("AFTERSALES_SMTP_PASSWORD", ""),
             smtp_from=get("AFTERSALES_SMTP_FROM") or "Aftersales <aftersales@localhost>",
-            message_sender=(get("AFTERSALES_MESSAGE_SENDER")
-                            or "activities.senders:LoggingSender"),
+            message_sender=get("AFTERSALES_MESSAGE_SENDER") or "log",
             default_locale=_one_of("AFTERSALES_DEFAULT_LOCALE",
                                    get("AFTERSALES_DEFAULT_LOCALE") or "zh-CN", LOCALES),
             dev_mailbox=get("AFTERSALES_DEV_MAILBOX", ""),
@@ -133,6 +164,8 @@ class Settings:
             event_webhook_secret=_required_with(
                 "AFTERSALES_EVENT_WEBHOOK_SECRET", get("AFTERSALES_EVENT_WEBHOOK_SECRET", ""),
                 "AFTERSALES_EVENT_WEBHOOK_URL", get("AFTERSALES_EVENT_WEBHOOK_URL", "")),
+            **{name: get(f"AFTERSALES_{name.upper()}") or default
+               for name, default in PROVIDER_SETTINGS.items()},
         )
 
     def with_(self, **changes) -> Settings:
@@ -179,6 +212,7 @@ class Settings:
             "AFTERSALES_REQUEST_CODES": "1" if self.request_codes else "",
             "AFTERSALES_EVENT_WEBHOOK_URL": ",".join(self.event_webhook_urls),
             "AFTERSALES_EVENT_WEBHOOK_SECRET": self.event_webhook_secret,
+            **{f"AFTERSALES_{name.upper()}": getattr(self, name) for name in PROVIDER_SETTINGS},
         }
         if self.sla_file:
             env["AFTERSALES_SLA_FILE"] = self.sla_file
@@ -186,6 +220,11 @@ class Settings:
 
 
 SMTP_TLS_MODES = ("none", "starttls", "ssl")
+# The message providers' settings (marked `_provider`), each read from
+# AFTERSALES_<NAME> as text with the field's default: one list, so reading and exporting
+# them cannot drift apart.
+PROVIDER_SETTINGS: dict[str, str] = {
+    f.name: str(f.default) for f in fields(Settings) if f.metadata.get("provider")}
 BLOB_STORES = ("file", "s3")
 SIZE_UNITS = {"": 1, "B": 1, "KB": 1024, "MB": MB, "GB": 1024 * MB}
 

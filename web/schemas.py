@@ -309,7 +309,8 @@ class TriageRequestSchema(Schema):
 # The body schema of each staff action, found by the input dataclass its table row
 # names (workflows/case/lifecycle.py): a new action needs only its schema above.
 def _descendants(cls: type) -> list[type]:
-    return [sub for child in cls.__subclasses__() for sub in (child, *_descendants(child))]
+    children: list[type] = cls.__subclasses__()
+    return [sub for child in children for sub in (child, *_descendants(child))]
 
 
 _BY_CONTRACT = {contract: cls for cls in _descendants(Schema)

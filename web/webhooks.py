@@ -8,13 +8,13 @@ so the courier's retry queue never jams on them.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import time
 
 from flask import Blueprint, current_app, request
 from marshmallow import Schema, fields, validate
 
+from activities.signing import webhook_signature
 from db import cases as case_store
 from web.gateway import ActionRefused, CaseNotRunning
 from web.intake import case_input
@@ -41,10 +41,8 @@ class CourierEventSchema(Schema):
                            validate=validate.Length(max=1000))
 
 
-def signature(body: bytes, secret: str, timestamp: str) -> str:
-    """HMAC-SHA256 of `<timestamp>.<body>`, as the courier signs it."""
-    signed = f"{timestamp}.".encode() + body
-    return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+# The courier signs its webhooks the way we sign ours (activities/signing.py).
+signature = webhook_signature
 
 
 @webhooks.post("/webhooks/courier")
