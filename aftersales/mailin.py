@@ -616,7 +616,9 @@ def _decoded_size(raw: bytes, start: int, end: int, encoding: bytes) -> int:
     length = end - start
     if encoding == b"base64":
         whitespace = sum(raw.count(c, start, end) for c in (b"\r", b"\n", b" ", b"\t"))
-        return (length - whitespace) * 3 // 4
+        tail = raw[max(start, end - 8):end].rstrip()
+        padding = len(tail) - len(tail.rstrip(b"="))
+        return (length - whitespace) * 3 // 4 - min(padding, 2)
     if encoding == b"quoted-printable":
         return max(0, length - 2 * raw.count(b"=", start, end))
     return length
