@@ -216,6 +216,24 @@ def test_html_only_mail_gives_its_text_without_script_or_style():
     assert "> Your case is open." in mail.full_text
 
 
+@pytest.mark.parametrize(("html", "expected"), [
+    # Outlook on the web: the history under a header block in bold.
+    ('<div>Still broken, see photo.</div><div><br></div><hr style="width:98%">'
+     '<div id="divRplyFwdMsg"><font face="Calibri"><b>From:</b> Shop &lt;support@shop.test'
+     '&gt;<br><b>Sent:</b> Monday, December 2, 2024 10:00<br><b>To:</b> me<br>'
+     '<b>Subject:</b> case</font></div><div>Your case is open.</div>',
+     "Still broken, see photo."),
+    # QQ Mail: its separator line, then the quoted headers and text unquoted.
+    ('<div>收到，谢谢</div><div><br></div><div style="font-size: 12px;">------------------'
+     '&nbsp;原始邮件&nbsp;------------------</div><div style="background:#efefef;"><div>'
+     '<b>发件人:</b>&nbsp;"售后"&lt;support@shop.test&gt;;</div><div><b>发送时间:</b>&nbsp;'
+     '2024年12月2日(星期一) 上午10:00</div></div><div>您的工单已受理</div>', "收到，谢谢"),
+])
+def test_html_replies_of_common_clients_lose_their_history(html, expected):
+    mail = parse(raw_mail(html.encode(), content_type="text/html"), max_bytes=LIMIT)
+    assert mail.text == expected
+
+
 def test_html_with_its_charset_only_in_a_meta_tag():
     html = '<meta charset="gbk"><p>朱镕基</p>'.encode("gbk")
     assert parse(raw_mail(html, charset=None, content_type="text/html"),
