@@ -3,7 +3,9 @@
 Only housekeeping lives here (case deadlines are durable workflow timers, never
 APScheduler jobs): the hourly overdue digest to supervisors, the nightly KPI snapshot,
 reconciliation of the read model against Temporal, the sweep of outbox rows left
-unsent, purging expired Idempotency-Keys and anonymising cases past retention.
+unsent, purging expired Idempotency-Keys, anonymising cases past retention, and polling
+the inbound mailbox (AFTERSALES_IMAP_URL) for the mail handler the composition root
+gives (aftersales/mailin.py).
 
 Every job runs under a lease in the database (db/leases.py), named by its run (the
 hour, the day, the slot), so a second scheduler started by mistake runs nothing twice;
@@ -28,6 +30,7 @@ from sqlalchemy import select
 from activities.notifications import DeliveryReport, OutboxDelivery
 from aftersales.blobs import make_store, sweep
 from aftersales.events_out import EndpointReport, EventsOut
+from aftersales.mailin import Handle, ImapPoller, PollReport
 from aftersales.reconcile import ReconcileReport, reconcile
 from aftersales.settings import Settings
 from db import cases as case_store
@@ -78,6 +81,9 @@ JOBS: dict[str, tuple[str, Callable[[datetime], str], timedelta]] = {
     "retention": ("anonymise_closed_cases", _day, timedelta(hours=1)),
     "blob_sweep": ("sweep_blobs", _day, timedelta(hours=1)),
     "events_out": ("send_events", _seconds(5), timedelta(minutes=5)),
+    # A poll can outlast its minute (a slow server, a batch of big mails): the lease
+    # outlasts it, so a second scheduler does not poll the same mailbox meanwhile.
+    "mail_poll": ("poll_mail", _slot(1), timedelta(minutes=10)),
 }
 # A blob is stored before the case records it (aftersales/blobs.py): one younger than
 # this may belong to an upload still under way, and is never swept.
@@ -103,8 +109,11 @@ class Housekeeping:
 
     def __init__(self, settings: Settings, holder: str | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 delivery: OutboxDelivery | None = None) -> None:
+                 delivery: OutboxDelivery | None = None,
+                 mail_handler: Handle | None = None) -> None:
         self._settings = settings
+        # What to do with each inbound mail's bytes (the router); None: not polled.
+        self._mail_handler = mail_handler
         self._engine = make_engine(settings.database_url)
         self._sessions = make_sessionmaker(self._engine)
         self._retention = timedelta(seconds=settings.retention)
@@ -226,6 +235,18 @@ class Housekeeping:
                 log.info("events out to %s: %d sent, %d failed%s", url, report.sent,
                          report.failed, ", gone" if report.gone else "")
         return reports
+    def poll_mail(self) -> PollReport | None:
+        """Hand the new mail of AFTERSALES_IMAP_URL to the mail handler; the cursor
+        moves past each only once the handler returned (aftersales/mailin.py)."""
+        if not self._settings.imap_url:
+            log.info("mail poll: AFTERSALES_IMAP_URL is not set, skipped")
+            return None
+        if self._mail_handler is None:
+            log.warning("mail poll: AFTERSALES_IMAP_URL is set but this scheduler was "
+                        "given no mail handler, skipped")
+            return None
+        return ImapPoller.from_settings(self._settings, self._sessions).poll(
+            self._mail_handler)
 
     def close(self) -> None:
         if self._events is not None:
@@ -233,10 +254,10 @@ class Housekeeping:
         self._engine.dispose()
 
 
-def run_once(settings: Settings, job: str) -> str:
+def run_once(settings: Settings, job: str, mail_handler: Handle | None = None) -> str:
     """`aftersales scheduler --run JOB`: one run now, under the lease; what it did."""
     migrate(settings.database_url)
-    jobs = Housekeeping(settings)
+    jobs = Housekeeping(settings, mail_handler=mail_handler)
     try:
         ran, result = jobs.run_job(job)
     finally:
@@ -256,9 +277,11 @@ def run_once(settings: Settings, job: str) -> str:
     return f"{job}: {result}"
 
 
-def run_scheduler(settings: Settings) -> None:
+def run_scheduler(settings: Settings, mail_handler: Handle | None = None) -> None:
+    """The timetable; `mail_handler` is what the composition root does with each
+    inbound mail (without one, or without AFTERSALES_IMAP_URL, the poll is skipped)."""
     migrate(settings.database_url)
-    jobs = Housekeeping(settings)
+    jobs = Housekeeping(settings, mail_handler=mail_handler)
     scheduler = BlockingScheduler(timezone="UTC", job_defaults={
         "coalesce": True, "max_instances": 1, "misfire_grace_time": 600})
     now = datetime.now(UTC)
@@ -271,6 +294,8 @@ def run_scheduler(settings: Settings) -> None:
         ("retention", "cron", {"hour": 3, "minute": 17}),
         ("blob_sweep", "cron", {"hour": 4, "minute": 7}),
         ("events_out", "interval", {"seconds": 5, "next_run_time": now}),
+        ("mail_poll", "interval", {"seconds": settings.imap_interval,
+                                   "next_run_time": now}),
     ):
         scheduler.add_job(partial(jobs.run_job, job), trigger, id=job, **args)
     # Also at start, so a new install or a scheduler restarted after 00:30 has its
@@ -280,8 +305,8 @@ def run_scheduler(settings: Settings) -> None:
     log.info("scheduler %s running: digest hourly at :05, KPI snapshot 00:30, "
              "reconciliation every 15 min, outbox sweep every 5 min, idempotency keys "
              "hourly, retention %ss daily at 03:17, blob sweep 04:07, events out every "
-             "5 s to %d endpoint(s)", jobs.holder, settings.retention,
-             len(settings.event_webhook_urls))
+             "5 s to %d endpoint(s), mail poll every %ss", jobs.holder, settings.retention,
+             len(settings.event_webhook_urls), settings.imap_interval)
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -108,6 +109,25 @@ class Settings:
     # Any other gateway: a signed JSON POST (X-Aftersales-Signature, HMAC-SHA256).
     sms_webhook_url: str = _provider("")
     sms_webhook_secret: str = _provider("")
+    # Inbound mail (aftersales/mailin.py, docs/mail-in.md). The mailbox the scheduler
+    # polls, `imaps://user:pass@host:993/INBOX` (TLS from the start) or `imap://...`
+    # (STARTTLS unless AFTERSALES_IMAP_STARTTLS=0, for a server on 127.0.0.1 only);
+    # empty: no polling. AFTERSALES_IMAP_CA_FILE trusts a private CA besides the system's.
+    # AFTERSALES_IMAP_INTERVAL: how often it is polled (at least a minute: the lease is
+    # per minute). The development receiver `aftersales dev` starts listens on
+    # AFTERSALES_MAIL_IN_HOST:AFTERSALES_MAIL_IN_PORT (0: a free port). A message over
+    # AFTERSALES_MAIL_IN_MAX_MESSAGE is refused (552 by SMTP, skipped on IMAP); a part
+    # over AFTERSALES_MAIL_IN_MAX_PART is not decoded. AFTERSALES_MAIL_ORDER_PATTERN: a
+    # regular expression for the order numbers customers write (the simulator's SO-10001).
+    imap_url: str = ""
+    imap_starttls: bool = True
+    imap_ca_file: str = ""
+    imap_interval: int = 60
+    mail_in_host: str = "127.0.0.1"
+    mail_in_port: int = 0
+    mail_in_max_message: int = 40 * MB
+    mail_in_max_part: int = 25 * MB
+    mail_order_pattern: str = r"(?<![A-Za-z0-9-])SO-\d{5,}(?![0-9])"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -166,6 +186,20 @@ class Settings:
                 "AFTERSALES_EVENT_WEBHOOK_URL", get("AFTERSALES_EVENT_WEBHOOK_URL", "")),
             **{name: get(f"AFTERSALES_{name.upper()}") or default
                for name, default in PROVIDER_SETTINGS.items()},
+            imap_url=get("AFTERSALES_IMAP_URL", ""),
+            imap_starttls=get("AFTERSALES_IMAP_STARTTLS", "1").lower() not in ("0", "false",
+                                                                              "no"),
+            imap_ca_file=get("AFTERSALES_IMAP_CA_FILE", ""),
+            imap_interval=max(60, parse_duration(get("AFTERSALES_IMAP_INTERVAL") or "60s")),
+            mail_in_host=get("AFTERSALES_MAIL_IN_HOST") or "127.0.0.1",
+            mail_in_port=int(get("AFTERSALES_MAIL_IN_PORT") or 0),
+            mail_in_max_message=parse_size("AFTERSALES_MAIL_IN_MAX_MESSAGE",
+                                           get("AFTERSALES_MAIL_IN_MAX_MESSAGE") or "40MB"),
+            mail_in_max_part=parse_size("AFTERSALES_MAIL_IN_MAX_PART",
+                                        get("AFTERSALES_MAIL_IN_MAX_PART") or "25MB"),
+            mail_order_pattern=_pattern("AFTERSALES_MAIL_ORDER_PATTERN",
+                                        get("AFTERSALES_MAIL_ORDER_PATTERN")
+                                        or cls.mail_order_pattern),
         )
 
     def with_(self, **changes) -> Settings:
@@ -213,6 +247,15 @@ class Settings:
             "AFTERSALES_EVENT_WEBHOOK_URL": ",".join(self.event_webhook_urls),
             "AFTERSALES_EVENT_WEBHOOK_SECRET": self.event_webhook_secret,
             **{f"AFTERSALES_{name.upper()}": getattr(self, name) for name in PROVIDER_SETTINGS},
+            "AFTERSALES_IMAP_URL": self.imap_url,
+            "AFTERSALES_IMAP_STARTTLS": "1" if self.imap_starttls else "0",
+            "AFTERSALES_IMAP_CA_FILE": self.imap_ca_file,
+            "AFTERSALES_IMAP_INTERVAL": f"{self.imap_interval}s",
+            "AFTERSALES_MAIL_IN_HOST": self.mail_in_host,
+            "AFTERSALES_MAIL_IN_PORT": str(self.mail_in_port or ""),
+            "AFTERSALES_MAIL_IN_MAX_MESSAGE": str(self.mail_in_max_message),
+            "AFTERSALES_MAIL_IN_MAX_PART": str(self.mail_in_max_part),
+            "AFTERSALES_MAIL_ORDER_PATTERN": self.mail_order_pattern,
         }
         if self.sla_file:
             env["AFTERSALES_SLA_FILE"] = self.sla_file
@@ -254,6 +297,13 @@ def _required_with(name: str, value: str, other: str, other_value: str) -> str:
         raise ValueError(f"{name} is required when {other} is set: receivers check the "
                          "signature made with it")
     return value
+def _pattern(name: str, text: str) -> str:
+    """A regular expression setting, checked at start rather than at the first mail."""
+    try:
+        re.compile(text)
+    except re.error as err:
+        raise ValueError(f"{name}={text!r}: not a regular expression ({err})") from err
+    return text
 
 
 def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:

@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -391,3 +392,38 @@ class EventCursor(Base):
     failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     retry_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_error: Mapped[str | None] = mapped_column(String(500))
+class MailCursor(Base):
+    """How far the IMAP poller has read a mailbox (aftersales/mailin.py): the mailbox's
+    UIDVALIDITY and the last UID handed over. Only advanced after the handler returned,
+    so a crash reads a message again instead of losing it."""
+
+    __tablename__ = "mail_cursors"
+
+    # user@host:port/mailbox, never the password.
+    mailbox: Mapped[str] = mapped_column(String(300), primary_key=True)
+    # IMAP UIDs and UIDVALIDITY are unsigned 32-bit numbers: too big for INTEGER on
+    # PostgreSQL.
+    uidvalidity: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    last_uid: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # The message after last_uid whose handler raised, and how many times in a row:
+    # after a few it is skipped, so one bad message cannot stop the mailbox for good.
+    failed_uid: Mapped[int | None] = mapped_column(BigInteger)
+    failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+
+
+class InboundMailRecord(Base):
+    """A mail the router has dealt with, by Message-ID (aftersales.mailin.dedupe_key):
+    the IMAP cursor re-reads after a crash and senders resend, so the router looks here
+    before acting and writes here in the same transaction as what it did."""
+
+    __tablename__ = "inbound_mail"
+
+    message_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    # What the router made of it: message, note, new_case, dropped_automatic, ...
+    outcome: Mapped[str] = mapped_column(String(32), nullable=False)
+    case_id: Mapped[str | None] = mapped_column(String(32))
+
+    __table_args__ = (Index("ix_inbound_mail_received", "received_at"),
+                      Index("ix_inbound_mail_case", "case_id"))
