@@ -118,7 +118,7 @@ class SmtpSender:
         mail = EmailMessage()
         mail["From"] = s.smtp_from
         mail["To"] = message.to
-        mail["Subject"] = message.subject
+        mail["Subject"] = subject_with_case(message.subject, message.case_id)
         mail["Date"] = format_datetime(datetime.now(UTC))
         mail["Message-ID"] = message.message_id
         mail["Auto-Submitted"] = "auto-generated"
@@ -139,6 +139,14 @@ class SmtpSender:
             smtp.send_message(mail)
         log.info("notification %s (%s) emailed to %s", message.key, message.template,
                  mask(message.to))
+
+
+def subject_with_case(subject: str, case_id: str | None) -> str:
+    """The subject with `[<case id>]`, which routes an answer back to its case even
+    from a mail program that drops In-Reply-To (docs/conversation.md, "Email in")."""
+    if not case_id or f"[{case_id}]" in subject:
+        return subject
+    return f"{subject} [{case_id}]"
 
 
 def message_id(key: str, address: str, settings: Settings) -> str:

@@ -81,6 +81,20 @@ def scheduler(run_job: str | None) -> None:
     run_scheduler(_settings())
 
 
+@main.command("mail-in")
+@click.option("--smtp", is_flag=True,
+              help="Also receive mail by SMTP on AFTERSALES_MAIL_IN_HOST:PORT (development).")
+def mail_in(smtp: bool) -> None:
+    """Read inbound mail into cases: poll AFTERSALES_IMAP_URL (its own process)."""
+    settings = _settings()
+    from db.engine import migrate as run_migrations
+
+    run_migrations(settings.database_url)
+    # The router belongs to the web package (it opens cases as the pages do).
+    os.execv(sys.executable, [sys.executable, "-m", "web.mailroute",
+                              *(["--smtp"] if smtp else [])])
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True)

@@ -144,6 +144,17 @@ class DevStack:
         self._spawn("web", [sys.executable, "-m", "aftersales.cli", "web", "--host",
                             self.host, "--port", str(self.port)])
         self._wait_healthy()
+        self._start_mail_in()
+
+    def _start_mail_in(self) -> None:
+        """The inbound-mail router with a local SMTP receiver: mail sent to it opens
+        cases and answers them as mail to the service address would."""
+        port = self.settings.mail_in_port or free_port()
+        self._spawn("mail-in", [sys.executable, "-m", "aftersales.cli", "mail-in", "--smtp"],
+                    extra_env={"AFTERSALES_MAIL_IN_PORT": str(port)})
+        if not wait_for_port(self.settings.mail_in_host, port, 30):
+            raise StartupError("the inbound mail receiver did not start")
+        # The receiver itself prints "mail in on HOST:PORT" once it listens.
 
     def _start_temporal(self) -> None:
         if _port_busy(self.temporal_port):

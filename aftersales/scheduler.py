@@ -278,14 +278,15 @@ def run_once(settings: Settings, job: str, mail_handler: Handle | None = None) -
 
 
 def run_scheduler(settings: Settings, mail_handler: Handle | None = None) -> None:
-    """The timetable; `mail_handler` is what the composition root does with each
-    inbound mail (without one, or without AFTERSALES_IMAP_URL, the poll is skipped)."""
+    """The timetable; `mail_handler` is what to do with each inbound mail. The mail
+    process (`python -m web.mailroute`, `aftersales mail-in`) runs the poll with the
+    case router; a scheduler without a handler leaves the mailbox to it."""
     migrate(settings.database_url)
     jobs = Housekeeping(settings, mail_handler=mail_handler)
     scheduler = BlockingScheduler(timezone="UTC", job_defaults={
         "coalesce": True, "max_instances": 1, "misfire_grace_time": 600})
     now = datetime.now(UTC)
-    for job, trigger, args in (
+    timetable: list[tuple[str, str, dict[str, Any]]] = [
         ("idempotency_purge", "interval", {"hours": 1, "next_run_time": now}),
         ("outbox_sweep", "interval", {"minutes": 5, "next_run_time": now}),
         ("reconcile", "interval", {"minutes": 15, "next_run_time": now + timedelta(minutes=1)}),
@@ -294,9 +295,11 @@ def run_scheduler(settings: Settings, mail_handler: Handle | None = None) -> Non
         ("retention", "cron", {"hour": 3, "minute": 17}),
         ("blob_sweep", "cron", {"hour": 4, "minute": 7}),
         ("events_out", "interval", {"seconds": 5, "next_run_time": now}),
-        ("mail_poll", "interval", {"seconds": settings.imap_interval,
-                                   "next_run_time": now}),
-    ):
+    ]
+    if mail_handler is not None:
+        timetable.append(("mail_poll", "interval", {"seconds": settings.imap_interval,
+                                                    "next_run_time": now}))
+    for job, trigger, args in timetable:
         scheduler.add_job(partial(jobs.run_job, job), trigger, id=job, **args)
     # Also at start, so a new install or a scheduler restarted after 00:30 has its
     # trend charts; the per-day lease keeps it to one run a day.

@@ -159,7 +159,8 @@ ORDER_STATUS_NAMES = {"placed": _l("placed"), "paid": _l("paid"), "shipped": _l(
                       "delivered": _l("delivered"), "cancelled": _l("cancelled"),
                       "refunded": _l("refunded")}
 PAYMENT_NAMES = {"alipay": _l("Alipay"), "wechat_pay": _l("WeChat Pay"), "card": _l("card")}
-ACTOR_NAMES = {"system": _l("system"), "customer": _l("customer"), "courier": _l("courier")}
+ACTOR_NAMES = {"system": _l("system"), "customer": _l("customer"), "courier": _l("courier"),
+               "email": _l("inbound mail")}
 PARCEL_WORDS = {
     "created": _l("Waybill created"),
     "picked_up": _l("Picked up"),

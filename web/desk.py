@@ -102,9 +102,8 @@ def case_page(case_id: str):
         picked = next((r for r in replies if r["key"] == chosen), None)
         if picked:
             prefill[picked["action"]] = picked["text"]
-    files = [{**f, "url": url_for("desk.attachment", case_id=case_id, attachment_id=f["id"]),
-              "thumbnail_url": url_for("desk.attachment", case_id=case_id,
-                                       attachment_id=f["id"], size="thumb")
+    files = [{**f, "url": evidence.desk_file_url(case_id, f),
+              "thumbnail_url": evidence.desk_file_url(case_id, f, thumbnail=True)
               if f.get("thumbnail_sha256") else None}
              for f in row.data.get("attachments") or []]
     return render_template(

@@ -28,7 +28,7 @@ from db import cases as case_store
 from db.models import Case
 from web.auth import check, current_user, require
 from web.caseview import case_state
-from web.commands import customer_action, perform_action
+from web.commands import action_input, customer_action, perform_action
 from web.gateway import ActionRefused
 from web.intake import ID_ALPHABET
 from web.problems import Problem
@@ -41,6 +41,7 @@ from web.representation import (
 from web.status import lookup_link
 from workflows.case.contracts import Actor
 from workflows.case.lifecycle import BY_NAME, CUSTOMER, refusal
+from workflows.case.vocabulary import RESERVED_NAMES
 
 evidence = Blueprint("evidence", __name__)
 # Multipart overhead on top of the largest file a request may carry.
@@ -186,6 +187,9 @@ def attach(case_id: str, prepared: Prepared, actor: Actor | None, shared: bool,
     body = {"attachment": attachment, "max_files": st.settings.max_files}
     if actor is None:
         customer_action(case_id, "attach", body)
+    elif actor.name in RESERVED_NAMES:  # Aftersales itself (inbound mail), no user
+        action = BY_NAME["attach"]
+        st.gateway.act(case_id, action.update, action_input(action, actor, body))
     else:
         perform_action(case_id, "attach", body)
     return attachment

@@ -259,6 +259,9 @@ class Message:
     internal: bool = False  # a note: never in the customer's view
     attachments: list[str] = field(default_factory=list)  # attachment ids
     answers: str | None = None  # the question it answered, if any
+    # Where it came from outside (an email's Message-ID): the same mail read twice is
+    # one message.
+    ref: str = ""
 
 
 @dataclass
@@ -527,6 +530,7 @@ class NoteInput:
     actor: Actor
     text: str
     channel: str = "desk"  # desk | api | email (a mail for staff to check)
+    ref: str = ""  # an email's Message-ID: sent twice, recorded once
 
 
 # Free-text tags on a case (the `tag` action): how many, and how long each.
@@ -589,6 +593,7 @@ class ReplyInput:
     message: str
     channel: str = "web"  # web | email
     attachments: list[str] = field(default_factory=list)
+    ref: str = ""  # an email's Message-ID: sent twice, recorded once
 
 
 @dataclass

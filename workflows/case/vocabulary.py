@@ -17,7 +17,8 @@ CHANNELS = ("phone", "web", "app", "wechat", "email", "store", "chat", "system")
 TIERS = ("regular", "silver", "gold", "vip")
 ROLES = ("handler", "supervisor", "admin")
 # Names the timeline uses for who acted besides users; no user may be called so.
-RESERVED_NAMES = ("customer", "system", "courier")
+# "email": inbound mail, e.g. a note of a mail from an address that is not the customer's.
+RESERVED_NAMES = ("customer", "system", "courier", "email")
 MANAGERS = ("supervisor", "admin")
 # The languages notifications and pages are written in.
 LOCALES = ("zh-CN", "en")

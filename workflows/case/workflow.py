@@ -547,7 +547,10 @@ class CaseWorkflow:
 
     @workflow.update
     async def note(self, inp: NoteInput) -> UpdateResult:
-        self._add_message("staff", inp.text, inp.channel, by=inp.actor.name, internal=True)
+        if self._known_ref(inp.ref):
+            return self._result()
+        self._add_message("staff", inp.text, inp.channel, by=inp.actor.name, internal=True,
+                          ref=inp.ref)
         self.log.event(inp.actor.name, "note", detail={"text": inp.text})
         return await self._commit()
 
@@ -710,6 +713,8 @@ class CaseWorkflow:
         """The customer writes: an answer to the pending question when there is one (its
         clocks resume), and a message that waits for a handler's reply either way."""
         state, now = self.state, workflow.now()
+        if self._known_ref(inp.ref):
+            return self._result()  # the same mail, read again
         question = state.pending_question
         if question is not None:
             state.pending_question = None
@@ -719,7 +724,8 @@ class CaseWorkflow:
                 if clock.paused_reason == "waiting_on_customer":
                     clocks.resume_clock(clock, now, self._calendar_for(clock))
         message = self._add_message("customer", inp.message, inp.channel,
-                                    attachments=inp.attachments, answers=question)
+                                    attachments=inp.attachments, answers=question,
+                                    ref=inp.ref)
         if workflow.patched(CONVERSATION_PATCH):
             if state.awaiting_reply_since is None:
                 state.awaiting_reply_since = now
@@ -760,13 +766,16 @@ class CaseWorkflow:
     def _add_message(self, author: str, text: str, channel: str, *, by: str = "",
                      display_name: str = "", internal: bool = False,
                      attachments: list[str] | None = None,
-                     answers: str | None = None) -> Message:
+                     answers: str | None = None, ref: str = "") -> Message:
         message = Message(id=f"m{len(self.state.messages) + 1}", author=author, text=text,
                           at=workflow.now(), channel=channel, display_name=display_name,
                           by=by, internal=internal, attachments=list(attachments or ()),
-                          answers=answers)
+                          answers=answers, ref=ref)
         self.state.messages.append(message)
         return message
+
+    def _known_ref(self, ref: str) -> bool:
+        return bool(ref) and any(m.ref == ref for m in self.state.messages)
 
     def _answered(self, now: datetime) -> None:
         """Staff wrote to the customer: nobody waits for a reply any more."""
