@@ -7,10 +7,13 @@ import json
 import os
 import queue
 import signal
+import smtplib
 import subprocess
 import sys
 import threading
 import time
+from email.message import EmailMessage
+from email.utils import make_msgid
 from pathlib import Path
 
 import httpx
@@ -173,6 +176,20 @@ def test_dev_stack_walks_a_complaint_and_survives_restart(tmp_path):
             assert refunds.returncode == 0, refunds.stderr
             assert [r["amount"] for r in json.loads(refunds.stdout)
                     if r["case_id"] == ret["id"]] == ["149.00"]
+
+            # Mail to the local receiver opens a case (channel email).
+            where = next(line for line in dev.output if "mail in on " in line)
+            host, _, mail_port = where.split("mail in on ", 1)[1].split()[0].rpartition(":")
+            message = EmailMessage()
+            message["From"], message["To"] = "walkin@customer.example", "service@shop.example"
+            message["Subject"], message["Message-ID"] = "门店投诉", make_msgid()
+            message.set_content("门店店员态度很差，希望改进。")
+            with smtplib.SMTP(host, int(mail_port), timeout=30) as smtp:
+                smtp.send_message(message)
+            deadline = time.monotonic() + 30
+            while not http.get("/api/v1/cases?channel=email").json()["items"]:
+                assert time.monotonic() < deadline, "the mail opened no case"
+                time.sleep(0.3)
 
             open_case = http.post("/api/v1/cases", json={
                 "kind": "complaint", "channel": "phone", "order_id": "SO-10007",

@@ -133,7 +133,9 @@ class MailRouter:
         try:
             self._state.gateway.act(row.id, action.update, action_input(action, None, {
                 "message": text, "channel": "email", "attachments": files, "ref": key}))
-        except (ActionRefused, CaseNotRunning) as err:
+        except CaseNotRunning:  # closed beyond its reopen window: a new request
+            return self._open_case(mail, key, row)
+        except ActionRefused as err:
             return Outcome("ignored", row.id, f"the case takes no message: {err}")
         return Outcome("message", row.id)
 
@@ -146,7 +148,9 @@ class MailRouter:
         try:
             self._state.gateway.act(row.id, action.update, action_input(action, MAIL_ACTOR, {
                 "text": clip(text, MAX_MESSAGE_LENGTH), "channel": "email", "ref": key}))
-        except (ActionRefused, CaseNotRunning) as err:
+        except CaseNotRunning:
+            return self._open_case(mail, key, row)
+        except ActionRefused as err:
             return Outcome("ignored", row.id, f"the case takes no note: {err}")
         return Outcome("note", row.id)
 
