@@ -94,8 +94,8 @@ def test_refusal_says_stage_role_and_state_in_that_order():
 
 def test_available_actions_follow_the_state():
     names = [a.name for a in available(state(stage="confirm"), HANDLER, NOW)]
-    assert names == ["confirm", "request-info", "assign", "tag", "note", "escalate",
-                     "reject", "cancel"]
+    assert names == ["confirm", "request-info", "assign", "tag", "reply", "note",
+                     "escalate", "reject", "cancel"]
     asked = state(stage="analyze", pending_question="photo?", assignee="hank")
     names = [a.name for a in available(asked, HANDLER, NOW)]
     assert "request-info" not in names and "assign" not in names  # asked; already theirs

@@ -280,13 +280,14 @@ def test_a_complaint_tells_the_customer_each_step_in_order(
         for path, body in steps:
             response = http.post(path, headers=headers, json=body)
             assert response.status_code == 200, response.get_json()
-        subjects = [
+        # Each ends with [<case id>]: an answer finds its case (docs/conversation.md).
+        subjects = [f"{s} [{case['id']}]" for s in (
             f"Your case {case['id']} is open",
             f"We are working on your case {case['id']}",
             f"We need information from you on case {case['id']}",
             f"Our apologies about case {case['id']}",
             f"Your case {case['id']} is resolved: how did we do?",
-        ]
+        )]
         mails = wait_for(lambda: (m := read_mailbox(mailbox)) and len(m) >= 5 and m,
                          what="five customer emails")
         assert sorted(m["subject"] for m in mails) == sorted(subjects)

@@ -70,10 +70,12 @@ def browser():
 class Live:
     """The stack, with the app served over real HTTP, and an API client for setup."""
 
-    def __init__(self, base: str, api: httpx.Client, tokens: dict[str, str]) -> None:
+    def __init__(self, base: str, api: httpx.Client, tokens: dict[str, str],
+                 sessions=None) -> None:
         self.base = base
         self.api = api
         self.tokens = tokens
+        self.sessions = sessions  # the read model, for set-up the API does not offer
 
     def call(self, method: str, path: str, who: str = "hank", **kwargs) -> dict:
         response = self.api.request(method, path, headers={
@@ -125,7 +127,7 @@ def live(temporal_address, order_system_url, tmp_path_factory) -> Iterator[Live]
     thread.start()
     api = httpx.Client(base_url=base, timeout=30)
     try:
-        yield Live(base, api, tokens)
+        yield Live(base, api, tokens, app.extensions["aftersales"].sessions)
     finally:
         api.close()
         server.shutdown()

@@ -152,6 +152,8 @@ EVENT_NAMES = {
 CHANNEL_NAMES = {
     "phone": _l("phone"), "web": _l("web"), "app": _l("app"), "wechat": _l("WeChat"),
     "email": _l("email"), "store": _l("store"), "chat": _l("chat"), "system": _l("system"),
+    # Where a message of the conversation was written (besides the channels above).
+    "desk": _l("desk"), "api": _l("API"),
 }
 TIER_NAMES = {"regular": _l("regular"), "silver": _l("silver"), "gold": _l("gold"),
               "vip": _l("VIP")}
@@ -200,7 +202,7 @@ FIELD_LABELS = {
     "assignee": _l("Give to"), "outcome": _l("Outcome of the call"),
     "passed": _l("Did the goods pass inspection?"), "priority": _l("Priority"),
     "kind": _l("Kind"), "rating": _l("Rating"), "comment": _l("Comment"),
-    "message": _l("Your answer"),
+    "message": _l("Message"),
 }
 
 
