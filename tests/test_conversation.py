@@ -19,6 +19,7 @@ from activities.senders import PermanentDeliveryError
 from db.accounts import create_user
 from db.models import OutboxMessage
 from tests import test_intake
+from tests.conftest import record_history_sync
 from tests.test_case_workflow import (
     ALICE,
     HOUR,
@@ -61,7 +62,7 @@ def wait_until(check, timeout: float = 20.0):
 
 
 @pytest.mark.parametrize("stack", [SMS], indirect=True)
-def test_customer_and_handler_hold_a_conversation(stack):
+def test_customer_and_handler_hold_a_conversation(stack, temporal_address):
     _, client, tokens, sessions = stack
     with sessions.begin() as session:
         create_user(session, "xiaoai", "handler", "xiaoai-password", display_name="客服小艾")
@@ -109,6 +110,11 @@ def test_customer_and_handler_hold_a_conversation(stack):
     status_page = client.get(f"/s/{token}", headers={"Accept-Language": "zh-CN"})
     shown = status_page.get_data(as_text=True)
     assert "客服小艾" in shown and "顾客是常客" not in shown and "xiaoai" not in shown
+    # The case ends; its history is the replay test's `conversation` path.
+    assert client.post(f"/api/v1/cases/{case_id}/cancel", json={"reason": "已解决"},
+                       headers=headers).status_code == 200
+    wait_until(lambda: sent_to(sessions, case_id, "case_cancelled"))
+    record_history_sync(temporal_address, case_id, "conversation")
 
 
 def test_a_message_answers_the_pending_question(stack):
