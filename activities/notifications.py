@@ -87,7 +87,8 @@ class OutboxDelivery:
             return
         try:
             with self._sessions() as session:
-                people = outbox.recipients(session, item, self._settings.default_locale)
+                people = outbox.recipients(session, item, self._settings.default_locale,
+                                           frozenset(self._senders))
                 context = self._context(session, item)
             to_serve = [p for p in people if p.address not in item.delivered]
             delivered = list(item.delivered)
@@ -104,9 +105,8 @@ class OutboxDelivery:
                     leased_at = now
                 text = render(item.template, person.locale,
                               {**context, "recipient_name": person.name})
-                sender = self._senders.get(person.medium) or self._senders["message"]
                 try:
-                    sender.send(OutgoingMessage(
+                    self._senders[person.medium].send(OutgoingMessage(
                         key=item.key, message_id=message_id(item.key, person.address,
                                                             self._settings),
                         medium=person.medium, to=person.address, to_name=person.name,

@@ -139,10 +139,12 @@ def release(sessions: sessionmaker[Session], item: Claim, error: str) -> None:
             .execution_options(synchronize_session=False))
 
 
-def recipients(session: Session, item: Claim, default_locale: str) -> list[Recipient]:
+def recipients(session: Session, item: Claim, default_locale: str,
+               media: frozenset[str] = frozenset({"email", "message"})) -> list[Recipient]:
     """Who the message goes to: the case's customer, a user, or every active user of a
-    role (`role:supervisor`), each by email if known, else by SMS/WeChat for customers
-    with a phone. Someone with no address is left out."""
+    role (`role:supervisor`), each by email if known; customers else by WeChat (with an
+    openid, when `media` has it) or SMS to their phone. Someone with no address is left
+    out."""
     if item.channel == "customer":
         case = session.get(Case, item.case_id) if item.case_id else None
         if case is None:
@@ -152,6 +154,8 @@ def recipients(session: Session, item: Claim, default_locale: str) -> list[Recip
         name = customer.get("name") or ""
         if customer.get("email"):
             return [Recipient(name, "email", customer["email"], locale)]
+        if customer.get("wechat_openid") and "wechat" in media:
+            return [Recipient(name, "wechat", customer["wechat_openid"], locale)]
         if customer.get("phone"):
             return [Recipient(name, "message", customer["phone"], locale)]
         return []

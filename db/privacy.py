@@ -100,6 +100,9 @@ def _anonymise(session: Session, row: Case, now: datetime,
     data["description"] = ERASED
     data["rating_comment"] = None
     data["pending_question"] = None
+    # The conversation: who wrote when stays, never the words (or the question answered).
+    data["messages"] = [{**m, "text": ERASED, "answers": None, "attachments": [],
+                         "ref": ""} for m in data.get("messages") or []]
     if data.get("analysis"):
         data["analysis"] = {**data["analysis"], "note": ERASED}
     if data.get("inspection"):

@@ -261,3 +261,26 @@ def test_a_number_the_provider_refuses_is_on_the_timeline_once(stack):
     page = signed_in(stack[0], "alice")
     html = page.get(f"/desk/cases/{case_id}", headers={"Accept-Language": "en"})
     assert "could not be delivered" in html.get_data(as_text=True)
+
+
+def test_a_customer_with_an_openid_is_reached_by_wechat_when_it_is_configured(sqlite_url):
+    from db import outbox
+    from db.cases import write_projection
+    from db.engine import make_engine, make_sessionmaker, migrate
+    from tests.test_read_model import snapshot
+    from workflows.case.contracts import Customer, Projection
+
+    migrate(sqlite_url)
+    sessions = make_sessionmaker(make_engine(sqlite_url))
+    customer = Customer(id="C-W", name="微信用户", phone="13700000001",
+                        wechat_openid="oAbC-123_xyz")
+    write_projection(sessions, Projection(snapshot("AS-W1", 1, customer=customer)))
+    claim = outbox.Claim(key="AS-W1:1", token="t", case_id="AS-W1", channel="customer",
+                         recipient="C-W", template="staff_reply", payload={},
+                         delivered=(), attempts=1)
+    with sessions() as session:
+        by_wechat = outbox.recipients(session, claim, "zh-CN",
+                                      frozenset({"email", "message", "wechat"}))
+        without = outbox.recipients(session, claim, "zh-CN")
+    assert [(r.medium, r.address) for r in by_wechat] == [("wechat", "oAbC-123_xyz")]
+    assert [(r.medium, r.address) for r in without] == [("message", "13700000001")]

@@ -16,7 +16,7 @@ from db.engine import make_engine, make_sessionmaker
 from db.models import Case, CaseNameGram, OutboxMessage
 from db.privacy import ERASED, ErasureRefused, anonymise_closed, erase_customer
 from tests.test_read_model import event, snapshot
-from workflows.case.contracts import Customer, Projection
+from workflows.case.contracts import Customer, Message, Projection
 from workflows.case.contracts import OutboxMessage as OutboxDraft
 
 NOW = datetime.now(UTC)
@@ -166,7 +166,9 @@ def test_erasure_takes_the_inspection_note_and_the_tags(sqlite_url):
     sessions = make_sessionmaker(make_engine(sqlite_url))
     case_store.write_projection(sessions, Projection(snapshot(
         "AS-T2", 1, stage="resolve", customer=customer, tags=["周芷若 VIP"],
-        inspection={"passed": False, "note": "周芷若's screen cracked", "by": "alice"}),
+        inspection={"passed": False, "note": "周芷若's screen cracked", "by": "alice"},
+        messages=[Message(id="m1", author="customer", text="我是周芷若，电话 13600000089",
+                          at=T0, channel="email", ref="<a@周芷若.example>")]),
         events=[event(1, "confirmed"), tagged]))
     with sessions.begin() as session:
         session.execute(update(Case).where(Case.id == "AS-T2").values(
@@ -177,6 +179,8 @@ def test_erasure_takes_the_inspection_note_and_the_tags(sqlite_url):
         row = case_store.get_case(session, "AS-T2")
         assert "周芷若" not in json.dumps(row.data, ensure_ascii=False)
         assert row.data["tags"] == [] and row.data["inspection"]["passed"] is False
+        assert [(m["author"], m["channel"]) for m in row.data["messages"]] == [
+            ("customer", "email")]  # who wrote when stays, not the words
         assert session.scalars(select(CaseTag).where(CaseTag.case_id == "AS-T2")).all() == []
         details = [e.detail for e in case_store.timeline(session, "AS-T2")]
         assert "周芷若" not in json.dumps(details, ensure_ascii=False)

@@ -65,6 +65,8 @@ class CustomerSchema(Schema):
     # Language of the customer's notifications; absent: from Accept-Language, else the
     # default locale.
     locale = fields.String(load_default="", validate=validate.OneOf(("", *LOCALES)))
+    wechat_openid = fields.String(load_default="", validate=validate.Regexp(
+        r"^[A-Za-z0-9_-]{0,64}$", error="a WeChat openid: letters, digits, '-' and '_'"))
 
 
 class ItemSchema(Schema):

@@ -30,6 +30,9 @@ class Customer:
     tier: str = "regular"
     # Language of the customer's notifications (zh-CN or en); "" = the default locale.
     locale: str = ""
+    # The customer's openid with the retailer's WeChat Official Account: notifications
+    # go by WeChat when it is configured and the customer has no email address.
+    wechat_openid: str = ""
 
 
 @dataclass
