@@ -284,3 +284,48 @@ def test_a_customer_with_an_openid_is_reached_by_wechat_when_it_is_configured(sq
         without = outbox.recipients(session, claim, "zh-CN")
     assert [(r.medium, r.address) for r in by_wechat] == [("wechat", "oAbC-123_xyz")]
     assert [(r.medium, r.address) for r in without] == [("message", "13700000001")]
+
+
+def test_a_provider_down_for_an_hour_gets_the_message_once_when_it_is_back(sqlite_url):
+    """The SMS gateway answers 500 to every try for an hour (the delivery activity's
+    retries, then the outbox sweep): nothing is lost, nothing sent twice."""
+    from activities.notifications import OutboxDelivery
+    from activities.providers import WebhookSender
+    from db.cases import write_projection
+    from db.engine import make_engine, make_sessionmaker, migrate
+    from simulators.providers import FakeWebhookGateway
+    from tests.conftest import make_settings
+    from tests.test_read_model import snapshot
+    from workflows.case.contracts import Customer, Projection
+    from workflows.case.contracts import OutboxMessage as OutboxDraft
+
+    migrate(sqlite_url)
+    sessions = make_sessionmaker(make_engine(sqlite_url))
+    fake = FakeWebhookGateway("hook-secret")
+    customer = Customer(id="C-P", name="李雷", phone="13700000002")
+    draft = OutboxDraft(key="AS-P1:1", at=snapshot("AS-P1", 1).updated_at,
+                        channel="customer", recipient="C-P", template="staff_reply",
+                        payload={"message": "已为您安排退款", "display_name": "客服小艾",
+                                 "customer_url": "http://x/s/t"})
+    write_projection(sessions, Projection(snapshot("AS-P1", 1, customer=customer),
+                                          outbox=[draft]))
+    with fake.serve() as server:
+        settings = make_settings("unused", sqlite_url, "http://127.0.0.1:9").with_(
+            message_sender="webhook", sms_webhook_url=f"{server.url}/messages",
+            sms_webhook_secret="hook-secret")
+        sender = WebhookSender(settings, sleep=lambda _s: None)
+        delivery = OutboxDelivery(sessions, settings, senders={"message": sender})
+        fake.script.extend([500] * 48)  # an hour of tries, each retried inside the sender
+        failures = 0
+        while fake.script:
+            report = delivery.deliver(["AS-P1:1"])
+            assert not report.result.sent and "AS-P1:1" in report.failed
+            failures += 1
+        with sessions() as session:
+            row = session.get(OutboxMessage, "AS-P1:1")
+            assert row.sent_at is None and "500" in (row.last_error or "")
+        assert delivery.deliver(["AS-P1:1"]).result.sent == ["AS-P1:1"]
+        assert delivery.deliver(["AS-P1:1"]).result.already_sent == ["AS-P1:1"]
+    assert failures >= 12 and len(fake.accepted) == 1
+    assert fake.accepted[0]["template"] == "staff_reply"
+    assert fake.accepted[0]["params"]["message"] == "已为您安排退款"
