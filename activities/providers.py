@@ -473,6 +473,14 @@ def aliyun_signature(secret: str, string_to_sign: str) -> str:
     return base64.b64encode(digest).decode()
 
 
+def sms_templates(settings: ProviderSettings, rules: Rules):
+    """The SMS template mapping (AFTERSALES_SMS_TEMPLATES), checked against a provider's
+    length rules."""
+    return load_templates(settings.sms_templates, "AFTERSALES_SMS_TEMPLATES", rules,
+                          public_url=settings.public_url,
+                          default_locale=settings.default_locale)
+
+
 class AliyunSmsSender:
     """SMS through Alibaba Cloud's SendSms (dysmsapi, RPC style, signature 1.0)."""
 
@@ -483,9 +491,7 @@ class AliyunSmsSender:
         require(settings, "AFTERSALES_MESSAGE_SENDER=aliyun", "aliyun_access_key_id",
                 "aliyun_access_key_secret", "aliyun_sign_name", "sms_templates")
         self._settings = settings
-        self._templates = load_templates(settings.sms_templates, "AFTERSALES_SMS_TEMPLATES",
-                                         ALIYUN_RULES, public_url=settings.public_url,
-                                         default_locale=settings.default_locale)
+        self._templates = sms_templates(settings, ALIYUN_RULES)
         self._http = client or httpx.Client(timeout=TIMEOUT)
         self._sleep, self._clock, self._backoff = sleep, clock, backoff
 
@@ -590,9 +596,7 @@ class TencentSmsSender:
                 "tencent_secret_key", "tencent_sdk_app_id", "tencent_sign_name",
                 "tencent_region", "sms_templates")
         self._settings = settings
-        self._templates = load_templates(settings.sms_templates, "AFTERSALES_SMS_TEMPLATES",
-                                         TENCENT_RULES, public_url=settings.public_url,
-                                         default_locale=settings.default_locale)
+        self._templates = sms_templates(settings, TENCENT_RULES)
         self._http = client or httpx.Client(timeout=TIMEOUT)
         self._sleep, self._clock, self._backoff = sleep, clock, backoff
 
