@@ -16,3 +16,11 @@ def webhook_signature(body: bytes, secret: str, timestamp: str) -> str:
     """The signature header's value for this raw body sent at this timestamp."""
     signed = f"{timestamp}.".encode() + body
     return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def signature_matches(given: str, body: bytes, secret: str, timestamp: str) -> bool:
+    """Whether a received signature header is this body's, compared in constant time.
+    As bytes: a header with characters beyond ASCII is simply wrong, never an error
+    (`hmac.compare_digest` refuses non-ASCII strings)."""
+    expected = webhook_signature(body, secret, timestamp).encode()
+    return bool(secret) and hmac.compare_digest(given.encode("utf-8", "replace"), expected)

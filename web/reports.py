@@ -52,6 +52,18 @@ def report_summary():
     return body
 
 
+# What a spreadsheet takes for a formula at the start of a cell (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value):
+    """A cell a spreadsheet shows as text: a string that would start a formula gets a
+    leading apostrophe. Numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def to_csv(body: dict) -> str:
     """The same report as rows of metric path and value, e.g. `csat.satisfied_pct,80.0`."""
     out = io.StringIO()
@@ -68,7 +80,7 @@ def to_csv(body: dict) -> str:
                 walk(f"{prefix}.{label}", {k: v for k, v in item.items()
                                            if k not in ("root_cause", "party")})
         else:
-            writer.writerow([prefix, "" if value is None else value])
+            writer.writerow([safe_cell(prefix), "" if value is None else safe_cell(value)])
 
     walk("", body)
     return out.getvalue()
