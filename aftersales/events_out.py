@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
+from activities.providers import retry_after
 from activities.signing import webhook_signature
 from db import events
 from db.cases import as_utc, jsonable
@@ -171,7 +172,8 @@ class EventsOut:
             return
         if status == 410:
             raise _Gone()
-        if status == 429 or status >= 500:
+        if status == 429 or status >= 500 or 300 <= status < 400:  # not where it was
+            # (a redirect is not followed: the signed body is for the URL configured)
             raise _EndpointDown(f"HTTP {status}", _retry_after(response))
         raise _Refused(f"HTTP {status} for event {event.case_id}:{event.seq}")
 
@@ -180,8 +182,8 @@ class EventsOut:
 
 
 def _retry_after(response: httpx.Response) -> timedelta | None:
-    value = response.headers.get("Retry-After", "")
-    return timedelta(seconds=min(int(value), 3600)) if value.isdigit() else None
+    seconds = retry_after(response.headers)
+    return None if seconds is None else timedelta(seconds=min(seconds, 3600.0))
 
 
 def status(session: Session, urls: tuple[str, ...]) -> list[dict]:

@@ -37,8 +37,8 @@ def subscribe(session: Session, urls: tuple[str, ...], now: datetime
         if sub is None:
             newest = session.scalar(select(func.max(TimelineEvent.id))) or 0
             sub = EventSubscription(url=url, created_at=now, low_water=newest,
-                                    horizon_id=newest, horizon_at=now, state="active",
-                                    failures=0)
+                                    start_id=newest, horizon_id=newest, horizon_at=now,
+                                    state="active", failures=0)
             session.add(sub)
             session.flush()
         subs.append(sub)
@@ -57,11 +57,31 @@ def _owed(url: str, low_water: int, *columns):
 
 def due(session: Session, sub: EventSubscription, now: datetime, limit: int
         ) -> list[TimelineEvent]:
-    """The oldest events owed to this endpoint whose case is not waiting to retry."""
-    query = (_owed(sub.url, sub.low_water, TimelineEvent)
+    """The oldest events owed to this endpoint whose case is not waiting to retry, each
+    case's in an unbroken run from the one after its cursor: a case's writes can land
+    out of order (seq 3 before seq 2), and then its events wait at the gap until it
+    fills (every write is retried until it lands), so none is skipped or sent early."""
+    query = (_owed(sub.url, sub.low_water, TimelineEvent, EventCursor.last_seq)
              .where(or_(EventCursor.retry_at.is_(None), EventCursor.retry_at <= now))
              .order_by(TimelineEvent.id).limit(limit))
-    return list(session.scalars(query))
+    nexts: dict[str, int] = {}
+    ready = []
+    rows = sorted(session.execute(query), key=lambda r: (r[0].case_id, r[0].seq))
+    for event, last_seq in rows:
+        if event.case_id not in nexts:
+            nexts[event.case_id] = (last_seq if last_seq is not None
+                                    else _seen_before(session, sub, event.case_id)) + 1
+        if event.seq == nexts[event.case_id]:
+            ready.append(event)
+            nexts[event.case_id] += 1
+    return ready  # each case's in seq order
+
+
+def _seen_before(session: Session, sub: EventSubscription, case_id: str) -> int:
+    """The last seq of a case the endpoint is not owed (written before it subscribed),
+    or 0 for a case that began after."""
+    return session.scalar(select(func.max(TimelineEvent.seq)).where(
+        TimelineEvent.case_id == case_id, TimelineEvent.id <= sub.start_id)) or 0
 
 
 def backlog(session: Session, sub: EventSubscription) -> int:

@@ -367,6 +367,8 @@ class EventSubscription(Base):
     # Every timeline event with an id above this is owed to the endpoint (or delivered,
     # per its case's cursor); raised as the oldest owed event moves on.
     low_water: Mapped[int] = mapped_column(Integer, nullable=False)
+    # The newest timeline id when it subscribed: a case's events up to it are not owed.
+    start_id: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     # The newest id seen a while ago: low water never passes it, so an event whose
     # write was still under way then (a lower id, committed later) is not skipped.
     horizon_id: Mapped[int] = mapped_column(Integer, nullable=False, default=0)

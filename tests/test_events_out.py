@@ -223,3 +223,29 @@ def test_a_dead_endpoint_does_not_hold_up_the_other(sessions, receiver):
     reports = out.run_once()
     assert reports[dead].failed == 1 and reports[receiver.url].sent == 1
     out.close()
+
+
+def test_a_case_whose_writes_land_out_of_order_waits_at_the_gap(sessions, receiver):
+    clock = Clock()
+    out = EventsOut(sessions, (receiver.url,), SECRET, clock=clock)
+    out.run_once()
+    write(sessions, "AS-X", 1, 1)
+    write(sessions, "AS-X", 3, 3)  # version 3 lands before the retried version 2
+    out.run_once()
+    assert receiver.ids() == ["AS-X:1"]  # 3 waits for 2
+    with sessions() as session:
+        assert status(session, (receiver.url,))[0]["backlog"] == 1
+    write(sessions, "AS-X", 2, 2)
+    clock.now += timedelta(minutes=2)
+    out.run_once()
+    assert receiver.ids() == ["AS-X:1", "AS-X:2", "AS-X:3"]
+
+
+def test_a_case_older_than_the_subscription_starts_after_what_it_had(sessions, receiver):
+    clock = Clock()
+    write(sessions, "AS-Y", 1, 1, 2)
+    out = EventsOut(sessions, (receiver.url,), SECRET, clock=clock)
+    out.run_once()
+    write(sessions, "AS-Y", 2, 3)
+    out.run_once()
+    assert receiver.ids() == ["AS-Y:3"]

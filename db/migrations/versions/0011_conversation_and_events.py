@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column('url', sa.String(length=500), nullable=False),
         sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
         sa.Column('low_water', sa.Integer(), nullable=False),
+        sa.Column('start_id', sa.Integer(), nullable=False),
         sa.Column('horizon_id', sa.Integer(), nullable=False),
         sa.Column('horizon_at', sa.DateTime(timezone=True), nullable=True),
         sa.Column('state', sa.String(length=8), nullable=False),
