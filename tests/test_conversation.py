@@ -197,6 +197,8 @@ def test_the_message_action_follows_the_table():
     assert BY_NAME["message"].update == "reply" and "closed" in BY_NAME["message"].stages
     assert "cancelled" not in BY_NAME["message"].stages
     assert "customer" not in BY_NAME["reply"].roles
+    # Staff can answer wherever the customer can write.
+    assert BY_NAME["reply"].stages == BY_NAME["message"].stages
 
 
 async def test_an_unanswered_message_warns_then_breaches(skipping_env, sqlite_url,  # noqa: F811
@@ -329,3 +331,15 @@ def test_a_provider_down_for_an_hour_gets_the_message_once_when_it_is_back(sqlit
     assert failures >= 12 and len(fake.accepted) == 1
     assert fake.accepted[0]["template"] == "staff_reply"
     assert fake.accepted[0]["params"]["message"] == "已为您安排退款"
+
+
+def test_one_link_writes_a_bounded_number_of_messages_an_hour(stack):
+    app, client, tokens, _ = stack
+    _case_id, token = open_walk_in(client, tokens)
+    app.extensions["aftersales"].message_limiter.limit = 3
+    for n in range(3):
+        assert client.post(f"/api/v1/status/{token}/messages",
+                           json={"message": f"第{n}条"}).status_code == 201
+    refused = client.post(f"/api/v1/status/{token}/messages", json={"message": "再一条"})
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert len(client.get(f"/api/v1/status/{token}").get_json()["messages"]) == 3

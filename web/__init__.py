@@ -41,6 +41,8 @@ class AppState:
     # Cases the public doors opened per client address, and codes sent per order.
     submit_limiter: MissLimiter
     code_limiter: MissLimiter
+    # Messages per status link (each notifies the assignee).
+    message_limiter: MissLimiter
 
 
 def create_app(settings: Settings | None = None, gateway: CaseGateway | None = None,
@@ -85,6 +87,10 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
         code_limiter=MissLimiter(
             limit=5, window=3600, message="this order has had its codes for the hour; try "
                                           "again later"),
+        message_limiter=MissLimiter(
+            limit=30, window=3600, message="many messages on this case in the last hour; "
+                                           "we have them all and will answer — please "
+                                           "wait a little before writing again"),
     )
 
     from web import audit, caseview, i18n, problems, reasons

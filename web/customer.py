@@ -16,7 +16,7 @@ from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
 from web.problems import Problem, flatten_errors
 from web.representation import CUSTOMER_EVENTS, customer_json
 from web.schemas import FeedbackSchema, ReplySchema
-from web.status import lookup_link
+from web.status import limit_messages, lookup_link
 
 customer = Blueprint("customer", __name__)
 
@@ -66,8 +66,9 @@ def rate(token: str):
 def write(token: str):
     """The customer's message (an answer when a question is pending)."""
     def build():
-        return "message", ReplySchema().load({
-            "message": (request.form.get("message") or "").strip()})
+        data = ReplySchema().load({"message": (request.form.get("message") or "").strip()})
+        limit_messages(token)
+        return "message", data
     return _send(token, build, _("Thank you, we have your message."), anchor="messages")
 
 
@@ -121,9 +122,17 @@ def _send(token: str, build, thanks: str, anchor: str | None = None):
         for field in flatten_errors(err.messages):
             flash(_("Check “%(field)s”: it is missing or not valid.",
                     field=field_label(field)), "error")
-    except (ActionRefused, CaseNotRunning):
+    except ActionRefused as err:
+        flash(_("Your case holds all the messages it can; please contact us about a new "
+                "request.") if err.kind == "TooMany" else
+              _("Your case is not waiting for this any more; the page shows where it "
+                "stands now."), "error")
+    except CaseNotRunning:
         flash(_("Your case is not waiting for this any more; the page shows where it "
                 "stands now."), "error")
+    except Problem:  # too many messages in the last hour
+        flash(_("We have your messages of the last hour and will answer; please wait a "
+                "little before writing again."), "error")
     except TemporalUnavailable:
         flash(_("We could not save that just now. Please try again in a moment."), "error")
     else:

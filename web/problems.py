@@ -74,7 +74,7 @@ def register(app: Flask) -> None:
         # The workflow's validators say why: the wrong stage (409), a role the workflow
         # itself checks (403), or values that do not fit the case (422).
         status = {"WrongStage": 409, "TooMany": 409, "Forbidden": 403}.get(err.kind, 422)
-        title = ("Too many files" if err.kind == "TooMany" else
+        title = ("Too many" if err.kind == "TooMany" else
                  {409: "Action not allowed", 403: "Forbidden"}.get(status, "Invalid action"))
         return problem_response(Problem(status, title, err.message))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, current_app, request
@@ -60,13 +61,27 @@ def feedback(token: str):
 def message(token: str):
     """The customer writes; it answers the pending question when there is one."""
     data = ReplySchema().load(json_body())
-    return _send(token, "message", data), 201
+    return _write(token, data), 201
 
 
 @status.post("/api/v1/status/<token>/reply")
 def reply(token: str):
     """The first name of `messages`, kept for clients written against it."""
     data = ReplySchema().load(json_body())
+    return _write(token, data)
+
+
+def limit_messages(token: str) -> None:
+    """At most so many messages an hour through one link (429 beyond)."""
+    limiter = current_app.extensions["aftersales"].message_limiter
+    key = hashlib.sha256(token.encode()).hexdigest()
+    limiter.check(key)
+    limiter.miss(key)
+
+
+def _write(token: str, data: dict):
+    _case_for(token)  # an unknown link is 404, not a message counted
+    limit_messages(token)
     return _send(token, "message", data)
 
 

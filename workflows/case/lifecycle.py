@@ -189,10 +189,12 @@ ACTIONS: tuple[Action, ...] = (
            when=_can_assign),
     Action("tag", "tag", TagInput, STAGES, STAFF, N_("Tags"),
            "Add or remove free-text tags", moves={}, when=_still_running),
-    Action("reply", "staff_reply", StaffReplyInput, OPEN_STAGES, STAFF,
+    # Wherever the customer may write (a closed case within its reopen window too), staff
+    # may answer.
+    Action("reply", "staff_reply", StaffReplyInput, (*OPEN_STAGES, Stage.CLOSED), STAFF,
            N_("Reply to the customer"),
            "Write to the customer: the status page shows it and they are notified",
-           moves={}),
+           moves={}, when=_still_running),
     Action("note", "note", NoteInput, STAGES, STAFF, N_("Add a note"),
            "Add an internal note to the timeline", moves={}, when=_still_running),
     Action("escalate", "escalate", ReasonInput, OPEN_STAGES, STAFF, N_("Escalate"),

@@ -743,6 +743,9 @@ class CaseWorkflow:
     def _validate_reply(self, inp: ReplyInput) -> None:
         self._check("message", CUSTOMER_ACTOR)
         _check_message(inp.message)
+        if len(self.state.messages) >= MAX_MESSAGES:
+            raise refuse(f"a case holds at most {MAX_MESSAGES} messages; please write to "
+                         "us about a new request", "TooMany")
 
     @workflow.update
     async def staff_reply(self, inp: StaffReplyInput) -> UpdateResult:
@@ -992,6 +995,7 @@ class CaseWorkflow:
             clocks.stop_clock(clock, now, self._calendar_for(clock))
         state.status = Status.CANCELLED
         state.closed_at = now
+        state.awaiting_reply_since = None  # a cancelled case takes no more messages
         self.log.move(Stage.CANCELLED, actor, kind, {"reason": reason})
         self._wake = True
 
@@ -1096,6 +1100,10 @@ class CaseWorkflow:
 
 
 _STATE_FIELDS = fields(CaseState)
+
+
+# Messages a case holds (the state travels with every write and lives in the history).
+MAX_MESSAGES = 300
 
 
 def _check_message(text: str) -> None:
