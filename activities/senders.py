@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import logging
+import re
 import smtplib
 import ssl
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import Protocol, runtime_checkable
+
+from workflows.case.vocabulary import CASE_ID
 
 log = logging.getLogger("aftersales.notifications")
 
@@ -149,9 +152,24 @@ def subject_with_case(subject: str, case_id: str | None) -> str:
     return f"{subject} [{case_id}]"
 
 
+def message_id_domain(settings: Settings) -> str:
+    """The domain of our notifications' Message-IDs: AFTERSALES_SMTP_FROM's."""
+    return parseaddr(settings.smtp_from)[1].partition("@")[2].lower() or "aftersales.local"
+
+
+def case_of_message_id(ref: str, settings: Settings) -> str | None:
+    """The case one of our Message-IDs (`message_id`) names, or None for anyone
+    else's: what an answer's In-Reply-To / References point back to."""
+    local, _, domain = ref.strip().strip("<>").rpartition("@")
+    if domain.lower() != message_id_domain(settings):
+        return None
+    first = local.split(".", 1)[0]
+    return first if re.fullmatch(CASE_ID, first) else None
+
+
 def message_id(key: str, address: str, settings: Settings) -> str:
     """`<case.seq.n@domain>`: the same for every attempt at this key and address."""
-    domain = parseaddr(settings.smtp_from)[1].partition("@")[2] or "aftersales.local"
+    domain = message_id_domain(settings)
     digest = hashlib.sha256(address.encode()).hexdigest()[:10]
     return f"<{key.replace(':', '.')}.{digest}@{domain}>"
 

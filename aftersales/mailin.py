@@ -48,6 +48,7 @@ from urllib.parse import unquote, urlsplit
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import mail as mail_store
+from workflows.case.vocabulary import CASE_ID
 
 log = logging.getLogger("aftersales.mailin")
 
@@ -857,10 +858,7 @@ def automatic_reason(headers: dict[str, list[str]], sender: str, content_type: s
 
 # ------------------------------------------------------------ for the router
 
-# web/intake.py's ID_ALPHABET and case id format, "AS-" and ten of it (the composition
-# root may not import the web; tests/test_mail_in.py checks the two agree).
-CASE_ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
-CASE_TOKEN = re.compile(r"\[(AS-[" + CASE_ID_ALPHABET + r"]{10})\]")
+CASE_TOKEN = re.compile(rf"\[({CASE_ID})\]")
 
 
 def case_ids_in(subject: str) -> list[str]:
@@ -897,6 +895,11 @@ def dedupe_key(mail: InboundMail) -> str:
 
 
 # ------------------------------------------------------------ IMAP
+
+
+class RetryLater(Exception):
+    """A handler could not act on a mail now (Temporal, the database or the order
+    system is down): the mail is read again, and this never counts as its failure."""
 
 
 @dataclass
@@ -1061,6 +1064,11 @@ class ImapPoller:
             return
         try:
             handle(raw)
+        except RetryLater as err:
+            # Nothing wrong with the mail: a system it needs is down. Read again next
+            # poll, however long that takes; never counted towards skipping it.
+            log.warning("mailbox %s: UID %d waits: %s", key, uid, err)
+            raise
         except Exception:
             failures = mail_store.count_failure(self._sessions, key, cursor.uidvalidity, uid,
                                                 self._now())

@@ -424,7 +424,7 @@ class InboundMailRecord(Base):
     message_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
     # What the router made of it: message, note, new_case, dropped_automatic, ...
-    outcome: Mapped[str] = mapped_column(String(32), nullable=False)
+    outcome: Mapped[str] = mapped_column(String(200), nullable=False)
     case_id: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (Index("ix_inbound_mail_received", "received_at"),

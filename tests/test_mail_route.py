@@ -14,13 +14,13 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from activities.senders import message_id
+from activities.senders import case_of_message_id, message_id
 from aftersales.mailin import SmtpReceiver
 from db.models import Case, InboundMailRecord, OutboxMessage
 from tests import test_intake
 from tests.test_intake import auth, orders
 from tests.test_mail_in import imap  # noqa: F401 (the pymap fixture)
-from web.mailroute import MailRouter, case_id_for, case_in_message_id
+from web.mailroute import MailRouter, case_id_for
 
 stack = test_intake.stack  # the fixture: dev server, worker, app, users alice and sam
 SERVICE = "service@shop.example"
@@ -37,6 +37,12 @@ def mail(text: str, *, sender: str, subject: str = "", charset: str = "utf-8",
         message[name.replace("_", "-")] = value
     message.set_content(text, charset=charset)
     return message
+
+
+def mail_case(stack, message) -> str:
+    """The id of the case a mail opened (named after it, keyed with the secret)."""
+    settings = stack[0].extensions["aftersales"].settings
+    return case_id_for(message["Message-ID"], settings.secret_key)
 
 
 def png() -> bytes:
@@ -85,7 +91,7 @@ def test_a_mail_from_a_stranger_naming_an_order_is_an_orderless_complaint(
     message = mail(f"I saw order {order['id']} on a receipt; your staff were rude.",
                    sender="Someone <someone@elsewhere.example>", subject="Rude staff")
     router.handle(message.as_bytes())
-    row = case_of(sessions, case_id_for(message["Message-ID"]))
+    row = case_of(sessions, mail_case(stack, message))
     assert row.order_id == "" and row.kind == "complaint" and row.stage == "confirm"
     assert row.data["customer"]["email"] == "someone@elsewhere.example"
 
@@ -93,7 +99,7 @@ def test_a_mail_from_a_stranger_naming_an_order_is_an_orderless_complaint(
 def opened_case(stack, router, sender: str = "li.na@customer.example") -> Case:
     first = mail("My kettle leaks.", sender=f"Li Na <{sender}>", subject="Kettle")
     router.handle(first.as_bytes())
-    return case_of(stack[3], case_id_for(first["Message-ID"]))
+    return case_of(stack[3], mail_case(stack, first))
 
 
 def notification_id(stack, row: Case, template: str = "case_opened") -> str:
@@ -111,7 +117,7 @@ def test_an_answer_to_a_notification_is_the_customers_message(stack, router):
     client.post(f"/api/v1/cases/{row.id}/request-info", json={"question": "Which model?"},
                 headers=headers)
     asked = notification_id(stack, row, "info_requested")
-    assert case_in_message_id(asked, "localhost") == row.id
+    assert case_of_message_id(asked, stack[0].extensions["aftersales"].settings) == row.id
     answer = mail("It is the KT-200.\n\nOn Mon, 1 Dec 2026 at 10:00, Aftersales wrote:\n"
                   "> Which model?\n", sender="LI.NA@customer.example",
                   subject="Re: We need information", In_Reply_To=asked, References=asked)
@@ -200,7 +206,7 @@ def test_mail_without_text_or_readable_mime_opens_nothing(stack, router):
     only_file["Message-ID"] = make_msgid()
     only_file.add_attachment(png(), maintype="image", subtype="png", filename="box.png")
     router.handle(only_file.as_bytes())
-    photo_case = case_of(sessions, case_id_for(only_file["Message-ID"]))
+    photo_case = case_of(sessions, mail_case(stack, only_file))
     assert [a["filename"] for a in photo_case.data["attachments"]] == ["box.png"]
     garbage = b"\x00\xff" * 100 + b"\r\n\r\n--not a boundary"
     router.handle(garbage)
@@ -215,7 +221,7 @@ def test_mail_arrives_by_smtp_and_by_imap(stack, router, imap):  # noqa: F811
         first = mail("The lid is cracked.", sender="smtp@customer.example", subject="Lid")
         with smtplib.SMTP(receiver.host, receiver.port, timeout=30) as smtp:
             smtp.send_message(first)
-    row = case_of(sessions, case_id_for(first["Message-ID"]))
+    row = case_of(sessions, mail_case(stack, first))
     mailbox = imap.new_mailbox()
     answer = mail("Photo to follow.", sender="smtp@customer.example",
                   subject=f"Re: Lid [{row.id}]")
@@ -237,6 +243,49 @@ def test_a_cancelled_case_takes_no_mail_a_new_case_opens(stack, router):
     late = mail("Still broken!", sender=row.data["customer"]["email"],
                 subject=f"Re: [{row.id}]")
     router.handle(late.as_bytes())
-    new = case_of(sessions, case_id_for(late["Message-ID"]))
+    new = case_of(sessions, mail_case(stack, late))
     assert new.id != row.id and new.stage == "confirm"
 
+
+
+def test_a_long_display_name_is_clipped_and_the_outcome_fits_every_database(stack, router):
+    _, _, _, sessions = stack
+    message = mail("Broken lid.", sender=f"{'Ω' * 300} <long@customer.example>",
+                   subject="Lid")
+    router.handle(message.as_bytes())
+    row = case_of(sessions, mail_case(stack, message))
+    assert len(row.data["customer"]["name"]) <= 200
+
+
+def test_mail_outcomes_of_any_length_are_recorded(database_url):
+    from datetime import UTC, datetime
+
+    from db import mail as mail_store
+    from db.engine import make_engine, make_sessionmaker, migrate
+
+    migrate(database_url)
+    sessions = make_sessionmaker(make_engine(database_url))
+    outcome = "opened: order SO-10001, 0 file(s); its case AS-2345678923 takes no more"
+    assert mail_store.record(sessions, "<k@x>", outcome, None, datetime.now(UTC))
+    assert not mail_store.record(sessions, "<k@x>", outcome, None, datetime.now(UTC))
+
+
+def test_a_system_down_never_makes_a_mail_skipped(stack, router, imap, monkeypatch):  # noqa: F811
+    from aftersales import mailin
+    from web.gateway import TemporalUnavailable
+
+    _, _, _, sessions = stack
+    mailbox = imap.new_mailbox()
+    waiting = mail("Please call me.", sender="down@customer.example", subject="Call")
+    imap.append(mailbox, waiting.as_bytes())
+
+    def down(*args, **kwargs):
+        raise TemporalUnavailable("no Temporal")
+
+    monkeypatch.setattr(router._state.gateway, "open_case", down)
+    for _ in range(8):  # more polls than a poisonous mail is given
+        with pytest.raises(mailin.RetryLater):
+            imap.poller(mailbox, sessions).poll(router.handle)
+    monkeypatch.undo()
+    imap.poller(mailbox, sessions).poll(router.handle)
+    assert case_of(sessions, mail_case(stack, waiting)).channel == "email"

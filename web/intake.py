@@ -22,9 +22,7 @@ from web.gateway import ActionRefused
 from web.problems import Problem
 from workflows.case.contracts import CaseInput, CaseItem, Customer, OrderSnapshot
 from workflows.case.eligibility import REFUSALS, LineOption, line_options
-
-# Case and file ids: short, unambiguous when read over the phone (no 0/O, 1/I).
-ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+from workflows.case.vocabulary import ID_ALPHABET
 
 
 def new_case_id() -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import hmac
 import logging
 import re
 import signal
@@ -29,7 +30,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flask import Flask
+from sqlalchemy.exc import OperationalError
 
+from activities.senders import case_of_message_id, mask
 from aftersales import mailin
 from aftersales.mailin import InboundMail
 from aftersales.scheduler import Housekeeping
@@ -39,17 +42,24 @@ from db import mail as mail_store
 from db.models import Case
 from web import evidence, intake
 from web.commands import action_input
-from web.gateway import ActionRefused, CaseNotRunning
+from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
 from web.problems import Problem
 from workflows.case.contracts import MAX_MESSAGE_LENGTH, Actor, Customer
 from workflows.case.lifecycle import BY_NAME
+from workflows.case.vocabulary import ID_ALPHABET
 
 log = logging.getLogger("aftersales.mail")
 
 # Who acts for inbound mail on the timeline (a name no user may take).
 MAIL_ACTOR = Actor("email", "handler")
-DESCRIPTION_LIMIT = 4000
-_CASE_ID = re.compile(r"AS-[23456789A-HJ-NP-Z]{10}")
+STRANGER = "not the customer's address; check before acting on it"
+# What one mail may cost: the case ids and order numbers looked up, the sender's name
+# and address kept (the API's limits for a customer).
+MAX_REFERENCES = 10
+MAX_ORDER_NUMBERS = 3
+MAX_NAME = 200
+MAX_ADDRESS = 200
+DESCRIPTION_LIMIT = MAX_MESSAGE_LENGTH  # a case's description, as the API takes it
 _CJK = re.compile(r"[\u3400-\u9fff]")
 
 
@@ -80,14 +90,21 @@ class MailRouter:
         again later (IMAP keeps its cursor; SMTP answers 451 and the sender retries)."""
         mail = mailin.parse(raw, max_bytes=self._settings.mail_in_max_part)
         key = mailin.dedupe_key(mail)
-        with self._lock, self._app.app_context():
-            with self._state.sessions() as session:
-                if mail_store.seen(session, key):
-                    log.info("mail %s: seen before, nothing to do", key[:60])
-                    return
-            outcome = self.route(mail, key)
-            mail_store.record(self._state.sessions, key[:500], str(outcome)[:200],
-                              outcome.case_id, datetime.now(UTC))
+        try:
+            with self._lock, self._app.app_context():
+                with self._state.sessions() as session:
+                    if mail_store.seen(session, key):
+                        log.info("mail %s: seen before, nothing to do", key[:60])
+                        return
+                outcome = self.route(mail, key)
+                mail_store.record(self._state.sessions, key[:500], str(outcome)[:200],
+                                  outcome.case_id, datetime.now(UTC))
+        except (TemporalUnavailable, intake.OrderSystemDown, OperationalError) as err:
+            raise mailin.RetryLater(f"{type(err).__name__}: {err}"[:300]) from err
+        except Problem as err:
+            if err.status != 503:
+                raise
+            raise mailin.RetryLater(err.detail) from err
         log.info("mail %s from %s: %s", key[:60], mask(mail.sender), outcome)
 
     # ------------------------------------------------------------ deciding
@@ -109,13 +126,13 @@ class MailRouter:
 
     def case_of(self, mail: InboundMail) -> Case | None:
         """The case the mail answers: one of our notifications it replies to, else the
-        `[case id]` in its subject."""
-        ours = mailin_domain(self._settings)
-        candidates = [case_id for ref in mailin.referenced_ids(mail)
-                      if (case_id := case_in_message_id(ref, ours))]
-        candidates += mailin.case_ids_in(mail.subject)
+        `[case id]` in its subject (a bounded number of each is looked at)."""
+        refs = mailin.referenced_ids(mail)
+        candidates = [case_id for ref in refs[:1] + refs[-MAX_REFERENCES:]
+                      if (case_id := case_of_message_id(ref, self._settings))]
+        candidates += mailin.case_ids_in(mail.subject)[:MAX_REFERENCES]
         with self._state.sessions() as session:
-            for case_id in candidates:
+            for case_id in dict.fromkeys(candidates):
                 row = case_store.get_case(session, case_id)
                 if row is not None:
                     session.expunge(row)
@@ -139,11 +156,12 @@ class MailRouter:
             return Outcome("ignored", row.id, f"the case takes no message: {err}")
         return Outcome("message", row.id)
 
-    def _note(self, row: Case, mail: InboundMail, key: str) -> Outcome:
-        files, refused = self._attach(row, mail, MAIL_ACTOR)
+    def _note(self, row: Case, mail: InboundMail, key: str,
+              why: str = STRANGER) -> Outcome:
+        files, refused = self._attach(row, mail, MAIL_ACTOR) if why == STRANGER else ([], [])
         body = message_text(mail, files, refused)
-        text = (f"Mail from {mail.sender_name} <{mail.sender}>, not the customer's "
-                f"address; check before acting on it. Subject: {mail.subject}\n\n{body}")
+        text = (f"Mail from {clip(mail.sender_name, 80)} <{mail.sender}>, {why}. "
+                f"Subject: {clip(mail.subject, 200)}\n\n{body}")
         action = BY_NAME["note"]
         try:
             self._state.gateway.act(row.id, action.update, action_input(action, MAIL_ACTOR, {
@@ -184,8 +202,9 @@ class MailRouter:
         if not description and not mail.attachments:
             return Outcome("empty")
         order = None
-        for number in mailin.order_numbers_in(f"{mail.subject}\n{text}",
-                                              self._settings.mail_order_pattern):
+        numbers = mailin.order_numbers_in(f"{mail.subject}\n{text}",
+                                          self._settings.mail_order_pattern)
+        for number in numbers[:MAX_ORDER_NUMBERS]:
             try:
                 found = intake.find_order(number)
             except intake.UnknownOrder:
@@ -194,7 +213,11 @@ class MailRouter:
                 order = found
                 break
         locale = "zh-CN" if _CJK.search(description) else "en"
-        name = mail.sender_name or mail.sender.partition("@")[0]
+        if len(mail.sender) > MAX_ADDRESS:
+            return Outcome("ignored", detail="the sender's address is too long")
+        # A name as the case keeps it (the API's limit), never the raw header.
+        name = clip(" ".join((mail.sender_name or mail.sender.partition("@")[0]).split()),
+                    MAX_NAME) or "?"
         if order is not None and order.customer is not None:
             customer = Customer(id=order.customer.id, name=order.customer.name or name,
                                 email=mail.sender, phone=order.customer.phone,
@@ -205,7 +228,7 @@ class MailRouter:
                                 email=mail.sender, locale=locale)
             order_id = ""
         # Named after the mail: read again after a crash, it finds the case it made.
-        case_id = case_id_for(key)
+        case_id = case_id_for(key, self._settings.secret_key)
         with self._state.sessions() as session:
             row = case_store.get_case(session, case_id)
             if row is not None:
@@ -218,7 +241,8 @@ class MailRouter:
             row = intake.open_case(inp)
         files, refused = self._attach(row, mail, None)
         if refused:
-            self._note(row, mail, key + "#refused")
+            self._note(row, mail, key + "#refused", "files not attached: "
+                       + "; ".join(clip(r, 120) for r in refused[:10]))
         detail = f"order {order_id}" if order_id else "no order"
         if earlier is not None:
             detail += f"; its case {earlier.id} takes no more messages"
@@ -243,33 +267,11 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def mailin_domain(settings: Settings) -> str:
-    """The domain of our notifications' Message-IDs (activities/senders.py)."""
-    from email.utils import parseaddr
-
-    return parseaddr(settings.smtp_from)[1].partition("@")[2].lower() or "aftersales.local"
-
-
-def case_in_message_id(ref: str, domain: str) -> str | None:
-    """The case a Message-ID of ours names (`<AS-….<seq>.<digest>@domain>`), or None
-    for anyone else's."""
-    local, _, at = ref.strip("<> ").rpartition("@")
-    if at.lower() != domain:
-        return None
-    first = local.split(".", 1)[0]
-    return first if _CASE_ID.fullmatch(first) else None
-
-
-def case_id_for(key: str) -> str:
-    """A case id derived from the mail's key, in the case-id alphabet."""
-    digest = hashlib.sha256(key.encode()).digest()
-    return "AS-" + "".join(intake.ID_ALPHABET[b % len(intake.ID_ALPHABET)]
-                           for b in digest[:10])
-
-
-def mask(address: str) -> str:
-    local, _, domain = address.partition("@")
-    return f"{local[:1]}***@{domain}" if domain else "***"
+def case_id_for(key: str, secret: str) -> str:
+    """A case id derived from the mail's key, keyed with the app's secret so a sender
+    who chooses the Message-ID cannot aim it at somebody else's case."""
+    digest = hmac.new(secret.encode(), key.encode(), hashlib.sha256).digest()
+    return "AS-" + "".join(ID_ALPHABET[b % len(ID_ALPHABET)] for b in digest[:10])
 
 
 # ---------------------------------------------------------------- the process

@@ -20,6 +20,10 @@ ROLES = ("handler", "supervisor", "admin")
 # "email": inbound mail, e.g. a note of a mail from an address that is not the customer's.
 RESERVED_NAMES = ("customer", "system", "courier", "email")
 MANAGERS = ("supervisor", "admin")
+# Case and file ids: short, unambiguous when read over the phone (no 0/O, 1/I); a case
+# id is "AS-" and ten of these (CASE_ID).
+ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+CASE_ID = f"AS-[{ID_ALPHABET}]{{10}}"
 # The languages notifications and pages are written in.
 LOCALES = ("zh-CN", "en")
 

@@ -30,7 +30,7 @@ def upgrade() -> None:
         'inbound_mail',
         sa.Column('message_id', sa.String(length=255), nullable=False),
         sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
-        sa.Column('outcome', sa.String(length=32), nullable=False),
+        sa.Column('outcome', sa.String(length=200), nullable=False),
         sa.Column('case_id', sa.String(length=32), nullable=True),
         sa.PrimaryKeyConstraint('message_id', name=op.f('pk_inbound_mail')),
     )
