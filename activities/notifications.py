@@ -82,6 +82,11 @@ class OutboxDelivery:
                 report.busy.append(key)
             elif state == "sent":
                 report.result.already_sent.append(key)
+                refused = outbox.refusal(self._sessions, key)
+                if refused is not None:
+                    report.result.undeliverable.append({
+                        "key": key, "template": refused[0], "medium": "",
+                        "reason": refused[1][:300]})
             else:  # missing: nothing to send, ever
                 report.failed[key] = f"no outbox row {key}"
             return
@@ -120,7 +125,7 @@ class OutboxDelivery:
                     report.result.undeliverable.append({
                         "key": key, "template": item.template, "medium": person.medium,
                         "reason": reason})
-                    refusals.append(f"undeliverable to {mask(person.address)}: {reason}")
+                    refusals.append(f"{outbox.UNDELIVERABLE}{mask(person.address)}: {reason}")
                     log.warning("notification %s (%s) refused for good by the %s "
                                 "provider: %s", key, item.template, person.medium, reason)
                 # Recorded at once: the window in which a crash would send it again is

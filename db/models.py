@@ -417,13 +417,14 @@ class MailCursor(Base):
 class InboundMailRecord(Base):
     """A mail the router has dealt with, by Message-ID (aftersales.mailin.dedupe_key):
     the IMAP cursor re-reads after a crash and senders resend, so the router looks here
-    before acting and writes here in the same transaction as what it did."""
+    before acting and writes here once it acted (what it did carries the same id, so a
+    mail read again between the two is still one message or one case)."""
 
     __tablename__ = "inbound_mail"
 
     message_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
-    # What the router made of it: message, note, new_case, dropped_automatic, ...
+    # What the router made of it: message, note, opened, ignored, unreadable, empty.
     outcome: Mapped[str] = mapped_column(String(200), nullable=False)
     case_id: Mapped[str | None] = mapped_column(String(32))
 

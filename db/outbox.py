@@ -84,6 +84,20 @@ def state(sessions: sessionmaker[Session], key: str) -> str:
         return "claimed" if row.claimed_until is not None else "unsent"
 
 
+UNDELIVERABLE = "undeliverable to "
+
+
+def refusal(sessions: sessionmaker[Session], key: str) -> tuple[str, str] | None:
+    """(template, why) of a sent row that a provider refused for good, else None: an
+    attempt after the one that met the refusal reports it too (that one's report may
+    have been lost with a failure of another row)."""
+    with sessions() as session:
+        row = session.get(OutboxMessage, key)
+        if row is None or not (row.last_error or "").startswith(UNDELIVERABLE):
+            return None
+        return row.template, row.last_error or ""
+
+
 def renew(sessions: sessionmaker[Session], item: Claim, now: datetime) -> bool:
     """Extend this attempt's lease before the next address; False if the claim was lost
     (the lease ran out and another attempt took the row): then this one must stop, or

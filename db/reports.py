@@ -16,9 +16,10 @@ from sqlalchemy import Float, and_, case, cast, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from db.models import Case, CaseClock
+from workflows.case.deadlines import CLOCKS
 from workflows.case.vocabulary import OPEN_STAGES
 
-CLOCK_ORDER = ("confirm", "analyze", "resolution", "revisit", "legal_refund")
+CLOCK_ORDER = CLOCKS
 
 
 @dataclass(frozen=True)

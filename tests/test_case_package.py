@@ -194,3 +194,13 @@ def test_tag_rules_are_one_function_for_the_schema_and_the_workflow():
     assert tag_problem("破损") is None and tag_problem("x" * 40) is None
     for bad in ("", " vip", "vip ", "a,b", "a\tb", "x" * 41):
         assert tag_problem(bad), bad
+
+
+def test_every_clock_has_a_name_on_the_pages_and_a_place_in_the_reports():
+    from db.reports import CLOCK_ORDER
+    from web.caseview import CLOCK_NAMES
+    from workflows.case.deadlines import CLOCKS, RETARGETED_CLOCKS, WARNED_CLOCKS
+    from workflows.sla import STAGE_KEYS
+
+    assert set(CLOCK_NAMES) == set(CLOCKS) == set(CLOCK_ORDER)
+    assert set(WARNED_CLOCKS) <= set(CLOCKS) and set(RETARGETED_CLOCKS) <= set(STAGE_KEYS)

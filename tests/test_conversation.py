@@ -343,3 +343,41 @@ def test_one_link_writes_a_bounded_number_of_messages_an_hour(stack):
     refused = client.post(f"/api/v1/status/{token}/messages", json={"message": "再一条"})
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
     assert len(client.get(f"/api/v1/status/{token}").get_json()["messages"]) == 3
+
+
+def test_a_refusal_is_reported_again_by_the_attempt_that_finishes(sqlite_url):
+    """A flush's rows go in one delivery: when another row fails, the attempt's report
+    (with the refusal) is lost to the retry; the retry must report the refusal too."""
+    from activities.notifications import OutboxDelivery
+    from db.cases import write_projection
+    from db.engine import make_engine, make_sessionmaker, migrate
+    from tests.conftest import make_settings
+    from tests.test_read_model import snapshot
+    from workflows.case.contracts import Customer, Projection
+    from workflows.case.contracts import OutboxMessage as OutboxDraft
+
+    class Flaky:
+        calls = 0
+
+        def send(self, message) -> None:
+            if message.to == "13700000000":
+                raise PermanentDeliveryError("invalid number")
+            Flaky.calls += 1
+            if Flaky.calls == 1:
+                raise ConnectionError("the gateway hung up")
+
+    migrate(sqlite_url)
+    sessions = make_sessionmaker(make_engine(sqlite_url))
+    at = snapshot("AS-R1", 1).updated_at
+    for case_id, phone in (("AS-R1", "13700000000"), ("AS-R2", "13700000009")):
+        write_projection(sessions, Projection(
+            snapshot(case_id, 1, customer=Customer(id=case_id, name="客户", phone=phone)),
+            outbox=[OutboxDraft(key=f"{case_id}:1", at=at, channel="customer",
+                                recipient=case_id, template="case_opened", payload={})]))
+    settings = make_settings("unused", sqlite_url, "http://127.0.0.1:9")
+    delivery = OutboxDelivery(sessions, settings, senders={"message": Flaky()})
+    first = delivery.deliver(["AS-R1:1", "AS-R2:1"])
+    assert first.failed and [u["key"] for u in first.result.undeliverable] == ["AS-R1:1"]
+    retry = delivery.deliver(["AS-R1:1", "AS-R2:1"])
+    assert not retry.failed and retry.result.sent == ["AS-R2:1"]
+    assert [u["key"] for u in retry.result.undeliverable] == ["AS-R1:1"]
