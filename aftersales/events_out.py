@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+from urllib.parse import urlsplit, urlunsplit
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -117,7 +118,7 @@ class EventsOut:
                     self._sub(session, url).last_error = "410 Gone"
                 report.gone = True
                 log.error("events endpoint %s answered 410 Gone: nothing more is sent to "
-                          "it until it is resumed", url)
+                          "it until it is resumed", shown_url(url))
                 break
             except _EndpointDown as err:
                 with self._sessions.begin() as session:
@@ -129,7 +130,7 @@ class EventsOut:
                 report.failed += 1
                 report.errors.append(str(err))
                 log.warning("events endpoint %s unwell (%s); it waits before the next try",
-                            url, err)
+                            shown_url(url), err)
                 break
             except _Refused as err:
                 with self._sessions.begin() as session:
@@ -186,16 +187,27 @@ def _retry_after(response: httpx.Response) -> timedelta | None:
     return None if seconds is None else timedelta(seconds=min(seconds, 3600.0))
 
 
+def shown_url(url: str) -> str:
+    """An endpoint as pages and logs show it: without a password or a query, which may
+    carry the integrator's token."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit((parts.scheme, host + port, parts.path, "…" if parts.query else "",
+                       ""))
+
+
 def status(session: Session, urls: tuple[str, ...]) -> list[dict]:
     """Each configured endpoint as the console shows it: state, backlog, last error."""
     shown = []
     for url in urls:
         sub = session.get(EventSubscription, url)
         if sub is None:
-            shown.append({"url": url, "state": "new", "backlog": 0, "last_error": None,
+            shown.append({"url": url, "shown": shown_url(url), "state": "new", "backlog": 0, "last_error": None,
                           "last_success_at": None, "retry_at": None})
             continue
-        shown.append({"url": url, "state": sub.state, "backlog": events.backlog(session, sub),
+        shown.append({"url": url, "shown": shown_url(url), "state": sub.state,
+                      "backlog": events.backlog(session, sub),
                       "last_error": sub.last_error, "last_success_at": sub.last_success_at,
                       "retry_at": sub.retry_at})
     return shown

@@ -29,7 +29,7 @@ from sqlalchemy import select
 
 from activities.notifications import DeliveryReport, OutboxDelivery
 from aftersales.blobs import make_store, sweep
-from aftersales.events_out import EndpointReport, EventsOut
+from aftersales.events_out import EndpointReport, EventsOut, shown_url
 from aftersales.mailin import Handle, ImapPoller, PollReport
 from aftersales.reconcile import ReconcileReport, reconcile
 from aftersales.settings import Settings
@@ -232,7 +232,7 @@ class Housekeeping:
         reports = self._events.run_once()
         for url, report in reports.items():
             if report.sent or report.failed:
-                log.info("events out to %s: %d sent, %d failed%s", url, report.sent,
+                log.info("events out to %s: %d sent, %d failed%s", shown_url(url), report.sent,
                          report.failed, ", gone" if report.gone else "")
         return reports
     def poll_mail(self) -> PollReport | None:
