@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import json
 import logging
-from urllib.parse import urlsplit, urlunsplit
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
@@ -203,8 +203,8 @@ def status(session: Session, urls: tuple[str, ...]) -> list[dict]:
     for url in urls:
         sub = session.get(EventSubscription, url)
         if sub is None:
-            shown.append({"url": url, "shown": shown_url(url), "state": "new", "backlog": 0, "last_error": None,
-                          "last_success_at": None, "retry_at": None})
+            shown.append({"url": url, "shown": shown_url(url), "state": "new", "backlog": 0,
+                          "last_error": None, "last_success_at": None, "retry_at": None})
             continue
         shown.append({"url": url, "shown": shown_url(url), "state": sub.state,
                       "backlog": events.backlog(session, sub),

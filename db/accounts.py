@@ -53,9 +53,15 @@ def get_user(session: Session, name: str) -> User | None:
     return session.get(User, name)
 
 
+# Checked when the name is unknown (or has no password), so a sign-in takes as long
+# whether or not the user exists: names cannot be told apart by timing.
+_DUMMY_HASH = generate_password_hash("not a password of anyone")
+
+
 def check_password(session: Session, name: str, password: str) -> User | None:
     user = session.get(User, name)
     if user is None or not user.active or not user.password_hash:
+        check_password_hash(_DUMMY_HASH, password)
         return None
     return user if check_password_hash(user.password_hash, password) else None
 

@@ -20,13 +20,15 @@ def make_engine(url: str, pooled: bool = True) -> Engine:
         engine = create_engine(
             url,
             connect_args={"timeout": 30, "check_same_thread": False},
+            hide_parameters=True,  # errors never carry a phone number or a name
             **({} if pooled else {"poolclass": NullPool}),
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if not pooled:
-        return create_engine(url, poolclass=NullPool)
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        return create_engine(url, poolclass=NullPool, hide_parameters=True)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                         hide_parameters=True)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import time
 
 import pytest
@@ -58,3 +59,48 @@ def test_numbers_in_csv_stay_numbers():
     assert safe_cell(-3) == -3 and safe_cell(2.5) == 2.5 and safe_cell("=1") == "'=1"
 
 
+
+
+# --- 7. personal data in SQL parameters never reaches an error or a log -------------------
+
+
+def test_a_failing_statement_does_not_carry_its_parameters(database_url, caplog):
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from db.engine import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        with pytest.raises(DBAPIError) as failed, engine.connect() as conn:
+            # (PostgreSQL quotes the statement's first line back: the value is on the
+            # second, as SQLAlchemy's own rendering of the parameters is what is tested.)
+            conn.execute(text("SELECT phone FROM no_such_table\nWHERE phone = :phone"),
+                         {"phone": "13812345678"})
+        logging.getLogger("test").error("write failed: %s", failed.value)
+        assert "13812345678" not in str(failed.value)
+        assert "13812345678" not in caplog.text
+    finally:
+        engine.dispose()
+
+
+# --- 12. sign-in timing does not tell known names from unknown ones ------------------------
+
+
+def test_an_unknown_name_costs_a_password_check_too(database_url, monkeypatch):
+    from db import accounts
+    from db.engine import make_engine, make_sessionmaker, migrate
+
+    migrate(database_url)
+    sessions = make_sessionmaker(make_engine(database_url))
+    with sessions.begin() as session:
+        accounts.create_user(session, "known", "handler", "right-password")
+    checked = []
+    real = accounts.check_password_hash
+    monkeypatch.setattr(accounts, "check_password_hash",
+                        lambda stored, given: checked.append(stored) or real(stored, given))
+    with sessions() as session:
+        assert accounts.check_password(session, "known", "wrong-password") is None
+        assert accounts.check_password(session, "nobody", "wrong-password") is None
+    assert len(checked) == 2  # the unknown name was hashed against too
+    assert checked[0].split("$")[0] == checked[1].split("$")[0]  # the same method
