@@ -464,9 +464,22 @@ def _order_system_get(path: str) -> list:
 
     url = _settings().order_system_url
     try:
-        return httpx.get(f"{url}{path}", timeout=10).json()
+        response = httpx.get(f"{url}{path}", timeout=10)
     except httpx.HTTPError as err:
         raise click.ClickException(f"the order system at {url} does not answer: {err}") from err
+    # An error answer is never printed as if it were the list (a script would trust it).
+    if response.status_code != 200:
+        raise click.ClickException(f"the order system at {url} answered "
+                                   f"{response.status_code} for {path}: {response.text[:200]}")
+    try:
+        listing = response.json()
+    except ValueError as err:
+        raise click.ClickException(f"the order system at {url} answered {path} with "
+                                   "something that is not JSON") from err
+    if not isinstance(listing, list):
+        raise click.ClickException(f"the order system at {url} answered {path} with "
+                                   "something that is not a list")
+    return listing
 
 
 def _sessions():

@@ -104,3 +104,40 @@ def test_an_unknown_name_costs_a_password_check_too(database_url, monkeypatch):
         assert accounts.check_password(session, "nobody", "wrong-password") is None
     assert len(checked) == 2  # the unknown name was hashed against too
     assert checked[0].split("$")[0] == checked[1].split("$")[0]  # the same method
+
+
+# --- 16. the demo listings fail loudly on an error answer ---------------------------------
+
+
+@pytest.mark.parametrize("command", ["orders", "refunds"])
+def test_demo_listings_fail_on_an_error_answer(command):
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    from click.testing import CliRunner
+
+    from aftersales.cli import main
+
+    class Down(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b'{"type":"about:blank","title":"Service Unavailable","status":503}'
+            self.send_response(503)
+            self.send_header("Content-Type", "application/problem+json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Down)
+    Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = CliRunner().invoke(main, ["demo", command, "--json"], env={
+            "AFTERSALES_ORDER_SYSTEM_URL": f"http://127.0.0.1:{server.server_address[1]}"})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code != 0
+    assert "503" in result.output and "Service Unavailable" in result.output
+    assert not result.output.lstrip().startswith("{")
