@@ -16,8 +16,7 @@ from sqlalchemy import Float, and_, case, cast, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from db.models import Case, CaseClock
-from workflows.case.deadlines import CLOCKS
-from workflows.case.vocabulary import OPEN_STAGES
+from workflows.case.vocabulary import CLOCKS, OPEN_STAGES
 
 CLOCK_ORDER = CLOCKS
 

@@ -18,8 +18,6 @@ from workflows.case.contracts import CaseState, StageClock
 from workflows.case.vocabulary import AT_RISK_SHARE, OPEN_STAGES, REOPEN_WINDOW_DAYS, Stage
 from workflows.sla import ALWAYS_OPEN, BusinessCalendar, CalendarSpec, SlaPolicy
 
-# Every clock a case runs, in the order reports and pages list them.
-CLOCKS = ("confirm", "analyze", "resolution", "revisit", "legal_refund", "reply")
 # Clocks that warn before they breach and escalate a second time; the revisit clock
 # only turns overdue.
 WARNED_CLOCKS = ("confirm", "analyze", "resolution", "legal_refund", "reply")

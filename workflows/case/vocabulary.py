@@ -92,8 +92,9 @@ PARCEL_FAILED = ("lost", "damaged", "cancelled")
 # Courier exceptions the customer is told about and the policy may propose a remedy for.
 PARCEL_EXCEPTIONS = ("delayed", "lost", "damaged")
 
-# The SLA clocks a case can run.
-CLOCKS = ("confirm", "analyze", "resolution", "revisit", "legal_refund")
+# The SLA clocks a case can run (workflows/case/deadlines.py), in the order reports and
+# pages list them.
+CLOCKS = ("confirm", "analyze", "resolution", "revisit", "legal_refund", "reply")
 
 # A closed case may be reopened this long; then its workflow ends.
 REOPEN_WINDOW_DAYS = 30
