@@ -862,7 +862,8 @@ CASE_TOKEN = re.compile(rf"\[({CASE_ID})\]")
 
 
 def case_ids_in(subject: str) -> list[str]:
-    """The case ids written as `[AS-XXXXXXXXXX]` in a subject, each once, in order."""
+    """The case ids written in brackets in a subject (`[AS-7K3M9QXR2B]`: "AS-" and ten
+    characters of the id alphabet), each once, in order."""
     return list(dict.fromkeys(CASE_TOKEN.findall(subject)))
 
 
