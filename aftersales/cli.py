@@ -103,9 +103,15 @@ def mail_in(smtp: bool) -> None:
 def web(host: str, port: int, workers: int, threads: int) -> None:
     """Run the web app (REST API, status links, health) under gunicorn."""
     settings = _settings()
+    try:
+        settings.check_secret_key()
+    except ValueError as err:
+        raise click.ClickException(str(err)) from err
     _check_policy(settings)
+    from aftersales.temporal import warn_without_payload_keys
     from db.engine import migrate as run_migrations
 
+    warn_without_payload_keys(settings)
     run_migrations(settings.database_url)  # once, before the workers start
     click.echo(f"web app listening on http://{host}:{port}")
     os.execv(sys.executable, [

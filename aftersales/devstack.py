@@ -114,11 +114,13 @@ class DevStack:
             self._start_temporal()
         if not self.settings.courier_webhook_secret:
             # One secret per data dir, shared by the courier simulator and the web app.
-            secret_file = self.data_dir / "courier_webhook_secret"
-            if not secret_file.exists():
-                secret_file.write_text(secrets.token_urlsafe(32))
             self.settings = self.settings.with_(
-                courier_webhook_secret=secret_file.read_text().strip())
+                courier_webhook_secret=self._kept_secret("courier_webhook_secret"))
+        if not self.settings.secret_key:
+            # The web app's session key: random, made once per data dir and kept, so
+            # sign-ins survive a restart and no two machines share it.
+            self.settings = self.settings.with_(secret_key=self._kept_secret("secret_key"))
+        self.settings = self.settings.with_(dev_stack=True)
         urls = {}
         for name, module, preferred in SIMULATORS:
             port = free_port() if _port_busy(preferred) else preferred
@@ -145,6 +147,14 @@ class DevStack:
                             self.host, "--port", str(self.port)])
         self._wait_healthy()
         self._start_mail_in()
+
+    def _kept_secret(self, name: str) -> str:
+        """A random secret kept in the data dir (readable by its owner only)."""
+        secret_file = self.data_dir / name
+        if not secret_file.exists():
+            secret_file.touch(mode=0o600)
+            secret_file.write_text(secrets.token_urlsafe(32))
+        return secret_file.read_text().strip()
 
     def _start_mail_in(self) -> None:
         """The inbound-mail router with a local SMTP receiver: mail sent to it opens

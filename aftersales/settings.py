@@ -11,6 +11,8 @@ from workflows.case.vocabulary import LOCALES
 from workflows.sla import parse_duration
 
 MB = 1024 * 1024
+# The web app's secret key signs session cookies: at least 256 bits (docs/security.md).
+MIN_SECRET_KEY_BYTES = 32
 
 
 def _provider(default: str) -> str:
@@ -66,6 +68,9 @@ class Settings:
     # Development only: the file the local SMTP sink of `aftersales dev` writes, shown at
     # /dev/mail. Empty (always, in production): no /dev/mail.
     dev_mailbox: str = ""
+    # Set only by `aftersales dev` for its children: a development stack on one machine,
+    # where running without payload keys is expected and not warned about.
+    dev_stack: bool = False
     # The triage model file (docs/triage.md); "" is the one the project ships.
     triage_model: str = ""
     # Attachments (docs/intake.md): where the bytes live, `file` (under data_dir/blobs)
@@ -170,6 +175,7 @@ class Settings:
             default_locale=_one_of("AFTERSALES_DEFAULT_LOCALE",
                                    get("AFTERSALES_DEFAULT_LOCALE") or "zh-CN", LOCALES),
             dev_mailbox=get("AFTERSALES_DEV_MAILBOX", ""),
+            dev_stack=get("AFTERSALES_DEV_STACK", "") == "1",
             triage_model=get("AFTERSALES_TRIAGE_MODEL", ""),
             blob_store=_one_of("AFTERSALES_BLOB_STORE", get("AFTERSALES_BLOB_STORE") or "file",
                                BLOB_STORES),
@@ -201,6 +207,18 @@ class Settings:
                                         get("AFTERSALES_MAIL_ORDER_PATTERN")
                                         or cls.mail_order_pattern),
         )
+
+    def check_secret_key(self) -> None:
+        """Refuse a missing or short secret key: it signs the staff's session cookies,
+        so a guessable one lets anyone sign in as anyone (ValueError with the fix)."""
+        if len(self.secret_key.encode()) < MIN_SECRET_KEY_BYTES:
+            state = "is not set" if not self.secret_key else (
+                f"has {len(self.secret_key.encode())} bytes")
+            raise ValueError(
+                f"AFTERSALES_SECRET_KEY {state}: the web app needs a random key of at least "
+                f"{MIN_SECRET_KEY_BYTES} bytes to sign sign-in sessions. Make one with "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))' and set it "
+                "in every web process's environment (docs/operations.md).")
 
     def with_(self, **changes) -> Settings:
         return replace(self, **changes)
@@ -236,6 +254,7 @@ class Settings:
             "AFTERSALES_MESSAGE_SENDER": self.message_sender,
             "AFTERSALES_DEFAULT_LOCALE": self.default_locale,
             "AFTERSALES_DEV_MAILBOX": self.dev_mailbox,
+            "AFTERSALES_DEV_STACK": "1" if self.dev_stack else "",
             "AFTERSALES_TRIAGE_MODEL": self.triage_model,
             "AFTERSALES_BLOB_STORE": self.blob_store,
             "AFTERSALES_S3_ENDPOINT": self.s3_endpoint,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import sysconfig
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.service import TLSConfig
 
 from aftersales.codec import EncryptionCodec, parse_keys
@@ -20,15 +21,30 @@ from aftersales.converter import PayloadConverter
 from aftersales.settings import Settings
 
 
+log = logging.getLogger(__name__)
+
+
 def data_converter(settings: Settings) -> DataConverter:
     """Temporal's JSON with faster dataclass decoding (aftersales/converter.py), sealed
-    by the encryption codec when keys are configured."""
+    by the encryption codec when keys are configured: payloads, and failures' messages
+    and stack traces too (an activity's error can quote what it was sent)."""
     converter = dataclasses.replace(DataConverter.default,
                                     payload_converter_class=PayloadConverter)
     if not settings.payload_keys:
         return converter
     codec = EncryptionCodec(parse_keys(settings.payload_keys))
-    return dataclasses.replace(converter, payload_codec=codec)
+    return dataclasses.replace(
+        converter, payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes)
+
+
+def warn_without_payload_keys(settings: Settings) -> None:
+    """At a process's start: say so when customers' data will reach Temporal in the
+    clear (not under `aftersales dev`, where that is the expected default)."""
+    if not settings.payload_keys and not settings.dev_stack:
+        log.warning("AFTERSALES_PAYLOAD_KEYS is not set: case payloads (names, phone "
+                    "numbers, descriptions) are stored in Temporal's history unencrypted. "
+                    "Make a key with `aftersales keys new KID` (docs/operations.md).")
 
 
 def tls_config(settings: Settings) -> TLSConfig | bool:

@@ -19,7 +19,7 @@ from activities.order_system import OrderActivities, OrderSystemClient
 from activities.projection import CaseProjector
 from activities.triage import TriageActivities, model_path
 from aftersales.settings import Settings
-from aftersales.temporal import connect, ensure_search_attributes
+from aftersales.temporal import connect, ensure_search_attributes, warn_without_payload_keys
 from db.engine import make_engine, make_sessionmaker, migrate
 from workflows.case.workflow import CaseWorkflow
 
@@ -89,6 +89,7 @@ def compile_workflows() -> None:
 
 
 async def run_worker(settings: Settings) -> None:
+    warn_without_payload_keys(settings)
     compile_workflows()
     migrate(settings.database_url)
     engine = make_engine(settings.database_url)

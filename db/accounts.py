@@ -66,6 +66,13 @@ def check_password(session: Session, name: str, password: str) -> User | None:
     return user if check_password_hash(user.password_hash, password) else None
 
 
+def end_sessions(session: Session, name: str) -> None:
+    """End every sign-in session of the user: the next request of each is refused."""
+    user = session.get(User, name)
+    if user is not None:
+        user.session_version += 1
+
+
 def create_token(session: Session, user_name: str) -> str:
     """A new API token for the user; only its hash is stored, so show it now."""
     if session.get(User, user_name) is None:

@@ -234,6 +234,10 @@ class User(Base):
     # user name or a full name unless the user chose so.
     display_name: Mapped[str] = mapped_column(String(40), nullable=False, default="",
                                               server_default="")
+    # Every sign-in session carries the version it was made under; moving it on (sign-
+    # out) ends all of the user's sessions at their next request, copied cookies too.
+    session_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0,
+                                                 server_default="0")
 
 
 class ApiToken(Base):

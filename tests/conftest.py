@@ -135,6 +135,7 @@ def make_settings(temporal_address: str, database_url: str, order_system_url: st
     extra.setdefault("inventory_system_url", "http://127.0.0.1:9")
     extra.setdefault("courier_system_url", "http://127.0.0.1:9")
     extra.setdefault("public_url", "http://testserver")
+    extra.setdefault("secret_key", "test-secret-key-of-at-least-32-bytes")
     # Attachments' bytes land under the data directory (the file blob store).
     extra.setdefault("data_dir", tempfile.mkdtemp(prefix="aftersales-test-"))
     return Settings(
@@ -143,7 +144,6 @@ def make_settings(temporal_address: str, database_url: str, order_system_url: st
         temporal_address_set=True,
         task_queue=f"test-{uuid.uuid4().hex[:8]}",
         order_system_url=order_system_url,
-        secret_key="test",
         **extra,
     )
 

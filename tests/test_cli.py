@@ -40,6 +40,7 @@ def test_bad_policy_file_stops_the_process_naming_the_line(tmp_path):
     policy = tmp_path / "sla.toml"
     policy.write_text('[rules]\nfeedback_window = "72h"\nwarn_at = [0.5]\nlunch = "1h"\n')
     env = {**os.environ, "AFTERSALES_SLA_FILE": str(policy),
+           "AFTERSALES_SECRET_KEY": "a-secret-key-of-at-least-32-bytes-long",
            "AFTERSALES_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"}
     result = run(["web", "--port", "0"], env)
     assert result.returncode != 0

@@ -141,3 +141,156 @@ def test_demo_listings_fail_on_an_error_answer(command):
     assert result.exit_code != 0
     assert "503" in result.output and "Service Unavailable" in result.output
     assert not result.output.lstrip().startswith("{")
+
+
+# --- 1. no web app without a real secret key ------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["", "dev-only-secret", "x" * 31, "密" * 10])
+def test_the_web_app_refuses_to_start_without_a_long_secret_key(sqlite_url, key):
+    settings = make_settings("127.0.0.1:9", sqlite_url, "http://127.0.0.1:9", secret_key=key)
+    with pytest.raises(ValueError, match="AFTERSALES_SECRET_KEY"):
+        create_app(settings)
+
+
+def test_a_cookie_signed_with_the_old_fallback_key_opens_nothing(sqlite_url):
+    """The review's attack: a session cookie for `admin` signed with the public string
+    the app used to fall back to."""
+    from flask import Flask
+    from flask.sessions import SecureCookieSessionInterface
+
+    from db.accounts import create_user
+
+    try:
+        app = create_app(make_settings("127.0.0.1:9", sqlite_url, "http://127.0.0.1:9",
+                                       secret_key=""))
+    except ValueError:
+        return  # no app without a key: nothing to forge a cookie for
+    with app.extensions["aftersales"].sessions.begin() as session:
+        create_user(session, "admin", "admin", "a long admin password")
+    forger = Flask("forger")
+    forger.secret_key = "dev-only-secret"
+    serializer = SecureCookieSessionInterface().get_signing_serializer(forger)
+    assert serializer is not None
+    forged = serializer.dumps({"user": "admin", "sv": 0})
+    client = app.test_client()
+    client.set_cookie("session", forged)
+    response = client.get("/supervisor")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+    app.extensions["aftersales"].engine.dispose()
+
+
+@pytest.mark.parametrize("env", [{}, {"AFTERSALES_SECRET_KEY": "short"}])
+def test_aftersales_web_and_wsgi_stop_with_a_clear_message(tmp_path, env):
+    import os
+    import subprocess
+    import sys
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AFTERSALES_")}
+    base.update(env, AFTERSALES_DATA_DIR=str(tmp_path),
+                AFTERSALES_DATABASE_URL=f"sqlite:///{tmp_path}/a.db")
+    cli = subprocess.run([sys.executable, "-m", "aftersales.cli", "web", "--port", "9"],
+                         capture_output=True, text=True, timeout=60, env=base)
+    assert cli.returncode != 0
+    assert "AFTERSALES_SECRET_KEY" in cli.stderr and "32 bytes" in cli.stderr
+    assert "listening" not in cli.stdout
+    wsgi = subprocess.run([sys.executable, "-c", "import web.wsgi"], capture_output=True,
+                          text=True, timeout=60, env=base)
+    assert wsgi.returncode != 0 and "AFTERSALES_SECRET_KEY" in wsgi.stderr
+
+
+def test_the_dev_stack_makes_a_key_per_data_dir_and_keeps_it(tmp_path):
+    from aftersales.devstack import DevStack
+    from aftersales.settings import Settings
+
+    stack = DevStack(Settings(data_dir=str(tmp_path)), "127.0.0.1", 5000, 7233, True)
+    first = stack._kept_secret("secret_key")
+    again = DevStack(Settings(data_dir=str(tmp_path)), "127.0.0.1", 5000, 7233, True)
+    assert len(first.encode()) >= 32 and again._kept_secret("secret_key") == first
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0  # the owner's only
+
+
+# --- 8. sign-out ends the session on the server ----------------------------------------------
+
+
+def test_a_replayed_cookie_stops_working_after_sign_out(database_url):
+    from tests.test_pages_auth import make_app, sign_in
+
+    app = make_app(database_url)
+    try:
+        client = app.test_client()
+        assert sign_in(client).status_code == 302
+        cookie = client.get_cookie("session")
+        assert cookie is not None
+        copied = cookie.value
+        assert client.get("/desk").status_code == 200
+        page = client.get("/desk").get_data(as_text=True)
+        from tests.test_pages_auth import csrf_token
+
+        assert client.post("/logout", data={"csrf_token": csrf_token(page)}).status_code == 302
+        thief = app.test_client()
+        thief.set_cookie("session", copied)
+        replayed = thief.get("/desk")
+        assert replayed.status_code == 302 and "/login" in replayed.headers["Location"]
+        # Signing in again works, with a new session.
+        assert sign_in(client).status_code == 302
+        assert client.get("/desk").status_code == 200
+        thief.set_cookie("session", copied)
+        assert thief.get("/desk").status_code == 302
+    finally:
+        app.extensions["aftersales"].engine.dispose()
+
+
+# --- 13. payload keys: a warning without them, failures sealed with them ---------------------
+
+
+def test_a_process_without_payload_keys_warns_at_start(caplog):
+    from aftersales.settings import Settings
+    from aftersales.temporal import warn_without_payload_keys
+
+    with caplog.at_level(logging.WARNING, logger="aftersales.temporal"):
+        warn_without_payload_keys(Settings())
+    assert "AFTERSALES_PAYLOAD_KEYS is not set" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="aftersales.temporal"):
+        warn_without_payload_keys(Settings(dev_stack=True))
+        warn_without_payload_keys(Settings(payload_keys="k:" + "A" * 44))
+    assert caplog.text == ""
+
+
+def test_the_worker_warns_at_start_without_payload_keys(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AFTERSALES_")}
+    env.update(AFTERSALES_DATA_DIR=str(tmp_path), AFTERSALES_TEMPORAL_ADDRESS="127.0.0.1:9",
+               AFTERSALES_DATABASE_URL=f"sqlite:///{tmp_path}/a.db")
+    out = subprocess.run([sys.executable, "-m", "aftersales.cli", "worker"],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode != 0  # nothing answers at 127.0.0.1:9
+    assert "AFTERSALES_PAYLOAD_KEYS is not set" in out.stderr
+
+
+def test_failure_messages_are_sealed_when_keys_are_set():
+    import asyncio
+
+    from temporalio.api.failure.v1 import Failure
+    from temporalio.exceptions import ApplicationError
+
+    from aftersales.codec import new_key_setting
+    from aftersales.settings import Settings
+    from aftersales.temporal import data_converter
+
+    converter = data_converter(Settings(payload_keys=new_key_setting("k1")))
+    failure = Failure()
+    error = ApplicationError("refund refused for 13812345678", type="Refused")
+    converter.failure_converter.to_failure(error, converter.payload_converter, failure)
+    asyncio.run(converter.payload_codec.encode_failure(failure))  # type: ignore[union-attr]
+    assert "13812345678" not in str(failure)
+    assert "13812345678" not in failure.SerializeToString().decode("latin-1")
+    decoded = Failure()
+    decoded.CopyFrom(failure)
+    asyncio.run(converter.payload_codec.decode_failure(decoded))  # type: ignore[union-attr]
+    back = converter.failure_converter.from_failure(decoded, converter.payload_converter)
+    assert "13812345678" in str(back)

@@ -49,8 +49,10 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
                run_migrations: bool = True) -> Flask:
     """Build the app from settings; the only way the app comes to exist."""
     settings = settings or Settings.from_env()
+    # No fallback key: a known one would let anyone forge an admin's session cookie.
+    settings.check_secret_key()
     app = Flask(__name__)
-    app.config["SECRET_KEY"] = settings.secret_key or "dev-only-secret"
+    app.config["SECRET_KEY"] = settings.secret_key
     # The session cookie: never readable by scripts, not sent on cross-site requests,
     # and HTTPS-only wherever the app is served over HTTPS.
     app.config["SESSION_COOKIE_HTTPONLY"] = True

@@ -25,7 +25,7 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from db.accounts import check_password, get_user
+from db.accounts import check_password, end_sessions, get_user
 from web.caseview import ROLE_NAMES
 from web.problems import Problem
 
@@ -38,13 +38,16 @@ class LoginForm(FlaskForm):
 
 
 def signed_in_user():
-    """The user of this session, or None."""
+    """The user of this session, or None: a deactivated user, or a session made before
+    the user's sessions were ended (sign-out), is no one, whatever the cookie says."""
     name = session.get("user")
     if not name:
         return None
     with current_app.extensions["aftersales"].sessions() as db:
         user = get_user(db, name)
-    return user if user is not None and user.active else None
+    if user is None or not user.active or session.get("sv") != user.session_version:
+        return None
+    return user
 
 
 def landing(role: str) -> str:
@@ -101,6 +104,7 @@ def login():
             if user is not None:
                 session.clear()  # a fresh session: no fixation across sign-in
                 session["user"] = user.name
+                session["sv"] = user.session_version
                 session.permanent = True
                 return redirect(_safe_next(request.args.get("next")) or landing(user.role))
             limiter.miss(client)
@@ -111,6 +115,12 @@ def login():
 
 @pages.post("/logout")
 def logout():
+    # The cookie is signed, not stored: clearing it here leaves any copy of it valid.
+    # Moving the user's session version on is what ends the session on the server.
+    user = signed_in_user()
+    if user is not None:
+        with current_app.extensions["aftersales"].sessions.begin() as db:
+            end_sessions(db, user.name)
     session.clear()
     flash(_("Signed out."))
     return redirect(url_for("pages.login"))
