@@ -302,14 +302,22 @@ def privacy_erase(customer_id: str) -> None:
     from datetime import UTC, datetime
 
     from aftersales.scheduler import forget_blobs
-    from db.privacy import ErasureRefused, erase_customer
+    from db.privacy import ErasureRefused, erasable_cases, erase_customer
+
+    from aftersales.erasure import ErasureFailed, erase_in_workflows
 
     freed: set[str] = set()
     sessions = _sessions()
+    settings = _settings()
     try:
+        with sessions() as session:
+            # Refused while a case is open; the cases whose workflow may still run
+            # erase their own state first, so no later write brings the data back.
+            running = erasable_cases(session, customer_id)
+        erase_in_workflows(settings, running, "the customer's request")
         with sessions.begin() as session:
             count = erase_customer(session, customer_id, datetime.now(UTC), freed)
-    except ErasureRefused as err:
+    except (ErasureRefused, ErasureFailed) as err:
         raise click.ClickException(str(err)) from err
     files = forget_blobs(_settings(), sessions, freed)
     click.echo(f"erased the personal data of {customer_id} from {count} case(s), "

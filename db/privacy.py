@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
+from temporalio.converter import value_to_type
 
 from db import search
 from db.cases import as_utc, jsonable
@@ -25,9 +26,8 @@ from db.models import (
     TimelineEvent,
     TriageFeedback,
 )
+from workflows.case.contracts import ERASED, CaseSnapshot, erase_personal_data, pseudonym
 from workflows.case.vocabulary import OPEN_STAGES
-
-ERASED = "(erased)"
 # Free text in timeline details and notification payloads; "added" and "removed" are
 # the tags a `tagged` event changed, "filename" a file's name (`attachment_added`).
 TEXT_KEYS = ("note", "text", "comment", "message", "question", "reason", "detail", "added",
@@ -61,16 +61,32 @@ def export_customer(session: Session, customer_id: str) -> dict:
     return {"customer_id": customer_id, "cases": cases}
 
 
+def erasable_cases(session: Session, customer_id: str) -> list[str]:
+    """The customer's cases not yet erased, whose workflows may still run (a closed case
+    within its reopen window); refused (ErasureRefused) while a case is open."""
+    rows = list(session.scalars(select(Case).where(Case.customer_id == customer_id)))
+    _refuse_open(rows)
+    return [row.id for row in rows if row.stage == "closed"
+            and not row.data.get("anonymised_at")]
+
+
+def _refuse_open(rows: list[Case]) -> None:
+    still_open = [row.id for row in rows if row.stage in OPEN_STAGES]
+    if still_open:
+        raise ErasureRefused(f"open cases need the data to be finished: "
+                             f"{', '.join(still_open)}; cancel or close them first")
+
+
 def erase_customer(session: Session, customer_id: str, now: datetime,
                    freed: set[str] | None = None) -> int:
     """Erase a customer's personal data from all their cases; refused while one is open.
     The blobs of their files are added to `freed`: the caller deletes those no case
     references any more once this has committed (aftersales/blobs.py)."""
-    rows = list(session.scalars(select(Case).where(Case.customer_id == customer_id)))
-    still_open = [row.id for row in rows if row.stage in OPEN_STAGES]
-    if still_open:
-        raise ErasureRefused(f"open cases need the data to be finished: "
-                             f"{', '.join(still_open)}; cancel or close them first")
+    # Cases whose workflow erased its own state first are filed under the pseudonym
+    # already; their timeline and notifications are erased here all the same.
+    rows = list(session.scalars(select(Case).where(
+        Case.customer_id.in_((customer_id, pseudonym(customer_id))))))
+    _refuse_open(rows)
     for row in rows:
         _anonymise(session, row, now, freed)
     return len(rows)
@@ -92,38 +108,19 @@ def anonymise_closed(session: Session, older_than: timedelta, now: datetime,
 
 def _anonymise(session: Session, row: Case, now: datetime,
                freed: set[str] | None = None) -> None:
-    pseudonym = "anon-" + hashlib.sha256(row.customer_id.encode()).hexdigest()[:12]
-    data = dict(row.data)
-    tier = (data.get("customer") or {}).get("tier", "regular")
-    data["customer"] = {"id": pseudonym, "name": ERASED, "email": "", "phone": "",
-                        "tier": tier}
-    data["description"] = ERASED
-    data["rating_comment"] = None
-    data["pending_question"] = None
-    # The conversation: who wrote when stays, never the words (or the question answered).
-    data["messages"] = [{**m, "text": ERASED, "answers": None, "attachments": [],
-                         "ref": ""} for m in data.get("messages") or []]
-    if data.get("analysis"):
-        data["analysis"] = {**data["analysis"], "note": ERASED}
-    if data.get("inspection"):
-        data["inspection"] = {**data["inspection"], "note": ERASED}
-    # Tags are staff's free text and may name the customer: they go, with their index.
-    data["tags"] = []
+    # The case's data as the workflow last wrote it, erased by the same rules the
+    # running workflow applies (workflows/case/contracts.py: erase_personal_data).
+    snap = value_to_type(CaseSnapshot, {**row.data, "status_token": ""})
+    blobs = erase_personal_data(snap, now)
+    if freed is not None:
+        freed.update(blobs)
+    data = jsonable(snap)
+    data.pop("status_token", None)
     session.execute(delete(CaseTag).where(CaseTag.case_id == row.id))
-    # Photos show the customer, their home, their parcel label: the files go, names too.
-    for attachment in data.get("attachments") or []:
-        if freed is not None:
-            freed.update(s for s in (attachment.get("sha256"),
-                                     attachment.get("thumbnail_sha256")) if s)
-    data["attachments"] = []
     session.execute(delete(CaseAttachment).where(CaseAttachment.case_id == row.id))
-    if data.get("triage"):
-        # The reasons quote the customer's words.
-        data["triage"] = _without_reasons(data["triage"])
-        row.triage = data["triage"]
-    data["anonymised_at"] = jsonable(now)
+    row.triage = data["triage"]
     row.data = data
-    row.customer_id = pseudonym
+    row.customer_id = snap.customer.id
     row.customer_name = ERASED
     row.customer_name_folded = None
     row.customer_phone = ""
@@ -143,10 +140,3 @@ def _anonymise(session: Session, row: Case, now: datetime,
     feedback = session.get(TriageFeedback, row.id)
     if feedback is not None:
         session.delete(feedback)
-
-
-def _without_reasons(triage: dict) -> dict:
-    out = {k: ({**v, "reasons": []} if isinstance(v, dict) and "reasons" in v else v)
-           for k, v in triage.items()}
-    out["reasons"] = []
-    return out

@@ -41,13 +41,14 @@ def seed(url: str) -> None:
                             .values(delivered=["zm@example.com"], sent_at=NOW))
 
 
-def run(args: list[str], url: str) -> subprocess.CompletedProcess:
+def run(args: list[str], url: str, temporal: str = "127.0.0.1:9") -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "aftersales.cli", *args],
                           capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "AFTERSALES_DATABASE_URL": url})
+                          env={**os.environ, "AFTERSALES_DATABASE_URL": url,
+                               "AFTERSALES_TEMPORAL_ADDRESS": temporal})
 
 
-def test_export_erase_and_retention(sqlite_url):
+def test_export_erase_and_retention(sqlite_url, temporal_address):
     seed(sqlite_url)
     exported = run(["privacy", "export", "C-77"], sqlite_url)
     assert exported.returncode == 0, exported.stderr
@@ -78,7 +79,11 @@ def test_export_erase_and_retention(sqlite_url):
     with sessions.begin() as session:
         session.execute(update(Case).where(Case.id == "AS-P3").values(
             stage="cancelled", closed_at=NOW))
-    erased = run(["privacy", "erase", "C-77"], sqlite_url)
+    # AS-P2 closed 10 days ago: its workflow (none here) is asked to erase itself first.
+    unreachable = run(["privacy", "erase", "C-77"], sqlite_url)
+    assert unreachable.returncode != 0 and "nothing was erased" in unreachable.stderr
+    assert case_store.get_case(sessions(), "AS-P2").customer_name == "赵敏"
+    erased = run(["privacy", "erase", "C-77"], sqlite_url, temporal_address)
     assert erased.returncode == 0, erased.stderr
     again = json.loads(run(["privacy", "export", "C-77"], sqlite_url).stdout)
     assert again["cases"] == []  # nothing is filed under the customer any more

@@ -81,7 +81,7 @@ def systems(temporal_address, tmp_path_factory):
     http = httpx.Client(base_url=web.url, timeout=60)
     yield {"http": http, "tokens": tokens, "orders": orders.url, "inventory": inventory.url,
            "courier": courier.url, "web": web.url, "temporal": temporal_address,
-           "courier_outage": courier_outage}
+           "courier_outage": courier_outage, "settings": settings}
     http.close()
     worker.stop()
     courier_state.stop()

@@ -121,6 +121,7 @@ EVENT_NAMES = {
     "confirmed": _l("confirmed"),
     "rejected": _l("rejected"),
     "cancelled": _l("cancelled"),
+    "erased": _l("erased the customer's personal data"),
     "analyzed": _l("recorded the analysis"),
     "resolution_planned": _l("chose the resolution"),
     "resolution_step": _l("resolution step"),

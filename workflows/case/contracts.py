@@ -9,7 +9,8 @@ Temporal's default converter carries them and a field can be added later.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from workflows.case.vocabulary import Stage, Status
@@ -329,6 +330,9 @@ class CaseState:
     resolution_attempt: int = 0
     courier_events_seen: list[str] = field(default_factory=list)
     logistics_events_seen: list[str] = field(default_factory=list)
+    # When the customer's personal data was erased (on request, or at the end of the
+    # retention period); an erased case takes no more changes.
+    anonymised_at: datetime | None = None
 
 
 @dataclass
@@ -344,6 +348,53 @@ class CaseSnapshot(CaseState):
     # When a running target reaches AT_RISK_SHARE (the supervisor's "at risk" list).
     at_risk_at: datetime | None = None
     sla_policy: dict = field(default_factory=dict)
+
+
+ERASED = "(erased)"
+
+
+def pseudonym(customer_id: str) -> str:
+    """The id an erased customer's cases are filed under: the same for all of them,
+    and not the customer's."""
+    return "anon-" + hashlib.sha256(customer_id.encode()).hexdigest()[:12]
+
+
+def erase_personal_data(state: CaseState, now: datetime) -> set[str]:
+    """Take the customer's personal data out of the case, in place: the one definition
+    of what erasure removes from a case, used by the running workflow (so no later write
+    brings anything back) and by the read model for cases whose workflow has ended.
+    Who did what when stays; the words, the files and the ways to reach them go.
+    Returns the blobs (sha256) of the case's files, to be deleted."""
+    c = state.customer
+    state.customer = Customer(id=pseudonym(c.id), name=ERASED, tier=c.tier)
+    state.description = ERASED
+    state.rating_comment = None
+    state.pending_question = None
+    # The conversation: who wrote when stays, never the words (or the question answered).
+    state.messages = [replace(m, text=ERASED, answers=None, attachments=[], ref="")
+                      for m in state.messages]
+    if state.analysis:
+        state.analysis = {**state.analysis, "note": ERASED}
+    if state.inspection:
+        state.inspection = {**state.inspection, "note": ERASED}
+    # Tags are staff's free text and may name the customer.
+    state.tags = []
+    # Photos show the customer, their home, their parcel label: the files go, names too.
+    freed = {s for a in state.attachments for s in (a.sha256, a.thumbnail_sha256) if s}
+    state.attachments = []
+    if state.triage:
+        # The reasons quote the customer's words.
+        t = state.triage
+        state.triage = replace(
+            t, reasons=[], kind=replace(t.kind, reasons=[]),
+            root_cause=replace(t.root_cause, reasons=[]),
+            priority=replace(t.priority, reasons=[]),
+            sentiment=replace(t.sentiment, reasons=[]),
+            escalation_risk=replace(t.escalation_risk, reasons=[]))
+    # The link: nobody may open the case with it any more.
+    state.customer_url = ""
+    state.anonymised_at = now
+    return freed
 
 
 @dataclass

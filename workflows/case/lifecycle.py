@@ -81,8 +81,9 @@ def _resolution_running(state: CaseState) -> bool:
 
 
 def _workflow_ended(state: CaseState, now: datetime) -> bool:
-    """A closed case's workflow ends when its reopen window has passed."""
-    if state.stage == Stage.CANCELLED:
+    """A closed case's workflow ends when its reopen window has passed, or at once when
+    the customer's data is erased."""
+    if state.stage == Stage.CANCELLED or state.anonymised_at is not None:
         return True
     return (state.stage == Stage.CLOSED and state.closed_at is not None
             and now >= state.closed_at + timedelta(days=REOPEN_WINDOW_DAYS))

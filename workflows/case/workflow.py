@@ -68,6 +68,7 @@ with workflow.unsafe.imports_passed_through():
         Triage,
         TriageRequest,
         UpdateResult,
+        erase_personal_data,
         tag_problem,
     )
     from workflows.case.deadlines import RETARGETED_CLOCKS
@@ -196,7 +197,8 @@ class CaseWorkflow:
         while True:
             if state.stage == Stage.CANCELLED:
                 break
-            if state.stage == Stage.CLOSED and self._reopen_expired():
+            if state.stage == Stage.CLOSED and (self._reopen_expired()
+                                                or state.anonymised_at is not None):
                 break
             if (state.resolution is not None and state.resolution.state == "planned"
                     and (self._saga_task is None or self._saga_task.done())):
@@ -684,6 +686,28 @@ class CaseWorkflow:
     @cancel.validator
     def _validate_cancel(self, inp: ReasonInput) -> None:
         self._check("cancel", inp.actor)
+
+    # ------------------------------------------------------------ erasure
+
+    @workflow.update
+    async def erase(self, inp: ReasonInput) -> UpdateResult:
+        """The customer's personal data out of the case itself (not only the read
+        model's copy), and the case ended: nothing the workflow writes later, a reopen
+        or a courier scan, can bring the data back (docs/security.md)."""
+        state = self.state
+        erase_personal_data(state, workflow.now())
+        # A fresh token nobody holds: the customer's link stops working.
+        state.status_token = str(workflow.uuid4())
+        self.log.event(inp.actor.name, "erased", detail={})
+        return await self._commit()
+
+    @erase.validator
+    def _validate_erase(self, inp: ReasonInput) -> None:
+        if self.state.stage in OPEN_STAGES:
+            raise refuse("the case is open and needs the customer's data to be finished; "
+                         "cancel or close it first", "WrongStage")
+        if self.state.anonymised_at is not None:
+            raise refuse("the customer's data is already erased", "WrongStage")
 
     # ------------------------------------------------------------ customer
 
