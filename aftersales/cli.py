@@ -301,10 +301,9 @@ def privacy_erase(customer_id: str) -> None:
     """Erase a customer's personal data from their (closed) cases."""
     from datetime import UTC, datetime
 
+    from aftersales.erasure import ErasureFailed, erase_in_workflows
     from aftersales.scheduler import forget_blobs
     from db.privacy import ErasureRefused, erasable_cases, erase_customer
-
-    from aftersales.erasure import ErasureFailed, erase_in_workflows
 
     freed: set[str] = set()
     sessions = _sessions()

@@ -20,7 +20,6 @@ from aftersales.codec import EncryptionCodec, parse_keys
 from aftersales.converter import PayloadConverter
 from aftersales.settings import Settings
 
-
 log = logging.getLogger(__name__)
 
 

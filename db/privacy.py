@@ -28,6 +28,7 @@ from db.models import (
 )
 from workflows.case.contracts import ERASED, CaseSnapshot, erase_personal_data, pseudonym
 from workflows.case.vocabulary import OPEN_STAGES
+
 # Free text in timeline details and notification payloads; "added" and "removed" are
 # the tags a `tagged` event changed, "filename" a file's name (`attachment_added`).
 TEXT_KEYS = ("note", "text", "comment", "message", "question", "reason", "detail", "added",

@@ -12,19 +12,15 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+import tests.test_resolutions as resolutions
 from db import cases as case_store
-from tests.test_resolutions import (  # noqa: F401  (systems: the module's stack)
-    SECRET,
-    call,
-    move,
-    systems,
-    to_resolve,
-    wait_for,
-    waybill,
-)
+from tests.test_resolutions import SECRET, call, move, to_resolve, wait_for, waybill
 from web.webhooks import signature
 
 NAME, PHONE = "周敏", "13700000009"
+# The resolutions module's stack (simulators over HTTP, the web app, a worker), its own
+# instance for this module.
+systems = resolutions.systems
 
 
 def closed_exchange(systems) -> tuple[dict, str]:
