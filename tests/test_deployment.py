@@ -89,19 +89,15 @@ def test_compose_runs_the_temporal_release_the_tests_run():
         assert database.items() <= service["environment"].items()
     config = temporal["environment"]["DYNAMIC_CONFIG_FILE_PATH"]
     assert any(volume.endswith(f":{config}:ro") for volume in temporal["volumes"])
-    assert "test" in temporal["healthcheck"]
-
-    # The namespace is registered once the server answers, before any Aftersales process
-    # connects to it; the UI waits for the server.
+    # The namespace is registered once the server answers (its script asks the server's
+    # own API), before any Aftersales process or the UI connects to it.
     namespace = services["temporal-namespace"]
-    assert namespace["depends_on"]["temporal"] == {"condition": "service_healthy"}
+    assert namespace["depends_on"]["temporal"] == {"condition": "service_started"}
     assert namespace["entrypoint"] == ["sh", "/deploy/create-namespace.sh"]
     assert "./deploy/temporal:/deploy:ro" in namespace["volumes"]
     assert (namespace["environment"]["TEMPORAL_NAMESPACE"]
             == services["worker"]["environment"]["AFTERSALES_TEMPORAL_NAMESPACE"])
-    assert services["temporal-ui"]["depends_on"]["temporal"] == {"condition": "service_healthy"}
-    for name in ("worker", "web", "scheduler", "mail-in"):
-        assert services[name]["depends_on"]["temporal"] == {"condition": "service_healthy"}
+    for name in ("temporal-ui", "worker", "web", "scheduler", "mail-in"):
         assert services[name]["depends_on"]["temporal-namespace"] == {
             "condition": "service_completed_successfully"}
 

@@ -7,9 +7,10 @@ set -eu
 
 : "${TEMPORAL_ADDRESS:?}" "${TEMPORAL_NAMESPACE:?}"
 retention=${TEMPORAL_NAMESPACE_RETENTION:-24h}
-tries=${TEMPORAL_WAIT_TRIES:-30}
+tries=${TEMPORAL_WAIT_TRIES:-90}
 
-# The port answers before the frontend serves: wait for it, up to `tries` times 2 s.
+# The server starts after its schema setup and takes a while to serve: ask it through its
+# own API, up to `tries` times 2 s (three minutes by default).
 attempt=1
 until temporal operator cluster health >/dev/null; do
     if [ "$attempt" -ge "$tries" ]; then
