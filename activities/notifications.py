@@ -28,6 +28,7 @@ from activities.senders import (
     senders_from_settings,
 )
 from db import outbox
+from db.links import LinkSeal, customer_url, without_link
 from db.models import Case
 from workflows.case.contracts import (
     DELIVER_NOTIFICATIONS,
@@ -64,6 +65,8 @@ class OutboxDelivery:
         self._sessions = sessions
         self._settings = settings
         self._senders = senders if senders is not None else senders_from_settings(settings)
+        # Status links are stored sealed (db/links.py); a message carries them opened.
+        self._links = LinkSeal(settings.secret_key)
         self._now = clock  # what is written: lease ends, sent_at
         self._monotonic = monotonic  # when to renew: a wall clock can step back
 
@@ -166,8 +169,10 @@ class OutboxDelivery:
                    "desk_url": desk, "public_url": public}
         case = session.get(Case, item.case_id) if item.case_id else None
         if case is not None:
-            context["customer_url"] = case.data.get("customer_url") or ""
-        context.update(item.payload)
+            context["customer_url"] = customer_url(case.data, case.id, self._links)
+        # (Rows written before links were sealed carry one in the payload: the case's
+        # own is the same, or none once the customer's data is erased.)
+        context.update(without_link(item.payload))
         return context
 
 

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
 from db.cases import write_projection
+from db.links import LinkSeal
 from workflows.case.contracts import (
     PROJECT_CASE,
     Projection,
@@ -21,8 +22,9 @@ class CaseProjector:
     events and outbox rows are keyed by case id and sequence.
     """
 
-    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+    def __init__(self, session_factory: sessionmaker[Session], links: LinkSeal) -> None:
         self._session_factory = session_factory
+        self._links = links  # the status link is stored sealed (db/links.py)
 
     @property
     def sessions(self) -> sessionmaker[Session]:
@@ -30,4 +32,5 @@ class CaseProjector:
 
     @activity.defn(name=PROJECT_CASE.name)
     async def project(self, projection: Projection) -> None:
-        await asyncio.to_thread(write_projection, self._session_factory, projection)
+        await asyncio.to_thread(write_projection, self._session_factory, projection,
+                                self._links)

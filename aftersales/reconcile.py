@@ -21,6 +21,7 @@ from temporalio.client import Client, WorkflowQueryFailedError, WorkflowQueryRej
 from temporalio.service import RPCError
 
 from db.cases import apply_projection, as_utc
+from db.links import LinkSeal
 from db.models import Case
 from workflows.case.contracts import Projection, workflow_id
 from workflows.case.vocabulary import OPEN_STAGES
@@ -50,9 +51,10 @@ class ReconcileReport:
 FIELDS = ("stage", "status", "version", "assignee", "overdue", "stage_due_at")
 
 
-async def reconcile(client: Client, sessions: sessionmaker[Session],
+async def reconcile(client: Client, sessions: sessionmaker[Session], links: LinkSeal,
                     batch: int = 500) -> ReconcileReport:
-    """Compare every open case's row with its workflow and repair those that differ."""
+    """Compare every open case's row with its workflow and repair those that differ
+    (the status link sealed with `links`, as the worker writes it)."""
     report = ReconcileReport()
     after = ""
     while True:
@@ -65,12 +67,12 @@ async def reconcile(client: Client, sessions: sessionmaker[Session],
             return report
         after = rows[-1][0]
         for case_id, *values in rows:
-            await _check(client, sessions, case_id, dict(zip(FIELDS, values, strict=True)),
-                         report)
+            await _check(client, sessions, links, case_id,
+                         dict(zip(FIELDS, values, strict=True)), report)
 
 
-async def _check(client: Client, sessions: sessionmaker[Session], case_id: str, was: dict,
-                 report: ReconcileReport) -> None:
+async def _check(client: Client, sessions: sessionmaker[Session], links: LinkSeal,
+                 case_id: str, was: dict, report: ReconcileReport) -> None:
     report.checked += 1
     handle = client.get_workflow_handle(workflow_id(case_id))
     try:
@@ -84,7 +86,7 @@ async def _check(client: Client, sessions: sessionmaker[Session], case_id: str, 
     now = {name: getattr(snap, name) for name in FIELDS}
     if was == now:
         return
-    repaired = await asyncio.to_thread(_repair, sessions, snap, was["version"])
+    repaired = await asyncio.to_thread(_repair, sessions, links, snap, was["version"])
     if repaired:
         changed = [name for name in FIELDS if was[name] != now[name]]
         report.repaired.append(Repair(case_id, {k: was[k] for k in changed},
@@ -95,7 +97,8 @@ async def _check(client: Client, sessions: sessionmaker[Session], case_id: str, 
         report.raced.append(case_id)
 
 
-def _repair(sessions: sessionmaker[Session], snap, seen_version: int) -> bool:
+def _repair(sessions: sessionmaker[Session], links: LinkSeal, snap,
+            seen_version: int) -> bool:
     with sessions.begin() as session:
         return apply_projection(session, Projection(snapshot=snap, events=[], outbox=[]),
-                                replace_version=seen_version)
+                                replace_version=seen_version, links=links)

@@ -38,6 +38,7 @@ from db import kpi, leases, outbox
 from db.cases import jsonable
 from db.engine import make_engine, make_sessionmaker, migrate
 from db.idempotency import purge_expired
+from db.links import LinkSeal
 from db.models import Case
 from db.privacy import anonymise_closed
 from workflows.case.vocabulary import OPEN_STAGES
@@ -187,7 +188,7 @@ class Housekeeping:
         from aftersales.temporal import connect
 
         client = await connect(self._settings)
-        return await reconcile(client, self._sessions)
+        return await reconcile(client, self._sessions, LinkSeal(self._settings.secret_key))
 
     def sweep_outbox(self) -> DeliveryReport:
         """Send rows left unsent (a worker died between the write and the send, or the

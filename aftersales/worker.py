@@ -21,6 +21,7 @@ from activities.triage import TriageActivities, model_path
 from aftersales.settings import Settings
 from aftersales.temporal import connect, ensure_search_attributes, warn_without_payload_keys
 from db.engine import make_engine, make_sessionmaker, migrate
+from db.links import LinkSeal, seal_stored_links
 from workflows.case.workflow import CaseWorkflow
 
 log = logging.getLogger("aftersales.worker")
@@ -90,13 +91,22 @@ def compile_workflows() -> None:
 
 async def run_worker(settings: Settings) -> None:
     warn_without_payload_keys(settings)
+    # The worker seals customers' status links into the read model with a key derived
+    # from the secret key (db/links.py): it needs the web app's key.
+    settings.check_secret_key()
     compile_workflows()
     migrate(settings.database_url)
     engine = make_engine(settings.database_url)
     client = await connect(settings)
     await ensure_search_attributes(client, settings.temporal_namespace)
     systems = SystemClients.from_settings(settings)
-    worker = build_worker(client, settings, systems, CaseProjector(make_sessionmaker(engine)))
+    sessions = make_sessionmaker(engine)
+    links = LinkSeal(settings.secret_key)
+    with sessions.begin() as session:  # links an older version left in the clear
+        sealed = seal_stored_links(session, links)
+    if sealed:
+        log.info("sealed the status links of %d stored rows", sealed)
+    worker = build_worker(client, settings, systems, CaseProjector(sessions, links))
     # Read the triage model while the worker starts polling, not at the first new case.
     warm_up = asyncio.create_task(asyncio.to_thread(_load_triage_model, settings))
     stop = asyncio.Event()

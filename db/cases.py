@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db import search
+from db.links import LinkSeal, stored, without_link
 from db.models import (
     FAR_FUTURE,
     Case,
@@ -74,7 +75,8 @@ def as_utc(value: datetime) -> datetime:
 
 
 def apply_projection(session: Session, projection: Projection,
-                     replace_version: int | None = None) -> bool:
+                     replace_version: int | None = None, links: LinkSeal | None = None
+                     ) -> bool:
     """Upsert the case row unless it is already at a newer version, or at this version
     written as late or later, and add the timeline events and outbox rows not yet
     there. Returns whether the row moved.
@@ -98,7 +100,7 @@ def apply_projection(session: Session, projection: Projection,
         **report_facts(snap),
         triage=jsonable(snap.triage) if snap.triage else None,
         escalation_risk=bool(snap.triage and snap.triage.escalation_risk.value),
-        data=_public_data(snap),
+        data=_public_data(snap, links),
     )
     # One conditional UPDATE: atomic on SQLite and PostgreSQL alike, so a slower,
     # older write can never land after a newer one (a read-then-write could).
@@ -163,7 +165,7 @@ def apply_projection(session: Session, projection: Projection,
             select(outbox.c.key).where(outbox.c.key.in_(keys))))
         rows = [{"key": m.key, "case_id": snap.case_id, "created_at": m.at,
                  "channel": m.channel, "recipient": m.recipient, "template": m.template,
-                 "payload": jsonable(m.payload)}
+                 "payload": without_link(jsonable(m.payload))}
                 for m in projection.outbox if m.key not in present_keys]
         if rows:
             session.execute(insert(outbox), rows)
@@ -294,23 +296,26 @@ def report_facts(snap) -> dict:
     }
 
 
-def write_projection(session_factory, projection: Projection) -> bool:
-    """One transaction per projection; a lost insert race is retried as an update."""
+def write_projection(session_factory, projection: Projection,
+                     links: LinkSeal | None = None) -> bool:
+    """One transaction per projection; a lost insert race is retried as an update. The
+    status link is stored sealed with `links` (without, it is not stored)."""
     for attempt in range(3):
         try:
             with session_factory.begin() as session:
-                return apply_projection(session, projection)
+                return apply_projection(session, projection, links=links)
         except IntegrityError:
             if attempt == 2:
                 raise
     return False
 
 
-def _public_data(snap) -> dict:
+def _public_data(snap, links: LinkSeal | None) -> dict:
     data = jsonable(snap)
-    # The token is a credential: only its hash is stored (in its own column).
+    # The token is a credential: only its hash is stored (in its own column), and the
+    # link that carries it only sealed (db/links.py).
     data.pop("status_token", None)
-    return data
+    return stored(data, snap.case_id, links)
 
 
 # ---------------------------------------------------------------- reads

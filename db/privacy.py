@@ -111,12 +111,13 @@ def _anonymise(session: Session, row: Case, now: datetime,
                freed: set[str] | None = None) -> None:
     # The case's data as the workflow last wrote it, erased by the same rules the
     # running workflow applies (workflows/case/contracts.py: erase_personal_data).
-    snap = value_to_type(CaseSnapshot, {**row.data, "status_token": ""})
+    snap = value_to_type(CaseSnapshot, {**row.data, "status_token": "", "customer_url": ""})
     blobs = erase_personal_data(snap, now)
     if freed is not None:
         freed.update(blobs)
     data = jsonable(snap)
     data.pop("status_token", None)
+    data.pop("customer_url", None)  # (the sealed copy went with the rest of the data)
     session.execute(delete(CaseTag).where(CaseTag.case_id == row.id))
     session.execute(delete(CaseAttachment).where(CaseAttachment.case_id == row.id))
     row.triage = data["triage"]

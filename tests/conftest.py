@@ -24,6 +24,7 @@ from aftersales.settings import Settings
 from aftersales.temporal import connect, ensure_search_attributes
 from aftersales.worker import SystemClients, build_worker
 from db.engine import make_engine, make_sessionmaker, migrate
+from db.links import LinkSeal
 from simulators.order_system import OrderSystem, create_app
 
 SCRIPTS = Path(sysconfig.get_path("scripts"))
@@ -169,7 +170,8 @@ class BackgroundWorker:
             systems = (SystemClients.from_settings(self.settings, self.timeout)
                        if self.timeout else SystemClients.from_settings(self.settings))
             worker = build_worker(client, self.settings, systems,
-                                  CaseProjector(make_sessionmaker(engine)))
+                                  CaseProjector(make_sessionmaker(engine),
+                                                LinkSeal(self.settings.secret_key)))
             self._stop = asyncio.Event()
             async with worker:
                 ready.set()

@@ -20,6 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.projection import CaseProjector
 from aftersales.worker import SystemClients, build_worker
 from db.engine import make_engine, make_sessionmaker
+from db.links import LinkSeal
 from db.models import OutboxMessage, TimelineEvent
 from tests.conftest import binary, make_settings, record_history, settled_history_length
 from workflows.case.contracts import (
@@ -63,7 +64,8 @@ async def case_worker(client: Client, database_url: str, order_system_url: str):
     settings = make_settings("unused", database_url, order_system_url)
     engine = make_engine(database_url)
     systems = SystemClients.from_settings(settings)
-    worker = build_worker(client, settings, systems, CaseProjector(make_sessionmaker(engine)))
+    worker = build_worker(client, settings, systems, CaseProjector(make_sessionmaker(engine),
+                                                               LinkSeal(settings.secret_key)))
     async with worker:
         yield settings.task_queue, make_sessionmaker(engine)
     await systems.aclose()
@@ -506,7 +508,8 @@ async def test_a_slow_read_model_write_does_not_make_deadlines_fire_late(
     engine = make_engine(sqlite_url)
     sessions = make_sessionmaker(engine)
     systems = SystemClients.from_settings(settings)
-    worker = build_worker(client, settings, systems, SlowProjector(sessions))
+    worker = build_worker(client, settings, systems,
+                          SlowProjector(sessions, LinkSeal(settings.secret_key)))
     try:
         async with worker:
             await start_case(client, settings.task_queue, inp)

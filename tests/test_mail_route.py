@@ -156,7 +156,7 @@ def test_a_forged_case_id_from_another_address_is_a_note_for_staff(stack, router
     note = case["messages"][-1]
     assert note["internal"] and note["by"] == "email" and "mallory@evil.example" in note["text"]
     assert case["awaiting_reply_since"] is None  # nobody waits: it is not the customer
-    token = row.data["customer_url"].rsplit("/", 1)[1]
+    token = case["customer_url"].rsplit("/", 1)[1]
     view = client.get(f"/api/v1/status/{token}").get_json()
     assert "other account" not in str(view["messages"])
 

@@ -294,3 +294,79 @@ def test_failure_messages_are_sealed_when_keys_are_set():
     asyncio.run(converter.payload_codec.decode_failure(decoded))  # type: ignore[union-attr]
     back = converter.failure_converter.from_failure(decoded, converter.payload_converter)
     assert "13812345678" in str(back)
+
+
+# --- 9. status tokens are kept out of stored data --------------------------------------------
+
+
+def _everything_stored(engine) -> str:
+    """Every row of every table of the read model, as text."""
+    from sqlalchemy import MetaData, select
+
+    meta = MetaData()
+    meta.reflect(engine)
+    with engine.connect() as conn:
+        return "\n".join(str(row) for table in meta.sorted_tables
+                         for row in conn.execute(select(table)))
+
+
+def test_no_status_token_is_stored_in_the_clear(temporal_address, database_url,
+                                                order_system_url, tmp_path):
+    from aftersales.mailsink import read_mailbox, start_sink
+    from db.links import LinkSeal, seal_stored_links
+    from tests.conftest import BackgroundWorker
+    from tests.test_notifications import smtp_settings, wait_for
+
+    mailbox = tmp_path / "mailbox.jsonl"
+    sink = start_sink(mailbox)
+    settings = smtp_settings(temporal_address, database_url, order_system_url, sink.port)
+    worker = BackgroundWorker(settings)
+    worker.start()
+    app = create_app(settings)
+    try:
+        headers = {"Authorization": f"Bearer {staff_token(app)}",
+                   "Idempotency-Key": "open-once"}
+        body = {"kind": "complaint", "channel": "web", "order_id": "SO-10002",
+                "customer": {"id": "C-1002", "name": "李娜", "email": "lina@example.com"},
+                "description": "The tea box arrived crushed."}
+        client = app.test_client()
+        opened = client.post("/api/v1/cases", headers=headers, json=body)
+        assert opened.status_code == 201, opened.get_json()
+        case = opened.get_json()
+        token = case["customer_url"].rsplit("/", 1)[1]
+        mails = wait_for(lambda: read_mailbox(mailbox), what="the case-opened email")
+        assert case["customer_url"] in mails[0]["body"]  # the customer still gets it
+        # The API still shows it, a replay of the same request too.
+        again = client.post("/api/v1/cases", headers=headers, json=body)
+        assert again.headers.get("Idempotent-Replayed") == "true"
+        assert again.get_json()["customer_url"] == case["customer_url"]
+        shown = client.get(f"/api/v1/cases/{case['id']}", headers=headers).get_json()
+        assert shown["customer_url"] == case["customer_url"]
+        assert client.get(f"/api/v1/status/{token}").status_code == 200
+        # ... but a copy of the database does not open the case.
+        assert token not in _everything_stored(app.extensions["aftersales"].engine)
+        # Sealed under another key, a link is unreadable; rows an older version wrote
+        # in the clear are sealed by the next worker's start.
+        engine = app.extensions["aftersales"].engine
+        sealed = LinkSeal(settings.secret_key)
+        from sqlalchemy import update
+
+        from db.models import Case, OutboxMessage
+        with app.extensions["aftersales"].sessions.begin() as session:
+            session.execute(update(Case).where(Case.id == case["id"]).values(
+                data={**shown, "customer_url": case["customer_url"]}))
+            session.execute(update(OutboxMessage).where(OutboxMessage.case_id == case["id"])
+                            .values(payload={"customer_url": case["customer_url"]}))
+        assert token in _everything_stored(engine)
+        with app.extensions["aftersales"].sessions.begin() as session:
+            assert seal_stored_links(session, sealed) >= 2
+        assert token not in _everything_stored(engine)
+        assert client.get(f"/api/v1/cases/{case['id']}",
+                          headers=headers).get_json()["customer_url"] == case["customer_url"]
+        assert LinkSeal("another-secret-key-of-at-least-32-bytes").open(
+            "v1.AAAA", case["id"]) == ""
+    finally:
+        app.extensions["aftersales"].gateway.close()
+        app.extensions["aftersales"].engine.dispose()
+        worker.stop()
+        sink.stop()

@@ -15,6 +15,7 @@ from aftersales.blobs import BlobStore, make_store
 from aftersales.policy import load_policy
 from aftersales.settings import Settings
 from db.engine import make_engine, make_sessionmaker, migrate
+from db.links import LinkSeal
 from web.gateway import CaseGateway
 from web.intake import OrderDirectory
 from web.ratelimit import MissLimiter
@@ -43,6 +44,8 @@ class AppState:
     code_limiter: MissLimiter
     # Messages per status link (each notifies the assignee).
     message_limiter: MissLimiter
+    # Status links are stored sealed; the pages and the API open them (db/links.py).
+    links: LinkSeal
 
 
 def create_app(settings: Settings | None = None, gateway: CaseGateway | None = None,
@@ -89,6 +92,7 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
         code_limiter=MissLimiter(
             limit=5, window=3600, message="this order has had its codes for the hour; try "
                                           "again later"),
+        links=LinkSeal(settings.secret_key),
         message_limiter=MissLimiter(
             limit=30, window=3600, message="many messages on this case in the last hour; "
                                            "we have them all and will answer — please "

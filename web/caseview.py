@@ -283,7 +283,7 @@ def open_breach(row: Case, now: datetime) -> dict | None:
 def case_state(row: Case) -> CaseState:
     """The case state the workflow last wrote, read back from the row's snapshot (rows
     written before a field existed get its default)."""
-    return decode(CaseState, {**row.data, "status_token": ""})
+    return decode(CaseState, {**row.data, "status_token": "", "customer_url": ""})
 
 
 def available_actions(row: Case, role: str, user: str, now: datetime) -> list[str]:

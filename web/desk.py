@@ -20,6 +20,7 @@ from marshmallow.fields import List
 
 from db import accounts
 from db import cases as case_store
+from db.links import customer_url
 from web import evidence, intake
 from web.auth import PERMISSIONS
 from web.caseview import (
@@ -109,6 +110,7 @@ def case_page(case_id: str):
     return render_template(
         "case.html", **page_context(
             case=row, data=row.data, events=events, actions=actions,
+            customer_url=customer_url(row.data, row.id, state().links),
             thread=thread(row.data.get("messages") or [], files),
             progress=progress(row.stage, staff=True), breach=open_breach(row, now),
             by_customer=by_customer, by_order=by_order, users=users, replies=replies,

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from db.cases import as_utc
 from db.idempotency import KEY_LIFETIME
+from db.links import answer_case, stored, with_link
 from db.models import IdempotencyKey
 from web.auth import current_user
 from web.problems import Problem
@@ -89,7 +90,10 @@ def _reserve(sessions, user: str, key: str, print_: str):
         if row.status is None:
             raise Problem(409, "Conflict", "a request with this Idempotency-Key is still "
                           "being processed; retry shortly", headers={"Retry-After": "1"})
-        response = make_response(row.response, row.status)
+        body = row.response
+        if isinstance(body, dict):  # the case's status link is kept sealed (db/links.py)
+            body = with_link(body, answer_case(body), current_app.extensions["aftersales"].links)
+        response = make_response(body, row.status)
         for name, value in (row.headers or {}).items():
             response.headers[name] = value
         response.headers[REPLAYED_HEADER] = "true"
@@ -102,7 +106,11 @@ def _store(sessions, user: str, key: str, response) -> None:
         if row is None:
             return
         row.status = response.status_code
-        row.response = response.get_json()
+        body = response.get_json()
+        if isinstance(body, dict):
+            body = stored(dict(body), answer_case(body),
+                          current_app.extensions["aftersales"].links)
+        row.response = body
         headers = {name: response.headers[name] for name in KEPT_HEADERS
                    if name in response.headers}
         headers["Content-Type"] = response.content_type

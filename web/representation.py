@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from db.cases import jsonable
+from db.links import customer_url
 from db.models import Case, TimelineEvent
 from web.schemas import CaseSchema
 from workflows.case.lifecycle import BY_NAME, CUSTOMER
@@ -90,6 +92,7 @@ def case_json(row: Case, events: list[TimelineEvent] | None = None) -> dict:
         "closed_at": jsonable(row.closed_at),
         "attachments": staff_attachments(row),
         "version": row.version,
+        "customer_url": customer_url(data, row.id, current_app.extensions["aftersales"].links),
     })
     for name, empty in _DEFAULTS.items():
         if body.get(name) is None:

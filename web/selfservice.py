@@ -31,6 +31,7 @@ from marshmallow import ValidationError
 from activities.notifications import OutboxDelivery
 from db import codes
 from db import outbox as outbox_store
+from db.links import customer_url
 from db.models import Case
 from web import evidence, intake
 from web.api import json_body
@@ -192,8 +193,13 @@ def submit(order: OrderSnapshot, data: dict, photos: list,
     return Submitted(row, True)
 
 
+def link_of(row: Case) -> str:
+    """The case's status link, opened from its sealed copy (db/links.py)."""
+    return customer_url(row.data, row.id, state().links)
+
+
 def status_path(row: Case) -> str:
-    return urlsplit(row.data.get("customer_url", "")).path
+    return urlsplit(link_of(row)).path
 
 
 # ---------------------------------------------------------------- JSON
@@ -217,7 +223,7 @@ def create_request():
     check_code(order, data["contact"], data.get("code"), consume=False)
     done = submit(order, data, [], claim=lambda: check_code(
         order, data["contact"], data.get("code"), consume=True))
-    body = {"case_id": done.case.id, "customer_url": done.case.data.get("customer_url")}
+    body = {"case_id": done.case.id, "customer_url": link_of(done.case)}
     return body, 201 if done.created else 200
 
 
