@@ -93,7 +93,7 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
                                            "wait a little before writing again"),
     )
 
-    from web import audit, caseview, i18n, problems, reasons
+    from web import audit, body_limit, caseview, i18n, problems, reasons
     from web.api import api
     from web.customer import customer
     from web.desk import desk
@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
     from web.supervisor import supervisor
     from web.webhooks import webhooks
 
+    body_limit.register(app)  # first: nothing reads an oversized body
     problems.register(app)
     audit.register(app)
     i18n.init_app(app)

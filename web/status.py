@@ -51,8 +51,13 @@ def view(token: str):
     return customer_json(row, events, token)
 
 
+# The POSTs look up the link before they read the body: an unknown link is 404 (and a
+# guesser 429) for the price of its headers, whatever the body holds.
+
+
 @status.post("/api/v1/status/<token>/feedback")
 def feedback(token: str):
+    _case_for(token)
     data = FeedbackSchema().load(json_body())
     return _send(token, "feedback", data)
 
@@ -60,15 +65,13 @@ def feedback(token: str):
 @status.post("/api/v1/status/<token>/messages")
 def message(token: str):
     """The customer writes; it answers the pending question when there is one."""
-    data = ReplySchema().load(json_body())
-    return _write(token, data), 201
+    return _write(token), 201
 
 
 @status.post("/api/v1/status/<token>/reply")
 def reply(token: str):
     """The first name of `messages`, kept for clients written against it."""
-    data = ReplySchema().load(json_body())
-    return _write(token, data)
+    return _write(token)
 
 
 def limit_messages(token: str) -> None:
@@ -79,8 +82,9 @@ def limit_messages(token: str) -> None:
     limiter.miss(key)
 
 
-def _write(token: str, data: dict):
+def _write(token: str):
     _case_for(token)  # an unknown link is 404, not a message counted
+    data = ReplySchema().load(json_body())
     limit_messages(token)
     return _send(token, "message", data)
 
