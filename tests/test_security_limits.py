@@ -7,14 +7,18 @@ from __future__ import annotations
 import io
 import json
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from activities.signing import webhook_signature
+from db.accounts import create_user
 from db.models import Case
 from tests.conftest import make_settings, staff_token
+from tests.test_pages_auth import csrf_token
 from web import create_app
+from web.problems import Problem
 
 MIB = 2**20
 
@@ -187,3 +191,181 @@ def test_an_upload_just_above_its_limit_is_refused_unread(app):
                        headers={"Authorization": f"Bearer {token}"},
                        content_type="multipart/form-data; boundary=B")
     assert response.status_code == 404
+
+
+# --- 6. rate limits lock everyone out behind a proxy -------------------------------------
+
+NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+BALANCER = {"REMOTE_ADDR": "10.0.0.2"}
+
+
+class Clock:
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+@pytest.fixture
+def apps(database_url):
+    """Apps on one database, like the web processes of instances behind a balancer."""
+    made = []
+
+    def make(**extra):
+        app = create_app(make_settings("127.0.0.1:9", database_url, "http://127.0.0.1:9",
+                                       **extra))
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        app.extensions["aftersales"].engine.dispose()
+
+
+def guess(client, n: int, environ=None, forwarded: str | None = None) -> int:
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    return client.get(f"/api/v1/status/guess-{n}", environ_base=environ or {},
+                      headers=headers).status_code
+
+
+def test_behind_a_trusted_proxy_each_client_is_counted_on_its_own(apps):
+    client = apps(trusted_proxies=1).test_client()
+    answers = [guess(client, n, BALANCER, "203.0.113.1") for n in range(21)]
+    assert answers == [404] * 20 + [429]
+    # Another customer behind the same balancer is not affected...
+    assert guess(client, 99, BALANCER, "198.51.100.2") == 404
+    # ...and the guesser cannot escape by naming another address before its own: the
+    # balancer appends the address it saw, the one hop the app trusts.
+    assert guess(client, 99, BALANCER, "198.51.100.3, 203.0.113.1") == 429
+
+
+def test_without_trusted_proxies_x_forwarded_for_is_ignored(apps):
+    client = apps().test_client()
+    guesser = {"REMOTE_ADDR": "203.0.113.9"}
+    answers = [guess(client, n, guesser, f"192.0.2.{n}") for n in range(20)]
+    assert answers == [404] * 20
+    assert guess(client, 99, guesser, "192.0.2.200") == 429  # a new name changes nothing
+    assert guess(client, 99, {"REMOTE_ADDR": "198.51.100.7"}, "203.0.113.9") == 404
+
+
+def test_two_instances_share_the_count(apps):
+    first, second = apps().test_client(), apps().test_client()
+    guesser = {"REMOTE_ADDR": "203.0.113.10"}
+    assert [guess(first, n, guesser) for n in range(20)] == [404] * 20
+    assert guess(second, 99, guesser) == 429
+    assert guess(second, 99, {"REMOTE_ADDR": "203.0.113.11"}) == 404
+
+
+LIMITERS = ["link_limiter", "login_limiter", "login_address_limiter", "request_limiter",
+            "order_limiter", "submit_limiter", "code_limiter", "message_limiter"]
+
+
+def test_every_limiter_counts_in_the_shared_store(apps):
+    first, second = (app.extensions["aftersales"] for app in (apps(), apps()))
+    names = {getattr(first, name).name for name in LIMITERS}
+    assert len(names) == len(LIMITERS)  # each its own count
+    for name in LIMITERS:
+        limiter = getattr(first, name)
+        for _ in range(limiter.limit):
+            limiter.miss("key")
+        with pytest.raises(Problem) as refused:
+            getattr(second, name).check("key")
+        assert refused.value.status == 429, name
+        assert int(refused.value.headers["Retry-After"]) == limiter.window, name
+        assert refused.value.detail == getattr(second, name).message
+        getattr(second, name).check("another key")
+
+
+def test_a_count_ends_with_its_window(apps):
+    app = apps()
+    clock = Clock(NOW)
+    app.extensions["aftersales"].link_limiter.clock = clock
+    client = app.test_client()
+    guesser = {"REMOTE_ADDR": "203.0.113.12"}
+    assert [guess(client, n, guesser) for n in range(20)] == [404] * 20
+    clock.at = NOW + timedelta(seconds=599)
+    response = client.get("/api/v1/status/guess", environ_base=guesser)
+    assert response.status_code == 429 and response.headers["Retry-After"] == "1"
+    clock.at = NOW + timedelta(seconds=600)
+    assert [guess(client, n, guesser) for n in range(21)] == [404] * 20 + [429]
+
+
+def test_ended_counts_are_purged_by_the_scheduler(apps, database_url):
+    from aftersales.scheduler import JOBS, Housekeeping
+    from db.models import RateCounter
+
+    state = apps().extensions["aftersales"]
+    clock = Clock(NOW)
+    state.link_limiter.clock = clock
+    state.link_limiter.miss("203.0.113.13")  # ends at NOW + 10 min
+    clock.at = NOW + timedelta(minutes=5)
+    state.link_limiter.miss("203.0.113.14")  # ends at NOW + 15 min
+    state.link_limiter.miss("203.0.113.13")  # the first's window still
+    jobs = Housekeeping(state.settings, clock=Clock(NOW + timedelta(minutes=10)))
+    try:
+        assert "rate_counter_purge" in JOBS
+        assert jobs.purge_rate_counters() == 1
+    finally:
+        jobs.close()
+    with state.sessions() as db:
+        assert db.scalars(select(RateCounter.hits)).all() == [1]
+
+
+def sign_in(client, name: str, password: str, addr: str) -> int:
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    return client.post("/login", data={"username": name, "password": password,
+                                       "csrf_token": token},
+                       environ_base={"REMOTE_ADDR": addr}).status_code
+
+
+@pytest.fixture
+def staff(apps):
+    app = apps()
+    with app.extensions["aftersales"].sessions.begin() as db:
+        create_user(db, "alice", "handler", "alice password")
+        create_user(db, "bob", "handler", "bob password")
+    return app
+
+
+def test_wrong_passwords_lock_out_one_account_at_one_address(staff):
+    client = staff.test_client()
+    answers = [sign_in(client, "alice", "wrong", "192.0.2.10") for _ in range(6)]
+    assert answers == [401] * 5 + [429]
+    assert sign_in(client, "alice", "alice password", "192.0.2.10") == 429
+    # Another account at the same address (colleagues behind one office router)...
+    assert sign_in(staff.test_client(), "bob", "bob password", "192.0.2.10") == 302
+    # ...and the same account from elsewhere still sign in.
+    assert sign_in(staff.test_client(), "alice", "alice password", "192.0.2.11") == 302
+
+
+def test_a_name_that_does_not_exist_is_braked_alike(staff):
+    client = staff.test_client()
+    unknown = [sign_in(client, "mallory", "wrong", "192.0.2.20") for _ in range(6)]
+    known = [sign_in(client, "alice", "wrong", "192.0.2.21") for _ in range(6)]
+    assert unknown == known == [401] * 5 + [429]
+
+
+def test_one_address_trying_many_accounts_meets_a_looser_cap(staff):
+    state = staff.extensions["aftersales"]
+    assert state.login_address_limiter.limit == 30 > state.login_limiter.limit
+    state.login_address_limiter.limit = 6  # the same brake, quicker to reach
+    client = staff.test_client()
+    answers = [sign_in(client, f"name{n}", "wrong", "192.0.2.30") for n in range(7)]
+    assert answers == [401] * 6 + [429]
+    assert sign_in(client, "bob", "bob password", "192.0.2.30") == 429
+    assert sign_in(client, "bob", "bob password", "192.0.2.31") == 302
+
+
+def test_the_new_settings_are_read_from_the_environment():
+    from aftersales.settings import Settings
+
+    assert (Settings.from_env({}).max_body, Settings.from_env({}).trusted_proxies) == (MIB, 0)
+    settings = Settings.from_env({"AFTERSALES_MAX_BODY": "512KB",
+                                  "AFTERSALES_TRUSTED_PROXIES": "2"})
+    assert (settings.max_body, settings.trusted_proxies) == (512 * 1024, 2)
+    again = Settings.from_env(settings.to_env())
+    assert (again.max_body, again.trusted_proxies) == (512 * 1024, 2)
+    for bad in ("-1", "one", "1.5"):
+        with pytest.raises(ValueError, match="AFTERSALES_TRUSTED_PROXIES"):
+            Settings.from_env({"AFTERSALES_TRUSTED_PROXIES": bad})

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app
 
 from db import cases as case_store
 from db.cases import as_utc
 from web.api import json_body
 from web.commands import customer_action
 from web.problems import Problem
+from web.ratelimit import client_address
 from web.representation import customer_json
 from web.schemas import FeedbackSchema, ReplySchema
 
@@ -23,7 +24,7 @@ def lookup_link(token: str):
     """The case behind a customer's link and its timeline, or (None, why, []) with why
     `unknown` or `expired`; guessing links is slowed down (Problem 429)."""
     state = current_app.extensions["aftersales"]
-    client = request.remote_addr or "unknown"
+    client = client_address()
     state.link_limiter.check(client)
     with state.sessions() as session:
         row = case_store.get_case_by_token(session, token)
