@@ -3,9 +3,9 @@
 Only housekeeping lives here (case deadlines are durable workflow timers, never
 APScheduler jobs): the hourly overdue digest to supervisors, the nightly KPI snapshot,
 reconciliation of the read model against Temporal, the sweep of outbox rows left
-unsent, purging expired Idempotency-Keys, anonymising cases past retention, and polling
-the inbound mailbox (AFTERSALES_IMAP_URL) for the mail handler the composition root
-gives (aftersales/mailin.py).
+unsent, purging expired Idempotency-Keys and ended rate-limit counts, anonymising
+cases past retention, and polling the inbound mailbox (AFTERSALES_IMAP_URL) for the
+mail handler the composition root gives (aftersales/mailin.py).
 
 Every job runs under a lease in the database (db/leases.py), named by its run (the
 hour, the day, the slot), so a second scheduler started by mistake runs nothing twice;
@@ -315,9 +315,10 @@ def run_scheduler(settings: Settings, mail_handler: Handle | None = None) -> Non
                       run_date=now + timedelta(seconds=30))
     log.info("scheduler %s running: digest hourly at :05, KPI snapshot 00:30, "
              "reconciliation every 15 min, outbox sweep every 5 min, idempotency keys "
-             "and rate-limit counts hourly, retention %ss daily at 03:17, blob sweep 04:07, events out every "
-             "5 s to %d endpoint(s), mail poll every %ss", jobs.holder, settings.retention,
-             len(settings.event_webhook_urls), settings.imap_interval)
+             "and rate-limit counts hourly, retention %ss daily at 03:17, blob sweep "
+             "04:07, events out every 5 s to %d endpoint(s), mail poll every %ss",
+             jobs.holder, settings.retention, len(settings.event_webhook_urls),
+             settings.imap_interval)
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):

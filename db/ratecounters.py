@@ -36,18 +36,17 @@ def current(session: Session, limiter: str, key: str,
 def count(session: Session, limiter: str, key: str, now: datetime,
           window: timedelta) -> None:
     """One more hit for this key: in its window, or the first of a new window."""
-    table = RateCounter.__table__
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(table).values(limiter=limiter, key=digest(key), hits=1,
-                                     window_ends_at=now + window)
-    ended = table.c.window_ends_at <= now
+    statement = insert(RateCounter).values(limiter=limiter, key=digest(key), hits=1,
+                                           window_ends_at=now + window)
+    ended = RateCounter.window_ends_at <= now
     session.execute(statement.on_conflict_do_update(
-        index_elements=[table.c.limiter, table.c.key],
+        index_elements=[RateCounter.limiter, RateCounter.key],
         # Both sides read the row as it was, so a window that ended starts afresh.
-        set_={"hits": case((ended, 1), else_=table.c.hits + 1),
+        set_={"hits": case((ended, 1), else_=RateCounter.hits + 1),
               "window_ends_at": case((ended, statement.excluded.window_ends_at),
-                                     else_=table.c.window_ends_at)}))
+                                     else_=RateCounter.window_ends_at)}))
 
 
 def purge_ended(sessions: sessionmaker[Session], now: datetime) -> int:
