@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from activities.signing import webhook_signature
 from db.accounts import create_user
 from db.models import Case
+from tests import test_intake
 from tests.conftest import make_settings, staff_token
 from tests.test_pages_auth import csrf_token
 from web import create_app
@@ -369,3 +370,44 @@ def test_the_new_settings_are_read_from_the_environment():
     for bad in ("-1", "one", "1.5"):
         with pytest.raises(ValueError, match="AFTERSALES_TRUSTED_PROXIES"):
             Settings.from_env({"AFTERSALES_TRUSTED_PROXIES": bad})
+
+
+# --- 5, end to end: an upload at its limit, on a real case --------------------------------
+
+stack = test_intake.stack  # the fixture: dev server, worker, app, users alice and sam
+walk_in_case = test_intake.walk_in_case
+SMALL_FILES = {"max_image": 400 * 1024, "max_video": 400 * 1024}
+
+
+def noise_png(side: int) -> bytes:
+    """A PNG that does not compress: about 3 × side² bytes."""
+    import random
+
+    from PIL import Image
+
+    pixels = random.Random(side).randbytes(side * side * 3)
+    out = io.BytesIO()
+    Image.frombytes("RGB", (side, side), pixels).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("stack", [SMALL_FILES], indirect=True)
+def test_an_upload_under_its_limit_is_kept_and_one_over_it_is_refused_unread(
+        stack, walk_in_case):
+    from web.evidence import FORM_OVERHEAD
+
+    app, client, tokens, _ = stack
+    headers = test_intake.auth(tokens["alice"])
+    url = f"/api/v1/cases/{walk_in_case['id']}/attachments"
+    limit = 400 * 1024 + FORM_OVERHEAD
+    photo = noise_png(360)
+    assert 380 * 1024 < len(photo) <= 400 * 1024
+    kept = test_intake.raw_upload(client, url, photo, "big.png", headers)
+    assert kept.status_code == 201, kept.get_json()
+    response, taken = send(client, url, limit + 1, headers=headers,
+                           content_type="multipart/form-data; boundary=B")
+    assert_too_large(response)
+    assert taken == 0
+    case = client.get(f"/api/v1/cases/{walk_in_case['id']}", headers=headers).get_json()
+    assert [a["filename"] for a in case["attachments"]] == ["big.png"]
+    assert len(list(app.extensions["aftersales"].blobs.list())) == 2  # it and its thumbnail
