@@ -372,6 +372,18 @@ def test_the_new_settings_are_read_from_the_environment():
             Settings.from_env({"AFTERSALES_TRUSTED_PROXIES": bad})
 
 
+@pytest.mark.parametrize("url", ["/request/lines", "/s/not-a-token/files"])
+def test_a_chunked_upload_nobody_could_send_is_cut_off(app, url):
+    """A streamed upload has no length to refuse at once: Werkzeug stops it at the
+    request's limit (a form's worth here) as the form is parsed."""
+    from web.evidence import FORM_OVERHEAD
+
+    response, taken = send(app.test_client(), url, 4 * MIB, chunked=True,
+                           content_type="multipart/form-data; boundary=B")
+    assert_too_large(response)
+    assert taken <= FORM_OVERHEAD + 64 * 1024
+
+
 # --- 5, end to end: an upload at its limit, on a real case --------------------------------
 
 stack = test_intake.stack  # the fixture: dev server, worker, app, users alice and sam
