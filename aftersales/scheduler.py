@@ -3,9 +3,9 @@
 Only housekeeping lives here (case deadlines are durable workflow timers, never
 APScheduler jobs): the hourly overdue digest to supervisors, the nightly KPI snapshot,
 reconciliation of the read model against Temporal, the sweep of outbox rows left
-unsent, purging expired Idempotency-Keys, anonymising cases past retention, and polling
-the inbound mailbox (AFTERSALES_IMAP_URL) for the mail handler the composition root
-gives (aftersales/mailin.py).
+unsent, purging expired Idempotency-Keys and ended rate-limit counts, anonymising
+cases past retention, and polling the inbound mailbox (AFTERSALES_IMAP_URL) for the
+mail handler the composition root gives (aftersales/mailin.py).
 
 Every job runs under a lease in the database (db/leases.py), named by its run (the
 hour, the day, the slot), so a second scheduler started by mistake runs nothing twice;
@@ -34,7 +34,7 @@ from aftersales.mailin import Handle, ImapPoller, PollReport
 from aftersales.reconcile import ReconcileReport, reconcile
 from aftersales.settings import Settings
 from db import cases as case_store
-from db import kpi, leases, outbox
+from db import kpi, leases, outbox, ratecounters
 from db.cases import jsonable
 from db.engine import make_engine, make_sessionmaker, migrate
 from db.idempotency import purge_expired
@@ -79,6 +79,7 @@ JOBS: dict[str, tuple[str, Callable[[datetime], str], timedelta]] = {
     "reconcile": ("reconcile", _slot(15), timedelta(minutes=30)),
     "outbox_sweep": ("sweep_outbox", _slot(5), timedelta(minutes=10)),
     "idempotency_purge": ("purge_idempotency_keys", _hour, timedelta(minutes=30)),
+    "rate_counter_purge": ("purge_rate_counters", _hour, timedelta(minutes=30)),
     "retention": ("anonymise_closed_cases", _day, timedelta(hours=1)),
     "blob_sweep": ("sweep_blobs", _day, timedelta(hours=1)),
     "events_out": ("send_events", _seconds(5), timedelta(minutes=5)),
@@ -206,6 +207,12 @@ class Housekeeping:
         log.info("purged %d expired idempotency keys", count)
         return count
 
+    def purge_rate_counters(self) -> int:
+        """Forget the rate limits' counts whose window has ended (web/ratelimit.py)."""
+        count = ratecounters.purge_ended(self._sessions, self._now())
+        log.info("purged %d ended rate-limit counts", count)
+        return count
+
     def anonymise_closed_cases(self) -> int:
         freed: set[str] = set()
         with self._sessions.begin() as session:
@@ -289,6 +296,7 @@ def run_scheduler(settings: Settings, mail_handler: Handle | None = None) -> Non
     now = datetime.now(UTC)
     timetable: list[tuple[str, str, dict[str, Any]]] = [
         ("idempotency_purge", "interval", {"hours": 1, "next_run_time": now}),
+        ("rate_counter_purge", "interval", {"hours": 1, "next_run_time": now}),
         ("outbox_sweep", "interval", {"minutes": 5, "next_run_time": now}),
         ("reconcile", "interval", {"minutes": 15, "next_run_time": now + timedelta(minutes=1)}),
         ("overdue_digest", "cron", {"minute": 5}),
@@ -308,9 +316,10 @@ def run_scheduler(settings: Settings, mail_handler: Handle | None = None) -> Non
                       run_date=now + timedelta(seconds=30))
     log.info("scheduler %s running: digest hourly at :05, KPI snapshot 00:30, "
              "reconciliation every 15 min, outbox sweep every 5 min, idempotency keys "
-             "hourly, retention %ss daily at 03:17, blob sweep 04:07, events out every "
-             "5 s to %d endpoint(s), mail poll every %ss", jobs.holder, settings.retention,
-             len(settings.event_webhook_urls), settings.imap_interval)
+             "and rate-limit counts hourly, retention %ss daily at 03:17, blob sweep "
+             "04:07, events out every 5 s to %d endpoint(s), mail poll every %ss",
+             jobs.holder, settings.retention, len(settings.event_webhook_urls),
+             settings.imap_interval)
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):

@@ -81,6 +81,15 @@ class Settings:
     max_image: int = 10 * MB  # an image or a PDF
     max_video: int = 50 * MB
     max_files: int = 20  # a case
+    # The largest request body besides uploads (JSON, forms, webhooks); an upload may
+    # carry its files of the sizes above plus the multipart around them
+    # (web/body_limit.py). Larger bodies are answered 413 before they are read.
+    max_body: int = MB
+    # How many proxies (load balancers) stand in front of the web processes: the
+    # client's address is taken from X-Forwarded-For that many hops back, and the
+    # scheme from X-Forwarded-Proto. 0 (no proxy): both headers are ignored, so a
+    # client cannot choose the address the rate limits count it under.
+    trusted_proxies: int = 0
     # The public request page (/request) asks for a one-time code sent to the order's
     # phone or email before showing the order (AFTERSALES_REQUEST_CODES=1).
     request_codes: bool = False
@@ -184,6 +193,9 @@ class Settings:
             max_image=parse_size("AFTERSALES_MAX_IMAGE", get("AFTERSALES_MAX_IMAGE") or "10MB"),
             max_video=parse_size("AFTERSALES_MAX_VIDEO", get("AFTERSALES_MAX_VIDEO") or "50MB"),
             max_files=int(get("AFTERSALES_MAX_FILES") or 20),
+            max_body=parse_size("AFTERSALES_MAX_BODY", get("AFTERSALES_MAX_BODY") or "1MB"),
+            trusted_proxies=_count("AFTERSALES_TRUSTED_PROXIES",
+                                   get("AFTERSALES_TRUSTED_PROXIES") or "0"),
             request_codes=get("AFTERSALES_REQUEST_CODES", "").lower() in ("1", "true", "yes"),
             event_webhook_urls=_urls("AFTERSALES_EVENT_WEBHOOK_URL",
                                      get("AFTERSALES_EVENT_WEBHOOK_URL", "")),
@@ -262,6 +274,8 @@ class Settings:
             "AFTERSALES_MAX_IMAGE": str(self.max_image),
             "AFTERSALES_MAX_VIDEO": str(self.max_video),
             "AFTERSALES_MAX_FILES": str(self.max_files),
+            "AFTERSALES_MAX_BODY": str(self.max_body),
+            "AFTERSALES_TRUSTED_PROXIES": str(self.trusted_proxies),
             "AFTERSALES_REQUEST_CODES": "1" if self.request_codes else "",
             "AFTERSALES_EVENT_WEBHOOK_URL": ",".join(self.event_webhook_urls),
             "AFTERSALES_EVENT_WEBHOOK_SECRET": self.event_webhook_secret,
@@ -299,6 +313,13 @@ def parse_size(name: str, text: str) -> int:
     if not number.isdigit() or unit not in SIZE_UNITS or int(number) <= 0:
         raise ValueError(f"{name}={text!r}: expected a size like 10MB, 512KB or 1048576")
     return int(number) * SIZE_UNITS[unit]
+
+
+def _count(name: str, text: str) -> int:
+    """A whole number of at least 0."""
+    if not text.strip().isdigit():
+        raise ValueError(f"{name}={text!r}: expected a whole number, 0 or more")
+    return int(text)
 
 
 def _urls(name: str, text: str) -> tuple[str, ...]:

@@ -434,3 +434,20 @@ class InboundMailRecord(Base):
 
     __table_args__ = (Index("ix_inbound_mail_received", "received_at"),
                       Index("ix_inbound_mail_case", "case_id"))
+
+
+class RateCounter(Base):
+    """One rate limit's count for one key (web/ratelimit.py): misses or requests of a
+    client address, an account at an address, an order or a status link, in the window
+    that began with the first of them. In the read model, so every web process and
+    every instance counts together; rows whose window has ended are purged hourly."""
+
+    __tablename__ = "rate_counters"
+
+    limiter: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # sha256 of the key: one length for every kind, and no address or name in clear.
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer, nullable=False)
+    window_ends_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+
+    __table_args__ = (Index("ix_rate_counters_window_ends", "window_ends_at"),)

@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from aftersales.blobs import BlobStore, make_store
 from aftersales.policy import load_policy
@@ -32,7 +33,10 @@ class AppState:
     gateway: CaseGateway
     policy: SlaPolicy
     link_limiter: MissLimiter
+    # Failed sign-ins per account at an address, and per address over all accounts
+    # (web/pages.py).
     login_limiter: MissLimiter
+    login_address_limiter: MissLimiter
     blobs: BlobStore
     orders: OrderDirectory
     # The public request doors: failed order/contact proofs per client address and per
@@ -70,36 +74,47 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
     if run_migrations:
         migrate(settings.database_url)
     engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    # Every limiter counts in the read model under its name (web/ratelimit.py): all
+    # processes and instances share the counts.
     app.extensions["aftersales"] = AppState(
         settings=settings,
         engine=engine,
-        sessions=make_sessionmaker(engine),
+        sessions=sessions,
         gateway=gateway or CaseGateway(settings),
         policy=load_policy(settings.sla_file),
-        link_limiter=MissLimiter(),
-        login_limiter=MissLimiter(limit=5, window=900),
+        link_limiter=MissLimiter(sessions, "link"),
+        login_limiter=MissLimiter(sessions, "login", limit=5, window=900),
+        login_address_limiter=MissLimiter(sessions, "login_address", limit=30, window=900),
         blobs=make_store(settings),
         orders=OrderDirectory(settings.order_system_url),
         request_limiter=MissLimiter(
-            limit=10, window=600, message="too many orders not found from this address; "
-                                          "try again later"),
+            sessions, "request", limit=10, window=600,
+            message="too many orders not found from this address; try again later"),
         order_limiter=MissLimiter(
-            limit=10, window=600, message="too many wrong tries on this order; try again "
-                                          "later"),
+            sessions, "order", limit=10, window=600,
+            message="too many wrong tries on this order; try again later"),
         submit_limiter=MissLimiter(
-            limit=20, window=3600, message="too many requests from this address; try "
-                                           "again later"),
+            sessions, "submit", limit=20, window=3600,
+            message="too many requests from this address; try again later"),
         code_limiter=MissLimiter(
-            limit=5, window=3600, message="this order has had its codes for the hour; try "
-                                          "again later"),
+            sessions, "code", limit=5, window=3600,
+            message="this order has had its codes for the hour; try again later"),
         links=LinkSeal(settings.secret_key),
         message_limiter=MissLimiter(
-            limit=30, window=3600, message="many messages on this case in the last hour; "
-                                           "we have them all and will answer — please "
-                                           "wait a little before writing again"),
+            sessions, "message", limit=30, window=3600,
+            message="many messages on this case in the last hour; we have them all and "
+                    "will answer — please wait a little before writing again"),
     )
+    if settings.trusted_proxies:
+        # Behind N proxies the client is the address the Nth one from us saw, and the
+        # scheme the one the client used; without proxies the headers are the client's
+        # own words and are ignored.
+        hops = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops)
 
-    from web import audit, caseview, i18n, problems, reasons
+    from web import audit, body_limit, caseview, i18n, problems, reasons
     from web.api import api
     from web.customer import customer
     from web.desk import desk
@@ -113,6 +128,7 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
     from web.supervisor import supervisor
     from web.webhooks import webhooks
 
+    body_limit.register(app)  # first: nothing reads an oversized body
     problems.register(app)
     audit.register(app)
     i18n.init_app(app)

@@ -68,21 +68,17 @@ UPLOADS: dict[str, int | None] = {
     "customer.upload": 1, "selfservice.send_request": None}
 
 
-@evidence.before_app_request
-def limit_upload() -> None:
-    """Let an upload carry its files of the largest size allowed, and no more: beyond
-    that the body is refused with 413 before it is read. Runs before the CSRF check,
-    which is the first to read a form."""
+def upload_limit() -> int | None:
+    """How large this request's body may be if it is an upload (web/body_limit.py),
+    else None: its files of the largest size allowed and the multipart around them,
+    and only a form's worth when nobody the body could be for sends it."""
     if request.endpoint not in UPLOADS:
-        return
+        return None
     if not _may_upload():
-        # Nobody the body could be for: not a byte more than a form's worth is read.
-        request.max_content_length = FORM_OVERHEAD
-        return
+        return FORM_OVERHEAD
     settings = state().settings
     files = UPLOADS[request.endpoint] or REQUEST_FILES
-    request.max_content_length = (files * max(settings.max_image, settings.max_video)
-                                  + FORM_OVERHEAD)
+    return files * max(settings.max_image, settings.max_video) + FORM_OVERHEAD
 
 
 def _may_upload() -> bool:

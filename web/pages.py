@@ -1,6 +1,7 @@
 """Staff sign-in for the web pages: a login form with CSRF protection, a session cookie
-that scripts cannot read, a brake on password guessing, and sign-out. Staff land on
-the page for their role: handlers on the desk, supervisors and admins on the console.
+that scripts cannot read, a brake on password guessing (per account and address), and
+sign-out. Staff land on the page for their role: handlers on the desk, supervisors and
+admins on the console.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from wtforms.validators import DataRequired, Length
 from db.accounts import check_password, end_sessions, get_user
 from web.caseview import ROLE_NAMES
 from web.problems import Problem
+from web.ratelimit import client_address
 
 pages = Blueprint("pages", __name__)
 
@@ -89,17 +91,23 @@ def _safe_next(target: str | None) -> str | None:
 @pages.route("/login", methods=["GET", "POST"])
 def login():
     form = LoginForm()
-    limiter = current_app.extensions["aftersales"].login_limiter
+    state = current_app.extensions["aftersales"]
     if request.method == "POST":
-        client = request.remote_addr or "unknown"
+        # Failed sign-ins are counted per account at this address, and per address over
+        # all accounts (a looser cap): a guesser locks out neither another account nor
+        # the same account elsewhere. Names that exist and names that do not count
+        # alike, so the answer never tells them apart.
+        client = client_address()
+        account = f"{request.form.get('username', '')}\n{client}"
         try:
-            limiter.check(client)
+            state.login_address_limiter.check(client)
+            state.login_limiter.check(account)
         except Problem as err:
             return render_template("login.html", form=form,
                                    error=_("Too many failed sign-ins. Try again later.")), \
                 err.status, err.headers
         if form.validate_on_submit():
-            with current_app.extensions["aftersales"].sessions() as db:
+            with state.sessions() as db:
                 user = check_password(db, form.username.data or "", form.password.data or "")
             if user is not None:
                 session.clear()  # a fresh session: no fixation across sign-in
@@ -107,7 +115,8 @@ def login():
                 session["sv"] = user.session_version
                 session.permanent = True
                 return redirect(_safe_next(request.args.get("next")) or landing(user.role))
-            limiter.miss(client)
+            state.login_limiter.miss(account)
+            state.login_address_limiter.miss(client)
         return render_template("login.html", form=form,
                                error=_("Wrong user name or password.")), 401
     return render_template("login.html", form=form, error=None)

@@ -39,6 +39,7 @@ from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
 from web.i18n import html_lang
 from web.intake import OrderView, state
 from web.problems import Problem, flatten_errors
+from web.ratelimit import client_address
 from web.schemas import RequestLookupSchema, RequestSchema
 from workflows.case.contracts import CaseItem, Customer, OrderSnapshot
 from workflows.case.vocabulary import KINDS
@@ -47,10 +48,6 @@ selfservice = Blueprint("selfservice", __name__)
 # How long a proven order stays open in the page's session for step two.
 PROOF_LIFETIME = timedelta(minutes=30)
 NOT_FOUND = "no order with this number and this phone number or email"
-
-
-def client_address() -> str:
-    return request.remote_addr or "unknown"
 
 
 def masked(contact: str) -> str:

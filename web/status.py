@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app
 
 from db import cases as case_store
 from db.cases import as_utc
 from web.api import json_body
 from web.commands import customer_action
 from web.problems import Problem
+from web.ratelimit import client_address
 from web.representation import customer_json
 from web.schemas import FeedbackSchema, ReplySchema
 
@@ -23,7 +24,7 @@ def lookup_link(token: str):
     """The case behind a customer's link and its timeline, or (None, why, []) with why
     `unknown` or `expired`; guessing links is slowed down (Problem 429)."""
     state = current_app.extensions["aftersales"]
-    client = request.remote_addr or "unknown"
+    client = client_address()
     state.link_limiter.check(client)
     with state.sessions() as session:
         row = case_store.get_case_by_token(session, token)
@@ -51,8 +52,13 @@ def view(token: str):
     return customer_json(row, events, token)
 
 
+# The POSTs look up the link before they read the body: an unknown link is 404 (and a
+# guesser 429) for the price of its headers, whatever the body holds.
+
+
 @status.post("/api/v1/status/<token>/feedback")
 def feedback(token: str):
+    _case_for(token)
     data = FeedbackSchema().load(json_body())
     return _send(token, "feedback", data)
 
@@ -60,15 +66,13 @@ def feedback(token: str):
 @status.post("/api/v1/status/<token>/messages")
 def message(token: str):
     """The customer writes; it answers the pending question when there is one."""
-    data = ReplySchema().load(json_body())
-    return _write(token, data), 201
+    return _write(token), 201
 
 
 @status.post("/api/v1/status/<token>/reply")
 def reply(token: str):
     """The first name of `messages`, kept for clients written against it."""
-    data = ReplySchema().load(json_body())
-    return _write(token, data)
+    return _write(token)
 
 
 def limit_messages(token: str) -> None:
@@ -79,8 +83,9 @@ def limit_messages(token: str) -> None:
     limiter.miss(key)
 
 
-def _write(token: str, data: dict):
+def _write(token: str):
     _case_for(token)  # an unknown link is 404, not a message counted
+    data = ReplySchema().load(json_body())
     limit_messages(token)
     return _send(token, "message", data)
 

@@ -8,6 +8,7 @@ so the courier's retry queue never jams on them.
 
 from __future__ import annotations
 
+import re
 import time
 
 from flask import Blueprint, current_app, request
@@ -26,6 +27,8 @@ SIGNATURE_HEADER = "X-Courier-Signature"
 TIMESTAMP_HEADER = "X-Courier-Timestamp"
 # How far a webhook's signed timestamp may be from our clock.
 REPLAY_WINDOW_S = 300
+# The only form a right signature has (activities/signing.py).
+SIGNATURE_FORMAT = re.compile(r"sha256=[0-9a-f]{64}")
 EXCEPTIONS = PARCEL_EXCEPTIONS
 
 
@@ -48,15 +51,21 @@ signature = webhook_signature
 def courier():
     state = current_app.extensions["aftersales"]
     secret = state.settings.courier_webhook_secret
-    body = request.get_data()
     given = request.headers.get(SIGNATURE_HEADER, "")
     stamp = request.headers.get(TIMESTAMP_HEADER, "")
+    # What the headers alone can tell is checked before the body is read: a request
+    # that cannot be the courier's costs us no more than its headers.
+    if not secret or not SIGNATURE_FORMAT.fullmatch(given) or not stamp:
+        raise Problem(401, "Unauthorized",
+                      f"missing or wrong {SIGNATURE_HEADER} / {TIMESTAMP_HEADER}")
+    if not (stamp.isascii() and stamp.isdigit()) or \
+            abs(time.time() - int(stamp)) > REPLAY_WINDOW_S:
+        raise Problem(401, "Unauthorized", f"{TIMESTAMP_HEADER} is outside the "
+                      f"{REPLAY_WINDOW_S} s window: a replayed or delayed webhook")
+    body = request.get_data()  # at most AFTERSALES_MAX_BODY (web/body_limit.py)
     if not signature_matches(given, body, secret, stamp):
         raise Problem(401, "Unauthorized",
                       f"missing or wrong {SIGNATURE_HEADER} / {TIMESTAMP_HEADER}")
-    if not stamp.isdigit() or abs(time.time() - int(stamp)) > REPLAY_WINDOW_S:
-        raise Problem(401, "Unauthorized", f"{TIMESTAMP_HEADER} is outside the "
-                      f"{REPLAY_WINDOW_S} s window: a replayed or delayed webhook")
     payload = request.get_json(silent=True)
     if not isinstance(payload, dict):
         raise Problem(400, "Malformed JSON", "the body must be a JSON object")
