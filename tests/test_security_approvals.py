@@ -18,12 +18,13 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 from temporalio.testing import WorkflowEnvironment
 from werkzeug.serving import make_server
 
 from aftersales.policy import PolicyError, parse_policy
 from db.accounts import create_token, create_user
-from db.models import Case
+from db.models import Case, OutboxMessage
 from simulators import order_system
 from tests.conftest import BackgroundWorker, binary, make_settings, record_history_sync
 from tests.test_case_workflow import case_input, case_worker, events_of, outbox_of, start_case
@@ -196,6 +197,8 @@ def test_the_supervisor_who_planned_a_refund_cannot_approve_it(stack):
     case = get(stack, case_id)
     assert awaits_approval(case) and case["resolution"]["approved_by"] is None
     assert paid(stack, case_id) == []
+    assert _outbox(stack, case_id, "approval_waiting") == [
+        {"case_id": case_id, "amount": "600.00", "total": "600.00", "planned_by": "sue"}]
     # The case page does not offer her the button either; another supervisor may.
     shown = _state_of(stack, case_id)
     now = datetime.now(UTC)
@@ -223,6 +226,12 @@ def test_four_eyes_off_lets_the_planner_approve(stack):
     assert paid(stack, case_id) == ["600.00"]
     stack["relaxed"].extensions["aftersales"].gateway.close()
     stack["relaxed"].extensions["aftersales"].engine.dispose()
+
+
+def _outbox(stack, case_id: str, template: str) -> list[dict]:
+    with stack["app"].extensions["aftersales"].sessions() as session:
+        return [m.payload for m in session.scalars(select(OutboxMessage).where(
+            OutboxMessage.case_id == case_id, OutboxMessage.template == template))]
 
 
 def _state_of(stack, case_id: str) -> CaseState:

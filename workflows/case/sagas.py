@@ -242,19 +242,21 @@ class ResolutionSagas:
         the policy's limit. Cases that began before refunds were counted together ask the
         order system nothing and weigh each refund on its own (on replay too)."""
         limit = Decimal(self._inp.policy.approval_limit)
-        detail = {"amount": amount, "limit": str(limit)}
+        counted: dict = {}
         if workflow.patched(APPROVAL_COUNTS_PATCH):
             before = await self._refunded_before()
-            total = before + Decimal(amount)
-            detail.update(refunded_before=f"{before:.2f}", total=f"{total:.2f}")
-        else:
-            total = Decimal(amount)
-        if total <= limit:
+            counted = {"refunded_before": f"{before:.2f}",
+                       "total": f"{before + Decimal(amount):.2f}"}
+        if Decimal(counted.get("total", amount)) <= limit:
             return
         plan.awaiting = "approval"
         self._state.status = Status.WAITING_ON_APPROVAL
-        self._log.event(SYSTEM, "approval_requested", detail=detail)
-        self._log.notify_staff("role:supervisor", "approval_waiting", {"amount": amount})
+        self._log.event(SYSTEM, "approval_requested",
+                        detail={"amount": amount, "limit": str(limit), **counted})
+        told = {"amount": amount, **({"total": counted["total"]} if counted else {})}
+        if counted and plan.four_eyes:
+            told["planned_by"] = plan.planned_by  # the one supervisor who may not approve
+        self._log.notify_staff("role:supervisor", "approval_waiting", told)
         await self._flush()
         await workflow.wait_condition(lambda: plan.approved_by is not None)
         plan.awaiting = None
