@@ -395,7 +395,8 @@ def sla_check(path: str | None) -> None:
                f"{', '.join(f'{w:.0%}' for w in policy.warn_at)}, second escalation at "
                f"{policy.escalate_again_at:.0%}, revisit grace {_dur(policy.revisit_grace)}")
     click.echo(f"refund within {_dur(policy.refund_after_goods_received)} of goods received; "
-               f"approval above {policy.approval_limit}")
+               f"approval above {policy.approval_limit}, "
+               f"{'four eyes' if policy.four_eyes else 'four eyes off'}")
     rules = policy.priority
     click.echo(f"priority: default {rules.default}, tiers {rules.tier_boost}, repeat within "
                f"{_dur(rules.repeat_window)} +{rules.repeat_boost}, escalation words "

@@ -103,6 +103,7 @@ _RULE_KEYS = (
     "warn_at",
     "refund_after_goods_received",
     "approval_limit",
+    "four_eyes",
     "revisit_grace",
     "escalate_again_at",
     "reassign_on_overdue",
@@ -265,6 +266,11 @@ def _rules(check: _Checker, value: Any) -> dict[str, Any]:
         rules["approval_limit"] = _approval_limit(
             check, table["approval_limit"], [*path, "approval_limit"]
         )
+    if "four_eyes" in table:
+        if not isinstance(table["four_eyes"], bool):
+            raise check.fail([*path, "four_eyes"], "four_eyes in [rules] must be true or "
+                             f"false, not {table['four_eyes']!r}")
+        rules["four_eyes"] = table["four_eyes"]
     if "logistics_proposals" in table:
         proposals = check.table(table["logistics_proposals"], [*path, "logistics_proposals"])
         check.known(proposals, ("delayed", "lost", "damaged"), [*path, "logistics_proposals"],

@@ -136,7 +136,12 @@ class SlaPolicy:
     feedback_window: int = 72 * HOUR
     warn_at: list[float] = field(default_factory=lambda: [0.5, 0.75, 0.9])
     refund_after_goods_received: int = 7 * DAY
+    # Refunds wait for a supervisor's approve once the order's refunds, this one
+    # included, come to more than this.
     approval_limit: str = "500.00"
+    # The approver must be someone other than the user who planned the refund; false
+    # only for shops with a single supervisor.
+    four_eyes: bool = True
     # Time a handler has for the revisit call once it is due.
     revisit_grace: int = 24 * HOUR
     # Share of a target at which an overdue case escalates a second time, to admins.

@@ -177,6 +177,10 @@ class Resolution:
     # References in the other systems: waybill numbers, refund and reservation ids.
     refs: dict = field(default_factory=dict)
     approved_by: str | None = None
+    # Who sent the `resolve`, and whether the policy's four-eyes rule (copied in when the
+    # plan is made) keeps that user from approving its refund.
+    planned_by: str = ""
+    four_eyes: bool = True
 
 
 @dataclass

@@ -110,6 +110,23 @@ def _awaits(what: str, message: str) -> Callable[[CaseState, Actor, datetime],
     return check
 
 
+_awaits_approval = _awaits("approval", "nothing on this case awaits a supervisor's approval")
+
+
+def _can_approve(state: CaseState, actor: Actor, now: datetime) -> Refusal | None:
+    """Four eyes: whoever planned the refund cannot approve it (unless the policy's
+    `four_eyes` is off, which the plan carries)."""
+    waiting = _awaits_approval(state, actor, now)
+    if waiting is not None:
+        return waiting
+    plan = state.resolution
+    assert plan is not None
+    if plan.four_eyes and plan.planned_by == actor.name:
+        return ("Forbidden", f"{actor.name} planned this refund, so another supervisor or "
+                             "an admin must approve it (four eyes)")
+    return None
+
+
 def _can_request_info(state: CaseState, actor: Actor, now: datetime) -> Refusal | None:
     if state.pending_question is not None:
         return ("WrongStage", "the customer has not answered the previous question yet")
@@ -172,8 +189,7 @@ ACTIONS: tuple[Action, ...] = (
            "Choose and run the resolution", moves={}, when=_can_resolve),
     Action("approve", "approve", ApproveInput, (Stage.RESOLVE,), MANAGERS,
            N_("Approve the refund"), "Supervisor approval of a refund above the limit",
-           moves={}, when=_awaits("approval", "nothing on this case awaits a supervisor's "
-                                              "approval")),
+           moves={}, when=_can_approve),
     Action("inspect", "inspect", InspectInput, (Stage.RESOLVE,), STAFF,
            N_("Inspect returned goods"), "Record the inspection of returned goods",
            moves={}, when=_awaits("inspection", "no returned goods are awaiting "

@@ -25,6 +25,7 @@ from workflows.case.contracts import (
     CANCEL_WAYBILL,
     CREATE_WAYBILL,
     GRANT_COMPENSATION,
+    LOOKUP_ORDER,
     REFUND_PAYMENT,
     RELEASE_RESERVATION,
     RESERVE_STOCK,
@@ -37,6 +38,7 @@ from workflows.case.contracts import (
     CaseState,
     CompensationRequest,
     CourierEvent,
+    OrderLookup,
     RefundRequest,
     Reservation,
     ReservationRequest,
@@ -67,6 +69,9 @@ COMPENSATION_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1),
                                  maximum_interval=timedelta(minutes=5),
                                  non_retryable_error_types=["AlreadyPickedUp"])
 CALL_TIMEOUT = timedelta(seconds=15)
+# The approval limit counts the order's refunds so far (asked of the order system at the
+# refund step), not each refund alone; cases that began before take the old path on replay.
+APPROVAL_COUNTS_PATCH = "approval-counts-order-refunds"
 # After this long without an answer the case shows that it waits on that system and
 # retries on.
 WAIT_VISIBLY_AFTER = timedelta(seconds=20)
@@ -233,18 +238,38 @@ class ResolutionSagas:
         self._step_event(step, refund=receipt.id, amount=receipt.amount)
 
     async def _await_approval(self, plan: Resolution, amount: str) -> None:
+        """Wait for a supervisor's approve when this refund takes the order's refunds above
+        the policy's limit. Cases that began before refunds were counted together ask the
+        order system nothing and weigh each refund on its own (on replay too)."""
         limit = Decimal(self._inp.policy.approval_limit)
-        if Decimal(amount) <= limit:
+        counted: dict = {}
+        if workflow.patched(APPROVAL_COUNTS_PATCH):
+            before = await self._refunded_before()
+            counted = {"refunded_before": f"{before:.2f}",
+                       "total": f"{before + Decimal(amount):.2f}"}
+        if Decimal(counted.get("total", amount)) <= limit:
             return
         plan.awaiting = "approval"
         self._state.status = Status.WAITING_ON_APPROVAL
         self._log.event(SYSTEM, "approval_requested",
-                    detail={"amount": amount, "limit": str(limit)})
-        self._log.notify_staff("role:supervisor", "approval_waiting", {"amount": amount})
+                        detail={"amount": amount, "limit": str(limit), **counted})
+        told = {"amount": amount, **({"total": counted["total"]} if counted else {})}
+        if counted and plan.four_eyes:
+            told["planned_by"] = plan.planned_by  # the one supervisor who may not approve
+        self._log.notify_staff("role:supervisor", "approval_waiting", told)
         await self._flush()
         await workflow.wait_condition(lambda: plan.approved_by is not None)
         plan.awaiting = None
         self._state.status = Status.RESOLVING
+
+    async def _refunded_before(self) -> Decimal:
+        """What the order has had back before this refund. The order system is asked now
+        (an activity, so the answer is in the history): its `refunded` counts every refund
+        on the order, this case's earlier attempts and other cases' alike. It is never
+        taken as less than what this case knows: refunded at intake plus its own refunds."""
+        order = await self._call(LOOKUP_ORDER, OrderLookup(self._state.order_id))
+        known = Decimal(self._state.order.refunded if self._state.order else "0")
+        return max(Decimal(order.refunded), known + Decimal(self._state.refunded))
 
     async def _waybill(self, saga: Saga | None, kind: str, sender: Address,
                        recipient: Address, items: list[CaseItem],

@@ -461,7 +461,8 @@ class CaseWorkflow:
         state = self.state
         plan = replace(inp.resolution, state="planned", steps=[], done_at=None,
                        note=inp.note or inp.resolution.note, awaiting=None, refs={},
-                       approved_by=None)
+                       approved_by=None, planned_by=inp.actor.name,
+                       four_eyes=self._inp.policy.four_eyes)
         state.resolution = plan
         state.resolution_attempt += 1
         state.proposal = None  # the handler has chosen
