@@ -323,6 +323,24 @@ def privacy_erase(customer_id: str) -> None:
                f"{files} file(s) deleted")
 
 
+@privacy.command("seal-links")
+def privacy_seal_links() -> None:
+    """Seal status links stored in the clear; with AFTERSALES_OLD_SECRET_KEY set, re-seal
+    those sealed under that previous secret key with the current one."""
+    from db.links import LinkSeal, seal_stored_links
+
+    settings = _settings()
+    try:
+        settings.check_secret_key()
+    except ValueError as err:
+        raise click.ClickException(str(err)) from err
+    old_key = os.environ.get("AFTERSALES_OLD_SECRET_KEY", "")
+    with _sessions().begin() as session:
+        count = seal_stored_links(session, LinkSeal(settings.secret_key),
+                                  LinkSeal(old_key) if old_key else None)
+    click.echo(f"sealed the status links of {count} stored row(s)")
+
+
 @privacy.command("anonymise")
 @click.option("--older-than", default="365d", show_default=True,
               help="Closed this long ago (a duration like 90d).")

@@ -9,7 +9,7 @@ sender unseal it when they show or send it.
 
 Changing the secret key makes the sealed links unreadable to staff and notifications
 (customers' links keep working: they are found by hash); `aftersales privacy
-reseal-links --old-key` carries them over (docs/operations.md).
+seal-links` with AFTERSALES_OLD_SECRET_KEY set carries them over (docs/operations.md).
 """
 
 from __future__ import annotations

@@ -370,3 +370,38 @@ def test_no_status_token_is_stored_in_the_clear(temporal_address, database_url,
         app.extensions["aftersales"].engine.dispose()
         worker.stop()
         sink.stop()
+
+
+def test_links_sealed_under_an_old_secret_key_are_carried_over(sqlite_url):
+    """After the secret key changes, `aftersales privacy seal-links` with the old key
+    re-seals the stored links under the new one."""
+    import os
+    import subprocess
+    import sys
+
+    from db import cases as case_store
+    from db.engine import make_engine, make_sessionmaker, migrate
+    from db.links import LinkSeal, customer_url
+    from tests.test_read_model import snapshot
+    from workflows.case.contracts import Projection
+
+    old_key, new_key = "o" * 40, "n" * 40
+    migrate(sqlite_url)
+    engine = make_engine(sqlite_url)
+    sessions = make_sessionmaker(engine)
+    snap = snapshot("AS-K1", 1)
+    snap.customer_url = "http://testserver/s/secret-token"
+    case_store.write_projection(sessions, Projection(snap), LinkSeal(old_key))
+    with sessions() as session:
+        row = case_store.get_case(session, "AS-K1")
+        assert customer_url(row.data, row.id, LinkSeal(new_key)) == ""  # unreadable
+    env = {**os.environ, "AFTERSALES_DATABASE_URL": sqlite_url,
+           "AFTERSALES_SECRET_KEY": new_key, "AFTERSALES_OLD_SECRET_KEY": old_key}
+    out = subprocess.run([sys.executable, "-m", "aftersales.cli", "privacy", "seal-links"],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    with sessions() as session:
+        row = case_store.get_case(session, "AS-K1")
+        assert customer_url(row.data, row.id, LinkSeal(new_key)) == snap.customer_url
+        assert "secret-token" not in str(row.data)
+    engine.dispose()
