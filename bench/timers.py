@@ -172,7 +172,10 @@ def main(settings: Settings, count: int, concurrency: int, window: float,
     database_url = database_url or f"sqlite:///{folder / 'read-model.db'}"
     migrate(database_url)
     task_queue = f"bench-timers-{uuid.uuid4().hex[:8]}"
+    # The bench's own read model: its workers seal links with a key of its own unless the
+    # environment gives one.
     bench_settings = settings.with_(task_queue=task_queue, database_url=database_url,
+                                    secret_key=settings.secret_key or secrets.token_urlsafe(32),
                                     **({"worker_cache": worker_cache} if worker_cache else {}))
     env = {**os.environ, **bench_settings.to_env()}
     worker_log = (folder / "worker.log").open("w")
