@@ -441,6 +441,7 @@ def test_temporal_restarted_in_the_middle_of_resolution_sagas(tmp_path):
         noted = act(returned, "note", {"text": "called the customer"})
         assert_problem_503(noted)
         resolving.join(90)
+        assert not resolving.is_alive(), "the resolve in flight never answered"
         time.sleep(max(0.0, down_at + 3 - time.monotonic()))  # down for a few seconds
         temporal = start_temporal_on_file(port, db_file)
         restarted_at = time.monotonic()
@@ -475,8 +476,16 @@ def test_temporal_restarted_in_the_middle_of_resolution_sagas(tmp_path):
         assert types.count("resolution_planned") == types.count("resolved") == 1
         stock = httpx.get(f"{inventory.url}/stock/SKU-SHIRT-77", timeout=10).json()
         assert stock["reserved"] == 0, stock
-        print(f"resolve in flight answered {answers['resolve'].status_code}; "
-              f"both sagas done {recovered_s:.1f} s after the restart")
+        # The resolve in flight when Temporal died had been taken, but its caller got a
+        # 503 (answered while the server was away); sent again it is refused, and the
+        # resolution above ran once.
+        in_flight = answers["resolve"]
+        assert_problem_503(in_flight)
+        again = act(exchanged, "resolve", {"resolution": {"type": "exchange", "items": SHIRT}})
+        assert again.status_code == 409, again.text
+        print(f"resolve in flight answered {in_flight.status_code} "
+              f"({in_flight.json()['detail']}); both sagas done {recovered_s:.1f} s after "
+              "the restart")
     finally:
         ship_gate.opened.set()
         refund_gate.opened.set()
