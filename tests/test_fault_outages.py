@@ -372,8 +372,8 @@ def test_temporal_restarted_in_the_middle_of_resolution_sagas(tmp_path):
         assert response.status_code == 201, response.text
         return response.json()
 
-    def act(case: dict, action: str, body: dict) -> httpx.Response:
-        return http.post(f"/api/v1/cases/{case['id']}/{action}", json=body)
+    def act(case: dict, action: str, body: dict, **kwargs) -> httpx.Response:
+        return http.post(f"/api/v1/cases/{case['id']}/{action}", json=body, **kwargs)
 
     def to_resolve(case: dict) -> None:
         for action, body in (("confirm", {"note": "ok"}),
@@ -417,8 +417,10 @@ def test_temporal_restarted_in_the_middle_of_resolution_sagas(tmp_path):
         to_resolve(exchanged)
         # The exchange reserves the shirt and books the replacement's waybill, then
         # stands at the gate shipping the reservation; `resolve` is still waiting on it.
-        resolving = in_background("resolve", lambda: act(exchanged, "resolve", {
-            "resolution": {"type": "exchange", "items": SHIRT}}))
+        exchange = {"resolution": {"type": "exchange", "items": SHIRT}}
+        key = {"Idempotency-Key": "exchange-SO-10014"}
+        resolving = in_background("resolve", lambda: act(exchanged, "resolve", exchange,
+                                                         headers=key))
         assert ship_gate.arrived.wait(30), "the exchange never shipped its reservation"
         # The return is inspected; its refund stands at the gate.
         assert act(returned, "inspect", {"passed": True}).status_code == 200
@@ -477,12 +479,17 @@ def test_temporal_restarted_in_the_middle_of_resolution_sagas(tmp_path):
         stock = httpx.get(f"{inventory.url}/stock/SKU-SHIRT-77", timeout=10).json()
         assert stock["reserved"] == 0, stock
         # The resolve in flight when Temporal died had been taken, but its caller got a
-        # 503 (answered while the server was away); sent again it is refused, and the
-        # resolution above ran once.
+        # 503 (answered while the server was away). Sent again with its key, it gets the
+        # answer of the resolve already taken; without the key it is a new request, and
+        # refused. The resolution ran once.
         in_flight = answers["resolve"]
         assert_problem_503(in_flight)
-        again = act(exchanged, "resolve", {"resolution": {"type": "exchange", "items": SHIRT}})
-        assert again.status_code == 409, again.text
+        again = act(exchanged, "resolve", exchange, headers=key)
+        assert again.status_code == 200, again.text
+        assert again.json()["stage"] == "feedback"
+        assert act(exchanged, "resolve", exchange).status_code == 409
+        assert [e["type"] for e in read(exchanged)["timeline"]].count(
+            "resolution_planned") == 1
         print(f"resolve in flight answered {in_flight.status_code} "
               f"({in_flight.json()['detail']}); both sagas done {recovered_s:.1f} s after "
               "the restart")
