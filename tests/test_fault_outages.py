@@ -32,9 +32,12 @@ SHIRT = [{"sku": "SKU-SHIRT-77", "quantity": 1}]
 
 
 class DatabaseLink:
-    """A TCP proxy on 127.0.0.1 in front of the PostgreSQL server that the test can cut:
-    while cut, every connection it holds is closed and every new one is reset at once,
-    as when the database host goes away. The server itself, shared, is never touched."""
+    """A TCP proxy on 127.0.0.1 in front of the PostgreSQL server that the test can cut.
+    `cut()`: the open connections are closed and new ones reset at once, as when the
+    database server is down. `cut(unreachable=True)`: the open connections are closed
+    and new ones get no answer until `restore()`, as when the database host is gone and
+    a connection attempt only times out (its packets dropped; they get through once it is
+    back). The server itself, shared, is never touched."""
 
     def __init__(self, upstream: tuple[str, int]) -> None:
         self._upstream = upstream
@@ -42,13 +45,14 @@ class DatabaseLink:
         self.port = self._listener.getsockname()[1]
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
-        self._cut = False
+        self._waiting: list[socket.socket] = []
+        self._cut = self._unreachable = False
         self.refused = 0
         threading.Thread(target=self._accept, name="db-link", daemon=True).start()
 
-    def cut(self) -> None:
+    def cut(self, unreachable: bool = False) -> None:
         with self._lock:
-            self._cut = True
+            self._cut, self._unreachable = True, unreachable
             held, self._open = self._open, set()
         for sock in held:
             _close(sock)
@@ -56,6 +60,9 @@ class DatabaseLink:
     def restore(self) -> None:
         with self._lock:
             self._cut = False
+            waiting, self._waiting = self._waiting, []
+        for client in waiting:
+            self._connect(client)
 
     def close(self) -> None:
         self.cut()
@@ -68,22 +75,28 @@ class DatabaseLink:
             except OSError:
                 return
             with self._lock:
-                cut = self._cut
+                cut, unreachable = self._cut, self._unreachable
                 if cut:
                     self.refused += 1
+                    if unreachable:
+                        self._waiting.append(client)
             if cut:
-                _reset(client)
+                if not unreachable:
+                    _reset(client)
                 continue
-            try:
-                server = socket.create_connection(self._upstream, timeout=5)
-            except OSError:
-                _reset(client)
-                continue
-            server.settimeout(None)
-            with self._lock:
-                self._open |= {client, server}
-            for source, sink in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+            self._connect(client)
+
+    def _connect(self, client: socket.socket) -> None:
+        try:
+            server = socket.create_connection(self._upstream, timeout=5)
+        except OSError:
+            _reset(client)
+            return
+        server.settimeout(None)
+        with self._lock:
+            self._open |= {client, server}
+        for source, sink in ((client, server), (server, client)):
+            threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
 
     def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         try:
@@ -505,3 +518,55 @@ def test_temporal_restarted_in_the_middle_of_resolution_sagas(tmp_path):
         app.extensions["aftersales"].engine.dispose()
         temporal.terminate()
         temporal.wait(timeout=30)
+
+
+def test_read_model_database_host_gone_answers_503_without_hanging(
+        temporal_address, order_system_url, postgres_url, tmp_path):
+    """The database host gone, not refusing: a connection attempt gets no answer at all.
+    Requests must still answer 503 in seconds (not hang until the host is back) and the
+    cases catch up afterwards."""
+    link = DatabaseLink(("127.0.0.1", 5432))
+    proxied = postgres_url.replace("@127.0.0.1:5432/", f"@127.0.0.1:{link.port}/")
+    policy = tmp_path / "sla.toml"
+    policy.write_text('[targets.default]\nP3 = { confirm = "8s" }\n')
+    settings = make_settings(temporal_address, proxied, order_system_url,
+                             sla_file=str(policy))
+    app = create_app(settings)
+    web = Served(app)
+    http = httpx.Client(base_url=web.url, timeout=60,
+                        headers={"Authorization": f"Bearer {staff_token(app)}"})
+    worker = WorkerProcess(settings, tmp_path / "worker.log")
+    try:
+        case = http.post("/api/v1/cases", json={
+            "kind": "complaint", "channel": "phone", "order_id": "SO-10006",
+            "customer": {"id": "C-1006", "name": "陈静"}, "description": "漏发"}).json()
+        assert case["stage"] == "confirm" and not case["deadlines"]["overdue"]
+
+        link.cut(unreachable=True)
+        cut_at = time.monotonic()
+        quick = httpx.Timeout(10.0)  # the answer comes in seconds, not when it is back
+        try:
+            assert_problem_503(http.get(f"/api/v1/cases/{case['id']}", timeout=quick))
+            assert_problem_503(http.post(f"/api/v1/cases/{case['id']}/confirm",
+                                         json={"note": "called back"}, timeout=quick))
+            assert http.get("/healthz", timeout=quick).status_code == 503
+        except httpx.TimeoutException:
+            raise AssertionError("the web app waited on the unreachable database") from None
+        time.sleep(max(0.0, cut_at + 20 - time.monotonic()))  # the confirm deadline fires
+        assert link.refused > 0
+        link.restore()
+
+        caught_up = wait_until(lambda: http.get(f"/api/v1/cases/{case['id']}").json(),
+                               lambda c: c.get("deadlines", {}).get("overdue"),
+                               what="the projection catching up")
+        types = [e["type"] for e in caught_up["timeline"]]
+        assert types.count("overdue") == 1 and "confirmed" not in types
+        assert http.get("/healthz").status_code == 200
+    finally:
+        link.restore()
+        worker.stop()
+        http.close()
+        web.stop()
+        app.extensions["aftersales"].gateway.close()
+        app.extensions["aftersales"].engine.dispose()
+        link.close()
