@@ -1,7 +1,8 @@
 """Outages against the real stack: the read model's PostgreSQL database unreachable for
-30 s while deadlines fire, actions are sent, a refund is paid and a parcel moves; and
-the Temporal server killed and started again in the middle of resolution sagas. Cases
-wait and catch up; nothing is lost, nothing is recorded or paid twice."""
+30 s while deadlines fire, actions are sent, a refund is paid and a parcel moves; its
+host gone (connections unanswered) for 20 s; and the Temporal server killed and started
+again in the middle of resolution sagas. Cases wait and catch up; nothing is lost,
+nothing is recorded or paid twice."""
 
 from __future__ import annotations
 
