@@ -6,11 +6,16 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Seconds libpq may take to connect. A database host that is gone drops the attempt
+# rather than refusing it; without a limit libpq waits until the kernel gives up
+# (minutes), and every web request and projection write waits with it instead of
+# answering 503 and retrying. A `connect_timeout` in the URL wins.
+PG_CONNECT_TIMEOUT_S = 5
 
 
 def make_engine(url: str, pooled: bool = True) -> Engine:
@@ -25,10 +30,13 @@ def make_engine(url: str, pooled: bool = True) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    connect_args = ({} if "connect_timeout" in make_url(url).query
+                    else {"connect_timeout": PG_CONNECT_TIMEOUT_S})
     if not pooled:
-        return create_engine(url, poolclass=NullPool, hide_parameters=True)
+        return create_engine(url, poolclass=NullPool, hide_parameters=True,
+                             connect_args=connect_args)
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
-                         hide_parameters=True)
+                         hide_parameters=True, connect_args=connect_args)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

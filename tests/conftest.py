@@ -81,6 +81,21 @@ def temporal_address() -> Iterator[str]:
         proc.wait(timeout=20)
 
 
+def start_temporal_on_file(port: int, db_file: Path) -> subprocess.Popen:
+    """A Temporal dev server on `port` keeping its state in the SQLite file `db_file`, so
+    that it can be killed and started again on the same cases (WAL with
+    `synchronous=normal`, as `aftersales dev` runs it, survives the process dying)."""
+    proc = subprocess.Popen(
+        [binary("temporal"), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port),
+         "--headless", "--log-level", "error", "--db-filename", str(db_file),
+         "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not wait_for_port("127.0.0.1", port, 60):
+        proc.kill()
+        raise RuntimeError("Temporal dev server did not start")
+    return proc
+
+
 @pytest.fixture(scope="session")
 def order_system_url() -> Iterator[str]:
     """The order-system simulator, in memory, over real HTTP."""

@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from aftersales.devstack import free_port, wait_for_port
+from aftersales.devstack import free_port
 from simulators import courier_system, inventory_system, order_system
-from tests.conftest import binary, make_settings, staff_token
+from tests.conftest import make_settings, staff_token, start_temporal_on_file
 from tests.test_resolutions import Served
 from web import create_app
 
@@ -131,17 +131,7 @@ def test_temporal_killed_and_restarted_keeps_cases_and_their_deadlines(
     policy.write_text('[targets.default]\nP3 = { confirm = "20s" }\n')
     port = free_port()
     db_file = tmp_path / "temporal.db"
-
-    def start_temporal() -> subprocess.Popen:
-        proc = subprocess.Popen(
-            [binary("temporal"), "server", "start-dev", "--ip", "127.0.0.1", "--port",
-             str(port), "--headless", "--log-level", "error", "--db-filename", str(db_file),
-             "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        assert wait_for_port("127.0.0.1", port, 60)
-        return proc
-
-    temporal = start_temporal()
+    temporal = start_temporal_on_file(port, db_file)
     settings = make_settings(f"127.0.0.1:{port}", f"sqlite:///{tmp_path / 'db.sqlite'}",
                              order_system_url, sla_file=str(policy))
     worker = WorkerProcess(settings, tmp_path / "worker.log")
@@ -158,7 +148,7 @@ def test_temporal_killed_and_restarted_keeps_cases_and_their_deadlines(
         temporal.send_signal(signal.SIGKILL)
         temporal.wait(timeout=30)
         time.sleep(1)
-        temporal = start_temporal()
+        temporal = start_temporal_on_file(port, db_file)
 
         get = lambda: client.get(f"/api/v1/cases/{case['id']}",  # noqa: E731
                                  headers=headers).get_json()

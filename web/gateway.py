@@ -124,14 +124,17 @@ class CaseGateway:
 
         return self._call(start())
 
-    def act(self, case_id: str, update: str, arg: Any) -> UpdateResult:
+    def act(self, case_id: str, update: str, arg: Any,
+            update_id: str | None = None) -> UpdateResult:
         """Send one update, by its name in the action table, to a running case and
-        return its result."""
+        return its result. An update sent again under the same `update_id` is not
+        taken twice: Temporal answers it with the first one's result."""
 
         async def send() -> UpdateResult:
             client = await self._get_client()
             handle = client.get_workflow_handle(workflow_id(case_id))
-            return await handle.execute_update(update, arg, result_type=UpdateResult)
+            return await handle.execute_update(update, arg, id=update_id,
+                                               result_type=UpdateResult)
 
         return self._call(send())
 

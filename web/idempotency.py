@@ -37,6 +37,19 @@ def fingerprint() -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def update_id() -> str | None:
+    """The Temporal update id of this request's action when it carries an
+    Idempotency-Key: the same user, key and request give the same id. A 503 is not kept,
+    so a retry runs again; with the same id Temporal answers it from the action that
+    was already taken (its answer lost when Temporal went away) instead of taking it
+    twice or refusing it as no longer fitting the case."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    text = f"{current_user().name}\n{key}\n{fingerprint()}"
+    return "idempotency-" + hashlib.sha256(text.encode()).hexdigest()
+
+
 def idempotent(view):
     """Honour an `Idempotency-Key` header on this view."""
 
