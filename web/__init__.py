@@ -93,7 +93,7 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
                                            "wait a little before writing again"),
     )
 
-    from web import audit, caseview, i18n, problems, reasons
+    from web import audit, caseview, characters, i18n, problems, reasons
     from web.api import api
     from web.customer import customer
     from web.desk import desk
@@ -108,6 +108,7 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
     from web.webhooks import webhooks
 
     problems.register(app)
+    characters.register(app)  # before any view, schema or Idempotency-Key
     audit.register(app)
     i18n.init_app(app)
     caseview.register(app)

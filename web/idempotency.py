@@ -21,6 +21,7 @@ from db.cases import as_utc
 from db.idempotency import KEY_LIFETIME
 from db.models import IdempotencyKey
 from web.auth import current_user
+from web.characters import text_problem
 from web.problems import Problem
 
 MAX_KEY_LENGTH = 200
@@ -33,7 +34,8 @@ def fingerprint() -> str:
     canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")) \
         if body is not None else request.get_data(as_text=True)
     text = f"{request.method} {request.path}\n{canonical}"
-    return hashlib.sha256(text.encode()).hexdigest()
+    # A lone surrogate is refused at the door; should one come this far, it still hashes.
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def idempotent(view):
@@ -44,9 +46,10 @@ def idempotent(view):
         key = request.headers.get("Idempotency-Key")
         if key is None:
             return view(*args, **kwargs)
-        if not key.strip() or len(key) > MAX_KEY_LENGTH:
+        if not key.strip() or len(key) > MAX_KEY_LENGTH or text_problem(key):
             raise Problem(422, "Invalid request", "bad Idempotency-Key header",
-                          errors={"Idempotency-Key": [f"1 to {MAX_KEY_LENGTH} characters"]})
+                          errors={"Idempotency-Key": [f"1 to {MAX_KEY_LENGTH} characters, "
+                                                     "no control characters"]})
         user = current_user().name
         sessions = current_app.extensions["aftersales"].sessions
         stored = _reserve(sessions, user, key, fingerprint())

@@ -1,0 +1,89 @@
+"""Which characters the app takes in text: checked once, at the door, for every request.
+
+A NUL cannot be stored in a PostgreSQL text column; a lone surrogate (a JSON body may
+carry `"\\ud800"`) cannot be encoded as UTF-8 at all. Either would reach the case
+workflow and make every write of its projection fail. The other C0 controls (except
+tab, line feed and carriage return) mean nothing in a name, a note or a message, are
+not allowed in XML 1.0 (exports, provider APIs), and can rewrite a terminal a log is
+read in; U+FFFE and U+FFFF are not characters. So the URL (path parts and query
+string), form fields and JSON bodies are checked here, before any view, schema or
+`Idempotency-Key` handling runs: the API answers 422 problem+json naming the field, a
+page a page that says which field to correct.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from flask import Flask, render_template, request
+from flask_babel import gettext as _
+
+from web.problems import Problem
+
+UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+REFUSAL = ("contains a control character (such as NUL) or an unpaired surrogate, which "
+           "cannot be stored")
+# Blueprints whose answers are JSON; every other view answers with a page.
+JSON_BLUEPRINTS = ("api", "reports", "status", "webhooks", "evidence", "openapi", "health")
+
+
+def text_problem(value: str) -> str | None:
+    """Why `value` cannot be taken as text, or None."""
+    return REFUSAL if UNSTORABLE.search(value) else None
+
+
+def unstorable(value: object, path: str = "") -> Iterator[str]:
+    """The paths (`customer.name`, `items.0.reason`) of unstorable text in a decoded
+    JSON value, a key counting as its value's path."""
+    if isinstance(value, str):
+        if UNSTORABLE.search(value):
+            yield path or "_schema"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            key_text = str(key)
+            if UNSTORABLE.search(key_text):
+                yield path or "_schema"  # the bad name itself is not repeated back
+                continue
+            yield from unstorable(item, f"{path}.{key_text}" if path else key_text)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from unstorable(item, f"{path}.{index}" if path else str(index))
+
+
+def refused_fields() -> list[str]:
+    """The request's fields holding unstorable text: path parts, query string, form
+    fields and the JSON body."""
+    found = list(unstorable(request.view_args or {}))
+    multi = [request.args]
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        multi.append(request.form)
+    elif request.is_json:
+        found.extend(unstorable(request.get_json(silent=True)))
+    for values in multi:
+        for name, given in values.lists():
+            if UNSTORABLE.search(name):
+                found.append("_schema")
+            elif any(UNSTORABLE.search(value) for value in given):
+                found.append(name)
+    return list(dict.fromkeys(found))
+
+
+def refuse_unstorable_text():
+    """A `before_request` hook: refuse the request if any of its text is unstorable."""
+    fields = refused_fields()
+    if not fields:
+        return None
+    if request.blueprint in JSON_BLUEPRINTS or request.path.startswith("/api/"):
+        raise Problem(422, "Invalid request", "some fields contain characters that "
+                      "cannot be stored", errors={name: [REFUSAL] for name in fields})
+    return render_template(
+        "message.html", title=_("Some text cannot be taken"),
+        back=request.referrer if request.referrer and request.referrer.startswith(
+            request.host_url) else None,
+        message=_("“%(fields)s” contains a control character that cannot be stored. Go "
+                  "back, remove it and send again.", fields=", ".join(fields))), 422
+
+
+def register(app: Flask) -> None:
+    app.before_request(refuse_unstorable_text)
