@@ -5,14 +5,20 @@ here failed on the code before its fix."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import re
+import time
 
 import pytest
+from click.testing import CliRunner
 
 from db.accounts import create_user
-from tests.conftest import make_settings, staff_token
+from tests.conftest import BackgroundWorker, make_settings, staff_token
 from tests.test_pages import put, signed_in
 from web import create_app
+from web.gateway import ActionRefused
 
 BAD = {"nul": "\x00", "surrogate": "\ud800", "escape": "\x1b", "bell": "\x07"}
 
@@ -161,3 +167,123 @@ def test_pages_refuse_unstorable_text_with_a_page(app):
                  "message")
     page_refusal(customer.post("/request", data={"order_id": "SO-1\x00",
                                                  "contact": "139"}), "order_id")
+
+
+# --- #4 (c): a projection write refused for good is listed, alerted and written again ---
+
+OPEN = {"kind": "complaint", "channel": "web", "order_id": "SO-10003",
+        "customer": {"id": "C-1003", "name": "张伟", "phone": "13900000003"},
+        "description": "水壶漏水"}
+
+
+@pytest.fixture
+def stack(temporal_address, order_system_url, tmp_path):
+    """A worker and the web app on one read model; `start()` once the test has set up
+    what the worker should meet."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    settings = make_settings(temporal_address, url, order_system_url)
+    app = create_app(settings)
+    workers: list[BackgroundWorker] = []
+
+    def start() -> BackgroundWorker:
+        worker = BackgroundWorker(settings)
+        worker.start()
+        workers.append(worker)
+        return worker
+
+    yield settings, app, start
+    app.extensions["aftersales"].gateway.close()
+    app.extensions["aftersales"].engine.dispose()
+    for worker in workers:
+        if worker._stop is not None and not worker._loop.is_closed():
+            worker.stop()
+
+
+def test_a_projection_refused_for_good_is_listed_alerted_and_reprojected(
+        stack, monkeypatch, caplog):
+    from db import cases as case_store
+
+    settings, app, start = stack
+    real_apply = case_store.apply_projection
+    cause = {"present": True}
+
+    def apply(session, projection, *args, **kwargs):
+        if cause["present"]:  # what psycopg2 says of a NUL: the same on every attempt
+            raise ValueError("A string literal cannot contain NUL (0x00) characters.")
+        return real_apply(session, projection, *args, **kwargs)
+
+    monkeypatch.setattr(case_store, "apply_projection", apply)
+    start()
+    client, headers = app.test_client(), bearer(app)
+    began = time.monotonic()
+    opened = post(client, "/api/v1/cases", OPEN, headers)
+    # Not a 503 after the 60 s update timeout while the write is retried for ever.
+    assert opened.status_code == 500, opened.get_json()
+    assert time.monotonic() - began < 30
+    detail = opened.get_json()["detail"]
+    case_id = re.search(r"AS-[A-Z0-9]+", detail).group(0)
+    assert "read model refused" in detail
+    alerts = [r for r in caplog.records if r.levelno == logging.ERROR
+              and r.name == "aftersales.projection" and case_id in r.getMessage()]
+    assert len(alerts) == 1  # classified at once, not tried again
+    assert client.get(f"/api/v1/cases/{case_id}", headers=headers).status_code == 404
+
+    from aftersales import cli
+    from aftersales.reconcile import reconcile
+    from aftersales.temporal import connect
+
+    async def reconciled():
+        return await reconcile(await connect(settings), app.extensions["aftersales"].sessions)
+
+    report = asyncio.run(reconciled())
+    assert case_id in report.unwritten and "NUL" in report.unwritten[case_id]
+    monkeypatch.setattr(cli, "_settings", lambda: settings)
+    runner = CliRunner()
+    listed = runner.invoke(cli.main, ["cases", "failed"])
+    assert listed.exit_code == 0 and case_id in listed.output
+    still = runner.invoke(cli.main, ["cases", "reproject", case_id])
+    assert still.exit_code != 0 and "not written" in still.output
+
+    cause["present"] = False  # the operator removed the cause
+    done = runner.invoke(cli.main, ["cases", "reproject", "--all-failed"])
+    assert done.exit_code == 0, done.output
+    assert f"{case_id}: written at version" in done.output
+    shown = client.get(f"/api/v1/cases/{case_id}", headers=headers)
+    assert shown.status_code == 200
+    assert [e["type"] for e in shown.get_json()["timeline"]][:2] == ["created", "recorded"]
+    assert "no case is waiting" in runner.invoke(cli.main, ["cases", "failed"]).output
+    assert asyncio.run(reconciled()).unwritten == {}
+    # The case goes on as if nothing had happened.
+    confirmed = post(client, f"/api/v1/cases/{case_id}/confirm", {"note": "ok"}, headers)
+    assert confirmed.status_code == 200 and confirmed.get_json()["stage"] == "analyze"
+
+
+@pytest.mark.postgres
+def test_a_nul_past_the_door_is_refused_by_postgres_once_not_for_ever(
+        temporal_address, order_system_url, postgres_url, caplog):
+    settings = make_settings(temporal_address, postgres_url, order_system_url)
+    app = create_app(settings)
+    worker = BackgroundWorker(settings)
+    worker.start()
+    try:
+        with app.test_request_context():
+            from web.intake import case_input
+            from workflows.case.contracts import Customer
+
+            inp = case_input(kind="complaint", channel="web", order_id="SO-10003",
+                             customer=Customer(id="C-1003", name="张\x00伟", phone="139"),
+                             items=[], description="漏水", opened_by="sue")
+        began = time.monotonic()
+        with pytest.raises(ActionRefused) as refused_write:
+            app.extensions["aftersales"].gateway.open_case(inp)
+        assert time.monotonic() - began < 30
+        assert refused_write.value.kind == "ProjectionRefused"
+        from db.projection_failures import failed_cases
+
+        with app.extensions["aftersales"].sessions() as session:
+            [row] = failed_cases(session)
+        assert row.case_id == inp.case_id and "NUL" in row.error
+    finally:
+        app.extensions["aftersales"].gateway.close()
+        app.extensions["aftersales"].engine.dispose()
+        worker.stop()
