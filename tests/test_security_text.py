@@ -287,3 +287,43 @@ def test_a_nul_past_the_door_is_refused_by_postgres_once_not_for_ever(
         app.extensions["aftersales"].gateway.close()
         app.extensions["aftersales"].engine.dispose()
         worker.stop()
+
+
+# --- #14: an update that timed out is retried with its key and runs once ---------------
+
+
+def test_a_timed_out_action_retried_with_its_key_runs_once(stack):
+    settings, opener, start = stack
+    worker = start()
+    headers = bearer(opener)
+    opened = post(opener.test_client(), "/api/v1/cases", OPEN, headers)
+    assert opened.status_code == 201, opened.get_json()
+    case_id = opened.get_json()["id"]
+    worker.stop()  # the case cannot answer now; the server still takes the update
+    app = create_app(settings.with_(update_timeout=3.0))
+    client = app.test_client()
+
+    keyed = {**headers, "Idempotency-Key": f"note-{case_id}"}
+    note = {"text": "called the customer back"}
+    first = post(client, f"/api/v1/cases/{case_id}/note", note, keyed)
+    assert first.status_code == 503
+    detail = first.get_json()["detail"]
+    assert "may still be applied" in detail and "same Idempotency-Key" in detail
+    assert "nothing" not in detail
+
+    start()  # the worker is back: the update sent before applies now
+    deadline = time.monotonic() + 60
+    while True:  # until the worker has taken the case up again
+        again = post(client, f"/api/v1/cases/{case_id}/note", note, keyed)
+        if again.status_code != 503 or time.monotonic() > deadline:
+            break
+    assert again.status_code == 200, again.get_json()
+    notes = [e for e in again.get_json()["timeline"] if e["type"] == "note"]
+    assert len(notes) == 1
+    replayed = post(client, f"/api/v1/cases/{case_id}/note", note, keyed)
+    assert replayed.headers.get("Idempotent-Replayed") == "true"
+    assert replayed.get_json() == again.get_json()
+    shown = client.get(f"/api/v1/cases/{case_id}", headers=headers).get_json()
+    assert [e["type"] for e in shown["timeline"]].count("note") == 1
+    app.extensions["aftersales"].gateway.close()
+    app.extensions["aftersales"].engine.dispose()

@@ -14,6 +14,7 @@ from flask import current_app
 from aftersales.converter import decode
 from db import accounts
 from web.auth import check, current_user
+from web.idempotency import update_id
 from web.problems import Problem
 from workflows.case.contracts import Actor, UpdateResult
 from workflows.case.lifecycle import BY_NAME, Action
@@ -48,8 +49,9 @@ def perform_action(case_id: str, name: str, data: dict, channel: str = "api"
         data = {**data, "display_name": user.display_name, "channel": channel}
     elif name == "note":
         data = {**data, "channel": channel}
-    return st.gateway.act(case_id, action.update, action_input(action, Actor(user.name,
-                                                                              user.role), data))
+    return st.gateway.act(case_id, action.update,
+                          action_input(action, Actor(user.name, user.role), data),
+                          update_id=update_id())
 
 
 def customer_action(case_id: str, name: str, data: dict) -> UpdateResult:

@@ -31,7 +31,7 @@ from web.caseview import (
     thread,
 )
 from web.commands import perform_action
-from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
+from web.gateway import ActionRefused, CaseNotRunning, OutcomeUnknown, TemporalUnavailable
 from web.i18n import current_lang
 from web.pages import staff_page
 from web.problems import Problem, flatten_errors
@@ -144,8 +144,12 @@ def act(case_id: str, action: str):
         flash(_("The case has ended and takes no more actions.") if known
               else _("There is no case %(id)s.", id=case_id), "error")
         return back
+    except OutcomeUnknown:
+        flash(_("The case service did not answer in time; the action may still be done. "
+                "Reload the case to see whether it was before trying again."), "error")
+        return back
     except TemporalUnavailable:
-        flash(_("The case service is not answering; nothing was changed. Try again in a "
+        flash(_("The case service cannot be reached; nothing was changed. Try again in a "
                 "moment."), "error")
         return back
     flash(_("Done: %(action)s.", action=ACTION_NAMES[action]), "success")
