@@ -310,10 +310,18 @@ def create_case():
             customer=Customer(**data["customer"]),
             items=[CaseItem(**item) for item in data["items"]],
             description=data["description"], opened_by=g.user.name))
+    except OutcomeUnknown:
+        return _new_case_page(503, view=view, orderless=not order_id, values=values,
+                              error=_("The case service did not answer in time; the case "
+                                      "may still be opened. Look for it in the queue "
+                                      "before opening it again."))
     except (Problem, TemporalUnavailable):
         return _new_case_page(503, view=view, orderless=not order_id, values=values,
-                              error=_("The case service is not answering; nothing was "
+                              error=_("The case service cannot be reached; nothing was "
                                       "changed. Try again in a moment."))
+    except ActionRefused as err:  # the read model refused the new case (listed for ops)
+        return _new_case_page(500, view=view, orderless=not order_id, values=values,
+                              error=_("Refused: %(why)s", why=err.message))
     flash(_("Case %(id)s is open.", id=row.id), "success")
     return redirect(url_for("desk.case_page", case_id=row.id))
 
