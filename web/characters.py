@@ -28,21 +28,25 @@ REFUSAL = ("contains a control character (such as NUL) or an unpaired surrogate,
 JSON_BLUEPRINTS = ("api", "reports", "status", "webhooks", "evidence", "openapi", "health")
 
 
+def unstorable_text(value: object) -> bool:
+    return isinstance(value, str) and UNSTORABLE.search(value) is not None
+
+
 def text_problem(value: str) -> str | None:
     """Why `value` cannot be taken as text, or None."""
-    return REFUSAL if UNSTORABLE.search(value) else None
+    return REFUSAL if unstorable_text(value) else None
 
 
 def unstorable(value: object, path: str = "") -> Iterator[str]:
     """The paths (`customer.name`, `items.0.reason`) of unstorable text in a decoded
     JSON value, a key counting as its value's path."""
     if isinstance(value, str):
-        if UNSTORABLE.search(value):
+        if unstorable_text(value):
             yield path or "_schema"
     elif isinstance(value, dict):
         for key, item in value.items():
             key_text = str(key)
-            if UNSTORABLE.search(key_text):
+            if unstorable_text(key_text):
                 yield path or "_schema"  # the bad name itself is not repeated back
                 continue
             yield from unstorable(item, f"{path}.{key_text}" if path else key_text)
@@ -62,9 +66,9 @@ def refused_fields() -> list[str]:
         found.extend(unstorable(request.get_json(silent=True)))
     for values in multi:
         for name, given in values.lists():
-            if UNSTORABLE.search(name):
+            if unstorable_text(name):
                 found.append("_schema")
-            elif any(UNSTORABLE.search(value) for value in given):
+            elif any(unstorable_text(value) for value in given):
                 found.append(name)
     return list(dict.fromkeys(found))
 

@@ -1046,10 +1046,11 @@ class CaseWorkflow:
         return self._result()
 
     def _unwritten(self) -> ApplicationError:
+        # The database's own words stay in the log and the operators' listing.
         return ApplicationError(
-            f"case {self.state.case_id} changed, but the read model refused the write: "
-            f"{self._projection_error}. Operators are alerted; the case is shown again "
-            "once it is written", type=PROJECTION_REFUSED, non_retryable=True)
+            f"case {self.state.case_id} changed, but the read model refused to store it; "
+            "operators are alerted, and the case is shown again once it is written",
+            type=PROJECTION_REFUSED, non_retryable=True)
 
     def _result(self) -> UpdateResult:
         return UpdateResult(self.state.case_id, self._version, self.state.stage,
