@@ -134,6 +134,28 @@ def test_an_idempotency_key_with_a_lone_surrogate_body_is_422_not_500(app):
     assert bad_key.status_code == 422 and "Idempotency-Key" in bad_key.get_json()["errors"]
 
 
+def test_an_unknown_caller_is_refused_before_its_body_is_read(app):
+    response = post(app.test_client(), "/api/v1/cases", {**CASE, "description": "\x00"})
+    assert response.status_code == 401
+
+
+def test_a_signed_courier_event_with_a_nul_is_refused(database_url):
+    from web.webhooks import signature
+
+    app = create_app(make_settings("127.0.0.1:9", database_url, "http://127.0.0.1:9",
+                                   courier_webhook_secret="courier-secret"))
+    body = json.dumps({"event_id": "E-1", "waybill_no": "W-1", "reference": "AS-X1",
+                       "type": "scan", "status": "in_transit",
+                       "at": "2026-12-01T10:00:00Z", "detail": "depot\x00"}).encode()
+    stamp = str(int(time.time()))
+    response = app.test_client().post(
+        "/webhooks/courier", data=body, content_type="application/json",
+        headers={"X-Courier-Signature": signature(body, "courier-secret", stamp),
+                 "X-Courier-Timestamp": stamp})
+    app.extensions["aftersales"].engine.dispose()
+    refused(response, "detail")
+
+
 def test_tab_newline_and_carriage_return_are_ordinary_text(app):
     response = app.test_client().post(
         "/api/v1/users", headers=bearer(app, "ada", "admin"),

@@ -108,7 +108,6 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
     from web.webhooks import webhooks
 
     problems.register(app)
-    characters.register(app)  # before any view, schema or Idempotency-Key
     audit.register(app)
     i18n.init_app(app)
     caseview.register(app)
@@ -131,6 +130,7 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
         from web.devmail import devmail
 
         app.register_blueprint(devmail)
+    characters.register(app)
     # Forms are protected by CSRF tokens; the JSON API authenticates by bearer token or
     # signature, never by cookie, so it has nothing to protect.
     csrf.init_app(app)

@@ -6,9 +6,9 @@ workflow and make every write of its projection fail. The other C0 controls (exc
 tab, line feed and carriage return) mean nothing in a name, a note or a message, are
 not allowed in XML 1.0 (exports, provider APIs), and can rewrite a terminal a log is
 read in; U+FFFE and U+FFFF are not characters. So the URL (path parts and query
-string), form fields and JSON bodies are checked here, before any view, schema or
-`Idempotency-Key` handling runs: the API answers 422 problem+json naming the field, a
-page a page that says which field to correct.
+string) and the pages' form fields are checked here before any view runs, and JSON
+bodies where they are read, before their schema: the API answers 422 problem+json
+naming the field, a page a page that says which field to correct.
 """
 
 from __future__ import annotations
@@ -55,15 +55,33 @@ def unstorable(value: object, path: str = "") -> Iterator[str]:
             yield from unstorable(item, f"{path}.{index}" if path else str(index))
 
 
+def _json_answer() -> bool:
+    return request.blueprint in JSON_BLUEPRINTS or request.path.startswith("/api/")
+
+
+def _refusal(fields: list[str]) -> Problem:
+    return Problem(422, "Invalid request", "some fields contain characters that cannot be "
+                   "stored", errors={name: [REFUSAL] for name in fields})
+
+
+def refuse_unstorable_json(body: object) -> None:
+    """Raise the 422 for a JSON body holding unstorable text. Called where a body is
+    read (`json_body`, the webhook), after the caller is known: nobody unknown makes the
+    server read a body."""
+    fields = list(dict.fromkeys(unstorable(body)))
+    if fields:
+        raise _refusal(fields)
+
+
 def refused_fields() -> list[str]:
-    """The request's fields holding unstorable text: path parts, query string, form
-    fields and the JSON body."""
+    """The request's fields holding unstorable text, before any view: the path parts, the
+    query string and, on the pages, the form fields (which the CSRF check reads next
+    anyway, within the upload limits set before)."""
     found = list(unstorable(request.view_args or {}))
     multi = [request.args]
-    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+    if not _json_answer() and request.mimetype in ("application/x-www-form-urlencoded",
+                                                   "multipart/form-data"):
         multi.append(request.form)
-    elif request.is_json:
-        found.extend(unstorable(request.get_json(silent=True)))
     for values in multi:
         for name, given in values.lists():
             if unstorable_text(name):
@@ -74,13 +92,13 @@ def refused_fields() -> list[str]:
 
 
 def refuse_unstorable_text():
-    """A `before_request` hook: refuse the request if any of its text is unstorable."""
+    """A `before_request` hook: refuse the request if its URL or form holds unstorable
+    text (JSON bodies: `refuse_unstorable_json`)."""
     fields = refused_fields()
     if not fields:
         return None
-    if request.blueprint in JSON_BLUEPRINTS or request.path.startswith("/api/"):
-        raise Problem(422, "Invalid request", "some fields contain characters that "
-                      "cannot be stored", errors={name: [REFUSAL] for name in fields})
+    if _json_answer():
+        raise _refusal(fields)
     return render_template(
         "message.html", title=_("Some text cannot be taken"),
         back=request.referrer if request.referrer and request.referrer.startswith(
@@ -90,4 +108,5 @@ def refuse_unstorable_text():
 
 
 def register(app: Flask) -> None:
+    """After the blueprints (their upload limits apply first), before the CSRF check."""
     app.before_request(refuse_unstorable_text)
