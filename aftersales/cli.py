@@ -172,6 +172,68 @@ def token_create(name: str) -> None:
 
 
 @main.group()
+def cases() -> None:
+    """Cases the read model could not take (docs/operations.md)."""
+
+
+@cases.command("failed")
+def cases_failed() -> None:
+    """List the cases whose projection write the read model refused for good."""
+    from db.projection_failures import failed_cases
+
+    with _sessions()() as session:
+        rows = failed_cases(session)
+        for row in rows:
+            click.echo(f"{row.case_id}  version {row.version}  {row.failures} failed since "
+                       f"{row.first_failed_at:%Y-%m-%d %H:%M}Z  {row.error}")
+    if not rows:
+        click.echo("no case is waiting to be written")
+
+
+@cases.command("reproject")
+@click.argument("case_ids", nargs=-1, metavar="[CASE_ID]...")
+@click.option("--all-failed", is_flag=True, help="Every case `cases failed` lists.")
+def cases_reproject(case_ids: tuple[str, ...], all_failed: bool) -> None:
+    """Write cases to the read model again from their workflows, once the cause of a
+    refused write is removed; exits non-zero if any still fails."""
+    from aftersales.reconcile import reproject
+    from aftersales.temporal import connect
+    from db.links import LinkSeal
+    from db.projection_failures import describe, failed_cases
+
+    sessions = _sessions()
+    wanted = list(case_ids)
+    if all_failed:
+        with sessions() as session:
+            wanted += [row.case_id for row in failed_cases(session) if row.case_id not in
+                       wanted]
+    if not wanted:
+        raise click.UsageError("name the cases, or --all-failed")
+
+    settings = _settings()
+    try:
+        settings.check_secret_key()  # the links are written sealed with it
+    except ValueError as err:
+        raise click.ClickException(str(err)) from err
+    links = LinkSeal(settings.secret_key)
+
+    async def run() -> int:
+        client = await connect(settings)
+        failures = 0
+        for case_id in wanted:
+            try:
+                click.echo(await reproject(client, sessions, links, case_id))
+            except Exception as err:
+                failures += 1
+                click.echo(f"{case_id}: not written: {describe(err)}", err=True)
+        return failures
+
+    failures = asyncio.run(run())
+    if failures:
+        raise click.ClickException(f"{failures} of {len(wanted)} cases were not written")
+
+
+@main.group()
 def events() -> None:
     """Events out to other systems (AFTERSALES_EVENT_WEBHOOK_URL)."""
 

@@ -179,10 +179,11 @@ class Housekeeping:
     def reconcile(self) -> ReconcileReport:
         """Repair open cases whose projection disagrees with Temporal, and say which."""
         report = asyncio.run(self._reconcile())
-        log.info("reconciliation: %d open cases checked, %d repaired (%s), %d unanswered",
-                 report.checked, len(report.repaired),
+        log.info("reconciliation: %d open cases checked, %d repaired (%s), %d unanswered, "
+                 "%d not written (%s)", report.checked, len(report.repaired),
                  ", ".join(r.case_id for r in report.repaired) or "none",
-                 len(report.unanswered))
+                 len(report.unanswered), len(report.unwritten),
+                 ", ".join(report.unwritten) or "none")
         return report
 
     async def _reconcile(self) -> ReconcileReport:
@@ -274,10 +275,13 @@ def run_once(settings: Settings, job: str, mail_handler: Handle | None = None) -
         return f"{job}: this run is done already or running in another scheduler"
     if isinstance(result, ReconcileReport):
         lines = [f"reconcile: {result.checked} open cases checked, "
-                 f"{len(result.repaired)} repaired, {len(result.unanswered)} unanswered"]
+                 f"{len(result.repaired)} repaired, {len(result.unanswered)} unanswered, "
+                 f"{len(result.unwritten)} not written"]
         lines += [f"  repaired {r.case_id}: read model had {r.was}, workflow {r.now}"
                   for r in result.repaired]
         lines += [f"  unanswered {case_id}: {why}" for case_id, why in result.unanswered.items()]
+        lines += [f"  not written {case_id}: {why} (aftersales cases reproject {case_id})"
+                  for case_id, why in result.unwritten.items()]
         return "\n".join(lines)
     if isinstance(result, DeliveryReport):
         return (f"outbox_sweep: {len(result.result.sent)} sent, {len(result.failed)} failed, "

@@ -35,6 +35,9 @@ class Settings:
     temporal_tls_cert: str = ""
     temporal_tls_key: str = ""
     temporal_api_key: str = ""
+    # How long the web app waits for a case to answer an action (AFTERSALES_UPDATE_TIMEOUT,
+    # seconds); past it the answer is a 503 whose outcome is unknown (docs/api.md).
+    update_timeout: float = 60.0
     task_queue: str = "aftersales"
     # Case workflows a worker keeps in memory (AFTERSALES_WORKER_CACHE), about 370 KiB
     # each; beyond it a woken case is replayed from its history first
@@ -161,6 +164,7 @@ class Settings:
             temporal_tls_cert=get("AFTERSALES_TEMPORAL_TLS_CERT", ""),
             temporal_tls_key=get("AFTERSALES_TEMPORAL_TLS_KEY", ""),
             temporal_api_key=get("AFTERSALES_TEMPORAL_API_KEY", ""),
+            update_timeout=float(get("AFTERSALES_UPDATE_TIMEOUT") or 60),
             task_queue=get("AFTERSALES_TASK_QUEUE", "aftersales"),
             worker_cache=int(get("AFTERSALES_WORKER_CACHE") or 2000),
             sla_file=get("AFTERSALES_SLA_FILE") or None,
@@ -247,6 +251,7 @@ class Settings:
             "AFTERSALES_TEMPORAL_TLS_CERT": self.temporal_tls_cert,
             "AFTERSALES_TEMPORAL_TLS_KEY": self.temporal_tls_key,
             "AFTERSALES_TEMPORAL_API_KEY": self.temporal_api_key,
+            "AFTERSALES_UPDATE_TIMEOUT": f"{self.update_timeout:g}",
             "AFTERSALES_TASK_QUEUE": self.task_queue,
             "AFTERSALES_WORKER_CACHE": str(self.worker_cache),
             "AFTERSALES_SECRET_KEY": self.secret_key,

@@ -451,3 +451,20 @@ class RateCounter(Base):
     window_ends_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
 
     __table_args__ = (Index("ix_rate_counters_window_ends", "window_ends_at"),)
+
+
+class ProjectionFailure(Base):
+    """A case whose projection write failed for good (bad data, not a lost connection):
+    the alert operators see (`aftersales cases failed`, the reconciliation report) until
+    the case is written again (`aftersales cases reproject`, or the workflow's next
+    write that succeeds). One row per case: the latest failure and how many."""
+
+    __tablename__ = "projection_failures"
+
+    case_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    # The error's type and message, control characters escaped.
+    error: Mapped[str] = mapped_column(String(500), nullable=False)
+    failures: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    first_failed_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    failed_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)

@@ -114,7 +114,7 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=hops, x_proto=hops)
 
-    from web import audit, body_limit, caseview, i18n, problems, reasons
+    from web import audit, body_limit, caseview, characters, i18n, problems, reasons
     from web.api import api
     from web.customer import customer
     from web.desk import desk
@@ -152,6 +152,7 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
         from web.devmail import devmail
 
         app.register_blueprint(devmail)
+    characters.register(app)
     # Forms are protected by CSRF tokens; the JSON API authenticates by bearer token or
     # signature, never by cookie, so it has nothing to protect.
     csrf.init_app(app)

@@ -8,6 +8,7 @@ from db import accounts
 from db import cases as case_store
 from web import intake
 from web.auth import check, current_user, require
+from web.characters import refuse_unstorable_json
 from web.commands import perform_action
 from web.gateway import CaseNotRunning
 from web.idempotency import idempotent
@@ -41,6 +42,7 @@ def json_body() -> dict:
         raise Problem(400, "Malformed JSON", "the request body is not valid JSON")
     if not isinstance(body, dict):
         raise Problem(400, "Malformed JSON", "the request body must be a JSON object")
+    refuse_unstorable_json(body)
     return body
 
 

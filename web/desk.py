@@ -32,7 +32,7 @@ from web.caseview import (
     thread,
 )
 from web.commands import perform_action
-from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
+from web.gateway import ActionRefused, CaseNotRunning, OutcomeUnknown, TemporalUnavailable
 from web.i18n import current_lang
 from web.pages import staff_page
 from web.problems import Problem, flatten_errors
@@ -146,8 +146,12 @@ def act(case_id: str, action: str):
         flash(_("The case has ended and takes no more actions.") if known
               else _("There is no case %(id)s.", id=case_id), "error")
         return back
+    except OutcomeUnknown:
+        flash(_("The case service did not answer in time; the action may still be done. "
+                "Reload the case to see whether it was before trying again."), "error")
+        return back
     except TemporalUnavailable:
-        flash(_("The case service is not answering; nothing was changed. Try again in a "
+        flash(_("The case service cannot be reached; nothing was changed. Try again in a "
                 "moment."), "error")
         return back
     flash(_("Done: %(action)s.", action=ACTION_NAMES[action]), "success")
@@ -308,10 +312,18 @@ def create_case():
             customer=Customer(**data["customer"]),
             items=[CaseItem(**item) for item in data["items"]],
             description=data["description"], opened_by=g.user.name))
+    except OutcomeUnknown:
+        return _new_case_page(503, view=view, orderless=not order_id, values=values,
+                              error=_("The case service did not answer in time; the case "
+                                      "may still be opened. Look for it in the queue "
+                                      "before opening it again."))
     except (Problem, TemporalUnavailable):
         return _new_case_page(503, view=view, orderless=not order_id, values=values,
-                              error=_("The case service is not answering; nothing was "
+                              error=_("The case service cannot be reached; nothing was "
                                       "changed. Try again in a moment."))
+    except ActionRefused as err:  # the read model refused the new case (listed for ops)
+        return _new_case_page(500, view=view, orderless=not order_id, values=values,
+                              error=_("Refused: %(why)s", why=err.message))
     flash(_("Case %(id)s is open.", id=row.id), "success")
     return redirect(url_for("desk.case_page", case_id=row.id))
 

@@ -29,11 +29,19 @@ from workflows.case.workflow import CaseWorkflow
 
 T = TypeVar("T")
 CONNECT_TIMEOUT = 5.0
-UPDATE_TIMEOUT = 60.0
 
 
 class TemporalUnavailable(Exception):
     """Temporal cannot be reached; the request may be retried."""
+
+
+class OutcomeUnknown(TemporalUnavailable):
+    """The command was sent, or may have been, but no answer came in time: it may still
+    be applied. Sent again with the same update id, an action learns its outcome."""
+
+
+MAYBE = ("the change may still be applied. Retry with the same Idempotency-Key to learn "
+         "its outcome; without one, read the case before trying again")
 
 
 class CaseNotRunning(Exception):
@@ -64,7 +72,11 @@ class CaseGateway:
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
         loop = self._ensure_loop()
         future = asyncio.run_coroutine_threadsafe(coro, loop)
-        return future.result(timeout)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()  # stop waiting in the loop too; the server may still apply it
+            raise
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -122,13 +134,19 @@ class CaseGateway:
             return await client.execute_update_with_start_workflow(
                 CaseWorkflow.intake, start_workflow_operation=operation)
 
-        return self._call(start())
+        try:
+            return self._call(start())
+        except OutcomeUnknown as err:
+            # A retry opens a new case (a new id): say so, rather than "retry".
+            raise OutcomeUnknown(f"Temporal did not answer in time; case {inp.case_id} may "
+                                 "still be opened. Look for it before opening the case "
+                                 "again") from err
 
-    def act(self, case_id: str, update: str, arg: Any,
-            update_id: str | None = None) -> UpdateResult:
+    def act(self, case_id: str, update: str, arg: Any, update_id: str | None = None
+            ) -> UpdateResult:
         """Send one update, by its name in the action table, to a running case and
-        return its result. An update sent again under the same `update_id` is not
-        taken twice: Temporal answers it with the first one's result."""
+        return its result. With `update_id`, the server runs the update once per case
+        run: sent again (after a timeout), it answers with the first outcome."""
 
         async def send() -> UpdateResult:
             client = await self._get_client()
@@ -159,7 +177,9 @@ class CaseGateway:
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         try:
-            return self._run(coro, UPDATE_TIMEOUT)
+            return self._run(coro, self._settings.update_timeout)
+        except TemporalUnavailable:
+            raise  # no connection: nothing was sent
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError):
@@ -169,7 +189,8 @@ class CaseGateway:
             if err.status == RPCStatusCode.NOT_FOUND:
                 raise CaseNotRunning(err.message) from err
             if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
-                raise TemporalUnavailable(err.message) from err
+                raise OutcomeUnknown(f"Temporal did not answer ({err.message}); {MAYBE}") \
+                    from err
             raise
         except TimeoutError as err:
-            raise TemporalUnavailable("Temporal did not answer in time") from err
+            raise OutcomeUnknown(f"Temporal did not answer in time; {MAYBE}") from err

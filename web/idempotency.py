@@ -4,6 +4,12 @@ The key is scoped to the calling user and kept with a hash of the request for 24
 The first request reserves the key before it runs, so a concurrent duplicate gets a
 409 instead of running twice. Answers that say "try again" (5xx, 503) are not kept:
 the client's retry with the same key runs the request again.
+
+An action sends its Temporal update with an id made from the key (`update_id`), and
+the server runs an update id once per case: so when the update timed out and the
+outcome is unknown (`OutcomeUnknown`), the key stays reserved, marked so, and the
+retry sends the same update again, which answers with the first outcome instead of
+running the action twice.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import json
 from datetime import UTC, datetime
 from functools import wraps
 
-from flask import current_app, make_response, request
+from flask import current_app, g, make_response, request
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
@@ -22,11 +28,16 @@ from db.idempotency import KEY_LIFETIME
 from db.links import answer_case, stored, with_link
 from db.models import IdempotencyKey
 from web.auth import current_user
+from web.characters import text_problem
+from web.gateway import OutcomeUnknown
 from web.problems import Problem
 
 MAX_KEY_LENGTH = 200
 REPLAYED_HEADER = "Idempotent-Replayed"
 KEPT_HEADERS = ("Location",)
+# A reserved key whose request timed out with its outcome unknown: the retry runs it
+# again (with the same update id). No answer of this status is ever kept otherwise.
+OUTCOME_UNKNOWN = 503
 
 
 def fingerprint() -> str:
@@ -34,20 +45,8 @@ def fingerprint() -> str:
     canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")) \
         if body is not None else request.get_data(as_text=True)
     text = f"{request.method} {request.path}\n{canonical}"
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def update_id() -> str | None:
-    """The Temporal update id of this request's action when it carries an
-    Idempotency-Key: the same user, key and request give the same id. A 503 is not kept,
-    so a retry runs again; with the same id Temporal answers it from the action that
-    was already taken (its answer lost when Temporal went away) instead of taking it
-    twice or refusing it as no longer fitting the case."""
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
-        return None
-    text = f"{current_user().name}\n{key}\n{fingerprint()}"
-    return "idempotency-" + hashlib.sha256(text.encode()).hexdigest()
+    # A lone surrogate is refused at the door; should one come this far, it still hashes.
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def idempotent(view):
@@ -58,19 +57,27 @@ def idempotent(view):
         key = request.headers.get("Idempotency-Key")
         if key is None:
             return view(*args, **kwargs)
-        if not key.strip() or len(key) > MAX_KEY_LENGTH:
+        if not key.strip() or len(key) > MAX_KEY_LENGTH or text_problem(key):
             raise Problem(422, "Invalid request", "bad Idempotency-Key header",
-                          errors={"Idempotency-Key": [f"1 to {MAX_KEY_LENGTH} characters"]})
+                          errors={"Idempotency-Key": [f"1 to {MAX_KEY_LENGTH} characters, "
+                                                     "no control characters"]})
         user = current_user().name
         sessions = current_app.extensions["aftersales"].sessions
-        stored = _reserve(sessions, user, key, fingerprint())
-        if stored is not None:
-            return stored
+        replayed, reserved_at = _reserve(sessions, user, key, fingerprint())
+        if replayed is not None:
+            return replayed
+        g.update_id = _update_id(user, key, reserved_at)
+        unknown = False
         try:
             response = make_response(view(*args, **kwargs))
+        except OutcomeUnknown as err:
+            unknown = True
+            response = make_response(current_app.handle_user_exception(err))
         except Exception as err:
             response = make_response(current_app.handle_user_exception(err))
-        if response.status_code >= 500:
+        if unknown:
+            _mark_unknown(sessions, user, key)
+        elif response.status_code >= 500:
             _release(sessions, user, key)
         else:
             _store(sessions, user, key, response)
@@ -79,8 +86,23 @@ def idempotent(view):
     return wrapper
 
 
+def update_id() -> str | None:
+    """The Temporal update id for this request's action, when it has an
+    Idempotency-Key."""
+    return g.get("update_id")
+
+
+def _update_id(user: str, key: str, reserved_at: datetime) -> str:
+    # The reservation's time tells a key used again after it expired from the first use.
+    micros = int(as_utc(reserved_at).timestamp() * 1_000_000)
+    digest = hashlib.sha256(f"{user}\n{key}\n{micros}".encode("utf-8", "surrogatepass"))
+    return f"idempotency-{digest.hexdigest()}"
+
+
 def _reserve(sessions, user: str, key: str, print_: str):
-    """Reserve the key, or the stored answer when this request was made before."""
+    """Reserve the key: (None, when it was reserved); or (the stored answer, None) when
+    this request was made before. A request whose outcome was unknown is run again under
+    its first reservation."""
     now = datetime.now(UTC)
     with sessions.begin() as session:
         row = session.get(IdempotencyKey, (user, key))
@@ -96,13 +118,16 @@ def _reserve(sessions, user: str, key: str, print_: str):
             except IntegrityError:
                 raise Problem(409, "Conflict", "a request with this Idempotency-Key is "
                               "being processed") from None
-            return None
+            return None, now
         if row.fingerprint != print_:
             raise Problem(409, "Conflict", "this Idempotency-Key was used with a different "
                           "request; use a new key for a new request")
         if row.status is None:
             raise Problem(409, "Conflict", "a request with this Idempotency-Key is still "
                           "being processed; retry shortly", headers={"Retry-After": "1"})
+        if row.status == OUTCOME_UNKNOWN:
+            row.status, row.response = None, None  # in progress again
+            return None, row.created_at
         body = row.response
         if isinstance(body, dict):  # the case's status link is kept sealed (db/links.py)
             body = with_link(body, answer_case(body), current_app.extensions["aftersales"].links)
@@ -110,7 +135,7 @@ def _reserve(sessions, user: str, key: str, print_: str):
         for name, value in (row.headers or {}).items():
             response.headers[name] = value
         response.headers[REPLAYED_HEADER] = "true"
-        return response
+        return response, None
 
 
 def _store(sessions, user: str, key: str, response) -> None:
@@ -128,6 +153,13 @@ def _store(sessions, user: str, key: str, response) -> None:
                    if name in response.headers}
         headers["Content-Type"] = response.content_type
         row.headers = headers
+
+
+def _mark_unknown(sessions, user: str, key: str) -> None:
+    with sessions.begin() as session:
+        row = session.get(IdempotencyKey, (user, key))
+        if row is not None:
+            row.status = OUTCOME_UNKNOWN
 
 
 def _release(sessions, user: str, key: str) -> None:

@@ -20,7 +20,13 @@ from db import cases as case_store
 from db.models import Case
 from web.gateway import ActionRefused
 from web.problems import Problem
-from workflows.case.contracts import CaseInput, CaseItem, Customer, OrderSnapshot
+from workflows.case.contracts import (
+    PROJECTION_REFUSED,
+    CaseInput,
+    CaseItem,
+    Customer,
+    OrderSnapshot,
+)
 from workflows.case.eligibility import REFUSALS, LineOption, line_options
 from workflows.case.vocabulary import ID_ALPHABET
 
@@ -213,6 +219,8 @@ def open_case(inp: CaseInput) -> Case:
     try:
         st.gateway.open_case(inp)
     except ActionRefused as err:
+        if err.kind == PROJECTION_REFUSED:
+            raise  # the server's fault (500), not the request's
         if err.kind == "OrderNotFound":
             raise Problem(422, "Unknown order", err.message,
                           errors={"order_id": [err.message]}) from err

@@ -27,7 +27,8 @@ PROBLEM_TEXT = {
          "another body, or the case has all the files it may have",
     413: "The body or a file is larger than allowed",
     415: "A file of a type not accepted (decided from its bytes)",
-    422: "Invalid field values; `errors` is keyed by field path",
+    422: "Invalid field values, or text with a control character (NUL, …) or a lone "
+         "surrogate anywhere in the request; `errors` is keyed by field path",
     503: "Temporal or the database cannot be reached; retry after `Retry-After` seconds",
 }
 IDEMPOTENCY_HEADER = {
@@ -236,7 +237,15 @@ def build_spec() -> dict:
                  "responses": {"201": _json("User", "The new user"),
                                **_problems(400, 401, 403, 409, 422, 503)}},
     })
-    return spec.to_dict()
+    document = spec.to_dict()
+    # Any request may carry text that cannot be stored, in its path too (web/characters.py).
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            operation["responses"].setdefault("422", {
+                "description": PROBLEM_TEXT[422],
+                "content": {"application/problem+json": {
+                    "schema": {"$ref": "#/components/schemas/Problem"}}}})
+    return document
 
 
 @openapi.get("/api/v1/openapi.json")

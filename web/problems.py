@@ -10,6 +10,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
+from workflows.case.contracts import PROJECTION_REFUSED
 
 log = logging.getLogger("aftersales.web")
 PROBLEM_BASE = "https://aftersales.dev/problems/"
@@ -73,9 +74,13 @@ def register(app: Flask) -> None:
     def on_refused(err: ActionRefused):
         # The workflow's validators say why: the wrong stage (409), a role the workflow
         # itself checks (403), or values that do not fit the case (422).
-        status = {"WrongStage": 409, "TooMany": 409, "Forbidden": 403}.get(err.kind, 422)
+        # A change the read model refused to store is the server's fault, not the
+        # caller's: 500, and the case is listed for operators.
+        status = {"WrongStage": 409, "TooMany": 409, "Forbidden": 403,
+                  PROJECTION_REFUSED: 500}.get(err.kind, 422)
         title = ("Too many" if err.kind == "TooMany" else
-                 {409: "Action not allowed", 403: "Forbidden"}.get(status, "Invalid action"))
+                 {409: "Action not allowed", 403: "Forbidden",
+                  500: "Not written"}.get(status, "Invalid action"))
         return problem_response(Problem(status, title, err.message))
 
     @app.errorhandler(CaseNotRunning)

@@ -16,6 +16,7 @@ from marshmallow import Schema, fields, validate
 
 from activities.signing import signature_matches, webhook_signature
 from db import cases as case_store
+from web.characters import refuse_unstorable_json
 from web.gateway import ActionRefused, CaseNotRunning
 from web.intake import case_input
 from web.problems import Problem
@@ -69,6 +70,7 @@ def courier():
     payload = request.get_json(silent=True)
     if not isinstance(payload, dict):
         raise Problem(400, "Malformed JSON", "the body must be a JSON object")
+    refuse_unstorable_json(payload)
     data = CourierEventSchema().load(payload)
     with state.sessions() as session:
         known = case_store.get_case(session, data["reference"]) is not None

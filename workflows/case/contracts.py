@@ -408,6 +408,13 @@ class Projection:
     snapshot: CaseSnapshot
     events: list[TimelineEvent] = field(default_factory=list)
     outbox: list[OutboxMessage] = field(default_factory=list)
+    # Carries what an earlier write refused for good (PROJECTION_REFUSED) did not
+    # write: once this one succeeds, the case is no longer listed as failed.
+    after_failure: bool = False
+
+
+# The projection activity's failure when the read model refuses the write for good.
+PROJECTION_REFUSED = "ProjectionRefused"
 
 
 @dataclass

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         MAX_TAG_LENGTH,
         MAX_TAGS,
         PROJECT_CASE,
+        PROJECTION_REFUSED,
         TRIAGE_CASE,
         Actor,
         AnalyzeInput,
@@ -55,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         NoteInput,
         OrderLookup,
         OrderSnapshot,
+        OutboxMessage,
         Projection,
         ReasonInput,
         ReplyInput,
@@ -65,6 +67,7 @@ with workflow.unsafe.imports_passed_through():
         StaffReplyInput,
         StageClock,
         TagInput,
+        TimelineEvent,
         Triage,
         TriageRequest,
         UpdateResult,
@@ -172,6 +175,11 @@ class CaseWorkflow:
         self._recorded = False
         self._projected = False
         self._intake_error: str | None = None
+        # What a write the read model refused for good did not write, and why; carried
+        # by every later write until one succeeds (`aftersales cases reproject`).
+        self._unwritten_events: list[TimelineEvent] = []
+        self._unwritten_outbox: list[OutboxMessage] = []
+        self._projection_error: str | None = None
         self._version = 0
         self._wake = False
         self._published_sa: dict[str, object] = {}
@@ -355,15 +363,25 @@ class CaseWorkflow:
         """The case as it stands, as the read model would store it."""
         return self._snapshot()
 
+    @workflow.query
+    def projection(self) -> Projection:
+        """The write that brings the read model up to the case, with what writes the
+        read model refused did not write (`aftersales cases reproject`)."""
+        return Projection(snapshot=self._snapshot(), events=list(self._unwritten_events),
+                          outbox=list(self._unwritten_outbox), after_failure=True)
+
     # ------------------------------------------------------------ intake
 
     @workflow.update
     async def intake(self) -> UpdateResult:
         """Answers once the record stage is done: the case, or why it was refused."""
         await workflow.wait_condition(
-            lambda: (self._recorded and self._projected) or self._intake_error is not None)
+            lambda: (self._recorded and self._projected) or self._intake_error is not None
+            or self._projection_error is not None)
         if self._intake_error is not None and not self._recorded:
             raise ApplicationError(self._intake_error, type="OrderNotFound", non_retryable=True)
+        if not self._projected:
+            raise self._unwritten()
         return self._result()
 
     # ------------------------------------------------------------ staff actions
@@ -1048,7 +1066,16 @@ class CaseWorkflow:
     async def _commit(self) -> UpdateResult:
         self._wake = True
         await self._flush()
+        if self._projection_error is not None:
+            raise self._unwritten()
         return self._result()
+
+    def _unwritten(self) -> ApplicationError:
+        # The database's own words stay in the log and the operators' listing.
+        return ApplicationError(
+            f"case {self.state.case_id} changed, but the read model refused to store it; "
+            "operators are alerted, and the case is shown again once it is written",
+            type=PROJECTION_REFUSED, non_retryable=True)
 
     def _result(self) -> UpdateResult:
         return UpdateResult(self.state.case_id, self._version, self.state.stage,
@@ -1058,15 +1085,33 @@ class CaseWorkflow:
         """Write the current state, new timeline events and outbox rows in one step."""
         self._version += 1
         events, outbox = self.log.take()
-        projection = Projection(snapshot=self._snapshot(), events=events, outbox=outbox)
+        projection = Projection(
+            snapshot=self._snapshot(), events=[*self._unwritten_events, *events],
+            outbox=[*self._unwritten_outbox, *outbox],
+            after_failure=self._projection_error is not None)
         self._publish_search_attributes(projection.snapshot)
-        await workflow.execute_local_activity(
-            PROJECT_CASE.name, projection,
-            start_to_close_timeout=timedelta(seconds=10), retry_policy=PROJECTION_RETRY,
-        )
+        try:
+            await workflow.execute_local_activity(
+                PROJECT_CASE.name, projection,
+                start_to_close_timeout=timedelta(seconds=10), retry_policy=PROJECTION_RETRY,
+            )
+        except ApplicationError as err:
+            # A local activity's failure arrives as its own error, not as an
+            # ActivityError.
+            if err.type != PROJECTION_REFUSED:
+                raise
+            # Refused for good (the activity listed the case for operators): the case
+            # goes on, and the next write carries what this one did not write.
+            self._unwritten_events, self._unwritten_outbox = projection.events, projection.outbox
+            self._projection_error = err.message
+            workflow.logger.error("case %s version %d not written to the read model: %s",
+                                  self.state.case_id, self._version, self._projection_error)
+            return
+        self._unwritten_events, self._unwritten_outbox = [], []
+        self._projection_error = None
         self._projected = True
-        if outbox and workflow.patched(NOTIFY_PATCH):
-            keys = [m.key for m in outbox]
+        if projection.outbox and workflow.patched(NOTIFY_PATCH):
+            keys = [m.key for m in projection.outbox]
             self._deliveries = [t for t in self._deliveries if not t.done()]
             self._deliveries.append(asyncio.create_task(self._deliver(keys)))
 
