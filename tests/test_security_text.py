@@ -255,7 +255,8 @@ def test_a_projection_refused_for_good_is_listed_alerted_and_reprojected(
     from aftersales.temporal import connect
 
     async def reconciled():
-        return await reconcile(await connect(settings), app.extensions["aftersales"].sessions)
+        return await reconcile(await connect(settings), app.extensions["aftersales"].sessions,
+                               app.extensions["aftersales"].links)
 
     report = asyncio.run(reconciled())
     assert case_id in report.unwritten and "NUL" in report.unwritten[case_id]
