@@ -390,6 +390,9 @@ def test_the_admin_page_reads_the_audit_log_and_exports_it(app):
     assert listed["items"][0]["case_id"] == "AS-10"
     bad = app.test_client().get("/api/v1/audit?from=yesterday", headers=bearer(api))
     assert bad.status_code == 422 and "from" in bad.get_json()["errors"]
+    # The page in Chinese (the choice is remembered from here on).
+    chinese = admin.get("/admin?lang=zh_CN").get_data(as_text=True)
+    assert "用户与令牌" in chinese and "审计日志" in chinese and "下载 CSV" in chinese
 
 
 # ------------------------------------------------------------------ the command line
