@@ -182,14 +182,14 @@ def _audit_time(value: str, field_name: str, end: bool) -> datetime:
     the end of that day."""
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        if end and len(value) == 10:
+            parsed += timedelta(days=1)
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise ValidationError("a date (2026-12-04) or a time (2026-12-04T08:00:00Z)",
                               field_name) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    if end and len(value) == 10:
-        parsed += timedelta(days=1)
-    return parsed
 
 
 class AuditQuery(Schema):
@@ -571,6 +571,49 @@ class UserSchema(Schema):
 
 class UserListSchema(Schema):
     items = fields.List(fields.Nested(UserSchema), required=True)
+
+
+class DeactivationSchema(UserSchema):
+    returned_cases = fields.List(fields.String(), required=True)
+    cases_not_returned = fields.Dict(keys=fields.String(), values=fields.String(),
+                                     required=True)
+
+
+class TokenSchema(Schema):
+    """A token as it is shown: never the token, only its public id."""
+
+    id = fields.String(required=True)
+    user = fields.String(required=True)
+    state = fields.String(required=True, validate=validate.OneOf(
+        ("active", "expired", "revoked")))
+    created_at = fields.DateTime(required=True)
+    expires_at = fields.DateTime(required=True, allow_none=True)
+    last_used_at = fields.DateTime(required=True, allow_none=True)
+    revoked = fields.Boolean(required=True)
+
+
+class TokenListSchema(Schema):
+    items = fields.List(fields.Nested(TokenSchema), required=True)
+
+
+class AuditEntrySchema(Schema):
+    id = fields.Integer(required=True)
+    at = fields.DateTime(required=True)
+    actor = fields.String(required=True)
+    role = fields.String(required=True)
+    method = fields.String(required=True)
+    path = fields.String(required=True)
+    case_id = fields.String(required=True, allow_none=True)
+    action = fields.String(required=True, allow_none=True)
+    status = fields.Integer(required=True)
+    remote_addr = fields.String(required=True, allow_none=True)
+
+
+class AuditListSchema(Schema):
+    items = fields.List(fields.Nested(AuditEntrySchema), required=True)
+    total = fields.Integer(required=True)
+    page = fields.Integer(required=True)
+    per_page = fields.Integer(required=True)
 
 
 class HealthSchema(Schema):
