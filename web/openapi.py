@@ -238,29 +238,29 @@ def build_spec() -> dict:
                  "responses": {"201": _json("User", "The new user"),
                                **_problems(400, 401, 403, 409, 422, 503)}},
     })
-    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    user_name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
     spec.path("/api/v1/users/{name}/deactivate", operations={"post": {
         "summary": "Deactivate a user: sessions end, tokens stop, open cases back to the "
                    "queue, supervisors told (docs/operations.md)",
         "description": _roles("users.deactivate"), "security": secured,
-        "parameters": [name],
+        "parameters": [user_name],
         "responses": {"200": _json("Deactivation", "The user, and their cases"),
                       **_problems(401, 403, 404, 409, 503)}}})
     spec.path("/api/v1/users/{name}/activate", operations={"post": {
         "summary": "Activate a deactivated user again",
         "description": _roles("users.activate"), "security": secured,
-        "parameters": [name],
+        "parameters": [user_name],
         "responses": {"200": _json("User", "The user"), **_problems(401, 403, 404, 503)}}})
     spec.path("/api/v1/users/{name}/password", operations={"post": {
         "summary": "Reset a user's password; their sign-in sessions end",
         "description": _roles("users.set-password"), "security": secured,
-        "parameters": [name], "requestBody": _body("PasswordSet"),
+        "parameters": [user_name], "requestBody": _body("PasswordSet"),
         "responses": {"200": _json("User", "The user"),
                       **_problems(400, 401, 403, 404, 422, 503)}}})
     spec.path("/api/v1/users/{name}/tokens", operations={"get": {
         "summary": "A user's API tokens by public id (never the token)",
         "description": _roles("tokens.list"), "security": secured,
-        "parameters": [name],
+        "parameters": [user_name],
         "responses": {"200": _json("TokenList", "The tokens, newest first"),
                       **_problems(401, 403, 404, 503)}}})
     spec.path("/api/v1/tokens/{token_id}/revoke", operations={"post": {
