@@ -151,6 +151,82 @@ def users_create(name: str, role: str, password: str | None, email: str, locale:
     click.echo(f"created {role} {name}")
 
 
+# Who the command line acts as on a case's timeline and in the audit log.
+CLI_ACTOR = ("system", "admin")
+
+
+def _audit_cli(sessions, action: str, words: str) -> None:
+    """The command line's account changes go into the audit log as the pages' do."""
+    from db.auditlog import record
+
+    with sessions.begin() as session:
+        record(session, actor=CLI_ACTOR[0], role=CLI_ACTOR[1], method="CLI",
+               path=f"aftersales {words}", status=0, action=action)
+
+
+@users.command("deactivate")
+@click.argument("name")
+def users_deactivate(name: str) -> None:
+    """Deactivate user NAME: their sign-in sessions end and their tokens stop at once,
+    their open cases go back to the unassigned queue, and the supervisors are told."""
+    from aftersales.access import deactivate, return_cases_through_temporal
+    from db.accounts import AccountError
+    from workflows.case.contracts import Actor
+
+    settings = _settings()
+    sessions = _sessions()
+    try:
+        done = deactivate(settings, sessions, name, Actor(*CLI_ACTOR),
+                          return_cases_through_temporal(settings))
+    except AccountError as err:
+        raise click.ClickException(str(err)) from err
+    _audit_cli(sessions, "users.deactivate", f"users deactivate {name}")
+    click.echo(f"deactivated {name}: sessions ended, tokens stopped; "
+               f"{len(done.returned)} open case(s) back in the queue")
+    for case_id, why in sorted(done.failed.items()):
+        click.echo(f"not returned: {case_id}: {why} (reassign it on the console)", err=True)
+    if done.failed:
+        sys.exit(1)
+
+
+@users.command("activate")
+@click.argument("name")
+def users_activate(name: str) -> None:
+    """Activate user NAME again (sign-in and tokens work again; ended sessions stay
+    ended, and their cases stay where they went)."""
+    from db.accounts import AccountError, set_active
+
+    sessions = _sessions()
+    try:
+        with sessions.begin() as session:
+            set_active(session, name, True)
+    except AccountError as err:
+        raise click.ClickException(str(err)) from err
+    _audit_cli(sessions, "users.activate", f"users activate {name}")
+    click.echo(f"activated {name}")
+
+
+@users.command("set-password")
+@click.argument("name")
+def users_set_password(name: str) -> None:
+    """Set user NAME's password (asked twice at a terminal; else the first line of
+    standard input). Every sign-in session of the user ends."""
+    from db.accounts import AccountError, set_password
+
+    if sys.stdin.isatty():
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    sessions = _sessions()
+    try:
+        with sessions.begin() as session:
+            set_password(session, name, password)
+    except AccountError as err:
+        raise click.ClickException(str(err)) from err
+    _audit_cli(sessions, "users.set-password", f"users set-password {name}")
+    click.echo(f"password of {name} set; their sign-in sessions have ended")
+
+
 @main.group()
 def token() -> None:
     """Manage API tokens."""
@@ -158,17 +234,82 @@ def token() -> None:
 
 @token.command("create")
 @click.argument("name")
-def token_create(name: str) -> None:
+@click.option("--expires", default=None, metavar="DURATION",
+              help="Stop working after this long (like 90d, 12h); default: never.")
+def token_create(name: str, expires: str | None) -> None:
     """Create an API token for user NAME; the token is the last word printed."""
-    from db.accounts import AccountError, create_token
+    from datetime import timedelta
+
+    from db.accounts import AccountError, create_token, find_token
+    from workflows.sla import parse_duration
+
+    expires_in = None
+    if expires is not None:
+        try:
+            expires_in = timedelta(seconds=parse_duration(expires))
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--expires") from err
+        if expires_in <= timedelta(0):
+            raise click.BadParameter("a token must live longer than that",
+                                     param_hint="--expires")
+    sessions = _sessions()
+    try:
+        with sessions.begin() as session:
+            value = create_token(session, name, expires_in)
+            row = find_token(session, value)
+            assert row is not None
+            token_id, until = row.id, row.expires_at
+    except AccountError as err:
+        raise click.ClickException(str(err)) from err
+    _audit_cli(sessions, "tokens.create", f"token create {name} ({token_id})")
+    lasts = f"expires {_when(until)}" if until else "does not expire"
+    click.echo(f"API token {token_id} for {name}, {lasts}: {value}")
+
+
+@token.command("list")
+@click.argument("name")
+def token_list(name: str) -> None:
+    """List user NAME's tokens: id, created, expires, last used, state (never the
+    token itself)."""
+    from db.accounts import get_user, list_tokens, token_state
+
+    with _sessions()() as session:
+        if get_user(session, name) is None:
+            raise click.ClickException(f"no user '{name}'")
+        rows = list_tokens(session, name)
+    if not rows:
+        click.echo(f"{name} has no tokens")
+        return
+    click.echo(f"{'id':<12} {'created':<17} {'expires':<17} {'last used':<17} state")
+    for row in rows:
+        click.echo(f"{row.id:<12} {_when(row.created_at):<17} {_when(row.expires_at):<17} "
+                   f"{_when(row.last_used_at):<17} {token_state(row)}")
+
+
+@token.command("revoke")
+@click.argument("token_or_id", metavar="TOKEN-OR-ID")
+def token_revoke(token_or_id: str) -> None:
+    """Revoke a token, given itself or its id: it stops working at once."""
+    from db.accounts import AccountError, revoke_token
 
     sessions = _sessions()
     try:
         with sessions.begin() as session:
-            value = create_token(session, name)
+            row = revoke_token(session, token_or_id.strip())
+            token_id, owner = row.id, row.user_name
     except AccountError as err:
         raise click.ClickException(str(err)) from err
-    click.echo(f"API token for {name}: {value}")
+    _audit_cli(sessions, "tokens.revoke", f"token revoke {token_id}")
+    click.echo(f"revoked token {token_id} of {owner}")
+
+
+def _when(value) -> str:
+    """A stored time for a listing, in UTC to the minute; '-' for none."""
+    if value is None:
+        return "-"
+    from db.cases import as_utc
+
+    return as_utc(value).strftime("%Y-%m-%d %H:%MZ")
 
 
 @main.group()

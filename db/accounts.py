@@ -1,15 +1,17 @@
-"""Staff accounts: users with hashed passwords and API tokens stored as hashes."""
+"""Staff accounts: users with hashed passwords and API tokens stored as hashes, and
+their lifecycle: deactivation, password changes, token expiry and revocation."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from db.cases import as_utc
 from db.models import ApiToken, User
 from workflows.case.vocabulary import LOCALES, RESERVED_NAMES, ROLES
 
@@ -73,22 +75,138 @@ def end_sessions(session: Session, name: str) -> None:
         user.session_version += 1
 
 
-def create_token(session: Session, user_name: str) -> str:
-    """A new API token for the user; only its hash is stored, so show it now."""
+def _user(session: Session, name: str) -> User:
+    user = session.get(User, name)
+    if user is None:
+        raise AccountError(f"no user '{name}'")
+    return user
+
+
+def set_active(session: Session, name: str, active: bool) -> User:
+    """Deactivate (sign-in sessions end; tokens and sign-in stop working while inactive)
+    or activate the user again (the ended sessions stay ended)."""
+    user = _user(session, name)
+    user.active = active
+    if not active:
+        user.session_version += 1
+    return user
+
+
+# Passwords set or changed from now on; older accounts keep theirs until they change it.
+MIN_PASSWORD_LENGTH = 10
+
+
+def set_password(session: Session, name: str, password: str) -> User:
+    """A new password for the user (an admin's reset, or the user's own change): every
+    sign-in session of the user ends; the caller re-issues the one that should stay."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"a password has at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > 200:
+        raise AccountError("a password has at most 200 characters")
+    user = _user(session, name)
+    user.password_hash = generate_password_hash(password)
+    user.session_version += 1
+    return user
+
+
+def change_password(session: Session, name: str, current: str, new: str) -> User:
+    """The user's own change: only with the current password."""
+    if check_password(session, name, current) is None:
+        raise AccountError("the current password is wrong")
+    return set_password(session, name, new)
+
+
+TOKEN_PREFIX = "as_"
+TOKEN_ID_PREFIX = "tk_"
+# last_used_at moves on at most this often per token: not a write per request.
+TOKEN_USE_GRANULARITY = timedelta(minutes=1)
+
+
+def create_token(session: Session, user_name: str, expires_in: timedelta | None = None,
+                 now: datetime | None = None) -> str:
+    """A new API token for the user, expiring after `expires_in` (None: never); only its
+    hash is stored, so show it now. `find_token` gives its row (public id, expiry)."""
     if session.get(User, user_name) is None:
         raise AccountError(f"no user '{user_name}'")
-    token = "as_" + secrets.token_urlsafe(32)
-    session.add(ApiToken(token_hash=_hash(token), user_name=user_name,
-                         created_at=datetime.now(UTC), revoked=False))
+    now = now or datetime.now(UTC)
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(ApiToken(token_hash=_hash(token), id=_new_token_id(session),
+                         user_name=user_name, created_at=now, revoked=False,
+                         expires_at=now + expires_in if expires_in else None))
+    session.flush()
     return token
 
 
-def user_for_token(session: Session, token: str) -> User | None:
+def _new_token_id(session: Session) -> str:
+    while True:
+        token_id = TOKEN_ID_PREFIX + secrets.token_hex(4)
+        if session.scalar(select(ApiToken.id).where(ApiToken.id == token_id)) is None:
+            return token_id
+
+
+def authenticate_token(session: Session, token: str, now: datetime | None = None
+                       ) -> tuple[User | None, str]:
+    """The user a token speaks for, or None and why not: `unknown`, `revoked`,
+    `expired` or `inactive` (the user is deactivated). Notes the use on the token, at
+    most once a minute; the caller commits."""
+    now = now or datetime.now(UTC)
     row = session.get(ApiToken, _hash(token))
-    if row is None or row.revoked:
-        return None
+    if row is None:
+        return None, "unknown"
+    if row.revoked:
+        return None, "revoked"
+    if row.expires_at is not None and as_utc(row.expires_at) <= now:
+        return None, "expired"
     user = session.get(User, row.user_name)
-    return user if user is not None and user.active else None
+    if user is None or not user.active:
+        return None, "inactive"
+    if row.last_used_at is None or as_utc(row.last_used_at) <= now - TOKEN_USE_GRANULARITY:
+        row.last_used_at = now
+    return user, ""
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    return authenticate_token(session, token)[0]
+
+
+def find_token(session: Session, token_or_id: str) -> ApiToken | None:
+    """A token's row by the token itself or by its public id."""
+    if token_or_id.startswith(TOKEN_PREFIX):
+        return session.get(ApiToken, _hash(token_or_id))
+    return session.scalar(select(ApiToken).where(ApiToken.id == token_or_id))
+
+
+def revoke_token(session: Session, token_or_id: str) -> ApiToken:
+    """Revoke a token (given itself or its id) for good; revoking it again is harmless."""
+    row = find_token(session, token_or_id)
+    if row is None:
+        raise AccountError(f"no token '{_shown(token_or_id)}' (give the token or its id, "
+                           "as `aftersales token list NAME` prints it)")
+    row.revoked = True
+    return row
+
+
+def _shown(token_or_id: str) -> str:
+    """What an error may repeat of what was typed: never a whole token."""
+    if token_or_id.startswith(TOKEN_PREFIX):
+        return token_or_id[:len(TOKEN_PREFIX) + 4] + "…"
+    return token_or_id[:40]
+
+
+def list_tokens(session: Session, user_name: str) -> list[ApiToken]:
+    """The user's tokens, newest first, revoked and expired ones too."""
+    return list(session.scalars(select(ApiToken).where(ApiToken.user_name == user_name)
+                                .order_by(ApiToken.created_at.desc(), ApiToken.id)))
+
+
+def token_state(row: ApiToken, now: datetime | None = None) -> str:
+    """`active`, `expired` or `revoked`."""
+    now = now or datetime.now(UTC)
+    if row.revoked:
+        return "revoked"
+    if row.expires_at is not None and as_utc(row.expires_at) <= now:
+        return "expired"
+    return "active"
 
 
 def _hash(token: str) -> str:

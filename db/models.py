@@ -245,9 +245,16 @@ class ApiToken(Base):
 
     # sha256 of the token; the token itself is shown once, at creation.
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The token's public name (`tk_` and 8 hex digits): listed, and revoked by, without
+    # ever showing the token.
+    id: Mapped[str] = mapped_column(String(16), nullable=False, unique=True)
     user_name: Mapped[str] = mapped_column(ForeignKey("users.name"), nullable=False)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
     revoked: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # None: the token does not expire.
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Moved on at most once a minute (db/accounts.py), not at every request.
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class OutboxMessage(Base):

@@ -15,7 +15,7 @@ from PIL import Image
 from sqlalchemy import update
 from temporalio.client import Client
 
-from db.accounts import create_token, create_user
+from db.accounts import create_token, create_user, find_token
 from db.engine import make_engine, make_sessionmaker
 from db.models import Case
 from tests.conftest import BackgroundWorker, make_settings, settled_history_length, staff_token
@@ -82,6 +82,10 @@ ACTION_BODIES = {
 }
 
 
+def api_sessions(client):
+    return client.application.extensions["aftersales"].sessions
+
+
 def request_for(permission: str, role: str, client, tokens):
     """One request that needs exactly `permission`."""
     if permission == "cases.create":
@@ -98,6 +102,24 @@ def request_for(permission: str, role: str, client, tokens):
     if permission == "users.create":
         return client.post("/api/v1/users", headers=auth(tokens[role]), json={
             "name": f"u-{uuid.uuid4().hex[:8]}", "role": "handler", "password": "password1"})
+    if permission.startswith(("users.", "tokens.")) and permission != "users.create":
+        # A user of its own to act on: the cell's request never disturbs the fixture's.
+        name = f"u-{uuid.uuid4().hex[:8]}"
+        with api_sessions(client).begin() as session:
+            create_user(session, name, "handler", "password-1")
+            token_id = find_token(session, create_token(session, name)).id
+        if permission == "tokens.revoke":
+            return client.post(f"/api/v1/tokens/{token_id}/revoke",
+                               headers=auth(tokens[role]))
+        if permission == "tokens.list":
+            return client.get(f"/api/v1/users/{name}/tokens", headers=auth(tokens[role]))
+        if permission == "users.set-password":
+            return client.post(f"/api/v1/users/{name}/password", headers=auth(tokens[role]),
+                               json={"password": "a-new-password"})
+        verb = permission.split(".", 1)[1]
+        return client.post(f"/api/v1/users/{name}/{verb}", headers=auth(tokens[role]))
+    if permission == "audit.read":
+        return client.get("/api/v1/audit", headers=auth(tokens[role]))
     case = open_case(client, tokens["admin"])
     if permission == "cases.read":
         return client.get(f"/api/v1/cases/{case['id']}", headers=auth(tokens[role]))

@@ -59,8 +59,9 @@ def test_every_row_names_an_update_of_the_workflow_with_its_input_type():
         assert action.update in updates, action.name
         assert updates[action.update].arg_types == [action.input], action.name
     # And nothing the workflow takes is missing from the table: intake is the system's,
-    # erase the operator's (`aftersales privacy erase`, never a person's action on a case).
-    assert set(updates) - {a.update for a in ACTIONS} == {"intake", "erase"}
+    # erase the operator's (`aftersales privacy erase`, never a person's action on a case),
+    # unassign the access lifecycle's (a deactivated assignee's cases back to the queue).
+    assert set(updates) - {a.update for a in ACTIONS} == {"intake", "erase", "unassign"}
 
 
 def test_every_layer_reads_the_table():

@@ -115,6 +115,7 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
             app.wsgi_app, x_for=hops, x_proto=hops)
 
     from web import audit, body_limit, caseview, characters, i18n, problems, reasons
+    from web.admin import admin
     from web.api import api
     from web.customer import customer
     from web.desk import desk
@@ -144,6 +145,7 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
     app.register_blueprint(pages)
     app.register_blueprint(desk)
     app.register_blueprint(supervisor)
+    app.register_blueprint(admin)
     app.register_blueprint(customer)
     app.register_blueprint(evidence)
     app.register_blueprint(selfservice)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app, g, request
 
-from db import accounts
+from db import accounts, auditlog
 from db import cases as case_store
 from web import intake
+from web.access import audit_csv, audit_filter, deactivate_user
 from web.auth import check, current_user, require
 from web.characters import refuse_unstorable_json
 from web.commands import perform_action
@@ -15,11 +16,13 @@ from web.idempotency import idempotent
 from web.intake import case_input
 from web.pagination import decode_cursor, encode_cursor
 from web.problems import Problem
-from web.representation import case_json, user_json
+from web.representation import audit_json, case_json, token_json, user_json
 from web.schemas import (
     ACTION_SCHEMAS,
+    AuditQuery,
     CaseCreateSchema,
     CaseListQuery,
+    PasswordSetSchema,
     TriageRequestSchema,
     UserCreateSchema,
 )
@@ -153,3 +156,78 @@ def create_user():
     except accounts.AccountError as err:
         raise Problem(422, "Invalid request", str(err), errors={"name": [str(err)]}) from err
     return body, 201
+
+
+def _known_user(session, name: str):
+    user = accounts.get_user(session, name)
+    if user is None:
+        raise Problem(404, "Not found", f"no user '{name}'")
+    return user
+
+
+@api.post("/users/<name>/deactivate")
+@require("users.deactivate")
+def deactivate_user_endpoint(name: str):
+    """Sessions end and tokens stop at once; open cases go back to the queue."""
+    g.audit_action = "users.deactivate"
+    done = deactivate_user(name)
+    with state().sessions() as session:
+        body = user_json(_known_user(session, name))
+    return {**body, "returned_cases": done.returned, "cases_not_returned": done.failed}
+
+
+@api.post("/users/<name>/activate")
+@require("users.activate")
+def activate_user(name: str):
+    g.audit_action = "users.activate"
+    with state().sessions.begin() as session:
+        _known_user(session, name)
+        return user_json(accounts.set_active(session, name, True))
+
+
+@api.post("/users/<name>/password")
+@require("users.set-password")
+def set_password(name: str):
+    """An admin's reset: every sign-in session of the user ends."""
+    g.audit_action = "users.set-password"
+    data = PasswordSetSchema().load(json_body())
+    with state().sessions.begin() as session:
+        _known_user(session, name)
+        return user_json(accounts.set_password(session, name, data["password"]))
+
+
+@api.get("/users/<name>/tokens")
+@require("tokens.list")
+def list_tokens(name: str):
+    with state().sessions() as session:
+        _known_user(session, name)
+        return {"items": [token_json(t) for t in accounts.list_tokens(session, name)]}
+
+
+@api.post("/tokens/<token_id>/revoke")
+@require("tokens.revoke")
+def revoke_token(token_id: str):
+    """By the token's public id only: a token never travels in a URL."""
+    g.audit_action = "tokens.revoke"
+    if token_id.startswith(accounts.TOKEN_PREFIX):
+        raise Problem(404, "Not found", "revoke a token by its id (tk_…), never by the "
+                                        "token in a URL")
+    try:
+        with state().sessions.begin() as session:
+            return token_json(accounts.revoke_token(session, token_id))
+    except accounts.AccountError as err:
+        raise Problem(404, "Not found", str(err)) from err
+
+
+@api.get("/audit")
+@require("audit.read")
+def audit_log():
+    """The audit log, filtered, newest first; `format=csv` exports every match."""
+    query = AuditQuery().load(request.args.to_dict())
+    if query["format"] == "csv":
+        return audit_csv(audit_filter(query))
+    with state().sessions() as session:
+        rows, total = auditlog.find(session, audit_filter(query), query["page"],
+                                    query["per_page"])
+        return {"items": [audit_json(r) for r in rows], "total": total,
+                "page": query["page"], "per_page": query["per_page"]}

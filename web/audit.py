@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from flask import Flask, g, request
 
-from db.models import AuditEntry
+from db.auditlog import record
 
 log = logging.getLogger("aftersales.audit")
 CHANGING = ("POST", "PUT", "PATCH", "DELETE")
@@ -26,13 +26,14 @@ def register(app: Flask) -> None:
         view_args = request.view_args or {}
         try:
             with app.extensions["aftersales"].sessions.begin() as session:
-                session.add(AuditEntry(
-                    at=datetime.now(UTC), actor=user.name, role=user.role,
-                    method=request.method, path=request.path[:300],
-                    case_id=view_args.get("case_id"), action=view_args.get("action"),
-                    status=response.status_code,
-                    idempotency_key=request.headers.get("Idempotency-Key"),
-                    remote_addr=request.remote_addr))
+                # A view that is not a case action names what it did (g.audit_action).
+                record(session, at=datetime.now(UTC), actor=user.name, role=user.role,
+                       method=request.method, path=request.path,
+                       case_id=view_args.get("case_id"),
+                       action=view_args.get("action") or g.get("audit_action"),
+                       status=response.status_code,
+                       idempotency_key=request.headers.get("Idempotency-Key"),
+                       remote_addr=request.remote_addr)
         except Exception:
             log.exception("could not write the audit log for %s %s", request.method,
                           request.path)

@@ -6,7 +6,7 @@ from functools import wraps
 
 from flask import current_app, g, request
 
-from db.accounts import user_for_token
+from db.accounts import authenticate_token
 from web.problems import Problem
 from workflows.case.lifecycle import RULE_PERMISSIONS, STAFF, STAFF_ROLES
 from workflows.case.vocabulary import MANAGERS
@@ -24,6 +24,12 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "triage.suggest": STAFF,
     "users.list": ("admin",),
     "users.create": ("admin",),
+    "users.deactivate": ("admin",),
+    "users.activate": ("admin",),
+    "users.set-password": ("admin",),
+    "tokens.list": ("admin",),
+    "tokens.revoke": ("admin",),
+    "audit.read": ("admin",),
 }
 
 
@@ -36,13 +42,23 @@ def current_user():
     if scheme.lower() != "bearer" or not token.strip():
         raise Problem(401, "Unauthorized", "send 'Authorization: Bearer <token>'",
                       headers={"WWW-Authenticate": "Bearer"})
-    with current_app.extensions["aftersales"].sessions() as session:
-        user = user_for_token(session, token.strip())
+    # A write only when the token's last use moves on (at most once a minute).
+    with current_app.extensions["aftersales"].sessions.begin() as session:
+        user, why = authenticate_token(session, token.strip())
         if user is None:
-            raise Problem(401, "Unauthorized", "the token is unknown or revoked",
+            raise Problem(401, "Unauthorized", REFUSED_TOKENS[why],
                           headers={"WWW-Authenticate": "Bearer"})
         g.user = user
     return g.user
+
+
+# What a refused token's holder is told: they hold it, so nothing is given away.
+REFUSED_TOKENS = {
+    "unknown": "the token is unknown or revoked",
+    "revoked": "the token is unknown or revoked",
+    "expired": "the token has expired; ask an admin for a new one",
+    "inactive": "the token's user is deactivated",
+}
 
 
 def require(permission: str):

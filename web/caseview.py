@@ -139,6 +139,7 @@ EVENT_NAMES = {
     "attachment_added": _l("added a file"),
     "escalated": _l("escalated"),
     "assigned": _l("assigned"),
+    "unassigned": _l("returned the case to the queue"),
     "logistics_exception": _l("courier exception"),
     "parcel": _l("parcel update"),
     "sla_warning": _l("SLA warning"),

@@ -83,7 +83,9 @@ def build_spec() -> dict:
         ("CaseCreate", s.CaseCreateSchema), ("UserCreate", s.UserCreateSchema),
         ("Feedback", s.FeedbackSchema), ("Reply", s.ReplySchema),
         ("TriageRequest", s.TriageRequestSchema), ("AttachmentList", s.AttachmentListSchema),
-        ("Request", s.RequestSchema),
+        ("Request", s.RequestSchema), ("Deactivation", s.DeactivationSchema),
+        ("Token", s.TokenSchema), ("TokenList", s.TokenListSchema),
+        ("AuditList", s.AuditListSchema), ("PasswordSet", s.PasswordSetSchema),
         ("RequestLookup", s.RequestLookupSchema), ("RequestCreated", s.RequestCreatedSchema),
     )
     for name, model in named:
@@ -237,6 +239,47 @@ def build_spec() -> dict:
                  "responses": {"201": _json("User", "The new user"),
                                **_problems(400, 401, 403, 409, 422, 503)}},
     })
+    user_name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    spec.path("/api/v1/users/{name}/deactivate", operations={"post": {
+        "summary": "Deactivate a user: sessions end, tokens stop, open cases back to the "
+                   "queue, supervisors told (docs/operations.md)",
+        "description": _roles("users.deactivate"), "security": secured,
+        "parameters": [user_name],
+        "responses": {"200": _json("Deactivation", "The user, and their cases"),
+                      **_problems(401, 403, 404, 409, 503)}}})
+    spec.path("/api/v1/users/{name}/activate", operations={"post": {
+        "summary": "Activate a deactivated user again",
+        "description": _roles("users.activate"), "security": secured,
+        "parameters": [user_name],
+        "responses": {"200": _json("User", "The user"), **_problems(401, 403, 404, 503)}}})
+    spec.path("/api/v1/users/{name}/password", operations={"post": {
+        "summary": "Reset a user's password; their sign-in sessions end",
+        "description": _roles("users.set-password"), "security": secured,
+        "parameters": [user_name], "requestBody": _body("PasswordSet"),
+        "responses": {"200": _json("User", "The user"),
+                      **_problems(400, 401, 403, 404, 422, 503)}}})
+    spec.path("/api/v1/users/{name}/tokens", operations={"get": {
+        "summary": "A user's API tokens by public id (never the token)",
+        "description": _roles("tokens.list"), "security": secured,
+        "parameters": [user_name],
+        "responses": {"200": _json("TokenList", "The tokens, newest first"),
+                      **_problems(401, 403, 404, 503)}}})
+    spec.path("/api/v1/tokens/{token_id}/revoke", operations={"post": {
+        "summary": "Revoke a token by its public id",
+        "description": _roles("tokens.revoke"), "security": secured,
+        "parameters": [{"name": "token_id", "in": "path", "required": True,
+                        "schema": {"type": "string"}}],
+        "responses": {"200": _json("Token", "The token, revoked"),
+                      **_problems(401, 403, 404, 503)}}})
+    spec.path("/api/v1/audit", operations={"get": {
+        "summary": "The audit log, filtered and paged, newest first; CSV with format=csv",
+        "description": _roles("audit.read"), "security": secured,
+        "parameters": [{"in": "query", "schema": s.AuditQuery}],
+        "responses": {"200": {"description": "One page of entries, or every match as CSV",
+                              "content": {
+                                  "application/json": {"schema": "AuditList"},
+                                  "text/csv": {"schema": {"type": "string"}}}},
+                      **_problems(401, 403, 422, 503)}}})
     document = spec.to_dict()
     # Any request may carry text that cannot be stored, in its path too (web/characters.py).
     for operations in document["paths"].values():

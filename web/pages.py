@@ -24,9 +24,17 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, EqualTo, Length
 
-from db.accounts import check_password, end_sessions, get_user
+from db.accounts import (
+    MIN_PASSWORD_LENGTH,
+    AccountError,
+    change_password,
+    check_password,
+    end_sessions,
+    get_user,
+)
+from db.auditlog import record
 from web.caseview import ROLE_NAMES
 from web.problems import Problem
 from web.ratelimit import client_address
@@ -37,6 +45,25 @@ pages = Blueprint("pages", __name__)
 class LoginForm(FlaskForm):
     username = StringField(_l("User name"), validators=[DataRequired(), Length(max=64)])
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)])
+
+
+class PasswordChangeForm(FlaskForm):
+    current = PasswordField(_l("Current password"),
+                            validators=[DataRequired(), Length(max=200)])
+    new = PasswordField(_l("New password"), validators=[
+        DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=200,
+                               message=_l("At least %(min)d characters.",
+                                          min=MIN_PASSWORD_LENGTH))])
+    repeat = PasswordField(_l("New password again"), validators=[
+        DataRequired(), EqualTo("new", message=_l("The two new passwords differ."))])
+
+
+def _audit_sign_in(name: str, role: str, action: str, status: int) -> None:
+    """Sign-ins, failed ones and sign-outs go into the audit log (never a password):
+    they are not requests of a signed-in user, so web/audit.py does not see them."""
+    with current_app.extensions["aftersales"].sessions.begin() as db:
+        record(db, actor=name or "-", role=role, method=request.method, path=request.path,
+               status=status, action=action, remote_addr=request.remote_addr)
 
 
 def signed_in_user():
@@ -114,9 +141,11 @@ def login():
                 session["user"] = user.name
                 session["sv"] = user.session_version
                 session.permanent = True
+                _audit_sign_in(user.name, user.role, "sign-in", 302)
                 return redirect(_safe_next(request.args.get("next")) or landing(user.role))
             state.login_limiter.miss(account)
             state.login_address_limiter.miss(client)
+            _audit_sign_in(form.username.data or "", "-", "sign-in-failed", 401)
         return render_template("login.html", form=form,
                                error=_("Wrong user name or password.")), 401
     return render_template("login.html", form=form, error=None)
@@ -130,6 +159,7 @@ def logout():
     if user is not None:
         with current_app.extensions["aftersales"].sessions.begin() as db:
             end_sessions(db, user.name)
+        _audit_sign_in(user.name, user.role, "sign-out", 302)
     session.clear()
     flash(_("Signed out."))
     return redirect(url_for("pages.login"))
@@ -141,3 +171,38 @@ def home():
     if user is None:
         return redirect(url_for("pages.login"))
     return redirect(landing(user.role))
+
+
+@pages.route("/account/password", methods=["GET", "POST"])
+@staff_page()
+def password():
+    """The signed-in user's own password change: every other session of theirs ends,
+    this one goes on."""
+    g.audit_action = "password-change"
+    form = PasswordChangeForm()
+    error = None
+    state = current_app.extensions["aftersales"]
+    if form.validate_on_submit():
+        # Wrong current passwords count as failed sign-ins: this form is no way round
+        # the brake on guessing.
+        account = f"{g.user.name}\n{client_address()}"
+        try:
+            state.login_limiter.check(account)
+            with state.sessions.begin() as db:
+                user = change_password(db, g.user.name, form.current.data or "",
+                                       form.new.data or "")
+                version = user.session_version
+        except Problem as err:
+            error, status = _("Too many failed sign-ins. Try again later."), err.status
+        except AccountError:
+            state.login_limiter.miss(account)
+            error, status = _("The current password is wrong."), 422
+        else:
+            session["sv"] = version
+            flash(_("Password changed. You are signed out everywhere else."), "success")
+            return redirect(landing(g.user.role))
+        return render_template("password.html", form=form, error=error,
+                               min_length=MIN_PASSWORD_LENGTH), status
+    status = 422 if request.method == "POST" else 200
+    return render_template("password.html", form=form, error=error,
+                           min_length=MIN_PASSWORD_LENGTH), status

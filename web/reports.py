@@ -64,6 +64,16 @@ def safe_cell(value):
     return value
 
 
+def rows_to_csv(header: list[str], rows: list[list]) -> str:
+    """A table as CSV, every cell made safe for a spreadsheet."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if value is None else safe_cell(value) for value in row])
+    return out.getvalue()
+
+
 def to_csv(body: dict) -> str:
     """The same report as rows of metric path and value, e.g. `csat.satisfied_pct,80.0`."""
     out = io.StringIO()

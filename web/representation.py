@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 
+from db.accounts import token_state
 from db.cases import jsonable
 from db.links import customer_url
 from db.models import Case, TimelineEvent
@@ -164,6 +165,19 @@ def user_json(user) -> dict:
             "email": user.email, "locale": user.locale,
             "display_name": user.display_name,
             "created_at": jsonable(user.created_at)}
+
+
+def token_json(row) -> dict:
+    """An API token as it may be shown: its public id, never the token."""
+    return {"id": row.id, "user": row.user_name, "state": token_state(row),
+            "created_at": jsonable(row.created_at), "expires_at": jsonable(row.expires_at),
+            "last_used_at": jsonable(row.last_used_at), "revoked": row.revoked}
+
+
+def audit_json(row) -> dict:
+    return {"id": row.id, "at": jsonable(row.at), "actor": row.actor, "role": row.role,
+            "method": row.method, "path": row.path, "case_id": row.case_id,
+            "action": row.action, "status": row.status, "remote_addr": row.remote_addr}
 
 
 def event_json(event: TimelineEvent) -> dict:

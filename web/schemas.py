@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
+from marshmallow import (
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates,
+    validates_schema,
+)
 
+from db.accounts import MIN_PASSWORD_LENGTH
 from workflows.case.contracts import (
     MAX_MESSAGE_LENGTH,
     MAX_TAG_LENGTH,
@@ -159,6 +168,51 @@ class UserCreateSchema(Schema):
     email = fields.Email(load_default="", validate=validate.Length(max=200))
     locale = fields.String(load_default="", validate=validate.OneOf(("", *LOCALES)))
     display_name = fields.String(load_default="", validate=validate.Length(max=40))
+
+
+class PasswordSetSchema(Schema):
+    """An admin's reset of a user's password."""
+
+    password = fields.String(required=True, load_only=True, validate=validate.Length(
+        min=MIN_PASSWORD_LENGTH, max=200))
+
+
+def _audit_time(value: str, field_name: str, end: bool) -> datetime:
+    """A time (ISO 8601, UTC unless it says otherwise) or a day: `to` a day means to
+    the end of that day."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        if end and len(value) == 10:
+            parsed += timedelta(days=1)
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValidationError("a date (2026-12-04) or a time (2026-12-04T08:00:00Z)",
+                              field_name) from None
+
+
+class AuditQuery(Schema):
+    """The audit log's filters (GET /api/v1/audit and the admin page)."""
+
+    actor = fields.String(validate=ID)
+    case_id = fields.String(validate=ID)
+    action = fields.String(validate=validate.Length(min=1, max=32))
+    start = fields.String(data_key="from", validate=validate.Length(max=40))
+    end = fields.String(data_key="to", validate=validate.Length(max=40))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
+    per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv")))
+
+    @post_load
+    def times(self, data: dict, **kwargs) -> dict:
+        if data.get("start"):
+            data["start"] = _audit_time(data["start"], "from", end=False)
+        if data.get("end"):
+            data["end"] = _audit_time(data["end"], "to", end=True)
+        if data.get("start") and data.get("end") and data["start"] >= data["end"]:
+            raise ValidationError("from must be before to", "from")
+        return data
 
 
 class AssignSchema(Schema):
@@ -517,6 +571,49 @@ class UserSchema(Schema):
 
 class UserListSchema(Schema):
     items = fields.List(fields.Nested(UserSchema), required=True)
+
+
+class DeactivationSchema(UserSchema):
+    returned_cases = fields.List(fields.String(), required=True)
+    cases_not_returned = fields.Dict(keys=fields.String(), values=fields.String(),
+                                     required=True)
+
+
+class TokenSchema(Schema):
+    """A token as it is shown: never the token, only its public id."""
+
+    id = fields.String(required=True)
+    user = fields.String(required=True)
+    state = fields.String(required=True, validate=validate.OneOf(
+        ("active", "expired", "revoked")))
+    created_at = fields.DateTime(required=True)
+    expires_at = fields.DateTime(required=True, allow_none=True)
+    last_used_at = fields.DateTime(required=True, allow_none=True)
+    revoked = fields.Boolean(required=True)
+
+
+class TokenListSchema(Schema):
+    items = fields.List(fields.Nested(TokenSchema), required=True)
+
+
+class AuditEntrySchema(Schema):
+    id = fields.Integer(required=True)
+    at = fields.DateTime(required=True)
+    actor = fields.String(required=True)
+    role = fields.String(required=True)
+    method = fields.String(required=True)
+    path = fields.String(required=True)
+    case_id = fields.String(required=True, allow_none=True)
+    action = fields.String(required=True, allow_none=True)
+    status = fields.Integer(required=True)
+    remote_addr = fields.String(required=True, allow_none=True)
+
+
+class AuditListSchema(Schema):
+    items = fields.List(fields.Nested(AuditEntrySchema), required=True)
+    total = fields.Integer(required=True)
+    page = fields.Integer(required=True)
+    per_page = fields.Integer(required=True)
 
 
 class HealthSchema(Schema):

@@ -547,6 +547,16 @@ class AssignInput:
 
 
 @dataclass
+class UnassignInput:
+    """The case back to the unassigned queue while `assignee` still holds it (their
+    account was deactivated: `reason`)."""
+
+    actor: Actor
+    assignee: str
+    reason: str
+
+
+@dataclass
 class ConfirmInput:
     actor: Actor
     note: str

@@ -70,6 +70,7 @@ with workflow.unsafe.imports_passed_through():
         TimelineEvent,
         Triage,
         TriageRequest,
+        UnassignInput,
         UpdateResult,
         erase_personal_data,
         tag_problem,
@@ -410,6 +411,26 @@ class CaseWorkflow:
             raise refuse(f"'{ASSIGN_OTHERS}' needs the role {' or '.join(others)}; you "
                          f"are {inp.actor.role}", "Forbidden")
         self._check("assign", inp.actor)
+
+    @workflow.update
+    async def unassign(self, inp: UnassignInput) -> UpdateResult:
+        """Back to the unassigned queue: the assignee's account was deactivated. Not an
+        action of the table (nobody chooses it on a case); the access lifecycle sends it
+        (aftersales/access.py). A new update, so recorded histories replay unchanged."""
+        self.state.assignee = None
+        self.log.event(inp.actor.name, "unassigned",
+                       detail={"from": inp.assignee, "reason": inp.reason})
+        return await self._commit()
+
+    @unassign.validator
+    def _validate_unassign(self, inp: UnassignInput) -> None:
+        if inp.actor.role != "admin":
+            raise refuse("only an admin returns a case to the queue", "Forbidden")
+        if self.state.stage not in OPEN_STAGES:
+            raise refuse(f"the case is {self.state.stage}, not open", "WrongStage")
+        if self.state.assignee != inp.assignee:
+            raise refuse(f"the case is no longer assigned to {inp.assignee}",
+                         "InvalidAction")
 
     @workflow.update
     async def confirm(self, inp: ConfirmInput) -> UpdateResult:
