@@ -46,7 +46,7 @@ from workflows.case.vocabulary import OPEN_STAGES
 CASE_COLUMNS = (
     "kind", "channel", "stage", "status", "priority", "assignee", "order_id",
     "stage_due_at", "resolution_due_at", "overdue", "closed_at", "repeat_of", "rating",
-    "at_risk_at",
+    "at_risk_at", "team",
 )
 
 
@@ -100,6 +100,7 @@ def apply_projection(session: Session, projection: Projection,
         **report_facts(snap),
         triage=jsonable(snap.triage) if snap.triage else None,
         escalation_risk=bool(snap.triage and snap.triage.escalation_risk.value),
+        store=snap.store or None,
         data=_public_data(snap, links),
     )
     # One conditional UPDATE: atomic on SQLite and PostgreSQL alike, so a slower,
@@ -358,6 +359,8 @@ class CaseFilter:
     escalation_risk: bool | None = None
     q: str | None = None
     tag: str | None = None
+    team: str | None = None
+    store: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
     # For the pages: only cases still open, only unassigned ones, one status, and
@@ -424,7 +427,8 @@ def recent_cases(session: Session, customer_id: str, order_id: str,
 
 def case_query(filters: CaseFilter) -> Select:
     stmt = select(Case)
-    for name in ("stage", "kind", "priority", "channel", "assignee", "status"):
+    for name in ("stage", "kind", "priority", "channel", "assignee", "status", "team",
+                 "store"):
         value = getattr(filters, name)
         if value:
             stmt = stmt.where(getattr(Case, name) == value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, request
 
-from db import accounts
+from db import accounts, teams
 from db import cases as case_store
 from web import intake
 from web.auth import check, current_user, require
@@ -134,7 +134,8 @@ def triage():
 @require("users.list")
 def list_users():
     with state().sessions() as session:
-        return {"items": [user_json(u) for u in accounts.list_users(session)]}
+        return {"items": [user_json(u, teams.teams_of(session, u.name))
+                          for u in accounts.list_users(session)]}
 
 
 @api.post("/users")
@@ -146,8 +147,9 @@ def create_user():
         with state().sessions.begin() as session:
             user = accounts.create_user(session, data["name"], data["role"], data["password"],
                                         email=data["email"], locale=data["locale"],
-                                        display_name=data["display_name"])
-            body = user_json(user)
+                                        display_name=data["display_name"],
+                                        teams=data["teams"])
+            body = user_json(user, teams.teams_of(session, user.name))
     except accounts.AccountError as err:
         raise Problem(422, "Invalid request", str(err), errors={"name": [str(err)]}) from err
     return body, 201
