@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.models import Case, User, UserTeam
+from workflows.case.contracts import TeamMember, TeamRoster
 from workflows.case.vocabulary import OPEN_STAGES
-from workflows.routing import TeamMember, TeamRoster
 
 # Routing gives cases to handlers; supervisors and admins in a team oversee it.
 ROUTED_ROLE = "handler"

@@ -95,6 +95,9 @@ def request_for(permission: str, role: str, client, tokens):
             "description": "快递箱子被压扁了，鸡蛋碎了一半", "channel": "app"})
     if permission == "users.list":
         return client.get("/api/v1/users", headers=auth(tokens[role]))
+    if permission == "me.duty":
+        return client.post("/api/v1/me/duty", json={"on_duty": True},
+                           headers=auth(tokens[role]))
     if permission == "users.create":
         return client.post("/api/v1/users", headers=auth(tokens[role]), json={
             "name": f"u-{uuid.uuid4().hex[:8]}", "role": "handler", "password": "password1"})

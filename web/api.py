@@ -19,6 +19,7 @@ from web.schemas import (
     ACTION_SCHEMAS,
     CaseCreateSchema,
     CaseListQuery,
+    DutySchema,
     TriageRequestSchema,
     UserCreateSchema,
 )
@@ -120,6 +121,19 @@ def act(case_id: str, action: str):
                           "in the read model yet; read it again shortly",
                           headers={"Retry-After": "2"})
         return case_json(row, case_store.timeline(session, case_id))
+
+
+@api.post("/me/duty")
+@require("me.duty")
+def set_duty():
+    """On duty (routing may give the caller new cases) or away (docs/teams.md)."""
+    data = DutySchema().load(json_body())
+    user = current_user()
+    with state().sessions.begin() as session:
+        accounts.set_on_duty(session, user.name, data["on_duty"])
+        row = accounts.get_user(session, user.name)
+        assert row is not None
+        return user_json(row, teams.teams_of(session, user.name))
 
 
 @api.post("/triage")

@@ -22,6 +22,7 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     **RULE_PERMISSIONS,
     "reports.read": MANAGERS,
     "triage.suggest": STAFF,
+    "me.duty": STAFF,
     "users.list": ("admin",),
     "users.create": ("admin",),
 }

@@ -67,6 +67,7 @@ def queue():
         "q": (args.get("q") or "").strip()[:100] or None,
         "tag": (args.get("tag") or "").strip()[:MAX_TAG_LENGTH] or None,
         "overdue": True if args.get("overdue") == "1" else None,
+        **team_filters(args),
     }
     with state().sessions() as session:
         mine, mine_total, _next = case_store.list_cases(
@@ -79,7 +80,25 @@ def queue():
         "desk.html", **page_context(
             mine=mine, mine_total=mine_total, unassigned=unassigned,
             unassigned_total=unassigned_total, filters=filters, KINDS=KINDS,
-            PRIORITIES=PRIORITIES, STAGES=STAGES))
+            PRIORITIES=PRIORITIES, STAGES=STAGES,
+            TEAMS=[rule.name for rule in state().routing.teams]))
+
+
+def team_filters(args) -> dict:
+    """The lists' `team` and `store` filters from a page's query string (docs/teams.md)."""
+    return {"team": (args.get("team") or "").strip()[:40] or None,
+            "store": (args.get("store") or "").strip()[:64] or None}
+
+
+@desk.post("/desk/duty")
+@staff_page("handler", "supervisor", "admin")
+def duty():
+    """The desk's on-duty/away switch: away, routing gives the user no new cases."""
+    on_duty = request.form.get("on_duty") == "1"
+    with state().sessions.begin() as session:
+        accounts.set_on_duty(session, g.user.name, on_duty)
+    g.user.on_duty = on_duty
+    return redirect(url_for("desk.queue"))
 
 
 @desk.get("/desk/cases/<case_id>")

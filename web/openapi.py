@@ -82,7 +82,7 @@ def build_spec() -> dict:
         ("CaseCreate", s.CaseCreateSchema), ("UserCreate", s.UserCreateSchema),
         ("Feedback", s.FeedbackSchema), ("Reply", s.ReplySchema),
         ("TriageRequest", s.TriageRequestSchema), ("AttachmentList", s.AttachmentListSchema),
-        ("Request", s.RequestSchema),
+        ("Request", s.RequestSchema), ("Duty", s.DutySchema),
         ("RequestLookup", s.RequestLookupSchema), ("RequestCreated", s.RequestCreatedSchema),
     )
     for name, model in named:
@@ -223,6 +223,14 @@ def build_spec() -> dict:
                        "script) gets an answer with low_confidence and notes.",
         "security": secured, "requestBody": _body("TriageRequest"),
         "responses": {"200": _json("Triage", "The suggestions"),
+                      **_problems(400, 401, 403, 422, 503)},
+    }})
+    spec.path("/api/v1/me/duty", operations={"post": {
+        "summary": "Set the caller on duty or away (docs/teams.md): away, routing gives "
+                   "them no new cases",
+        "description": _roles("me.duty"), "security": secured,
+        "requestBody": _body("Duty"),
+        "responses": {"200": _json("User", "The caller, as now"),
                       **_problems(400, 401, 403, 422, 503)},
     }})
     spec.path("/api/v1/users", operations={

@@ -171,6 +171,10 @@ class UserCreateSchema(Schema):
                         validate=validate.Length(max=20))
 
 
+class DutySchema(Schema):
+    on_duty = fields.Boolean(required=True, truthy={True}, falsy={False})
+
+
 class AssignSchema(Schema):
     contract = AssignInput
     assignee = fields.String(required=True, validate=ID)

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from workflows.case.vocabulary import Stage, Status
 from workflows.routing import RoutingPolicy, TeamRoster
+from workflows.routing import TeamMember as TeamMember  # intake builds rosters of these
 from workflows.sla import SlaPolicy
 
 
