@@ -28,13 +28,16 @@ def rosters(session: Session, teams: list[str]) -> list[TeamRoster]:
             .order_by(UserTeam.user_name)):
         members[team].append(name)
     everyone = sorted({name for names in members.values() for name in names})
-    load = dict(session.execute(
-        select(Case.assignee, func.count()).where(Case.assignee.in_(everyone),
-                                                  Case.stage.in_(OPEN_STAGES))
-        .group_by(Case.assignee)).tuples().all()) if everyone else {}
+    load: dict[str, int] = {}
+    if everyone:
+        for assignee, count in session.execute(
+                select(Case.assignee, func.count()).where(Case.assignee.in_(everyone),
+                                                          Case.stage.in_(OPEN_STAGES))
+                .group_by(Case.assignee)):
+            load[assignee] = int(count)
     return [TeamRoster(
         team=team,
-        on_duty=[TeamMember(name, int(load.get(name, 0))) for name in members[team]],
+        on_duty=[TeamMember(name, load.get(name, 0)) for name in members[team]],
         last_assignee=session.scalar(
             select(Case.assignee).where(Case.team == team, Case.assignee.is_not(None))
             .order_by(Case.created_at.desc(), Case.id.desc()).limit(1)))
