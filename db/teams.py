@@ -48,3 +48,9 @@ def teams_of(session: Session, name: str) -> list[str]:
     """The teams the user is in, by name."""
     return list(session.scalars(select(UserTeam.team).where(UserTeam.user_name == name)
                                 .order_by(UserTeam.team)))
+
+
+def case_owner(session: Session, case_id: str) -> tuple[str | None, str | None] | None:
+    """The case's assignee and team as the read model has them; None for no such case."""
+    row = session.execute(select(Case.assignee, Case.team).where(Case.id == case_id)).first()
+    return None if row is None else (row[0], row[1])

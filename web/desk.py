@@ -22,7 +22,7 @@ from db import accounts
 from db import cases as case_store
 from db.links import customer_url
 from web import evidence, intake
-from web.auth import PERMISSIONS
+from web.auth import NOT_YOUR_CASE, PERMISSIONS
 from web.caseview import (
     ACTION_NAMES,
     available_actions,
@@ -152,6 +152,10 @@ def act(case_id: str, action: str):
                     field=field_label(field)), "error")
         return back
     except Problem as err:
+        if err.slug == NOT_YOUR_CASE:
+            flash(_("This case is not yours or your team's: taking it over is a "
+                    "supervisor's assign."), "error")
+            return back
         flash({403: _("Your role may not do that."), 404: _("There is no case %(id)s.",
                                                             id=case_id)}.get(
             err.status, _("Refused: %(why)s", why=err.detail)), "error")
