@@ -329,3 +329,14 @@ def test_the_desk_switches_its_user_away_and_back_on_duty(app):
     client.post("/desk/duty", data={"csrf_token": token, "on_duty": "1"})
     with app.extensions["aftersales"].sessions() as session:
         assert session.get(User, "hank").on_duty is True
+
+
+def test_a_handler_acting_on_a_colleague_s_case_from_the_desk_is_told_whose_it_is(app):
+    put(app, "AS-BOBS1", stage="analyze", assignee="bob")
+    client = signed_in(app, "hank")
+    page = client.get("/desk/cases/AS-BOBS1").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    response = client.post("/desk/cases/AS-BOBS1/note",
+                           data={"csrf_token": token, "text": "mine now"},
+                           follow_redirects=True)
+    assert "taking it over is a supervisor" in response.get_data(as_text=True)
