@@ -34,7 +34,7 @@ def rosters(session: Session, teams: list[str]) -> list[TeamRoster]:
                 select(Case.assignee, func.count()).where(Case.assignee.in_(everyone),
                                                           Case.stage.in_(OPEN_STAGES))
                 .group_by(Case.assignee)):
-            load[assignee] = int(count)
+            load[str(assignee)] = int(count)
     return [TeamRoster(
         team=team,
         on_duty=[TeamMember(name, load.get(name, 0)) for name in members[team]],
