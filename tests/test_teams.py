@@ -13,7 +13,7 @@ from aftersales.routing import RoutingError, load_routing, parse_routing
 from db.accounts import create_token, create_user
 from db.engine import make_engine, make_sessionmaker
 from db.teams import teams_of
-from tests.conftest import BackgroundWorker, make_settings
+from tests.conftest import BackgroundWorker, make_settings, record_history_sync
 from tests.test_cli import run
 from web import create_app
 from workflows.routing import (
@@ -212,9 +212,10 @@ def new_case(client, token: str, kind: str, order_id: str = "SO-10002") -> dict:
     return response.get_json()
 
 
-def test_cases_are_routed_to_a_team_and_a_handler_at_intake(teams_stack):
+def test_cases_are_routed_to_a_team_and_a_handler_at_intake(teams_stack, temporal_address):
     client, tokens = teams_stack
     first = new_case(client, tokens["ada"], "return")
+    record_history_sync(temporal_address, first["id"], "routed_return")
     assert (first["team"], first["assignee"], first["store"]) == (
         "returns", "ann", "sh-nanjing-rd")
     recorded = next(e for e in first["timeline"] if e["type"] == "recorded")
