@@ -361,6 +361,8 @@ class CaseFilter:
     tag: str | None = None
     team: str | None = None
     store: str | None = None
+    # The desk's queue: cases of these teams or of none (empty: every team).
+    queue_of: tuple[str, ...] = ()
     created_from: datetime | None = None
     created_to: datetime | None = None
     # For the pages: only cases still open, only unassigned ones, one status, and
@@ -438,6 +440,8 @@ def case_query(filters: CaseFilter) -> Select:
         stmt = stmt.where(Case.stage.in_(OPEN_STAGES))
     if filters.unassigned:
         stmt = stmt.where(Case.assignee.is_(None))
+    if filters.queue_of:
+        stmt = stmt.where(or_(Case.team.in_(filters.queue_of), Case.team.is_(None)))
     if filters.at_risk_by is not None:
         stmt = stmt.where(Case.at_risk_at <= filters.at_risk_by, Case.overdue.is_(False),
                           Case.stage.in_(OPEN_STAGES))

@@ -340,3 +340,18 @@ def test_a_handler_acting_on_a_colleague_s_case_from_the_desk_is_told_whose_it_i
                            data={"csrf_token": token, "text": "mine now"},
                            follow_redirects=True)
     assert "taking it over is a supervisor" in response.get_data(as_text=True)
+
+
+def test_the_desk_queue_holds_the_user_s_teams_cases_and_those_of_no_team(app):
+    with app.extensions["aftersales"].sessions.begin() as session:
+        create_user(session, "tess", "handler", "tess-password", teams=["returns"])
+    put(app, "AS-QUEUE1", stage="confirm", team="returns")
+    put(app, "AS-QUEUE2", stage="confirm", team="complaints")
+    put(app, "AS-QUEUE3", stage="confirm")
+    queue = section(signed_in(app, "tess").get("/desk").get_data(as_text=True),
+                    "team-h")
+    assert "AS-QUEUE1" in queue and "AS-QUEUE3" in queue and "AS-QUEUE2" not in queue
+    # A user in no team takes from every queue.
+    queue = section(signed_in(app, "hank").get("/desk").get_data(as_text=True),
+                    "team-h")
+    assert all(f"AS-QUEUE{n}" in queue for n in (1, 2, 3))

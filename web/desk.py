@@ -18,7 +18,7 @@ from flask_babel import gettext as _
 from marshmallow import ValidationError
 from marshmallow.fields import List
 
-from db import accounts
+from db import accounts, teams
 from db import cases as case_store
 from db.links import customer_url
 from web import evidence, intake
@@ -73,8 +73,13 @@ def queue():
         mine, mine_total, _next = case_store.list_cases(
             session, case_store.CaseFilter(assignee=g.user.name, open_only=True, **filters),
             sort="due", per_page=PER_PAGE, page=1)
+        # The queue a user can take from: their teams' (and cases of no team); an
+        # admin may act on any case, so theirs is every team's.
+        queue_of = () if g.user.role == "admin" else tuple(teams.teams_of(session,
+                                                                          g.user.name))
         unassigned, unassigned_total, _next = case_store.list_cases(
-            session, case_store.CaseFilter(unassigned=True, open_only=True, **filters),
+            session, case_store.CaseFilter(unassigned=True, open_only=True,
+                                           queue_of=queue_of, **filters),
             sort="due", per_page=PER_PAGE, page=1)
     return render_template(
         "desk.html", **page_context(
