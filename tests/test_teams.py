@@ -237,6 +237,14 @@ def test_cases_are_routed_to_a_team_and_a_handler_at_intake(teams_stack, tempora
     bad = client.get("/api/v1/cases?team=no%20such", headers=auth(tokens["ada"]))
     assert bad.status_code == 422 and "team" in bad.get_json()["errors"]
 
+    made = client.post("/api/v1/users", headers=auth(tokens["ada"]), json={
+        "name": "gus", "role": "handler", "teams": ["returns", "vip"]})
+    assert made.status_code == 201, made.get_json()
+    assert (made.get_json()["teams"], made.get_json()["on_duty"]) == (["returns", "vip"], True)
+    # gus is next in the returns round after ann (bea, then around: ann, bea, gus).
+    assert new_case(client, tokens["ada"], "return", "SO-10008")["assignee"] == "bea"
+    assert new_case(client, tokens["ada"], "return", "SO-10009")["assignee"] == "gus"
+
 
 def test_with_every_member_away_the_case_waits_in_the_team_queue(teams_stack):
     client, tokens = teams_stack
