@@ -111,6 +111,7 @@ def order_from_json(data: dict) -> OrderSnapshot:
                           tier=str(c.get("tier", "regular")))
         if (c := data.get("customer")) else None,
         waybill_no=data.get("waybill_no", ""),
+        store_id=str(data.get("store_id") or ""),
     )
 
 

@@ -18,11 +18,14 @@ def _settings() -> Settings:
 
 
 def _check_policy(settings: Settings) -> None:
-    """Stop at start, naming the line, when the SLA policy file is wrong."""
+    """Stop at start, naming the line, when the SLA policy or the routing file is
+    wrong."""
     from aftersales.policy import PolicyError, load_policy
+    from aftersales.routing import load_routing
 
     try:
         load_policy(settings.sla_file)
+        load_routing(settings.routing_file)
     except PolicyError as err:
         raise click.ClickException(str(err)) from err
 
@@ -136,8 +139,10 @@ def users() -> None:
               help="Language of the user's notifications (default: AFTERSALES_DEFAULT_LOCALE).")
 @click.option("--display-name", default="",
               help="How customers see the user on replies (default: Customer service).")
+@click.option("--team", "teams", multiple=True,
+              help="A team the user is in (repeat for several; docs/teams.md).")
 def users_create(name: str, role: str, password: str | None, email: str, locale: str,
-                 display_name: str) -> None:
+                 display_name: str, teams: tuple[str, ...]) -> None:
     """Create a staff user."""
     from db.accounts import AccountError, create_user
 
@@ -145,10 +150,10 @@ def users_create(name: str, role: str, password: str | None, email: str, locale:
     try:
         with sessions.begin() as session:
             create_user(session, name, role, password, email=email, locale=locale,
-                        display_name=display_name)
+                        display_name=display_name, teams=teams)
     except AccountError as err:
         raise click.ClickException(str(err)) from err
-    click.echo(f"created {role} {name}")
+    click.echo(f"created {role} {name}" + (f" in {', '.join(teams)}" if teams else ""))
 
 
 # Who the command line acts as on a case's timeline and in the audit log.

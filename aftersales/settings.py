@@ -44,6 +44,8 @@ class Settings:
     # (docs/benchmarks.md). 2,000 bounds a worker near 0.75 GiB.
     worker_cache: int = 2000
     sla_file: str | None = None
+    # The routing file (docs/teams.md); None: the shipped aftersales/routing.toml.
+    routing_file: str | None = None
     secret_key: str = ""
     order_system_url: str = "http://127.0.0.1:5101"
     inventory_system_url: str = "http://127.0.0.1:5102"
@@ -168,6 +170,7 @@ class Settings:
             task_queue=get("AFTERSALES_TASK_QUEUE", "aftersales"),
             worker_cache=int(get("AFTERSALES_WORKER_CACHE") or 2000),
             sla_file=get("AFTERSALES_SLA_FILE") or None,
+            routing_file=get("AFTERSALES_ROUTING_FILE") or None,
             secret_key=get("AFTERSALES_SECRET_KEY", ""),
             order_system_url=get("AFTERSALES_ORDER_SYSTEM_URL", "http://127.0.0.1:5101"),
             inventory_system_url=get("AFTERSALES_INVENTORY_SYSTEM_URL",
@@ -297,6 +300,8 @@ class Settings:
         }
         if self.sla_file:
             env["AFTERSALES_SLA_FILE"] = self.sla_file
+        if self.routing_file:
+            env["AFTERSALES_ROUTING_FILE"] = self.routing_file
         return env
 
 

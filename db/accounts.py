@@ -4,6 +4,7 @@ their lifecycle: deactivation, password changes, token expiry and revocation."""
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import UTC, datetime, timedelta
 
@@ -12,8 +13,8 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from db.cases import as_utc
-from db.models import ApiToken, User
-from workflows.case.vocabulary import LOCALES, RESERVED_NAMES, ROLES
+from db.models import ApiToken, User, UserTeam
+from workflows.case.vocabulary import LOCALES, RESERVED_NAMES, ROLES, TEAM_NAME
 
 
 class AccountError(ValueError):
@@ -21,7 +22,9 @@ class AccountError(ValueError):
 
 
 def create_user(session: Session, name: str, role: str, password: str | None = None,
-                email: str = "", locale: str = "", display_name: str = "") -> User:
+                email: str = "", locale: str = "", display_name: str = "",
+                teams: list[str] | tuple[str, ...] = ()) -> User:
+    """A new active user, on duty, in `teams` (docs/teams.md)."""
     if role not in ROLES:
         raise AccountError(f"unknown role '{role}' (one of {', '.join(ROLES)})")
     if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").replace(
@@ -35,6 +38,10 @@ def create_user(session: Session, name: str, role: str, password: str | None = N
     if len(display_name) > 40 or display_name != display_name.strip():
         raise AccountError("a display name is at most 40 characters, without leading or "
                            "trailing spaces")
+    for team in teams:
+        if not re.match(TEAM_NAME, team):
+            raise AccountError(f"'{team}': a team name is 1-40 letters, digits, '.', '-' "
+                               "or '_'")
     if session.get(User, name) is not None:
         raise AccountError(f"user '{name}' already exists")
     user = User(
@@ -46,9 +53,20 @@ def create_user(session: Session, name: str, role: str, password: str | None = N
         email=email,
         locale=locale,
         display_name=display_name,
+        on_duty=True,
     )
     session.add(user)
+    session.flush()
+    session.add_all(UserTeam(user_name=name, team=team) for team in dict.fromkeys(teams))
     return user
+
+
+def set_on_duty(session: Session, name: str, on_duty: bool) -> None:
+    """On duty (routing may give the user new cases) or away (it gives them none)."""
+    user = session.get(User, name)
+    if user is None:
+        raise AccountError(f"no user '{name}'")
+    user.on_duty = on_duty
 
 
 def get_user(session: Session, name: str) -> User | None:

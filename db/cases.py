@@ -46,7 +46,7 @@ from workflows.case.vocabulary import OPEN_STAGES
 CASE_COLUMNS = (
     "kind", "channel", "stage", "status", "priority", "assignee", "order_id",
     "stage_due_at", "resolution_due_at", "overdue", "closed_at", "repeat_of", "rating",
-    "at_risk_at",
+    "at_risk_at", "team",
 )
 
 
@@ -100,6 +100,7 @@ def apply_projection(session: Session, projection: Projection,
         **report_facts(snap),
         triage=jsonable(snap.triage) if snap.triage else None,
         escalation_risk=bool(snap.triage and snap.triage.escalation_risk.value),
+        store=snap.store or None,
         data=_public_data(snap, links),
     )
     # One conditional UPDATE: atomic on SQLite and PostgreSQL alike, so a slower,
@@ -358,6 +359,10 @@ class CaseFilter:
     escalation_risk: bool | None = None
     q: str | None = None
     tag: str | None = None
+    team: str | None = None
+    store: str | None = None
+    # The desk's queue: cases of these teams or of none (empty: every team).
+    queue_of: tuple[str, ...] = ()
     created_from: datetime | None = None
     created_to: datetime | None = None
     # For the pages: only cases still open, only unassigned ones, one status, and
@@ -424,7 +429,8 @@ def recent_cases(session: Session, customer_id: str, order_id: str,
 
 def case_query(filters: CaseFilter) -> Select:
     stmt = select(Case)
-    for name in ("stage", "kind", "priority", "channel", "assignee", "status"):
+    for name in ("stage", "kind", "priority", "channel", "assignee", "status", "team",
+                 "store"):
         value = getattr(filters, name)
         if value:
             stmt = stmt.where(getattr(Case, name) == value)
@@ -434,6 +440,8 @@ def case_query(filters: CaseFilter) -> Select:
         stmt = stmt.where(Case.stage.in_(OPEN_STAGES))
     if filters.unassigned:
         stmt = stmt.where(Case.assignee.is_(None))
+    if filters.queue_of:
+        stmt = stmt.where(or_(Case.team.in_(filters.queue_of), Case.team.is_(None)))
     if filters.at_risk_by is not None:
         stmt = stmt.where(Case.at_risk_at <= filters.at_risk_by, Case.overdue.is_(False),
                           Case.stage.in_(OPEN_STAGES))

@@ -96,6 +96,10 @@ class Case(Base):
     # column of its own so the supervisor's queue can filter on it.
     triage: Mapped[dict | None] = mapped_column(JSON)
     escalation_risk: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # Where the case came from (the order's store) and which team's queue it is in
+    # (docs/teams.md): columns so the lists filter on them and ownership reads them.
+    store: Mapped[str | None] = mapped_column(String(64))
+    team: Mapped[str | None] = mapped_column(String(40))
     # sha256 of the customer's status token: the link works, a database leak does not.
     status_token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
     # The full snapshot as the workflow wrote it (customer, items, order, clocks, ...).
@@ -111,6 +115,8 @@ class Case(Base):
         Index("ix_cases_customer", "customer_id"),
         Index("ix_cases_created", "created_at"),
         Index("ix_cases_phone", "customer_phone"),
+        Index("ix_cases_team_due", "team", "due_key", "id"),
+        Index("ix_cases_store", "store"),
     )
 
 
@@ -238,6 +244,20 @@ class User(Base):
     # out) ends all of the user's sessions at their next request, copied cookies too.
     session_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0,
                                                  server_default="0")
+    # Away users get no new cases from routing (docs/teams.md); on duty when created.
+    on_duty: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True,
+                                          server_default="1")
+
+
+class UserTeam(Base):
+    """A user's membership of a team (a user may be in several)."""
+
+    __tablename__ = "user_teams"
+
+    user_name: Mapped[str] = mapped_column(ForeignKey("users.name"), primary_key=True)
+    team: Mapped[str] = mapped_column(String(40), primary_key=True)
+
+    __table_args__ = (Index("ix_user_teams_team", "team"),)
 
 
 class ApiToken(Base):

@@ -62,6 +62,8 @@ def digits(phone: str) -> str:
     """A phone number as the search compares it: its digits only."""
     return "".join(ch for ch in phone if ch.isdigit())
 PAYMENT_METHODS = ("alipay", "wechat_pay", "card")
+# The shops that sell the demo orders, in turn: SO-10001 online, SO-10002 Shanghai, ...
+STORES = ("online", "sh-nanjing-rd", "bj-wangfujing", "hz-westlake")
 
 
 def outbound_waybill_no(order_id: str) -> str:
@@ -93,6 +95,7 @@ def demo_orders(now: datetime, count: int = 40, seed: int = 7) -> dict[str, dict
             "status": "delivered" if delivered else "shipped",
             # The parcel that took the order out; the courier system knows it too.
             "waybill_no": outbound_waybill_no(order_id),
+            "store_id": STORES[n % len(STORES)],
             "currency": "CNY",
             "total": f"{total:.2f}",
             "placed_at": iso(placed),

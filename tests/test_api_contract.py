@@ -20,7 +20,7 @@ from db.engine import make_engine, make_sessionmaker
 from db.models import Case
 from tests.conftest import BackgroundWorker, make_settings, settled_history_length, staff_token
 from web import create_app
-from web.auth import PERMISSIONS
+from web.auth import OWNERSHIP, PERMISSIONS
 from workflows.case.vocabulary import ROLES
 
 USERS = {"handler": "hank", "supervisor": "sue", "admin": "ada"}
@@ -40,6 +40,14 @@ def api(temporal_address, order_system_url, tmp_path_factory):
             create_user(session, name, role, f"{name}-password")
             tokens[role] = create_token(session, name)
         create_user(session, "alice", "handler", "alice-password")
+        # The team dimension (shipped routing: returns and complaints queues): a handler
+        # and a supervisor of returns, a colleague in returns, one in complaints.
+        for name, role, teams in (("rita", "handler", ["returns"]),
+                                  ("rex", "supervisor", ["returns"]),
+                                  ("ray", "handler", ["returns"]),
+                                  ("cy", "handler", ["complaints"])):
+            create_user(session, name, role, teams=teams)
+            tokens[name] = create_token(session, name)
     yield app.test_client(), tokens, sessions, temporal_address
     app.extensions["aftersales"].gateway.close()
     app.extensions["aftersales"].engine.dispose()
@@ -99,6 +107,9 @@ def request_for(permission: str, role: str, client, tokens):
             "description": "快递箱子被压扁了，鸡蛋碎了一半", "channel": "app"})
     if permission == "users.list":
         return client.get("/api/v1/users", headers=auth(tokens[role]))
+    if permission == "me.duty":
+        return client.post("/api/v1/me/duty", json={"on_duty": True},
+                           headers=auth(tokens[role]))
     if permission == "users.create":
         return client.post("/api/v1/users", headers=auth(tokens[role]), json={
             "name": f"u-{uuid.uuid4().hex[:8]}", "role": "handler", "password": "password1"})
@@ -410,3 +421,62 @@ def test_security_headers_on_every_answer(api):
         assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
         assert "unsafe-inline" not in csp
         assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+# The caller of each role in the team dimension: all but the admin are in `returns`.
+TEAM_USERS = {"handler": "rita", "supervisor": "rex", "admin": "admin"}
+
+
+def case_standing_as(standing: str, role: str, client, tokens, sessions) -> dict:
+    """A case that stands `standing` to the role's caller (web/auth.OWNERSHIP)."""
+    returns = {**new_case_body(), "kind": "return",
+               "items": [{"sku": sku_of("SO-10003", client), "quantity": 1}]}
+    body = new_case_body() if "another team" in standing or "without" in standing \
+        else returns
+    response = client.post("/api/v1/cases", json=body, headers=auth(tokens["admin"]))
+    assert response.status_code == 201, response.get_json()
+    case = response.get_json()
+    assert case["team"] == ("complaints" if body is not returns else "returns")
+    assignee = {"assigned to the caller": USERS[role] if role == "admin" else TEAM_USERS[role],
+                "assigned to a colleague, in a team of the caller": "ray",
+                "assigned to someone, in another team": "cy"}.get(standing)
+    if assignee:
+        answer = client.post(f"/api/v1/cases/{case['id']}/assign",
+                             json={"assignee": assignee}, headers=auth(tokens["admin"]))
+        assert answer.status_code == 200, answer.get_json()
+    if "without a team" in standing:  # as a case opened before routing
+        with sessions.begin() as session:
+            session.execute(update(Case).where(Case.id == case["id"]).values(team=None))
+    return case
+
+
+def sku_of(order_id: str, client) -> str:
+    return client.application.extensions["aftersales"].orders.get(order_id).lines[0].sku
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("standing", sorted(OWNERSHIP))
+def test_ownership_cell(api, standing, role):
+    client, tokens, sessions, _ = api
+    caller = "admin" if role == "admin" else TEAM_USERS[role]
+    case = case_standing_as(standing, role, client, tokens, sessions)
+    response = client.post(f"/api/v1/cases/{case['id']}/note", json={"text": "checked"},
+                           headers=auth(tokens[caller]))
+    if role in OWNERSHIP[standing]:
+        assert response.status_code == 200, response.get_json()
+    else:
+        assert response.status_code == 403, response.get_json()
+        assert response.content_type == "application/problem+json"
+        problem = response.get_json()
+        assert problem["title"] == "Not your case"
+        if standing.startswith("assigned"):
+            assert "taking over is a supervisor's assign" in problem["detail"]
+
+
+def test_ownership_is_documented():
+    text = (Path(__file__).parent.parent / "docs" / "roles.md").read_text(encoding="utf-8")
+    for standing, roles in OWNERSHIP.items():
+        row = next((line for line in text.splitlines() if f"| {standing} |" in line), None)
+        assert row is not None, f"{standing} missing from docs/roles.md"
+        cells = [c.strip() for c in row.strip().strip("|").split("|")][1:1 + len(ROLES)]
+        assert cells == ["yes" if r in roles else "no" for r in ROLES], row

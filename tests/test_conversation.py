@@ -82,8 +82,11 @@ def test_customer_and_handler_hold_a_conversation(stack, temporal_address):
     assert wait_until(lambda: sent_to(sessions, case_id, "customer_replied"))[0].recipient \
         == "alice"
 
-    # An internal note and a reply, from a handler with a display name.
+    # An internal note, then the supervisor hands the case to a handler with a display
+    # name (a colleague's case is not another handler's to answer), who replies.
     client.post(f"/api/v1/cases/{case_id}/note", json={"text": "顾客是常客"}, headers=headers)
+    assert client.post(f"/api/v1/cases/{case_id}/assign", json={"assignee": "xiaoai"},
+                       headers=auth(tokens["sam"])).status_code == 200
     page = signed_in(stack[0], "xiaoai")
     html = page.get(f"/desk/cases/{case_id}").get_data(as_text=True)
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
@@ -112,7 +115,7 @@ def test_customer_and_handler_hold_a_conversation(stack, temporal_address):
     assert "客服小艾" in shown and "顾客是常客" not in shown and "xiaoai" not in shown
     # The case ends; its history is the replay test's `conversation` path.
     assert client.post(f"/api/v1/cases/{case_id}/cancel", json={"reason": "已解决"},
-                       headers=headers).status_code == 200
+                       headers=auth(tokens["sam"])).status_code == 200
     wait_until(lambda: sent_to(sessions, case_id, "case_cancelled"))
     record_history_sync(temporal_address, case_id, "conversation")
 

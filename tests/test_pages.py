@@ -15,6 +15,7 @@ import pytest
 
 from db import cases as case_store
 from db.accounts import create_user
+from db.models import User
 from tests.conftest import make_settings
 from tests.test_read_model import snapshot
 from web import create_app
@@ -297,3 +298,60 @@ def test_the_desk_reads_list_fields_from_repeated_or_comma_separated_inputs():
     form = MultiDict([("add", "破损, vip ,"), ("remove", "old"), ("remove", "older")])
     assert form_body("tag", form) == {"add": ["破损", "vip"], "remove": ["old", "older"]}
     assert form_body("note", MultiDict([("text", "  called  ")])) == {"text": "called"}
+
+
+def test_the_desk_and_console_filter_by_team_and_store(app):
+    put(app, "AS-TEAM1", stage="analyze", team="returns", store="online", overdue=True)
+    put(app, "AS-TEAM2", stage="analyze", team="complaints", store="hz-westlake",
+        overdue=True)
+    desk = signed_in(app, "hank")
+    by_team = desk.get("/desk?team=returns").get_data(as_text=True)
+    assert "AS-TEAM1" in by_team and "AS-TEAM2" not in by_team
+    assert '<option value="returns" selected>' in by_team
+    by_store = desk.get("/desk?store=hz-westlake").get_data(as_text=True)
+    assert "AS-TEAM2" in by_store and "AS-TEAM1" not in by_store
+    console = signed_in(app, "sam").get("/supervisor?team=complaints").get_data(as_text=True)
+    overdue = section(console, "overdue-h")
+    assert "AS-TEAM2" in overdue and "AS-TEAM1" not in overdue
+
+
+def test_the_desk_switches_its_user_away_and_back_on_duty(app):
+    client = signed_in(app, "hank")
+    page = client.get("/desk").get_data(as_text=True)
+    assert "You are on duty" in page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    response = client.post("/desk/duty", data={"csrf_token": token, "on_duty": "0"})
+    assert response.status_code == 302
+    page = client.get("/desk").get_data(as_text=True)
+    assert "You are away" in page and "Set me on duty" in page
+    with app.extensions["aftersales"].sessions() as session:
+        assert session.get(User, "hank").on_duty is False
+    client.post("/desk/duty", data={"csrf_token": token, "on_duty": "1"})
+    with app.extensions["aftersales"].sessions() as session:
+        assert session.get(User, "hank").on_duty is True
+
+
+def test_a_handler_acting_on_a_colleague_s_case_from_the_desk_is_told_whose_it_is(app):
+    put(app, "AS-BOBS1", stage="analyze", assignee="bob")
+    client = signed_in(app, "hank")
+    page = client.get("/desk/cases/AS-BOBS1").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    response = client.post("/desk/cases/AS-BOBS1/note",
+                           data={"csrf_token": token, "text": "mine now"},
+                           follow_redirects=True)
+    assert "taking it over is a supervisor" in response.get_data(as_text=True)
+
+
+def test_the_desk_queue_holds_the_user_s_teams_cases_and_those_of_no_team(app):
+    with app.extensions["aftersales"].sessions.begin() as session:
+        create_user(session, "tess", "handler", "tess-password", teams=["returns"])
+    put(app, "AS-QUEUE1", stage="confirm", team="returns")
+    put(app, "AS-QUEUE2", stage="confirm", team="complaints")
+    put(app, "AS-QUEUE3", stage="confirm")
+    queue = section(signed_in(app, "tess").get("/desk").get_data(as_text=True),
+                    "team-h")
+    assert "AS-QUEUE1" in queue and "AS-QUEUE3" in queue and "AS-QUEUE2" not in queue
+    # A user in no team takes from every queue.
+    queue = section(signed_in(app, "hank").get("/desk").get_data(as_text=True),
+                    "team-h")
+    assert all(f"AS-QUEUE{n}" in queue for n in (1, 2, 3))

@@ -15,7 +15,7 @@ from workflows.case.workflow import CaseWorkflow
 
 PATHS = ("complaint", "refund", "return", "exchange", "repair", "reopen_cancel", "overdue",
          "notify_complaint", "triage", "tag_lifecycle", "orderless_coupon",
-         "attachments_cancel", "conversation", "approval_split")
+         "attachments_cancel", "conversation", "approval_split", "routed_return")
 
 
 @pytest.mark.parametrize("path", PATHS)

@@ -14,12 +14,14 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from aftersales.blobs import BlobStore, make_store
 from aftersales.policy import load_policy
+from aftersales.routing import load_routing
 from aftersales.settings import Settings
 from db.engine import make_engine, make_sessionmaker, migrate
 from db.links import LinkSeal
 from web.gateway import CaseGateway
 from web.intake import OrderDirectory
 from web.ratelimit import MissLimiter
+from workflows.routing import RoutingPolicy
 from workflows.sla import SlaPolicy
 
 csrf = CSRFProtect()
@@ -50,6 +52,8 @@ class AppState:
     message_limiter: MissLimiter
     # Status links are stored sealed; the pages and the API open them (db/links.py).
     links: LinkSeal
+    # Which team's queue new cases go to (docs/teams.md); read once, at start.
+    routing: RoutingPolicy
 
 
 def create_app(settings: Settings | None = None, gateway: CaseGateway | None = None,
@@ -83,6 +87,7 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
         sessions=sessions,
         gateway=gateway or CaseGateway(settings),
         policy=load_policy(settings.sla_file),
+        routing=load_routing(settings.routing_file),
         link_limiter=MissLimiter(sessions, "link"),
         login_limiter=MissLimiter(sessions, "login", limit=5, window=900),
         login_address_limiter=MissLimiter(sessions, "login_address", limit=30, window=900),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, request
 
-from db import accounts, auditlog
+from db import accounts, auditlog, teams
 from db import cases as case_store
 from web import intake
 from web.access import audit_csv, audit_filter, deactivate_user
@@ -22,6 +22,7 @@ from web.schemas import (
     AuditQuery,
     CaseCreateSchema,
     CaseListQuery,
+    DutySchema,
     PasswordSetSchema,
     TriageRequestSchema,
     UserCreateSchema,
@@ -127,6 +128,19 @@ def act(case_id: str, action: str):
         return case_json(row, case_store.timeline(session, case_id))
 
 
+@api.post("/me/duty")
+@require("me.duty")
+def set_duty():
+    """On duty (routing may give the caller new cases) or away (docs/teams.md)."""
+    data = DutySchema().load(json_body())
+    user = current_user()
+    with state().sessions.begin() as session:
+        accounts.set_on_duty(session, user.name, data["on_duty"])
+        row = accounts.get_user(session, user.name)
+        assert row is not None
+        return user_json(row, teams.teams_of(session, user.name))
+
+
 @api.post("/triage")
 @require("triage.suggest")
 def triage():
@@ -139,7 +153,8 @@ def triage():
 @require("users.list")
 def list_users():
     with state().sessions() as session:
-        return {"items": [user_json(u) for u in accounts.list_users(session)]}
+        return {"items": [user_json(u, teams.teams_of(session, u.name))
+                          for u in accounts.list_users(session)]}
 
 
 @api.post("/users")
@@ -151,8 +166,9 @@ def create_user():
         with state().sessions.begin() as session:
             user = accounts.create_user(session, data["name"], data["role"], data["password"],
                                         email=data["email"], locale=data["locale"],
-                                        display_name=data["display_name"])
-            body = user_json(user)
+                                        display_name=data["display_name"],
+                                        teams=data["teams"])
+            body = user_json(user, teams.teams_of(session, user.name))
     except accounts.AccountError as err:
         raise Problem(422, "Invalid request", str(err), errors={"name": [str(err)]}) from err
     return body, 201

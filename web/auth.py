@@ -22,6 +22,7 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     **RULE_PERMISSIONS,
     "reports.read": MANAGERS,
     "triage.suggest": STAFF,
+    "me.duty": STAFF,
     "users.list": ("admin",),
     "users.create": ("admin",),
     "users.deactivate": ("admin",),
@@ -31,6 +32,52 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "tokens.revoke": ("admin",),
     "audit.read": ("admin",),
 }
+
+
+# Who may act on a case, by where the case stands to the caller (docs/roles.md, "Whose
+# case"): on top of PERMISSIONS, checked for every action (web/commands.py). A user in
+# no team works across all teams, as everyone did before teams existed.
+OWNERSHIP: dict[str, tuple[str, ...]] = {
+    "assigned to the caller": STAFF,
+    "unassigned, in a team of the caller": STAFF,
+    "unassigned, without a team": STAFF,
+    "unassigned, in another team": ("admin",),
+    "assigned to a colleague, in a team of the caller": MANAGERS,
+    "assigned to someone, in another team": ("admin",),
+}
+
+
+NOT_YOUR_CASE = "not-your-case"
+
+
+def case_standing(user_name: str, user_teams: list[str], assignee: str | None,
+                  team: str | None) -> str:
+    """Where a case stands to the caller: a key of OWNERSHIP."""
+    if assignee is not None and assignee == user_name:
+        return "assigned to the caller"
+    ours = team is None or not user_teams or team in user_teams
+    if assignee is None:
+        if team is None:
+            return "unassigned, without a team"
+        return "unassigned, in a team of the caller" if ours else "unassigned, in another team"
+    return ("assigned to a colleague, in a team of the caller" if ours
+            else "assigned to someone, in another team")
+
+
+def check_ownership(case_id: str, assignee: str | None, team: str | None,
+                    user_teams: list[str]) -> None:
+    """403 unless the caller may act on this case (OWNERSHIP)."""
+    user = current_user()
+    standing = case_standing(user.name, user_teams, assignee, team)
+    if user.role in OWNERSHIP[standing]:
+        return
+    if assignee is not None:
+        detail = (f"case {case_id} is assigned to {assignee}; taking over is a "
+                  "supervisor's assign")
+    else:
+        detail = (f"case {case_id} is in the queue of team {team}, not of yours "
+                  f"({', '.join(user_teams)})")
+    raise Problem(403, "Not your case", detail, slug=NOT_YOUR_CASE)
 
 
 def current_user():

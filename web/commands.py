@@ -12,8 +12,8 @@ from typing import Any
 from flask import current_app
 
 from aftersales.converter import decode
-from db import accounts
-from web.auth import check, current_user
+from db import accounts, teams
+from web.auth import check, check_ownership, current_user
 from web.idempotency import update_id
 from web.problems import Problem
 from workflows.case.contracts import Actor, UpdateResult
@@ -32,19 +32,23 @@ def action_input(action: Action, actor: Actor | None, data: dict) -> Any:
 def perform_action(case_id: str, name: str, data: dict, channel: str = "api"
                    ) -> UpdateResult:
     """Check the caller's right to the action (its body already loaded by its schema)
-    and send it to the case (`channel`: `desk` or `api`, where it was written). Raises
-    Problem, ActionRefused, CaseNotRunning or TemporalUnavailable; the workflow refuses
-    what does not fit the case."""
+    and to the case (whose it is, web/auth.OWNERSHIP), and send it to the case
+    (`channel`: `desk` or `api`, where it was written). Raises Problem, ActionRefused,
+    CaseNotRunning or TemporalUnavailable; the workflow refuses what does not fit the
+    case."""
     action = BY_NAME[name]
     check(action.permission)
     st = current_app.extensions["aftersales"]
-    if name == "assign":
-        with st.sessions() as session:
+    user = current_user()
+    with st.sessions() as session:
+        owner = teams.case_owner(session, case_id)
+        if owner is not None:  # an unknown case is the workflow's to refuse (404)
+            check_ownership(case_id, *owner, teams.teams_of(session, user.name))
+        if name == "assign":
             assignee = accounts.get_user(session, data["assignee"])
             if assignee is None or not assignee.active:
                 raise Problem(422, "Invalid request", "no such active user",
                               errors={"assignee": [f"no active user '{data['assignee']}'"]})
-    user = current_user()
     if name == "reply":  # signed as the customer will see it; where it was written
         data = {**data, "display_name": user.display_name, "channel": channel}
     elif name == "note":

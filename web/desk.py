@@ -18,11 +18,11 @@ from flask_babel import gettext as _
 from marshmallow import ValidationError
 from marshmallow.fields import List
 
-from db import accounts
+from db import accounts, teams
 from db import cases as case_store
 from db.links import customer_url
 from web import evidence, intake
-from web.auth import PERMISSIONS
+from web.auth import NOT_YOUR_CASE, PERMISSIONS
 from web.caseview import (
     ACTION_NAMES,
     available_actions,
@@ -67,19 +67,43 @@ def queue():
         "q": (args.get("q") or "").strip()[:100] or None,
         "tag": (args.get("tag") or "").strip()[:MAX_TAG_LENGTH] or None,
         "overdue": True if args.get("overdue") == "1" else None,
+        **team_filters(args),
     }
     with state().sessions() as session:
         mine, mine_total, _next = case_store.list_cases(
             session, case_store.CaseFilter(assignee=g.user.name, open_only=True, **filters),
             sort="due", per_page=PER_PAGE, page=1)
+        # The queue a user can take from: their teams' (and cases of no team); an
+        # admin may act on any case, so theirs is every team's.
+        queue_of = () if g.user.role == "admin" else tuple(teams.teams_of(session,
+                                                                          g.user.name))
         unassigned, unassigned_total, _next = case_store.list_cases(
-            session, case_store.CaseFilter(unassigned=True, open_only=True, **filters),
+            session, case_store.CaseFilter(unassigned=True, open_only=True,
+                                           queue_of=queue_of, **filters),
             sort="due", per_page=PER_PAGE, page=1)
     return render_template(
         "desk.html", **page_context(
             mine=mine, mine_total=mine_total, unassigned=unassigned,
             unassigned_total=unassigned_total, filters=filters, KINDS=KINDS,
-            PRIORITIES=PRIORITIES, STAGES=STAGES))
+            PRIORITIES=PRIORITIES, STAGES=STAGES,
+            TEAMS=[rule.name for rule in state().routing.teams]))
+
+
+def team_filters(args) -> dict:
+    """The lists' `team` and `store` filters from a page's query string (docs/teams.md)."""
+    return {"team": (args.get("team") or "").strip()[:40] or None,
+            "store": (args.get("store") or "").strip()[:64] or None}
+
+
+@desk.post("/desk/duty")
+@staff_page("handler", "supervisor", "admin")
+def duty():
+    """The desk's on-duty/away switch: away, routing gives the user no new cases."""
+    on_duty = request.form.get("on_duty") == "1"
+    with state().sessions.begin() as session:
+        accounts.set_on_duty(session, g.user.name, on_duty)
+    g.user.on_duty = on_duty
+    return redirect(url_for("desk.queue"))
 
 
 @desk.get("/desk/cases/<case_id>")
@@ -133,6 +157,10 @@ def act(case_id: str, action: str):
                     field=field_label(field)), "error")
         return back
     except Problem as err:
+        if err.slug == NOT_YOUR_CASE:
+            flash(_("This case is not yours or your team's: taking it over is a "
+                    "supervisor's assign."), "error")
+            return back
         flash({403: _("Your role may not do that."), 404: _("There is no case %(id)s.",
                                                             id=case_id)}.get(
             err.status, _("Refused: %(why)s", why=err.detail)), "error")

@@ -17,6 +17,7 @@ from flask import current_app
 
 from activities.order_system import order_from_json
 from db import cases as case_store
+from db import teams
 from db.models import Case
 from web.gateway import ActionRefused
 from web.problems import Problem
@@ -204,13 +205,18 @@ def case_input(kind: str, channel: str, order_id: str, customer: Customer,
         earlier = case_store.open_case_on_order(session, order_id, kind)
         recent = case_store.recent_cases(session, customer.id, order_id, since)
         returned = case_store.returned_quantities(session, order_id) if order_id else {}
+        # Every team that assigns: which one takes the case is the workflow's to say,
+        # after it has read the order and scored the priority.
+        rosters = teams.rosters(session, [rule.name for rule in st.routing.teams
+                                          if rule.assign != "none"])
     token = secrets.token_urlsafe(24)
     return CaseInput(
         case_id=new_case_id(), kind=kind, channel=channel, order_id=order_id,
         customer=customer, items=items, description=description, status_token=token,
         customer_url=f"{st.settings.public_url}/s/{token}", policy=st.policy,
         opened_by=opened_by, priority=priority,
-        repeat_of=earlier.id if earlier else None, recent_cases=recent, returned=returned)
+        repeat_of=earlier.id if earlier else None, recent_cases=recent, returned=returned,
+        routing=st.routing, rosters=rosters)
 
 
 def open_case(inp: CaseInput) -> Case:

@@ -83,7 +83,8 @@ def build_spec() -> dict:
         ("CaseCreate", s.CaseCreateSchema), ("UserCreate", s.UserCreateSchema),
         ("Feedback", s.FeedbackSchema), ("Reply", s.ReplySchema),
         ("TriageRequest", s.TriageRequestSchema), ("AttachmentList", s.AttachmentListSchema),
-        ("Request", s.RequestSchema), ("Deactivation", s.DeactivationSchema),
+        ("Request", s.RequestSchema), ("Duty", s.DutySchema),
+        ("Deactivation", s.DeactivationSchema),
         ("Token", s.TokenSchema), ("TokenList", s.TokenListSchema),
         ("AuditList", s.AuditListSchema), ("PasswordSet", s.PasswordSetSchema),
         ("RequestLookup", s.RequestLookupSchema), ("RequestCreated", s.RequestCreatedSchema),
@@ -226,6 +227,14 @@ def build_spec() -> dict:
                        "script) gets an answer with low_confidence and notes.",
         "security": secured, "requestBody": _body("TriageRequest"),
         "responses": {"200": _json("Triage", "The suggestions"),
+                      **_problems(400, 401, 403, 422, 503)},
+    }})
+    spec.path("/api/v1/me/duty", operations={"post": {
+        "summary": "Set the caller on duty or away (docs/teams.md): away, routing gives "
+                   "them no new cases",
+        "description": _roles("me.duty"), "security": secured,
+        "requestBody": _body("Duty"),
+        "responses": {"200": _json("User", "The caller, as now"),
                       **_problems(400, 401, 403, 422, 503)},
     }})
     spec.path("/api/v1/users", operations={

@@ -106,7 +106,8 @@ def case_json(row: Case, events: list[TimelineEvent] | None = None) -> dict:
 # The snapshot's fields the staff see, with the value a row written before the field
 # existed shows.
 _STATE_FIELDS = tuple(n for n in CaseSchema().fields if n not in ("timeline", "deadlines"))
-_DEFAULTS: dict = {"priority_reasons": [], "reopen_count": 0, "tags": [], "messages": []}
+_DEFAULTS: dict = {"priority_reasons": [], "reopen_count": 0, "tags": [], "messages": [],
+                   "store": ""}
 
 
 def attachment_json(item: dict, base: str) -> dict:
@@ -160,10 +161,11 @@ def customer_messages(row: Case) -> list[dict]:
             for m in row.data.get("messages") or [] if not m.get("internal")]
 
 
-def user_json(user) -> dict:
+def user_json(user, teams: list[str] | None = None) -> dict:
     return {"name": user.name, "role": user.role, "active": user.active,
             "email": user.email, "locale": user.locale,
-            "display_name": user.display_name,
+            "display_name": user.display_name, "teams": teams or [],
+            "on_duty": user.on_duty,
             "created_at": jsonable(user.created_at)}
 
 

@@ -50,6 +50,7 @@ from workflows.case.vocabulary import (
     ROLES,
     ROOT_CAUSES,
     STAGES,
+    TEAM_NAME,
     TIERS,
 )
 
@@ -58,6 +59,11 @@ ID = validate.Length(min=1, max=64)
 SHORT = validate.Length(min=1, max=200)
 TEXT = validate.Length(min=1, max=4000)
 OPTIONAL_TEXT = validate.Length(max=4000)
+
+
+def _team_name(value: str) -> None:
+    if not re.match(TEAM_NAME, value):
+        raise ValidationError("a team name is 1-40 letters, digits, '.', '-' or '_'")
 
 
 def money(value: str) -> None:
@@ -142,6 +148,8 @@ class CaseListQuery(Schema):
     escalation_risk = fields.Boolean()
     q = fields.String(validate=validate.Length(min=1, max=100))
     tag = fields.String(validate=validate.Length(min=1, max=MAX_TAG_LENGTH))
+    team = fields.String(validate=_team_name)
+    store = fields.String(validate=validate.Length(min=1, max=64))
     created_from = fields.AwareDateTime(default_timezone=UTC)
     created_to = fields.AwareDateTime(default_timezone=UTC)
     sort = fields.String(load_default="due", validate=validate.OneOf(("due", "created",
@@ -168,6 +176,12 @@ class UserCreateSchema(Schema):
     email = fields.Email(load_default="", validate=validate.Length(max=200))
     locale = fields.String(load_default="", validate=validate.OneOf(("", *LOCALES)))
     display_name = fields.String(load_default="", validate=validate.Length(max=40))
+    teams = fields.List(fields.String(validate=_team_name), load_default=list,
+                        validate=validate.Length(max=20))
+
+
+class DutySchema(Schema):
+    on_duty = fields.Boolean(required=True, truthy={True}, falsy={False})
 
 
 class PasswordSetSchema(Schema):
@@ -510,6 +524,8 @@ class CaseSchema(Schema):
     attachments = fields.List(fields.Nested(AttachmentSchema), required=True)
     messages = fields.List(fields.Nested(MessageSchema), required=True)
     awaiting_reply_since = fields.DateTime(required=True, allow_none=True)
+    team = fields.String(required=True, allow_none=True)
+    store = fields.String(required=True)
     customer_url = fields.String(required=True)
     version = fields.Integer(required=True)
     timeline = fields.List(fields.Nested(TimelineEventSchema))
@@ -566,6 +582,8 @@ class UserSchema(Schema):
     email = fields.String(required=True)
     locale = fields.String(required=True)
     display_name = fields.String(required=True)
+    teams = fields.List(fields.String(), required=True)
+    on_duty = fields.Boolean(required=True)
     created_at = fields.DateTime(required=True)
 
 

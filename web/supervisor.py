@@ -17,7 +17,7 @@ from db.reports import ReportFilter, summary
 from web.caseview import open_breach
 from web.charts import supervisor_report
 from web.commands import perform_action
-from web.desk import PER_PAGE, page_context, state
+from web.desk import PER_PAGE, page_context, state, team_filters
 from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
 from web.pages import staff_page
 from web.problems import Problem
@@ -32,15 +32,17 @@ supervisor = Blueprint("supervisor", __name__)
 @staff_page(*MANAGERS)
 def console():
     now = datetime.now(UTC)
+    filters = team_filters(request.args)
     with state().sessions() as session:
         overdue, overdue_total, _n = case_store.list_cases(
-            session, case_store.CaseFilter(overdue=True, open_only=True), sort="due",
-            per_page=PER_PAGE, page=1)
+            session, case_store.CaseFilter(overdue=True, open_only=True, **filters),
+            sort="due", per_page=PER_PAGE, page=1)
         at_risk, at_risk_total, _n = case_store.list_cases(
-            session, case_store.CaseFilter(at_risk_by=now), sort="due", per_page=PER_PAGE,
-            page=1)
+            session, case_store.CaseFilter(at_risk_by=now, **filters), sort="due",
+            per_page=PER_PAGE, page=1)
         approvals, approvals_total, _n = case_store.list_cases(
-            session, case_store.CaseFilter(status="waiting_on_approval", open_only=True),
+            session, case_store.CaseFilter(status="waiting_on_approval", open_only=True,
+                                           **filters),
             sort="due", per_page=PER_PAGE, page=1)
         handlers = [u for u in accounts.list_users(session) if u.active]
         endpoints = events_out.status(session, state().settings.event_webhook_urls)
@@ -51,7 +53,8 @@ def console():
             overdue=overdue, overdue_total=overdue_total, at_risk=at_risk,
             at_risk_total=at_risk_total, approvals=approvals,
             approvals_total=approvals_total, breaches=breaches, handlers=handlers,
-            endpoints=endpoints))
+            endpoints=endpoints, filters=filters,
+            TEAMS=[rule.name for rule in state().routing.teams]))
 
 
 @supervisor.post("/supervisor/reassign")

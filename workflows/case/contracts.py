@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from workflows.case.vocabulary import Stage, Status
+from workflows.routing import RoutingPolicy, TeamRoster
+from workflows.routing import TeamMember as TeamMember  # intake builds rosters of these
 from workflows.sla import SlaPolicy
 
 
@@ -76,6 +78,8 @@ class OrderSnapshot:
     refunded: str = "0.00"
     customer: Customer | None = None
     waybill_no: str = ""
+    # The store that sold it ("" from order systems that do not say): routing reads it.
+    store_id: str = ""
 
 
 @dataclass
@@ -102,6 +106,11 @@ class CaseInput:
     # Off only on servers that cannot register custom search attributes (Temporal's
     # time-skipping test server); every real deployment publishes them.
     publish_search_attributes: bool = True
+    # The routing rules in force and, per team, who was on duty at intake with their
+    # open cases: the workflow picks team and assignee from these (docs/teams.md).
+    # None: opened before routing existed, or by a caller that does not route.
+    routing: RoutingPolicy | None = None
+    rosters: list[TeamRoster] = field(default_factory=list)
 
 
 @dataclass
@@ -328,6 +337,10 @@ class CaseState:
     # for an answer (None: nobody is waiting).
     messages: list[Message] = field(default_factory=list)
     awaiting_reply_since: datetime | None = None
+    # The store that sold the order ("" without one) and the team whose queue the case
+    # is in (None: no team, e.g. cases opened before routing; docs/teams.md).
+    store: str = ""
+    team: str | None = None
     # The workflow's own bookkeeping, kept with the rest so nothing lives beside it.
     revisit_notified: bool = False
     inspection: dict | None = None

@@ -26,6 +26,10 @@ ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 CASE_ID = f"AS-[{ID_ALPHABET}]{{10}}"
 # The languages notifications and pages are written in.
 LOCALES = ("zh-CN", "en")
+# A team's name (docs/teams.md): what users are put in and the routing file names.
+TEAM_NAME = r"^[A-Za-z0-9._-]{1,40}$"
+# How a routing rule picks the handler of a new case; "none" leaves it in the queue.
+ASSIGN_METHODS = ("round_robin", "least_loaded", "none")
 
 
 class Stage(StrEnum):

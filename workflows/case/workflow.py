@@ -99,6 +99,7 @@ with workflow.unsafe.imports_passed_through():
         Status,
         raise_priority,
     )
+    from workflows.routing import CaseFacts, pick_assignee, team_for
     from workflows.sla import DEFAULT_TARGETS, BusinessCalendar, format_duration
 
 # Search attributes, registered by `aftersales.temporal.ensure_search_attributes`.
@@ -137,6 +138,9 @@ ESCALATION_PATCH = "escalation-clauses"
 # A customer's message starts a reply clock (a new deadline, so a new timer); cases
 # that began before take the old path on replay.
 CONVERSATION_PATCH = "conversation-reply-clock"
+# A new case goes to a team's queue and, by the team's rule, to one of its handlers
+# (docs/teams.md); cases that began before take no team on replay.
+ROUTING_PATCH = "team-routing"
 DELIVERY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=5), backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=10), maximum_attempts=12,
@@ -250,6 +254,9 @@ class CaseWorkflow:
             except _IntakeRefused:
                 return False
         state.order = order
+        # A field of the state only (no command): cases replayed from before it was
+        # kept fill it in the same way.
+        state.store = order.store_id if order else ""
         state.waiting_on = None
         state.customer = _enrich_customer(inp.customer, order.customer if order else None)
         recent = list(inp.recent_cases)
@@ -285,6 +292,8 @@ class CaseWorkflow:
             "order_status": order.status if order else None,
             "eligibility": state.eligibility,
         }
+        if inp.routing is not None and workflow.patched(ROUTING_PATCH):
+            recorded.update(self._route(bool(risk and risk.value)))
         if state.triage:
             recorded["triage"] = _triage_summary(state.triage)
         self.log.move(Stage.CONFIRM, SYSTEM, "recorded", recorded)
@@ -299,6 +308,27 @@ class CaseWorkflow:
                 "reasons": risk.reasons, "priority": state.priority,
                 "kind": state.kind, "order_id": inp.order_id})
         return True
+
+    def _route(self, escalation_risk: bool) -> dict:
+        """Put the recorded case in the first matching team's queue and give it to the
+        handler the team's rule picks from the rosters intake passed in (nobody free:
+        it stays in the queue). Returns what the `recorded` event tells of it."""
+        inp, state = self._inp, self.state
+        assert inp.routing is not None
+        rule = team_for(inp.routing, CaseFacts(
+            kind=state.kind, channel=state.channel, store=state.store,
+            priority=state.priority, tier=state.customer.tier,
+            locale=state.customer.locale, escalation_risk=escalation_risk))
+        if rule is None:
+            return {}
+        state.team = rule.name
+        roster = next((r for r in inp.rosters if r.team == rule.name), None)
+        assignee = pick_assignee(rule, roster)
+        if assignee is not None and state.assignee is None:
+            state.assignee = assignee
+            self.log.notify_staff(assignee, "case_assigned", {"by": SYSTEM,
+                                                              "team": rule.name})
+        return {"team": rule.name, "assignee": state.assignee, "assign": rule.assign}
 
     async def _order_at_intake(self) -> OrderSnapshot:
         """The order from the order system; while it does not answer, the case exists and
