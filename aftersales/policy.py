@@ -66,19 +66,23 @@ def load_policy(path: str | None = None) -> SlaPolicy:
     return parse_policy(text, source)
 
 
+def toml_error_at(exc: tomllib.TOMLDecodeError, text: str) -> tuple[int, str]:
+    """The line a TOML error is on, and what it says without the position; the policy
+    files (SLA, routing) name the line this way."""
+    message = str(exc)
+    position = _TOML_POSITION.search(message)
+    if position is not None:
+        return (int(position.group(1)),
+                f"{message[: position.start()]} (column {position.group(2)})")
+    return max(1, len(text.splitlines())), message.removesuffix(" (at end of document)")
+
+
 def parse_policy(text: str, source: str = "<policy>") -> SlaPolicy:
     """The SLA policy written in TOML `text`; `source` names it in error messages."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        position = _TOML_POSITION.search(message)
-        if position is not None:
-            line = int(position.group(1))
-            detail = f"{message[: position.start()]} (column {position.group(2)})"
-        else:
-            line = max(1, len(text.splitlines()))
-            detail = message.removesuffix(" (at end of document)")
+        line, detail = toml_error_at(exc, text)
         raise PolicyError(
             f"{source} line {line}: not valid TOML: {detail}", source=source, line=line
         ) from None

@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from aftersales.policy import PolicyError
+from aftersales.policy import PolicyError, toml_error_at
 from workflows.case.vocabulary import (
     ASSIGN_METHODS,
     CHANNELS,
@@ -35,7 +35,6 @@ _ALLOWED: dict[str, tuple[str, ...] | None] = {
     "kind": KINDS, "channel": CHANNELS, "store": None, "priority": PRIORITIES,
     "tier": TIERS, "locale": LOCALES,
 }
-_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 _TEAMS_HEADER = re.compile(r"^\s*\[\[\s*teams\s*\]\]")
 
 
@@ -68,12 +67,8 @@ def parse_routing(text: str, source: str = "<routing>") -> RoutingPolicy:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        position = _TOML_POSITION.search(message)
-        line = int(position.group(1)) if position else None
-        detail = message[: position.start()] if position else message
-        where = f"{source} line {line}" if line else source
-        raise RoutingError(f"{where}: not valid TOML: {detail}", source=source,
+        line, detail = toml_error_at(exc, text)
+        raise RoutingError(f"{source} line {line}: not valid TOML: {detail}", source=source,
                            line=line) from None
     return _Reader(source, text).policy(data)
 
