@@ -18,6 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from aftersales.settings import Settings
 from aftersales.temporal import connect
 from workflows.case.contracts import Actor, ReasonInput, UpdateResult, workflow_id
+from workflows.case.workflow import ALREADY_ERASED
 
 
 class ErasureFailed(Exception):
@@ -42,7 +43,7 @@ async def _erase_running(settings: Settings, case_ids: list[str], reason: str) -
                                         result_type=UpdateResult)
         except WorkflowUpdateFailedError as err:
             cause = err.cause
-            if isinstance(cause, ApplicationError) and "already erased" in str(cause):
+            if isinstance(cause, ApplicationError) and cause.type == ALREADY_ERASED:
                 continue
             raise ErasureFailed(f"case {case_id}: {cause}") from err
         except RPCError as err:

@@ -154,6 +154,9 @@ RESOLVE_ANSWER_WAIT = timedelta(seconds=20)
 # A timer fires this much after its mark, so the mark is due when the case looks.
 TIMER_SLACK = timedelta(milliseconds=1)
 CUSTOMER_ACTOR = Actor(CUSTOMER, CUSTOMER)
+# The refusal of an `erase` the case has already carried out (aftersales/erasure.py
+# counts it as done).
+ALREADY_ERASED = "AlreadyErased"
 
 
 def refuse(message: str, kind: str = "WrongStage") -> ApplicationError:
@@ -777,7 +780,7 @@ class CaseWorkflow:
             raise refuse("the case is open and needs the customer's data to be finished; "
                          "cancel or close it first", "WrongStage")
         if self.state.anonymised_at is not None:
-            raise refuse("the customer's data is already erased", "WrongStage")
+            raise refuse("the customer's data is already erased", ALREADY_ERASED)
 
     # ------------------------------------------------------------ customer
 
