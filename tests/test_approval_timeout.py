@@ -5,6 +5,7 @@ the order-system simulator over HTTP, the read model on SQLite and PostgreSQL.""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import httpx
@@ -60,6 +61,15 @@ async def waiting_refund(client, task_queue, policy_text: str, order_id: str,
     return inp, handle
 
 
+async def until(handle, predicate, timeout: float = 30.0) -> None:
+    """Wait for the case to get there (the saga goes on after an update answered)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate(snap := await handle.query(CaseWorkflow.snapshot)):
+        assert loop.time() < deadline, (snap.stage, snap.status, snap.resolution)
+        await asyncio.sleep(0.1)
+
+
 def escalations(sessions, case_id: str) -> list[dict]:
     return [e.detail for e in events_of(sessions, case_id) if e.type == "escalated"]
 
@@ -100,8 +110,7 @@ async def test_a_waiting_approval_escalates_to_supervisors_then_admins(
         assert snap.resolution is not None and snap.resolution.awaiting == "approval"
         assert refunds_of(order_system_url, inp.case_id) == []
         await handle.execute_update(CaseWorkflow.approve, ApproveInput(ADA, "finally"))
-        snap = await handle.query(CaseWorkflow.snapshot)
-        assert snap.stage == "feedback"
+        await until(handle, lambda snap: snap.stage == "feedback")
         assert refunds_of(order_system_url, inp.case_id) == ["600.00"]
 
 

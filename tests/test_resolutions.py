@@ -526,10 +526,12 @@ def test_a_supervisor_denies_a_refund_and_the_case_goes_back_to_analyze(systems)
     forbidden = call(systems, "POST", path, json={"reason": "too much"})
     assert forbidden.status_code == 403, forbidden.text
     assert forbidden.headers["Content-Type"] == "application/problem+json"
-    for body in ({}, {"reason": ""}, {"reason": "x" * 4001}, {"reason": 5},
-                 {"reason": "no", "amount": "0.00"}, ["no"]):
+    for body, status in (({}, 422), ({"reason": ""}, 422), ({"reason": " \n\t "}, 422),
+                         ({"reason": "x" * 4001}, 422), ({"reason": 5}, 422),
+                         ({"reason": None}, 422), ({"reason": "no", "amount": "0.00"}, 422),
+                         ({"reason": "no\x00"}, 422), (["no"], 400)):
         refused = call(systems, "POST", path, who="sue", json=body)
-        assert refused.status_code == 422, (body, refused.text)
+        assert refused.status_code == status, (body, refused.text)
         assert refused.headers["Content-Type"] == "application/problem+json"
     unchanged = call(systems, "GET", f"/api/v1/cases/{case['id']}").json()
     assert unchanged["version"] == case["version"] and awaiting("approval")(unchanged)
@@ -572,13 +574,20 @@ def test_a_supervisor_denies_a_refund_and_the_case_goes_back_to_analyze(systems)
 
 
 def test_deny_with_nothing_waiting_is_409_and_the_planner_may_deny(systems):
-    fresh = open_case(systems, "SO-10027", "refund", [])
-    early = call(systems, "POST", f"/api/v1/cases/{fresh['id']}/deny", who="sue",
-                 json={"reason": "nothing to deny"})
+    case = open_case(systems, "SO-10027", "refund", [])
+    path = f"/api/v1/cases/{case['id']}/deny"
+    early = call(systems, "POST", path, who="sue", json={"reason": "nothing to deny"})
     assert early.status_code == 409, early.text
-    assert "nothing on this case awaits" in early.json()["detail"]
+    assert "not allowed while the case is in stage 'confirm'" in early.json()["detail"]
+    to_resolve(systems, case)
+    unplanned = call(systems, "POST", path, who="sue", json={"reason": "nothing to deny"})
+    assert unplanned.status_code == 409, unplanned.text
+    assert "nothing on this case awaits" in unplanned.json()["detail"]
     # Four eyes keeps the planner from approving, not from withdrawing her own refund.
-    case = refund_awaiting_approval(systems, "SO-10027", "700.00", who="sue")
+    response = call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", who="sue",
+                    json={"resolution": {"type": "refund", "amount": "700.00"}})
+    assert response.status_code == 200, response.text
+    case = wait_for(systems, case["id"], awaiting("approval"))
     own = call(systems, "POST", f"/api/v1/cases/{case['id']}/approve", who="sue",
                json={"note": "mine"})
     assert own.status_code == 403
