@@ -14,7 +14,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from aftersales.policy import PolicyError, load_policy, parse_policy
-from tests.conftest import binary
+from tests.conftest import binary, record_history
 from tests.test_case_workflow import case_input, case_worker, events_of, outbox_of, start_case
 from workflows.case.contracts import (
     Actor,
@@ -111,6 +111,8 @@ async def test_a_waiting_approval_escalates_to_supervisors_then_admins(
         assert refunds_of(order_system_url, inp.case_id) == []
         await handle.execute_update(CaseWorkflow.approve, ApproveInput(ADA, "finally"))
         await until(handle, lambda snap: snap.stage == "feedback")
+        if database == "sqlite":
+            await record_history(skipping_env.client, inp.case_id, "approval_escalated")
         assert refunds_of(order_system_url, inp.case_id) == ["600.00"]
 
 
@@ -132,6 +134,7 @@ async def test_a_decision_in_time_escalates_nothing_and_deny_pays_nothing(
         assert refunds_of(order_system_url, inp.case_id) == []
         with pytest.raises(WorkflowUpdateFailedError):
             await handle.execute_update(CaseWorkflow.deny, ReasonInput(SUE, "again"))
+        await record_history(skipping_env.client, inp.case_id, "approval_denied")
 
 
 async def test_approval_timeout_off_and_counted_in_working_hours(
@@ -162,6 +165,7 @@ async def test_approval_timeout_off_and_counted_in_working_hours(
         assert snap.resolution.state == "failed"
         assert "resolution_withdrawn" in [e.type for e in events_of(sessions, off.case_id)]
         assert refunds_of(order_system_url, off.case_id) == []
+        await record_history(skipping_env.client, off.case_id, "approval_cancelled")
 
 
 def test_approval_timeout_in_the_policy_file():
