@@ -61,10 +61,10 @@ async def waiting_refund(client, task_queue, policy_text: str, order_id: str,
     return inp, handle
 
 
-async def until(handle, predicate, timeout: float = 30.0) -> None:
+async def until(handle, predicate) -> None:
     """Wait for the case to get there (the saga goes on after an update answered)."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + 30
     while not predicate(snap := await handle.query(CaseWorkflow.snapshot)):
         assert loop.time() < deadline, (snap.stage, snap.status, snap.resolution)
         await asyncio.sleep(0.1)
