@@ -108,6 +108,7 @@ _RULE_KEYS = (
     "refund_after_goods_received",
     "approval_limit",
     "four_eyes",
+    "approval_timeout",
     "revisit_grace",
     "escalate_again_at",
     "reassign_on_overdue",
@@ -264,6 +265,10 @@ def _rules(check: _Checker, value: Any) -> dict[str, Any]:
                 "return_window"):
         if key in table:
             rules[key] = check.duration(table[key], [*path, key])
+    if "approval_timeout" in table:
+        # "0s" turns the escalation of a waiting approval off.
+        rules["approval_timeout"] = check.duration(
+            table["approval_timeout"], [*path, "approval_timeout"], allow_zero=True)
     if "warn_at" in table:
         rules["warn_at"] = _warn_at(check, table["warn_at"], [*path, "warn_at"])
     if "approval_limit" in table:

@@ -129,6 +129,8 @@ EVENT_NAMES = {
     "resolved": _l("resolution done"),
     "approval_requested": _l("asked for approval"),
     "approved": _l("approved"),
+    "denied": _l("denied the refund"),
+    "resolution_withdrawn": _l("resolution withdrawn"),
     "inspected": _l("inspected the goods"),
     "info_requested": _l("asked the customer"),
     "customer_replied": _l("the customer wrote"),

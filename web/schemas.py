@@ -253,6 +253,12 @@ class ReasonSchema(Schema):
     contract = ReasonInput
     reason = fields.String(required=True, validate=TEXT)
 
+    @validates("reason")
+    def not_blank(self, value: str, **kwargs) -> None:
+        # Spaces are no reason: a deny, reject or cancel must say why.
+        if not value.strip():
+            raise ValidationError("the reason is empty")
+
 
 class AnalyzeSchema(Schema):
     contract = AnalyzeInput

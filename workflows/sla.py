@@ -142,6 +142,9 @@ class SlaPolicy:
     # The approver must be someone other than the user who planned the refund; false
     # only for shops with a single supervisor.
     four_eyes: bool = True
+    # A refund waiting this long (working time) for approval escalates to the supervisors,
+    # as long again to the admins; 0 never escalates (docs/resolutions.md).
+    approval_timeout: int = 4 * HOUR
     # Time a handler has for the revisit call once it is due.
     revisit_grace: int = 24 * HOUR
     # Share of a target at which an overdue case escalates a second time, to admins.

@@ -190,6 +190,10 @@ class Resolution:
     # plan is made) keeps that user from approving its refund.
     planned_by: str = ""
     four_eyes: bool = True
+    # A manager's `deny` of the refund awaiting approval, and why: the saga releases what
+    # it holds and the case goes back to analyze.
+    denied_by: str | None = None
+    denial_reason: str = ""
 
 
 @dataclass
@@ -579,7 +583,7 @@ class ConfirmInput:
 
 @dataclass
 class ReasonInput:
-    """reject, escalate, reopen, cancel."""
+    """reject, escalate, reopen, cancel, deny."""
 
     actor: Actor
     reason: str

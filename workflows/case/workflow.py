@@ -83,6 +83,7 @@ with workflow.unsafe.imports_passed_through():
         BY_NAME,
         CUSTOMER,
         RULE_PERMISSIONS,
+        awaits_approval,
         refusal,
     )
     from workflows.case.log import SYSTEM, CaseLog
@@ -699,6 +700,24 @@ class CaseWorkflow:
     def _validate_approve(self, inp: ApproveInput) -> None:
         self._check("approve", inp.actor)
 
+    @workflow.update
+    async def deny(self, inp: ReasonInput) -> UpdateResult:
+        """A manager says no to the refund awaiting approval: the saga releases what it
+        holds, newest first, and fails back to analyze with the reason (the assignee is
+        told). Answers once that is done, or after the resolve's wait."""
+        plan = self.state.resolution
+        assert plan is not None
+        plan.denied_by = inp.actor.name
+        plan.denial_reason = inp.reason
+        self.log.event(inp.actor.name, "denied", detail={"reason": inp.reason,
+                                                         "amount": plan.amount})
+        await self._saga_settled(plan)
+        return await self._commit()
+
+    @deny.validator
+    def _validate_deny(self, inp: ReasonInput) -> None:
+        self._check("deny", inp.actor)
+
     @workflow.signal
     def logistics_exception(self, event: LogisticsException) -> None:
         """The courier reports the order's own delivery delayed, lost or damaged: tell
@@ -752,8 +771,13 @@ class CaseWorkflow:
 
     @workflow.update
     async def cancel(self, inp: ReasonInput) -> UpdateResult:
+        # A refund awaiting approval is withdrawn: the saga sees the case cancelled and
+        # releases what it holds (until then `cancel` was refused while a saga ran).
+        held = self.state.resolution if awaits_approval(self.state) else None
         self._end_cancelled(inp.actor.name, "cancelled", inp.reason)
         self.log.notify_customer("case_cancelled", {"reason": inp.reason})
+        if held is not None:
+            await self._saga_settled(held)
         return await self._commit()
 
     @cancel.validator
@@ -911,12 +935,27 @@ class CaseWorkflow:
     def _resolution_failed(self, plan: Resolution, reason: str) -> None:
         state = self.state
         plan.state = "failed"
+        if state.stage == Stage.CANCELLED:
+            # Cancelled while its refund awaited approval: released, and it stays ended.
+            self.log.event(SYSTEM, "resolution_withdrawn",
+                           detail={"type": plan.type, "reason": reason})
+            return
         state.status = Status.OPEN
         self.log.move(Stage.ANALYZE, SYSTEM, "resolution_failed",
                       {"type": plan.type, "reason": reason})
         self._start_clock("analyze")
         if state.assignee:
             self.log.notify_staff(state.assignee, "resolution_failed", {"reason": reason})
+
+    async def _saga_settled(self, plan: Resolution) -> None:
+        """Wait (as `resolve` does, at most RESOLVE_ANSWER_WAIT) for a saga that was told
+        to stop to finish releasing what it held."""
+        self._wake = True
+        try:
+            await workflow.wait_condition(lambda: plan.state in ("done", "failed"),
+                                          timeout=RESOLVE_ANSWER_WAIT)
+        except TimeoutError:
+            pass
 
     def _resolution_running(self) -> bool:
         res = self.state.resolution
