@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
 from db.teams import rosters
-from workflows.case.contracts import READ_ROSTERS, Rosters, RosterRequest
+from workflows.case.contracts import READ_ROSTERS, RosterRequest, Rosters
 
 
 class RosterReader:
