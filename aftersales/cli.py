@@ -611,10 +611,12 @@ def sla_check(path: str | None) -> None:
         policy = load_policy(path)
     except PolicyError as err:
         raise click.ClickException(str(err)) from err
-    cal = policy.calendar
     click.echo(f"policy {policy.source} (version {policy.version})")
-    click.echo(f"calendar: {cal.timezone}, {cal.hours}, {','.join(cal.workdays)}"
-               + (f", holidays {', '.join(cal.holidays)}" if cal.holidays else ""))
+    # The clocks' calendar, then the named ones teams' working hours use (docs/teams.md).
+    for label, cal in [("calendar", policy.calendar),
+                       *((f"calendar {name}", spec) for name, spec in policy.calendars.items())]:
+        click.echo(f"{label}: {cal.timezone}, {cal.hours}, {','.join(cal.workdays)}"
+                   + (f", holidays {', '.join(cal.holidays)}" if cal.holidays else ""))
     click.echo(f"{'kind':<10} {'prio':<4} {'confirm':>8} {'analyze':>8} {'resolution':>10} "
                f"{'revisit':>8}")
     for kind in KINDS:

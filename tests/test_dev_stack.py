@@ -99,6 +99,11 @@ def test_dev_stack_walks_a_complaint_and_survives_restart(tmp_path):
         base, headers = info["url"], {"Authorization": f"Bearer {info['token']}"}
         with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
             assert http.get("/healthz").json()["status"] == "ok"
+            # The demo's teams: its cases arrived assigned, each in its team.
+            seeded = http.get("/api/v1/cases").json()["items"]
+            assert sorted((c["team"], c["assignee"]) for c in seeded) == [
+                ("complaints", "alice"), ("complaints", "alice"), ("returns", "bob"),
+                ("vip", "carol")], [(c["id"], c["team"], c["assignee"]) for c in seeded]
             # The demo customer with an email address got hers through the local sink.
             deadline = time.monotonic() + 30
             while "emma@example.com" not in (mail := http.get("/dev/mail")).text:

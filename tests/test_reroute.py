@@ -21,6 +21,7 @@ from db.engine import make_engine, make_sessionmaker
 from db.models import OutboxMessage
 from tests.conftest import BackgroundWorker, make_settings, record_history_sync
 from tests.test_cli import run
+from tests.test_pages import signed_in
 from web import create_app
 from workflows.routing import (
     TeamMember,
@@ -128,6 +129,16 @@ def test_a_bad_named_calendar_is_refused_naming_the_line(text, line, words):
     assert f"sla.toml line {line}:" in str(err.value) and words in str(err.value)
 
 
+def test_sla_check_lists_the_named_calendars(tmp_path):
+    (tmp_path / "sla.toml").write_text(POLICY)
+    result = run(["sla", "check", str(tmp_path / "sla.toml")], dict(os.environ))
+    assert result.returncode == 0, result.stderr
+    assert "calendar: UTC, 24x7, mon,tue,wed,thu,fri,sat,sun\n" in result.stdout
+    assert ("calendar office: Asia/Shanghai, 09:00-18:00, mon,tue,wed,thu,fri\n"
+            in result.stdout)
+    assert "calendar nights: UTC, 20:00-23:59, mon,tue,wed,thu,fri,sat,sun\n" in result.stdout
+
+
 def test_a_team_names_one_of_the_policys_calendars():
     routing = parse_routing(ROUTING, "routing.toml", {"office", "nights"})
     assert [rule.calendar for rule in routing.teams] == ["office", None]
@@ -218,8 +229,9 @@ def sla_text(confirm_p3: str = "8h") -> str:
 
 
 class Stack:
-    def __init__(self, client, tokens, sessions):
-        self.client, self.tokens, self.sessions = client, tokens, sessions
+    def __init__(self, app, tokens, sessions):
+        self.app, self.client = app, app.test_client()
+        self.tokens, self.sessions = tokens, sessions
         self.phones = itertools.count(13900000001)
 
     def auth(self, name: str) -> dict:
@@ -280,11 +292,13 @@ def make_stack(tmp_path, temporal_address, order_system_url, database_url):
         tokens = {}
         with sessions.begin() as session:
             for name, teams in STAFF:
-                create_user(session, name, "handler", teams=teams)
+                # ann signs in to the desk (tests.test_pages.signed_in's password).
+                create_user(session, name, "handler", f"{name}-password" if name == "ann"
+                            else None, teams=teams)
                 tokens[name] = create_token(session, name)
             create_user(session, "ada", "admin")
             tokens["ada"] = create_token(session, "ada")
-        return Stack(app.test_client(), tokens, sessions)
+        return Stack(app, tokens, sessions)
 
     yield make
     for worker, app, engine in made:
@@ -318,6 +332,14 @@ def test_a_kind_changed_at_confirm_moves_the_case_to_the_team_that_now_takes_it(
     assert (analyzed["stage"], analyzed["team"]) == ("resolve", "returns")
     listed = stack.client.get("/api/v1/cases?team=returns", headers=stack.auth("ada"))
     assert [c["id"] for c in listed.get_json()["items"]] == [case["id"]]
+    # The desk's timeline says where it went, in English and in Chinese.
+    for lang, words in (("en", "routed the case to another team <span class=\"detail\">— "
+                               "from complaints to returns"),
+                        ("zh_CN", "将服务单转给另一个团队 <span class=\"detail\">— 从 "
+                                  "complaints 转到 returns")):
+        page = signed_in(stack.app, "ann", lang).get(f"/desk/cases/{case['id']}")
+        assert page.status_code == 200
+        assert words in " ".join(page.get_data(as_text=True).split()), lang
 
 
 def test_a_case_that_stays_in_its_team_stays_with_who_took_it(make_stack):
