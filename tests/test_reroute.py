@@ -429,3 +429,34 @@ def test_an_overdue_escalation_that_raises_the_priority_routes_the_case_again(ma
     assert rerouted["detail"]["priority"] == {"from": "P3", "to": "P2"}
     types = [e["type"] for e in seen["timeline"]]
     assert types.index("escalated") < types.index("rerouted")
+
+
+async def test_a_case_that_no_rule_matches_any_more_keeps_its_team(
+        temporal_address, sqlite_url, order_system_url):
+    """A routing file whose last team is not a catch-all is refused at start
+    (test_teams), so a case always matches some rule; given rules that no longer match
+    it, the workflow keeps the case where it is rather than fail."""
+    from dataclasses import replace
+
+    from temporalio.client import Client
+
+    from tests.test_case_workflow import case_input, case_worker, events_of, start_case
+    from workflows.case.contracts import Actor, ConfirmInput
+    from workflows.case.workflow import CaseWorkflow
+    from workflows.routing import RoutingPolicy, TeamMatch
+
+    only_complaints = RoutingPolicy([TeamRule("complaints", TeamMatch(kind=["complaint"]),
+                                              assign="least_loaded")])
+    inp = replace(case_input(), routing=only_complaints,
+                  rosters=[TeamRoster("complaints", [TeamMember("cy")])])
+    client = await Client.connect(temporal_address)
+    async with case_worker(client, sqlite_url, order_system_url) as (queue, sessions):
+        handle = await start_case(client, queue, inp)
+        snap = await handle.query(CaseWorkflow.snapshot)
+        assert (snap.team, snap.assignee) == ("complaints", "cy")
+        await handle.execute_update(CaseWorkflow.confirm, ConfirmInput(
+            Actor("cy", "handler"), "a return after all", kind="return"))
+        snap = await handle.query(CaseWorkflow.snapshot)
+        assert (snap.kind, snap.stage, snap.team, snap.assignee) == (
+            "return", "analyze", "complaints", "cy")
+        assert "rerouted" not in [e.type for e in events_of(sessions, inp.case_id)]
