@@ -142,6 +142,7 @@ EVENT_NAMES = {
     "escalated": _l("escalated"),
     "assigned": _l("assigned"),
     "unassigned": _l("returned the case to the queue"),
+    "rerouted": _l("routed the case to another team"),
     "logistics_exception": _l("courier exception"),
     "parcel": _l("parcel update"),
     "sla_warning": _l("SLA warning"),
