@@ -150,6 +150,8 @@ EVENT_NAMES = {
     "feedback_timeout": _l("no rating given"),
     "reopened": _l("reopened"),
     "closed": _l("closed"),
+    "merged": _l("closed it as a duplicate of"),
+    "merged_in": _l("merged a duplicate into this case:"),
 }
 CHANNEL_NAMES = {
     "phone": _l("phone"), "web": _l("web"), "app": _l("app"), "wechat": _l("WeChat"),
