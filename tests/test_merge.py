@@ -317,6 +317,21 @@ def test_refused_merges_change_nothing(sqlite_stack):
     # Another team's handler: not theirs to touch (docs/roles.md#whose-case).
     body = refused(stack.merge(duplicate["id"], survivor["id"], who="rita"), 403)
     assert body["title"] == "Not your case"
+    # The desk's form: the same refusals, explained on the page.
+    login = stack.client.get("/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', login).group(1)
+    assert stack.client.post("/login", data={"username": "hank", "password": "hank-password",
+                                             "csrf_token": csrf}).status_code == 302
+    page = stack.client.get(f"/desk/cases/{duplicate['id']}").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    for into, shown in (("AS-../x", "Check “The customer’s case this one duplicates"),
+                        (other_customer["id"], f"case {other_customer['id']} is another "
+                                               "customer’s")):
+        sent = stack.client.post(f"/desk/cases/{duplicate['id']}/merge",
+                                 data={"csrf_token": csrf, "into": into})
+        assert sent.status_code == 302
+        html = stack.client.get(f"/desk/cases/{duplicate['id']}").get_data(as_text=True)
+        assert shown in html.replace("&#39;", "’").replace("'", "’"), into
     unchanged()
     # Nothing reached the survivor either.
     assert stack.get(survivor["id"])["merged_from"] == []

@@ -207,6 +207,7 @@ FIELD_LABELS = {
     "passed": _l("Did the goods pass inspection?"), "priority": _l("Priority"),
     "kind": _l("Kind"), "rating": _l("Rating"), "comment": _l("Comment"),
     "message": _l("Message"),
+    "into": _l("The customer's case this one duplicates (case id)"),
 }
 
 

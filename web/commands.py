@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-
-from aftersales.converter import decode
 from sqlalchemy.orm import Session
 
+from aftersales.converter import decode
 from db import accounts, teams
 from db import cases as case_store
 from web.auth import check, check_ownership, current_user
