@@ -355,6 +355,28 @@ def test_refused_merges_change_nothing(sqlite_stack):
     assert stack.get(third["id"])["merged_from"] == []
 
 
+def test_a_survivor_whose_workflow_ended_meanwhile_is_refused_by_the_signal(sqlite_stack):
+    """The read model still shows the survivor open, but its workflow has ended (here
+    terminated; in life, its reopen window ran out): the signal fails, the merge is
+    refused and the duplicate is unchanged."""
+    stack = sqlite_stack
+    survivor = stack.open_case()
+    duplicate = stack.open_case()
+
+    async def terminate():
+        client = await Client.connect(stack.temporal)
+        await client.get_workflow_handle(workflow_id(survivor["id"])).terminate("test")
+    asyncio.run(terminate())
+    before = stack.get(duplicate["id"])
+    body = refused(stack.merge(duplicate["id"], survivor["id"]), 409)
+    assert f"case {survivor['id']} has ended" in body["detail"]
+    after = stack.get(duplicate["id"])
+    assert (after["version"], after["stage"], after["merged_into"]) == (
+        before["version"], "confirm", None)
+    # The duplicate's workflow goes on: it still takes actions.
+    assert stack.act(duplicate["id"], "note", {"text": "still here"}).status_code == 200
+
+
 def test_a_case_whose_resolution_runs_is_refused_by_its_workflow(sqlite_stack):
     stack = sqlite_stack
     survivor = stack.open_case("SO-10003", "C-1003")
