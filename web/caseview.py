@@ -19,7 +19,7 @@ from web.representation import SYSTEM_NAMES
 from workflows.case.contracts import MAX_MESSAGE_LENGTH, Actor, CaseState
 from workflows.case.eligibility import REFUSALS
 from workflows.case.lifecycle import ACTIONS, BY_NAME, available
-from workflows.case.vocabulary import OPEN_STAGES
+from workflows.case.vocabulary import CASE_ID, OPEN_STAGES
 
 # The customer's six steps, in plain words (受理 → 确认 → 分析 → 处理 → 评价 → 回访).
 PROGRESS = OPEN_STAGES
@@ -326,4 +326,5 @@ def register(app) -> None:
         ORDER_STATUS_NAMES=ORDER_STATUS_NAMES, PAYMENT_NAMES=PAYMENT_NAMES,
         ACTOR_NAMES=ACTOR_NAMES, PARCEL_WORDS=PARCEL_WORDS, STEP_NAMES=STEP_NAMES,
         STEP_STATES=STEP_STATES, SYSTEM_NAMES=SYSTEM_NAMES, SENTIMENT_NAMES=SENTIMENT_NAMES,
-        REFUSALS=REFUSALS, MAX_MESSAGE_LENGTH=MAX_MESSAGE_LENGTH, urgency=urgency)
+        REFUSALS=REFUSALS, MAX_MESSAGE_LENGTH=MAX_MESSAGE_LENGTH, CASE_ID=CASE_ID,
+        urgency=urgency)
