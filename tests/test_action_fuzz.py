@@ -5,9 +5,10 @@ edges, and a refused action changes nothing."""
 from __future__ import annotations
 
 import os
+import secrets
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import BackgroundWorker, make_settings
@@ -21,12 +22,14 @@ from workflows.case.contracts import (
     ReplyInput,
 )
 from workflows.case.lifecycle import BY_NAME, MOVES
-from workflows.case.vocabulary import STAGES
+from workflows.case.vocabulary import ID_ALPHABET, STAGES
 from workflows.sla import SlaPolicy
 
 pytestmark = pytest.mark.temporal  # the dev server; the second test reads the first's runs
 # The lifecycle's edges: the action table's moves and the system's own.
 EDGES = MOVES
+# The case the fuzzed cases are merged into (a fresh id each run: the server may be shared).
+SURVIVOR = "AS-" + "".join(secrets.choice(ID_ALPHABET) for _ in range(10))
 BODIES = {
     "assign": st.just({"assignee": "alice"}),
     "confirm": st.sampled_from([{"note": "ok", "priority": None, "kind": None},
@@ -49,6 +52,11 @@ BODIES = {
     "reopen": st.just({"reason": "again"}),
     "cancel": st.just({"reason": "withdrawn"}),
 }
+# Into the open case the fixture keeps, into an id no workflow has (the signal fails:
+# refused, nothing changes), or not a case id at all. Only in the short random sequences:
+# an accepted merge ends the case, and the long ones are there to reach the late stages.
+merges = st.tuples(st.just("merge"), st.sampled_from([
+    {"into": SURVIVOR}, {"into": "AS-" + "Z" * 10}, {"into": "AS-FZ000001"}]))
 steps = st.one_of(
     *(st.tuples(st.just(action), body) for action, body in BODIES.items()),
     st.tuples(st.just("feedback"), st.integers(min_value=1, max_value=5)),
@@ -75,7 +83,8 @@ def along_the_lifecycle(draw) -> list:
     return sequence + draw(st.lists(steps, max_size=3))
 
 
-sequences = st.one_of(st.lists(steps, min_size=1, max_size=10), along_the_lifecycle())
+sequences = st.one_of(st.lists(st.one_of(steps, merges), min_size=1, max_size=10),
+                      along_the_lifecycle())
 
 
 @pytest.fixture(scope="module")
@@ -88,13 +97,14 @@ def gateway(temporal_address, order_system_url, tmp_path_factory):
     worker = BackgroundWorker(app_settings)
     worker.start()
     gateway = CaseGateway(app_settings)
+    open_case(gateway, 0, SURVIVOR)
     yield gateway
     gateway.close()
     worker.stop()
 
 
-def open_case(gateway: CaseGateway, n: int) -> str:
-    case_id = f"AS-FZ{n:06d}"
+def open_case(gateway: CaseGateway, n: int, case_id: str = "") -> str:
+    case_id = case_id or f"AS-FZ{n:06d}"
     gateway.open_case(CaseInput(
         case_id=case_id, kind="complaint", channel="web", order_id="SO-10004",
         customer=Customer(id="C-1004", name="Emma Clarke"), items=[], description="fuzz",
@@ -112,6 +122,11 @@ ACCEPTED: list = []
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck),
           database=None, derandomize=True)
 @given(sequence=sequences)
+# Merges, always: refused ones first (no such workflow, not a case id), then one that
+# ends the case, from confirm and from feedback.
+@example(sequence=[("merge", {"into": "AS-" + "Z" * 10}), ("merge", {"into": "AS-FZ000001"}),
+                   ("merge", {"into": SURVIVOR}), ("note", {"text": "after"})])
+@example(sequence=[*HAPPY[:3], ("merge", {"into": SURVIVOR}), ("reopen", {"reason": "x"})])
 def test_any_sequence_of_actions_keeps_the_case_valid(gateway, sequence):
     case_id = open_case(gateway, next(counter) + os.getpid() % 1000 * 1000)
     before = gateway.snapshot(case_id)
@@ -129,7 +144,7 @@ def test_any_sequence_of_actions_keeps_the_case_valid(gateway, sequence):
             ACCEPTED.append((before.stage, action))
         except (ActionRefused, CaseNotRunning):
             refused = True
-        if before.stage == "cancelled":
+        if before.stage == "cancelled" or before.merged_into:
             break  # the workflow has ended; nothing more to ask it
         after = gateway.snapshot(case_id)
         assert after.stage in STAGES
@@ -150,3 +165,4 @@ def test_the_fuzzer_reached_deep_stages():
     """Runs after the fuzz test: it must have got cases well past intake."""
     stages = {stage for stage, _ in ACCEPTED}
     assert {"confirm", "analyze", "resolve", "feedback", "revisit"} <= stages, stages
+    assert "merge" in {action for _, action in ACCEPTED}  # and merged some

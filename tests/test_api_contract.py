@@ -148,6 +148,10 @@ def request_for(permission: str, role: str, client, tokens):
     if permission == "cases.assign.others":
         return client.post(f"/api/v1/cases/{case['id']}/assign", json={"assignee": "alice"},
                            headers=auth(tokens[role]))
+    if permission == "cases.merge":  # into another open case of the same customer
+        survivor = open_case(client, tokens["admin"])
+        return client.post(f"/api/v1/cases/{case['id']}/merge", json={"into": survivor["id"]},
+                           headers=auth(tokens[role]))
     action = permission.split(".", 1)[1]
     return client.post(f"/api/v1/cases/{case['id']}/{action}", json=ACTION_BODIES[action],
                        headers=auth(tokens[role]))

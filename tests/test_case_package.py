@@ -97,12 +97,14 @@ def test_refusal_says_stage_role_and_state_in_that_order():
 def test_available_actions_follow_the_state():
     names = [a.name for a in available(state(stage="confirm"), HANDLER, NOW)]
     assert names == ["confirm", "request-info", "assign", "tag", "reply", "note",
-                     "escalate", "reject", "cancel"]
+                     "escalate", "merge", "reject", "cancel"]
     asked = state(stage="analyze", pending_question="photo?", assignee="hank")
     names = [a.name for a in available(asked, HANDLER, NOW)]
     assert "request-info" not in names and "assign" not in names  # asked; already theirs
     closed_long_ago = state(stage="closed", closed_at=NOW - timedelta(days=31))
     assert available(closed_long_ago, SUPERVISOR, NOW) == []
+    merged = state(stage="closed", closed_at=NOW, merged_into="AS-2222222222")
+    assert available(merged, SUPERVISOR, NOW) == []  # its workflow has ended
 
 
 def test_the_snapshot_is_the_state_plus_what_follows_from_it():

@@ -248,6 +248,24 @@ def test_a_cancelled_case_takes_no_mail_a_new_case_opens(stack, router):
 
 
 
+def test_mail_about_a_merged_duplicate_goes_to_the_case_it_was_merged_into(stack, router):
+    _, client, tokens, sessions = stack
+    first = opened_case(stack, router, "twice@customer.example")
+    second = opened_case(stack, router, "twice@customer.example")
+    assert second.id != first.id and second.customer_id == first.customer_id
+    merged = client.post(f"/api/v1/cases/{second.id}/merge", json={"into": first.id},
+                         headers=auth(tokens["alice"]))
+    assert merged.status_code == 200, merged.get_json()
+    late = mail("Any news?", sender="twice@customer.example", subject=f"Re: [{second.id}]")
+    router.handle(late.as_bytes())
+    case = client.get(f"/api/v1/cases/{first.id}", headers=auth(tokens["alice"])).get_json()
+    assert (case["messages"][-1]["author"], case["messages"][-1]["text"]) == (
+        "customer", "Any news?")
+    assert case_of(sessions, second.id).data["messages"] == []
+    with sessions() as session:  # and no new case was opened for it
+        assert session.get(Case, mail_case(stack, late)) is None
+
+
 def test_a_long_display_name_is_clipped_and_the_outcome_fits_every_database(stack, router):
     _, _, _, sessions = stack
     message = mail("Broken lid.", sender=f"{'Ω' * 300} <long@customer.example>",

@@ -135,7 +135,7 @@ def test_the_case_page_offers_only_what_can_succeed(app):
     html = client.get("/desk/cases/AS-C1").get_data(as_text=True)
     forms = set(re.findall(r'<form [^>]*id="act-([a-z-]+)"', html))
     assert forms == {"confirm", "reject", "request-info", "assign", "tag", "reply", "note",
-                     "escalate", "cancel"}
+                     "escalate", "merge", "cancel"}
     # A handler takes the case; only managers choose someone else.
     assert ">Take this case</button>" in html and 'id="assign-to"' not in html
     # The reply template fills the confirm note, with the customer's name.

@@ -235,6 +235,44 @@ def test_handler_finds_the_case_confirms_and_analyses_it(live, browser):
     assert case["analysis"]["root_cause"] == "damaged_in_transit"
 
 
+def test_a_duplicate_merged_on_the_desk_sends_its_customer_to_the_survivor(live, browser):
+    survivor = live.open_case("SO-10006")
+    duplicate = live.open_case("SO-10006", description="Second mail: the box is crushed")
+    context = browser.new_context(locale="en-GB", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    sign_in(page, live, "hank")
+    page.goto(f"{live.base}/desk/cases/{duplicate['id']}")
+    form = page.locator("form#act-merge")
+    # The customer's other open cases are offered.
+    assert form.locator(f'datalist option[value="{survivor["id"]}"]').count() == 1
+    form.get_by_label("The customer's case this one duplicates (case id)").fill(survivor["id"])
+    form.get_by_role("button", name="Merge into another case").click()
+    assert "Done: Merge into another case." in page.locator("p.notice.success").inner_text()
+    notice = page.locator("#merged-into")
+    assert "Closed as a duplicate" in notice.inner_text()
+    assert page.locator("form#act-merge").count() == 0
+    shot(page, "handler-duplicate-merged")
+    notice.get_by_role("link", name=survivor["id"]).click()
+    assert survivor["id"] in page.locator("h1").inner_text()
+    live.wait(survivor["id"], lambda c: c["merged_from"] == [duplicate["id"]])
+    page.reload()
+    merged = page.locator("section#merged")
+    assert merged.get_by_role("link", name=duplicate["id"]).count() == 1
+    shot(page, "handler-survivor-with-duplicate")
+    context.close()
+
+    # The customer opens the link of the case they wrote first... and sees the survivor.
+    context = browser.new_context(locale="en-GB", viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.goto(duplicate["customer_url"])
+    assert page.url == survivor["customer_url"]
+    assert survivor["id"] in page.locator("h1").inner_text()
+    assert duplicate["id"] not in page.locator("main").inner_text()
+    shot(page, "customer-duplicate-link-shows-survivor")
+    context.close()
+    assert live.case(duplicate["id"])["close_reason"] == "duplicate"
+
+
 def test_supervisor_reassigns_an_overdue_case(live, browser):
     case_id = live.open_case("SO-10005", priority="P4")["id"]  # confirm within 3 s
     live.call("POST", f"/api/v1/cases/{case_id}/assign", json={"assignee": "hank"})

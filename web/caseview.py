@@ -19,7 +19,7 @@ from web.representation import SYSTEM_NAMES
 from workflows.case.contracts import MAX_MESSAGE_LENGTH, Actor, CaseState
 from workflows.case.eligibility import REFUSALS
 from workflows.case.lifecycle import ACTIONS, BY_NAME, available
-from workflows.case.vocabulary import OPEN_STAGES
+from workflows.case.vocabulary import CASE_ID, OPEN_STAGES
 
 # The customer's six steps, in plain words (受理 → 确认 → 分析 → 处理 → 评价 → 回访).
 PROGRESS = OPEN_STAGES
@@ -153,6 +153,8 @@ EVENT_NAMES = {
     "feedback_timeout": _l("no rating given"),
     "reopened": _l("reopened"),
     "closed": _l("closed"),
+    "merged": _l("closed it as a duplicate of"),
+    "merged_in": _l("merged a duplicate into this case:"),
 }
 CHANNEL_NAMES = {
     "phone": _l("phone"), "web": _l("web"), "app": _l("app"), "wechat": _l("WeChat"),
@@ -208,6 +210,7 @@ FIELD_LABELS = {
     "passed": _l("Did the goods pass inspection?"), "priority": _l("Priority"),
     "kind": _l("Kind"), "rating": _l("Rating"), "comment": _l("Comment"),
     "message": _l("Message"),
+    "into": _l("The customer's case this one duplicates (case id)"),
 }
 
 
@@ -326,4 +329,5 @@ def register(app) -> None:
         ORDER_STATUS_NAMES=ORDER_STATUS_NAMES, PAYMENT_NAMES=PAYMENT_NAMES,
         ACTOR_NAMES=ACTOR_NAMES, PARCEL_WORDS=PARCEL_WORDS, STEP_NAMES=STEP_NAMES,
         STEP_STATES=STEP_STATES, SYSTEM_NAMES=SYSTEM_NAMES, SENTIMENT_NAMES=SENTIMENT_NAMES,
-        REFUSALS=REFUSALS, MAX_MESSAGE_LENGTH=MAX_MESSAGE_LENGTH, urgency=urgency)
+        REFUSALS=REFUSALS, MAX_MESSAGE_LENGTH=MAX_MESSAGE_LENGTH, CASE_ID=CASE_ID,
+        urgency=urgency)

@@ -10,14 +10,17 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
+from sqlalchemy.orm import Session
 
 from aftersales.converter import decode
 from db import accounts, teams
+from db import cases as case_store
 from web.auth import check, check_ownership, current_user
 from web.idempotency import update_id
 from web.problems import Problem
 from workflows.case.contracts import Actor, UpdateResult
 from workflows.case.lifecycle import BY_NAME, Action
+from workflows.case.vocabulary import ENDED_STAGES
 
 
 def action_input(action: Action, actor: Actor | None, data: dict) -> Any:
@@ -49,6 +52,8 @@ def perform_action(case_id: str, name: str, data: dict, channel: str = "api"
             if assignee is None or not assignee.active:
                 raise Problem(422, "Invalid request", "no such active user",
                               errors={"assignee": [f"no active user '{data['assignee']}'"]})
+        if name == "merge":
+            check_merge(session, case_id, data["into"])
     if name == "reply":  # signed as the customer will see it; where it was written
         data = {**data, "display_name": user.display_name, "channel": channel}
     elif name == "note":
@@ -56,6 +61,33 @@ def perform_action(case_id: str, name: str, data: dict, channel: str = "api"
     return st.gateway.act(case_id, action.update,
                           action_input(action, Actor(user.name, user.role), data),
                           update_id=update_id())
+
+
+def check_merge(session: Session, case_id: str, into: str) -> None:
+    """What the duplicate's workflow cannot see of the case it is merged into, from the
+    read model: that it exists, is open and is the same customer's (the customer id, as
+    their other cases are found). Raises Problem; the workflow checks the duplicate."""
+    def invalid(message: str) -> Problem:
+        return Problem(422, "Invalid request", message, errors={"into": [message]})
+
+    if into == case_id:
+        raise invalid("a case cannot be merged into itself")
+    duplicate = case_store.get_case(session, case_id)
+    if duplicate is None:
+        return  # no such case: the workflow's 404
+    if duplicate.data.get("merged_into"):
+        raise Problem(409, "Action not allowed",
+                      f"case {case_id} is already merged into {duplicate.data['merged_into']}")
+    survivor = case_store.get_case(session, into)
+    if survivor is None:
+        raise invalid(f"no case {into}")
+    if survivor.stage in ENDED_STAGES:
+        raise Problem(409, "Action not allowed",
+                      f"case {into} is {survivor.stage}; merge into an open case (reopen it "
+                      "first if the customer's request goes on there)")
+    if not duplicate.customer_id or duplicate.customer_id != survivor.customer_id:
+        raise invalid(f"case {into} is another customer's; only the same customer's "
+                      "cases are merged")
 
 
 def customer_action(case_id: str, name: str, data: dict) -> UpdateResult:

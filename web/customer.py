@@ -16,7 +16,7 @@ from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
 from web.problems import Problem, flatten_errors
 from web.representation import CUSTOMER_EVENTS, customer_json
 from web.schemas import FeedbackSchema, ReplySchema
-from web.status import limit_messages, lookup_link
+from web.status import limit_messages, lookup_link, survivor
 
 customer = Blueprint("customer", __name__)
 
@@ -44,7 +44,13 @@ def page(token: str):
             err.status, err.headers
     if row is None:
         return _gone(why or "unknown")
-    view = customer_json(row, events, token)
+    merged_into = survivor(row)
+    if merged_into and merged_into["customer_url"]:
+        # A duplicate: the customer follows their request where it goes on. (The status
+        # token is the last path segment of a case's link; the same customer's.)
+        survivor_token = merged_into["customer_url"].rstrip("/").rsplit("/", 1)[-1]
+        return redirect(url_for("customer.page", token=survivor_token))
+    view = customer_json(row, events, token, merged_into)
     history = [{"at": e.at, "what": CUSTOMER_EVENTS[e.type]}
                for e in events if e.type in CUSTOMER_EVENTS]
     return render_template(

@@ -152,6 +152,10 @@ def case_page(case_id: str):
                                    message=_("There is no case %(id)s.", id=case_id)), 404
         events = case_store.timeline(session, case_id)
         by_customer, by_order = case_store.related_cases(session, row)
+        # Duplicates merged into this case: their timelines and files stay theirs, and
+        # are reached from here.
+        merged = [m for m in (case_store.get_case(session, i)
+                              for i in row.data.get("merged_from") or []) if m is not None]
         users = [u for u in accounts.list_users(session) if u.active]
         session.expunge_all()
     actions = available_actions(row, g.user.role, g.user.name, now)
@@ -166,6 +170,9 @@ def case_page(case_id: str):
               "thumbnail_url": evidence.desk_file_url(case_id, f, thumbnail=True)
               if f.get("thumbnail_sha256") else None}
              for f in row.data.get("attachments") or []]
+    duplicates = [{"case": m, "files": [{**f, "url": evidence.desk_file_url(m.id, f)}
+                                        for f in m.data.get("attachments") or []]}
+                  for m in merged]
     return render_template(
         "case.html", **page_context(
             case=row, data=row.data, events=events, actions=actions,
@@ -173,6 +180,7 @@ def case_page(case_id: str):
             thread=thread(row.data.get("messages") or [], files),
             progress=progress(row.stage, staff=True), breach=open_breach(row, now),
             by_customer=by_customer, by_order=by_order, users=users, replies=replies,
+            duplicates=duplicates,
             prefill=prefill, PRIORITIES=PRIORITIES, KINDS=KINDS))
 
 

@@ -126,7 +126,8 @@ class MailRouter:
 
     def case_of(self, mail: InboundMail) -> Case | None:
         """The case the mail answers: one of our notifications it replies to, else the
-        `[case id]` in its subject (a bounded number of each is looked at)."""
+        `[case id]` in its subject (a bounded number of each is looked at); for a case
+        merged into another, that one."""
         refs = mailin.referenced_ids(mail)
         candidates = [case_id for ref in refs[:1] + refs[-MAX_REFERENCES:]
                       if (case_id := case_of_message_id(ref, self._settings))]
@@ -134,6 +135,12 @@ class MailRouter:
         with self._state.sessions() as session:
             for case_id in dict.fromkeys(candidates):
                 row = case_store.get_case(session, case_id)
+                # A duplicate's mail goes to the case it was merged into (docs/teams.md,
+                # "Merging duplicates"); a merged case is closed, so the chain is short.
+                for _ in range(MAX_REFERENCES):
+                    if row is None or not row.data.get("merged_into"):
+                        break
+                    row = case_store.get_case(session, row.data["merged_into"])
                 if row is not None:
                     session.expunge(row)
                     return row

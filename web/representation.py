@@ -30,6 +30,7 @@ CUSTOMER_EVENTS = {
     "reopened": _l("Your case was reopened"),
     "cancelled": _l("Your case was cancelled"),
     "closed": _l("Your case is closed"),
+    "merged": _l("Joined with your other request, which goes on"),
 }
 NEXT_STEP = {
     "record": _l("We are registering your request."),
@@ -51,6 +52,10 @@ SYSTEM_NAMES = {
 
 def next_step(row: Case) -> str:
     """What happens next, in the customer's words (and language)."""
+    merged_into = row.data.get("merged_into")
+    if merged_into:
+        return str(_l("You wrote to us twice about this: we handle it in your case "
+                      "%(case_id)s.", case_id=merged_into))
     waiting_on = row.data.get("waiting_on")
     if waiting_on:
         return str(_l("We are waiting on the %(system)s; nothing is lost, we keep trying.",
@@ -107,7 +112,7 @@ def case_json(row: Case, events: list[TimelineEvent] | None = None) -> dict:
 # existed shows.
 _STATE_FIELDS = tuple(n for n in CaseSchema().fields if n not in ("timeline", "deadlines"))
 _DEFAULTS: dict = {"priority_reasons": [], "reopen_count": 0, "tags": [], "messages": [],
-                   "store": ""}
+                   "store": "", "merged_from": []}
 
 
 def attachment_json(item: dict, base: str) -> dict:
@@ -195,8 +200,10 @@ def event_json(event: TimelineEvent) -> dict:
     }
 
 
-def customer_json(row: Case, events: list[TimelineEvent], token: str) -> dict:
-    """What the customer may see: no staff names, notes, phone numbers or internals."""
+def customer_json(row: Case, events: list[TimelineEvent], token: str,
+                  merged_into: dict | None = None) -> dict:
+    """What the customer may see: no staff names, notes, phone numbers or internals.
+    `merged_into`: the case a duplicate was merged into and its status link."""
     data = row.data
     resolution = data.get("resolution")
     summary = None
@@ -233,5 +240,8 @@ def customer_json(row: Case, events: list[TimelineEvent], token: str) -> dict:
         "can_attach": row.stage in BY_NAME["attach"].stages,
         "messages": customer_messages(row),
         # Open, or closed and its link still shown (the reopen window): write to us.
-        "can_write": row.stage in BY_NAME["message"].stages,
+        # (A duplicate's conversation goes on in the case it was merged into.)
+        "can_write": row.stage in BY_NAME["message"].stages and merged_into is None
+        and not data.get("merged_into"),
+        "merged_into": merged_into,
     }

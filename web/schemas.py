@@ -27,6 +27,7 @@ from workflows.case.contracts import (
     ConfirmInput,
     FeedbackInput,
     InspectInput,
+    MergeInput,
     NoteInput,
     ReasonInput,
     ReplyInput,
@@ -39,6 +40,7 @@ from workflows.case.contracts import (
 )
 from workflows.case.lifecycle import STAFF_ACTIONS
 from workflows.case.vocabulary import (
+    CASE_ID,
     CHANNELS,
     GOODS_RESOLUTIONS,
     KINDS,
@@ -332,6 +334,17 @@ class TagSchema(Schema):
             raise ValidationError("name at least one tag to add or remove", "add")
 
 
+def _case_id(value: str) -> None:
+    # fullmatch: a `$` would let a trailing line break through.
+    if not re.fullmatch(CASE_ID, value):
+        raise ValidationError("not a case id (AS- and 10 letters or digits)")
+
+
+class MergeSchema(Schema):
+    contract = MergeInput
+    into = fields.String(required=True, validate=[validate.Length(max=13), _case_id])
+
+
 class ApproveSchema(Schema):
     contract = ApproveInput
     note = fields.String(load_default="", validate=OPTIONAL_TEXT)
@@ -540,6 +553,9 @@ class CaseSchema(Schema):
     awaiting_reply_since = fields.DateTime(required=True, allow_none=True)
     team = fields.String(required=True, allow_none=True)
     store = fields.String(required=True)
+    close_reason = fields.String(required=True, allow_none=True)
+    merged_into = fields.String(required=True, allow_none=True)
+    merged_from = fields.List(fields.String(), required=True)
     customer_url = fields.String(required=True)
     version = fields.Integer(required=True)
     timeline = fields.List(fields.Nested(TimelineEventSchema))
@@ -557,6 +573,11 @@ class CustomerHistorySchema(Schema):
     at = fields.DateTime(required=True)
     what = fields.String(required=True)
     stage = fields.String(required=True)
+
+
+class MergedIntoSchema(Schema):
+    case_id = fields.String(required=True)
+    customer_url = fields.String(required=True, allow_none=True)
 
 
 class CustomerViewSchema(Schema):
@@ -578,6 +599,9 @@ class CustomerViewSchema(Schema):
     can_attach = fields.Boolean(required=True)
     messages = fields.List(fields.Nested(MessageSchema), required=True)
     can_write = fields.Boolean(required=True)
+    # The case this one was merged into, as the customer reaches it (its status link);
+    # None unless the case was closed as a duplicate.
+    merged_into = fields.Nested(MergedIntoSchema, required=True, allow_none=True)
 
 
 class AttachmentListSchema(Schema):

@@ -9,6 +9,7 @@ from flask import Blueprint, current_app
 
 from db import cases as case_store
 from db.cases import as_utc
+from db.links import customer_url
 from web.api import json_body
 from web.commands import customer_action
 from web.problems import Problem
@@ -31,12 +32,28 @@ def lookup_link(token: str):
         if row is None:
             state.link_limiter.miss(client)
             return None, "unknown", []
-        if row.closed_at is not None and (
+        # A duplicate's link leads to the case it was merged into for as long as that
+        # case's own link does.
+        if row.closed_at is not None and not row.data.get("merged_into") and (
                 datetime.now(UTC) > as_utc(row.closed_at) + LINK_LIFETIME_AFTER_CLOSE):
             return None, "expired", []
         events = case_store.timeline(session, row.id)
         session.expunge_all()
     return row, None, events
+
+
+def survivor(row) -> dict | None:
+    """The case a duplicate was merged into, as its customer reaches it: its id and its
+    status link (None when the link cannot be read, e.g. after the secret key changed
+    without its links carried over). None for a case that was not merged."""
+    into = row.data.get("merged_into")
+    if not into:
+        return None
+    state = current_app.extensions["aftersales"]
+    with state.sessions() as session:
+        target = case_store.get_case(session, into)
+        url = customer_url(target.data, target.id, state.links) if target is not None else ""
+    return {"case_id": into, "customer_url": url or None}
 
 
 def _case_for(token: str):
@@ -49,7 +66,7 @@ def _case_for(token: str):
 @status.get("/api/v1/status/<token>")
 def view(token: str):
     row, events = _case_for(token)
-    return customer_json(row, events, token)
+    return customer_json(row, events, token, survivor(row))
 
 
 # The POSTs look up the link before they read the body: an unknown link is 404 (and a

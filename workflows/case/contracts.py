@@ -354,6 +354,12 @@ class CaseState:
     # When the customer's personal data was erased (on request, or at the end of the
     # retention period); an erased case takes no more changes.
     anonymised_at: datetime | None = None
+    # Why an ended case ended, when it is not the plain outcome of its stage: "duplicate"
+    # for a case merged into another. The case it was merged into, and the cases merged
+    # into this one (docs/teams.md, "Merging duplicates").
+    close_reason: str | None = None
+    merged_into: str | None = None
+    merged_from: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -647,6 +653,23 @@ class TagInput:
     actor: Actor
     add: list[str] = field(default_factory=list)
     remove: list[str] = field(default_factory=list)
+
+
+@dataclass
+class MergeInput:
+    """This case duplicates `into` (the same customer wrote twice): it closes as a
+    duplicate and `into` goes on."""
+
+    actor: Actor
+    into: str
+
+
+@dataclass
+class MergedIn:
+    """What a duplicate tells the case it was merged into (signal `merged_in`)."""
+
+    case_id: str
+    by: str
 
 
 @dataclass

@@ -28,6 +28,7 @@ from workflows.case.contracts import (
     ConfirmInput,
     FeedbackInput,
     InspectInput,
+    MergeInput,
     NoteInput,
     ReasonInput,
     ReplyInput,
@@ -82,8 +83,9 @@ def _resolution_running(state: CaseState) -> bool:
 
 def _workflow_ended(state: CaseState, now: datetime) -> bool:
     """A closed case's workflow ends when its reopen window has passed, or at once when
-    the customer's data is erased."""
-    if state.stage == Stage.CANCELLED or state.anonymised_at is not None:
+    the customer's data is erased or the case was merged into another."""
+    if (state.stage == Stage.CANCELLED or state.anonymised_at is not None
+            or state.merged_into is not None):
         return True
     return (state.stage == Stage.CLOSED and state.closed_at is not None
             and now >= state.closed_at + timedelta(days=REOPEN_WINDOW_DAYS))
@@ -145,6 +147,9 @@ def _can_request_info(state: CaseState, actor: Actor, now: datetime) -> Refusal 
 
 
 def _still_running(state: CaseState, actor: Actor, now: datetime) -> Refusal | None:
+    if state.merged_into is not None:
+        return ("WrongStage", f"the case was merged into {state.merged_into}; work on that "
+                              "case")
     if _workflow_ended(state, now):
         return ("WrongStage", f"a case can be changed within {REOPEN_WINDOW_DAYS} days of "
                               "closing")
@@ -161,6 +166,13 @@ def _can_cancel(state: CaseState, actor: Actor, now: datetime) -> Refusal | None
     return None
 
 
+def _can_merge(state: CaseState, actor: Actor, now: datetime) -> Refusal | None:
+    # What the resolution has done (a refund paid, goods on the way) is this case's:
+    # it cannot be handed to another mid-way.
+    if _resolution_running(state):
+        return ("WrongStage", "a resolution is running for this case; merge once it has "
+                              "finished or failed")
+    return None
 
 
 # ---------------------------------------------------------------- the table
@@ -240,6 +252,11 @@ ACTIONS: tuple[Action, ...] = (
            STAFF, N_("Reopen"), "Reopen a case back to analyze",
            moves=_all(Stage.ANALYZE, (Stage.FEEDBACK, Stage.REVISIT, Stage.CLOSED)),
            when=_still_running),
+    # The same customer wrote twice: this case closes as a duplicate of `into`, which
+    # goes on (docs/teams.md, "Merging duplicates").
+    Action("merge", "merge", MergeInput, OPEN_STAGES, STAFF, N_("Merge into another case"),
+           "Close this case as a duplicate of another open case of the same customer",
+           moves=_all(Stage.CLOSED), when=_can_merge, destructive=True),
     Action("reject", "reject", ReasonInput, (Stage.CONFIRM,), STAFF, N_("Reject"),
            "Decline the case at confirm; it ends cancelled",
            moves={Stage.CONFIRM: Stage.CANCELLED}, destructive=True),

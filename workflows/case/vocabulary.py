@@ -48,6 +48,8 @@ class Stage(StrEnum):
 STAGES = tuple(s.value for s in Stage)
 OPEN_STAGES = STAGES[:6]
 ENDED_STAGES = (Stage.CLOSED.value, Stage.CANCELLED.value)
+# The close reason of a case merged into another of the same customer (`merge`).
+DUPLICATE = "duplicate"
 
 
 class Status(StrEnum):

@@ -11,6 +11,7 @@ update returns, so what the API answers and what a page shows agree.
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import fields, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -18,7 +19,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 # Our modules are pure and keep no state of their own: passed through, they are
 # imported once per worker, and only this module is imported afresh per case.
@@ -53,6 +54,8 @@ with workflow.unsafe.imports_passed_through():
         FeedbackInput,
         InspectInput,
         LogisticsException,
+        MergedIn,
+        MergeInput,
         Message,
         NoteInput,
         OrderLookup,
@@ -76,6 +79,7 @@ with workflow.unsafe.imports_passed_through():
         UpdateResult,
         erase_personal_data,
         tag_problem,
+        workflow_id,
     )
     from workflows.case.deadlines import RETARGETED_CLOCKS
     from workflows.case.eligibility import check_eligibility
@@ -93,6 +97,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.case.saga import error_message, error_type
     from workflows.case.sagas import ResolutionFailed, ResolutionSagas
     from workflows.case.vocabulary import (
+        CASE_ID,
+        DUPLICATE,
         GOODS_RESOLUTIONS,
         MANAGERS,
         OPEN_STAGES,
@@ -235,7 +241,8 @@ class CaseWorkflow:
             if state.stage == Stage.CANCELLED:
                 break
             if state.stage == Stage.CLOSED and (self._reopen_expired()
-                                                or state.anonymised_at is not None):
+                                                or state.anonymised_at is not None
+                                                or state.merged_into is not None):
                 break
             if (state.resolution is not None and state.resolution.state == "planned"
                     and (self._saga_task is None or self._saga_task.done())):
@@ -850,6 +857,55 @@ class CaseWorkflow:
     @cancel.validator
     def _validate_cancel(self, inp: ReasonInput) -> None:
         self._check("cancel", inp.actor)
+
+    @workflow.update
+    async def merge(self, inp: MergeInput) -> UpdateResult:
+        """This case duplicates `inp.into`: the survivor is told first (a signal in both
+        histories), then this case closes as a duplicate and its workflow ends."""
+        state, now = self.state, workflow.now()
+        survivor = workflow.get_external_workflow_handle(workflow_id(inp.into))
+        try:
+            await survivor.signal("merged_in", MergedIn(case_id=state.case_id,
+                                                        by=inp.actor.name))
+        except FailureError as err:
+            # Its workflow has ended (closed beyond its reopen window, or cancelled)
+            # since the web looked: nothing changes here.
+            raise refuse(f"case {inp.into} has ended and takes no more cases: "
+                         f"{err.message}") from err
+        for clock in self._open_clocks():
+            clocks.stop_clock(clock, now, self._calendar_for(clock))
+        state.merged_into = inp.into
+        state.close_reason = DUPLICATE
+        state.status = Status.CLOSED
+        state.closed_at = now
+        state.pending_question = None
+        state.awaiting_reply_since = None  # the customer's conversation goes on there
+        state.feedback_due_at = state.revisit_due_at = None
+        self.log.move(Stage.CLOSED, inp.actor.name, "merged",
+                      {"into": inp.into, "reason": DUPLICATE})
+        return await self._commit()
+
+    @merge.validator
+    def _validate_merge(self, inp: MergeInput) -> None:
+        self._check("merge", inp.actor)
+        if not re.fullmatch(CASE_ID, inp.into):
+            raise refuse(f"'{inp.into[:40]}' is not a case id", "InvalidAction")
+        if inp.into == self.state.case_id:
+            raise refuse("a case cannot be merged into itself", "InvalidAction")
+
+    @workflow.signal
+    def merged_in(self, inp: MergedIn) -> None:
+        """A duplicate of this case was merged into it: its timeline says so and the
+        case lists it (its files and timeline stay on the duplicate)."""
+        state = self.state
+        if inp.case_id in state.merged_from:
+            return
+        state.merged_from.append(inp.case_id)
+        self.log.event(inp.by, "merged_in", detail={"case_id": inp.case_id})
+        if state.assignee and state.assignee != inp.by:
+            self.log.notify_staff(state.assignee, "case_merged_in",
+                                  {"duplicate": inp.case_id, "by": inp.by})
+        self._wake = True
 
     # ------------------------------------------------------------ erasure
 
