@@ -246,3 +246,42 @@ def test_the_password_pages(live, browser, lang, html_lang):
     shot(page, f"password-reset-signed-in-{lang}")
     for context in (here, there, copied):
         context.close()
+
+
+@pytest.mark.parametrize(("lang", "html_lang"), LANGS)
+def test_a_colleagues_case_page_offers_nothing_and_says_whose_it_is(live, browser, lang,
+                                                                    html_lang):
+    """What the desk shows a handler on bob's case: no form, no upload, and who can hand
+    it over; the supervisor sees the forms, and reassigns it to the handler."""
+    case_id = live.open_case("SO-10008")["id"]
+    live.call("POST", f"/api/v1/cases/{case_id}/assign", who="sam", json={"assignee": "bob"})
+    context = context_for(browser, html_lang)
+    page = context.new_page()
+    sign_in(page, live, lang, "hank")
+    page.goto(f"{live.base}/desk/cases/{case_id}?lang={lang}")
+    assert page.locator("form.action").count() == 0
+    notice = page.locator("#not-yours")
+    assert say(lang, "This case is %(who)s's (team %(team)s): only they work on it.",
+               who="bob", team="complaints") in notice.inner_text()
+    assert say(lang, "To take it over, ask a supervisor of the team to reassign it to "
+                     "you.") in notice.inner_text()
+    assert say(lang, "Nothing for you to do: the case is not yours (see above).") in \
+        page.locator("section.actions").inner_text()
+    shot(page, f"case-not-yours-{lang}")
+
+    boss = context_for(browser, html_lang)
+    console = boss.new_page()
+    sign_in(console, live, lang, "sam")
+    console.goto(f"{live.base}/desk/cases/{case_id}?lang={lang}")
+    assert console.locator("#not-yours").count() == 0
+    form = console.locator("form#act-assign")
+    form.locator("select[name=assignee]").select_option("hank")
+    form.locator("button[type=submit]").click()
+    assert live.case(case_id)["assignee"] == "hank"
+    boss.close()
+
+    page.reload()
+    assert page.locator("#not-yours").count() == 0
+    assert page.locator("form#act-confirm").count() == 1
+    assert page.locator("form#upload").count() == 1
+    context.close()
