@@ -24,7 +24,7 @@ from web import create_app
 from web.auth import OWNERSHIP, PERMISSIONS
 from web.caseview import case_state
 from workflows.case.contracts import Actor
-from workflows.case.lifecycle import STAFF, STAFF_ACTIONS, refusal
+from workflows.case.lifecycle import BY_NAME, STAFF, STAFF_ACTIONS, refusal
 from workflows.case.vocabulary import ROLES
 
 USERS = {"handler": "hank", "supervisor": "sue", "admin": "ada"}
@@ -524,7 +524,8 @@ def test_ownership_cell(api, standing, role):
     assert set(ACTION_BODIES) | {"assign"} == {a.name for a in STAFF_ACTIONS}
     events = history_length(temporal_address, case["id"])
     answers = []
-    for action in cell_order():
+
+    def now_standing():
         if "without a team" in standing:  # each write projects the workflow's team again
             with sessions.begin() as session:
                 session.execute(update(Case).where(Case.id == case["id"]).values(team=None))
@@ -532,6 +533,31 @@ def test_ownership_cell(api, standing, role):
             row = session.get(Case, case["id"])
             assert row is not None
             session.expunge(row)
+        return row
+
+    # A file first (an action of staff and customer alike, with its own endpoint): a
+    # refusal stores no byte.
+    store = client.application.extensions["aftersales"].blobs
+    stored = {sha for sha, _ in store.list()}
+    status, title = expected_answer(BY_NAME["attach"], role, caller, standing,
+                                    now_standing())
+    picture = io.BytesIO()
+    Image.new("RGB", (8, 8), (len(stored) % 256, ROLES.index(role), 7)).save(picture, "PNG")
+    sent = client.post(f"/api/v1/cases/{case['id']}/attachments",
+                       data={"file": (io.BytesIO(picture.getvalue()), "cell.png")},
+                       headers=auth(tokens[caller_token]), content_type="multipart/form-data")
+    answers.append(("attach", sent.status_code))
+    if status == 200:
+        assert sent.status_code == 201, sent.get_json()
+        assert {sha for sha, _ in store.list()} > stored
+        events = history_length(temporal_address, case["id"])
+    else:
+        assert (sent.status_code, sent.get_json()["title"]) == (status, title)
+        assert {sha for sha, _ in store.list()} == stored
+        assert history_length(temporal_address, case["id"]) == events
+
+    for action in cell_order():
+        row = now_standing()
         status, title = expected_answer(action, role, caller, standing, row)
         body = {"assignee": caller} if action.name == "assign" else ACTION_BODIES[action.name]
         response = client.post(f"/api/v1/cases/{case['id']}/{action.name}", json=body,
