@@ -15,7 +15,9 @@ from workflows.case.workflow import CaseWorkflow
 
 PATHS = ("complaint", "refund", "return", "exchange", "repair", "reopen_cancel", "overdue",
          "notify_complaint", "triage", "tag_lifecycle", "orderless_coupon",
-         "attachments_cancel", "conversation", "approval_split", "routed_return")
+         "attachments_cancel", "conversation", "approval_split", "routed_return",
+         "approval_escalated", "approval_denied", "approval_cancelled",
+         "rerouted_confirm")
 
 
 @pytest.mark.parametrize("path", PATHS)
