@@ -229,7 +229,12 @@ async def settled_history_length(handle) -> int:
                         for e in events)
         finished = sum(e.HasField(f"activity_task_{end}_event_attributes") for e in events
                        for end in ("completed", "failed", "timed_out", "canceled"))
-        if scheduled == finished and events[-1].HasField(
+        # No workflow task pending either: the last one completed (an update the task
+        # took in may follow it, e.g. a tag, which starts no delivery).
+        last_task = next((e for e in reversed(events) if any(
+            e.HasField(f"workflow_task_{state}_event_attributes")
+            for state in ("scheduled", "started", "completed", "failed", "timed_out"))), None)
+        if scheduled == finished and last_task is not None and last_task.HasField(
                 "workflow_task_completed_event_attributes"):
             return len(events)
         assert loop.time() < deadline, "the notification deliveries did not finish"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +22,9 @@ from db.models import Case
 from tests.conftest import BackgroundWorker, make_settings, settled_history_length, staff_token
 from web import create_app
 from web.auth import OWNERSHIP, PERMISSIONS
+from web.caseview import case_state
+from workflows.case.contracts import Actor
+from workflows.case.lifecycle import BY_NAME, STAFF, STAFF_ACTIONS, refusal
 from workflows.case.vocabulary import ROLES
 
 USERS = {"handler": "hank", "supervisor": "sue", "admin": "ada"}
@@ -459,23 +463,124 @@ def sku_of(order_id: str, client) -> str:
     return client.application.extensions["aftersales"].orders.get(order_id).lines[0].sku
 
 
+# A closed case of the caller's: the stage dimension of the matrix (docs/roles.md).
+CLOSED = "closed, assigned to the caller"
+STANDINGS = (*sorted(OWNERSHIP), CLOSED)
+
+
+def cell_order() -> list:
+    """Every staff action of the action table, in the order a cell tries them: those that
+    keep the stage first, then those that move it, so each meets the case where the
+    test put it; `assign` last, as taking the case changes where it stands."""
+    return sorted(STAFF_ACTIONS, key=lambda a: (a.name == "assign", bool(a.moves)))
+
+
+def closed_case_of(caller: str, client, tokens) -> dict:
+    """A case assigned to `caller` and walked to closed (by an admin)."""
+    admin = auth(tokens["admin"])
+    case = open_case(client, tokens["admin"])
+    steps = [("assign", {"assignee": caller}), ("confirm", {"note": "ok"}),
+             ("analyze", ACTION_BODIES["analyze"]), ("resolve", ACTION_BODIES["resolve"])]
+    for action, body in steps:
+        answer = client.post(f"/api/v1/cases/{case['id']}/{action}", json=body, headers=admin)
+        assert answer.status_code == 200, (action, answer.get_json())
+    wait_for_stage(client, admin, case["id"], "feedback")
+    token = case["customer_url"].rsplit("/", 1)[1]
+    rated = client.post(f"/api/v1/status/{token}/feedback", json={"rating": 5})
+    assert rated.status_code == 200, rated.get_json()
+    closed = client.post(f"/api/v1/cases/{case['id']}/revisit", headers=admin,
+                         json={"outcome": "satisfied"})
+    assert closed.status_code == 200 and closed.get_json()["stage"] == "closed"
+    return closed.get_json()
+
+
+def wait_for_stage(client, headers: dict, case_id: str, stage: str) -> None:
+    deadline = time.monotonic() + 30
+    while client.get(f"/api/v1/cases/{case_id}", headers=headers).get_json()["stage"] != stage:
+        assert time.monotonic() < deadline, f"{case_id} did not reach {stage}"
+        time.sleep(0.1)
+
+
+def expected_answer(action, role: str, caller: str, standing: str, row) -> tuple[int, str]:
+    """What the API must answer, from the tables: the role's permission (PERMISSIONS),
+    then whose case it is (OWNERSHIP, by how the test made the case stand), then the
+    action table's rules on the case as it is now."""
+    if role not in PERMISSIONS[action.permission]:
+        return 403, "Forbidden"
+    if role not in OWNERSHIP["assigned to the caller" if standing == CLOSED else standing]:
+        return 403, "Not your case"
+    refused = refusal(action, case_state(row), Actor(caller, role), datetime.now(UTC))
+    if refused is None:
+        return 200, ""
+    return (403, "Forbidden") if refused[0] == "Forbidden" else (409, "Action not allowed")
+
+
 @pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("standing", sorted(OWNERSHIP))
+@pytest.mark.parametrize("standing", STANDINGS)
 def test_ownership_cell(api, standing, role):
-    client, tokens, sessions, _ = api
-    caller = "admin" if role == "admin" else TEAM_USERS[role]
-    case = case_standing_as(standing, role, client, tokens, sessions)
-    response = client.post(f"/api/v1/cases/{case['id']}/note", json={"text": "checked"},
-                           headers=auth(tokens[caller]))
-    if role in OWNERSHIP[standing]:
-        assert response.status_code == 200, response.get_json()
+    """One cell of the matrix: every staff action of the action table, sent through the
+    REST API by the role's caller on a case that stands so to them; each answer is the
+    tables' and a refusal leaves the case's history as it was."""
+    client, tokens, sessions, temporal_address = api
+    caller_token = "admin" if role == "admin" else TEAM_USERS[role]
+    caller = USERS["admin"] if role == "admin" else TEAM_USERS[role]
+    case = (closed_case_of(caller, client, tokens) if standing == CLOSED
+            else case_standing_as(standing, role, client, tokens, sessions))
+    assert set(ACTION_BODIES) | {"assign"} == {a.name for a in STAFF_ACTIONS}
+    events = history_length(temporal_address, case["id"])
+    answers = []
+
+    def now_standing():
+        if "without a team" in standing:  # each write projects the workflow's team again
+            with sessions.begin() as session:
+                session.execute(update(Case).where(Case.id == case["id"]).values(team=None))
+        with sessions() as session:
+            row = session.get(Case, case["id"])
+            assert row is not None
+            session.expunge(row)
+        return row
+
+    # A file first (an action of staff and customer alike, with its own endpoint): a
+    # refusal stores no byte.
+    store = client.application.extensions["aftersales"].blobs
+    stored = {sha for sha, _ in store.list()}
+    status, title = expected_answer(BY_NAME["attach"], role, caller, standing,
+                                    now_standing())
+    picture = io.BytesIO()
+    Image.new("RGB", (8, 8), (len(stored) % 256, ROLES.index(role), 7)).save(picture, "PNG")
+    sent = client.post(f"/api/v1/cases/{case['id']}/attachments",
+                       data={"file": (io.BytesIO(picture.getvalue()), "cell.png")},
+                       headers=auth(tokens[caller_token]), content_type="multipart/form-data")
+    answers.append(("attach", sent.status_code))
+    if status == 200:
+        assert sent.status_code == 201, sent.get_json()
+        assert {sha for sha, _ in store.list()} > stored
+        events = history_length(temporal_address, case["id"])
     else:
-        assert response.status_code == 403, response.get_json()
+        assert (sent.status_code, sent.get_json()["title"]) == (status, title)
+        assert {sha for sha, _ in store.list()} == stored
+        assert history_length(temporal_address, case["id"]) == events
+
+    for action in cell_order():
+        row = now_standing()
+        status, title = expected_answer(action, role, caller, standing, row)
+        body = {"assignee": caller} if action.name == "assign" else ACTION_BODIES[action.name]
+        response = client.post(f"/api/v1/cases/{case['id']}/{action.name}", json=body,
+                               headers=auth(tokens[caller_token]))
+        answers.append((action.name, response.status_code))
+        assert response.status_code == status, (action.name, response.get_json())
+        if status == 200:
+            events = history_length(temporal_address, case["id"])
+            continue
         assert response.content_type == "application/problem+json"
         problem = response.get_json()
-        assert problem["title"] == "Not your case"
-        if standing.startswith("assigned"):
+        assert problem["title"] == title, (action.name, problem)
+        if title == "Not your case" and standing.startswith("assigned"):
             assert "taking over is a supervisor's assign" in problem["detail"]
+        assert history_length(temporal_address, case["id"]) == events, action.name
+    # Every cell the table allows lets some action through; every other refuses them all.
+    owned = role in OWNERSHIP.get(standing, STAFF)
+    assert any(code == 200 for _, code in answers) == owned, answers
 
 
 def test_ownership_is_documented():

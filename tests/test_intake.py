@@ -702,3 +702,76 @@ def test_files_live_in_object_storage(stack, walk_in_case):
     assert picture.status_code == 200
     assert hashlib.sha256(picture.data).hexdigest() == item["sha256"]
     assert b"SERIAL-123456" not in picture.data
+
+
+# ---------------------------------------------------------------- a colleague's case
+
+
+@pytest.mark.parametrize("stack", [{}, {"blob_store": "s3", "s3_bucket": "colleague"}],
+                         indirect=True, ids=["file", "s3"])
+def test_a_colleagues_case_takes_nothing_from_a_handler(stack, walk_in_case,
+                                                        temporal_address):
+    """Every write a handler reaches on a colleague's case is refused before anything is
+    written: no blob stored (a directory, or S3 on moto's server), no event, no step in
+    the case's history (docs/roles.md, "Whose case")."""
+    from tests.test_access_lifecycle import csrf_token, sign_in
+    from tests.test_api_contract import history_length
+
+    app, client, tokens, sessions = stack
+    with sessions.begin() as session:
+        create_user(session, "bob", "handler", "bob-password")
+    case_id = walk_in_case["id"]
+    given = client.post(f"/api/v1/cases/{case_id}/assign", json={"assignee": "bob"},
+                        headers=auth(tokens["sam"]))
+    assert given.status_code == 200, given.get_json()
+    store = app.extensions["aftersales"].blobs
+    before = client.get(f"/api/v1/cases/{case_id}", headers=auth(tokens["sam"])).get_json()
+    events = history_length(temporal_address, case_id)
+    stored = list(store.list())
+
+    # The API: an upload (with and without the customer's share), a note, a reply.
+    for form in ({}, {"shared": "true"}):
+        refused = upload(client, f"/api/v1/cases/{case_id}/attachments", jpeg_with_gps(),
+                         "box.jpg", auth(tokens["alice"]), **form)
+        assert refused.status_code == 403, refused.get_json()
+        assert refused.content_type == "application/problem+json"
+        assert refused.get_json()["title"] == "Not your case"
+        assert "assigned to bob" in refused.get_json()["detail"]
+    for action, body in (("note", {"text": "mine"}), ("reply", {"message": "hello"}),
+                         ("tag", {"add": ["mine"]})):
+        answer = client.post(f"/api/v1/cases/{case_id}/{action}", json=body,
+                             headers=auth(tokens["alice"]))
+        assert answer.status_code == 403 and answer.get_json()["title"] == "Not your case"
+
+    # The desk: the same upload, a note, a reply written from a reply template.
+    desk = app.test_client()
+    sign_in(desk, "alice")
+    page = desk.get(f"/desk/cases/{case_id}?reply=confirm-apology").get_data(as_text=True)
+    assert 'id="upload"' not in page and 'id="act-note"' not in page
+    token = csrf_token(desk.get("/desk").get_data(as_text=True))
+    sent = desk.post(f"/desk/cases/{case_id}/files", content_type="multipart/form-data",
+                     data={"csrf_token": token, "file": (io.BytesIO(jpeg()), "desk.jpg"),
+                           "shared": "on"})
+    assert sent.status_code == 302
+    for action, form in (("note", {"text": "mine"}),
+                         ("reply", {"message": "很抱歉给您带来不便"})):
+        answer = desk.post(f"/desk/cases/{case_id}/{action}",
+                           data={"csrf_token": token, **form})
+        assert answer.status_code == 302
+    shown = desk.get(f"/desk/cases/{case_id}").get_data(as_text=True)
+    assert shown.count("not yours or your team") == 3  # one refusal per write
+
+    assert list(store.list()) == stored == []
+    after = client.get(f"/api/v1/cases/{case_id}", headers=auth(tokens["sam"])).get_json()
+    assert after == before
+    assert history_length(temporal_address, case_id) == events
+    # The owner's upload goes through: the refusals were the ownership's, not the file's.
+    mine = upload(client, f"/api/v1/cases/{case_id}/attachments", jpeg_with_gps(),
+                  "box.jpg", auth(bob_token(sessions)))
+    assert mine.status_code == 201, mine.get_json()
+    assert len(list(store.list())) == 2  # the photo and its thumbnail
+
+
+def bob_token(sessions) -> str:
+    with sessions.begin() as session:
+        return create_token(session, "bob")

@@ -157,18 +157,18 @@ def test_available_actions_follow_stage_role_and_what_the_saga_waits_for(app):
         stage_due_at=None)
     with app.extensions["aftersales"].sessions() as session:
         r1, r2, r3 = (case_store.get_case(session, i) for i in ("AS-R1", "AS-R2", "AS-R3"))
-    handler = available_actions(r1, "handler", "hank", NOW)
+    handler = available_actions(r1, "handler", "hank", [], NOW)
     assert "approve" not in handler and "resolve" not in handler and "deny" not in handler
     # A refund awaiting approval can be withdrawn; a saga at a step cannot be cancelled.
     assert "cancel" in handler
     assert "assign" not in handler  # it is already hank's
-    supervisor = available_actions(r1, "supervisor", "sam", NOW)
+    supervisor = available_actions(r1, "supervisor", "sam", [], NOW)
     assert "approve" in supervisor and "deny" in supervisor
-    assert "inspect" in available_actions(r2, "handler", "hank", NOW)
-    assert "cancel" not in available_actions(r2, "handler", "hank", NOW)
-    assert "deny" not in available_actions(r2, "supervisor", "sam", NOW)
+    assert "inspect" in available_actions(r2, "handler", "hank", [], NOW)
+    assert "cancel" not in available_actions(r2, "handler", "hank", [], NOW)
+    assert "deny" not in available_actions(r2, "supervisor", "sam", [], NOW)
     assert "inspect" not in handler
-    assert available_actions(r3, "supervisor", "sam", NOW) == []  # the workflow has ended
+    assert available_actions(r3, "supervisor", "sam", [], NOW) == []  # the workflow has ended
 
 
 def test_a_refused_action_is_explained_on_the_page(app):
@@ -345,6 +345,51 @@ def test_a_handler_acting_on_a_colleague_s_case_from_the_desk_is_told_whose_it_i
                            data={"csrf_token": token, "text": "mine now"},
                            follow_redirects=True)
     assert "taking it over is a supervisor" in response.get_data(as_text=True)
+
+
+def forms_on(html: str) -> list[str]:
+    """The action forms and the upload form a case page offers, by id."""
+    return re.findall(r'<form [^>]*id="(act-[a-z-]+|upload)"', html)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh_CN"])
+def test_a_case_that_is_not_yours_offers_nothing_and_says_whose_it_is(app, lang):
+    """The case page offers exactly what the API would let the user do (OWNERSHIP): no
+    form at all on a colleague's case or on another team's queue, and it says whose the
+    case is and who can hand it over."""
+    with app.extensions["aftersales"].sessions.begin() as session:
+        create_user(session, "rita", "handler", "rita-password", teams=["returns"])
+        create_user(session, "rex", "supervisor", "rex-password", teams=["returns"])
+    put(app, "AS-BOBS2", stage="confirm", assignee="bob", team="returns")
+    put(app, "AS-CPL1", stage="confirm", team="complaints")
+    put(app, "AS-RET1", stage="confirm", team="returns")
+    words = {"en": ("This case is bob's (team returns): only they work on it.",
+                    "ask a supervisor of the team to reassign it to you",
+                    "waits in the queue of team complaints, which is not yours"),
+             "zh_CN": ("此工单属于 bob（returns 团队）", "请该团队的主管将它重新分配给您",
+                       "此工单在 complaints 团队的队列中")}[lang]
+
+    hank = signed_in(app, "hank", lang)  # in no team: every team's queue is his
+    colleague = hank.get("/desk/cases/AS-BOBS2").get_data(as_text=True)
+    assert forms_on(colleague) == []
+    assert 'id="not-yours"' in colleague
+    assert words[0] in colleague and words[1] in colleague
+    assert "act-assign" in forms_on(hank.get("/desk/cases/AS-CPL1").get_data(as_text=True))
+
+    rita = signed_in(app, "rita", lang)
+    other_team = rita.get("/desk/cases/AS-CPL1").get_data(as_text=True)
+    assert forms_on(other_team) == [] and words[2] in other_team
+    own_team = rita.get("/desk/cases/AS-RET1").get_data(as_text=True)
+    assert 'id="not-yours"' not in own_team
+    assert {"act-confirm", "act-assign", "act-note", "upload"} <= set(forms_on(own_team))
+
+    # The supervisor of the team may act on bob's case: reassign it among the rest.
+    rex = signed_in(app, "rex", lang)
+    supervised = rex.get("/desk/cases/AS-BOBS2").get_data(as_text=True)
+    assert 'id="not-yours"' not in supervised
+    assert {"act-assign", "act-confirm", "upload"} <= set(forms_on(supervised))
+    # …but not on a case of another team: that is an admin's.
+    assert forms_on(rex.get("/desk/cases/AS-CPL1").get_data(as_text=True)) == []
 
 
 def test_the_desk_queue_holds_the_user_s_teams_cases_and_those_of_no_team(app):

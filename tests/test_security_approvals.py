@@ -243,7 +243,7 @@ def _offered(stack, case_id: str, supervisor: str) -> list[str]:
     with stack["app"].extensions["aftersales"].sessions() as session:
         row = session.get(Case, case_id)
         assert row is not None
-        return available_actions(row, "supervisor", supervisor, datetime.now(UTC))
+        return available_actions(row, "supervisor", supervisor, [], datetime.now(UTC))
 
 
 def test_four_eyes_in_the_action_table_and_the_policy():

@@ -17,6 +17,7 @@ from db import accounts, auditlog
 from web.access import audit_csv, audit_filter, deactivate_user
 from web.auth import check
 from web.desk import page_context, state
+from web.i18n import LANG_PARAM
 from web.pages import staff_page
 from web.problems import Problem
 from web.schemas import AuditQuery
@@ -36,7 +37,7 @@ class PasswordResetForm(FlaskForm):
 
 def _audit_query() -> tuple[dict, str | None]:
     """The page's filters, or none and what was wrong with them."""
-    args = {k: v for k, v in request.args.items() if v.strip()}
+    args = {k: v for k, v in request.args.items() if v.strip() and k != LANG_PARAM}
     try:
         return AuditQuery().load({**args, "per_page": str(PER_PAGE)}), None
     except ValidationError as err:

@@ -64,20 +64,28 @@ def case_standing(user_name: str, user_teams: list[str], assignee: str | None,
             else "assigned to someone, in another team")
 
 
+def ownership_refusal(name: str, role: str, user_teams: list[str], case_id: str,
+                      assignee: str | None, team: str | None) -> str | None:
+    """Why the user `name` (of `role`, in `user_teams`) may not act on this case, or
+    None (OWNERSHIP): the one reading of the table, for the API's 403 and for what the
+    pages offer."""
+    standing = case_standing(name, user_teams, assignee, team)
+    if role in OWNERSHIP[standing]:
+        return None
+    if assignee is not None:
+        return (f"case {case_id} is assigned to {assignee}; taking over is a "
+                "supervisor's assign")
+    return (f"case {case_id} is in the queue of team {team}, not of yours "
+            f"({', '.join(user_teams)})")
+
+
 def check_ownership(case_id: str, assignee: str | None, team: str | None,
                     user_teams: list[str]) -> None:
     """403 unless the caller may act on this case (OWNERSHIP)."""
     user = current_user()
-    standing = case_standing(user.name, user_teams, assignee, team)
-    if user.role in OWNERSHIP[standing]:
-        return
-    if assignee is not None:
-        detail = (f"case {case_id} is assigned to {assignee}; taking over is a "
-                  "supervisor's assign")
-    else:
-        detail = (f"case {case_id} is in the queue of team {team}, not of yours "
-                  f"({', '.join(user_teams)})")
-    raise Problem(403, "Not your case", detail, slug=NOT_YOUR_CASE)
+    detail = ownership_refusal(user.name, user.role, user_teams, case_id, assignee, team)
+    if detail is not None:
+        raise Problem(403, "Not your case", detail, slug=NOT_YOUR_CASE)
 
 
 def current_user():

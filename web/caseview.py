@@ -15,10 +15,11 @@ from flask_babel import lazy_gettext as _l
 from aftersales.converter import decode
 from db.cases import as_utc
 from db.models import Case
+from web.auth import ownership_refusal
 from web.representation import SYSTEM_NAMES
 from workflows.case.contracts import MAX_MESSAGE_LENGTH, Actor, CaseState
 from workflows.case.eligibility import REFUSALS
-from workflows.case.lifecycle import ACTIONS, BY_NAME, available
+from workflows.case.lifecycle import ACTIONS, BY_NAME, available, refusal
 from workflows.case.vocabulary import CASE_ID, OPEN_STAGES
 
 # The customer's six steps, in plain words (受理 → 确认 → 分析 → 处理 → 评价 → 回访).
@@ -293,12 +294,29 @@ def case_state(row: Case) -> CaseState:
     return decode(CaseState, {**row.data, "status_token": "", "customer_url": ""})
 
 
-def available_actions(row: Case, role: str, user: str, now: datetime) -> list[str]:
-    """The actions this user can take on this case right now, in page order: the
-    action table's own rules on the state as last written, so the case page never
-    offers a button that can only fail (the workflow still has the last word, and its
-    refusal is shown if the case moved meanwhile)."""
+def may_act(row: Case, role: str, user: str, user_teams: list[str]) -> bool:
+    """Whether the case is this user's to act on (web/auth.OWNERSHIP, the API's check)."""
+    return ownership_refusal(user, role, user_teams, row.id, row.assignee, row.team) is None
+
+
+def available_actions(row: Case, role: str, user: str, user_teams: list[str],
+                      now: datetime) -> list[str]:
+    """The actions this user can take on this case right now, in page order: none on a
+    case that is not theirs to act on (the API's ownership check), else the action
+    table's own rules on the state as last written, so the case page never offers a
+    button that can only fail (the workflow still has the last word, and its refusal is
+    shown if the case moved meanwhile)."""
+    if not may_act(row, role, user, user_teams):
+        return []
     return [a.name for a in available(case_state(row), Actor(user, role), now)]
+
+
+def may_attach(row: Case, role: str, user: str, user_teams: list[str],
+               now: datetime) -> bool:
+    """Whether this user can add a file to the case now: its owner's, at a stage that
+    takes files (the checks an upload makes before it stores anything)."""
+    return may_act(row, role, user, user_teams) and refusal(
+        BY_NAME["attach"], case_state(row), Actor(user, role), now) is None
 
 
 def thread(messages: list[dict], files: list[dict]) -> list[dict]:

@@ -32,6 +32,18 @@ def action_input(action: Action, actor: Actor | None, data: dict) -> Any:
     return decode(action.input, value)
 
 
+def check_access(case_id: str, action: Action) -> None:
+    """403 unless the caller's role may take `action` (web/auth.PERMISSIONS) and the case
+    is theirs to act on (web/auth.OWNERSHIP). Every staff write to a case asks this
+    first, before anything is stored (an upload's bytes too)."""
+    check(action.permission)
+    user = current_user()
+    with current_app.extensions["aftersales"].sessions() as session:
+        owner = teams.case_owner(session, case_id)
+        if owner is not None:  # an unknown case is the workflow's to refuse (404)
+            check_ownership(case_id, *owner, teams.teams_of(session, user.name))
+
+
 def perform_action(case_id: str, name: str, data: dict, channel: str = "api"
                    ) -> UpdateResult:
     """Check the caller's right to the action (its body already loaded by its schema)
@@ -40,13 +52,10 @@ def perform_action(case_id: str, name: str, data: dict, channel: str = "api"
     CaseNotRunning or TemporalUnavailable; the workflow refuses what does not fit the
     case."""
     action = BY_NAME[name]
-    check(action.permission)
+    check_access(case_id, action)
     st = current_app.extensions["aftersales"]
     user = current_user()
     with st.sessions() as session:
-        owner = teams.case_owner(session, case_id)
-        if owner is not None:  # an unknown case is the workflow's to refuse (404)
-            check_ownership(case_id, *owner, teams.teams_of(session, user.name))
         if name == "assign":
             assignee = accounts.get_user(session, data["assignee"])
             if assignee is None or not assignee.active:

@@ -27,6 +27,8 @@ from web.caseview import (
     ACTION_NAMES,
     available_actions,
     field_label,
+    may_act,
+    may_attach,
     open_breach,
     progress,
     thread,
@@ -157,8 +159,9 @@ def case_page(case_id: str):
         merged = [m for m in (case_store.get_case(session, i)
                               for i in row.data.get("merged_from") or []) if m is not None]
         users = [u for u in accounts.list_users(session) if u.active]
+        user_teams = teams.teams_of(session, g.user.name)
         session.expunge_all()
-    actions = available_actions(row, g.user.role, g.user.name, now)
+    actions = available_actions(row, g.user.role, g.user.name, user_teams, now)
     replies = reply_templates(row, current_lang())
     chosen = request.args.get("reply")
     prefill = {}
@@ -176,6 +179,8 @@ def case_page(case_id: str):
     return render_template(
         "case.html", **page_context(
             case=row, data=row.data, events=events, actions=actions,
+            mine_to_act=may_act(row, g.user.role, g.user.name, user_teams),
+            can_attach=may_attach(row, g.user.role, g.user.name, user_teams, now),
             customer_url=customer_url(row.data, row.id, state().links),
             thread=thread(row.data.get("messages") or [], files),
             progress=progress(row.stage, staff=True), breach=open_breach(row, now),
@@ -200,13 +205,9 @@ def act(case_id: str, action: str):
                     field=field_label(field)), "error")
         return back
     except Problem as err:
-        if err.slug == NOT_YOUR_CASE:
-            flash(_("This case is not yours or your team's: taking it over is a "
-                    "supervisor's assign."), "error")
-            return back
-        flash({403: _("Your role may not do that."), 404: _("There is no case %(id)s.",
-                                                            id=case_id)}.get(
-            err.status, _("Refused: %(why)s", why=err.detail)), "error")
+        flash(refusal_words(err) if err.status == 403 else
+              _("There is no case %(id)s.", id=case_id) if err.status == 404 else
+              _("Refused: %(why)s", why=err.detail), "error")
         return back
     except ActionRefused as err:
         flash(_("Refused: %(why)s", why=err.message), "error")
@@ -227,6 +228,17 @@ def act(case_id: str, action: str):
         return back
     flash(_("Done: %(action)s.", action=ACTION_NAMES[action]), "success")
     return back
+
+
+def refusal_words(err: Problem) -> str:
+    """A refused write in the page's language: not the caller's case, or not their role;
+    else a refused file (web/evidence.py)."""
+    if err.slug == NOT_YOUR_CASE:
+        return _("This case is not yours or your team's: taking it over is a "
+                 "supervisor's assign.")
+    if err.status == 403:
+        return _("Your role may not do that.")
+    return evidence.refusal_words(err)
 
 
 def form_body(action: str, form) -> dict:
@@ -447,7 +459,7 @@ def upload(case_id: str):
                         request.form.get("shared") == "on")
     except Problem as err:
         flash(_("There is no case %(id)s.", id=case_id) if err.status == 404
-              else evidence.refusal_words(err), "error")
+              else refusal_words(err), "error")
         return back
     except ActionRefused as err:
         flash(_("Refused: %(why)s", why=err.message), "error")

@@ -28,7 +28,7 @@ from db import cases as case_store
 from db.models import Case
 from web.auth import check, current_user, require
 from web.caseview import case_state
-from web.commands import action_input, customer_action, perform_action
+from web.commands import action_input, check_access, customer_action, perform_action
 from web.gateway import ActionRefused
 from web.intake import ID_ALPHABET
 from web.problems import Problem
@@ -146,8 +146,11 @@ def room_left(row: Case) -> int:
 
 
 def precheck(row: Case, actor: Actor | None) -> None:
-    """Refuse before anything is stored what the workflow would refuse anyway: a stage
-    that takes no files, and a case that has as many as it may."""
+    """Refuse before anything is stored what would be refused anyway: a staff caller
+    whose role or standing to the case may not add files (the check every staff action
+    makes), a stage that takes no files, and a case that has as many as it may."""
+    if actor is not None:
+        check_access(row.id, BY_NAME["attach"])
     refused = refusal(BY_NAME["attach"], case_state(row), actor or Actor(CUSTOMER, CUSTOMER),
                       datetime.now(UTC))
     if refused is not None:

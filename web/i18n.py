@@ -25,13 +25,16 @@ from db.cases import as_utc
 LANGUAGES = {"en": "English", "zh_CN": "简体中文"}
 HTML_LANG = {"en": "en", "zh_CN": "zh-CN"}
 LANG_COOKIE = "lang"
+# The language switch every page takes in its query string (not one of the page's own
+# parameters: a page that checks its query string leaves it out).
+LANG_PARAM = "lang"
 TRANSLATIONS = Path(__file__).parent / "translations"
 
 babel = Babel()
 
 
 def select_locale() -> str:
-    asked = request.args.get("lang")
+    asked = request.args.get(LANG_PARAM)
     if asked in LANGUAGES:
         g.lang_switched = asked
         return asked
@@ -71,7 +74,7 @@ def html_lang() -> str:
 def lang_url(lang: str) -> str:
     """This page in another language (keeps the query string)."""
     args = request.args.to_dict()
-    args["lang"] = lang
+    args[LANG_PARAM] = lang
     return f"{request.path}?{urlencode(args)}"  # Jinja escapes it once, in the href
 
 
