@@ -157,6 +157,7 @@ def test_a_failing_remedy_undoes_the_finished_steps_and_keeps_what_cannot_be_und
     assert [(r["amount"], r["idempotency_key"]) for r in refunds_of(systems, case["id"])] == [
         ("149.00", f"{case['id']}:2:r2:refund")]
     assert len(coupons_of(systems, case["id"])) == 1
+    record_history_sync(systems["temporal"], case["id"], "remedies_failed")
 
 
 def test_a_list_of_one_is_the_single_resolution(systems):
@@ -222,7 +223,7 @@ def test_bad_lists_are_refused_and_change_nothing(systems):
         apology, {"type": "exchange", "items": [{"sku": "SKU-TEA-001", "quantity": 2}]}]})
     assert beyond_items.status_code == 422, beyond_items.text
     after = call(systems, "GET", f"/api/v1/cases/{case['id']}").json()
-    assert (after["stage"], after["resolution"]) == ("analyze", None)
+    assert (after["stage"], after["resolution"]) == ("resolve", None)
     assert len(after["timeline"]) == len(before["timeline"])
     assert refunds_of(systems, case["id"]) == [] and coupons_of(systems, case["id"]) == []
     # At the limit of what is left it is accepted.

@@ -557,21 +557,22 @@ class CaseWorkflow:
     def _plan(self, inp: ResolveInput) -> Resolution:
         """The plan a `resolve` asks for: its one resolution (a list of one is the same),
         or a combined plan whose remedies run in order as one saga."""
-        fresh: dict[str, Any] = {
-            "state": "planned", "steps": [], "done_at": None, "awaiting": None, "refs": {},
-            "approved_by": None, "planned_by": inp.actor.name,
-            "four_eyes": self._inp.policy.four_eyes, "remedies": []}
+        def fresh() -> dict[str, Any]:  # new lists and dicts for each remedy
+            return {"state": "planned", "steps": [], "done_at": None, "awaiting": None,
+                    "refs": {}, "approved_by": None, "planned_by": inp.actor.name,
+                    "four_eyes": self._inp.policy.four_eyes, "remedies": []}
+
         one = inp.resolution or (inp.resolutions[0] if len(inp.resolutions) == 1 else None)
         if one is not None:
-            return replace(one, note=inp.note or one.note, **fresh)
+            return replace(one, note=inp.note or one.note, **fresh())
         # A combined plan's amount is what its remedies refund together: the sum the
         # approval limit weighs and the supervisor approves.
         prices = self.sagas.prices()
         money = sum((remedies.money_back(r, prices) for r in inp.resolutions), Decimal(0))
         return Resolution(type=COMBINED, note=inp.note,
                           amount=f"{money:.2f}" if money else None, **{
-                              **fresh, "remedies": [replace(r, **fresh)
-                                                    for r in inp.resolutions]})
+                              **fresh(), "remedies": [replace(r, **fresh())
+                                                      for r in inp.resolutions]})
 
     @resolve.validator
     def _validate_resolve(self, inp: ResolveInput) -> None:
