@@ -62,3 +62,14 @@ def test_handler_settles_with_an_apology_a_coupon_and_a_refund(live, browser):
     assert "remedy 3: refund" in timeline
     pages.shot(page, "handler-case-remedies")
     context.close()
+
+    # The customer's page lists each remedy, in Chinese.
+    context = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844},
+                                  extra_http_headers={"Accept-Language": "zh-CN"})
+    page = context.new_page()
+    page.goto(case["customer_url"])
+    section = page.locator("section", has=page.locator("#res-h"))
+    said = section.inner_text()
+    assert "SORRY-30" in said and "25.00" in said
+    assert section.locator("p > strong").count() == 3
+    context.close()
