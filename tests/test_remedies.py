@@ -1,8 +1,11 @@
-"""Several remedies on one case (`resolutions`), end to end: the web app over HTTP, a real
-Temporal dev server and worker, and the order, inventory and courier simulators over
-HTTP (the stack of tests/test_resolutions.py, fresh for this module)."""
+"""Several remedies on one case (`resolutions`): the rules of workflows/case/remedies.py
+(fast), then end to end: the web app over HTTP, a real Temporal dev server and worker,
+and the order, inventory and courier simulators over HTTP (the stack of
+tests/test_resolutions.py, fresh for this module)."""
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 import httpx
 
@@ -17,9 +20,43 @@ from tests.test_resolutions import (
     to_resolve,
     wait_for,
 )
+from workflows.case.contracts import CaseItem, Resolution
+from workflows.case.remedies import list_problem, money_back
 
 # The stack of tests/test_resolutions.py; module-scoped, so this module gets its own.
 systems = stack.systems
+
+
+def test_each_kind_of_remedy_once_and_at_most_five():
+    apology, coupon = Resolution("apology"), Resolution("compensation", coupon_code="A")
+    refund = Resolution("refund", amount="10.00")
+    goods = Resolution("exchange", items=[CaseItem("SKU-1", 1)])
+    assert list_problem([apology, coupon, refund, goods]) is None
+    assert list_problem([goods, Resolution("refund", amount="5.00")]) is None
+    assert list_problem([]) == "name at least one remedy"
+    assert "at most 5" in (list_problem([apology] * 6) or "")
+    for pair, kind in (((apology, apology), "an apology"),
+                       ((refund, Resolution("compensation", amount="3.00")),
+                        "a refund of money"),
+                       ((coupon, Resolution("compensation", points=100)),
+                        "a coupon or points"),
+                       ((goods, Resolution("repair", items=goods.items)), "goods")):
+        assert f"remedies 1 and 2 are both {kind}" in (list_problem(list(pair)) or "")
+
+
+def test_what_a_remedy_refunds():
+    prices = {"SKU-1": Decimal("149.00")}
+    two = [CaseItem("SKU-1", 2)]
+    assert money_back(Resolution("refund", amount="10.50"), prices) == Decimal("10.50")
+    assert money_back(Resolution("compensation", amount="3.00"), prices) == Decimal("3.00")
+    # A coupon's amount is its value, not money back; goods in kind refund nothing.
+    assert money_back(Resolution("compensation", coupon_code="A", amount="20.00"),
+                      prices) == 0
+    assert money_back(Resolution("exchange", items=two), prices) == 0
+    assert money_back(Resolution("apology"), prices) == 0
+    assert money_back(Resolution("return_refund", items=two), prices) == Decimal("298.00")
+    assert money_back(Resolution("return_refund", items=two, amount="200.00"),
+                      prices) == Decimal("200.00")
 
 
 def coupons_of(systems, case_id: str) -> list[dict]:

@@ -571,8 +571,9 @@ class CaseWorkflow:
         money = sum((remedies.money_back(r, prices) for r in inp.resolutions), Decimal(0))
         return Resolution(type=COMBINED, note=inp.note,
                           amount=f"{money:.2f}" if money else None, **{
-                              **fresh(), "remedies": [replace(r, **fresh())
-                                                      for r in inp.resolutions]})
+                              **fresh(), "remedies": [
+                                  replace(r, note=r.note or inp.note, **fresh())
+                                  for r in inp.resolutions]})
 
     @resolve.validator
     def _validate_resolve(self, inp: ResolveInput) -> None:
@@ -1317,8 +1318,9 @@ def _resolution_detail(plan: Resolution) -> dict:
     if plan.items:
         detail["items"] = [{"sku": i.sku, "quantity": i.quantity} for i in plan.items]
     if plan.remedies:
-        detail["remedies"] = [{**_resolution_detail(r), "state": r.state}
-                              for r in plan.remedies]
+        detail["remedies"] = [  # the plan's note is said once, above
+            {**{k: v for k, v in _resolution_detail(r).items() if k != "note"},
+             "state": r.state} for r in plan.remedies]
     return detail
 
 
