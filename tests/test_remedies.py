@@ -242,6 +242,11 @@ def test_bad_lists_are_refused_and_change_nothing(systems):
         "nested remedies": ({"resolutions": [apology, {**refund, "remedies": [refund]}]},
                             "resolutions"),
         "a list that is not a list": ({"resolutions": {"type": "apology"}}, "resolutions"),
+        "a list of words": ({"resolutions": ["apology", "refund"]}, "resolutions"),
+        "null": ({"resolutions": None}, "resolutions"),
+        "a negative amount": ({"resolutions": [apology, {"type": "refund",
+                                                         "amount": "-10.00"}]},
+                              "resolutions"),
     }
     for name, (body, field) in bad.items():
         response = call(systems, "POST", path, json=body)
