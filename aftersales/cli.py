@@ -24,8 +24,8 @@ def _check_policy(settings: Settings) -> None:
     from aftersales.routing import load_routing
 
     try:
-        load_policy(settings.sla_file)
-        load_routing(settings.routing_file)
+        policy = load_policy(settings.sla_file)
+        load_routing(settings.routing_file, policy.calendars)
     except PolicyError as err:
         raise click.ClickException(str(err)) from err
 
@@ -51,6 +51,11 @@ def dev(host: str, port: int, temporal_port: int, data_dir: str | None, demo: bo
     from aftersales.devstack import DevStack
 
     settings = _settings()
+    if demo and settings.routing_file is None:
+        from aftersales.demo import demo_routing_file
+
+        # The demo's teams, so its cases arrive assigned (docs/teams.md).
+        settings = settings.with_(routing_file=demo_routing_file())
     _check_policy(settings)
     if data_dir:
         settings = settings.with_(data_dir=data_dir)
@@ -606,10 +611,12 @@ def sla_check(path: str | None) -> None:
         policy = load_policy(path)
     except PolicyError as err:
         raise click.ClickException(str(err)) from err
-    cal = policy.calendar
     click.echo(f"policy {policy.source} (version {policy.version})")
-    click.echo(f"calendar: {cal.timezone}, {cal.hours}, {','.join(cal.workdays)}"
-               + (f", holidays {', '.join(cal.holidays)}" if cal.holidays else ""))
+    # The clocks' calendar, then the named ones teams' working hours use (docs/teams.md).
+    for label, cal in [("calendar", policy.calendar),
+                       *((f"calendar {name}", spec) for name, spec in policy.calendars.items())]:
+        click.echo(f"{label}: {cal.timezone}, {cal.hours}, {','.join(cal.workdays)}"
+                   + (f", holidays {', '.join(cal.holidays)}" if cal.holidays else ""))
     click.echo(f"{'kind':<10} {'prio':<4} {'confirm':>8} {'analyze':>8} {'resolution':>10} "
                f"{'revisit':>8}")
     for kind in KINDS:

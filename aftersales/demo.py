@@ -1,4 +1,5 @@
-"""Demo data for `aftersales dev --demo`: staff accounts and a few cases in flight.
+"""Demo data for `aftersales dev --demo`: staff accounts in teams and a few cases in
+flight, routed by the demo's routing file (`demo_routing.toml`) so they arrive assigned.
 
 Cases go through the real REST API, so the demo exercises the same path as users.
 Seeding happens once per data dir; a restart keeps what is there.
@@ -7,6 +8,7 @@ Seeding happens once per data dir; a restart keeps what is there.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from importlib import resources
 
 import httpx
 
@@ -17,13 +19,19 @@ from db.engine import make_engine, make_sessionmaker
 DEMO_USERS = (
     ("alice", "handler", "alice-demo"),
     ("bob", "handler", "bob-demo"),
+    ("carol", "handler", "carol-demo"),
     ("sam", "supervisor", "sam-demo"),
     ("admin", "admin", "admin-demo"),
 )
+# The teams of demo_routing.toml and who is in each; sam and admin, in no team, oversee
+# them all (docs/teams.md).
+DEMO_TEAMS = {"alice": ["complaints"], "bob": ["returns"], "carol": ["vip"]}
+DEMO_ROUTING = "demo_routing.toml"
 # Where their notifications go (the dev stack's SMTP sink shows them at /dev/mail).
 # Address, language and the name customers see on replies.
 DEMO_ADDRESSES = {"alice": ("alice@example.com", "zh-CN", "客服小艾"),
                   "bob": ("bob@example.com", "en", "Bob (service)"),
+                  "carol": ("carol@example.com", "en", "Carol (VIP service)"),
                   "sam": ("sam@example.com", "en", ""),
                   "admin": ("admin@example.com", "en", "")}
 
@@ -41,7 +49,15 @@ DEMO_CASES = (
      "customer": {"id": "C-1006", "name": "陈静", "phone": "13800000006"},
      "items": [], "description": "月饼礼盒里少了两个，再不处理我就投诉到12315。",
      "advance": ["confirm", "analyze"]},
+    {"kind": "refund", "channel": "app", "order_id": "SO-10003",
+     "customer": {"id": "C-1003", "name": "张伟", "phone": "13800000003"},
+     "items": [], "description": "我申请的退款三天了还没到账。", "advance": []},
 )
+
+
+def demo_routing_file() -> str:
+    """The path of the demo's routing file, shipped inside the package."""
+    return str(resources.files("aftersales").joinpath(DEMO_ROUTING))
 
 
 def seed_demo(settings: Settings, web_url: str) -> Iterator[str]:
@@ -54,15 +70,18 @@ def seed_demo(settings: Settings, web_url: str) -> Iterator[str]:
             for name, role, password in DEMO_USERS:
                 email, locale, shown = DEMO_ADDRESSES[name]
                 create_user(session, name, role, password, email=email, locale=locale,
-                            display_name=shown)
+                            display_name=shown, teams=DEMO_TEAMS.get(name, []))
         token = create_token(session, "alice")
+        # The cases are opened and moved on by the admin: routing gives them to
+        # handlers, and only the assignee or a manager acts on a case.
+        seeding = create_token(session, "admin")
     engine.dispose()
     for name, role, password in DEMO_USERS:
         yield f"demo {role}: {name} / {password}"
     yield f"demo API token for alice: {token}"
     if not fresh:
         return
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = {"Authorization": f"Bearer {seeding}"}
     with httpx.Client(base_url=web_url, headers=headers, timeout=60) as http:
         for spec in DEMO_CASES:
             body = {k: v for k, v in spec.items() if k != "advance"}
@@ -84,5 +103,6 @@ def seed_demo(settings: Settings, web_url: str) -> Iterator[str]:
                               json={"root_cause": "missing_item",
                                     "responsible_party": "merchant",
                                     "note": "仓库漏装 / packing error at the warehouse"})
-            yield (f"demo case {case['id']} ({body['kind']}, {body['channel']}): customer's "
+            yield (f"demo case {case['id']} ({body['kind']}, {body['channel']}, team "
+                   f"{case['team']}, assigned to {case['assignee'] or 'nobody'}): customer's "
                    f"page {case['customer_url']}")

@@ -108,6 +108,7 @@ _RULE_KEYS = (
     "refund_after_goods_received",
     "approval_limit",
     "four_eyes",
+    "approval_timeout",
     "revisit_grace",
     "escalate_again_at",
     "reassign_on_overdue",
@@ -119,7 +120,9 @@ _PRIORITY_KEYS = (
     "default", "tier_boost", "repeat_window", "repeat_boost", "escalation_words",
     "escalation_boost", "amount_boost",
 )
-_TOP_KEYS = ("calendar", "targets", "rules", "priority")
+_TOP_KEYS = ("calendar", "calendars", "targets", "rules", "priority")
+# A named calendar: what a team's `calendar` in the routing file may say.
+_CALENDAR_NAME = re.compile(r"[A-Za-z0-9._-]{1,40}")
 
 
 class _Checker:
@@ -177,7 +180,8 @@ def sla_policy_from_dict(
     data = check.table(data, [])
     check.known(data, _TOP_KEYS, [], "table")
     return SlaPolicy(
-        calendar=_calendar(check, data.get("calendar", {})),
+        calendar=_calendar(check, data.get("calendar", {}), ["calendar"]),
+        calendars=_calendars(check, data.get("calendars", {})),
         targets=_targets(check, data.get("targets", {})),
         priority=_priority(check, data.get("priority", {})),
         source=source,
@@ -186,8 +190,19 @@ def sla_policy_from_dict(
     )
 
 
-def _calendar(check: _Checker, value: Any) -> CalendarSpec:
-    path = ["calendar"]
+def _calendars(check: _Checker, value: Any) -> dict[str, CalendarSpec]:
+    """The named calendars, `[calendars.<name>]`, each written like `[calendar]`."""
+    table = check.table(value, ["calendars"])
+    named: dict[str, CalendarSpec] = {}
+    for name, spec in table.items():
+        if not _CALENDAR_NAME.fullmatch(name):
+            raise check.fail(["calendars", name], f"calendar name {name!r} must be 1-40 "
+                             "letters, digits, '.', '-' or '_'")
+        named[name] = _calendar(check, spec, ["calendars", name])
+    return named
+
+
+def _calendar(check: _Checker, value: Any, path: list[str]) -> CalendarSpec:
     table = check.table(value, path)
     check.known(table, _CALENDAR_KEYS, path, "calendar key")
     spec = CalendarSpec()
@@ -208,7 +223,7 @@ def _calendar(check: _Checker, value: Any) -> CalendarSpec:
         key = "workdays"
         BusinessCalendar.from_spec(spec)
     except (TypeError, ValueError) as exc:
-        raise check.fail([*path, key], f"{key} in [calendar]: {exc}") from None
+        raise check.fail([*path, key], f"{key} in {_section(path)}: {exc}") from None
     return spec
 
 
@@ -264,6 +279,10 @@ def _rules(check: _Checker, value: Any) -> dict[str, Any]:
                 "return_window"):
         if key in table:
             rules[key] = check.duration(table[key], [*path, key])
+    if "approval_timeout" in table:
+        # "0s" turns the escalation of a waiting approval off.
+        rules["approval_timeout"] = check.duration(
+            table["approval_timeout"], [*path, "approval_timeout"], allow_zero=True)
     if "warn_at" in table:
         rules["warn_at"] = _warn_at(check, table["warn_at"], [*path, "warn_at"])
     if "approval_limit" in table:

@@ -1,8 +1,9 @@
 """Reads the routing file: the shipped one inside the package, or AFTERSALES_ROUTING_FILE.
 
 Validated at start like the SLA policy: a file that does not parse, names an unknown key,
-kind, channel, priority, tier, locale or assignment, or leaves some case without a team
-stops the process with a message naming the line (docs/teams.md). What the rules mean is
+kind, channel, priority, tier, locale, assignment or calendar (the SLA policy's named
+calendars), or leaves some case without a team stops the process with a message naming
+the line (docs/teams.md). What the rules mean is
 in `workflows.routing`, which the workflow imports; parsing stays out of it.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Collection
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from workflows.routing import MATCH_KEYS, RoutingPolicy, TeamMatch, TeamRule
 __all__ = ["SHIPPED_ROUTING", "RoutingError", "load_routing", "parse_routing"]
 
 SHIPPED_ROUTING = "routing.toml"
-TEAM_KEYS = ("name", "match", "assign", "max_open")
+TEAM_KEYS = ("name", "match", "assign", "max_open", "calendar")
 # The values each match key may take; None: any text (stores are the order system's).
 _ALLOWED: dict[str, tuple[str, ...] | None] = {
     "kind": KINDS, "channel": CHANNELS, "store": None, "priority": PRIORITIES,
@@ -42,8 +44,9 @@ class RoutingError(PolicyError):
     """The routing file cannot be used; the message names the file and the line."""
 
 
-def load_routing(path: str | None = None) -> RoutingPolicy:
-    """The routing rules in the file at `path`, or the shipped rules when `path` is None.
+def load_routing(path: str | None = None, calendars: Collection[str] = ()) -> RoutingPolicy:
+    """The routing rules in the file at `path`, or the shipped rules when `path` is None;
+    a team's `calendar` must be one of `calendars` (the SLA policy's named calendars).
     Raises `RoutingError` naming the file and, where known, the line."""
     if path is None:
         source = f"aftersales/{SHIPPED_ROUTING}"
@@ -59,23 +62,26 @@ def load_routing(path: str | None = None) -> RoutingPolicy:
         except UnicodeDecodeError:
             raise RoutingError(f"{source}: the routing file is not UTF-8 text",
                                source=source) from None
-    return parse_routing(text, source)
+    return parse_routing(text, source, calendars)
 
 
-def parse_routing(text: str, source: str = "<routing>") -> RoutingPolicy:
-    """The routing rules written in TOML `text`; `source` names it in error messages."""
+def parse_routing(text: str, source: str = "<routing>",
+                  calendars: Collection[str] = ()) -> RoutingPolicy:
+    """The routing rules written in TOML `text`; `source` names it in error messages and
+    `calendars` are the calendar names a team may give."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line, detail = toml_error_at(exc, text)
         raise RoutingError(f"{source} line {line}: not valid TOML: {detail}", source=source,
                            line=line) from None
-    return _Reader(source, text).policy(data)
+    return _Reader(source, text, calendars).policy(data)
 
 
 class _Reader:
-    def __init__(self, source: str, text: str) -> None:
+    def __init__(self, source: str, text: str, calendars: Collection[str]) -> None:
         self.source = source
+        self.calendars = sorted(calendars)
         self.lines = text.splitlines()
         # The line (0-based) of each [[teams]] header: where each team's block starts.
         self.blocks = [n for n, line in enumerate(self.lines) if _TEAMS_HEADER.match(line)]
@@ -159,8 +165,15 @@ class _Reader:
                 max_open, int) or max_open < 1):
             raise self.fail(f"max_open in team {name!r} must be a whole number above 0, not "
                             f"{max_open!r}", n, "max_open")
+        calendar = table.get("calendar")
+        if calendar is not None and (not isinstance(calendar, str)
+                                     or calendar not in self.calendars):
+            known = (f"one of {', '.join(self.calendars)}" if self.calendars else
+                     "a [calendars.<name>] table of the SLA policy, which has none")
+            raise self.fail(f"unknown calendar {calendar!r} in team {name!r} (expected "
+                            f"{known})", n, "calendar")
         return TeamRule(name=name, match=self.match(n, name, table["match"]), assign=assign,
-                        max_open=max_open)
+                        max_open=max_open, calendar=calendar)
 
     def match(self, n: int, name: str, value: Any) -> TeamMatch:
         if not isinstance(value, dict):

@@ -29,12 +29,14 @@ class AuditFilter:
 def record(session: Session, *, actor: str, role: str, method: str, path: str,
            status: int, action: str | None = None, case_id: str | None = None,
            remote_addr: str | None = None, idempotency_key: str | None = None,
-           at: datetime | None = None) -> None:
-    """Append one entry (the table refuses changes to it)."""
+           at: datetime | None = None, detail: dict | None = None) -> None:
+    """Append one entry (the table refuses changes to it); `detail` says what the
+    request did beyond its path (a case-list export: its filters and rows)."""
     session.add(AuditEntry(
         at=at or datetime.now(UTC), actor=actor[:64], role=role[:16], method=method[:8],
         path=path[:300], case_id=case_id, action=action[:32] if action else None,
-        status=status, idempotency_key=idempotency_key, remote_addr=remote_addr))
+        status=status, idempotency_key=idempotency_key, remote_addr=remote_addr,
+        detail=detail))
 
 
 def _query(audit_filter: AuditFilter) -> Select:
@@ -70,4 +72,4 @@ def export(session: Session, audit_filter: AuditFilter, limit: int = EXPORT_MAX
 
 
 COLUMNS = ("at", "actor", "role", "method", "path", "case_id", "action", "status",
-           "remote_addr")
+           "remote_addr", "detail")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -26,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from db import search
 from db.links import LinkSeal, stored, without_link
@@ -485,6 +486,23 @@ def list_cases(
     """
     base = case_query(filters)
     total = session.scalar(select(func.count()).select_from(base.subquery()))
+    stmt = _in_order(base, sort, after)
+    if after is None and page is not None:
+        stmt = stmt.offset((page - 1) * per_page)
+    rows = list(session.scalars(stmt.limit(per_page + 1)))
+    more = len(rows) > per_page
+    rows = rows[:per_page]
+    next_key = sort_key(rows[-1], sort) if more and rows else None
+    return rows, int(total or 0), next_key
+
+
+def sort_key(row: Case, sort: str) -> list:
+    """The row's values of the sort order's columns: the keyset to continue after it."""
+    return [getattr(row, c.key) for c in SORTS[sort]]
+
+
+def _in_order(base: Select, sort: str, after: list | None) -> Select:
+    """`base` in the sort order, from the row after the keyset `after` (if any)."""
     columns = SORTS[sort]
     descending = sort in DESCENDING
     stmt = base.order_by(*(c.desc() if descending else c for c in columns))
@@ -492,13 +510,26 @@ def list_cases(
         key = tuple_(*columns)
         values = tuple_(*(literal(v, c.type) for v, c in zip(after, columns, strict=True)))
         stmt = stmt.where(key < values if descending else key > values)
-    elif page is not None:
-        stmt = stmt.offset((page - 1) * per_page)
-    rows = list(session.scalars(stmt.limit(per_page + 1)))
-    more = len(rows) > per_page
-    rows = rows[:per_page]
-    next_key = [getattr(rows[-1], c.key) for c in columns] if more and rows else None
-    return rows, int(total or 0), next_key
+    return stmt
+
+
+def each_batch(sessions: sessionmaker[Session], filters: CaseFilter, sort: str = "due",
+               batch: int = 500) -> Iterator[list[Case]]:
+    """Every matching case in the sort order, `batch` at a time: each batch read by
+    keyset in a short session of its own, so an export of 100,000 cases holds one batch
+    in memory and no transaction open while the client reads. The rows are detached,
+    with their columns and `data` loaded."""
+    after = None
+    base = case_query(filters)
+    while True:
+        with sessions() as session:
+            rows = list(session.scalars(_in_order(base, sort, after).limit(batch)))
+        if not rows:
+            return
+        yield rows
+        if len(rows) < batch:
+            return
+        after = sort_key(rows[-1], sort)
 
 
 def unsent_outbox(session: Session, limit: int = 100) -> list[OutboxMessage]:

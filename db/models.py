@@ -348,6 +348,8 @@ class AuditEntry(Base):
     status: Mapped[int] = mapped_column(Integer, nullable=False)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     remote_addr: Mapped[str | None] = mapped_column(String(64))
+    # What the request did beyond its path, e.g. an export's filters and row count.
+    detail: Mapped[dict | None] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_audit_log_case", "case_id", "at"),
                       Index("ix_audit_log_actor", "actor", "at"))

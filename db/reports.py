@@ -29,16 +29,27 @@ class ReportFilter:
     channel: str | None = None
     handler: str | None = None
     priority: str | None = None
+    team: str | None = None
+    store: str | None = None
+
+    def named(self) -> dict[str, str]:
+        """The filters set, by their names in the API."""
+        return {name: value for name, value in (
+            ("kind", self.kind), ("channel", self.channel), ("handler", self.handler),
+            ("priority", self.priority), ("team", self.team), ("store", self.store))
+            if value}
 
     def conditions(self, period_column=None) -> list:
         """The filter as WHERE conditions; the period applies to `period_column`."""
         column = Case.created_at if period_column is None else period_column
         found = [column >= self.start, column < self.end]
-        for name, value in (("kind", self.kind), ("channel", self.channel),
-                            ("assignee", self.handler), ("priority", self.priority)):
-            if value:
-                found.append(getattr(Case, name) == value)
+        for name, value in self.named().items():
+            found.append(getattr(Case, COLUMN_OF.get(name, name)) == value)
         return found
+
+
+# A filter's name where the case's column is named otherwise.
+COLUMN_OF = {"handler": "assignee"}
 
 
 def summary(session: Session, f: ReportFilter) -> dict:
@@ -73,8 +84,7 @@ def summary(session: Session, f: ReportFilter) -> dict:
                                                             strict=True)}
     return {
         "period": {"from": f.start.isoformat(), "to": f.end.isoformat()},
-        "filters": {k: v for k, v in (("kind", f.kind), ("channel", f.channel),
-                                      ("handler", f.handler), ("priority", f.priority)) if v},
+        "filters": f.named(),
         "opened": opened,
         "closed": closed,
         "overdue_now": overdue_now,
@@ -96,7 +106,52 @@ def summary(session: Session, f: ReportFilter) -> dict:
                     "amount": f"{Decimal(str(money[0] or 0)):.2f}"},
         "compensation": {"count": remedies["compensation"], "points": int(money[2] or 0)},
         "remedies": remedies,
+        "by_team": breakdown(session, f, "team"),
+        "by_store": breakdown(session, f, "store"),
     }
+
+
+def breakdown(session: Session, f: ReportFilter, group: str) -> list[dict]:
+    """The period's figures per team or per store (`group`): cases opened and closed,
+    overdue now, the breach rate of their finished SLA clocks and the mean resolution
+    time (wall clock). Cases of no team or store are the row whose name is null. Most
+    opened first."""
+    column = getattr(Case, group)
+    rows: dict = {}
+
+    def row(value) -> dict:
+        return rows.setdefault(value, {
+            group: value, "opened": 0, "closed": 0, "overdue_now": 0, "clocks_met": 0,
+            "clocks_breached": 0, "breach_pct": None, "resolved": 0,
+            "resolution_mean_s": None})
+
+    def counted(key: str, conditions: list) -> None:
+        for value, count in session.execute(select(column, func.count()).where(
+                *conditions).group_by(column)):
+            row(value)[key] = int(count)
+
+    counted("opened", f.conditions())
+    counted("closed", [*f.conditions(Case.closed_at), Case.stage == "closed"])
+    counted("overdue_now", [*f.conditions()[2:], Case.stage.in_(OPEN_STAGES),
+                            Case.overdue.is_(True)])
+    for value, met, breached in session.execute(
+            select(column, func.sum(case((CaseClock.state == "met", 1), else_=0)),
+                   func.sum(case((CaseClock.state == "breached", 1), else_=0)))
+            .select_from(CaseClock).join(Case, Case.id == CaseClock.case_id)
+            .where(*f.conditions(), CaseClock.state.in_(("met", "breached")))
+            .group_by(column)):
+        found = row(value)
+        found["clocks_met"], found["clocks_breached"] = int(met or 0), int(breached or 0)
+        found["breach_pct"] = _pct(breached, int(met or 0) + int(breached or 0))
+    for value, count, mean in session.execute(
+            select(column, func.count(Case.resolution_s),
+                   func.avg(cast(Case.resolution_s, Float)))
+            .where(*f.conditions(), Case.resolution_s.is_not(None)).group_by(column)):
+        found = row(value)
+        found["resolved"] = int(count)
+        found["resolution_mean_s"] = round(float(mean), 1) if mean is not None else None
+    return sorted(rows.values(), key=lambda r: (-r["opened"], r[group] is None,
+                                                r[group] or ""))
 
 
 def _count(session: Session, conditions: list) -> int:

@@ -84,6 +84,7 @@ ACTION_BODIES = {
     "tag": {"add": ["vip"]},
     "escalate": {"reason": "angry"},
     "approve": {"note": "fine"},
+    "deny": {"reason": "not covered"},
     "revisit": {"outcome": "satisfied"},
     "reopen": {"reason": "again"},
     "cancel": {"reason": "withdrawn"},

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from aftersales.devstack import free_port
+from aftersales.settings import default_database_url
 
 pytestmark = pytest.mark.slow
 
@@ -99,6 +100,11 @@ def test_dev_stack_walks_a_complaint_and_survives_restart(tmp_path):
         base, headers = info["url"], {"Authorization": f"Bearer {info['token']}"}
         with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
             assert http.get("/healthz").json()["status"] == "ok"
+            # The demo's teams: its cases arrived assigned, each in its team.
+            seeded = http.get("/api/v1/cases").json()["items"]
+            assert sorted((c["team"], c["assignee"]) for c in seeded) == [
+                ("complaints", "alice"), ("complaints", "alice"), ("returns", "bob"),
+                ("vip", "carol")], [(c["id"], c["team"], c["assignee"]) for c in seeded]
             # The demo customer with an email address got hers through the local sink.
             deadline = time.monotonic() + 30
             while "emma@example.com" not in (mail := http.get("/dev/mail")).text:
@@ -147,6 +153,15 @@ def test_dev_stack_walks_a_complaint_and_survives_restart(tmp_path):
                 "items": [{"sku": "SKU-KETTLE-4", "quantity": 1}],
                 "description": "不想要了，七天无理由退货",
             }).json()
+            # The demo routes returns to bob's team: bob works it, with a token of his.
+            assert (ret["team"], ret["assignee"]) == ("returns", "bob")
+            made = subprocess.run(
+                [sys.executable, "-m", "aftersales.cli", "token", "create", "bob"],
+                capture_output=True, text=True, timeout=60,
+                env={**os.environ, "AFTERSALES_DATABASE_URL":
+                     default_database_url(str(tmp_path / "var"))})
+            assert made.returncode == 0, made.stderr
+            as_bob = {"Authorization": f"Bearer {made.stdout.split()[-1]}"}
             for action, body in (
                 ("confirm", {"note": "ok"}),
                 ("analyze", {"root_cause": "customer_changed_mind",
@@ -155,15 +170,16 @@ def test_dev_stack_walks_a_complaint_and_survives_restart(tmp_path):
                                             "items": [{"sku": "SKU-KETTLE-4",
                                                        "quantity": 1}]}}),
             ):
-                response = http.post(f"/api/v1/cases/{ret['id']}/{action}", json=body)
+                response = http.post(f"/api/v1/cases/{ret['id']}/{action}", json=body,
+                                     headers=as_bob)
                 assert response.status_code == 200, response.text
             deadline = time.monotonic() + 60
             while (http.get(f"/api/v1/cases/{ret['id']}").json()["resolution"]
                    or {}).get("awaiting") != "inspection":
                 assert time.monotonic() < deadline, "the parcel never arrived"
                 time.sleep(0.3)
-            assert http.post(f"/api/v1/cases/{ret['id']}/inspect",
-                             json={"passed": True}).status_code == 200
+            assert http.post(f"/api/v1/cases/{ret['id']}/inspect", json={"passed": True},
+                             headers=as_bob).status_code == 200
             deadline = time.monotonic() + 30
             while http.get(f"/api/v1/cases/{ret['id']}").json()["stage"] != "feedback":
                 assert time.monotonic() < deadline, "the refund did not finish"

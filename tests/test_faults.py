@@ -103,6 +103,68 @@ def test_every_refund_and_coupon_is_paid_exactly_once_at_30_percent_failures(
         worker.stop()
 
 
+def test_approve_deny_and_cancel_of_waiting_refunds_pay_once_or_not_at_all(
+        temporal_address, sqlite_url, flaky_orders):
+    """Refunds above the approval limit, each decided another way while the order system
+    fails 30 % of its calls: approved ones are paid exactly once, denied and cancelled
+    ones never, and each case ends where its decision sends it."""
+    url, system = flaky_orders
+    settings = make_settings(temporal_address, sqlite_url, url)
+    worker = BackgroundWorker(settings, timeout=httpx.Timeout(1.0))
+    worker.start()
+    app = create_app(settings)
+    hank = {"Authorization": f"Bearer {staff_token(app)}"}
+    sue = {"Authorization": f"Bearer {staff_token(app, 'sue', 'supervisor')}"}
+    client = app.test_client()
+    orders = ("SO-10003", "SO-10007", "SO-10012", "SO-10021", "SO-10027", "SO-10028",
+              "SO-10033", "SO-10036", "SO-10038")
+    decisions = ("approve", "deny", "cancel")
+    try:
+        cases = []
+        for order_id in orders:
+            response = client.post("/api/v1/cases", headers=hank, json={
+                "kind": "refund", "channel": "web", "order_id": order_id,
+                "customer": {"id": "C-1", "name": "客户"}, "description": "退款"})
+            assert response.status_code == 201, response.get_json()
+            case = _wait(client, hank, response.get_json()["id"],
+                         lambda c: c["stage"] == "confirm")
+            for action, body in (("confirm", {"note": "ok"}),
+                                 ("analyze", {"root_cause": "pricing",
+                                              "responsible_party": "merchant", "note": "x"}),
+                                 ("resolve", {"resolution": {"type": "refund",
+                                                             "amount": "600.00"}})):
+                response = client.post(f"/api/v1/cases/{case['id']}/{action}", json=body,
+                                       headers=hank)
+                assert response.status_code == 200, response.get_json()
+            cases.append(case)
+        for n, case in enumerate(cases):
+            _wait(client, hank, case["id"], lambda c: (c["resolution"] or {}).get(
+                "awaiting") == "approval", timeout=90)
+            decision = decisions[n % 3]
+            body = {"note": "ok"} if decision == "approve" else {"reason": "decided"}
+            response = client.post(f"/api/v1/cases/{case['id']}/{decision}", json=body,
+                                   headers=hank if decision == "cancel" else sue)
+            assert response.status_code == 200, response.get_json()
+        ends = {"approve": "feedback", "deny": "analyze", "cancel": "cancelled"}
+        for n, case in enumerate(cases):
+            decision = decisions[n % 3]
+            done = _wait(client, hank, case["id"],
+                         lambda c, d=decision: c["stage"] == ends[d]
+                         and c["resolution"]["state"] in ("done", "failed"), timeout=90)
+            paid = [r for r in system.refunds.values() if r["case_id"] == case["id"]]
+            if decision == "approve":
+                assert [r["amount"] for r in paid] == ["600.00"], decision
+                assert [e["type"] for e in done["timeline"]].count("resolved") == 1
+            else:
+                assert paid == [], decision
+        assert sum(system.faults.values()) >= 3, system.faults
+        print("faults injected:", system.faults)
+    finally:
+        app.extensions["aftersales"].gateway.close()
+        app.extensions["aftersales"].engine.dispose()
+        worker.stop()
+
+
 def _wait(client, headers, case_id, predicate, timeout=60.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -158,10 +158,15 @@ def test_available_actions_follow_stage_role_and_what_the_saga_waits_for(app):
     with app.extensions["aftersales"].sessions() as session:
         r1, r2, r3 = (case_store.get_case(session, i) for i in ("AS-R1", "AS-R2", "AS-R3"))
     handler = available_actions(r1, "handler", "hank", NOW)
-    assert "approve" not in handler and "resolve" not in handler and "cancel" not in handler
+    assert "approve" not in handler and "resolve" not in handler and "deny" not in handler
+    # A refund awaiting approval can be withdrawn; a saga at a step cannot be cancelled.
+    assert "cancel" in handler
     assert "assign" not in handler  # it is already hank's
-    assert "approve" in available_actions(r1, "supervisor", "sam", NOW)
+    supervisor = available_actions(r1, "supervisor", "sam", NOW)
+    assert "approve" in supervisor and "deny" in supervisor
     assert "inspect" in available_actions(r2, "handler", "hank", NOW)
+    assert "cancel" not in available_actions(r2, "handler", "hank", NOW)
+    assert "deny" not in available_actions(r2, "supervisor", "sam", NOW)
     assert "inspect" not in handler
     assert available_actions(r3, "supervisor", "sam", NOW) == []  # the workflow has ended
 

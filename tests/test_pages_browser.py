@@ -263,6 +263,43 @@ def test_supervisor_reassigns_an_overdue_case(live, browser):
                for e in case["timeline"])
 
 
+def test_supervisor_denies_a_refund_on_the_case_page(live, browser):
+    case_id = live.open_case("SO-10036")["id"]  # 2999.00 paid
+    live.call("POST", f"/api/v1/cases/{case_id}/confirm", json={"note": "ok"})
+    live.call("POST", f"/api/v1/cases/{case_id}/analyze", json={
+        "root_cause": "product_quality", "responsible_party": "supplier", "note": "x"})
+    live.call("POST", f"/api/v1/cases/{case_id}/resolve",
+              json={"resolution": {"type": "refund", "amount": "700.00"}})
+    live.wait(case_id, lambda c: (c["resolution"] or {}).get("awaiting") == "approval")
+
+    context = browser.new_context(locale="en-GB", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    sign_in(page, live, "hank")  # the handler may withdraw it (cancel), not deny it
+    page.goto(f"{live.base}/desk/cases/{case_id}")
+    assert page.locator("form#act-deny").count() == 0
+    assert page.locator("form#act-cancel").count() == 1
+    context.close()
+
+    context = browser.new_context(locale="en-GB", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    sign_in(page, live, "sam")
+    page.goto(f"{live.base}/desk/cases/{case_id}")
+    form = page.locator("form#act-deny")
+    assert form.count() == 1 and page.locator("form#act-approve").count() == 1
+    form.get_by_label("Reason").fill("The photos show no defect.")
+    form.get_by_role("button", name="Deny the refund").click()
+    assert "Done: Deny the refund." in page.locator("p.notice.success").inner_text()
+    assert page.locator("ol.progress li[aria-current=step] .word").inner_text() == "Analyse"
+    assert page.locator("form#act-deny").count() == 0
+    timeline = page.locator("body").inner_text()
+    assert "denied the refund" in timeline and "The photos show no defect." in timeline
+    shot(page, "supervisor-denied")
+    context.close()
+
+    case = live.case(case_id)
+    assert case["stage"] == "analyze" and case["resolution"]["denied_by"] == "sam"
+
+
 def english_phrases() -> set[str]:
     """The page strings of several words, as English: none may show on a Chinese page."""
     from babel.messages.pofile import read_po

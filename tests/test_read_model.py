@@ -247,7 +247,7 @@ def test_cases_resolved_before_migration_0023_count_their_one_remedy(database_ur
         resolution=Resolution(type="compensation", coupon_code="C", state="done"))))
     case_store.write_projection(sessions, Projection(snapshot("AS-R2", 1)))
     config = alembic_config(database_url)
-    command.downgrade(config, "0017")  # as before remedy_types existed
+    command.downgrade(config, "0019")  # as before remedy_types existed
     command.upgrade(config, "head")  # the migration fills it from resolution_type
     with sessions() as session:
         assert session.get(Case, "AS-R1").remedy_types == " compensation "

@@ -16,7 +16,8 @@ from workflows.case.workflow import CaseWorkflow
 PATHS = ("complaint", "refund", "return", "exchange", "repair", "reopen_cancel", "overdue",
          "notify_complaint", "triage", "tag_lifecycle", "orderless_coupon",
          "attachments_cancel", "conversation", "approval_split", "routed_return",
-         "remedies", "remedies_failed")
+         "approval_escalated", "approval_denied", "approval_cancelled",
+         "rerouted_confirm", "remedies", "remedies_failed")
 
 
 @pytest.mark.parametrize("path", PATHS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -27,6 +28,7 @@ def seed(sessions) -> None:
     cases = [
         # A: refunded, rated 5, closed; a repeat case on its order follows within 7 days.
         dict(case_id="AS-RA", created_at=T0, stage="closed", order_id="SO-1",
+             team="returns", store="online",
              confirmed_at=T0 + H, resolved_at=T0 + 10 * H, closed_at=T0 + 48 * H, rating=5,
              analysis={"root_cause": "product_quality", "responsible_party": "supplier"},
              resolution=Resolution(type="refund", amount="50.00", state="done"),
@@ -34,6 +36,7 @@ def seed(sessions) -> None:
              clocks=[clock("confirm", "met", 3600), clock("resolution", "met", 36000)]),
         # B: points, rated 2, reopened once, its confirm clock breached.
         dict(case_id="AS-RB", created_at=T0 + H, stage="revisit", order_id="SO-2",
+             team="returns", store="hz-westlake",
              confirmed_at=T0 + 4 * H, resolved_at=T0 + 21 * H, rating=2, reopen_count=1,
              analysis={"root_cause": "product_quality", "responsible_party": "courier"},
              resolution=Resolution(type="compensation", points=300, state="done"),
@@ -42,6 +45,7 @@ def seed(sessions) -> None:
                      clock("resolution", "met", 72000)]),
         # C: the repeat on A's order, open and overdue.
         dict(case_id="AS-RC", created_at=T0 + 12 * H, stage="analyze", order_id="SO-1",
+             team="complaints", store="online",
              confirmed_at=T0 + 12.5 * H, overdue=True,
              clocks=[clock("confirm", "met", 1800), clock("analyze", "running", 100)]),
         # D: opened long before the period.
@@ -146,3 +150,107 @@ def test_only_supervisors_and_admins(client, database_url):
     response = http.get("/api/v1/reports/summary",
                         headers={"Authorization": f"Bearer {handler}"})
     assert response.status_code == 403
+
+
+def by(rows: list[dict], key: str) -> dict:
+    return {row[key]: {k: v for k, v in row.items() if k != key} for row in rows}
+
+
+def test_by_team_and_by_store(client):
+    http, headers = client
+    # A case of no team and no store (opened before routing) is a row of its own.
+    case_store.write_projection(http.application.extensions["aftersales"].sessions,
+                                Projection(snapshot("AS-RE", 1, created_at=T0 + 2 * H,
+                                                    updated_at=T0 + 2 * H)))
+    report = http.get(f"/api/v1/reports/summary?{PERIOD}", headers=headers).get_json()
+    assert by(report["by_team"], "team") == {
+        "returns": {"opened": 2, "closed": 1, "overdue_now": 0, "clocks_met": 3,
+                    "clocks_breached": 1, "breach_pct": 25.0, "resolved": 2,
+                    "resolution_mean_s": 54000.0},
+        "complaints": {"opened": 1, "closed": 0, "overdue_now": 1, "clocks_met": 1,
+                       "clocks_breached": 0, "breach_pct": 0.0, "resolved": 0,
+                       "resolution_mean_s": None},
+        None: {"opened": 1, "closed": 0, "overdue_now": 0, "clocks_met": 0,
+               "clocks_breached": 0, "breach_pct": None, "resolved": 0,
+               "resolution_mean_s": None},
+    }
+    # Most opened first; the row of no team last among equals.
+    assert [row["team"] for row in report["by_team"]] == ["returns", "complaints", None]
+    stores = by(report["by_store"], "store")
+    assert stores["online"] == {"opened": 2, "closed": 1, "overdue_now": 1,
+                                "clocks_met": 3, "clocks_breached": 0, "breach_pct": 0.0,
+                                "resolved": 1, "resolution_mean_s": 36000.0}
+    assert stores["hz-westlake"]["breach_pct"] == 50.0
+    assert stores["hz-westlake"]["resolution_mean_s"] == 72000.0
+    assert stores[None]["opened"] == 1
+
+
+def test_filtered_by_team_or_store(client):
+    http, headers = client
+    returns = http.get(f"/api/v1/reports/summary?{PERIOD}&team=returns",
+                       headers=headers).get_json()
+    assert returns["filters"] == {"team": "returns"}
+    assert (returns["opened"], returns["closed"], returns["overdue_now"]) == (2, 1, 0)
+    assert returns["csat"] == {"ratings": 2, "satisfied_pct": 50.0, "mean_rating": 3.5}
+    assert [row["team"] for row in returns["by_team"]] == ["returns"]
+    online = http.get(f"/api/v1/reports/summary?{PERIOD}&store=online&team=complaints",
+                      headers=headers).get_json()
+    assert (online["opened"], online["overdue_now"]) == (1, 1)
+    assert by(online["by_store"], "store") .keys() == {"online"}
+    for bad in ("team=no%20such!", "team=" + "t" * 41, "store=", "store=" + "s" * 65):
+        response = http.get(f"/api/v1/reports/summary?{PERIOD}&{bad}", headers=headers)
+        assert response.status_code == 422, bad
+        assert response.content_type == "application/problem+json"
+        assert bad.split("=")[0] in response.get_json()["errors"]
+
+
+def test_the_csv_has_the_team_and_store_tables_and_neutralises_their_names(client):
+    http, headers = client
+    sessions = http.application.extensions["aftersales"].sessions
+    case_store.write_projection(sessions, Projection(snapshot(
+        "AS-RF", 1, created_at=T0 + 3 * H, updated_at=T0 + 3 * H,
+        store='=HYPERLINK("http://evil.example")')))
+    response = http.get(f"/api/v1/reports/summary?{PERIOD}&format=csv", headers=headers)
+    rows = dict(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    assert rows["by_team.returns.opened"] == "2"
+    assert rows["by_team.returns.breach_pct"] == "25.0"
+    assert rows["by_team.(none).opened"] == "1"
+    assert rows["by_store.hz-westlake.resolution_mean_s"] == "72000.0"
+    assert rows['by_store.=HYPERLINK("http://evil.example").opened'] == "1"
+    # A filter a spreadsheet would read as a formula comes back as text.
+    filtered = http.get(f"/api/v1/reports/summary?{PERIOD}&format=csv&store=@SUM(A1)",
+                        headers=headers)
+    rows = dict(csv.reader(io.StringIO(filtered.get_data(as_text=True))))
+    assert rows["filters.store"] == "'@SUM(A1)"
+    assert all(not key.startswith(("=", "+", "-", "@")) for key in rows)
+
+
+def test_the_reports_page_filters_and_groups_by_team_and_store(client):
+    http, _ = client
+    app = http.application
+    from db.accounts import create_user
+
+    with app.extensions["aftersales"].sessions.begin() as session:
+        create_user(session, "sal", "supervisor", "sal-password")
+    page = http.get("/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    http.post("/login", data={"username": "sal", "password": "sal-password",
+                              "csrf_token": csrf})
+    html = http.get("/supervisor/reports?period=365").get_data(as_text=True)
+    by_team = html[html.index('id="by-team-h"'):html.index('id="by-store-h"')]
+    assert re.search(r"<th scope=\"row\">returns</th><td>2</td><td>1</td><td>0</td>"
+                     r"<td>25.0 %</td>", by_team)
+    assert "<th scope=\"row\">complaints</th><td>1</td>" in by_team
+    by_store = html[html.index('id="by-store-h"'):]
+    assert "<th scope=\"row\">hz-westlake</th><td>1</td><td>0</td><td>0</td>" \
+        "<td>50.0 %</td>" in by_store
+    html = http.get("/supervisor/reports?period=365&team=returns&store=online"
+                    ).get_data(as_text=True)
+    assert '<option value="returns" selected>' in html
+    assert 'name="store" maxlength="64" value="online"' in html
+    assert re.search(r"<th scope=\"row\">returns</th><td>1</td>", html)
+    link = re.search(r'<a href="(/supervisor/reports.csv[^"]*)">', html).group(1)
+    link = link.replace("&amp;", "&")
+    assert "team=returns" in link and "store=online" in link
+    rows = dict(csv.reader(io.StringIO(http.get(link).get_data(as_text=True))))
+    assert rows["opened"] == "1" and rows["filters.team"] == "returns"

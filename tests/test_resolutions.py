@@ -489,3 +489,180 @@ def test_a_courier_system_that_is_down_shows_on_the_case_and_nothing_is_lost(sys
     types = [e["type"] for e in case["timeline"]]
     assert types.count("waiting") == 1 and "system_answered" in types
     assert list(case["resolution"]["refs"]["waybills"]) == ["repair_pickup"]
+
+
+# --- approvals that can say no: deny, and cancel while a refund waits ---------------------
+
+
+def outbox_to(systems, case_id: str, template: str) -> list[tuple[str, dict]]:
+    """(recipient, payload) of the case's outbox rows of `template`, as written."""
+    from sqlalchemy import select
+
+    from db.engine import make_engine, make_sessionmaker
+    from db.models import OutboxMessage
+
+    engine = make_engine(systems["settings"].database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            return [(m.recipient, m.payload) for m in session.scalars(select(OutboxMessage).where(
+                OutboxMessage.case_id == case_id, OutboxMessage.template == template))]
+    finally:
+        engine.dispose()
+
+
+def refund_awaiting_approval(systems, order_id: str, amount: str, who: str = "hank") -> dict:
+    case = open_case(systems, order_id, "refund", [])
+    to_resolve(systems, case)
+    response = call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", who=who,
+                    json={"resolution": {"type": "refund", "amount": amount}})
+    assert response.status_code == 200, response.text
+    return wait_for(systems, case["id"], awaiting("approval"))
+
+
+def test_a_supervisor_denies_a_refund_and_the_case_goes_back_to_analyze(systems):
+    case = refund_awaiting_approval(systems, "SO-10036", "600.00")
+    path = f"/api/v1/cases/{case['id']}/deny"
+    # A handler may not deny; a deny needs a reason, one of a sane length, and nothing else.
+    forbidden = call(systems, "POST", path, json={"reason": "too much"})
+    assert forbidden.status_code == 403, forbidden.text
+    assert forbidden.headers["Content-Type"] == "application/problem+json"
+    for body, status in (({}, 422), ({"reason": ""}, 422), ({"reason": " \n\t "}, 422),
+                         ({"reason": "x" * 4001}, 422), ({"reason": 5}, 422),
+                         ({"reason": None}, 422), ({"reason": "no", "amount": "0.00"}, 422),
+                         ({"reason": "no\x00"}, 422), (["no"], 400)):
+        refused = call(systems, "POST", path, who="sue", json=body)
+        assert refused.status_code == status, (body, refused.text)
+        assert refused.headers["Content-Type"] == "application/problem+json"
+    unchanged = call(systems, "GET", f"/api/v1/cases/{case['id']}").json()
+    assert unchanged["version"] == case["version"] and awaiting("approval")(unchanged)
+
+    denied = call(systems, "POST", path, who="sue",
+                  json={"reason": "the photos show no defect"})
+    assert denied.status_code == 200, denied.text
+    case = denied.json()
+    assert case["stage"] == "analyze" and case["status"] == "open"
+    assert case["resolution"]["state"] == "failed"
+    assert case["resolution"]["denied_by"] == "sue"
+    assert case["resolution"]["awaiting"] is None
+    types = [e["type"] for e in case["timeline"]]
+    assert types[-2:] == ["denied", "resolution_failed"]
+    deny_event = next(e for e in case["timeline"] if e["type"] == "denied")
+    assert deny_event["actor"] == "sue"
+    assert deny_event["detail"]["reason"] == "the photos show no defect"
+    failure = case["timeline"][-1]["detail"]["reason"]
+    assert failure == "the refund of 600.00 was denied by sue: the photos show no defect"
+    # The handler is told why, on the staff notification path.
+    assert outbox_to(systems, case["id"], "resolution_failed") == [
+        ("hank", {"case_id": case["id"], "reason": failure})]
+    assert refunds_of(systems, case["id"]) == []
+    # Nothing waits any more: a second deny or an approve is 409, and nothing is paid.
+    for action, body in (("deny", {"reason": "again"}), ("approve", {"note": "late"})):
+        late = call(systems, "POST", f"/api/v1/cases/{case['id']}/{action}", who="sue",
+                    json=body)
+        assert late.status_code == 409, late.text
+    # The handler analyses again and settles for less, which is paid at once.
+    response = call(systems, "POST", f"/api/v1/cases/{case['id']}/analyze", json={
+        "root_cause": "product_quality", "responsible_party": "supplier", "note": "again"})
+    assert response.status_code == 200, response.text
+    response = call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve",
+                    json={"resolution": {"type": "refund", "amount": "100.00"}})
+    assert response.status_code == 200, response.text
+    wait_for(systems, case["id"], lambda c: c["stage"] == "feedback")
+    assert [r["amount"] for r in refunds_of(systems, case["id"])] == ["100.00"]
+    assert [r["idempotency_key"] for r in refunds_of(systems, case["id"])] == [
+        f"{case['id']}:2:refund"]
+
+
+def test_deny_with_nothing_waiting_is_409_and_the_planner_may_deny(systems):
+    case = open_case(systems, "SO-10027", "refund", [])
+    path = f"/api/v1/cases/{case['id']}/deny"
+    early = call(systems, "POST", path, who="sue", json={"reason": "nothing to deny"})
+    assert early.status_code == 409, early.text
+    assert "not allowed while the case is in stage 'confirm'" in early.json()["detail"]
+    to_resolve(systems, case)
+    unplanned = call(systems, "POST", path, who="sue", json={"reason": "nothing to deny"})
+    assert unplanned.status_code == 409, unplanned.text
+    assert "nothing on this case awaits" in unplanned.json()["detail"]
+    # Four eyes keeps the planner from approving, not from withdrawing her own refund.
+    response = call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", who="sue",
+                    json={"resolution": {"type": "refund", "amount": "700.00"}})
+    assert response.status_code == 200, response.text
+    case = wait_for(systems, case["id"], awaiting("approval"))
+    own = call(systems, "POST", f"/api/v1/cases/{case['id']}/approve", who="sue",
+               json={"note": "mine"})
+    assert own.status_code == 403
+    denied = call(systems, "POST", f"/api/v1/cases/{case['id']}/deny", who="sue",
+                  json={"reason": "I chose the wrong amount"})
+    assert denied.status_code == 200, denied.text
+    assert denied.json()["stage"] == "analyze"
+    assert refunds_of(systems, case["id"]) == []
+
+
+def test_a_denied_return_releases_the_saga_newest_first_and_pays_nothing(systems):
+    items = [{"sku": "SKU-EARB-031", "quantity": 3}]  # 3 x 399.00: above the limit
+    case = open_case(systems, "SO-10033", "return", items)
+    to_resolve(systems, case)
+    response = call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", who="sue",
+                    json={"resolution": {"type": "return_refund", "items": items}})
+    assert response.status_code == 200, response.text
+    case = wait_for(systems, case["id"], awaiting("parcel"))
+    number = waybill(case, "return_pickup")
+    move(systems, number, 3)
+    wait_for(systems, case["id"], awaiting("inspection"))
+    call(systems, "POST", f"/api/v1/cases/{case['id']}/inspect",
+         json={"passed": True, "note": "fine"})
+    case = wait_for(systems, case["id"], awaiting("approval"))
+    denied = call(systems, "POST", f"/api/v1/cases/{case['id']}/deny", who="sue",
+                  json={"reason": "a partial refund fits better"})
+    assert denied.status_code == 200, denied.text
+    case = denied.json()
+    assert case["stage"] == "analyze"
+    # The pickup is the saga's one undoable step: compensated (once), after everything
+    # it did. The parcel had arrived, so there was no waybill left to cancel.
+    steps = case["resolution"]["steps"]
+    assert steps[-1] == {"step": "return_pickup", "state": "compensated"}
+    assert [s for s in steps if s["state"] == "compensated"] == [steps[-1]]
+    parcel = httpx.get(f"{systems['courier']}/waybills/{number}", timeout=10).json()
+    assert parcel["status"] == "delivered"
+    assert refunds_of(systems, case["id"]) == []
+
+
+def test_cancel_while_a_refund_awaits_approval_withdraws_it(systems):
+    case = refund_awaiting_approval(systems, "SO-10038", "800.00")
+    cancelled = call(systems, "POST", f"/api/v1/cases/{case['id']}/cancel",
+                     json={"reason": "the customer withdrew the complaint"})
+    assert cancelled.status_code == 200, cancelled.text
+    case = cancelled.json()
+    assert case["stage"] == "cancelled" and case["status"] == "cancelled"
+    assert case["resolution"]["state"] == "failed"
+    withdrawn = [e for e in case["timeline"] if e["type"] == "resolution_withdrawn"]
+    assert [e["detail"]["reason"] for e in withdrawn] == [
+        "the case was cancelled while the refund awaited approval; nothing was paid"]
+    for who, action in (("sue", "approve"), ("sue", "deny")):
+        late = call(systems, "POST", f"/api/v1/cases/{case['id']}/{action}", who=who,
+                    json={"note": "late"} if action == "approve" else {"reason": "late"})
+        assert late.status_code == 409, late.text
+    time.sleep(1)  # a refund would be paid right after an approve: none comes
+    assert refunds_of(systems, case["id"]) == []
+    assert outbox_to(systems, case["id"], "resolution_failed") == []
+
+
+def test_cancel_while_the_saga_runs_a_step_stays_refused(systems):
+    items = [{"sku": "SKU-KETTLE-4", "quantity": 1}]
+    case = open_case(systems, "SO-10008", "repair", items)
+    to_resolve(systems, case)
+    # A supervisor's resolve: the module's earlier returns have taken the kettles back.
+    response = call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", who="sue",
+                    json={"resolution": {"type": "repair", "items": items}})
+    assert response.status_code == 200, response.text
+    case = wait_for(systems, case["id"], awaiting("parcel"))
+    refused = call(systems, "POST", f"/api/v1/cases/{case['id']}/cancel",
+                   json={"reason": "changed my mind"})
+    assert refused.status_code == 409, refused.text
+    assert "while its refund awaits approval" in refused.json()["detail"]
+    for action in ("deny", "approve"):
+        body = {"reason": "no"} if action == "deny" else {"note": "yes"}
+        nothing = call(systems, "POST", f"/api/v1/cases/{case['id']}/{action}", who="sue",
+                       json=body)
+        assert nothing.status_code == 409, nothing.text
+    assert call(systems, "GET", f"/api/v1/cases/{case['id']}").json()["stage"] == "resolve"

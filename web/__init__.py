@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
         migrate(settings.database_url)
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
+    policy = load_policy(settings.sla_file)
     # Every limiter counts in the read model under its name (web/ratelimit.py): all
     # processes and instances share the counts.
     app.extensions["aftersales"] = AppState(
@@ -86,8 +87,8 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
         engine=engine,
         sessions=sessions,
         gateway=gateway or CaseGateway(settings),
-        policy=load_policy(settings.sla_file),
-        routing=load_routing(settings.routing_file),
+        policy=policy,
+        routing=load_routing(settings.routing_file, policy.calendars),
         link_limiter=MissLimiter(sessions, "link"),
         login_limiter=MissLimiter(sessions, "login", limit=5, window=900),
         login_address_limiter=MissLimiter(sessions, "login_address", limit=30, window=900),

@@ -11,6 +11,7 @@ from web.access import audit_csv, audit_filter, deactivate_user
 from web.auth import check, current_user, require
 from web.characters import refuse_unstorable_json
 from web.commands import perform_action
+from web.export import export_cases
 from web.gateway import CaseNotRunning
 from web.idempotency import idempotent
 from web.intake import case_input
@@ -76,6 +77,13 @@ def open_case():
 def list_cases():
     query = CaseListQuery().load(request.args.to_dict())
     sort, per_page = query.pop("sort"), query.pop("per_page")
+    if query.pop("format") == "csv":
+        if "per_page" in request.args:
+            raise Problem(422, "Invalid request", "an export holds every matching case",
+                          errors={"per_page": ["an export holds every matching case; it "
+                                               "has no pages"]})
+        return export_cases(case_store.CaseFilter(**query), sort,
+                            case_store.jsonable({**query, "sort": sort}), "cases")
     page, cursor = query.pop("page", None), query.pop("cursor", None)
     after = decode_cursor(cursor, sort) if cursor else None
     with state().sessions() as session:

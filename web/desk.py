@@ -34,6 +34,7 @@ from web.caseview import (
     thread,
 )
 from web.commands import perform_action
+from web.export import export_cases
 from web.gateway import ActionRefused, CaseNotRunning, OutcomeUnknown, TemporalUnavailable
 from web.i18n import current_lang
 from web.pages import staff_page
@@ -62,7 +63,25 @@ def page_context(**extra) -> dict:
 @staff_page("handler", "supervisor", "admin")
 def queue():
     args = request.args
-    filters = {
+    filters = desk_filters(args)
+    with state().sessions() as session:
+        lists = desk_lists(session, filters)
+        mine, mine_total, _next = case_store.list_cases(
+            session, lists["mine"], sort="due", per_page=PER_PAGE, page=1)
+        unassigned, unassigned_total, _next = case_store.list_cases(
+            session, lists["unassigned"], sort="due", per_page=PER_PAGE, page=1)
+    return render_template(
+        "desk.html", **page_context(
+            mine=mine, mine_total=mine_total, unassigned=unassigned,
+            unassigned_total=unassigned_total, filters=filters,
+            export_args=query_args(filters), KINDS=KINDS,
+            PRIORITIES=PRIORITIES, STAGES=STAGES,
+            TEAMS=[rule.name for rule in state().routing.teams]))
+
+
+def desk_filters(args) -> dict:
+    """The desk's filters from its query string; a value it does not know is no filter."""
+    return {
         "kind": args.get("kind") if args.get("kind") in KINDS else None,
         "priority": args.get("priority") if args.get("priority") in PRIORITIES else None,
         "stage": args.get("stage") if args.get("stage") in STAGES else None,
@@ -71,24 +90,40 @@ def queue():
         "overdue": True if args.get("overdue") == "1" else None,
         **team_filters(args),
     }
+
+
+def query_args(filters: dict) -> dict:
+    """A page's filters as the query string that sets them again (its export link)."""
+    return {name: "1" if value is True else value for name, value in filters.items()
+            if value is not None}
+
+
+def desk_lists(session, filters: dict) -> dict[str, case_store.CaseFilter]:
+    """The desk's two lists for the signed-in user, narrowed by `filters`: the page
+    shows their first cases, the "Export CSV" links all of them."""
+    # The queue a user can take from: their teams' (and cases of no team); an admin
+    # may act on any case, so theirs is every team's.
+    queue_of = () if g.user.role == "admin" else tuple(teams.teams_of(session, g.user.name))
+    return {
+        "mine": case_store.CaseFilter(assignee=g.user.name, open_only=True, **filters),
+        "unassigned": case_store.CaseFilter(unassigned=True, open_only=True,
+                                            queue_of=queue_of, **filters),
+    }
+
+
+@desk.get("/desk/export.csv")
+@staff_page("handler", "supervisor", "admin")
+def export():
+    """One of the desk's lists (`list`: mine or unassigned), every case of it, as CSV."""
+    filters = desk_filters(request.args)
+    which = request.args.get("list")
     with state().sessions() as session:
-        mine, mine_total, _next = case_store.list_cases(
-            session, case_store.CaseFilter(assignee=g.user.name, open_only=True, **filters),
-            sort="due", per_page=PER_PAGE, page=1)
-        # The queue a user can take from: their teams' (and cases of no team); an
-        # admin may act on any case, so theirs is every team's.
-        queue_of = () if g.user.role == "admin" else tuple(teams.teams_of(session,
-                                                                          g.user.name))
-        unassigned, unassigned_total, _next = case_store.list_cases(
-            session, case_store.CaseFilter(unassigned=True, open_only=True,
-                                           queue_of=queue_of, **filters),
-            sort="due", per_page=PER_PAGE, page=1)
-    return render_template(
-        "desk.html", **page_context(
-            mine=mine, mine_total=mine_total, unassigned=unassigned,
-            unassigned_total=unassigned_total, filters=filters, KINDS=KINDS,
-            PRIORITIES=PRIORITIES, STAGES=STAGES,
-            TEAMS=[rule.name for rule in state().routing.teams]))
+        lists = desk_lists(session, filters)
+    if which not in lists:
+        return render_template("message.html", title=_("No such list"), message=_(
+            "The desk has no list “%(name)s”.", name=which or "")), 404
+    return export_cases(lists[which], "due", {"list": which, **query_args(filters)},
+                        f"desk-{which}")
 
 
 def team_filters(args) -> dict:

@@ -117,10 +117,16 @@ def build_spec() -> dict:
                           **_problems(400, 401, 403, 409, 422, 503)},
         },
         "get": {
-            "summary": "List cases", "description": _roles("cases.list"),
+            "summary": "List cases; every matching case as CSV with format=csv",
+            "description": _roles("cases.list") + " With `format=csv` the answer is a "
+                           "streamed text/csv download of every matching case (no "
+                           "pages), written to the audit log (docs/api.md).",
             "security": secured,
             "parameters": [{"in": "query", "schema": s.CaseListQuery}],
-            "responses": {"200": _json("CaseList", "One page of cases"),
+            "responses": {"200": {"description": "One page of cases, or every matching "
+                                                 "case as CSV", "content": {
+                "application/json": {"schema": "CaseList"},
+                "text/csv": {"schema": {"type": "string"}}}},
                           **_problems(401, 403, 422, 503)},
         },
     })

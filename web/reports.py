@@ -11,6 +11,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from db.reports import ReportFilter, summary
 from web.auth import require
+from web.schemas import team_name
 from workflows.case.vocabulary import CHANNELS, KINDS, PRIORITIES
 
 reports = Blueprint("reports", __name__)
@@ -24,6 +25,8 @@ class ReportQuery(Schema):
     channel = fields.String(validate=validate.OneOf(CHANNELS))
     handler = fields.String(validate=validate.Length(min=1, max=64))
     priority = fields.String(validate=validate.OneOf(PRIORITIES))
+    team = fields.String(validate=team_name)
+    store = fields.String(validate=validate.Length(min=1, max=64))
     format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv")))
 
     @validates_schema
@@ -40,7 +43,8 @@ def report_summary():
     start = query.get("start") or end - DEFAULT_PERIOD
     report_filter = ReportFilter(start=start, end=end, kind=query.get("kind"),
                                  channel=query.get("channel"), handler=query.get("handler"),
-                                 priority=query.get("priority"))
+                                 priority=query.get("priority"), team=query.get("team"),
+                                 store=query.get("store"))
     with current_app.extensions["aftersales"].sessions() as session:
         body = summary(session, report_filter)
     wants_csv = query["format"] == "csv" or (
@@ -74,6 +78,11 @@ def rows_to_csv(header: list[str], rows: list[list]) -> str:
     return out.getvalue()
 
 
+# The key that names a row of a list in the report (a root cause, a party, a team, a
+# store); a team or store of null is "(none)".
+ROW_LABELS = ("root_cause", "party", "team", "store")
+
+
 def to_csv(body: dict) -> str:
     """The same report as rows of metric path and value, e.g. `csat.satisfied_pct,80.0`."""
     out = io.StringIO()
@@ -86,9 +95,9 @@ def to_csv(body: dict) -> str:
                 walk(f"{prefix}.{key}" if prefix else key, inner)
         elif isinstance(value, list):
             for item in value:
-                label = item.get("root_cause") or item.get("party")
-                walk(f"{prefix}.{label}", {k: v for k, v in item.items()
-                                           if k not in ("root_cause", "party")})
+                key = next(k for k in ROW_LABELS if k in item)
+                label = "(none)" if item[key] is None else item[key]
+                walk(f"{prefix}.{label}", {k: v for k, v in item.items() if k != key})
         else:
             writer.writerow([safe_cell(prefix), "" if value is None else safe_cell(value)])
 

@@ -179,7 +179,8 @@ def token_json(row) -> dict:
 def audit_json(row) -> dict:
     return {"id": row.id, "at": jsonable(row.at), "actor": row.actor, "role": row.role,
             "method": row.method, "path": row.path, "case_id": row.case_id,
-            "action": row.action, "status": row.status, "remote_addr": row.remote_addr}
+            "action": row.action, "status": row.status, "remote_addr": row.remote_addr,
+            "detail": row.detail}
 
 
 def event_json(event: TimelineEvent) -> dict:

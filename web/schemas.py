@@ -64,7 +64,7 @@ TEXT = validate.Length(min=1, max=4000)
 OPTIONAL_TEXT = validate.Length(max=4000)
 
 
-def _team_name(value: str) -> None:
+def team_name(value: str) -> None:
     if not re.match(TEAM_NAME, value):
         raise ValidationError("a team name is 1-40 letters, digits, '.', '-' or '_'")
 
@@ -151,7 +151,7 @@ class CaseListQuery(Schema):
     escalation_risk = fields.Boolean()
     q = fields.String(validate=validate.Length(min=1, max=100))
     tag = fields.String(validate=validate.Length(min=1, max=MAX_TAG_LENGTH))
-    team = fields.String(validate=_team_name)
+    team = fields.String(validate=team_name)
     store = fields.String(validate=validate.Length(min=1, max=64))
     created_from = fields.AwareDateTime(default_timezone=UTC)
     created_to = fields.AwareDateTime(default_timezone=UTC)
@@ -160,11 +160,19 @@ class CaseListQuery(Schema):
     page = fields.Integer(validate=validate.Range(1, 100000))
     cursor = fields.String(validate=validate.Length(min=1, max=500))
     per_page = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+    format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv")),
+                           metadata={"description": "csv: every matching case as a CSV "
+                                                    "download (docs/api.md)"})
 
     @validates_schema
     def one_way_to_page(self, data: dict, **kwargs) -> None:
         if "page" in data and "cursor" in data:
             raise ValidationError("use page or cursor, not both", "cursor")
+        if data.get("format") == "csv":
+            for name in ("page", "cursor"):
+                if name in data:
+                    raise ValidationError("an export holds every matching case; it has "
+                                          "no pages", name)
         start, end = data.get("created_from"), data.get("created_to")
         if start and end and start > end:
             raise ValidationError("created_from is after created_to", "created_from")
@@ -179,7 +187,7 @@ class UserCreateSchema(Schema):
     email = fields.Email(load_default="", validate=validate.Length(max=200))
     locale = fields.String(load_default="", validate=validate.OneOf(("", *LOCALES)))
     display_name = fields.String(load_default="", validate=validate.Length(max=40))
-    teams = fields.List(fields.String(validate=_team_name), load_default=list,
+    teams = fields.List(fields.String(validate=team_name), load_default=list,
                         validate=validate.Length(max=20))
 
 
@@ -247,6 +255,12 @@ class ConfirmSchema(Schema):
 class ReasonSchema(Schema):
     contract = ReasonInput
     reason = fields.String(required=True, validate=TEXT)
+
+    @validates("reason")
+    def not_blank(self, value: str, **kwargs) -> None:
+        # Spaces are no reason: a deny, reject or cancel must say why.
+        if not value.strip():
+            raise ValidationError("the reason is empty")
 
 
 class AnalyzeSchema(Schema):
@@ -647,6 +661,9 @@ class AuditEntrySchema(Schema):
     action = fields.String(required=True, allow_none=True)
     status = fields.Integer(required=True)
     remote_addr = fields.String(required=True, allow_none=True)
+    detail = fields.Dict(required=True, allow_none=True, metadata={
+        "description": "What the request did beyond its path: a case-list export's "
+                       "`filters`, `rows` and `complete`"})
 
 
 class AuditListSchema(Schema):

@@ -17,7 +17,8 @@ from db.reports import ReportFilter, summary
 from web.caseview import open_breach
 from web.charts import supervisor_report
 from web.commands import perform_action
-from web.desk import PER_PAGE, page_context, state, team_filters
+from web.desk import PER_PAGE, page_context, query_args, state, team_filters
+from web.export import export_cases
 from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
 from web.pages import staff_page
 from web.problems import Problem
@@ -33,17 +34,14 @@ supervisor = Blueprint("supervisor", __name__)
 def console():
     now = datetime.now(UTC)
     filters = team_filters(request.args)
+    lists = console_lists(filters, now)
     with state().sessions() as session:
         overdue, overdue_total, _n = case_store.list_cases(
-            session, case_store.CaseFilter(overdue=True, open_only=True, **filters),
-            sort="due", per_page=PER_PAGE, page=1)
+            session, lists["overdue"], sort="due", per_page=PER_PAGE, page=1)
         at_risk, at_risk_total, _n = case_store.list_cases(
-            session, case_store.CaseFilter(at_risk_by=now, **filters), sort="due",
-            per_page=PER_PAGE, page=1)
+            session, lists["at-risk"], sort="due", per_page=PER_PAGE, page=1)
         approvals, approvals_total, _n = case_store.list_cases(
-            session, case_store.CaseFilter(status="waiting_on_approval", open_only=True,
-                                           **filters),
-            sort="due", per_page=PER_PAGE, page=1)
+            session, lists["approvals"], sort="due", per_page=PER_PAGE, page=1)
         handlers = [u for u in accounts.list_users(session) if u.active]
         endpoints = events_out.status(session, state().settings.event_webhook_urls)
         session.expunge_all()
@@ -53,8 +51,33 @@ def console():
             overdue=overdue, overdue_total=overdue_total, at_risk=at_risk,
             at_risk_total=at_risk_total, approvals=approvals,
             approvals_total=approvals_total, breaches=breaches, handlers=handlers,
-            endpoints=endpoints, filters=filters,
+            endpoints=endpoints, filters=filters, export_args=query_args(filters),
             TEAMS=[rule.name for rule in state().routing.teams]))
+
+
+def console_lists(filters: dict, now: datetime) -> dict[str, case_store.CaseFilter]:
+    """The console's lists, narrowed by team and store: the page shows their first
+    cases, the "Export CSV" links all of them."""
+    return {
+        "overdue": case_store.CaseFilter(overdue=True, open_only=True, **filters),
+        "at-risk": case_store.CaseFilter(at_risk_by=now, **filters),
+        "approvals": case_store.CaseFilter(status="waiting_on_approval", open_only=True,
+                                           **filters),
+    }
+
+
+@supervisor.get("/supervisor/export.csv")
+@staff_page(*MANAGERS)
+def export():
+    """One of the console's lists (`list`: overdue, at-risk or approvals) as CSV."""
+    filters = team_filters(request.args)
+    which = request.args.get("list")
+    lists = console_lists(filters, datetime.now(UTC))
+    if which not in lists:
+        return render_template("message.html", title=_("No such list"), message=_(
+            "The console has no list “%(name)s”.", name=which or "")), 404
+    return export_cases(lists[which], "due", {"list": which, **query_args(filters)},
+                        f"console-{which}")
 
 
 @supervisor.post("/supervisor/reassign")
@@ -85,7 +108,7 @@ PERIODS = ("month", "last-month", "7", "30", "90", "365")
 
 def _report_filter() -> tuple[ReportFilter, str]:
     """The period asked for (this or last calendar month in the store's time zone, or
-    the last N days) and the kind and handler filters."""
+    the last N days) and the kind, handler, team and store filters."""
     args = request.args
     asked = args.get("period")
     period = asked if asked in PERIODS else "month"
@@ -103,7 +126,8 @@ def _report_filter() -> tuple[ReportFilter, str]:
         start, end = now - timedelta(days=int(period)), now
     return ReportFilter(start=start.astimezone(UTC), end=end.astimezone(UTC),
                         kind=args.get("kind") if args.get("kind") in KINDS else None,
-                        handler=(args.get("handler") or "").strip()[:64] or None), period
+                        handler=(args.get("handler") or "").strip()[:64] or None,
+                        **team_filters(args)), period
 
 
 @supervisor.get("/supervisor/reports")
@@ -116,7 +140,9 @@ def reports_page():
         handlers = [u.name for u in accounts.list_users(session) if u.role == "handler"]
     return render_template("reports.html", **page_context(
         report=charts.summary, charts=charts, period=period, PERIODS=PERIODS,
-        report_filter=report_filter, handlers=handlers, KINDS=KINDS))
+        report_filter=report_filter, handlers=handlers, KINDS=KINDS,
+        TEAMS=[rule.name for rule in state().routing.teams],
+        csv_args=query_args({"period": period, **report_filter.named()})))
 
 
 @supervisor.get("/supervisor/reports.csv")

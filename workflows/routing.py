@@ -1,14 +1,19 @@
 """Routing: which team's queue a new case goes to, and which of its handlers gets it.
 
 The rules come from the routing file (aftersales/routing.py parses it); who is on duty
-and how many open cases each has come from the read model at intake (web/intake.py).
-Both arrive in the case's input, so the workflow decides with nothing but recorded data
-and a replay decides the same (docs/teams.md). Pure: no I/O, no clock.
+and how many open cases each has come from the read model, at intake (web/intake.py)
+and, when a case is routed again, from the `read_rosters` activity. Both are recorded
+data, so the workflow decides with nothing else and a replay decides the same
+(docs/teams.md). A team's working hours are a calendar of the SLA policy, asked at the
+workflow's time. Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
+
+from workflows.sla import BusinessCalendar, CalendarSpec
 
 # What a rule may match on, in the order docs/teams.md lists them.
 MATCH_KEYS = ("kind", "channel", "store", "priority", "tier", "locale", "escalation_risk")
@@ -41,6 +46,8 @@ class TeamRule:
     assign: str = "none"  # round_robin | least_loaded | none
     # Open cases a handler may hold before routing passes them over (None: no limit).
     max_open: int | None = None
+    # The SLA policy's named calendar of the team's working hours (None: always).
+    calendar: str | None = None
 
 
 @dataclass
@@ -93,6 +100,23 @@ def matches(match: TeamMatch, facts: CaseFacts) -> bool:
 def team_for(policy: RoutingPolicy, facts: CaseFacts) -> TeamRule | None:
     """The first rule the case matches (a valid file always has one)."""
     return next((rule for rule in policy.teams if matches(rule.match, facts)), None)
+
+
+def working(rule: TeamRule, calendars: dict[str, CalendarSpec], at: datetime) -> bool:
+    """Whether the team is at work at `at` (the workflow's time): always without a
+    calendar; outside its hours nobody in it counts as on duty."""
+    spec = calendars.get(rule.calendar) if rule.calendar else None
+    return spec is None or BusinessCalendar.from_spec(spec).is_working(at)
+
+
+def holder_after_move(rule: TeamRule, roster: TeamRoster | None,
+                      current: str | None) -> str | None:
+    """Who holds a case that has just moved into the rule's team: its assignee if they
+    are on duty in the new team too, else whom the rule picks (None: the team's queue)."""
+    if current is not None and roster is not None and any(
+            m.name == current for m in roster.on_duty):
+        return current
+    return pick_assignee(rule, roster)
 
 
 def pick_assignee(rule: TeamRule, roster: TeamRoster | None) -> str | None:

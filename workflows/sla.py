@@ -132,6 +132,9 @@ class SlaPolicy:
     """Every deadline rule a case runs under; copied into the case when it opens."""
 
     calendar: CalendarSpec = field(default_factory=CalendarSpec)
+    # Named calendars (`[calendars.<name>]`) that other rules refer to, e.g. a team's
+    # working hours in the routing file (docs/teams.md); the SLA clocks use `calendar`.
+    calendars: dict[str, CalendarSpec] = field(default_factory=dict)
     targets: dict[str, dict[str, StageTargets]] = field(default_factory=_default_targets)
     feedback_window: int = 72 * HOUR
     warn_at: list[float] = field(default_factory=lambda: [0.5, 0.75, 0.9])
@@ -142,6 +145,9 @@ class SlaPolicy:
     # The approver must be someone other than the user who planned the refund; false
     # only for shops with a single supervisor.
     four_eyes: bool = True
+    # A refund waiting this long (working time) for approval escalates to the supervisors,
+    # as long again to the admins; 0 never escalates (docs/resolutions.md).
+    approval_timeout: int = 4 * HOUR
     # Time a handler has for the revisit call once it is due.
     revisit_grace: int = 24 * HOUR
     # Share of a target at which an overdue case escalates a second time, to admins.
@@ -324,6 +330,15 @@ class BusinessCalendar:
                 break
             total += _micros(min(closes, b) - opens)
         return total / 1_000_000
+
+    def is_working(self, at: datetime) -> bool:
+        """Whether `at` falls in working hours (a window's opening counts, its closing
+        does not)."""
+        at = _require_aware(at, "at")
+        if self.always_open:
+            return True
+        opens, _ = next(self._windows_from(at))
+        return opens == at
 
     def _windows_from(self, start: datetime) -> Iterator[tuple[datetime, datetime]]:
         """Working windows in UTC, in order, clipped so none starts before `start`.

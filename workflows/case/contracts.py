@@ -190,6 +190,10 @@ class Resolution:
     # plan is made) keeps that user from approving its refund.
     planned_by: str = ""
     four_eyes: bool = True
+    # A manager's `deny` of the refund awaiting approval, and why: the saga releases what
+    # it holds and the case goes back to analyze.
+    denied_by: str | None = None
+    denial_reason: str = ""
     # Several remedies settled at once (`resolutions`, docs/resolutions.md): each is a
     # resolution of its own with its steps, refs and outcome, run in order as one saga;
     # this plan's type is then COMBINED and it holds the approval and what the saga awaits.
@@ -583,7 +587,7 @@ class ConfirmInput:
 
 @dataclass
 class ReasonInput:
-    """reject, escalate, reopen, cancel."""
+    """reject, escalate, reopen, cancel, deny."""
 
     actor: Actor
     reason: str
@@ -734,6 +738,21 @@ class ActivityRef:
     system: str = ""
 
 
+@dataclass
+class RosterRequest:
+    """The teams whose rosters a case routed again needs (docs/teams.md)."""
+
+    teams: list[str]
+
+
+@dataclass
+class Rosters:
+    """Each asked team's on-duty handlers with their open cases, as the read model has
+    them now."""
+
+    rosters: list[TeamRoster] = field(default_factory=list)
+
+
 LOOKUP_ORDER = ActivityRef("lookup_order", OrderSnapshot, "order system")
 GRANT_COMPENSATION = ActivityRef("grant_compensation", CompensationReceipt, "order system")
 REFUND_PAYMENT = ActivityRef("refund_payment", RefundReceipt, "order system")
@@ -747,3 +766,4 @@ CANCEL_WAYBILL = ActivityRef("cancel_waybill", Waybill, "courier system")
 PROJECT_CASE = ActivityRef("project_case", None)
 DELIVER_NOTIFICATIONS = ActivityRef("deliver_notifications", DeliveryResult)
 TRIAGE_CASE = ActivityRef("triage_case", Triage)
+READ_ROSTERS = ActivityRef("read_rosters", Rosters)

@@ -110,7 +110,18 @@ def _awaits(what: str, message: str) -> Callable[[CaseState, Actor, datetime],
     return check
 
 
-_awaits_approval = _awaits("approval", "nothing on this case awaits a supervisor's approval")
+def awaits_approval(state: CaseState) -> bool:
+    """A refund of this case waits for a manager's approve or deny, and nobody has
+    decided yet (a decision the saga has not taken up yet counts as made)."""
+    plan = state.resolution
+    return (plan is not None and plan.awaiting == "approval" and plan.approved_by is None
+            and plan.denied_by is None)
+
+
+def _awaits_approval(state: CaseState, actor: Actor, now: datetime) -> Refusal | None:
+    if not awaits_approval(state):
+        return ("WrongStage", "nothing on this case awaits a supervisor's approval")
+    return None
 
 
 def _can_approve(state: CaseState, actor: Actor, now: datetime) -> Refusal | None:
@@ -141,9 +152,12 @@ def _still_running(state: CaseState, actor: Actor, now: datetime) -> Refusal | N
 
 
 def _can_cancel(state: CaseState, actor: Actor, now: datetime) -> Refusal | None:
-    if state.resolution is not None and state.resolution.state == "running":
+    """A running saga is not interrupted mid-step; one that only waits for a manager's
+    decision on a refund is, and releases what it holds (nothing is paid)."""
+    if (state.resolution is not None and state.resolution.state == "running"
+            and not awaits_approval(state)):
         return ("WrongStage", "the resolution is running; cancel once it has finished or "
-                              "failed")
+                              "failed, or while its refund awaits approval")
     return None
 
 
@@ -190,6 +204,12 @@ ACTIONS: tuple[Action, ...] = (
     Action("approve", "approve", ApproveInput, (Stage.RESOLVE,), MANAGERS,
            N_("Approve the refund"), "Supervisor approval of a refund above the limit",
            moves={}, when=_can_approve),
+    # No four eyes here: a deny pays nothing, so the manager who planned the refund may
+    # withdraw it too. The saga releases what it holds and fails back to analyze.
+    Action("deny", "deny", ReasonInput, (Stage.RESOLVE,), MANAGERS,
+           N_("Deny the refund"),
+           "Deny a refund awaiting approval: the saga is undone, back to analyze",
+           moves={Stage.RESOLVE: Stage.ANALYZE}, when=_awaits_approval),
     Action("inspect", "inspect", InspectInput, (Stage.RESOLVE,), STAFF,
            N_("Inspect returned goods"), "Record the inspection of returned goods",
            moves={}, when=_awaits("inspection", "no returned goods are awaiting "

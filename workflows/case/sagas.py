@@ -50,8 +50,14 @@ from workflows.case.contracts import (
 from workflows.case.deadlines import LEGAL_CALENDAR
 from workflows.case.log import SYSTEM, CaseLog
 from workflows.case.saga import Saga, error_message, error_type
-from workflows.case.vocabulary import PARCEL_EXCEPTIONS, PARCEL_FAILED, PARCEL_RANK, Status
-from workflows.sla import BusinessCalendar
+from workflows.case.vocabulary import (
+    PARCEL_EXCEPTIONS,
+    PARCEL_FAILED,
+    PARCEL_RANK,
+    Stage,
+    Status,
+)
+from workflows.sla import BusinessCalendar, format_duration
 
 # Business refusals end a step at once; everything else is retried with backoff.
 SYSTEM_RETRY = RetryPolicy(
@@ -72,6 +78,11 @@ CALL_TIMEOUT = timedelta(seconds=15)
 # The approval limit counts the order's refunds so far (asked of the order system at the
 # refund step), not each refund alone; cases that began before take the old path on replay.
 APPROVAL_COUNTS_PATCH = "approval-counts-order-refunds"
+# A refund waiting for approval longer than the policy's `approval_timeout` escalates, one
+# level per timeout (a timer in the history); waits that began before keep the old wait.
+APPROVAL_TIMEOUT_PATCH = "deny-approval-timeout"
+# Who is told at each level of a waiting approval (docs/resolutions.md).
+APPROVAL_LEVELS = ("supervisor", "admin")
 # After this long without an answer the case shows that it waits on that system and
 # retries on.
 WAIT_VISIBLY_AFTER = timedelta(seconds=20)
@@ -290,9 +301,43 @@ class ResolutionSagas:
             told["planned_by"] = plan.planned_by  # the one supervisor who may not approve
         self._log.notify_staff("role:supervisor", "approval_waiting", told)
         await self._flush()
-        await workflow.wait_condition(lambda: plan.approved_by is not None)
+        await self._await_decision(plan, amount)
         plan.awaiting = None
+        if plan.denied_by is not None:
+            raise ResolutionFailed(f"the refund of {amount} was denied by {plan.denied_by}: "
+                                   f"{plan.denial_reason}")
+        if self._state.stage == Stage.CANCELLED:
+            raise ResolutionFailed("the case was cancelled while the refund awaited "
+                                   "approval; nothing was paid")
         self._state.status = Status.RESOLVING
+
+    async def _await_decision(self, plan: Resolution, amount: str) -> None:
+        """Wait until a manager approves or denies the refund, or the case is cancelled.
+        Each `approval_timeout` of working time without a decision escalates one level:
+        the supervisors, then the admins; after that it waits on."""
+
+        def decided() -> bool:
+            return (plan.approved_by is not None or plan.denied_by is not None
+                    or self._state.stage == Stage.CANCELLED)
+
+        timeout = self._inp.policy.approval_timeout
+        if timeout and workflow.patched(APPROVAL_TIMEOUT_PATCH):
+            for level, to in enumerate(APPROVAL_LEVELS, start=1):
+                now = workflow.now()
+                due = self._calendar.add(now, timeout)
+                try:
+                    await workflow.wait_condition(decided, timeout=due - now)
+                    return
+                except TimeoutError:
+                    pass
+                rule = (f"a refund of {amount} waited {format_duration(timeout * level)} "
+                        "of working time for approval")
+                self._log.event(SYSTEM, "escalated", detail={
+                    "level": level, "to": to, "rule": rule, "clock": "approval"})
+                self._log.notify_staff(f"role:{to}", "case_escalated",
+                                       {"reason": rule, "by": SYSTEM})
+                await self._flush()
+        await workflow.wait_condition(decided)
 
     async def _refunded_before(self) -> Decimal:
         """What the order has had back before this refund. The order system is asked now

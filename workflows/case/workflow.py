@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         MAX_TAGS,
         PROJECT_CASE,
         PROJECTION_REFUSED,
+        READ_ROSTERS,
         TRIAGE_CASE,
         Actor,
         AnalyzeInput,
@@ -65,6 +66,7 @@ with workflow.unsafe.imports_passed_through():
         Resolution,
         ResolveInput,
         RevisitInput,
+        RosterRequest,
         StaffReplyInput,
         StageClock,
         TagInput,
@@ -84,6 +86,7 @@ with workflow.unsafe.imports_passed_through():
         BY_NAME,
         CUSTOMER,
         RULE_PERMISSIONS,
+        awaits_approval,
         refusal,
     )
     from workflows.case.log import SYSTEM, CaseLog
@@ -96,12 +99,19 @@ with workflow.unsafe.imports_passed_through():
         MANAGERS,
         OPEN_STAGES,
         ORDERLESS_RESOLUTIONS,
+        PRIORITIES,
         REFUND_RESOLUTIONS,
         Stage,
         Status,
         raise_priority,
     )
-    from workflows.routing import CaseFacts, pick_assignee, team_for
+    from workflows.routing import (
+        CaseFacts,
+        holder_after_move,
+        pick_assignee,
+        team_for,
+        working,
+    )
     from workflows.sla import DEFAULT_TARGETS, BusinessCalendar, format_duration
 
 # Search attributes, registered by `aftersales.temporal.ensure_search_attributes`.
@@ -143,6 +153,13 @@ CONVERSATION_PATCH = "conversation-reply-clock"
 # A new case goes to a team's queue and, by the team's rule, to one of its handlers
 # (docs/teams.md); cases that began before take no team on replay.
 ROUTING_PATCH = "team-routing"
+# A routed case whose kind changes, or whose priority rises, is routed again by the same
+# rules and moves if another team now takes it (docs/teams.md); cases from before keep
+# their team on replay.
+REROUTE_PATCH = "reroute-on-change"
+# The read model's rosters for a case routed again: a quick read, like the projection.
+ROSTER_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200),
+                           maximum_interval=timedelta(seconds=5))
 DELIVERY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=5), backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=10), maximum_attempts=12,
@@ -197,6 +214,10 @@ class CaseWorkflow:
         self._deliveries: list[asyncio.Task] = []
         self._timer: asyncio.Task | None = None
         self._timer_at: datetime | None = None
+        # Why the case should be routed again at the next turn of the main loop (an
+        # overdue escalation raised its priority), and whether its assignee stays.
+        self._reroute_for: dict | None = None
+        self._reroute_keeps_assignee = False
 
     # ------------------------------------------------------------------ run
 
@@ -234,6 +255,9 @@ class CaseWorkflow:
                     pass
             self._wake = False
             self._fire_deadlines()
+            if self._reroute_for is not None:
+                why, self._reroute_for = self._reroute_for, None
+                await self._reroute(why, keep_assignee=self._reroute_keeps_assignee)
             if self.log.dirty:
                 await self._flush()
 
@@ -298,7 +322,7 @@ class CaseWorkflow:
             "eligibility": state.eligibility,
         }
         if inp.routing is not None and workflow.patched(ROUTING_PATCH):
-            recorded.update(self._route(bool(risk and risk.value)))
+            recorded.update(self._route())
         if state.triage:
             recorded["triage"] = _triage_summary(state.triage)
         self.log.move(Stage.CONFIRM, SYSTEM, "recorded", recorded)
@@ -314,26 +338,66 @@ class CaseWorkflow:
                 "kind": state.kind, "order_id": inp.order_id})
         return True
 
-    def _route(self, escalation_risk: bool) -> dict:
+    def _facts(self) -> CaseFacts:
+        """What routing reads of the case as it stands."""
+        state = self.state
+        risk = state.triage.escalation_risk if state.triage else None
+        return CaseFacts(kind=state.kind, channel=state.channel, store=state.store,
+                         priority=state.priority, tier=state.customer.tier,
+                         locale=state.customer.locale,
+                         escalation_risk=bool(risk and risk.value))
+
+    def _route(self) -> dict:
         """Put the recorded case in the first matching team's queue and give it to the
-        handler the team's rule picks from the rosters intake passed in (nobody free:
-        it stays in the queue). Returns what the `recorded` event tells of it."""
+        handler the team's rule picks from the rosters intake passed in (nobody free,
+        or the team outside its working hours: it stays in the queue). Returns what the
+        `recorded` event tells of it."""
         inp, state = self._inp, self.state
         assert inp.routing is not None
-        rule = team_for(inp.routing, CaseFacts(
-            kind=state.kind, channel=state.channel, store=state.store,
-            priority=state.priority, tier=state.customer.tier,
-            locale=state.customer.locale, escalation_risk=escalation_risk))
+        rule = team_for(inp.routing, self._facts())
         if rule is None:
             return {}
         state.team = rule.name
         roster = next((r for r in inp.rosters if r.team == rule.name), None)
+        # Teams without a calendar (every case before calendars existed) always work.
+        if not working(rule, inp.policy.calendars, workflow.now()):
+            roster = None
         assignee = pick_assignee(rule, roster)
         if assignee is not None and state.assignee is None:
             state.assignee = assignee
             self.log.notify_staff(assignee, "case_assigned", {"by": SYSTEM,
                                                               "team": rule.name})
         return {"team": rule.name, "assignee": state.assignee, "assign": rule.assign}
+
+    async def _reroute(self, why: dict, keep_assignee: bool = False) -> None:
+        """Route the case again by the same rules after its kind changed or its priority
+        rose (`why` says which). Another team now: the case moves to it, keeps its
+        assignee if they are on duty there too, else goes to whom the team's rule picks
+        from the rosters read now, or to its queue. The same team: nothing changes, so a
+        case a handler took stays theirs (docs/teams.md)."""
+        inp, state = self._inp, self.state
+        if inp.routing is None or state.team is None or state.stage not in OPEN_STAGES:
+            return
+        rule = team_for(inp.routing, self._facts())
+        if rule is None or rule.name == state.team or not workflow.patched(REROUTE_PATCH):
+            return
+        before, now = state.assignee, workflow.now()
+        on_duty = working(rule, inp.policy.calendars, now)
+        roster = None
+        if on_duty and (rule.assign != "none" or before is not None):
+            answer = await workflow.execute_local_activity(
+                READ_ROSTERS.name, RosterRequest([rule.name]), result_type=READ_ROSTERS.result,
+                start_to_close_timeout=timedelta(seconds=10), retry_policy=ROSTER_RETRY)
+            roster = next((r for r in answer.rosters if r.team == rule.name), None)
+        after = before if keep_assignee else holder_after_move(rule, roster, before)
+        moved_from, state.team, state.assignee = state.team, rule.name, after
+        detail: dict = {"from": moved_from, "to": rule.name, **why, "assign": rule.assign,
+                        "assignee": {"from": before, "to": after}}
+        if not on_duty:
+            detail["outside_working_hours"] = rule.calendar
+        self.log.event(SYSTEM, "rerouted", detail=detail)
+        if after is not None and after != before:
+            self.log.notify_staff(after, "case_assigned", {"by": SYSTEM, "team": rule.name})
 
     async def _order_at_intake(self) -> OrderSnapshot:
         """The order from the order system; while it does not answer, the case exists and
@@ -470,6 +534,7 @@ class CaseWorkflow:
     @workflow.update
     async def confirm(self, inp: ConfirmInput) -> UpdateResult:
         state, now = self.state, workflow.now()
+        was = state.priority
         state.confirmed_at = state.confirmed_at or now
         changes: dict[str, object] = {}
         if inp.kind and inp.kind != state.kind:
@@ -489,6 +554,9 @@ class CaseWorkflow:
             changes["suggested_kind"] = state.triage.kind.value
         self.log.move(Stage.ANALYZE, inp.actor.name, "confirmed", {"note": inp.note, **changes})
         self.log.notify_customer("case_confirmed", {})
+        if "kind" in changes or PRIORITIES.index(state.priority) < PRIORITIES.index(was):
+            await self._reroute({key: changes[key] for key in ("kind", "priority")
+                                 if key in changes})
         return await self._commit()
 
     @confirm.validator
@@ -742,6 +810,24 @@ class CaseWorkflow:
     def _validate_approve(self, inp: ApproveInput) -> None:
         self._check("approve", inp.actor)
 
+    @workflow.update
+    async def deny(self, inp: ReasonInput) -> UpdateResult:
+        """A manager says no to the refund awaiting approval: the saga releases what it
+        holds, newest first, and fails back to analyze with the reason (the assignee is
+        told). Answers once that is done, or after the resolve's wait."""
+        plan = self.state.resolution
+        assert plan is not None
+        plan.denied_by = inp.actor.name
+        plan.denial_reason = inp.reason
+        self.log.event(inp.actor.name, "denied", detail={"reason": inp.reason,
+                                                         "amount": plan.amount})
+        await self._saga_settled(plan)
+        return await self._commit()
+
+    @deny.validator
+    def _validate_deny(self, inp: ReasonInput) -> None:
+        self._check("deny", inp.actor)
+
     @workflow.signal
     def logistics_exception(self, event: LogisticsException) -> None:
         """The courier reports the order's own delivery delayed, lost or damaged: tell
@@ -795,8 +881,13 @@ class CaseWorkflow:
 
     @workflow.update
     async def cancel(self, inp: ReasonInput) -> UpdateResult:
+        # A refund awaiting approval is withdrawn: the saga sees the case cancelled and
+        # releases what it holds (until then `cancel` was refused while a saga ran).
+        held = self.state.resolution if awaits_approval(self.state) else None
         self._end_cancelled(inp.actor.name, "cancelled", inp.reason)
         self.log.notify_customer("case_cancelled", {"reason": inp.reason})
+        if held is not None:
+            await self._saga_settled(held)
         return await self._commit()
 
     @cancel.validator
@@ -954,6 +1045,11 @@ class CaseWorkflow:
     def _resolution_failed(self, plan: Resolution, reason: str) -> None:
         state = self.state
         plan.state = "failed"
+        if state.stage == Stage.CANCELLED:
+            # Cancelled while its refund awaited approval: released, and it stays ended.
+            self.log.event(SYSTEM, "resolution_withdrawn",
+                           detail={"type": plan.type, "reason": reason})
+            return
         state.status = Status.OPEN
         failed: dict = {"type": plan.type, "reason": reason}
         if plan.remedies:
@@ -962,6 +1058,16 @@ class CaseWorkflow:
         self._start_clock("analyze")
         if state.assignee:
             self.log.notify_staff(state.assignee, "resolution_failed", {"reason": reason})
+
+    async def _saga_settled(self, plan: Resolution) -> None:
+        """Wait (as `resolve` does, at most RESOLVE_ANSWER_WAIT) for a saga that was told
+        to stop to finish releasing what it held."""
+        self._wake = True
+        try:
+            await workflow.wait_condition(lambda: plan.state in ("done", "failed"),
+                                          timeout=RESOLVE_ANSWER_WAIT)
+        except TimeoutError:
+            pass
 
     def _resolution_running(self) -> bool:
         res = self.state.resolution
@@ -1051,6 +1157,11 @@ class CaseWorkflow:
             detail["assignee"] = {"from": state.assignee, "to": reassign}
             state.assignee = reassign
             self.log.notify_staff(reassign, "case_assigned", {"by": SYSTEM, "rule": rule})
+        if "priority" in detail:
+            # Routed again at the loop's next turn (it reads the rosters); the policy's
+            # overdue assignee stays with the case wherever it goes.
+            self._reroute_for = {"priority": detail["priority"]}
+            self._reroute_keeps_assignee = bool(reassign)
         self.log.event(SYSTEM, "escalated", detail=detail)
         self.log.notify_staff("role:supervisor", "case_overdue",
                               {"clock": clock.name, "rule": rule, "assignee": state.assignee})

@@ -2,7 +2,7 @@
 a case settled with several remedies once under each
 
 Revision ID: 0023
-Revises: 0017
+Revises: 0019
 Create Date: 2026-12-06 23:30:00
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0023'
-down_revision = '0017'
+down_revision = '0019'
 branch_labels = None
 depends_on = None
 
