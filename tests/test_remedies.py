@@ -274,3 +274,21 @@ def test_bad_lists_are_refused_and_change_nothing(systems):
     assert exact.status_code == 200, exact.text
     case = wait_for(systems, case["id"], lambda c: c["stage"] == "feedback")
     assert [r["amount"] for r in refunds_of(systems, case["id"])] == ["168.00"]
+
+
+def test_a_denied_list_runs_none_of_its_remedies(systems):
+    case = open_case(systems, "SO-10012", "complaint", [])  # 1797.00 paid
+    to_resolve(systems, case)
+    call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", json={
+        "resolutions": [{"type": "compensation", "coupon_code": "SORRY-600"},
+                        {"type": "refund", "amount": "600.00"}]})
+    wait_for(systems, case["id"],
+             lambda c: (c["resolution"] or {}).get("awaiting") == "approval")
+    denied = call(systems, "POST", f"/api/v1/cases/{case['id']}/deny", who="sue",
+                  json={"reason": "the photos show no damage"})
+    assert denied.status_code == 200, denied.text
+    case = wait_for(systems, case["id"], lambda c: c["stage"] == "analyze")
+    assert [r["state"] for r in case["resolution"]["remedies"]] == ["skipped", "skipped"]
+    assert coupons_of(systems, case["id"]) == [] and refunds_of(systems, case["id"]) == []
+    failure = [e for e in case["timeline"] if e["type"] == "resolution_failed"][-1]
+    assert "denied" in failure["detail"]["reason"]
