@@ -213,6 +213,12 @@ def customer_json(row: Case, events: list[TimelineEvent], token: str,
         refs = resolution.get("refs") or {}
         summary["waybills"] = refs.get("waybills", {})
         summary["refund_id"] = refs.get("refund_id")
+        # Each remedy of a combined resolution with its outcome ([] for a single one).
+        summary["remedies"] = [
+            {**{k: r.get(k) for k in ("type", "amount", "coupon_code", "points", "state")},
+             "waybills": (r.get("refs") or {}).get("waybills", {}),
+             "refund_id": (r.get("refs") or {}).get("refund_id")}
+            for r in resolution.get("remedies") or []]
     return {
         "case_id": row.id,
         "kind": row.kind,

@@ -194,6 +194,10 @@ class Resolution:
     # it holds and the case goes back to analyze.
     denied_by: str | None = None
     denial_reason: str = ""
+    # Several remedies settled at once (`resolutions`, docs/resolutions.md): each is a
+    # resolution of its own with its steps, refs and outcome, run in order as one saga;
+    # this plan's type is then COMBINED and it holds the approval and what the saga awaits.
+    remedies: list[Resolution] = field(default_factory=list)
 
 
 @dataclass
@@ -605,9 +609,12 @@ class AnalyzeInput:
 
 @dataclass
 class ResolveInput:
+    """One `resolution`, or `resolutions`: several remedies run in order as one saga."""
+
     actor: Actor
-    resolution: Resolution
+    resolution: Resolution | None = None
     note: str = ""
+    resolutions: list[Resolution] = field(default_factory=list)
 
 
 @dataclass
