@@ -35,17 +35,17 @@ def unrefunded_order(order_system_url: str, at_least: str, not_store: str = "") 
     raise AssertionError(f"no demo order of {at_least} or more left")
 
 
-def to_resolve(live, order_id: str) -> str:
-    case_id = live.open_case(order_id)["id"]
-    live.call("POST", f"/api/v1/cases/{case_id}/confirm", json={"note": "called"})
-    live.call("POST", f"/api/v1/cases/{case_id}/analyze", json={
+def to_resolve(stack, order_id: str) -> str:
+    case_id = stack.open_case(order_id)["id"]
+    stack.call("POST", f"/api/v1/cases/{case_id}/confirm", json={"note": "called"})
+    stack.call("POST", f"/api/v1/cases/{case_id}/analyze", json={
         "root_cause": "product_quality", "responsible_party": "supplier", "note": "x"})
     return case_id
 
 
-def phone(browser, lang: str, zone: str):  # noqa: F811  (the fixture, passed in)
+def phone(chromium, lang: str, zone: str):
     accept = "zh-CN,zh;q=0.9" if lang == "zh-CN" else "en-GB,en;q=0.9"
-    context = browser.new_context(locale=lang, timezone_id=zone, viewport=PHONE,
+    context = chromium.new_context(locale=lang, timezone_id=zone, viewport=PHONE,
                                   extra_http_headers={"Accept-Language": accept})
     return context, context.new_page()
 

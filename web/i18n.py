@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import urlencode
-
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_skeleton
@@ -53,8 +52,9 @@ def init_app(app: Flask) -> None:
     app.after_request(_remember_language)
     app.jinja_env.globals.update(LANGUAGES=LANGUAGES, current_lang=current_lang,
                                  html_lang=html_lang, lang_url=lang_url)
-    app.jinja_env.filters.update(when=when, local_when=local_when, due_in=due_in, since=since, money=money,
-                                 duration=duration, listing=listing)
+    app.jinja_env.filters.update(when=when, local_when=local_when, due_in=due_in,
+                                 since=since, money=money, duration=duration,
+                                 listing=listing)
 
 
 def _remember_language(response):
@@ -116,8 +116,11 @@ def local_when(value: datetime | str | None) -> Markup | str:
     locale = get_locale()
     local = moment.astimezone(ZoneInfo(zone))
     words = ZONE_WORDS.get(zone) or format_datetime(moment, "zzzz")
-    text = _l("%(time)s (%(zone)s)", time=format_skeleton("MMMEdHm", local, locale=locale),
-              zone=words)
+    # The locale's own joining of a date and a time ("{1} {0}", "{1}, {0}").
+    joined = str(locale.datetime_formats["short"]).replace(
+        "{1}", format_skeleton("MMMEd", local, locale=locale)).replace(
+        "{0}", format_skeleton("Hm", local, locale=locale))
+    text = _l("%(time)s (%(zone)s)", time=joined, zone=words)
     iso = moment.isoformat().replace("+00:00", "Z")
     return Markup('<time datetime="{}" data-zone="{}">{}</time>').format(iso, zone, text)
 
