@@ -7,7 +7,7 @@ rating buttons on one line. Screenshots land in test-artifacts/pages/."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -144,6 +144,8 @@ def test_a_coupon_says_its_value_its_expiry_and_how_to_use_it(
     local = expires.astimezone(SHANGHAI)
     assert "SORRY20" in coupon and "¥20.00" in coupon, coupon
     assert f"{local.month}月{local.day}日" in coupon and "北京时间" in coupon, coupon
+    if local.year != datetime.now(SHANGHAI).year:  # a coupon into next year says which
+        assert f"{local.year}年" in coupon, coupon
     assert "结账" in coupon, coupon  # how to use it
     assert order_of(order_system_url, "SO-10005")["store_name"] == \
         page.locator("section.order dd.store").inner_text()
@@ -155,7 +157,10 @@ def test_a_coupon_says_its_value_its_expiry_and_how_to_use_it(
     page.goto(case["customer_url"])
     coupon = page.locator("section.resolution .coupon").inner_text()
     assert "SORRY20" in coupon and "worth" in coupon and "checkout" in coupon, coupon
-    assert f"{expires.astimezone(ZoneInfo('Europe/London')).day}" in coupon
+    london = expires.astimezone(ZoneInfo("Europe/London"))
+    assert f"{london.day}" in coupon and "Greenwich Mean Time" in coupon, coupon
+    if london.year != datetime.now(UTC).year:  # a coupon into next year says which
+        assert str(london.year) in coupon, coupon
     shot(page, "customer-en-coupon")
     context.close()
 

@@ -118,7 +118,8 @@ def local_when(value: datetime | str | None) -> Markup | str:
     words = ZONE_WORDS.get(zone) or format_datetime(moment, "zzzz")
     # The locale's own joining of a date and a time ("{1} {0}", "{1}, {0}").
     joined = str(locale.datetime_formats["short"]).replace(
-        "{1}", format_skeleton("MMMEd", local, locale=locale)).replace(
+        "{1}", format_skeleton("MMMEd" if local.year == datetime.now(local.tzinfo).year
+                               else "yMMMEd", local, locale=locale)).replace(
         "{0}", format_skeleton("Hm", local, locale=locale))
     text = _l("%(time)s (%(zone)s)", time=joined, zone=words)
     iso = moment.isoformat().replace("+00:00", "Z")

@@ -21,6 +21,7 @@
     if (written) {
       opts = { timeZone: zone, month: "short", day: "numeric", weekday: "short",
                hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZoneName: "long" };
+      if (when.getFullYear() !== new Date().getFullYear()) { opts.year = "numeric"; }
     }
     el.textContent = new Intl.DateTimeFormat(lang, opts).format(when);
   });
