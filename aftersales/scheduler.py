@@ -344,8 +344,8 @@ def run_scheduler(settings: Settings, mail_handler: Handle | None = None) -> Non
              "reconciliation every 15 min, outbox sweep every 5 min, idempotency keys "
              "and rate-limit counts hourly, retention %ss daily at 03:17, blob sweep "
              "04:07, events out every 5 s to %d endpoint(s), mail poll every %ss",
-             jobs.holder, settings.digest_interval, settings.retention, len(settings.event_webhook_urls),
-             settings.imap_interval)
+             jobs.holder, settings.digest_interval, settings.retention,
+             len(settings.event_webhook_urls), settings.imap_interval)
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):

@@ -67,7 +67,7 @@ def recipients(session: Session, case: Case) -> list[str]:
         User.role == SUPERVISORS, User.active.is_(True)).order_by(User.name)))
 
 
-def _due_at(session: Session, case_id: str, clock: str, share: float) -> datetime | None:
+def _due_at(session: Session, case_id: str, clock: str, share: object) -> datetime | None:
     """The clock's deadline as the warning's timeline event recorded it."""
     for detail in session.scalars(
             select(TimelineEvent.detail).where(TimelineEvent.case_id == case_id,

@@ -326,6 +326,6 @@ def test_the_digest_is_worded_for_people_in_chinese_and_english():
         assert raw not in zh.subject + zh.body.replace("https://shop.example", ""), raw
     en = render(digests.TEMPLATE, "en", context)
     assert en.subject == "3 cases close to a deadline: AS-20261207-0001 confirmation 25 min left"
-    assert "- AS-20261207-0002 resolution: 2 h 30 min left (李雷, order SO-10002, handled by hana)" \
-        in en.body
+    assert ("- AS-20261207-0002 resolution: 2 h 30 min left (李雷, order SO-10002, "
+            "handled by hana)") in en.body
     assert "overdue by 1 h 5 min" in en.body
