@@ -34,6 +34,9 @@ BATCH = 2000
 # The most cases one digest lists (its count says how many there are).
 MAX_CASES = 50
 STOPPED = ("met", "breached")
+# The intervals a user may choose for their own digests (the desk's preference), in
+# seconds; a user who chose none has AFTERSALES_DIGEST_INTERVAL.
+CHOICES = (15 * 60, 30 * 60, 60 * 60, 2 * 60 * 60, 4 * 60 * 60)
 
 
 @dataclass(frozen=True)
@@ -93,10 +96,26 @@ def last_digest(session: Session, user: str) -> datetime | None:
     return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
 
 
+def interval_of(session: Session, user: str, default: timedelta) -> timedelta:
+    """The user's own digest interval, if they chose one, else `default`."""
+    chosen = session.scalar(select(User.digest_interval).where(User.name == user))
+    return timedelta(seconds=chosen) if chosen else default
+
+
+def set_interval(session: Session, user: str, seconds: int | None) -> None:
+    """The user's choice: one of CHOICES, or None for the settings' interval."""
+    if seconds is not None and seconds not in CHOICES:
+        raise ValueError(f"a digest interval is one of {CHOICES} seconds, not {seconds!r}")
+    row = session.get(User, user)
+    if row is None:
+        raise LookupError(f"no user '{user}'")
+    row.digest_interval = seconds
+
+
 def write_digests(session: Session, now: datetime, interval: timedelta) -> list[Written]:
     """Write the digests that are due, in the caller's transaction, and mark the
-    warnings they carry. A person whose last digest is younger than `interval` waits;
-    their warnings stay for a later run."""
+    warnings they carry. A person whose last digest is younger than their interval (their
+    own choice, else `interval`) waits; their warnings stay for a later run."""
     rows = list(session.scalars(
         select(OutboxMessage).where(OutboxMessage.template.in_(outbox.DIGESTED),
                                     OutboxMessage.sent_at.is_(None))
@@ -134,7 +153,7 @@ def write_digests(session: Session, now: datetime, interval: timedelta) -> list[
     written: list[Written] = []
     for person, entries in sorted(per_person.items()):
         last = last_digest(session, person)
-        if last is not None and last > now - interval:
+        if last is not None and last > now - interval_of(session, person, interval):
             continue  # this person's next digest is not due yet
         # One line per case and clock: the latest warning says it all.
         latest: dict[tuple[str, str], dict] = {}

@@ -329,3 +329,35 @@ def test_the_digest_is_worded_for_people_in_chinese_and_english():
     assert ("- AS-20261207-0002 resolution: 2 h 30 min left (李雷, order SO-10002, "
             "handled by hana)") in en.body
     assert "overdue by 1 h 5 min" in en.body
+
+
+def test_each_person_has_their_own_interval(database_url, sink):
+    """Hana chose 15 minutes on the desk, Hugo has the settings' 30: a warning 16
+    minutes after the first digest reaches Hana at once and waits for Hugo's interval;
+    an interval that is not offered is refused."""
+    controller, mailbox = sink
+    clock = Clock(T0)
+    sessions = make_sessionmaker(make_engine(database_url))
+    people(sessions)
+    with sessions.begin() as session:
+        digests.set_interval(session, "hana", 15 * 60)
+        for wrong in (0, 60, -900, 1801):
+            with pytest.raises(ValueError):
+                digests.set_interval(session, "hugo", wrong)
+    cases = Cases(sessions)
+    cases.open("AS-P1", T0, team="returns")
+    jobs = Housekeeping(settings_for(database_url, controller.port), holder="one",
+                        clock=clock)
+    try:
+        cases.warn("AS-P1", T0, 0.5, T0 + 2 * timedelta(hours=1))
+        assert {w.recipient for w in jobs.warning_digests()} == {"hana", "hugo"}
+        clock.at = T0 + 16 * MIN
+        cases.warn("AS-P1", clock.at, 0.75, T0 + 2 * timedelta(hours=1))
+        assert [w.recipient for w in jobs.warning_digests()] == ["hana"]
+        clock.at = T0 + 30 * MIN
+        assert [w.recipient for w in jobs.warning_digests()] == ["hugo"]
+    finally:
+        jobs.close()
+        sessions.kw["bind"].dispose()
+    mails = read_mailbox(mailbox)
+    assert len(to(mails, "hana@shop.example")) == 2 and len(to(mails, "hugo@shop.example")) == 2
