@@ -21,6 +21,7 @@ from db.accounts import create_user
 from db.engine import make_engine, make_sessionmaker
 from db.models import OutboxMessage
 from tests.conftest import make_settings
+from tests.test_pages_browser import ARTIFACTS
 from tests.test_read_model import snapshot
 from workflows.case.contracts import OutboxMessage as Message
 from workflows.case.contracts import Projection, StageClock, TimelineEvent
@@ -315,6 +316,9 @@ def test_the_digest_is_worded_for_people_in_chinese_and_english():
                "desk_url": "https://shop.example/desk", "public_url": "https://shop.example",
                "customer_url": "", "recipient_name": "hana"}
     zh = render(digests.TEMPLATE, "zh-CN", context)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)  # kept beside the pages' screenshots
+    (ARTIFACTS / "warning-digest-zh.txt").write_text(f"Subject: {zh.subject}\n\n{zh.body}",
+                                                      encoding="utf-8")
     assert zh.subject == "3 个工单即将超时：AS-20261207-0001 确认阶段剩余 25 分钟"
     assert "- AS-20261207-0001 确认阶段剩余 25 分钟（王芳，订单 SO-10001，未分派，returns 团队）" \
         in zh.body
