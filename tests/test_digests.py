@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from activities.messages import render
 from activities.notifications import OutboxDelivery
@@ -365,3 +365,33 @@ def test_each_person_has_their_own_interval(database_url, sink):
         sessions.kw["bind"].dispose()
     mails = read_mailbox(mailbox)
     assert len(to(mails, "hana@shop.example")) == 2 and len(to(mails, "hugo@shop.example")) == 2
+
+
+def test_two_runs_at_the_same_time_put_a_warning_in_one_digest(postgres_url):
+    """A run whose lease ran out while it still works, and the next run beside it, on
+    PostgreSQL: the second skips the warnings the first holds, so none is in two
+    digests."""
+    sessions = make_sessionmaker(make_engine(postgres_url))
+    people(sessions)
+    cases = Cases(sessions)
+    cases.open("AS-T1", T0, assignee="hana", team="returns")
+    key = cases.warn("AS-T1", T0, 0.5, T0 + 30 * MIN)
+    try:
+        with sessions.begin() as first:
+            written = digests.write_digests(first, T0 + MIN, timedelta(minutes=30))
+            assert [w.recipient for w in written] == ["hana"]
+            with sessions.begin() as second:  # while the first has not committed
+                # Waiting for the first's locks would be an error here, not a hang.
+                second.execute(text("SET LOCAL lock_timeout = '2s'"))
+                assert digests.write_digests(second, T0 + 2 * MIN,
+                                             timedelta(minutes=30)) == []
+        with sessions.begin() as third:
+            assert digests.write_digests(third, T0 + 40 * MIN, timedelta(minutes=30)) == []
+        with sessions() as session:
+            rows = session.scalars(select(OutboxMessage).where(
+                OutboxMessage.template == digests.TEMPLATE)).all()
+            assert len(rows) == 1 and rows[0].payload["cases"][0]["id"] == "AS-T1"
+            warning = session.get(OutboxMessage, key)
+            assert warning is not None and warning.delivered == ["digest:hana"]
+    finally:
+        sessions.kw["bind"].dispose()
