@@ -251,6 +251,9 @@ class User(Base):
     # Away users get no new cases from routing (docs/teams.md); on duty when created.
     on_duty: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True,
                                           server_default="1")
+    # How often the user gets the digest of SLA warnings, in seconds (one of
+    # db/digests.CHOICES); None: AFTERSALES_DIGEST_INTERVAL.
+    digest_interval: Mapped[int | None] = mapped_column(Integer)
 
 
 class UserTeam(Base):

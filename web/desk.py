@@ -16,10 +16,11 @@ from typing import Any
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from marshmallow import ValidationError
 from marshmallow.fields import List
 
-from db import accounts, teams
+from db import accounts, digests, teams
 from db import cases as case_store
 from db.links import customer_url
 from web import evidence, intake
@@ -78,7 +79,23 @@ def queue():
             unassigned_total=unassigned_total, filters=filters,
             export_args=query_args(filters), KINDS=KINDS,
             PRIORITIES=PRIORITIES, STAGES=STAGES,
-            TEAMS=[rule.name for rule in state().routing.teams]))
+            TEAMS=[rule.name for rule in state().routing.teams],
+            DIGEST_CHOICES=digest_choices()))
+
+
+def every(seconds: int) -> str:
+    """An interval as the desk says it: "every 15 minutes", "every 2 hours"."""
+    if seconds % 3600 == 0:
+        return ngettext("every hour", "every %(num)d hours", seconds // 3600)
+    return ngettext("every minute", "every %(num)d minutes", seconds // 60)
+
+
+def digest_choices() -> list[tuple[str, str]]:
+    """The warning digest's intervals a user may choose (db/digests.CHOICES), as the
+    select's (value, label); "" is the settings' interval."""
+    default = _("as set for everyone (%(interval)s)",
+                interval=every(state().settings.digest_interval))
+    return [("", default)] + [(str(s), every(s)) for s in digests.CHOICES]
 
 
 def desk_filters(args) -> dict:
@@ -142,6 +159,25 @@ def duty():
     with state().sessions.begin() as session:
         accounts.set_on_duty(session, g.user.name, on_duty)
     g.user.on_duty = on_duty
+    return redirect(url_for("desk.queue"))
+
+
+@desk.post("/desk/digest")
+@staff_page("handler", "supervisor", "admin")
+def digest():
+    """The desk's preference: how often the user's SLA warnings come, in one digest
+    (docs/notifications.md, "Quiet warnings"). Only the offered intervals are taken."""
+    value = request.form.get("digest_interval", "")
+    offered = {str(s): s for s in digests.CHOICES}
+    if value != "" and value not in offered:
+        return render_template("message.html", title=_("Not saved"), message=_(
+            "Choose one of the offered intervals for your warning digest.")), 400
+    seconds = offered.get(value)
+    with state().sessions.begin() as session:
+        digests.set_interval(session, g.user.name, seconds)
+    g.user.digest_interval = seconds
+    flash(_("Your SLA warnings now come in one email %(interval)s at most.",
+            interval=every(seconds or state().settings.digest_interval)))
     return redirect(url_for("desk.queue"))
 
 
