@@ -2,7 +2,7 @@
 seconds (NULL: AFTERSALES_DIGEST_INTERVAL; docs/notifications.md, "Quiet warnings")
 
 Revision ID: 0026
-Revises: 0019
+Revises: 0023
 Create Date: 2026-12-07 00:00:00
 """
 
