@@ -294,6 +294,9 @@ def report_facts(snap) -> dict:
         "resolution_type": resolution.type if resolution else None,
         "refunded": Decimal(snap.refunded or "0"),
         "compensation_points": snap.compensation_points,
+        "coupon_value": Decimal(resolution.amount or "0")
+        if resolution and resolution.type == "compensation" and resolution.coupon_code
+        else Decimal("0"),
         "reopen_count": snap.reopen_count,
     }
 
