@@ -8,12 +8,14 @@ import io
 import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
 
 from db import cases as case_store
 from db import kpi, reports
-from db.models import KpiSnapshot
+from db.models import Case, KpiSnapshot
 from db.reports import ReportFilter
 from tests.conftest import make_settings, staff_token
 from tests.test_read_model import snapshot
@@ -315,3 +317,26 @@ def test_snapshots_plus_the_live_rest_equal_a_live_count(database_url):
             agreeing(sessions, f, NIGHT + 4 * H)
     finally:
         app.extensions["aftersales"].engine.dispose()
+
+
+def test_migration_0025_values_the_coupons_granted_before_it(database_url):
+    from alembic import command
+
+    from db.engine import alembic_config, make_engine, make_sessionmaker
+
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    seed(sessions)  # B was compensated with a coupon worth 20.00
+    config = alembic_config(database_url)
+    try:
+        command.downgrade(config, "0019")
+        command.upgrade(config, "head")
+        with sessions() as session:
+            values = dict(session.execute(select(Case.id, Case.coupon_value)).all())
+            assert values == {"AS-RA": Decimal("0"), "AS-RB": Decimal("20.00"),
+                              "AS-RC": Decimal("0"), "AS-RD": Decimal("0")}
+            assert reports.live_summary(session, ReportFilter(
+                T0 - timedelta(days=1), T0 + timedelta(days=1)))["compensation"] == {
+                "count": 1, "points": 300, "coupon_value": "20.00"}
+    finally:
+        engine.dispose()
