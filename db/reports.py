@@ -178,7 +178,7 @@ def tally(session: Session, f: ReportFilter, now: datetime | None = None) -> dic
     t["fcr_open"] = int(row[11] or 0)
     for n, key in enumerate(DURATIONS):
         t["durations"][key] = [int(row[12 + 2 * n] or 0), float(row[13 + 2 * n] or 0)]
-    t["first_contact"] = first_contact(session, opened)
+    t["first_contact"] = first_contact(session, opened, f.start)
     for name, met, breached in session.execute(
             select(CaseClock.name, _sum(CaseClock.state == "met"),
                    _sum(CaseClock.state == "breached"))
@@ -259,6 +259,7 @@ def _parts(session: Session, f: ReportFilter, now: datetime, fresh: dict) -> lis
     """The tallies that make up `f`'s period: the fresh snapshots of its whole days
     and the live counts of the stretches between them."""
     parts = []
+    open_windows: list[datetime] = []
     cursor = f.start
     day = f.start if day_start(f.start) == f.start else day_start(f.start) + DAY
     while day + DAY <= f.end:
@@ -267,15 +268,32 @@ def _parts(session: Session, f: ReportFilter, now: datetime, fresh: dict) -> lis
             if cursor < day:
                 parts.append(tally(session, replace(f, start=cursor, end=day), now))
             if figures["fcr_open"]:
-                # A repeat case opened since can take a first contact back.
-                figures = {**figures, "first_contact": first_contact(
-                    session, ReportFilter(day, day + DAY).conditions())}
+                # A repeat case opened since can take a first contact back: these
+                # days' first contacts are counted again below.
+                figures = {**figures, "first_contact": 0}
+                open_windows.append(day)
             parts.append(figures)
             cursor = day + DAY
         day += DAY
     if cursor < f.end:
         parts.append(tally(session, replace(f, start=cursor, end=f.end), now))
+    for start, end in _runs(open_windows):
+        recount = empty_tally()
+        recount["first_contact"] = first_contact(
+            session, ReportFilter(start, end).conditions(), start)
+        parts.append(recount)
     return parts
+
+
+def _runs(days: list[datetime]) -> list[tuple[datetime, datetime]]:
+    """Consecutive days (in order) as [start, end) stretches."""
+    runs: list[tuple[datetime, datetime]] = []
+    for day in days:
+        if runs and runs[-1][1] == day:
+            runs[-1] = (runs[-1][0], day + DAY)
+        else:
+            runs.append((day, day + DAY))
+    return runs
 
 
 def fresh_snapshots(session: Session, start: datetime, end: datetime) -> dict:
@@ -300,13 +318,16 @@ def fresh_snapshots(session: Session, start: datetime, end: datetime) -> dict:
     return out
 
 
-def first_contact(session: Session, conditions: list) -> int:
-    """Resolved cases among `conditions` never reopened and with no other case on the
-    same order opened within their repeat window."""
+def first_contact(session: Session, conditions: list, since: datetime) -> int:
+    """Resolved cases among `conditions` (opened at or after `since`) never reopened
+    and with no other case on the same order opened within their repeat window."""
     repeat = aliased(Case)
     return int(session.scalar(select(func.count()).select_from(Case).where(
         *conditions, Case.resolved_at.is_not(None), Case.reopen_count == 0,
         ~exists().where(repeat.order_id == Case.order_id, repeat.id != Case.id,
+                        # Implied (resolved after opened), stated so that the
+                        # database reads only the cases opened since.
+                        repeat.created_at >= since,
                         repeat.created_at >= Case.resolved_at,
                         repeat.created_at < Case.fcr_until))) or 0)
 

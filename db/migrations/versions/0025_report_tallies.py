@@ -1,6 +1,8 @@
 """Reports that agree with themselves: kpi_snapshots.figures (a day's additive
 report figures), cases.coupon_value (the money value of a coupon granted as
-compensation) and an index on cases.updated_at (which snapshot days changed since)
+compensation), an index on cases.updated_at (which snapshot days changed since) and
+one on cases.closed_at (the cases closed in a period), and case_clocks by case and
+state (a few days' clocks read from the index)
 
 Revision ID: 0025
 Revises: 0019
@@ -23,6 +25,8 @@ def upgrade() -> None:
     op.add_column('cases', sa.Column('coupon_value', sa.Numeric(12, 2), nullable=False,
                                      server_default='0'))
     op.create_index('ix_cases_updated', 'cases', ['updated_at'])
+    op.create_index('ix_cases_closed', 'cases', ['closed_at'])
+    op.create_index('ix_case_clocks_case_state', 'case_clocks', ['case_id', 'state', 'name'])
     # Cases compensated with a coupon before this revision: the value is in the
     # snapshot the workflow wrote (its resolution's amount).
     bind = op.get_bind()
@@ -39,6 +43,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index('ix_case_clocks_case_state', table_name='case_clocks')
+    op.drop_index('ix_cases_closed', table_name='cases')
     op.drop_index('ix_cases_updated', table_name='cases')
     with op.batch_alter_table('cases') as batch:
         batch.drop_column('coupon_value')
