@@ -295,8 +295,16 @@ def report_facts(snap) -> dict:
         "remedy_types": remedy_types(resolution) if resolution else None,
         "refunded": Decimal(snap.refunded or "0"),
         "compensation_points": snap.compensation_points,
+        "coupon_value": coupon_value(resolution) if resolution else Decimal("0"),
         "reopen_count": snap.reopen_count,
     }
+
+
+def coupon_value(resolution) -> Decimal:
+    """The money value of the coupons a resolution grants: the amount of each
+    compensation (alone or among several remedies) that carries a coupon code."""
+    return sum((Decimal(r.amount or "0") for r in resolution.remedies or [resolution]
+                if r.type == "compensation" and r.coupon_code), Decimal("0"))
 
 
 def remedy_types(resolution) -> str:

@@ -2,7 +2,7 @@
 seconds (NULL: AFTERSALES_DIGEST_INTERVAL; docs/notifications.md, "Quiet warnings")
 
 Revision ID: 0026
-Revises: 0023
+Revises: 0025
 Create Date: 2026-12-07 00:00:00
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0026'
-down_revision = '0023'
+down_revision = '0025'
 branch_labels = None
 depends_on = None
 
