@@ -19,6 +19,7 @@ from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
 from db.accounts import create_token, create_user
+from db.cases import as_utc
 from db.models import Case
 from tests.conftest import BackgroundWorker, make_settings
 from tests.test_pages_browser import Live, _browser_or_skip, browser, shot  # noqa: F401
@@ -27,7 +28,7 @@ from web import create_app
 pytestmark = pytest.mark.slow
 
 # P4 cases are overdue on confirm after 3 s; a P2 case is at risk from 30 s (75 % of
-# its 40 s) until 40 s.
+# its 40 s) until 40 s. No priority boosts, so each case keeps the priority it asks for.
 POLICY = """
 [calendar]
 timezone = "Asia/Shanghai"
@@ -39,6 +40,15 @@ P1 = { confirm = "30m", analyze = "4h",  resolution = "24h", revisit_after = "1d
 P2 = { confirm = "40s", analyze = "12h", resolution = "48h", revisit_after = "2d" }
 P3 = { confirm = "8h",  analyze = "24h", resolution = "72h", revisit_after = "3d" }
 P4 = { confirm = "3s",  analyze = "48h", resolution = "7d",  revisit_after = "7d" }
+
+[priority]
+default = "P3"
+tier_boost = {}
+repeat_window = "30d"
+repeat_boost = 0
+escalation_words = ["lawyer", "chargeback"]
+escalation_boost = 0
+amount_boost = {}
 """
 ROUTING = """
 [[teams]]
@@ -78,7 +88,8 @@ class Stack(Live):
         deadline = time.monotonic() + timeout
         while not predicate(row := self.row(case_id)):
             if time.monotonic() > deadline:
-                raise AssertionError(f"case {case_id} never got there: {row.stage}")
+                raise AssertionError(f"case {case_id} never got there: {row.stage}, "
+                                     f"{row.priority}, overdue {row.overdue}")
             time.sleep(0.2)
         return row
 
@@ -132,11 +143,11 @@ def sign_in(page, live: Stack, name: str) -> None:
 
 
 def row_of(section, case_id: str):
-    return section.locator("tbody tr", has=section.get_by_role("link", name=case_id,
-                                                                exact=True))
+    return section.locator("tbody tr", has=section.page.get_by_role("link", name=case_id,
+                                                                     exact=True))
 
 
-def test_desk_rows_say_what_changed_and_the_lists_refresh_in_chinese(live, browser):
+def test_desk_rows_say_what_changed_and_the_lists_refresh_in_chinese(live, browser):  # noqa: F811
     # Overdue and the customer wrote since: hank's.
     late = live.open_as("SO-10010", priority="P4")
     live.call("POST", f"/api/v1/cases/{late}/assign", who="sam", json={"assignee": "hank"})
@@ -196,9 +207,9 @@ def test_desk_rows_say_what_changed_and_the_lists_refresh_in_chinese(live, brows
     # queue; the next refresh shows it without a reload and without losing either.
     page.evaluate("window.notReloaded = true")
     page.locator("#q").fill("王芳 还在输入")
-    page.mouse.wheel(0, 200)
-    page.wait_for_function("window.scrollY > 0")
+    page.evaluate("window.scrollTo(0, 150)")
     scrolled = page.evaluate("window.scrollY")
+    assert scrolled > 0
     fresh = live.open_as("SO-10030", description="新工单：发票开错了")
     live.wait_row(fresh, lambda r: r.team == "phone")
     unassigned = page.locator("section[aria-labelledby=team-h]")
@@ -213,13 +224,13 @@ def test_desk_rows_say_what_changed_and_the_lists_refresh_in_chinese(live, brows
     context.close()
 
 
-def test_console_shows_the_teams_cases_each_handlers_load_and_selects_all(live, browser):
+def test_console_shows_the_teams_cases_each_handlers_load_and_selects_all(live, browser):  # noqa: F811
     other_team = live.open_as("SO-10011", channel="email", priority="P4")
     threat = live.open_as("SO-10012", name="李雷", priority="P4", description=THREAT)
     live.wait_row(other_team, lambda r: r.overdue and r.team == "mail")
     assert live.wait_row(threat, lambda r: r.overdue).escalation_risk
     live.wait_row(live.at_risk_case, lambda r: r.at_risk_at is not None
-                  and r.at_risk_at <= datetime.now(UTC) and not r.overdue, timeout=45)
+                  and as_utc(r.at_risk_at) <= datetime.now(UTC) and not r.overdue, timeout=45)
     hank_open = sum(1 for c in live.call("GET", "/api/v1/cases?assignee=hank", who="sam")[
         "items"] if c["stage"] not in ("closed", "cancelled"))
     assert hank_open >= 3

@@ -18,7 +18,7 @@ def now():
     return test_pages.NOW
 
 
-def add_users(app) -> None:
+def add_users(app) -> None:  # noqa: F811
     with app.extensions["aftersales"].sessions.begin() as session:
         create_user(session, "tom", "handler", "tom-password", teams=["mail"])
         create_user(session, "sue", "supervisor", "sue-password", teams=["phone"])
@@ -26,7 +26,7 @@ def add_users(app) -> None:
         create_user(session, "ada", "admin", "ada-password")
 
 
-def test_a_desk_row_says_what_changed_one_badge_per_fact(app):
+def test_a_desk_row_says_what_changed_one_badge_per_fact(app):  # noqa: F811
     put(app, "AS-LATE", assignee="hank", overdue=True, order_id="SO-7788",
         description="盒子压坏了\n" + "杯子也碎了，" * 12 + "真的非常生气",
         stage_due_at=now() - timedelta(minutes=5),
@@ -55,7 +55,7 @@ def test_a_desk_row_says_what_changed_one_badge_per_fact(app):
     assert "客户已回复" in late and "待审批" in zh and "评分 2/5" in zh
 
 
-def test_an_overdue_case_whose_stage_is_not_yet_due_keeps_both_words(app):
+def test_an_overdue_case_whose_stage_is_not_yet_due_keeps_both_words(app):  # noqa: F811
     # Another target breached while the stage's own due time is ahead: "Overdue" and
     # "in 3 hours" are two facts, and both are said.
     put(app, "AS-ODD", assignee="hank", overdue=True, stage_due_at=now() + timedelta(hours=3))
@@ -63,7 +63,7 @@ def test_an_overdue_case_whose_stage_is_not_yet_due_keeps_both_words(app):
     assert ">Overdue<" in mine and "in 3 hours" in mine
 
 
-def test_the_lists_fragment_follows_the_filters_and_needs_a_sign_in(app):
+def test_the_lists_fragment_follows_the_filters_and_needs_a_sign_in(app):  # noqa: F811
     put(app, "AS-MINE", assignee="hank", kind="return")
     put(app, "AS-FREE")
     client = signed_in(app, "hank")
@@ -86,7 +86,7 @@ def test_the_lists_fragment_follows_the_filters_and_needs_a_sign_in(app):
     assert "connect-src 'self'" in csp and "default-src 'none'" in csp
 
 
-def test_the_console_shows_the_supervisors_teams_and_each_handlers_load(app):
+def test_the_console_shows_the_supervisors_teams_and_each_handlers_load(app):  # noqa: F811
     add_users(app)
     late = {"overdue": True, "stage_due_at": now() - timedelta(hours=1)}
     put(app, "AS-PHONE", team="phone", assignee="pam", **late)
@@ -126,7 +126,7 @@ def test_the_console_shows_the_supervisors_teams_and_each_handlers_load(app):
     assert "AS-MAIL" in section(html, "overdue-h")
 
 
-def test_workloads_count_open_and_overdue_cases_per_person(app):
+def test_workloads_count_open_and_overdue_cases_per_person(app):  # noqa: F811
     add_users(app)
     put(app, "AS-W1", team="phone", assignee="pam", overdue=True)
     put(app, "AS-W2", team="phone", assignee="pam")
