@@ -5,8 +5,10 @@ tests/test_desk_console_browser.py."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
+from db import cases as case_store
 from db import teams
 from db.accounts import create_user
 from tests import test_pages
@@ -121,6 +123,16 @@ def test_the_console_shows_the_supervisors_teams_and_each_handlers_load(app):  #
     html = signed_in(app, "ada").get("/supervisor").get_data(as_text=True)
     assert "AS-MAIL" in section(html, "overdue-h") and "AS-MAILRISK" in section(html, "risk-h")
     assert '<option value="tom">tom (1)</option>' in html
+    # A crafted post naming another team's case is still refused, and changes nothing.
+    client = signed_in(app, "sue")
+    page = client.get("/supervisor").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    refused = client.post("/supervisor/reassign", data={
+        "csrf_token": token, "case_id": ["AS-MAIL"], "assignee": "pam"},
+        follow_redirects=True).get_data(as_text=True)
+    assert "Not reassigned: AS-MAIL: case AS-MAIL is assigned to tom" in refused
+    with app.extensions["aftersales"].sessions() as session:
+        assert case_store.get_case(session, "AS-MAIL").assignee == "tom"
     # A supervisor in no team works across all teams, as the ownership table says.
     html = signed_in(app, "sam").get("/supervisor").get_data(as_text=True)
     assert "AS-MAIL" in section(html, "overdue-h")
