@@ -89,6 +89,10 @@ class Case(Base):
     root_cause: Mapped[str | None] = mapped_column(String(32))
     responsible_party: Mapped[str | None] = mapped_column(String(16))
     resolution_type: Mapped[str | None] = mapped_column(String(16))
+    # The types of the completed resolution's remedies, each between spaces
+    # (" apology compensation refund "; one for a single resolution): the reports count a
+    # case once under each type it was settled with.
+    remedy_types: Mapped[str | None] = mapped_column(String(120))
     refunded: Mapped[Decimal] = mapped_column(Numeric(12, 2), nullable=False, default=0)
     compensation_points: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     reopen_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)

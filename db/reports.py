@@ -16,7 +16,7 @@ from sqlalchemy import Float, and_, case, cast, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from db.models import Case, CaseClock
-from workflows.case.vocabulary import CLOCKS, OPEN_STAGES
+from workflows.case.vocabulary import CLOCKS, OPEN_STAGES, RESOLUTION_TYPES
 
 CLOCK_ORDER = CLOCKS
 
@@ -74,8 +74,14 @@ def summary(session: Session, f: ReportFilter) -> dict:
         func.coalesce(func.sum(Case.refunded), 0),
         func.sum(case((Case.refunded > 0, 1), else_=0)),
         func.coalesce(func.sum(Case.compensation_points), 0),
-        func.sum(case((Case.resolution_type == "compensation", 1), else_=0)),
     ).where(*f.conditions())).one()
+    # A case counts once under each type it was settled with (apology + coupon + refund:
+    # once in each of the three).
+    settled = session.execute(select(*(
+        func.sum(case((Case.remedy_types.like(f"% {kind} %"), 1), else_=0))
+        for kind in RESOLUTION_TYPES)).where(*f.conditions())).one()
+    remedies = {kind: int(count or 0) for kind, count in zip(RESOLUTION_TYPES, settled,
+                                                            strict=True)}
     return {
         "period": {"from": f.start.isoformat(), "to": f.end.isoformat()},
         "filters": f.named(),
@@ -98,7 +104,8 @@ def summary(session: Session, f: ReportFilter) -> dict:
         "responsible_parties": _split(session, f, Case.responsible_party),
         "refunds": {"count": int(money[1] or 0),
                     "amount": f"{Decimal(str(money[0] or 0)):.2f}"},
-        "compensation": {"count": int(money[3] or 0), "points": int(money[2] or 0)},
+        "compensation": {"count": remedies["compensation"], "points": int(money[2] or 0)},
+        "remedies": remedies,
         "by_team": breakdown(session, f, "team"),
         "by_store": breakdown(session, f, "store"),
     }

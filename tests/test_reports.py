@@ -92,6 +92,37 @@ def test_summary_figures(client):
         "supplier": 1, "courier": 1}
     assert report["refunds"] == {"count": 1, "amount": "50.00"}
     assert report["compensation"] == {"count": 1, "points": 300}
+    # One remedy each: A's refund and B's points.
+    assert report["remedies"] == {"refund": 1, "return_refund": 0, "exchange": 0,
+                                  "repair": 0, "compensation": 1, "apology": 0}
+
+
+def test_each_remedy_counts_once_under_its_type(client):
+    http, headers = client
+    # E: settled with an apology, a coupon and a refund at once: once under each of the
+    # three; F: the same plan, failed and back in analyze: under none.
+    combined = Resolution(type="combined", state="done", amount="20.00", remedies=[
+        Resolution(type="apology", state="done"),
+        Resolution(type="compensation", coupon_code="SORRY-5", state="done"),
+        Resolution(type="refund", amount="20.00", state="done")])
+    sessions = http.application.extensions["aftersales"].sessions
+    for case_id, stage, resolution, resolved_at in (
+            ("AS-RE", "feedback", combined, T0 + 30 * H),
+            ("AS-RF", "analyze", Resolution(type="combined", state="failed",
+                                            remedies=combined.remedies), None)):
+        case_store.write_projection(sessions, Projection(snapshot(
+            version=1, case_id=case_id, created_at=T0 + 2 * H, updated_at=T0 + 30 * H,
+            stage=stage, order_id="SO-5", confirmed_at=T0 + 3 * H, resolved_at=resolved_at,
+            resolution=resolution, refunded="20.00" if resolved_at else "0.00")))
+    report = http.get(f"/api/v1/reports/summary?{PERIOD}", headers=headers).get_json()
+    assert report["remedies"] == {"refund": 2, "return_refund": 0, "exchange": 0,
+                                  "repair": 0, "compensation": 2, "apology": 1}
+    assert report["compensation"] == {"count": 2, "points": 300}
+    assert report["refunds"] == {"count": 2, "amount": "70.00"}
+    rows = dict(csv.reader(io.StringIO(http.get(
+        f"/api/v1/reports/summary?{PERIOD}&format=csv", headers=headers
+    ).get_data(as_text=True))))
+    assert rows["remedies.apology"] == "1" and rows["remedies.refund"] == "2"
 
 
 def test_filters_and_csv(client):

@@ -12,6 +12,7 @@ import tomllib
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -25,6 +26,7 @@ from web import evidence, intake
 from web.auth import NOT_YOUR_CASE, PERMISSIONS
 from web.caseview import (
     ACTION_NAMES,
+    REMEDY_ROWS,
     available_actions,
     field_label,
     may_act,
@@ -41,7 +43,7 @@ from web.pages import staff_page
 from web.problems import Problem, flatten_errors
 from web.schemas import ACTION_SCHEMAS, CaseCreateSchema
 from workflows.case.contracts import MAX_TAG_LENGTH, Actor, CaseItem, Customer
-from workflows.case.vocabulary import CHANNELS, KINDS, PRIORITIES, STAGES
+from workflows.case.vocabulary import CHANNELS, GOODS_RESOLUTIONS, KINDS, PRIORITIES, STAGES
 
 desk = Blueprint("desk", __name__)
 REPLIES_FILE = Path(__file__).parent / "content" / "replies.toml"
@@ -267,18 +269,27 @@ def form_body(action: str, form) -> dict:
         return {n: v for n in names if (v := text(n)) is not None}
 
     if action == "resolve":
-        resolution: dict = pick("type", "amount", "coupon_code")
-        if text("points"):
-            resolution["points"] = _int(text("points"))
+        # Row 1 is `type`, `amount`, …; the optional further rows `type-2`, `amount-2`, ….
+        rows: list[dict] = []
+        for suffix in ("", *(f"-{n}" for n in range(2, REMEDY_ROWS + 1))):
+            row: dict[str, Any] = {name: value for name in ("type", "amount", "coupon_code")
+                   if (value := text(name + suffix)) is not None}
+            if text("points" + suffix):
+                row["points"] = _int(text("points" + suffix))
+            if row or not suffix:
+                rows.append(row)
         items = []
         for key in form:
             if key.startswith("qty:") and text(key):
                 quantity = _int(text(key))
                 if quantity != 0:
                     items.append({"sku": key[4:], "quantity": quantity})
-        if items:
-            resolution["items"] = items
-        return {"resolution": resolution, **pick("note")}
+        if items:  # the goods go with the remedy that moves goods (only one may)
+            goods = [r for r in rows if r.get("type") in GOODS_RESOLUTIONS]
+            (goods or rows)[0]["items"] = items
+        if len(rows) == 1:
+            return {"resolution": rows[0], **pick("note")}
+        return {"resolutions": rows, **pick("note")}
     if action == "inspect":
         passed = form.get("passed")
         return {**({"passed": passed == "yes"} if passed in ("yes", "no") else {}),
