@@ -65,7 +65,23 @@ def page_context(**extra) -> dict:
 @desk.get("/desk")
 @staff_page("handler", "supervisor", "admin")
 def queue():
-    args = request.args
+    return render_template("desk.html", **desk_context(request.args))
+
+
+@desk.get("/desk/lists")
+@staff_page("handler", "supervisor", "admin")
+def lists_fragment():
+    """The desk's two lists alone, with the page's filters: what the desk's script
+    (static/desk.js) fetches to keep them current without reloading the page."""
+    return render_template("_desk_lists.html", **desk_context(request.args))
+
+
+# How often the open desk asks for its lists again (static/desk.js), in seconds.
+REFRESH_SECONDS = 30
+
+
+def desk_context(args) -> dict:
+    """What the desk page and its lists fragment show: the first cases of each list."""
     filters = desk_filters(args)
     with state().sessions() as session:
         lists = desk_lists(session, filters)
@@ -73,14 +89,13 @@ def queue():
             session, lists["mine"], sort="due", per_page=PER_PAGE, page=1)
         unassigned, unassigned_total, _next = case_store.list_cases(
             session, lists["unassigned"], sort="due", per_page=PER_PAGE, page=1)
-    return render_template(
-        "desk.html", **page_context(
-            mine=mine, mine_total=mine_total, unassigned=unassigned,
-            unassigned_total=unassigned_total, filters=filters,
-            export_args=query_args(filters), KINDS=KINDS,
-            PRIORITIES=PRIORITIES, STAGES=STAGES,
-            TEAMS=[rule.name for rule in state().routing.teams],
-            DIGEST_CHOICES=digest_choices()))
+    return page_context(
+        mine=mine, mine_total=mine_total, unassigned=unassigned,
+        unassigned_total=unassigned_total, filters=filters,
+        export_args=query_args(filters), KINDS=KINDS,
+        PRIORITIES=PRIORITIES, STAGES=STAGES, refresh_seconds=REFRESH_SECONDS,
+        TEAMS=[rule.name for rule in state().routing.teams],
+        DIGEST_CHOICES=digest_choices())
 
 
 def every(seconds: int) -> str:

@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
 from aftersales import events_out
-from db import accounts
+from db import accounts, teams
 from db import cases as case_store
 from db.reports import ReportFilter, summary
 from web.caseview import open_breach
@@ -35,15 +35,16 @@ supervisor = Blueprint("supervisor", __name__)
 def console():
     now = datetime.now(UTC)
     filters = team_filters(request.args)
-    lists = console_lists(filters, now)
     with state().sessions() as session:
+        scope = console_scope(session)
+        lists = console_lists(filters, now, scope)
         overdue, overdue_total, _n = case_store.list_cases(
             session, lists["overdue"], sort="due", per_page=PER_PAGE, page=1)
         at_risk, at_risk_total, _n = case_store.list_cases(
             session, lists["at-risk"], sort="due", per_page=PER_PAGE, page=1)
         approvals, approvals_total, _n = case_store.list_cases(
             session, lists["approvals"], sort="due", per_page=PER_PAGE, page=1)
-        handlers = [u for u in accounts.list_users(session) if u.active]
+        handlers = teams.workloads(session, list(scope))
         endpoints = events_out.status(session, state().settings.event_webhook_urls)
         session.expunge_all()
     breaches = {row.id: open_breach(row, now) for row in overdue}
@@ -56,14 +57,23 @@ def console():
             TEAMS=[rule.name for rule in state().routing.teams]))
 
 
-def console_lists(filters: dict, now: datetime) -> dict[str, case_store.CaseFilter]:
-    """The console's lists, narrowed by team and store: the page shows their first
-    cases, the "Export CSV" links all of them."""
+def console_scope(session) -> tuple[str, ...]:
+    """The teams whose cases the signed-in manager's console shows: a supervisor's own
+    (with the cases of no team), every team for an admin or a supervisor in no team —
+    the cases web/auth.OWNERSHIP lets them act on, so a bulk reassign is not refused."""
+    return () if g.user.role == "admin" else tuple(teams.teams_of(session, g.user.name))
+
+
+def console_lists(filters: dict, now: datetime,
+                  scope: tuple[str, ...]) -> dict[str, case_store.CaseFilter]:
+    """The console's lists, in the manager's scope and narrowed by team and store: the
+    page shows their first cases, the "Export CSV" links all of them."""
     return {
-        "overdue": case_store.CaseFilter(overdue=True, open_only=True, **filters),
-        "at-risk": case_store.CaseFilter(at_risk_by=now, **filters),
+        "overdue": case_store.CaseFilter(overdue=True, open_only=True, queue_of=scope,
+                                         **filters),
+        "at-risk": case_store.CaseFilter(at_risk_by=now, queue_of=scope, **filters),
         "approvals": case_store.CaseFilter(status="waiting_on_approval", open_only=True,
-                                           **filters),
+                                           queue_of=scope, **filters),
     }
 
 
@@ -73,7 +83,8 @@ def export():
     """One of the console's lists (`list`: overdue, at-risk or approvals) as CSV."""
     filters = team_filters(request.args)
     which = request.args.get("list")
-    lists = console_lists(filters, datetime.now(UTC))
+    with state().sessions() as session:
+        lists = console_lists(filters, datetime.now(UTC), console_scope(session))
     if which not in lists:
         return render_template("message.html", title=_("No such list"), message=_(
             "The console has no list “%(name)s”.", name=which or "")), 404
