@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from db import cases as case_store
-from db.models import CaseWaybill
+from db.models import Case, CaseWaybill
 from db.privacy import ERASED, anonymise_closed
 from db.search import case_id_of, phone_digits
 from tests.test_pages import NOW, app, put, section, signed_in  # noqa: F401 - fixture
@@ -119,6 +119,27 @@ def test_an_erased_customer_is_not_found_by_name_or_phone(sessions):  # noqa: F8
     assert found(sessions, "赵敏") == ["AS-E2"]
     assert found(sessions, ERASED) == []
     assert found(sessions, "SO-E1") == ["AS-E1"]  # the case itself is still there
+
+
+def test_the_migration_fills_phones_and_waybills_of_cases_already_there(
+        database_url, sessions):  # noqa: F811
+    from alembic import command
+
+    from db.engine import alembic_config
+
+    order = OrderSnapshot(id="SO-M", customer_id="C-M", status="delivered", currency="CNY",
+                          total="9.00", placed_at=T0, waybill_no="YT0001")
+    write(sessions, "AS-M1", order=order, parcels={"SF0001": {"type": "return"}},
+          customer=Customer(id="C-M", name="欧阳娜娜", phone="+86 139-0000-0001"))
+    write(sessions, "AS-M2", customer=Customer(id="C-E", name=ERASED, phone=""))
+    config = alembic_config(database_url)
+    command.downgrade(config, "0019")  # as before the phone digits and waybills
+    command.upgrade(config, "head")
+    assert found(sessions, "13900000001") == ["AS-M1"]
+    assert found(sessions, "sf0001") == ["AS-M1"] and found(sessions, "yt0001") == ["AS-M1"]
+    with sessions() as session:
+        assert session.get(Case, "AS-M2").customer_phone_digits is None
+    command.upgrade(config, "head")  # again: nothing to do, nothing doubled
 
 
 # ---------------------------------------------------------------- the pages
