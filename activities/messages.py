@@ -13,13 +13,26 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, meta
 
-from workflows.case.vocabulary import LOCALES
+from workflows.case.vocabulary import CLOCKS, LOCALES
 
 TEMPLATES = Path(__file__).parent / "templates" / "notifications"
 
 _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=False,
                    undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                    keep_trailing_newline=False)
+
+
+# The SLA clocks (vocabulary.CLOCKS) as staff mail names them, given to every text as
+# `clock_names`: a message says "确认阶段", never the key `confirm`. The same words as
+# the desk's (web/caseview.py CLOCK_NAMES and its zh catalog).
+CLOCK_WORDS = {
+    "zh-CN": {"confirm": "确认", "analyze": "分析", "resolution": "处理", "revisit": "回访",
+              "legal_refund": "法定退款期限", "reply": "回复客户"},
+    "en": {"confirm": "confirmation", "analyze": "analysis", "resolution": "resolution",
+           "revisit": "follow-up", "legal_refund": "legal refund deadline",
+           "reply": "reply to the customer"},
+}
+assert all(set(words) == set(CLOCKS) for words in CLOCK_WORDS.values())
 
 
 @dataclass(frozen=True)
@@ -40,7 +53,7 @@ def render(template: str, locale: str, context: dict) -> RenderedMessage:
         tmpl = _env.get_template(f"{locale}/{template}.txt")
     except TemplateNotFound as err:
         raise UnknownTemplate(f"no {locale} text for notification '{template}'") from err
-    ctx = tmpl.new_context(dict(context))
+    ctx = tmpl.new_context({"clock_names": CLOCK_WORDS[locale], **context})
     subject = " ".join("".join(tmpl.blocks["subject"](ctx)).split())
     body = "".join(tmpl.blocks["body"](ctx)).strip() + "\n"
     return RenderedMessage(subject=subject, body=body)

@@ -52,6 +52,7 @@ class DeliveryReport:
     result: DeliveryResult = field(default_factory=DeliveryResult)
     failed: dict[str, str] = field(default_factory=dict)  # key -> error
     busy: list[str] = field(default_factory=list)  # claimed by another attempt now
+    digest: list[str] = field(default_factory=list)  # wait for the digest (outbox.DIGESTED)
 
 
 class OutboxDelivery:
@@ -83,6 +84,8 @@ class OutboxDelivery:
             state = outbox.state(self._sessions, key)
             if state == "claimed":
                 report.busy.append(key)
+            elif state == "digest":  # the scheduler's digest carries it (db/digests.py)
+                report.digest.append(key)
             elif state == "sent":
                 report.result.already_sent.append(key)
                 refused = outbox.refusal(self._sessions, key)

@@ -1,7 +1,9 @@
 """`aftersales scheduler`: read-model housekeeping on a timetable, in its own process.
 
 Only housekeeping lives here (case deadlines are durable workflow timers, never
-APScheduler jobs): the hourly overdue digest to supervisors, the nightly KPI snapshot,
+APScheduler jobs): the hourly overdue digest to supervisors, each person's digest of
+SLA warnings (every minute, one digest per person per AFTERSALES_DIGEST_INTERVAL at
+most), the nightly KPI snapshot,
 reconciliation of the read model against Temporal, the sweep of outbox rows left
 unsent, purging expired Idempotency-Keys and ended rate-limit counts, anonymising
 cases past retention, and polling the inbound mailbox (AFTERSALES_IMAP_URL) for the
@@ -34,7 +36,7 @@ from aftersales.mailin import Handle, ImapPoller, PollReport
 from aftersales.reconcile import ReconcileReport, reconcile
 from aftersales.settings import Settings
 from db import cases as case_store
-from db import kpi, leases, outbox, ratecounters
+from db import digests, kpi, leases, outbox, ratecounters
 from db.cases import jsonable
 from db.engine import make_engine, make_sessionmaker, migrate
 from db.idempotency import purge_expired
@@ -75,6 +77,7 @@ def _day(now: datetime) -> str:
 # job -> (Housekeeping method, the run a moment belongs to, lease time-to-live).
 JOBS: dict[str, tuple[str, Callable[[datetime], str], timedelta]] = {
     "overdue_digest": ("overdue_digest", _hour, timedelta(minutes=30)),
+    "warning_digest": ("warning_digests", _slot(1), timedelta(minutes=10)),
     "kpi_snapshot": ("kpi_snapshot", _day, timedelta(hours=1)),
     "reconcile": ("reconcile", _slot(15), timedelta(minutes=30)),
     "outbox_sweep": ("sweep_outbox", _slot(5), timedelta(minutes=10)),
@@ -168,6 +171,23 @@ class Housekeeping:
         log.info("overdue digest %s: %d cases", hour, len(cases))
         self._delivery.deliver([key])
         return key
+
+    def warning_digests(self) -> list[digests.Written]:
+        """Each person's SLA warnings, one digest at most per AFTERSALES_DIGEST_INTERVAL
+        (db/digests.py): written with the marks on the warnings in one transaction,
+        then sent through the outbox's claim, with any digest an earlier run wrote and
+        did not send. Returns the digests written now."""
+        now = self._now()
+        with self._sessions.begin() as session:
+            written = digests.write_digests(
+                session, now, timedelta(seconds=self._settings.digest_interval))
+        with self._sessions() as session:
+            pending = digests.unsent_digests(session)
+        if pending:
+            self._delivery.deliver(pending)
+        for digest in written:
+            log.info("warning digest %s: %d cases", digest.key, digest.count)
+        return written
 
     def kpi_snapshot(self) -> int:
         """Rewrite the KPI rows of the last days; returns how many days."""
@@ -304,6 +324,7 @@ def run_scheduler(settings: Settings, mail_handler: Handle | None = None) -> Non
         ("outbox_sweep", "interval", {"minutes": 5, "next_run_time": now}),
         ("reconcile", "interval", {"minutes": 15, "next_run_time": now + timedelta(minutes=1)}),
         ("overdue_digest", "cron", {"minute": 5}),
+        ("warning_digest", "interval", {"minutes": 1, "next_run_time": now}),
         ("kpi_snapshot", "cron", {"hour": 0, "minute": 30}),
         ("retention", "cron", {"hour": 3, "minute": 17}),
         ("blob_sweep", "cron", {"hour": 4, "minute": 7}),
@@ -318,12 +339,13 @@ def run_scheduler(settings: Settings, mail_handler: Handle | None = None) -> Non
     # trend charts; the per-day lease keeps it to one run a day.
     scheduler.add_job(partial(jobs.run_job, "kpi_snapshot"), "date", id="kpi_snapshot_now",
                       run_date=now + timedelta(seconds=30))
-    log.info("scheduler %s running: digest hourly at :05, KPI snapshot 00:30, "
+    log.info("scheduler %s running: digest hourly at :05, warning digests every %ss at "
+             "most per person, KPI snapshot 00:30, "
              "reconciliation every 15 min, outbox sweep every 5 min, idempotency keys "
              "and rate-limit counts hourly, retention %ss daily at 03:17, blob sweep "
              "04:07, events out every 5 s to %d endpoint(s), mail poll every %ss",
-             jobs.holder, settings.retention, len(settings.event_webhook_urls),
-             settings.imap_interval)
+             jobs.holder, settings.digest_interval, settings.retention,
+             len(settings.event_webhook_urls), settings.imap_interval)
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):

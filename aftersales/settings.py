@@ -142,6 +142,9 @@ class Settings:
     imap_starttls: bool = True
     imap_ca_file: str = ""
     imap_interval: int = 60
+    # Staff SLA warnings wait this long at most, batched into one digest per person
+    # (docs/notifications.md, "Quiet warnings"); seconds.
+    digest_interval: int = 1800
     mail_in_host: str = "127.0.0.1"
     mail_in_port: int = 0
     mail_in_max_message: int = 40 * MB
@@ -216,6 +219,7 @@ class Settings:
                                                                               "no"),
             imap_ca_file=get("AFTERSALES_IMAP_CA_FILE", ""),
             imap_interval=max(60, parse_duration(get("AFTERSALES_IMAP_INTERVAL") or "60s")),
+            digest_interval=max(60, parse_duration(get("AFTERSALES_DIGEST_INTERVAL") or "30m")),
             mail_in_host=get("AFTERSALES_MAIL_IN_HOST") or "127.0.0.1",
             mail_in_port=int(get("AFTERSALES_MAIL_IN_PORT") or 0),
             mail_in_max_message=parse_size("AFTERSALES_MAIL_IN_MAX_MESSAGE",
@@ -292,6 +296,7 @@ class Settings:
             "AFTERSALES_IMAP_STARTTLS": "1" if self.imap_starttls else "0",
             "AFTERSALES_IMAP_CA_FILE": self.imap_ca_file,
             "AFTERSALES_IMAP_INTERVAL": f"{self.imap_interval}s",
+            "AFTERSALES_DIGEST_INTERVAL": f"{self.digest_interval}s",
             "AFTERSALES_MAIL_IN_HOST": self.mail_in_host,
             "AFTERSALES_MAIL_IN_PORT": str(self.mail_in_port or ""),
             "AFTERSALES_MAIL_IN_MAX_MESSAGE": str(self.mail_in_max_message),

@@ -300,10 +300,26 @@ def report_facts(snap) -> dict:
         "root_cause": analysis.get("root_cause"),
         "responsible_party": analysis.get("responsible_party"),
         "resolution_type": resolution.type if resolution else None,
+        "remedy_types": remedy_types(resolution) if resolution else None,
         "refunded": Decimal(snap.refunded or "0"),
         "compensation_points": snap.compensation_points,
+        "coupon_value": coupon_value(resolution) if resolution else Decimal("0"),
         "reopen_count": snap.reopen_count,
     }
+
+
+def coupon_value(resolution) -> Decimal:
+    """The money value of the coupons a resolution grants: the amount of each
+    compensation (alone or among several remedies) that carries a coupon code."""
+    return sum((Decimal(r.amount or "0") for r in resolution.remedies or [resolution]
+                if r.type == "compensation" and r.coupon_code), Decimal("0"))
+
+
+def remedy_types(resolution) -> str:
+    """A resolution's remedy types as the `remedy_types` column keeps them: each between
+    spaces, so `LIKE '% refund %'` finds refunds and not `return_refund`."""
+    types = [r.type for r in resolution.remedies] or [resolution.type]
+    return " " + " ".join(types) + " "
 
 
 def write_projection(session_factory, projection: Projection,
@@ -430,9 +446,12 @@ def returned_quantities(session: Session, order_id: str) -> dict[str, int]:
     returned: dict[str, int] = {}
     for data in session.scalars(select(Case.data).where(Case.order_id == order_id)):
         resolution = data.get("resolution") or {}
-        if resolution.get("type") in ("return_refund", "exchange") and \
-                resolution.get("state") == "done":
-            for item in resolution.get("items", []):
+        if resolution.get("state") != "done":
+            continue
+        for remedy in resolution.get("remedies") or [resolution]:
+            if remedy.get("type") not in ("return_refund", "exchange"):
+                continue
+            for item in remedy.get("items", []):
                 returned[item["sku"]] = returned.get(item["sku"], 0) + int(item["quantity"])
     return returned
 

@@ -91,8 +91,15 @@ class Case(Base):
     root_cause: Mapped[str | None] = mapped_column(String(32))
     responsible_party: Mapped[str | None] = mapped_column(String(16))
     resolution_type: Mapped[str | None] = mapped_column(String(16))
+    # The types of the completed resolution's remedies, each between spaces
+    # (" apology compensation refund "; one for a single resolution): the reports count a
+    # case once under each type it was settled with.
+    remedy_types: Mapped[str | None] = mapped_column(String(120))
     refunded: Mapped[Decimal] = mapped_column(Numeric(12, 2), nullable=False, default=0)
     compensation_points: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # The money value of a coupon granted as compensation (its resolution's amount).
+    coupon_value: Mapped[Decimal] = mapped_column(Numeric(12, 2), nullable=False, default=0,
+                                                  server_default="0")
     reopen_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     # The triage model's suggestions at intake (docs/triage.md); escalation risk is a
     # column of its own so the supervisor's queue can filter on it.
@@ -116,6 +123,8 @@ class Case(Base):
         Index("ix_cases_order", "order_id", "kind"),
         Index("ix_cases_customer", "customer_id"),
         Index("ix_cases_created", "created_at"),
+        Index("ix_cases_updated", "updated_at"),
+        Index("ix_cases_closed", "closed_at"),
         Index("ix_cases_phone", "customer_phone"),
         Index("ix_cases_phone_digits", "customer_phone_digits"),
         Index("ix_cases_team_due", "team", "due_key", "id"),
@@ -198,7 +207,10 @@ class CaseClock(Base):
     target_s: Mapped[int] = mapped_column(Integer, nullable=False)
     used_s: Mapped[float] = mapped_column(Float, nullable=False)
 
-    __table_args__ = (Index("ix_case_clocks_name_state", "name", "state"),)
+    # A report over a few days joins its cases' clocks through the second index,
+    # reading the index alone, instead of scanning every clock.
+    __table_args__ = (Index("ix_case_clocks_name_state", "name", "state"),
+                      Index("ix_case_clocks_case_state", "case_id", "state", "name"))
 
 
 class TimelineEvent(Base):
@@ -262,6 +274,9 @@ class User(Base):
     # Away users get no new cases from routing (docs/teams.md); on duty when created.
     on_duty: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True,
                                           server_default="1")
+    # How often the user gets the digest of SLA warnings, in seconds (one of
+    # db/digests.CHOICES); None: AFTERSALES_DIGEST_INTERVAL.
+    digest_interval: Mapped[int | None] = mapped_column(Integer)
 
 
 class UserTeam(Base):
@@ -385,6 +400,9 @@ class KpiSnapshot(Base):
     rating_sum: Mapped[int] = mapped_column(Integer, nullable=False)
     overdue_open: Mapped[int] = mapped_column(Integer, nullable=False)
     taken_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    # The day's additive report figures (db/reports.py `Tally`), so a report over closed
+    # days sums rows instead of scanning cases; null on rows written before 0025.
+    figures: Mapped[dict | None] = mapped_column(JSON)
 
 
 class SchedulerLease(Base):

@@ -24,6 +24,11 @@ from db.models import Case, OutboxMessage, User
 # outlives the attempt that took it; a worker that died frees its rows after this.
 CLAIM_LEASE = timedelta(minutes=5)
 
+# Messages that are never sent one by one: each waits for its recipients' digest
+# (db/digests.py), which the scheduler writes, marking these rows in the same
+# transaction. Urgent messages (a breach, an escalation, a customer's reply) are not here.
+DIGESTED = frozenset({"sla_warning"})
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -58,6 +63,7 @@ def claim(sessions: sessionmaker[Session], key: str, now: datetime) -> Claim | N
         result: CursorResult = session.execute(  # type: ignore[assignment]
             update(OutboxMessage)
             .where(OutboxMessage.key == key, OutboxMessage.sent_at.is_(None),
+                   OutboxMessage.template.not_in(DIGESTED),
                    or_(OutboxMessage.claimed_until.is_(None),
                        OutboxMessage.claimed_until < now))
             .values(claimed_until=now + CLAIM_LEASE, claim_token=token,
@@ -74,13 +80,16 @@ def claim(sessions: sessionmaker[Session], key: str, now: datetime) -> Claim | N
 
 
 def state(sessions: sessionmaker[Session], key: str) -> str:
-    """`sent`, `missing`, `claimed` (another attempt holds it) or `unsent`."""
+    """`sent`, `missing`, `claimed` (another attempt holds it), `digest` (it waits for
+    its recipients' digest) or `unsent`."""
     with sessions() as session:
         row = session.get(OutboxMessage, key)
         if row is None:
             return "missing"
         if row.sent_at is not None:
             return "sent"
+        if row.template in DIGESTED:
+            return "digest"
         return "claimed" if row.claimed_until is not None else "unsent"
 
 
@@ -217,7 +226,7 @@ def unsent_keys(session: Session, now: datetime, older_than: timedelta,
     return list(session.scalars(
         select(OutboxMessage.key)
         .where(OutboxMessage.sent_at.is_(None), OutboxMessage.created_at < now - older_than,
-               OutboxMessage.attempts < GIVE_UP_AFTER,
+               OutboxMessage.attempts < GIVE_UP_AFTER, OutboxMessage.template.not_in(DIGESTED),
                or_(OutboxMessage.claimed_until.is_(None),
                    OutboxMessage.claimed_until < now))
         .order_by(OutboxMessage.created_at).limit(limit)))

@@ -244,6 +244,13 @@ def test_a_deactivated_users_open_cases_go_back_to_the_queue(live):
     taken = client.post(f"/api/v1/cases/{case_id}/assign", json={"assignee": "hank"},
                         headers=bearer(hank))
     assert taken.get_json()["assignee"] == "hank"
+    # A request hank sent with an Idempotency-Key: its answer is kept for replays.
+    note = {"text": "called the customer"}
+    keyed = {**bearer(hank), "Idempotency-Key": "hank-note-1"}
+    sent = client.post(f"/api/v1/cases/{case_id}/note", json=note, headers=keyed)
+    assert sent.status_code == 200, sent.get_json()
+    assert client.post(f"/api/v1/cases/{case_id}/note", json=note,
+                       headers=keyed).headers.get("Idempotent-Replayed") == "true"
 
     done = client.post("/api/v1/users/hank/deactivate", headers=bearer(admin))
     assert done.status_code == 200, done.get_json()
@@ -254,6 +261,16 @@ def test_a_deactivated_users_open_cases_go_back_to_the_queue(live):
     event = case["timeline"][-1]
     assert event["type"] == "unassigned" and event["actor"] == "ada"
     assert event["detail"] == {"from": "hank", "reason": "deactivated"}
+    # The deactivated user's pending idempotent request is not replayed, nor is a new one
+    # taken: both are refused before the key is looked at, and nothing changes.
+    for key in ("hank-note-1", "hank-note-2"):
+        again = client.post(f"/api/v1/cases/{case_id}/note", json=note,
+                            headers={**bearer(hank), "Idempotency-Key": key})
+        assert again.status_code == 401, again.get_data(as_text=True)
+        assert again.content_type == "application/problem+json"
+        assert "Idempotent-Replayed" not in again.headers
+    after = client.get(f"/api/v1/cases/{case_id}", headers=bearer(admin)).get_json()
+    assert after["timeline"] == case["timeline"]
     # Another handler finds it in the desk's unassigned queue.
     desk = signed_in(live, "alice").get("/desk").get_data(as_text=True)
     assert case_id in desk.split('id="team-h"', 1)[-1]

@@ -526,7 +526,9 @@ def test_ownership_cell(api, standing, role):
     caller = USERS["admin"] if role == "admin" else TEAM_USERS[role]
     case = (closed_case_of(caller, client, tokens) if standing == CLOSED
             else case_standing_as(standing, role, client, tokens, sessions))
-    assert set(ACTION_BODIES) | {"assign"} == {a.name for a in STAFF_ACTIONS}
+    assert set(ACTION_BODIES) | {"assign", "merge"} == {a.name for a in STAFF_ACTIONS}
+    # What `merge` points at: another open case of the same customer.
+    survivor = open_case(client, tokens["admin"])
     events = history_length(temporal_address, case["id"])
     answers = []
 
@@ -564,7 +566,9 @@ def test_ownership_cell(api, standing, role):
     for action in cell_order():
         row = now_standing()
         status, title = expected_answer(action, role, caller, standing, row)
-        body = {"assignee": caller} if action.name == "assign" else ACTION_BODIES[action.name]
+        body = ({"assignee": caller} if action.name == "assign"
+                else {"into": survivor["id"]} if action.name == "merge"
+                else ACTION_BODIES[action.name])
         response = client.post(f"/api/v1/cases/{case['id']}/{action.name}", json=body,
                                headers=auth(tokens[caller_token]))
         answers.append((action.name, response.status_code))

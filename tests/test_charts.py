@@ -17,7 +17,7 @@ from tests.conftest import make_settings
 from tests.test_read_model import snapshot
 from tests.test_reports import T0, clock, seed
 from web import create_app
-from web.charts import supervisor_report
+from web.charts import bucket_edges, supervisor_report
 from workflows.case.contracts import Projection
 
 NOW = datetime(2026, 11, 13, 1, 0, tzinfo=UTC)
@@ -50,28 +50,74 @@ def test_trend_csat_and_pareto_charts_show_the_known_figures(database_url):
         with sessions.begin() as session:
             kpi.take_snapshots(session, NOW)
         with sessions() as session:
-            report = supervisor_report(session, NOW, weeks=2,
+            report = supervisor_report(session, NOW,
                                        period=ReportFilter(T0 - timedelta(days=9), NOW))
+        # Ten days: the charts go day by day, from the period's first hour to now.
+        assert report.unit == "day"
+        assert report.labels[0] == "11-01" and report.labels[-1] == "11-13"
         cases = parsed(report.cases_trend)
-        assert cases.find(f"{SVG}title").text == "Cases opened and closed per week"
+        assert cases.find(f"{SVG}title").text == "Cases opened and closed per day"
         desc = cases.find(f"{SVG}desc").text or ""
-        assert "Opened: week of 2026-11-02: 0; week of 2026-11-09: 3." in desc
-        assert "Closed: week of 2026-11-02: 0; week of 2026-11-09: 1." in desc
-        assert {"11-02", "11-09", "opened", "closed", "3", "1"} <= set(labels(cases))
+        assert "Opened: 11-01: 0; " in desc and "; 11-10: 3; 11-11: 0;" in desc
+        assert "Closed: 11-01: 0; " in desc and "; 11-12: 1; 11-13: 0." in desc
+        assert {"11-01", "opened", "closed"} <= set(labels(cases))
+        assert "opened 11-10: 3" in bar_titles(cases)
 
         sla = parsed(report.sla_trend)
-        assert "week of 2026-11-02: –; week of 2026-11-09: 80%" in sla.find(f"{SVG}desc").text
-        assert "80%" in labels(sla)
+        assert "11-09: –; 11-10: 80%; 11-11: –" in sla.find(f"{SVG}desc").text
         csat = parsed(report.csat_trend)
-        assert "week of 2026-11-09: 50%" in csat.find(f"{SVG}desc").text
-        assert "50%" in labels(csat)
+        assert "11-10: 50%" in csat.find(f"{SVG}desc").text
+        assert "satisfied 11-10: 50%" in bar_titles(csat)
 
         pareto = parsed(report.root_causes)
         assert "Product quality" in labels(pareto)
         assert "2 · 100% (cumulative 100%)" in labels(pareto)
-        assert report.summary["opened"] == 3
+        # The charts add up to the summary: one set of figures.
+        assert report.summary["opened"] == sum(b["opened"] for b in report.buckets) == 3
+        assert report.summary["closed"] == sum(b["closed"] for b in report.buckets) == 1
     finally:
         app.extensions["aftersales"].engine.dispose()
+
+
+def bar_titles(root: ET.Element) -> set[str]:
+    return {" ".join((t.text or "").split()) for rect in root.iter(f"{SVG}rect")
+            for t in rect.iter(f"{SVG}title")}
+
+
+def test_on_day_one_the_charts_show_todays_cases(database_url):
+    """No snapshot has been taken yet: the cases opened today are in the charts."""
+    app = app_with(database_url)
+    sessions = app.extensions["aftersales"].sessions
+    morning = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+    for n in range(20):
+        case_store.write_projection(sessions, Projection(snapshot(
+            case_id=f"AS-D{n:02d}", version=1, created_at=morning + timedelta(minutes=n),
+            updated_at=morning + timedelta(minutes=n), order_id=f"SO-D{n}")))
+    now = morning + timedelta(hours=3)
+    try:
+        with sessions() as session:
+            report = supervisor_report(session, now,
+                                       period=ReportFilter(now - timedelta(days=7), now))
+        assert report.summary["opened"] == 20
+        assert report.labels[-1] == "12-01"
+        assert "opened 12-01: 20" in bar_titles(parsed(report.cases_trend))
+        assert report.buckets[-1]["opened"] == 20
+    finally:
+        app.extensions["aftersales"].engine.dispose()
+
+
+def test_the_buckets_follow_the_period():
+    now = datetime(2026, 12, 10, 15, 30, tzinfo=UTC)
+    unit, edges = bucket_edges(now - timedelta(days=7), now)
+    assert unit == "day" and len(edges) == 9  # 3 December 15:30 to today: 8 buckets
+    assert edges[1] == datetime(2026, 12, 4, tzinfo=UTC) and edges[-1] == now
+    unit, edges = bucket_edges(now - timedelta(days=90), now)
+    assert unit == "week"
+    assert all(e.weekday() == 0 and e.hour == 0 for e in edges[1:-1])
+    unit, edges = bucket_edges(now - timedelta(days=365), now)
+    assert unit == "month" and len(edges) == 14
+    assert edges[1] == datetime(2026, 1, 1, tzinfo=UTC)
+    assert edges[-2] == datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def seed_handlers(sessions) -> None:
@@ -96,7 +142,7 @@ def test_handler_table_and_the_page_partial(database_url):
     seed_handlers(sessions)
     try:
         with sessions() as session:
-            report = supervisor_report(session, NOW, weeks=4,
+            report = supervisor_report(session, NOW,
                                        period=ReportFilter(T0, T0 + timedelta(days=1)))
         assert report.handlers == [
             {"handler": "alice", "opened": 2, "closed": 1, "overdue_open": 1,
@@ -112,7 +158,8 @@ def test_handler_table_and_the_page_partial(database_url):
         assert row is not None
         cells = re.findall(r"<td>(.*?)</td>", row.group(1), re.S)
         assert [c.strip() for c in cells] == ["2", "1", "1", "66.7%", "100.0%", "2.0 h"]
-        # H1 closed at the end of the period, which is exclusive: closed in it, none.
-        assert "4 opened, 0 closed, 1 overdue now." in " ".join(html.split())
+        # The figures of the key-figure cards are not repeated above the charts.
+        assert "opened, 0 closed" not in " ".join(html.split())
+        assert "day by day (UTC days), today so far included" in " ".join(html.split())
     finally:
         app.extensions["aftersales"].engine.dispose()

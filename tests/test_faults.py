@@ -173,3 +173,140 @@ def _wait(client, headers, case_id, predicate, timeout=60.0):
             return response.get_json()
         time.sleep(0.2)
     raise AssertionError(f"case {case_id} did not get there in {timeout}s")
+
+
+def test_several_remedies_pay_once_and_leave_no_reservation_behind_through_faults_and_kills(
+        temporal_address, tmp_path):
+    """The fault matrix for combined resolutions: the order, inventory and courier systems
+    fail a third of their calls, and the worker (a real process) is SIGKILLed twice in
+    the middle of the sagas. Every refund and coupon is paid exactly once under its own
+    key, and every reservation ends used (shipped) or released."""
+    from simulators import courier_system, inventory_system
+    from tests.test_crashes import SECRET, WorkerProcess, wait_until
+    from tests.test_resolutions import Served
+
+    order_state = order_system.OrderSystem(state_file=None)
+    order_app = order_system.create_app(order_state, fail_rate=0.33, hang_seconds=1.5)
+    inventory_app = inventory_system.create_app(inventory_system.InventorySystem(None),
+                                                fail_rate=0.33, hang_seconds=1.5)
+    courier_state = courier_system.CourierSystem(None, None, SECRET, step=0)
+    courier_app = courier_system.create_app(courier_state, fail_rate=0.33, hang_seconds=1.5)
+    orders, inventory, courier = Served(order_app), Served(inventory_app), Served(courier_app)
+    settings = make_settings(
+        temporal_address, f"sqlite:///{tmp_path / 'db.sqlite'}", orders.url,
+        inventory_system_url=inventory.url, courier_system_url=courier.url,
+        courier_webhook_secret=SECRET)
+    app = create_app(settings)
+    web = Served(app)
+    courier_state.webhook_url = f"{web.url}/webhooks/courier"
+    courier_state.start()
+    http = httpx.Client(base_url=web.url, timeout=90,
+                        headers={"Authorization": f"Bearer {staff_token(app)}"})
+    assert httpx.put(f"{inventory.url}/_control/stock/SKU-RICE-10", json={"on_hand": 0},
+                     timeout=10).status_code == 200
+    kettle = [{"sku": "SKU-KETTLE-4", "quantity": 1}]
+    out_of_stock = [*kettle, {"sku": "SKU-RICE-10", "quantity": 1}]
+    # (order, items, remedies, how it ends)
+    plans = [
+        ("SO-10002", [], [{"type": "apology"},
+                          {"type": "compensation", "coupon_code": "SORRY-1"},
+                          {"type": "refund", "amount": "10.00"}], "feedback"),
+        ("SO-10003", [], [{"type": "compensation", "coupon_code": "SORRY-2"},
+                          {"type": "compensation", "amount": "12.00"}], "feedback"),
+        ("SO-10008", kettle, [{"type": "exchange", "items": kettle},
+                              {"type": "refund", "amount": "20.00"}], "feedback"),
+        ("SO-10014", out_of_stock, [{"type": "compensation", "coupon_code": "SORRY-4"},
+                                    {"type": "exchange", "items": out_of_stock}], "analyze"),
+    ]
+    workers = [WorkerProcess(settings, tmp_path / "worker-1.log")]
+    pool = ThreadPoolExecutor(max_workers=4)
+    try:
+        cases = []
+        for n, (order_id, items, _, _) in enumerate(plans):
+            response = http.post("/api/v1/cases", json={
+                "kind": "complaint", "channel": "app", "order_id": order_id,
+                "customer": {"id": f"C-{n}", "name": "客户"}, "items": items,
+                "description": "质量问题"})
+            assert response.status_code == 201, response.text
+            cases.append(response.json())
+
+        def get(case_id: str):
+            return lambda: http.get(f"/api/v1/cases/{case_id}").json()
+
+        for case in cases:
+            wait_until(get(case["id"]), lambda c: c["stage"] == "confirm", 120, "confirm")
+            for action, body in (("confirm", {"note": "ok"}),
+                                 ("analyze", {"root_cause": "product_quality",
+                                              "responsible_party": "supplier",
+                                              "note": "faulty"})):
+                response = http.post(f"/api/v1/cases/{case['id']}/{action}", json=body)
+                assert response.status_code == 200, response.text
+
+        def resolve(case: dict, remedies: list[dict]) -> int:
+            return http.post(f"/api/v1/cases/{case['id']}/resolve",
+                             json={"resolutions": remedies}).status_code
+
+        sent = [pool.submit(resolve, case, plan[2]) for case, plan in zip(cases, plans,
+                                                                          strict=True)]
+        # Kill the worker once some saga is under way and none has finished.
+        wait_until(get(cases[0]["id"]), lambda c: (c["resolution"] or {}).get("state")
+                   in ("running", "done"), 120, "a saga under way")
+        workers[-1].kill()
+        workers.append(WorkerProcess(settings, tmp_path / "worker-2.log"))
+        assert [f.result(timeout=180) for f in sent] == [200] * len(plans)
+        exchange = cases[2]["id"]
+        case = wait_until(get(exchange), lambda c: "collect_old" in (
+            (c["resolution"] or {}).get("remedies") or [{}])[0].get("refs", {}).get(
+                "waybills", {}), 180, "both parcels of the exchange")
+        waybills = case["resolution"]["remedies"][0]["refs"]["waybills"]
+        for step in ("ship_replacement", "collect_old"):
+            for _ in range(3):
+                assert httpx.post(f"{courier.url}/_control/waybills/{waybills[step]}/advance",
+                                  timeout=10).status_code == 200
+            if step == "ship_replacement":
+                workers[-1].kill()  # again, while the parcels move
+                workers.append(WorkerProcess(settings, tmp_path / "worker-3.log"))
+        finals = [wait_until(get(case["id"]), lambda c, end=plan[3]: c["stage"] == end
+                             and (c["resolution"] or {}).get("state") in ("done", "failed"),
+                             240, f"{case['id']} in {plan[3]}")
+                  for case, plan in zip(cases, plans, strict=True)]
+
+        refunds = [(r["case_id"], r["amount"], r["idempotency_key"])
+                   for r in order_state.refunds.values()]
+        ids = [c["id"] for c in finals]
+        assert sorted(refunds) == sorted([
+            (ids[0], "10.00", f"{ids[0]}:1:r3:refund"),
+            (ids[1], "12.00", f"{ids[1]}:1:r2:refund"),
+            (ids[2], "20.00", f"{ids[2]}:1:r2:refund")])
+        coupons = [(c["case_id"], c["coupon_code"], c["idempotency_key"])
+                   for c in order_state.compensations.values()]
+        assert sorted(coupons) == sorted([
+            (ids[0], "SORRY-1", f"{ids[0]}:1:r2:compensation"),
+            (ids[1], "SORRY-2", f"{ids[1]}:1:r1:compensation"),
+            (ids[3], "SORRY-4", f"{ids[3]}:1:r1:compensation")])
+        movements = httpx.get(f"{inventory.url}/movements", timeout=10).json()
+        reservations = {(m["reference"], m["sku"], m["state"]) for m in movements
+                        if m["kind"] == "reservation"}
+        assert reservations == {(ids[2], "SKU-KETTLE-4", "shipped"),
+                                (ids[3], "SKU-KETTLE-4", "released")}
+        restocks = [m["reference"] for m in movements if m["kind"] == "restock"]
+        assert restocks == [ids[2]]
+        assert [r["state"] for r in finals[3]["resolution"]["remedies"]] == ["done", "failed"]
+        for final in finals:
+            types = [e["type"] for e in final["timeline"]]
+            assert types.count("resolution_planned") == 1
+            assert types.count("resolved") + types.count("resolution_failed") == 1
+        injected = {name: sum(system.extensions["faults"].values())
+                    for name, system in (("orders", order_app), ("inventory", inventory_app),
+                                         ("courier", courier_app))}
+        assert all(n >= 1 for n in injected.values()), injected
+        print("faults injected:", injected)
+    finally:
+        pool.shutdown()
+        workers[-1].stop()
+        http.close()
+        courier_state.stop()
+        for served in (web, courier, inventory, orders):
+            served.stop()
+        app.extensions["aftersales"].gateway.close()
+        app.extensions["aftersales"].engine.dispose()

@@ -17,6 +17,7 @@ from workflows.case.contracts import (
     CaseSnapshot,
     Customer,
     Projection,
+    Resolution,
 )
 from workflows.case.contracts import (
     OutboxMessage as OutboxDraft,
@@ -233,6 +234,24 @@ def test_the_name_index_is_built_for_cases_already_there(database_url, sessions)
         # from the index, and the fill must not put it back).
         assert case_store.list_cases(session, case_store.CaseFilter(q="erased"))[0] == []
         assert session.get(Case, "AS-M3").customer_name_folded is None
+
+
+def test_cases_resolved_before_migration_0023_count_their_one_remedy(database_url,
+                                                                      sessions):
+    from alembic import command
+
+    from db.engine import alembic_config
+
+    case_store.write_projection(sessions, Projection(snapshot(
+        "AS-R1", 1, stage="feedback", resolved_at=T0,
+        resolution=Resolution(type="compensation", coupon_code="C", state="done"))))
+    case_store.write_projection(sessions, Projection(snapshot("AS-R2", 1)))
+    config = alembic_config(database_url)
+    command.downgrade(config, "0019")  # as before remedy_types existed
+    command.upgrade(config, "head")  # the migration fills it from resolution_type
+    with sessions() as session:
+        assert session.get(Case, "AS-R1").remedy_types == " compensation "
+        assert session.get(Case, "AS-R2").remedy_types is None
 
 
 def test_a_sqlite_migration_reports_rows_left_pointing_nowhere(sqlite_url, caplog):

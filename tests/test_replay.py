@@ -17,7 +17,8 @@ PATHS = ("complaint", "refund", "return", "exchange", "repair", "reopen_cancel",
          "notify_complaint", "triage", "tag_lifecycle", "orderless_coupon",
          "attachments_cancel", "conversation", "approval_split", "routed_return",
          "approval_escalated", "approval_denied", "approval_cancelled",
-         "rerouted_confirm", "merged_duplicate", "merged_survivor")
+         "rerouted_confirm", "merged_duplicate", "merged_survivor", "remedies",
+         "remedies_failed")
 
 
 @pytest.mark.parametrize("path", PATHS)

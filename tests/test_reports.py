@@ -6,11 +6,17 @@ from __future__ import annotations
 import csv
 import io
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
 
 from db import cases as case_store
+from db import kpi, reports
+from db.models import Case, KpiSnapshot
+from db.reports import ReportFilter
 from tests.conftest import make_settings, staff_token
 from tests.test_read_model import snapshot
 from web import create_app
@@ -34,12 +40,13 @@ def seed(sessions) -> None:
              resolution=Resolution(type="refund", amount="50.00", state="done"),
              refunded="50.00",
              clocks=[clock("confirm", "met", 3600), clock("resolution", "met", 36000)]),
-        # B: points, rated 2, reopened once, its confirm clock breached.
+        # B: points and a coupon worth 20.00, rated 2, reopened once, its confirm clock breached.
         dict(case_id="AS-RB", created_at=T0 + H, stage="revisit", order_id="SO-2",
              team="returns", store="hz-westlake",
              confirmed_at=T0 + 4 * H, resolved_at=T0 + 21 * H, rating=2, reopen_count=1,
              analysis={"root_cause": "product_quality", "responsible_party": "courier"},
-             resolution=Resolution(type="compensation", points=300, state="done"),
+             resolution=Resolution(type="compensation", points=300, coupon_code="CPN-20",
+                                   amount="20.00", state="done"),
              compensation_points=300,
              clocks=[clock("confirm", "breached", 10800, 7200),
                      clock("resolution", "met", 72000)]),
@@ -91,7 +98,38 @@ def test_summary_figures(client):
     assert {p["party"]: p["count"] for p in report["responsible_parties"]} == {
         "supplier": 1, "courier": 1}
     assert report["refunds"] == {"count": 1, "amount": "50.00"}
-    assert report["compensation"] == {"count": 1, "points": 300}
+    assert report["compensation"] == {"count": 1, "points": 300, "coupon_value": "20.00"}
+    # One remedy each: A's refund and B's points.
+    assert report["remedies"] == {"refund": 1, "return_refund": 0, "exchange": 0,
+                                  "repair": 0, "compensation": 1, "apology": 0}
+
+
+def test_each_remedy_counts_once_under_its_type(client):
+    http, headers = client
+    # E: settled with an apology, a coupon and a refund at once: once under each of the
+    # three; F: the same plan, failed and back in analyze: under none.
+    combined = Resolution(type="combined", state="done", amount="20.00", remedies=[
+        Resolution(type="apology", state="done"),
+        Resolution(type="compensation", coupon_code="SORRY-5", state="done"),
+        Resolution(type="refund", amount="20.00", state="done")])
+    sessions = http.application.extensions["aftersales"].sessions
+    for case_id, stage, resolution, resolved_at in (
+            ("AS-RE", "feedback", combined, T0 + 30 * H),
+            ("AS-RF", "analyze", Resolution(type="combined", state="failed",
+                                            remedies=combined.remedies), None)):
+        case_store.write_projection(sessions, Projection(snapshot(
+            version=1, case_id=case_id, created_at=T0 + 2 * H, updated_at=T0 + 30 * H,
+            stage=stage, order_id="SO-5", confirmed_at=T0 + 3 * H, resolved_at=resolved_at,
+            resolution=resolution, refunded="20.00" if resolved_at else "0.00")))
+    report = http.get(f"/api/v1/reports/summary?{PERIOD}", headers=headers).get_json()
+    assert report["remedies"] == {"refund": 2, "return_refund": 0, "exchange": 0,
+                                  "repair": 0, "compensation": 2, "apology": 1}
+    assert report["compensation"] == {"count": 2, "points": 300, "coupon_value": "20.00"}
+    assert report["refunds"] == {"count": 2, "amount": "70.00"}
+    rows = dict(csv.reader(io.StringIO(http.get(
+        f"/api/v1/reports/summary?{PERIOD}&format=csv", headers=headers
+    ).get_data(as_text=True))))
+    assert rows["remedies.apology"] == "1" and rows["remedies.refund"] == "2"
 
 
 def test_filters_and_csv(client):
@@ -223,3 +261,113 @@ def test_the_reports_page_filters_and_groups_by_team_and_store(client):
     assert "team=returns" in link and "store=online" in link
     rows = dict(csv.reader(io.StringIO(http.get(link).get_data(as_text=True))))
     assert rows["opened"] == "1" and rows["filters.team"] == "returns"
+
+
+# The night after the seeded days: the scheduler's snapshots cover up to 13 November.
+NIGHT = datetime(2026, 11, 14, 1, 0, tzinfo=UTC)
+
+
+def days(first: datetime, last: datetime) -> set[datetime]:
+    return {first + timedelta(days=n) for n in range((last - first).days + 1)}
+
+
+def agreeing(sessions, f: ReportFilter, now: datetime) -> dict:
+    """The report from the snapshots plus the live rest, checked against a live count."""
+    with sessions() as session:
+        fast = reports.summary(session, f, now)
+        live = reports.live_summary(session, f)
+    assert fast == live
+    return fast
+
+
+def test_snapshots_plus_the_live_rest_equal_a_live_count(database_url):
+    app = create_app(make_settings("127.0.0.1:9", database_url, "http://127.0.0.1:9"))
+    sessions = app.extensions["aftersales"].sessions
+    seed(sessions)
+    # E: resolved on 12 November, its 7-day repeat window still open at the snapshot.
+    case_store.write_projection(sessions, Projection(snapshot(
+        version=1, case_id="AS-RE", created_at=T0 + 30 * H, updated_at=T0 + 40 * H,
+        stage="feedback", order_id="SO-5", team="complaints", store="online",
+        confirmed_at=T0 + 31 * H, resolved_at=T0 + 40 * H, rating=4,
+        analysis={"root_cause": "wrong_item", "responsible_party": "merchant"},
+        resolution=Resolution(type="refund", amount="12.50", state="done"),
+        refunded="12.50", clocks=[clock("confirm", "met", 3600)])))
+    # Both ends of the period fall inside a day: those hours are counted live.
+    period = ReportFilter(datetime(2026, 11, 1, 4, 0, tzinfo=UTC), NIGHT + 5 * H)
+    first_day, last_day = datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 13, tzinfo=UTC)
+    try:
+        with sessions.begin() as session:
+            kpi.take_snapshots(session, NIGHT)
+        with sessions() as session:
+            fresh = reports.fresh_snapshots(session, period.start, reports.day_start(NIGHT))
+        assert set(fresh) == days(first_day, last_day)
+        before = agreeing(sessions, period, NIGHT + H)
+        assert (before["opened"], before["closed"], before["fcr"]["first_contact"]) == (4, 1, 1)
+        assert before["refunds"] == {"count": 2, "amount": "62.50"}
+
+        # The snapshot is what the fast path reads: a figure planted in one shows.
+        with sessions.begin() as session:
+            row = session.get(KpiSnapshot, datetime(2026, 11, 5, tzinfo=UTC))
+            row.figures = {**row.figures, "opened": 7}
+        with sessions() as session:
+            assert reports.summary(session, period, NIGHT + H)["opened"] == 11
+            assert reports.live_summary(session, period)["opened"] == 4
+        with sessions.begin() as session:
+            kpi.take_snapshots(session, NIGHT)
+
+        # Today, a repeat case on E's order: E is no longer a first contact, although
+        # its day keeps its snapshot.
+        case_store.write_projection(sessions, Projection(snapshot(
+            version=1, case_id="AS-RF", created_at=NIGHT + 2 * H,
+            updated_at=NIGHT + 2 * H, stage="confirm",
+            order_id="SO-5", team="complaints", store="online")))
+        with sessions() as session:
+            fresh = reports.fresh_snapshots(session, period.start, reports.day_start(NIGHT))
+        assert set(fresh) == days(first_day, last_day)
+        today = agreeing(sessions, period, NIGHT + 3 * H)
+        assert (today["opened"], today["fcr"]["first_contact"]) == (5, 0)
+
+        # C (opened on 10 November) is rated and closed after the snapshot: its day and
+        # every later one are counted live again.
+        case_store.write_projection(sessions, Projection(snapshot(
+            version=2, case_id="AS-RC", created_at=T0 + 12 * H, updated_at=NIGHT + 3 * H,
+            stage="closed", order_id="SO-1", team="complaints", store="online",
+            confirmed_at=T0 + 12.5 * H, resolved_at=NIGHT + 2 * H, closed_at=NIGHT + 3 * H,
+            rating=4, resolution=Resolution(type="apology", state="done"),
+            clocks=[clock("confirm", "met", 1800), clock("analyze", "met", 100)])))
+        with sessions() as session:
+            fresh = reports.fresh_snapshots(session, period.start, reports.day_start(NIGHT))
+        assert set(fresh) == days(first_day, datetime(2026, 11, 9, tzinfo=UTC))
+        after = agreeing(sessions, period, NIGHT + 4 * H)
+        assert (after["opened"], after["closed"], after["overdue_now"]) == (5, 2, 0)
+        assert after["csat"] == {"ratings": 4, "satisfied_pct": 75.0, "mean_rating": 3.75}
+        assert after["sla_attainment"]["analyze"] == {"met": 1, "breached": 0, "pct": 100.0}
+        # A filtered report is counted live, and agrees as well.
+        for f in (replace(period, team="complaints"), replace(period, store="online"),
+                  replace(period, kind="complaint", priority="P3")):
+            agreeing(sessions, f, NIGHT + 4 * H)
+    finally:
+        app.extensions["aftersales"].engine.dispose()
+
+
+def test_migration_0025_values_the_coupons_granted_before_it(database_url):
+    from alembic import command
+
+    from db.engine import alembic_config, make_engine, make_sessionmaker
+
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    seed(sessions)  # B was compensated with a coupon worth 20.00
+    config = alembic_config(database_url)
+    try:
+        command.downgrade(config, "0019")
+        command.upgrade(config, "head")
+        with sessions() as session:
+            values = dict(session.execute(select(Case.id, Case.coupon_value)).all())
+            assert values == {"AS-RA": Decimal("0"), "AS-RB": Decimal("20.00"),
+                              "AS-RC": Decimal("0"), "AS-RD": Decimal("0")}
+            assert reports.live_summary(session, ReportFilter(
+                T0 - timedelta(days=1), T0 + timedelta(days=1)))["compensation"] == {
+                "count": 1, "points": 300, "coupon_value": "20.00"}
+    finally:
+        engine.dispose()

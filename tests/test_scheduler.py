@@ -15,10 +15,11 @@ from sqlalchemy import select, update
 
 from aftersales.mailsink import read_mailbox, start_sink
 from aftersales.scheduler import Housekeeping
-from db import kpi, leases, outbox
+from db import kpi, leases, outbox, reports
 from db.accounts import create_user
 from db.engine import make_engine, make_sessionmaker
 from db.models import Case, KpiSnapshot, OutboxMessage, SchedulerLease
+from db.reports import ReportFilter
 from tests.conftest import BackgroundWorker, make_settings, staff_token
 from tests.test_reports import seed
 from web import create_app
@@ -59,7 +60,7 @@ def test_kpi_snapshot_counts_are_exact_and_rewritten_not_added(database_url):
         assert jobs.kpi_snapshot() == kpi.REFRESH_DAYS
         assert jobs.kpi_snapshot() == kpi.REFRESH_DAYS  # run again: same rows
         with sessions() as session:
-            rows = {kpi.day_start(r.day): r for r in session.scalars(select(KpiSnapshot))}
+            rows = {reports.day_start(r.day): r for r in session.scalars(select(KpiSnapshot))}
             assert len(rows) == kpi.REFRESH_DAYS
             opened_day = rows[datetime(2026, 11, 10, tzinfo=UTC)]
             # A, B and C were opened on 10 November: clocks met A2 + B1 + C1, breached B1;
@@ -70,13 +71,17 @@ def test_kpi_snapshot_counts_are_exact_and_rewritten_not_added(database_url):
             closed_day = rows[datetime(2026, 11, 12, tzinfo=UTC)]  # A closed at T0 + 48 h
             assert (closed_day.opened, closed_day.closed) == (0, 1)
             assert sum(r.opened for r in rows.values()) == 3  # D (October 1) is too old
-            weeks = kpi.weekly(session, NOW, weeks=2)
-        assert [w.start for w in weeks] == [datetime(2026, 11, 2, tzinfo=UTC),
-                                            datetime(2026, 11, 9, tzinfo=UTC)]
-        assert (weeks[0].opened, weeks[0].sla_pct, weeks[0].csat_pct) == (0, None, None)
+            # The day's report tally is kept beside the counts, and the reports add
+            # the days up: two weeks, the second holding A, B and C.
+            assert opened_day.figures["opened"] == 3
+            assert opened_day.figures["clocks"] == {"confirm": [2, 1], "resolution": [2, 0]}
+            edges = [datetime(2026, 11, d, tzinfo=UTC) for d in (2, 9, 16)]
+            weeks = reports.period_tallies(session, ReportFilter(edges[0], edges[-1]), NOW,
+                                           edges)
+        assert (weeks[0]["opened"], weeks[0]["ratings"]) == (0, 0)
         week = weeks[1]
-        assert (week.opened, week.closed, week.sla_pct, week.csat_pct, week.mean_rating) == \
-            (3, 1, 80.0, 50.0, 3.5)
+        assert (week["opened"], week["closed"], week["ratings"], week["satisfied"],
+                week["rating_sum"]) == (3, 1, 2, 1, 7)
     finally:
         jobs.close()
         sessions.kw["bind"].dispose()

@@ -106,6 +106,13 @@ RESOLUTION_NAMES = {
     "compensation": _l("Compensation"),
     "apology": _l("Apology"),
 }
+# A plan of several remedies (`resolutions`), and the outcomes a remedy of it can have.
+COMBINED_NAME = _l("Several remedies")
+REMEDY_STATES = {"planned": _l("planned"), "running": _l("running"), "done": _l("done"),
+                 "failed": _l("failed"), "compensated": _l("undone"),
+                 "skipped": _l("not reached")}
+# How many remedy rows the desk's resolve form offers (the API takes up to MAX_REMEDIES).
+REMEDY_ROWS = 3
 OUTCOME_NAMES = {
     "satisfied": _l("Satisfied"),
     "unsatisfied": _l("Unsatisfied (reopen)"),
@@ -207,6 +214,7 @@ FIELD_LABELS = {
     "resolution.coupon_code": _l("Coupon code (compensation)"),
     "resolution.points": _l("Points (compensation)"),
     "resolution.items": _l("Items that move (returns, exchanges, repairs)"),
+    "resolutions": _l("Remedies"),
     "assignee": _l("Give to"), "outcome": _l("Outcome of the call"),
     "passed": _l("Did the goods pass inspection?"), "priority": _l("Priority"),
     "kind": _l("Kind"), "rating": _l("Rating"), "comment": _l("Comment"),
@@ -341,6 +349,7 @@ def register(app) -> None:
         KIND_NAMES=KIND_NAMES, STAGE_NAMES=STAGE_NAMES, STATUS_NAMES=STATUS_NAMES,
         CLOCK_NAMES=CLOCK_NAMES, ROOT_CAUSE_NAMES=ROOT_CAUSE_NAMES, PARTY_NAMES=PARTY_NAMES,
         RESOLUTION_NAMES=RESOLUTION_NAMES, OUTCOME_NAMES=OUTCOME_NAMES,
+        COMBINED_NAME=COMBINED_NAME, REMEDY_STATES=REMEDY_STATES, REMEDY_ROWS=REMEDY_ROWS,
         ACTION_NAMES=ACTION_NAMES, ACTION_TABLE=BY_NAME, ROLE_NAMES=ROLE_NAMES,
         EVENT_NAMES=EVENT_NAMES,
         CHANNEL_NAMES=CHANNEL_NAMES, TIER_NAMES=TIER_NAMES,

@@ -6,13 +6,16 @@ label on every bar and point, and colours given as SVG presentation attributes (
 app's Content-Security-Policy forbids inline styles, not `fill=`). Colours are dark
 enough for text contrast of at least 4.5:1 on white.
 
-Trends come from the nightly KPI snapshots (db/kpi.py), the Pareto and the handler
-table from the live read model (db/reports.py, db/kpi.py). `supervisor_report` gives a
+Trends follow the period chosen, cut into days, weeks or months; each bucket is a
+tally of db/reports.py (KPI snapshots of closed days plus the rest counted live), so
+the buckets add up to the summary's figures and today's cases are in them. The
+handler table comes from the live read model (db/kpi.py). `supervisor_report` gives a
 page everything at once; `web/templates/charts/supervisor_reports.html` lays it out.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -20,11 +23,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 from sqlalchemy.orm import Session
 
 from db import kpi
-from db.reports import ReportFilter, summary
+from db.reports import ReportFilter, add_tallies, day_start, period_tallies
+from db.reports import report as summary_of
 from web.caseview import ROOT_CAUSE_NAMES
 
 WIDTH, HEIGHT = 640, 260
@@ -113,9 +118,11 @@ def bar_chart(title: str, desc: str, labels: Sequence[str], series: Sequence[Ser
             body.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w - 2:.1f}" '
                         f'height="{h:.1f}" fill="{s.colour}"><title>{escape(s.name)} '
                         f'{escape(label)}: {escape(fmt(value))}</title></rect>')
-            body.append(_text(x + bar_w / 2 - 1, y - 3, fmt(value), size=9))
-        body.append(_text(LEFT + i * group_w + group_w / 2, HEIGHT - BOTTOM + 16, label,
-                          size=10))
+            if bar_w >= 14:  # room for the value over the bar
+                body.append(_text(x + bar_w / 2 - 1, y - 3, fmt(value), size=9))
+        if i % _label_every(group_w) == 0:
+            body.append(_text(LEFT + i * group_w + group_w / 2, HEIGHT - BOTTOM + 16,
+                              label, size=10))
     return _svg(title, desc, body)
 
 
@@ -128,7 +135,8 @@ def line_chart(title: str, desc: str, labels: Sequence[str], series: Series,
     points: list[tuple[float, float] | None] = []
     for i, value in enumerate(series.values):
         x = LEFT + i * step + step / 2
-        body.append(_text(x, HEIGHT - BOTTOM + 16, labels[i], size=10))
+        if i % _label_every(step) == 0:
+            body.append(_text(x, HEIGHT - BOTTOM + 16, labels[i], size=10))
         if value is None:
             points.append(None)
             body.append(_text(x, HEIGHT - BOTTOM - 4, "–", size=10))
@@ -145,7 +153,8 @@ def line_chart(title: str, desc: str, labels: Sequence[str], series: Series,
         body.append(f'<circle cx="{point[0]:.1f}" cy="{point[1]:.1f}" r="4" '
                     f'fill="{series.colour}"><title>{escape(label)}: {escape(fmt(value))}'
                     f'</title></circle>')
-        body.append(_text(point[0], point[1] - 8, fmt(value), size=9))
+        if step >= 30:  # room for the value over the point
+            body.append(_text(point[0], point[1] - 8, fmt(value), size=9))
     return _svg(title, desc, body)
 
 
@@ -180,13 +189,45 @@ def pareto_chart(root_causes: Sequence[dict]) -> Markup:
                 height)
 
 
+# How a period is cut for the trend charts: by UTC day up to a month, by ISO week
+# (from Monday) up to a quarter, by calendar month beyond.
+DAY, WEEK, MONTH = "day", "week", "month"
+
+
+def bucket_edges(start: datetime, end: datetime) -> tuple[str, list[datetime]]:
+    """The unit and the edges of the charts' buckets: `start`, every UTC day, Monday or
+    first of a month strictly inside the period, and `end`. The first and last bucket
+    may be partial (today so far is the last)."""
+    span = end - start
+    unit = DAY if span <= timedelta(days=31) else WEEK if span <= timedelta(days=92) \
+        else MONTH
+    edge = day_start(start)
+    if unit == WEEK:
+        edge -= timedelta(days=edge.weekday())
+    elif unit == MONTH:
+        edge = edge.replace(day=1)
+    edges = [start]
+    while True:
+        if unit == MONTH:
+            edge = (edge + timedelta(days=32)).replace(day=1)
+        else:
+            edge += timedelta(days=1 if unit == DAY else 7)
+        if edge >= end:
+            break
+        if edge > start:
+            edges.append(edge)
+    return unit, [*edges, end]
+
+
 @dataclass(frozen=True)
 class SupervisorReport:
     """Everything the supervisor console's reports section shows."""
 
     start: datetime
     end: datetime
-    weeks: list[kpi.Week]
+    unit: str
+    labels: list[str]
+    buckets: list[dict]
     cases_trend: Markup
     sla_trend: Markup
     csat_trend: Markup
@@ -195,48 +236,74 @@ class SupervisorReport:
     summary: dict
 
 
-def supervisor_report(session: Session, now: datetime, weeks: int = 12,
+def supervisor_report(session: Session, now: datetime,
                       period: ReportFilter | None = None) -> SupervisorReport:
-    """The charts and the handler table. Trends cover the last `weeks` ISO weeks from the
-    KPI snapshots; the Pareto, the handler table and the summary cover `period`
-    (default: the last 30 days up to `now`)."""
+    """The charts, the handler table and the summary of `period` (default: the last 30
+    days up to `now`), all from one set of tallies: the trend charts' buckets add up to
+    the summary's figures, today's cases included."""
     period = period or ReportFilter(now - timedelta(days=30), now)
-    week_rows = kpi.weekly(session, now, weeks)
-    labels = [f"{w.start:%m-%d}" for w in week_rows]
-    span = (_("weeks starting %(first)s to %(last)s", first=f"{week_rows[0].start:%Y-%m-%d}",
-              last=f"{week_rows[-1].start:%Y-%m-%d}") if week_rows else _("no weeks"))
-    report = summary(session, period)
+    unit, edges = bucket_edges(period.start, period.end)
+    buckets = period_tallies(session, period, now, edges)
+    report = summary_of(session, period, functools.reduce(add_tallies, buckets))
+    starts = [max(edge, period.start) for edge in edges[:-1]]
+    labels = [f"{s:%Y-%m}" if unit == MONTH else f"{s:%m-%d}" for s in starts]
+    names = {DAY: _("days"), WEEK: _("weeks"), MONTH: _("months")}
+    span = _("%(unit)s from %(first)s to %(last)s (UTC)", unit=names[unit],
+             first=f"{period.start:%Y-%m-%d}", last=f"{period.end:%Y-%m-%d}")
 
     def listing(values: Sequence, fmt: Callable) -> str:
-        return "; ".join(_("week of %(week)s: %(value)s", week=f"{w.start:%Y-%m-%d}",
-                           value=fmt(v))
-                         for w, v in zip(week_rows, values, strict=True))
+        return "; ".join(f"{label}: {fmt(v)}" for label, v in zip(labels, values,
+                                                                  strict=True))
 
-    opened = [w.opened for w in week_rows]
-    closed = [w.closed for w in week_rows]
-    sla = [w.sla_pct for w in week_rows]
-    csat = [w.csat_pct for w in week_rows]
+    def share(part: int, whole: int) -> float | None:
+        return round(100.0 * part / whole, 1) if whole else None
+
+    opened = [t["opened"] for t in buckets]
+    closed = [t["closed"] for t in buckets]
+    met = [sum(m for m, _ in t["clocks"].values()) for t in buckets]
+    breached = [sum(b for _, b in t["clocks"].values()) for t in buckets]
+    sla = [share(m, m + b) for m, b in zip(met, breached, strict=True)]
+    csat = [share(t["satisfied"], t["ratings"]) for t in buckets]
     return SupervisorReport(
-        start=period.start, end=period.end, weeks=week_rows,
+        start=period.start, end=period.end, unit=unit, labels=labels, buckets=buckets,
         cases_trend=bar_chart(
-            _("Cases opened and closed per week"),
+            str(TITLES[unit][0]),
             _("%(span)s. Opened: %(opened)s. Closed: %(closed)s.", span=span,
               opened=listing(opened, str), closed=listing(closed, str)),
             labels, [Series(_("opened"), opened, BLUE), Series(_("closed"), closed, GREEN)]),
         sla_trend=line_chart(
-            _("SLA attainment per week (share of deadlines met)"),
-            _("%(span)s, cases by the week they were opened. %(values)s.", span=span,
+            str(TITLES[unit][1]),
+            _("%(span)s, cases by when they were opened. %(values)s.", span=span,
               values=listing(sla, _pct)),
             labels, Series(_("deadlines met"), sla, BLUE), _pct, 100.0),
         csat_trend=bar_chart(
-            _("Customer satisfaction per week (share of ratings 4–5)"),
-            _("%(span)s, cases by the week they were opened. %(values)s.", span=span,
+            str(TITLES[unit][2]),
+            _("%(span)s, cases by when they were opened. %(values)s.", span=span,
               values=listing(csat, _pct)),
             labels, [Series(_("satisfied"), csat, GREEN)], _pct, 100.0),
         root_causes=pareto_chart(report["root_causes"]),
         handlers=kpi.handler_rows(session, period),
         summary=report,
     )
+
+
+# Each trend chart's title per bucket unit: cases, SLA attainment, satisfaction.
+TITLES = {
+    DAY: (_l("Cases opened and closed per day"),
+          _l("SLA attainment per day (share of deadlines met)"),
+          _l("Customer satisfaction per day (share of ratings 4–5)")),
+    WEEK: (_l("Cases opened and closed per week"),
+           _l("SLA attainment per week (share of deadlines met)"),
+           _l("Customer satisfaction per week (share of ratings 4–5)")),
+    MONTH: (_l("Cases opened and closed per month"),
+            _l("SLA attainment per month (share of deadlines met)"),
+            _l("Customer satisfaction per month (share of ratings 4–5)")),
+}
+
+
+def _label_every(width: float) -> int:
+    """Every how many groups an axis label fits (a label is about 34 px wide)."""
+    return max(1, math.ceil(34 / width))
 
 
 def _nice_top(value: float) -> float:

@@ -13,19 +13,22 @@ import unicodedata
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from marshmallow import ValidationError
 from marshmallow.fields import List
 
-from db import accounts, teams
+from db import accounts, digests, teams
 from db import cases as case_store
 from db.links import customer_url
 from web import evidence, intake
 from web.auth import NOT_YOUR_CASE, PERMISSIONS
 from web.caseview import (
     ACTION_NAMES,
+    REMEDY_ROWS,
     available_actions,
     field_label,
     may_act,
@@ -42,7 +45,14 @@ from web.pages import staff_page
 from web.problems import Problem, flatten_errors
 from web.schemas import ACTION_SCHEMAS, CaseCreateSchema
 from workflows.case.contracts import MAX_TAG_LENGTH, Actor, CaseItem, Customer
-from workflows.case.vocabulary import CHANNELS, ENDED_STAGES, KINDS, PRIORITIES, STAGES
+from workflows.case.vocabulary import (
+    CHANNELS,
+    ENDED_STAGES,
+    GOODS_RESOLUTIONS,
+    KINDS,
+    PRIORITIES,
+    STAGES,
+)
 
 desk = Blueprint("desk", __name__)
 REPLIES_FILE = Path(__file__).parent / "content" / "replies.toml"
@@ -81,7 +91,23 @@ def queue():
             unassigned_total=unassigned_total, filters=filters,
             export_args=query_args(filters), KINDS=KINDS,
             PRIORITIES=PRIORITIES, STAGES=STAGES,
-            TEAMS=[rule.name for rule in state().routing.teams]))
+            TEAMS=[rule.name for rule in state().routing.teams],
+            DIGEST_CHOICES=digest_choices()))
+
+
+def every(seconds: int) -> str:
+    """An interval as the desk says it: "every 15 minutes", "every 2 hours"."""
+    if seconds % 3600 == 0:
+        return ngettext("every hour", "every %(num)d hours", seconds // 3600)
+    return ngettext("every minute", "every %(num)d minutes", seconds // 60)
+
+
+def digest_choices() -> list[tuple[str, str]]:
+    """The warning digest's intervals a user may choose (db/digests.CHOICES), as the
+    select's (value, label); "" is the settings' interval."""
+    default = _("as set for everyone (%(interval)s)",
+                interval=every(state().settings.digest_interval))
+    return [("", default)] + [(str(s), every(s)) for s in digests.CHOICES]
 
 
 def search(raw: str):
@@ -187,6 +213,25 @@ def duty():
     with state().sessions.begin() as session:
         accounts.set_on_duty(session, g.user.name, on_duty)
     g.user.on_duty = on_duty
+    return redirect(url_for("desk.queue"))
+
+
+@desk.post("/desk/digest")
+@staff_page("handler", "supervisor", "admin")
+def digest():
+    """The desk's preference: how often the user's SLA warnings come, in one digest
+    (docs/notifications.md, "Quiet warnings"). Only the offered intervals are taken."""
+    value = request.form.get("digest_interval", "")
+    offered = {str(s): s for s in digests.CHOICES}
+    if value != "" and value not in offered:
+        return render_template("message.html", title=_("Not saved"), message=_(
+            "Choose one of the offered intervals for your warning digest.")), 400
+    seconds = offered.get(value)
+    with state().sessions.begin() as session:
+        digests.set_interval(session, g.user.name, seconds)
+    g.user.digest_interval = seconds
+    flash(_("Your SLA warnings now come in one email %(interval)s at most.",
+            interval=every(seconds or state().settings.digest_interval)))
     return redirect(url_for("desk.queue"))
 
 
@@ -324,18 +369,27 @@ def form_body(action: str, form) -> dict:
         return {n: v for n in names if (v := text(n)) is not None}
 
     if action == "resolve":
-        resolution: dict = pick("type", "amount", "coupon_code")
-        if text("points"):
-            resolution["points"] = _int(text("points"))
+        # Row 1 is `type`, `amount`, …; the optional further rows `type-2`, `amount-2`, ….
+        rows: list[dict] = []
+        for suffix in ("", *(f"-{n}" for n in range(2, REMEDY_ROWS + 1))):
+            row: dict[str, Any] = {name: value for name in ("type", "amount", "coupon_code")
+                   if (value := text(name + suffix)) is not None}
+            if text("points" + suffix):
+                row["points"] = _int(text("points" + suffix))
+            if row or not suffix:
+                rows.append(row)
         items = []
         for key in form:
             if key.startswith("qty:") and text(key):
                 quantity = _int(text(key))
                 if quantity != 0:
                     items.append({"sku": key[4:], "quantity": quantity})
-        if items:
-            resolution["items"] = items
-        return {"resolution": resolution, **pick("note")}
+        if items:  # the goods go with the remedy that moves goods (only one may)
+            goods = [r for r in rows if r.get("type") in GOODS_RESOLUTIONS]
+            (goods or rows)[0]["items"] = items
+        if len(rows) == 1:
+            return {"resolution": rows[0], **pick("note")}
+        return {"resolutions": rows, **pick("note")}
     if action == "inspect":
         passed = form.get("passed")
         return {**({"passed": passed == "yes"} if passed in ("yes", "no") else {}),

@@ -17,6 +17,7 @@ from marshmallow import (
 )
 
 from db.accounts import MIN_PASSWORD_LENGTH
+from workflows.case import remedies
 from workflows.case.contracts import (
     MAX_MESSAGE_LENGTH,
     MAX_TAG_LENGTH,
@@ -32,6 +33,7 @@ from workflows.case.contracts import (
     ReasonInput,
     ReplyInput,
     RequestInfoInput,
+    Resolution,
     ResolveInput,
     RevisitInput,
     StaffReplyInput,
@@ -45,6 +47,7 @@ from workflows.case.vocabulary import (
     GOODS_RESOLUTIONS,
     KINDS,
     LOCALES,
+    MAX_REMEDIES,
     PRIORITIES,
     RESOLUTION_TYPES,
     RESPONSIBLE_PARTIES,
@@ -293,9 +296,28 @@ class ResolutionSchema(Schema):
 
 
 class ResolveSchema(Schema):
+    """One `resolution`, or `resolutions`: up to MAX_REMEDIES remedies run in order, each
+    kind of remedy once (workflows/case/remedies.py)."""
+
     contract = ResolveInput
-    resolution = fields.Nested(ResolutionSchema, required=True)
+    resolution = fields.Nested(ResolutionSchema, load_default=None)
+    resolutions = fields.List(fields.Nested(ResolutionSchema), load_default=list,
+                              validate=validate.Length(min=1, max=MAX_REMEDIES))
     note = fields.String(load_default="", validate=OPTIONAL_TEXT)
+
+    @validates_schema
+    def check_one_plan(self, data: dict, **kwargs) -> None:
+        one, several = data.get("resolution"), data.get("resolutions")
+        if one is not None and several:
+            raise ValidationError("send resolution or resolutions, not both", "resolutions")
+        if one is None and not several:
+            raise ValidationError("send resolution, or resolutions (a list of remedies)",
+                                  "resolution")
+        problem = several and remedies.list_problem([Resolution(
+            type=r["type"], amount=r.get("amount"), coupon_code=r.get("coupon_code"),
+            points=r.get("points")) for r in several])
+        if problem:
+            raise ValidationError(problem, "resolutions")
 
 
 class InspectSchema(Schema):
@@ -580,11 +602,25 @@ class MergedIntoSchema(Schema):
     customer_url = fields.String(required=True, allow_none=True)
 
 
+class CustomerProductSchema(Schema):
+    name = fields.String(required=True)
+    quantity = fields.Integer(required=True)
+
+
+class CustomerOrderSchema(Schema):
+    id = fields.String(required=True, allow_none=True)
+    # The shop that sold it: its name, else its id (None when the order system says none).
+    store = fields.String(required=True, allow_none=True)
+    products = fields.List(fields.Nested(CustomerProductSchema), required=True)
+
+
 class CustomerViewSchema(Schema):
     case_id = fields.String(required=True)
     kind = fields.String(required=True)
     stage = fields.String(required=True)
     status = fields.String(required=True)
+    # The order the case is about (None for a case without one).
+    order = fields.Nested(CustomerOrderSchema, required=True, allow_none=True)
     next_step = fields.String(required=True)
     due_at = fields.DateTime(required=True, allow_none=True)
     question = fields.String(required=True, allow_none=True)

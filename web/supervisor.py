@@ -4,6 +4,7 @@ how much, reassignment of one or many, the approval queue, and the reports."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
@@ -135,11 +136,12 @@ def _report_filter() -> tuple[ReportFilter, str]:
 def reports_page():
     report_filter, period = _report_filter()
     with state().sessions() as session:
-        charts = supervisor_report(session, datetime.now(UTC), weeks=12,
-                                   period=report_filter)
+        charts = supervisor_report(session, datetime.now(UTC), period=report_filter)
         handlers = [u.name for u in accounts.list_users(session) if u.role == "handler"]
     return render_template("reports.html", **page_context(
         report=charts.summary, charts=charts, period=period, PERIODS=PERIODS,
+        money_total=Decimal(charts.summary["refunds"]["amount"])
+        + Decimal(charts.summary["compensation"]["coupon_value"]),
         report_filter=report_filter, handlers=handlers, KINDS=KINDS,
         TEAMS=[rule.name for rule in state().routing.teams],
         csv_args=query_args({"period": period, **report_filter.named()})))

@@ -11,7 +11,8 @@ Where to find each thing (docs/architecture.md has the map and "How to add an ac
 - `clocks.py`: clock arithmetic over a business calendar (pure);
 - `sagas.py`: the resolution sagas, a collaborator holding the case state;
 - `saga.py`, `priority.py`, `eligibility.py`: the saga runner, intake priority and
-  return eligibility (pure).
+  return eligibility (pure);
+- `remedies.py`: which remedies one resolution may combine, and what they refund (pure).
 
 This package file imports nothing, so importing the contracts does not load the
 workflow.

@@ -80,6 +80,8 @@ class OrderSnapshot:
     waybill_no: str = ""
     # The store that sold it ("" from order systems that do not say): routing reads it.
     store_id: str = ""
+    # The store's name as its customers know it ("" when the order system gives none).
+    store_name: str = ""
 
 
 @dataclass
@@ -194,6 +196,10 @@ class Resolution:
     # it holds and the case goes back to analyze.
     denied_by: str | None = None
     denial_reason: str = ""
+    # Several remedies settled at once (`resolutions`, docs/resolutions.md): each is a
+    # resolution of its own with its steps, refs and outcome, run in order as one saga;
+    # this plan's type is then COMBINED and it holds the approval and what the saga awaits.
+    remedies: list[Resolution] = field(default_factory=list)
 
 
 @dataclass
@@ -465,6 +471,8 @@ class CompensationReceipt:
     coupon_code: str | None = None
     points: int | None = None
     amount: str | None = None
+    # The last moment a coupon can be used (None: points, or the system does not say).
+    expires_at: datetime | None = None
 
 
 @dataclass
@@ -480,6 +488,11 @@ class RefundReceipt:
     id: str
     order_id: str
     amount: str
+    # Where the money goes back (the payment's method: alipay, wechat_pay, card) and
+    # within how many working days it usually arrives there, first and last ([] unknown).
+    method: str = ""
+    arrives_in_working_days: list[int] = field(default_factory=list)
+    refunded_at: datetime | None = None
 
 
 @dataclass
@@ -605,9 +618,12 @@ class AnalyzeInput:
 
 @dataclass
 class ResolveInput:
+    """One `resolution`, or `resolutions`: several remedies run in order as one saga."""
+
     actor: Actor
-    resolution: Resolution
+    resolution: Resolution | None = None
     note: str = ""
+    resolutions: list[Resolution] = field(default_factory=list)
 
 
 @dataclass

@@ -20,8 +20,10 @@ class Saga:
     """Runs steps in order and compensates the finished ones when a step fails."""
 
     def __init__(self, resolution: Resolution) -> None:
-        self._resolution = resolution
-        self._undo: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+        # Where the steps are recorded: the plan, or the remedy of a combined plan that
+        # runs now (each compensation is recorded where its step was).
+        self.resolution = resolution
+        self._undo: list[tuple[str, Callable[[], Awaitable[Any]], Resolution]] = []
 
     async def step(
         self,
@@ -31,9 +33,9 @@ class Saga:
     ) -> Any:
         """Run one step; on success remember its compensation."""
         result = await action()
-        self._resolution.steps.append({"step": name, "state": "done"})
+        self.resolution.steps.append({"step": name, "state": "done"})
         if compensation is not None:
-            self._undo.append((name, compensation))
+            self._undo.append((name, compensation, self.resolution))
         return result
 
     async def compensate(self) -> list[str]:
@@ -41,15 +43,15 @@ class Saga:
         recorded and the others still run; returns the steps left for a person."""
         left: list[str] = []
         while self._undo:
-            name, undo = self._undo.pop()
+            name, undo, resolution = self._undo.pop()
             try:
                 await undo()
             except Exception as err:
-                self._resolution.steps.append({"step": name, "state": "compensation_failed",
-                                               "reason": error_message(err)})
+                resolution.steps.append({"step": name, "state": "compensation_failed",
+                                         "reason": error_message(err)})
                 left.append(name)
                 continue
-            self._resolution.steps.append({"step": name, "state": "compensated"})
+            resolution.steps.append({"step": name, "state": "compensated"})
         return left
 
 

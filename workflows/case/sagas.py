@@ -20,7 +20,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
-from workflows.case import clocks
+from workflows.case import clocks, remedies
 from workflows.case.contracts import (
     CANCEL_WAYBILL,
     CREATE_WAYBILL,
@@ -81,6 +81,9 @@ APPROVAL_COUNTS_PATCH = "approval-counts-order-refunds"
 # A refund waiting for approval longer than the policy's `approval_timeout` escalates, one
 # level per timeout (a timer in the history); waits that began before keep the old wait.
 APPROVAL_TIMEOUT_PATCH = "deny-approval-timeout"
+# The customer's page tells when a refund arrives and until when a coupon lasts: the
+# receipts' details are kept in the plan's refs; resolutions that began before keep none.
+RECEIPT_DETAILS_PATCH = "customer-receipt-details"
 # Who is told at each level of a waiting approval (docs/resolutions.md).
 APPROVAL_LEVELS = ("supervisor", "admin")
 # After this long without an answer the case shows that it waits on that system and
@@ -108,28 +111,59 @@ class ResolutionSagas:
         self._calendar = calendar
         self._flush = flush
         self._wake = wake
+        # The plan that runs (what it awaits and its approval are the plan's), the remedy
+        # of it that runs now (its steps and refs), and that remedy's number in a
+        # combined plan (0 for a single resolution: its keys carry no number).
+        self._plan = Resolution(type="")
+        self._current = self._plan
+        self._remedy = 0
 
     async def run(self, plan: Resolution) -> None:
-        """Run the plan's saga to its end. On a failure for good the finished steps are
-        compensated, newest first, and ResolutionFailed carries the reason."""
+        """Run the plan's saga to its end. On a failure for good the finished steps, of
+        every remedy of a combined plan, are compensated newest first, and
+        ResolutionFailed carries the reason."""
         saga = Saga(plan)
+        self._plan = self._current = plan
+        self._remedy = 0
         try:
-            runner = {
-                "apology": self._resolve_apology,
-                "compensation": self._resolve_compensation,
-                "refund": self._resolve_refund,
-                "return_refund": self._resolve_return,
-                "exchange": self._resolve_exchange,
-                "repair": self._resolve_repair,
-            }[plan.type]
-            await runner(plan, saga)
+            if plan.remedies:
+                await self._resolve_remedies(plan, saga)
+            else:
+                await self._runner(plan.type)(plan, saga)
         except (ActivityError, ResolutionFailed) as err:
             reason = error_message(err)
             plan.awaiting = None
             left = await saga.compensate()
             if left:
                 reason += f"; could not undo {', '.join(left)}: settle them by hand"
+            for remedy in plan.remedies:
+                remedy.state = _outcome_after_failure(remedy)
             raise ResolutionFailed(reason) from err
+
+    def _runner(self, kind: str) -> Callable[[Resolution, Saga], Awaitable[None]]:
+        return {
+            "apology": self._resolve_apology,
+            "compensation": self._resolve_compensation,
+            "refund": self._resolve_refund,
+            "return_refund": self._resolve_return,
+            "exchange": self._resolve_exchange,
+            "repair": self._resolve_repair,
+        }[kind]
+
+    async def _resolve_remedies(self, plan: Resolution, saga: Saga) -> None:
+        """A combined plan: one approval for the sum of its refunds (the whole list waits
+        for it), then each remedy in order, as steps of the one saga."""
+        if plan.amount:
+            await self._await_approval(plan, plan.amount)
+        for number, remedy in enumerate(plan.remedies, 1):
+            self._current = saga.resolution = remedy
+            self._remedy = number
+            remedy.state = "running"
+            await self._runner(remedy.type)(remedy, saga)
+            remedy.state = "done"
+            remedy.done_at = workflow.now()
+        self._current = saga.resolution = plan
+        self._remedy = 0
 
     # ----------------------------------------------------------------- the sagas
 
@@ -145,6 +179,8 @@ class ResolutionSagas:
                     points=plan.points, amount=plan.amount,
                     customer_id=self._state.customer.id)))
             plan.refs["compensation_id"] = receipt.id
+            if receipt.expires_at is not None and workflow.patched(RECEIPT_DETAILS_PATCH):
+                plan.refs["coupon_expires_at"] = receipt.expires_at.isoformat()
             self._state.compensation_points += receipt.points or 0
             self._step_event("grant_compensation", receipt=receipt.id,
                              coupon_code=receipt.coupon_code, points=receipt.points)
@@ -191,7 +227,7 @@ class ResolutionSagas:
                 reservation = await saga.step(
                     f"reserve:{item.sku}",
                     partial(self._call, RESERVE_STOCK, request),
-                    partial(self._release, item.sku),
+                    partial(self._release, plan, item.sku),
                 )
             except ActivityError as err:
                 if error_type(err) == "InsufficientStock":
@@ -238,13 +274,19 @@ class ResolutionSagas:
 
     async def _pay_refund(self, plan: Resolution, saga: Saga, step: str) -> None:
         amount = plan.amount or self._value_of(plan.items)
-        await self._await_approval(plan, amount)
+        if not self._plan.remedies:  # a combined plan was approved as a whole, up front
+            await self._await_approval(plan, amount)
         receipt = await saga.step(step, lambda: self._call(
             REFUND_PAYMENT, RefundRequest(
                 order_id=self._state.order_id, case_id=self._state.case_id, amount=amount,
                 idempotency_key=self._key("refund"))))
         plan.refs["refund_id"] = receipt.id
         plan.refs["refunded"] = receipt.amount
+        if workflow.patched(RECEIPT_DETAILS_PATCH):
+            plan.refs["refund_method"] = receipt.method
+            plan.refs["refund_arrives_in_working_days"] = list(receipt.arrives_in_working_days)
+            plan.refs["refunded_at"] = (receipt.refunded_at.isoformat()
+                                        if receipt.refunded_at else None)
         self._state.refunded = f"{Decimal(self._state.refunded) + Decimal(receipt.amount):.2f}"
         self._step_event(step, refund=receipt.id, amount=receipt.amount)
 
@@ -330,19 +372,16 @@ class ResolutionSagas:
         else:
             waybill = await saga.step(
                 step, partial(self._call, CREATE_WAYBILL, request),
-                partial(self._cancel_waybill, step))
+                partial(self._cancel_waybill, self._current, step))
         self._state.parcels[waybill.waybill_no] = {"type": kind, "step": step, "status": "created",
                                              "events": []}
-        plan = self._state.resolution
-        assert plan is not None
-        plan.refs.setdefault("waybills", {})[step] = waybill.waybill_no
+        self._current.refs.setdefault("waybills", {})[step] = waybill.waybill_no
         self._step_event(step, waybill=waybill.waybill_no)
         await self._flush()
         return waybill
 
-    async def _cancel_waybill(self, step: str) -> None:
-        plan = self._state.resolution
-        number = plan.refs.get("waybills", {}).get(step) if plan else None
+    async def _cancel_waybill(self, remedy: Resolution, step: str) -> None:
+        number = remedy.refs.get("waybills", {}).get(step)
         if number is None or self._state.parcels.get(number, {}).get("status") != "created":
             return  # already moving: nothing to cancel, the parcel arrives or comes back
         try:
@@ -353,12 +392,9 @@ class ResolutionSagas:
             if error_type(err) != "AlreadyPickedUp":
                 raise
 
-    async def _release(self, sku: str) -> None:
-        plan = self._state.resolution
-        if plan is None:
-            return
-        reservation_id = plan.refs.get("reservations", {}).get(sku)
-        if reservation_id is None or reservation_id in plan.refs.get("shipped", []):
+    async def _release(self, remedy: Resolution, sku: str) -> None:
+        reservation_id = remedy.refs.get("reservations", {}).get(sku)
+        if reservation_id is None or reservation_id in remedy.refs.get("shipped", []):
             return
         await self._call(RELEASE_RESERVATION,
                          Reservation(reservation_id, sku, 0, "reserved"),
@@ -370,22 +406,22 @@ class ResolutionSagas:
         customer's goods are in transit."""
         parcel = self._state.parcels[waybill.waybill_no]
         parcel["pauses_clock"] = pause_clock
-        plan.awaiting = "parcel"
+        self._plan.awaiting = "parcel"
         await self._flush()
         await workflow.wait_condition(
             lambda: parcel["status"] == "delivered" or parcel["status"] in PARCEL_FAILED)
-        plan.awaiting = None
+        self._plan.awaiting = None
         if parcel["status"] in PARCEL_FAILED:
             raise ResolutionFailed(f"parcel {waybill.waybill_no} {parcel['status']}")
 
     async def _await_inspection(self, plan: Resolution) -> tuple[bool, str]:
-        plan.awaiting = "inspection"
+        self._plan.awaiting = "inspection"
         self._state.inspection = None
         if self._state.assignee:
             self._log.notify_staff(self._state.assignee, "inspection_due", {})
         await self._flush()
         await workflow.wait_condition(lambda: self._state.inspection is not None)
-        plan.awaiting = None
+        self._plan.awaiting = None
         inspection = self._state.inspection
         assert inspection is not None
         return bool(inspection["passed"]), str(inspection.get("note") or "")
@@ -462,20 +498,26 @@ class ResolutionSagas:
                 clocks.resume_clock(clock, workflow.now(), self._calendar)
 
     def _key(self, step: str) -> str:
-        return f"{self._state.case_id}:{self._state.resolution_attempt}:{step}"
+        """`<case id>:<attempt>:<step>`; a remedy of a combined plan puts its number
+        before the step (`…:r2:refund`), so each remedy's steps have keys of their own."""
+        remedy = f"r{self._remedy}:" if self._remedy else ""
+        return f"{self._state.case_id}:{self._state.resolution_attempt}:{remedy}{step}"
 
     def _step_event(self, step: str, **detail: Any) -> None:
-        self._log.event(SYSTEM, "resolution_step",
-                        detail={"step": step, **{k: v for k, v in detail.items() if v}})
+        numbered = {"remedy": self._remedy} if self._remedy else {}
+        self._log.event(SYSTEM, "resolution_step", detail={
+            "step": step, **numbered, **{k: v for k, v in detail.items() if v}})
 
     def _customer_address(self) -> Address:
         return Address(self._state.customer.name, f"customer {self._state.customer.id}")
 
     def _value_of(self, items: list[CaseItem]) -> str:
-        prices = {line.sku: Decimal(line.unit_price)
-                  for line in (self._state.order.lines if self._state.order else [])}
-        total = sum((prices.get(i.sku, Decimal(0)) * i.quantity for i in items), Decimal(0))
-        return f"{total:.2f}"
+        return f"{remedies.value_of(items, self.prices()):.2f}"
+
+    def prices(self) -> dict[str, Decimal]:
+        """SKU -> the unit price the order paid."""
+        return {line.sku: Decimal(line.unit_price)
+                for line in (self._state.order.lines if self._state.order else [])}
 
     def refundable(self) -> Decimal:
         """What may still be refunded: paid, minus refunds before and during this case."""
@@ -483,3 +525,16 @@ class ResolutionSagas:
             return Decimal(0)
         paid = sum((Decimal(p.amount) for p in self._state.order.payments), Decimal(0))
         return paid - Decimal(self._state.order.refunded) - Decimal(self._state.refunded)
+
+
+def _outcome_after_failure(remedy: Resolution) -> str:
+    """A combined plan's remedy once the saga failed: the one that failed, those never
+    reached (`skipped`), those finished and undone (`compensated`), or those finished
+    with nothing to undo (`done`: an apology said, a coupon granted)."""
+    if remedy.state == "running":
+        return "failed"
+    if remedy.state == "planned":
+        return "skipped"
+    if any(step["state"] == "compensated" for step in remedy.steps):
+        return "compensated"
+    return remedy.state

@@ -87,6 +87,10 @@ GOODS_RESOLUTIONS = ("return_refund", "exchange", "repair")
 REFUND_RESOLUTIONS = ("refund", "return_refund")
 # What settles a complaint without an order (rude staff in a store, a question).
 ORDERLESS_RESOLUTIONS = ("apology", "compensation")
+# The type of a plan that runs several remedies (`resolutions`) as one saga, and how many
+# remedies one plan may hold.
+COMBINED = "combined"
+MAX_REMEDIES = 5
 REVISIT_OUTCOMES = ("satisfied", "unsatisfied", "unreachable")
 
 # A parcel's statuses as the courier reports them, with their order: an event that

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     # sandbox's import hook, so these are passed through and not run again per case.
     import workflows.case.clocks as clocks
     import workflows.case.deadlines as deadlines
+    from workflows.case import remedies
     from workflows.case.contracts import (
         DELIVER_NOTIFICATIONS,
         LOOKUP_ORDER,
@@ -98,6 +99,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.case.sagas import ResolutionFailed, ResolutionSagas
     from workflows.case.vocabulary import (
         CASE_ID,
+        COMBINED,
         DUPLICATE,
         GOODS_RESOLUTIONS,
         MANAGERS,
@@ -606,16 +608,14 @@ class CaseWorkflow:
     @workflow.update
     async def resolve(self, inp: ResolveInput) -> UpdateResult:
         state = self.state
-        plan = replace(inp.resolution, state="planned", steps=[], done_at=None,
-                       note=inp.note or inp.resolution.note, awaiting=None, refs={},
-                       approved_by=None, planned_by=inp.actor.name,
-                       four_eyes=self._inp.policy.four_eyes)
+        plan = self._plan(inp)
         state.resolution = plan
         state.resolution_attempt += 1
         state.proposal = None  # the handler has chosen
         state.status = Status.RESOLVING
         detail = _resolution_detail(plan)
-        if plan.type in GOODS_RESOLUTIONS and not state.eligibility["eligible"]:
+        if any(r.type in GOODS_RESOLUTIONS for r in plan.remedies or [plan]) \
+                and not state.eligibility["eligible"]:
             detail["eligibility_overridden_by"] = inp.actor.name
         self.log.event(inp.actor.name, "resolution_planned", detail=detail)
         self._wake = True
@@ -629,10 +629,53 @@ class CaseWorkflow:
             pass
         return self._result()
 
+    def _plan(self, inp: ResolveInput) -> Resolution:
+        """The plan a `resolve` asks for: its one resolution (a list of one is the same),
+        or a combined plan whose remedies run in order as one saga."""
+        def fresh() -> dict[str, Any]:  # new lists and dicts for each remedy
+            return {"state": "planned", "steps": [], "done_at": None, "awaiting": None,
+                    "refs": {}, "approved_by": None, "planned_by": inp.actor.name,
+                    "four_eyes": self._inp.policy.four_eyes, "remedies": []}
+
+        one = inp.resolution or (inp.resolutions[0] if len(inp.resolutions) == 1 else None)
+        if one is not None:
+            return replace(one, note=inp.note or one.note, **fresh())
+        # A combined plan's amount is what its remedies refund together: the sum the
+        # approval limit weighs and the supervisor approves.
+        prices = self.sagas.prices()
+        money = sum((remedies.money_back(r, prices) for r in inp.resolutions), Decimal(0))
+        return Resolution(type=COMBINED, note=inp.note,
+                          amount=f"{money:.2f}" if money else None, **{
+                              **fresh(), "remedies": [
+                                  replace(r, note=r.note or inp.note, **fresh())
+                                  for r in inp.resolutions]})
+
     @resolve.validator
     def _validate_resolve(self, inp: ResolveInput) -> None:
         self._check("resolve", inp.actor)
-        state, res = self.state, inp.resolution
+        if (inp.resolution is None) == (not inp.resolutions):
+            raise refuse("send either resolution or resolutions (a list of remedies)",
+                         "InvalidAction")
+        if inp.resolution is not None:
+            self._check_remedy(inp.resolution, inp.actor)
+            return
+        problem = remedies.list_problem(inp.resolutions)
+        if problem:
+            raise refuse(problem, "InvalidAction")
+        for res in inp.resolutions:
+            self._check_remedy(res, inp.actor, money_checked=True)
+        prices = self.sagas.prices()
+        money = sum((remedies.money_back(r, prices) for r in inp.resolutions), Decimal(0))
+        refundable = self.sagas.refundable()
+        if money > refundable:
+            raise refuse(f"the remedies refund {money:.2f}, more than the {refundable:.2f} "
+                         "left to refund on this order", "InvalidAction")
+
+    def _check_remedy(self, res: Resolution, actor: Actor, money_checked: bool = False
+                      ) -> None:
+        """What one resolution needs: an order for money and goods, its fields, eligible
+        items that are on the order, and (alone) an amount still left to refund."""
+        state = self.state
         if not state.order_id and (res.type not in ORDERLESS_RESOLUTIONS or (
                 res.type == "compensation" and not (res.coupon_code or res.points))):
             raise refuse("a case without an order is settled with an apology or a coupon or "
@@ -646,7 +689,7 @@ class CaseWorkflow:
         if res.type in GOODS_RESOLUTIONS:
             if not res.items:
                 raise refuse(f"a {res.type} needs the items that move", "InvalidAction")
-            if not state.eligibility["eligible"] and inp.actor.role not in MANAGERS:
+            if not state.eligibility["eligible"] and actor.role not in MANAGERS:
                 raise refuse("not eligible: " + "; ".join(state.eligibility["reasons"])
                              + " (a supervisor can override)", "InvalidAction")
             bought: dict[str, int] = {}
@@ -658,7 +701,7 @@ class CaseWorkflow:
                                  f"({bought.get(item.sku, 0)})", "InvalidAction")
         money = res.amount if res.type in REFUND_RESOLUTIONS or (
             res.type == "compensation" and not (res.coupon_code or res.points)) else None
-        if money is not None:
+        if money is not None and not money_checked:
             refundable = self.sagas.refundable()
             if Decimal(money) > refundable:
                 raise refuse(f"{money} is more than the {refundable:.2f} left to refund on "
@@ -1064,8 +1107,10 @@ class CaseWorkflow:
                            detail={"type": plan.type, "reason": reason})
             return
         state.status = Status.OPEN
-        self.log.move(Stage.ANALYZE, SYSTEM, "resolution_failed",
-                      {"type": plan.type, "reason": reason})
+        failed: dict = {"type": plan.type, "reason": reason}
+        if plan.remedies:
+            failed["remedies"] = [{"type": r.type, "state": r.state} for r in plan.remedies]
+        self.log.move(Stage.ANALYZE, SYSTEM, "resolution_failed", failed)
         self._start_clock("analyze")
         if state.assignee:
             self.log.notify_staff(state.assignee, "resolution_failed", {"reason": reason})
@@ -1439,6 +1484,10 @@ def _resolution_detail(plan: Resolution) -> dict:
             detail[name] = value
     if plan.items:
         detail["items"] = [{"sku": i.sku, "quantity": i.quantity} for i in plan.items]
+    if plan.remedies:
+        detail["remedies"] = [  # the plan's note is said once, above
+            {**{k: v for k, v in _resolution_detail(r).items() if k != "note"},
+             "state": r.state} for r in plan.remedies]
     return detail
 
 

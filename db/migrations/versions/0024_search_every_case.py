@@ -3,7 +3,7 @@ phone's digits (`cases.customer_phone_digits`) and the waybill index (`case_wayb
 filled for the cases already there
 
 Revision ID: 0024
-Revises: 0019
+Revises: 0026
 Create Date: 2026-12-07 00:00:00
 
 The fill runs in batches that commit one by one, as 0008's does, so the new column's
@@ -17,7 +17,7 @@ from alembic import op
 from sqlalchemy.dialects import sqlite
 
 revision = '0024'
-down_revision = '0019'
+down_revision = '0026'
 branch_labels = None
 depends_on = None
 
