@@ -21,9 +21,10 @@ from sqlalchemy import func, insert, select, text
 from db import cases as case_store
 from db import kpi
 from db.engine import make_engine, make_sessionmaker, migrate
-from db.models import FAR_FUTURE, Case, CaseClock, CaseNameGram, TimelineEvent
+from db.models import FAR_FUTURE, Case, CaseClock, CaseNameGram, CaseWaybill, TimelineEvent
 from db.reports import ReportFilter, live_summary, summary
-from db.search import name_grams, normalise
+from db.search import name_grams, normalise, phone_digits
+from workflows.case.vocabulary import ID_ALPHABET
 from workflows.case.vocabulary import STAGES as VOCABULARY_STAGES
 
 STAGES = VOCABULARY_STAGES[1:]  # every stage a recorded case can be in
@@ -55,6 +56,15 @@ def customer_name(rng: random.Random) -> str:
                                           for _ in range(rng.choice((1, 2, 2))))
 
 
+def bench_case_id(n: int) -> str:
+    """The n-th case's id, spelt as real ids are (CASE_ID), so typed ids find it."""
+    letters = []
+    for _ in range(10):
+        n, digit = divmod(n, len(ID_ALPHABET))
+        letters.append(ID_ALPHABET[digit])
+    return "AS-" + "".join(reversed(letters))
+
+
 def fill(url: str, count: int, seed: int = 42) -> None:
     """Insert `count` cases (with clocks and timeline events) into an empty read model."""
     migrate(url)
@@ -67,8 +77,9 @@ def fill(url: str, count: int, seed: int = 42) -> None:
     for start in range(0, count, BATCH):
         cases, clocks, events = [], [], []
         grams: list[dict] = []
+        waybills: list[dict] = []
         for n in range(start, min(count, start + BATCH)):
-            case_id = f"AS-B{n:08d}"
+            case_id = bench_case_id(n)
             created = now - timedelta(minutes=rng.randint(0, 90 * 24 * 60))
             stage = rng.choices(STAGES, STAGE_WEIGHTS)[0]
             open_ = stage not in ("closed", "cancelled")
@@ -89,6 +100,7 @@ def fill(url: str, count: int, seed: int = 42) -> None:
                 "customer_name": (name := customer_name(rng)),
                 "customer_name_folded": normalise(name),
                 "customer_phone": f"138{n:08d}",
+                "customer_phone_digits": phone_digits(f"138{n:08d}"),
                 "created_at": created, "updated_at": created, "stage_due_at": due,
                 "due_key": due or FAR_FUTURE, "resolution_due_at": due, "overdue": overdue,
                 "closed_at": resolved + timedelta(days=3) if stage == "closed" and resolved
@@ -112,6 +124,10 @@ def fill(url: str, count: int, seed: int = 42) -> None:
                          "description": "bench", "customer_url": "http://x/s/x"},
             })
             grams.extend({"gram": gram, "case_id": case_id} for gram in name_grams(name))
+            # The order's delivery, and a return parcel for one case in three.
+            waybills.append({"waybill": f"YT{n:010d}", "case_id": case_id})
+            if n % 3 == 0:
+                waybills.append({"waybill": f"SF{n:010d}", "case_id": case_id})
             for idx, clock in enumerate(("confirm", "analyze", "resolution")):
                 clocks.append({"case_id": case_id, "idx": idx, "name": clock,
                                "state": rng.choice(("met", "met", "met", "breached")),
@@ -125,6 +141,7 @@ def fill(url: str, count: int, seed: int = 42) -> None:
             connection.execute(insert(CaseClock), clocks)
             connection.execute(insert(TimelineEvent), events)
             connection.execute(insert(CaseNameGram), grams)
+            connection.execute(insert(CaseWaybill), waybills)
         print(f"  filled {min(count, start + BATCH)}/{count}", file=sys.stderr, flush=True)
     with engine.begin() as connection:
         connection.execute(text("ANALYZE"))  # fresh statistics for the planner
@@ -163,6 +180,18 @@ def measure(url: str) -> dict:
                                                        per_page=50, page=1),
         "search_one_character": lambda s: case_store.list_cases(
             s, F(q=rng.choice("王李张刘陈")), per_page=50, page=1),
+        # The desk's search box (every case, newest first): a phone as people write
+        # it, a waybill number, a case id read over the phone in lower case.
+        "desk_search_phone_formatted": lambda s: case_store.list_cases(
+            s, F(q=formatted(rng.choice(phones))), sort="created", per_page=50, page=1),
+        "desk_search_waybill": lambda s: case_store.list_cases(
+            s, F(q=f"SF{rng.randrange(0, len(ids) * 3, 3):010d}"), sort="created",
+            per_page=50, page=1),
+        "desk_search_case_id_typed": lambda s: case_store.list_cases(
+            s, F(q=(lambda i: f"{i[:7]} {i[7:]}".lower())(rng.choice(ids))),
+            sort="created", per_page=50, page=1),
+        "desk_search_one_character": lambda s: case_store.list_cases(
+            s, F(q=rng.choice("王李张刘陈")), sort="created", per_page=50, page=1),
         "case_page": lambda s: (case_store.get_case(s, rng.choice(ids)),
                                 case_store.timeline(s, rng.choice(ids))),
         "report_summary": lambda s: summary(s, ReportFilter(start=now - timedelta(days=30),
@@ -192,6 +221,11 @@ def measure(url: str) -> dict:
     return result
 
 
+def formatted(phone: str) -> str:
+    """A mobile number the way a customer reads it out: "+86 138-0000-0001"."""
+    return f"+86 {phone[:3]}-{phone[3:7]}-{phone[7:]}"
+
+
 def plans(engine) -> dict:
     """The database's plan for the list queries, for docs/benchmarks.md."""
     statements = {
@@ -201,6 +235,9 @@ def plans(engine) -> dict:
         .order_by(Case.due_key, Case.id).limit(50),
         "search_name": case_store.case_query(case_store.CaseFilter(q="王芳"))
         .order_by(Case.due_key, Case.id).limit(50),
+        "desk_search_phone_formatted": case_store.case_query(
+            case_store.CaseFilter(q="+86 138-0000-0001"))
+        .order_by(Case.created_at.desc(), Case.id.desc()).limit(50),
     }
     prefix = "EXPLAIN" if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN"
     out = {}

@@ -51,6 +51,11 @@ CASE_COLUMNS = (
 )
 
 
+def waybills(snap) -> list[str]:
+    """The waybill numbers of a case: its courier parcels and the order's delivery."""
+    return [*snap.parcels, *([snap.order.waybill_no] if snap.order else [])]
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -94,6 +99,7 @@ def apply_projection(session: Session, projection: Projection,
         customer_name=snap.customer.name,
         customer_name_folded=folded,
         customer_phone=snap.customer.phone,
+        customer_phone_digits=search.phone_digits(snap.customer.phone) or None,
         created_at=snap.created_at,
         updated_at=snap.updated_at,
         status_token_hash=token_hash(snap.status_token),
@@ -132,6 +138,8 @@ def apply_projection(session: Session, projection: Projection,
         moved = name_changed = True
     if name_changed:
         search.index_name(session, snap.case_id, snap.customer.name)
+    if moved:
+        search.index_waybills(session, snap.case_id, waybills(snap))
     if moved:
         clocks = _table(CaseClock)
         session.execute(delete(clocks).where(clocks.c.case_id == snap.case_id))
@@ -410,6 +418,17 @@ def related_cases(session: Session, case: Case, limit: int = 20) -> tuple[list[C
 
     return (others(Case.customer_id == case.customer_id),
             others(Case.order_id == case.order_id) if case.order_id else [])
+
+
+# The most cases the customer page lists (a customer with more is a case for the API).
+CUSTOMER_CASES = 500
+
+
+def customer_cases(session: Session, customer_id: str) -> list[Case]:
+    """Every case of one customer (by the customer id the cases carry), newest first."""
+    return list(session.scalars(select(Case).where(Case.customer_id == customer_id)
+                                .order_by(Case.created_at.desc(), Case.id)
+                                .limit(CUSTOMER_CASES)))
 
 
 def open_cases_on_order(session: Session, order_id: str) -> list[str]:

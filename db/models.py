@@ -64,6 +64,8 @@ class Case(Base):
     # alike, whatever the database's locale). Null once the name is erased.
     customer_name_folded: Mapped[str | None] = mapped_column(Text)
     customer_phone: Mapped[str] = mapped_column(String(40), nullable=False, default="")
+    # The phone as the search box compares it (db/search.phone_digits); null once erased.
+    customer_phone_digits: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
     stage_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -124,6 +126,7 @@ class Case(Base):
         Index("ix_cases_updated", "updated_at"),
         Index("ix_cases_closed", "closed_at"),
         Index("ix_cases_phone", "customer_phone"),
+        Index("ix_cases_phone_digits", "customer_phone_digits"),
         Index("ix_cases_team_due", "team", "due_key", "id"),
         Index("ix_cases_store", "store"),
     )
@@ -139,6 +142,18 @@ class CaseNameGram(Base):
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), primary_key=True)
 
     __table_args__ = (Index("ix_case_name_grams_case", "case_id"),)
+
+
+class CaseWaybill(Base):
+    """The search box's index of waybill numbers: each courier parcel of a case (and the
+    order's own delivery), spaces removed and in upper case (db/search.py)."""
+
+    __tablename__ = "case_waybills"
+
+    waybill: Mapped[str] = mapped_column(String(64), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+
+    __table_args__ = (Index("ix_case_waybills_case", "case_id"),)
 
 
 class CaseTag(Base):

@@ -126,6 +126,7 @@ def _anonymise(session: Session, row: Case, now: datetime,
     row.customer_name = ERASED
     row.customer_name_folded = None
     row.customer_phone = ""
+    row.customer_phone_digits = None
     search.forget_name(session, row.id)  # the name cannot be searched for any more
     # The customer's link stops working: nobody holds a token for this hash.
     row.status_token_hash = hashlib.sha256(secrets.token_bytes(32)).hexdigest()

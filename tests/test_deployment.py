@@ -202,11 +202,17 @@ def test_read_model_bench_runs_on_a_small_fill(tmp_path):
     assert set(result["queries"]) == {"desk_queue", "overdue_list", "stage_queue",
                                       "search_order", "search_phone", "search_name",
                                       "search_one_character", "case_page",
-                                      "report_summary"}
+                                      "report_summary", "report_summary_live",
+                                      "desk_search_phone_formatted",
+                                      "desk_search_waybill", "desk_search_case_id_typed",
+                                      "desk_search_one_character"}
     assert all(q["p95_ms"] > 0 for q in result["queries"].values())
     assert any("ix_cases_assignee_due" in line for line in result["plans"]["desk_queue"])
     # The name search starts from the gram index, not a scan of every case.
     assert any("case_name_grams" in line for line in result["plans"]["search_name"])
+    # A formatted phone is looked up by its digits, on their index.
+    assert any("ix_cases_phone_digits" in line
+               for line in result["plans"]["desk_search_phone_formatted"])
 
 
 def test_the_small_benches_run(tmp_path):

@@ -9,6 +9,7 @@ schema and the same permission and workflow checks as the REST API, and the resu
 from __future__ import annotations
 
 import tomllib
+import unicodedata
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -44,11 +45,20 @@ from web.pages import staff_page
 from web.problems import Problem, flatten_errors
 from web.schemas import ACTION_SCHEMAS, CaseCreateSchema
 from workflows.case.contracts import MAX_TAG_LENGTH, Actor, CaseItem, Customer
-from workflows.case.vocabulary import CHANNELS, GOODS_RESOLUTIONS, KINDS, PRIORITIES, STAGES
+from workflows.case.vocabulary import (
+    CHANNELS,
+    ENDED_STAGES,
+    GOODS_RESOLUTIONS,
+    KINDS,
+    PRIORITIES,
+    STAGES,
+)
 
 desk = Blueprint("desk", __name__)
 REPLIES_FILE = Path(__file__).parent / "content" / "replies.toml"
 PER_PAGE = 50
+# The search box takes this many characters (ids, phones and names are far shorter).
+MAX_SEARCH = 100
 # The ways a customer reaches a handler ("system" is Aftersales' own).
 STAFF_CHANNELS = tuple(c for c in CHANNELS if c != "system")
 
@@ -59,12 +69,14 @@ def state():
 
 def page_context(**extra) -> dict:
     """Names every case template uses."""
-    return {"now": datetime.now(UTC), "user": g.user, **extra}
+    return {"now": datetime.now(UTC), "user": g.user, "MAX_SEARCH": MAX_SEARCH, **extra}
 
 
 @desk.get("/desk")
 @staff_page("handler", "supervisor", "admin")
 def queue():
+    if "q" in request.args:
+        return search(request.args.get("q", ""))
     return render_template("desk.html", **desk_context(request.args))
 
 
@@ -111,6 +123,48 @@ def digest_choices() -> list[tuple[str, str]]:
     default = _("as set for everyone (%(interval)s)",
                 interval=every(state().settings.digest_interval))
     return [("", default)] + [(str(s), every(s)) for s in digests.CHOICES]
+
+
+def search(raw: str):
+    """The search box: every case the query means, whoever holds it and in whatever
+    state, newest first, a page at a time (db/search.py says what a query matches).
+    Reading any case is every staff role's; acting stays with its owners."""
+    query = raw.strip()
+    problem = search_problem(raw)
+    if problem:
+        return render_template("desk_search.html", **page_context(
+            query=query[:MAX_SEARCH], problem=problem, results=[], total=0,
+            page=1, pages=1)), 400
+    page = page_number(request.args.get("page"))
+    with state().sessions() as session:
+        results, total, _next = case_store.list_cases(
+            session, case_store.CaseFilter(q=query), sort="created", per_page=PER_PAGE,
+            page=page)
+    pages = max(1, -(-total // PER_PAGE))
+    return render_template("desk_search.html", **page_context(
+        query=query, problem=None, results=results, total=total, page=page,
+        pages=pages))
+
+
+def search_problem(raw: str) -> str | None:
+    """Why the search box cannot search for this, in the page's words; None if it can."""
+    query = raw.strip()
+    if not query:
+        return _("Type what to look for: a case id, an order number, a phone number, a "
+                 "waybill number or part of the customer's name.")
+    if len(query) > MAX_SEARCH:
+        return _("The search is too long: at most %(max)s characters; ids, phones and "
+                 "names are shorter.", max=MAX_SEARCH)
+    if any(unicodedata.category(c) == "Cc" for c in raw):
+        return _("The search holds a control character (a tab, a line break or an "
+                 "invisible code); type it again without.")
+    return None
+
+
+def page_number(raw: str | None) -> int:
+    """A list's page from the query string: 1 unless a sensible number is given."""
+    return int(raw) if raw and raw.isascii() and raw.isdigit() and 0 < int(raw) <= 10000 \
+        else 1
 
 
 def desk_filters(args) -> dict:
@@ -240,6 +294,31 @@ def case_page(case_id: str):
             by_customer=by_customer, by_order=by_order, users=users, replies=replies,
             duplicates=duplicates,
             prefill=prefill, PRIORITIES=PRIORITIES, KINDS=KINDS))
+
+
+@desk.get("/desk/customers/<path:customer_id>")
+@staff_page("handler", "supervisor", "admin")
+def customer(customer_id: str):
+    """All cases of one customer (the customer id the cases carry, as repeat_of and the
+    merge action read it): open and closed, their orders and ratings."""
+    with state().sessions() as session:
+        cases = case_store.customer_cases(session, customer_id)
+        session.expunge_all()
+    if not cases:
+        return render_template("message.html", title=_("No such customer"), message=_(
+            "No case is of customer %(id)s.", id=customer_id[:64])), 404
+    orders: dict[str, list] = {}
+    for row in cases:
+        if row.order_id:
+            orders.setdefault(row.order_id, []).append(row)
+    rated = [row for row in cases if row.rating is not None]
+    return render_template("desk_customer.html", **page_context(
+        customer_id=customer_id, latest=cases[0],
+        open_cases=[row for row in cases if row.stage not in ENDED_STAGES],
+        closed_cases=[row for row in cases if row.stage in ENDED_STAGES],
+        orders=orders, rated=rated,
+        average=sum(row.rating or 0 for row in rated) / len(rated) if rated else None,
+        limit=case_store.CUSTOMER_CASES))
 
 
 @desk.post("/desk/cases/<case_id>/<action>")
