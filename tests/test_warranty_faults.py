@@ -30,7 +30,7 @@ def outside_warranty(orders: dict[str, dict]) -> list[tuple[str, dict]]:
             continue
         delivered = datetime.fromisoformat(order["delivered_at"].replace("Z", "+00:00"))
         for line in order["lines"]:
-            if line["warranty_days"] and (delivered + timedelta(days=line["warranty_days"])
+            if line.get("warranty_days") and (delivered + timedelta(days=line["warranty_days"])
                                           < now - timedelta(hours=1)):
                 found.append((order["id"], line))
                 break
