@@ -98,7 +98,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.case.priority import score_priority
     from workflows.case.saga import error_message, error_type
     from workflows.case.sagas import ResolutionFailed, ResolutionSagas
-    from workflows.case.warranty import quote_problem
     from workflows.case.vocabulary import (
         CASE_ID,
         COMBINED,
@@ -115,6 +114,7 @@ with workflow.unsafe.imports_passed_through():
         Status,
         raise_priority,
     )
+    from workflows.case.warranty import quote_problem
     from workflows.routing import (
         CaseFacts,
         holder_after_move,
