@@ -25,11 +25,16 @@ def quoted_case(systems, amount: str) -> dict:
     return warranty.at_the_quote(systems, case)
 
 
+def status_page(systems, case: dict) -> str:
+    """The case's status page on the served app (the link's host is the test setting)."""
+    return f"{systems['web']}/s/{warranty.token_of(case)}"
+
+
 def test_the_customer_accepts_the_quote_on_the_status_page(systems, browser):
     case = quoted_case(systems, "120.00")
     context = browser.new_context(locale="en-GB", viewport={"width": 390, "height": 844})
     page = context.new_page()
-    page.goto(case["customer_url"])
+    page.goto(status_page(systems, case))
     section = page.locator("section#quote")
     said = section.inner_text()
     assert "A quote for your repair" in said and "120.00" in said
@@ -37,7 +42,7 @@ def test_the_customer_accepts_the_quote_on_the_status_page(systems, browser):
     assert "please accept or decline the repair quote" in page.locator("main").inner_text()
     # A second tab keeps the old page: its press comes after the answer.
     stale = context.new_page()
-    stale.goto(case["customer_url"])
+    stale.goto(status_page(systems, case))
     section.get_by_role("button", name="Accept and repair").click()
     assert "we will repair your item" in page.locator("p.notice.success").first.inner_text()
     assert "You accepted the quote" in page.locator("section#quote").inner_text()
@@ -57,7 +62,7 @@ def test_the_customer_declines_in_chinese_and_the_item_comes_back(systems, brows
     context = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844},
                                   extra_http_headers={"Accept-Language": "zh-CN"})
     page = context.new_page()
-    page.goto(case["customer_url"])
+    page.goto(status_page(systems, case))
     section = page.locator("section#quote")
     assert "维修报价" in section.inner_text() and "88.00" in section.inner_text()
     section.get_by_role("button", name="拒绝并寄回").click()
