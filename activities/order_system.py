@@ -60,6 +60,7 @@ class OrderSystemClient(SystemClient):
             id=data["id"], order_id=data.get("order_id") or "", kind=data["kind"],
             coupon_code=data.get("coupon_code"), points=data.get("points"),
             amount=data.get("amount"),
+            expires_at=_dt(data["expires_at"]) if data.get("expires_at") else None,
         )
 
     async def refund(self, req: RefundRequest) -> RefundReceipt:
@@ -71,7 +72,11 @@ class OrderSystemClient(SystemClient):
         if response.status_code in (409, 422):
             raise self.refuse(response, "RefundRefused")
         data = self.expect(response, 200, 201)
-        return RefundReceipt(id=data["id"], order_id=data["order_id"], amount=data["amount"])
+        return RefundReceipt(
+            id=data["id"], order_id=data["order_id"], amount=data["amount"],
+            method=str(data.get("method") or ""),
+            arrives_in_working_days=working_days(data.get("arrives_in_working_days")),
+            refunded_at=_dt(data["refunded_at"]) if data.get("refunded_at") else None)
 
 
 class OrderActivities:
@@ -113,6 +118,7 @@ def order_from_json(data: dict) -> OrderSnapshot:
         if (c := data.get("customer")) else None,
         waybill_no=data.get("waybill_no", ""),
         store_id=str(data.get("store_id") or ""),
+        store_name=str(data.get("store_name") or ""),
     )
 
 
@@ -122,6 +128,15 @@ def _days(value: object) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         return None
     return value
+
+
+def working_days(value) -> list[int]:
+    """[first, last] working days, or [] when the answer does not say (or says nonsense)."""
+    if (isinstance(value, list) and len(value) == 2
+            and all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 60
+                    for d in value) and value[0] <= value[1]):
+        return [value[0], value[1]]
+    return []
 
 
 def _dt(text: str) -> datetime:

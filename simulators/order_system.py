@@ -67,8 +67,16 @@ def digits(phone: str) -> str:
     """A phone number as the search compares it: its digits only."""
     return "".join(ch for ch in phone if ch.isdigit())
 PAYMENT_METHODS = ("alipay", "wechat_pay", "card")
+# How many working days a refund takes to reach each kind of payment account (the
+# first and the last day the bank or wallet usually credits it).
+REFUND_ARRIVAL_DAYS = {"alipay": (1, 3), "wechat_pay": (1, 3), "card": (3, 7)}
 # The shops that sell the demo orders, in turn: SO-10001 online, SO-10002 Shanghai, ...
 STORES = ("online", "sh-nanjing-rd", "bj-wangfujing", "hz-westlake")
+# Each shop's name as its customers know it (the retailer's own, in one language).
+STORE_NAMES = {"online": "官方网上商城", "sh-nanjing-rd": "上海南京东路店",
+               "bj-wangfujing": "北京王府井店", "hz-westlake": "杭州西湖店"}
+# How long a coupon granted as compensation can be used.
+COUPON_LIFETIME = timedelta(days=30)
 
 
 def outbound_waybill_no(order_id: str) -> str:
@@ -104,6 +112,7 @@ def demo_orders(now: datetime, count: int = 40, seed: int = 7) -> dict[str, dict
             # The parcel that took the order out; the courier system knows it too.
             "waybill_no": outbound_waybill_no(order_id),
             "store_id": STORES[n % len(STORES)],
+            "store_name": STORE_NAMES[STORES[n % len(STORES)]],
             "currency": "CNY",
             "total": f"{total:.2f}",
             "placed_at": iso(placed),
@@ -151,6 +160,7 @@ class OrderSystem:
                                        "idempotency key reused with a different body")
                 return existing, False
             kind = "coupon" if body.get("coupon_code") else "points"
+            granted = datetime.now(UTC)
             record = {
                 "id": f"CMP-{len(self.compensations) + 1:05d}",
                 "order_id": order_id,
@@ -161,7 +171,9 @@ class OrderSystem:
                 "points": body.get("points"),
                 "amount": body.get("amount"),
                 "idempotency_key": key,
-                "granted_at": iso(datetime.now(UTC)),
+                "granted_at": iso(granted),
+                # A coupon is worth its amount off the next order until it expires.
+                "expires_at": iso(granted + COUPON_LIFETIME) if kind == "coupon" else None,
                 "request": body,
             }
             self.compensations[key] = record
@@ -186,10 +198,15 @@ class OrderSystem:
                                    f"refund {amount} exceeds the {refundable} left to refund "
                                    f"on order {order_id}")
             order["refunded"] = f"{Decimal(order['refunded']) + amount:.2f}"
+            payment = order["payments"][0]
+            first, last = REFUND_ARRIVAL_DAYS.get(payment["method"], (1, 7))
             record = {
                 "id": f"RF-{len(self.refunds) + 1:05d}",
                 "order_id": order_id,
-                "payment_id": order["payments"][0]["id"],
+                "payment_id": payment["id"],
+                # Back to the account that paid, in this many working days.
+                "method": payment["method"],
+                "arrives_in_working_days": [first, last],
                 "case_id": body.get("case_id"),
                 "amount": f"{amount:.2f}",
                 "idempotency_key": key,

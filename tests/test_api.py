@@ -4,6 +4,7 @@ real worker, the order-system simulator over HTTP and the read model."""
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -91,6 +92,13 @@ def test_complaint_walks_all_six_stages_to_closed(stack, temporal_address, reque
     view = client.get(f"/api/v1/status/{token}").get_json()
     assert view["can_rate"] is True
     assert "assignee" not in view and "customer" not in view
+    # What the case is about, as the customer knows it: the order, its shop, the item.
+    assert view["order"] == {"id": "SO-10002", "store": "上海南京东路店", "products": [
+        {"name": "West Lake Longjing tea 250g", "quantity": 1}]}
+    # The coupon's expiry, from the order system's receipt; no refund on this case.
+    expires = datetime.fromisoformat(view["resolution"]["coupon_expires_at"])
+    assert timedelta(days=29) < expires - datetime.now(UTC) <= timedelta(days=30)
+    assert view["resolution"]["refund_arrives_in_working_days"] is None
     response = client.post(f"/api/v1/status/{token}/feedback",
                            json={"rating": 5, "comment": "处理很快"})
     assert response.status_code == 200, response.get_json()

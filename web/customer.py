@@ -1,11 +1,13 @@
 """The customer's status page at the case's `customer_url` (`/s/<token>`): no login,
 one case only, mobile first. It shows the six steps in plain words, what happens next
-and by when, parcel tracking, and the answer and rating forms when the case waits for
-them. The forms carry CSRF tokens like every other form."""
+and by when (in the reader's time zone, named), the order, shop and products, what the
+resolution means for the customer (an approval's wait, when refunded money arrives, how
+to use a coupon), parcel tracking, and the answer and rating forms when the case waits
+for them. The forms carry CSRF tokens like every other form."""
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 
@@ -56,7 +58,9 @@ def page(token: str):
     return render_template(
         "customer.html", case=row, view=view, history=list(reversed(history)),
         thread=thread(view["messages"], view["attachments"]),
-        progress=progress(row.stage), token=token)
+        progress=progress(row.stage), token=token,
+        # Working time after which a waiting approval escalates: what "usually" means.
+        approval_timeout=current_app.extensions["aftersales"].policy.approval_timeout)
 
 
 @customer.post("/s/<token>/rate")

@@ -13,7 +13,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
+from babel.dates import format_skeleton
 from babel.lists import format_list
 from flask import Flask, current_app, g, request
 from flask_babel import Babel, format_currency, format_datetime, format_timedelta, get_locale
@@ -50,8 +52,9 @@ def init_app(app: Flask) -> None:
     app.after_request(_remember_language)
     app.jinja_env.globals.update(LANGUAGES=LANGUAGES, current_lang=current_lang,
                                  html_lang=html_lang, lang_url=lang_url)
-    app.jinja_env.filters.update(when=when, due_in=due_in, since=since, money=money,
-                                 duration=duration, listing=listing)
+    app.jinja_env.filters.update(when=when, local_when=local_when, due_in=due_in,
+                                 since=since, money=money, duration=duration,
+                                 listing=listing)
 
 
 def _remember_language(response):
@@ -95,6 +98,32 @@ def when(value: datetime | str | None, with_zone: bool = False) -> Markup | str:
         text += " " + format_datetime(moment, "zzzz")
     iso = moment.isoformat().replace("+00:00", "Z")
     return Markup('<time datetime="{}">{}</time>').format(iso, text)
+
+
+# Time zones in the words their people use for them; other zones take the locale's name.
+ZONE_WORDS = {"Asia/Shanghai": _l("Beijing time")}
+
+
+def local_when(value: datetime | str | None) -> Markup | str:
+    """A time promised to a customer, in plain words and the store's zone, named: "12月8日
+    周二 18:00（北京时间）". The customer's page keeps it for a reader in that zone and
+    rewrites it into any other reader's own zone (static/localtime.js)."""
+    if value is None or value == "":
+        return ""
+    moment = as_utc(datetime.fromisoformat(value.replace("Z", "+00:00"))
+                    if isinstance(value, str) else value)
+    zone = store_zone_name()
+    locale = get_locale()
+    local = moment.astimezone(ZoneInfo(zone))
+    words = ZONE_WORDS.get(zone) or format_datetime(moment, "zzzz")
+    # The locale's own joining of a date and a time ("{1} {0}", "{1}, {0}").
+    joined = str(locale.datetime_formats["short"]).replace(
+        "{1}", format_skeleton("MMMEd" if local.year == datetime.now(local.tzinfo).year
+                               else "yMMMEd", local, locale=locale)).replace(
+        "{0}", format_skeleton("Hm", local, locale=locale))
+    text = _l("%(time)s (%(zone)s)", time=joined, zone=words)
+    iso = moment.isoformat().replace("+00:00", "Z")
+    return Markup('<time datetime="{}" data-zone="{}">{}</time>').format(iso, zone, text)
 
 
 def due_in(value: datetime | None, now: datetime) -> str:

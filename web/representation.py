@@ -209,6 +209,24 @@ def event_json(event: TimelineEvent) -> dict:
     }
 
 
+def customer_order(row: Case) -> dict | None:
+    """The order the case is about as the customer knows it: its number, the shop that
+    sold it and the products the case concerns (the whole order when it names none)."""
+    order = row.data.get("order") or {}
+    if not row.order_id and not order:
+        return None
+    lines = order.get("lines") or []
+    names = {line["sku"]: line["name"] for line in lines}
+    asked = [{"name": names.get(item["sku"], item["sku"]), "quantity": item["quantity"]}
+             for item in row.data.get("items") or []]
+    return {
+        "id": row.order_id or order.get("id"),
+        "store": order.get("store_name") or order.get("store_id") or row.store or None,
+        "products": asked or [{"name": line["name"], "quantity": line["quantity"]}
+                              for line in lines],
+    }
+
+
 def customer_json(row: Case, events: list[TimelineEvent], token: str,
                   merged_into: dict | None = None) -> dict:
     """What the customer may see: no staff names, notes, phone numbers or internals.
@@ -228,11 +246,19 @@ def customer_json(row: Case, events: list[TimelineEvent], token: str,
              "waybills": (r.get("refs") or {}).get("waybills", {}),
              "refund_id": (r.get("refs") or {}).get("refund_id")}
             for r in resolution.get("remedies") or []]
+        summary["refunded"] = refs.get("refunded")  # the amount paid back, once paid
+        # From the order system's receipts (resolutions since they are kept).
+        summary["refund_method"] = refs.get("refund_method") or None
+        summary["refund_arrives_in_working_days"] = \
+            refs.get("refund_arrives_in_working_days") or None
+        summary["refunded_at"] = refs.get("refunded_at")
+        summary["coupon_expires_at"] = refs.get("coupon_expires_at")
     return {
         "case_id": row.id,
         "kind": row.kind,
         "stage": row.stage,
         "status": row.status,
+        "order": customer_order(row),
         "next_step": next_step(row),
         "due_at": jsonable(row.stage_due_at) if row.stage not in ("closed", "cancelled")
         else None,

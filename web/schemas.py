@@ -626,11 +626,25 @@ class QuoteSchema(Schema):
                            validate=validate.OneOf(("accepted", "declined", "expired")))
 
 
+class CustomerProductSchema(Schema):
+    name = fields.String(required=True)
+    quantity = fields.Integer(required=True)
+
+
+class CustomerOrderSchema(Schema):
+    id = fields.String(required=True, allow_none=True)
+    # The shop that sold it: its name, else its id (None when the order system says none).
+    store = fields.String(required=True, allow_none=True)
+    products = fields.List(fields.Nested(CustomerProductSchema), required=True)
+
+
 class CustomerViewSchema(Schema):
     case_id = fields.String(required=True)
     kind = fields.String(required=True)
     stage = fields.String(required=True)
     status = fields.String(required=True)
+    # The order the case is about (None for a case without one).
+    order = fields.Nested(CustomerOrderSchema, required=True, allow_none=True)
     next_step = fields.String(required=True)
     due_at = fields.DateTime(required=True, allow_none=True)
     question = fields.String(required=True, allow_none=True)

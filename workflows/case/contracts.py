@@ -83,6 +83,8 @@ class OrderSnapshot:
     waybill_no: str = ""
     # The store that sold it ("" from order systems that do not say): routing reads it.
     store_id: str = ""
+    # The store's name as its customers know it ("" when the order system gives none).
+    store_name: str = ""
 
 
 @dataclass
@@ -477,6 +479,8 @@ class CompensationReceipt:
     coupon_code: str | None = None
     points: int | None = None
     amount: str | None = None
+    # The last moment a coupon can be used (None: points, or the system does not say).
+    expires_at: datetime | None = None
 
 
 @dataclass
@@ -492,6 +496,11 @@ class RefundReceipt:
     id: str
     order_id: str
     amount: str
+    # Where the money goes back (the payment's method: alipay, wechat_pay, card) and
+    # within how many working days it usually arrives there, first and last ([] unknown).
+    method: str = ""
+    arrives_in_working_days: list[int] = field(default_factory=list)
+    refunded_at: datetime | None = None
 
 
 @dataclass

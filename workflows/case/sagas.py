@@ -84,6 +84,9 @@ APPROVAL_TIMEOUT_PATCH = "deny-approval-timeout"
 # A repair outside the warranty waits at the repair centre for the customer's answer to
 # its quote (docs/resolutions.md, "Warranty"); plans made before carry no quote.
 WARRANTY_PATCH = "warranty-quote"
+# The customer's page tells when a refund arrives and until when a coupon lasts: the
+# receipts' details are kept in the plan's refs; resolutions that began before keep none.
+RECEIPT_DETAILS_PATCH = "customer-receipt-details"
 # Who is told at each level of a waiting approval (docs/resolutions.md).
 APPROVAL_LEVELS = ("supervisor", "admin")
 # After this long without an answer the case shows that it waits on that system and
@@ -179,6 +182,8 @@ class ResolutionSagas:
                     points=plan.points, amount=plan.amount,
                     customer_id=self._state.customer.id)))
             plan.refs["compensation_id"] = receipt.id
+            if receipt.expires_at is not None and workflow.patched(RECEIPT_DETAILS_PATCH):
+                plan.refs["coupon_expires_at"] = receipt.expires_at.isoformat()
             self._state.compensation_points += receipt.points or 0
             self._step_event("grant_compensation", receipt=receipt.id,
                              coupon_code=receipt.coupon_code, points=receipt.points)
@@ -330,6 +335,11 @@ class ResolutionSagas:
                 idempotency_key=self._key("refund"))))
         plan.refs["refund_id"] = receipt.id
         plan.refs["refunded"] = receipt.amount
+        if workflow.patched(RECEIPT_DETAILS_PATCH):
+            plan.refs["refund_method"] = receipt.method
+            plan.refs["refund_arrives_in_working_days"] = list(receipt.arrives_in_working_days)
+            plan.refs["refunded_at"] = (receipt.refunded_at.isoformat()
+                                        if receipt.refunded_at else None)
         self._state.refunded = f"{Decimal(self._state.refunded) + Decimal(receipt.amount):.2f}"
         self._step_event(step, refund=receipt.id, amount=receipt.amount)
 
