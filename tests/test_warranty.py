@@ -320,3 +320,19 @@ def test_an_unanswered_quote_counts_as_declined(systems):
     assert case["resolution"]["remedies"][1]["refs"]["quote"]["answer"] == "expired"
     assert "quote_expired" in [e["type"] for e in case["timeline"]]
     record_history_sync(systems["temporal"], case["id"], "warranty_expired")
+
+
+def test_the_case_page_form_sends_the_quote_with_the_repair():
+    from werkzeug.datastructures import MultiDict
+
+    from web.desk import form_body
+
+    form = MultiDict({"type": "apology", "type-2": "repair", "quote_amount": " 120.00 ",
+                      "qty:SKU-SHOES-41": "1", "note": ""})
+    assert form_body("resolve", form) == {"resolutions": [
+        {"type": "apology"},
+        {"type": "repair", "items": [{"sku": "SKU-SHOES-41", "quantity": 1}],
+         "quote_amount": "120.00"}]}
+    alone = MultiDict({"type": "repair", "quote_amount": "", "qty:SKU-SHOES-41": "1"})
+    assert form_body("resolve", alone) == {"resolution": {
+        "type": "repair", "items": [{"sku": "SKU-SHOES-41", "quantity": 1}]}}
