@@ -106,7 +106,8 @@ def order_from_json(data: dict) -> OrderSnapshot:
         placed_at=_dt(data["placed_at"]),
         delivered_at=_dt(data["delivered_at"]) if data.get("delivered_at") else None,
         lines=[OrderLine(sku=line["sku"], name=line["name"], quantity=int(line["quantity"]),
-                         unit_price=line["unit_price"], category=line.get("category", ""))
+                         unit_price=line["unit_price"], category=line.get("category", ""),
+                         warranty_days=_days(line.get("warranty_days")))
                for line in data.get("lines", [])],
         payments=[Payment(id=p["id"], method=p["method"], amount=p["amount"],
                           paid_at=_dt(p["paid_at"])) for p in data.get("payments", [])],
@@ -119,6 +120,14 @@ def order_from_json(data: dict) -> OrderSnapshot:
         store_id=str(data.get("store_id") or ""),
         store_name=str(data.get("store_name") or ""),
     )
+
+
+def _days(value: object) -> int | None:
+    """A line's `warranty_days`: a whole number of days, or None when the order system
+    gives none or something else than a whole number of days (a repair is then free)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
 
 
 def working_days(value) -> list[int]:

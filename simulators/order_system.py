@@ -42,6 +42,11 @@ CATALOGUE = [
     ("SKU-SHOES-41", "Running shoes, size 41", "599.00", "apparel"),
     ("SKU-RICE-10", "Northeast rice 10kg", "89.90", "grocery"),
 ]
+# The warranty of each category that has one, in days from delivery; an order line of
+# such a category carries it as `warranty_days` (food gives none: a repair of it is free,
+# as before). Apparel's 15 days leave some demo orders outside it, so a repair there
+# gets a quote (docs/resolutions.md, "Warranty").
+WARRANTY_DAYS = {"electronics": 365, "appliances": 730, "apparel": 15}
 # id, name, phone, tier
 CUSTOMERS = [
     ("C-1001", "王芳", "13800000001", "vip"), ("C-1002", "李娜", "13800000002", "regular"),
@@ -90,8 +95,11 @@ def demo_orders(now: datetime, count: int = 40, seed: int = 7) -> dict[str, dict
                   ).replace(microsecond=0)
         lines = []
         for sku, title, price, category in rng.sample(CATALOGUE, rng.randint(1, 3)):
-            lines.append({"sku": sku, "name": title, "quantity": rng.randint(1, 3),
-                          "unit_price": price, "category": category})
+            line = {"sku": sku, "name": title, "quantity": rng.randint(1, 3),
+                    "unit_price": price, "category": category}
+            if category in WARRANTY_DAYS:
+                line["warranty_days"] = WARRANTY_DAYS[category]
+            lines.append(line)
         total = sum((Decimal(str(line["unit_price"])) * int(str(line["quantity"]))
                      for line in lines), Decimal(0))
         delivered = n % 10 != 9  # every tenth order is still on its way

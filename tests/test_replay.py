@@ -18,7 +18,7 @@ PATHS = ("complaint", "refund", "return", "exchange", "repair", "reopen_cancel",
          "attachments_cancel", "conversation", "approval_split", "routed_return",
          "approval_escalated", "approval_denied", "approval_cancelled",
          "rerouted_confirm", "merged_duplicate", "merged_survivor", "remedies",
-         "remedies_failed")
+         "remedies_failed", "warranty_accepted", "warranty_declined", "warranty_expired")
 
 
 @pytest.mark.parametrize("path", PATHS)

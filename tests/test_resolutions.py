@@ -9,6 +9,7 @@ import json
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import httpx
@@ -56,6 +57,14 @@ class Served:
 @pytest.fixture(scope="module")
 def systems(temporal_address, tmp_path_factory):
     """Fresh simulators, the web app over HTTP and a worker, for this module."""
+    with running_stack(temporal_address, tmp_path_factory) as running:
+        yield running
+
+
+@contextmanager
+def running_stack(temporal_address, tmp_path_factory, **extra):
+    """The stack of `systems`; `extra` settings go on top of the test settings (a policy
+    file, say, for a module that needs other rules)."""
     orders = Served(order_system.create_app(order_system.OrderSystem(state_file=None)))
     inventory = Served(inventory_system.create_app(inventory_system.InventorySystem(None)))
     web_port_holder: dict = {}
@@ -66,7 +75,7 @@ def systems(temporal_address, tmp_path_factory):
     url = f"sqlite:///{tmp_path_factory.mktemp('resolutions') / 'db.sqlite'}"
     settings = make_settings(
         temporal_address, url, orders.url, inventory_system_url=inventory.url,
-        courier_system_url=courier.url, courier_webhook_secret=SECRET)
+        courier_system_url=courier.url, courier_webhook_secret=SECRET, **extra)
     app = create_app(settings)
     web = Served(app)
     web_port_holder["url"] = web.url
@@ -79,16 +88,19 @@ def systems(temporal_address, tmp_path_factory):
         create_user(session, "sue", "supervisor")
         tokens = {"hank": create_token(session, "hank"), "sue": create_token(session, "sue")}
     http = httpx.Client(base_url=web.url, timeout=60)
-    yield {"http": http, "tokens": tokens, "orders": orders.url, "inventory": inventory.url,
-           "courier": courier.url, "web": web.url, "temporal": temporal_address,
-           "courier_outage": courier_outage, "settings": settings}
-    http.close()
-    worker.stop()
-    courier_state.stop()
-    for served in (web, courier, inventory, orders):
-        served.stop()
-    app.extensions["aftersales"].gateway.close()
-    app.extensions["aftersales"].engine.dispose()
+    try:
+        yield {"http": http, "tokens": tokens, "orders": orders.url,
+               "inventory": inventory.url, "courier": courier.url, "web": web.url,
+               "temporal": temporal_address, "courier_outage": courier_outage,
+               "settings": settings}
+    finally:
+        http.close()
+        worker.stop()
+        courier_state.stop()
+        for served in (web, courier, inventory, orders):
+            served.stop()
+        app.extensions["aftersales"].gateway.close()
+        app.extensions["aftersales"].engine.dispose()
 
 
 def call(systems, method: str, path: str, who: str = "hank", **kwargs) -> httpx.Response:

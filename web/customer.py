@@ -17,7 +17,7 @@ from web.commands import customer_action
 from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
 from web.problems import Problem, flatten_errors
 from web.representation import CUSTOMER_EVENTS, customer_json
-from web.schemas import FeedbackSchema, ReplySchema
+from web.schemas import FeedbackSchema, QuoteAnswerSchema, ReplySchema
 from web.status import limit_messages, lookup_link, survivor
 
 customer = Blueprint("customer", __name__)
@@ -70,6 +70,18 @@ def rate(token: str):
             "rating": _int(request.form.get("rating")),
             "comment": (request.form.get("comment") or "").strip()})
     return _send(token, build, _("Thank you for your rating."))
+
+
+@customer.post("/s/<token>/quote")
+def answer_quote(token: str):
+    """The customer's accept or decline of the repair quote (the button they pressed)."""
+    decision = request.form.get("decision")
+
+    def build():
+        return "quote", QuoteAnswerSchema().load({"decision": decision})
+    thanks = (_("Thank you: we will repair your item.") if decision == "accept" else
+              _("Thank you: we will send your item back unrepaired."))
+    return _send(token, build, thanks, anchor="quote")
 
 
 @customer.post("/s/<token>/messages")

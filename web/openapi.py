@@ -82,6 +82,7 @@ def build_spec() -> dict:
         ("UserList", s.UserListSchema), ("Health", s.HealthSchema),
         ("CaseCreate", s.CaseCreateSchema), ("UserCreate", s.UserCreateSchema),
         ("Feedback", s.FeedbackSchema), ("Reply", s.ReplySchema),
+        ("QuoteAnswer", s.QuoteAnswerSchema),
         ("TriageRequest", s.TriageRequestSchema), ("AttachmentList", s.AttachmentListSchema),
         ("Request", s.RequestSchema), ("Duty", s.DutySchema),
         ("Deactivation", s.DeactivationSchema),
@@ -152,6 +153,7 @@ def build_spec() -> dict:
     }})
     # (path, action, body, status): `reply` is the first name of `messages`.
     for path, name, body_name, code in (("feedback", "feedback", "Feedback", "200"),
+                                        ("quote", "quote", "QuoteAnswer", "200"),
                                         ("messages", "message", "Reply", "201"),
                                         ("reply", "message", "Reply", "200")):
         spec.path(f"/api/v1/status/{{token}}/{path}", operations={"post": {

@@ -5,12 +5,14 @@ from __future__ import annotations
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 
+from aftersales.converter import decode
 from db.accounts import token_state
 from db.cases import jsonable
 from db.links import customer_url
 from db.models import Case, TimelineEvent
 from web.schemas import CaseSchema
-from workflows.case.lifecycle import BY_NAME, CUSTOMER
+from workflows.case.contracts import Resolution
+from workflows.case.lifecycle import BY_NAME, CUSTOMER, awaits_quote
 
 # Timeline events a customer sees, in plain words.
 CUSTOMER_EVENTS = {
@@ -31,6 +33,10 @@ CUSTOMER_EVENTS = {
     "cancelled": _l("Your case was cancelled"),
     "closed": _l("Your case is closed"),
     "merged": _l("Joined with your other request, which goes on"),
+    "quote_offered": _l("We sent you a quote for the repair"),
+    "quote_answered": _l("You answered the repair quote"),
+    "quote_expired": _l("The repair quote was not answered in time"),
+    "closed_unrepaired": _l("Your item was sent back unrepaired and the case is closed"),
 }
 NEXT_STEP = {
     "record": _l("We are registering your request."),
@@ -60,6 +66,9 @@ def next_step(row: Case) -> str:
     if waiting_on:
         return str(_l("We are waiting on the %(system)s; nothing is lost, we keep trying.",
                       system=SYSTEM_NAMES.get(waiting_on, waiting_on)))
+    if (row.data.get("resolution") or {}).get("awaiting") == "quote":
+        return str(_l("Your item is at our repair centre: please accept or decline the "
+                      "repair quote."))
     return str(NEXT_STEP.get(row.stage, ""))
 
 
@@ -276,4 +285,17 @@ def customer_json(row: Case, events: list[TimelineEvent], token: str,
         "can_write": row.stage in BY_NAME["message"].stages and merged_into is None
         and not data.get("merged_into"),
         "merged_into": merged_into,
+        "quote": quote_view(resolution),
+        "can_answer_quote": row.stage in BY_NAME["quote"].stages and awaits_quote(
+            decode(Resolution, resolution) if resolution else None),
     }
+
+
+def quote_view(resolution: dict | None) -> dict | None:
+    """The resolution's repair quote as the customer sees it: amount, answer-by time and
+    answer (None until answered); None when the resolution has no quote."""
+    quote = (resolution or {}).get("quote")
+    if not quote:
+        return None
+    return {"amount": quote["amount"], "due_at": quote["due_at"],
+            "answer": quote.get("answer")}

@@ -30,6 +30,7 @@ from workflows.case.contracts import (
     InspectInput,
     MergeInput,
     NoteInput,
+    QuoteAnswerInput,
     ReasonInput,
     ReplyInput,
     RequestInfoInput,
@@ -49,6 +50,7 @@ from workflows.case.vocabulary import (
     LOCALES,
     MAX_REMEDIES,
     PRIORITIES,
+    QUOTE_DECISIONS,
     RESOLUTION_TYPES,
     RESPONSIBLE_PARTIES,
     REVISIT_OUTCOMES,
@@ -281,10 +283,16 @@ class ResolutionSchema(Schema):
     coupon_code = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
     points = fields.Integer(load_default=None, strict=True,
                             validate=validate.Range(1, 10_000_000))
+    # What a repair outside the warranty costs the customer (docs/resolutions.md,
+    # "Warranty"); the workflow decides whether the items are outside it.
+    quote_amount = fields.String(load_default=None, validate=money)
 
     @validates_schema
     def check_shape(self, data: dict, **kwargs) -> None:
         kind = data["type"]
+        if data.get("quote_amount") is not None and kind != "repair":
+            raise ValidationError("only a repair outside the warranty takes a quote_amount",
+                                  "quote_amount")
         if kind == "compensation" and not (data.get("coupon_code") or data.get("points")
                                            or data.get("amount")):
             raise ValidationError("a compensation needs coupon_code, points or an amount "
@@ -382,6 +390,13 @@ class FeedbackSchema(Schema):
     contract = FeedbackInput
     rating = fields.Integer(required=True, strict=True, validate=validate.Range(1, 5))
     comment = fields.String(load_default="", validate=OPTIONAL_TEXT)
+
+
+class QuoteAnswerSchema(Schema):
+    """The customer's answer to a repair quote (`POST /api/v1/status/<token>/quote`)."""
+
+    contract = QuoteAnswerInput
+    decision = fields.String(required=True, validate=validate.OneOf(QUOTE_DECISIONS))
 
 
 MESSAGE = validate.Length(min=1, max=MAX_MESSAGE_LENGTH,
@@ -602,6 +617,15 @@ class MergedIntoSchema(Schema):
     customer_url = fields.String(required=True, allow_none=True)
 
 
+class QuoteSchema(Schema):
+    """A repair quote outside the warranty, as the customer sees it."""
+
+    amount = fields.String(required=True)
+    due_at = fields.DateTime(required=True)
+    answer = fields.String(required=True, allow_none=True,
+                           validate=validate.OneOf(("accepted", "declined", "expired")))
+
+
 class CustomerProductSchema(Schema):
     name = fields.String(required=True)
     quantity = fields.Integer(required=True)
@@ -638,6 +662,10 @@ class CustomerViewSchema(Schema):
     # The case this one was merged into, as the customer reaches it (its status link);
     # None unless the case was closed as a duplicate.
     merged_into = fields.Nested(MergedIntoSchema, required=True, allow_none=True)
+    # The latest repair quote of the resolution (None without one), and whether it
+    # waits for the customer's accept or decline now.
+    quote = fields.Nested(QuoteSchema, required=True, allow_none=True)
+    can_answer_quote = fields.Boolean(required=True)
 
 
 class AttachmentListSchema(Schema):

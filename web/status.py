@@ -15,7 +15,7 @@ from web.commands import customer_action
 from web.problems import Problem
 from web.ratelimit import client_address
 from web.representation import customer_json
-from web.schemas import FeedbackSchema, ReplySchema
+from web.schemas import FeedbackSchema, QuoteAnswerSchema, ReplySchema
 
 status = Blueprint("status", __name__)
 LINK_LIFETIME_AFTER_CLOSE = timedelta(days=30)
@@ -78,6 +78,14 @@ def feedback(token: str):
     _case_for(token)
     data = FeedbackSchema().load(json_body())
     return _send(token, "feedback", data)
+
+
+@status.post("/api/v1/status/<token>/quote")
+def quote(token: str):
+    """The customer accepts or declines the repair quote (`{"decision": "accept"}`)."""
+    _case_for(token)
+    data = QuoteAnswerSchema().load(json_body())
+    return _send(token, "quote", data)
 
 
 @status.post("/api/v1/status/<token>/messages")

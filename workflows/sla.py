@@ -148,6 +148,9 @@ class SlaPolicy:
     # A refund waiting this long (working time) for approval escalates to the supervisors,
     # as long again to the admins; 0 never escalates (docs/resolutions.md).
     approval_timeout: int = 4 * HOUR
+    # A repair quote outside the warranty waits this long for the customer's accept or
+    # decline; no answer counts as declined (docs/resolutions.md, "Warranty").
+    quote_window: int = 7 * DAY
     # Time a handler has for the revisit call once it is due.
     revisit_grace: int = 24 * HOUR
     # Share of a target at which an overdue case escalates a second time, to admins.

@@ -52,6 +52,9 @@ class OrderLine:
     quantity: int
     unit_price: str
     category: str = ""
+    # The product's warranty in days from delivery (from purchase when not delivered),
+    # as the order system gives it; None where it does not say: a repair is then free.
+    warranty_days: int | None = None
 
 
 @dataclass
@@ -200,6 +203,11 @@ class Resolution:
     # resolution of its own with its steps, refs and outcome, run in order as one saga;
     # this plan's type is then COMBINED and it holds the approval and what the saga awaits.
     remedies: list[Resolution] = field(default_factory=list)
+    # A repair outside the warranty (docs/resolutions.md, "Warranty"): what the handler
+    # quotes the customer, and on the plan the quote that waits for the customer's
+    # answer (amount, offered_at, due_at, answer: accepted | declined | expired).
+    quote_amount: str | None = None
+    quote: dict | None = None
 
 
 @dataclass
@@ -714,6 +722,13 @@ class RevisitInput:
 class FeedbackInput:
     rating: int
     comment: str = ""
+
+
+@dataclass
+class QuoteAnswerInput:
+    """The customer's answer to a repair quote: `accept` or `decline`."""
+
+    decision: str
 
 
 @dataclass

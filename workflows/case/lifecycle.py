@@ -30,9 +30,11 @@ from workflows.case.contracts import (
     InspectInput,
     MergeInput,
     NoteInput,
+    QuoteAnswerInput,
     ReasonInput,
     ReplyInput,
     RequestInfoInput,
+    Resolution,
     ResolveInput,
     RevisitInput,
     StaffReplyInput,
@@ -62,6 +64,7 @@ SYSTEM_MOVES = (
     (Stage.RESOLVE, Stage.FEEDBACK),    # the resolution is done
     (Stage.RESOLVE, Stage.ANALYZE),     # the resolution failed and was compensated
     (Stage.FEEDBACK, Stage.REVISIT),    # no rating within the feedback window
+    (Stage.RESOLVE, Stage.CLOSED),      # a repair quote declined: the item went back
 )
 
 
@@ -138,6 +141,23 @@ def _can_approve(state: CaseState, actor: Actor, now: datetime) -> Refusal | Non
         return ("Forbidden", f"{actor.name} planned this refund, so another supervisor or "
                              "an admin must approve it (four eyes)")
     return None
+
+
+def awaits_quote(plan: Resolution | None) -> bool:
+    """The resolution's repair quote waits for the customer's accept or decline, and
+    none has come yet (an answer the saga has not taken up yet counts as given)."""
+    return (plan is not None and plan.awaiting == "quote" and plan.quote is not None
+            and plan.quote.get("answer") is None)
+
+
+def _awaits_quote(state: CaseState, actor: Actor, now: datetime) -> Refusal | None:
+    if awaits_quote(state.resolution):
+        return None
+    plan = state.resolution
+    if plan is not None and plan.quote is not None and plan.quote.get("answer"):
+        return ("WrongStage", f"this repair quote was already answered "
+                              f"({plan.quote['answer']})")
+    return ("WrongStage", "no repair quote is waiting for your answer on this case")
 
 
 def _can_request_info(state: CaseState, actor: Actor, now: datetime) -> Refusal | None:
@@ -271,6 +291,12 @@ ACTIONS: tuple[Action, ...] = (
     Action("feedback", "feedback", FeedbackInput, (Stage.FEEDBACK,), (CUSTOMER,),
            N_("Rate the outcome"), "Rate the outcome, 1-5",
            moves={Stage.FEEDBACK: Stage.REVISIT}),
+    # The customer's answer to a repair quote outside the warranty (docs/resolutions.md,
+    # "Warranty"): accept and the repair goes on; decline and the item comes back.
+    Action("quote", "answer_quote", QuoteAnswerInput, (Stage.RESOLVE,), (CUSTOMER,),
+           N_("Answer the repair quote"),
+           "Accept or decline the quote for a repair outside the warranty",
+           moves={}, when=_awaits_quote),
     # The customer writes while the case is open and within the reopen window after it
     # closed (as long as its workflow runs); a cancelled case takes no messages. The
     # update keeps its first name: it began as the answer to a question.

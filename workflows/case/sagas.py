@@ -81,6 +81,9 @@ APPROVAL_COUNTS_PATCH = "approval-counts-order-refunds"
 # A refund waiting for approval longer than the policy's `approval_timeout` escalates, one
 # level per timeout (a timer in the history); waits that began before keep the old wait.
 APPROVAL_TIMEOUT_PATCH = "deny-approval-timeout"
+# A repair outside the warranty waits at the repair centre for the customer's answer to
+# its quote (docs/resolutions.md, "Warranty"); plans made before carry no quote.
+WARRANTY_PATCH = "warranty-quote"
 # The customer's page tells when a refund arrives and until when a coupon lasts: the
 # receipts' details are kept in the plan's refs; resolutions that began before keep none.
 RECEIPT_DETAILS_PATCH = "customer-receipt-details"
@@ -260,6 +263,15 @@ class ResolutionSagas:
         pickup = await self._waybill(saga, "repair_pickup", self._customer_address(),
                                      REPAIR_CENTRE, plan.items)
         await self._await_parcel(plan, pickup)
+        if plan.quote_amount is not None and workflow.patched(WARRANTY_PATCH):
+            if not await self._await_quote(plan):
+                # Declined or unanswered: the item goes back unrepaired. That return is
+                # what the answer means, not a step to undo.
+                back = await self._waybill(None, "repair_return", REPAIR_CENTRE,
+                                           self._customer_address(), plan.items,
+                                           step="return_unrepaired")
+                await self._await_parcel(plan, back, pause_clock=False)
+                return
         # The repair centre (the supplier) has the goods now: its time is not ours.
         self._pause_resolution_clock("waiting_on_supplier")
         repaired, note = await self._await_inspection(plan)
@@ -269,6 +281,47 @@ class ResolutionSagas:
         back = await self._waybill(saga, "repair_return", REPAIR_CENTRE,
                                    self._customer_address(), plan.items)
         await self._await_parcel(plan, back, pause_clock=False)
+
+    async def _await_quote(self, plan: Resolution) -> bool:
+        """Offer the customer the quote for a repair outside the warranty (the item is at
+        the repair centre now) and wait for the answer, at most the policy's
+        `quote_window`; no answer counts as declined. True when accepted.
+
+        The order system's contract has no payment link: an accepted quote is recorded
+        as owed (`refs.owed`), for the shop to collect with the repaired item."""
+        window = timedelta(seconds=self._inp.policy.quote_window)
+        now = workflow.now()
+        quote: dict[str, Any] = {"amount": plan.quote_amount, "offered_at": now.isoformat(),
+                                 "due_at": (now + window).isoformat(), "answer": None}
+        if self._remedy:
+            quote["remedy"] = self._remedy
+        self._plan.quote = quote
+        self._plan.awaiting = "quote"
+        self._state.status = Status.WAITING_ON_CUSTOMER
+        self._pause_resolution_clock("waiting_on_customer")
+        self._log.event(SYSTEM, "quote_offered", detail={
+            "amount": plan.quote_amount, "due_at": quote["due_at"]})
+        self._log.notify_customer("repair_quote", {
+            "amount": plan.quote_amount, "due_at": quote["due_at"],
+            "customer_url": self._state.customer_url})
+        await self._flush()
+        try:
+            await workflow.wait_condition(lambda: quote["answer"] is not None,
+                                          timeout=window)
+        except TimeoutError:
+            quote["answer"] = "expired"
+            self._log.event(SYSTEM, "quote_expired", detail={"amount": plan.quote_amount})
+        self._plan.awaiting = None
+        self._state.status = Status.RESOLVING
+        self._resume_resolution_clock("waiting_on_customer")
+        plan.refs["quote"] = dict(quote)
+        if quote["answer"] != "accepted":
+            return False
+        plan.refs["owed"] = plan.quote_amount
+        self._step_event("quote_accepted", amount=plan.quote_amount,
+                         owed=plan.quote_amount)
+        await self._flush()
+        return True
 
     # ----------------------------------------------------------------- steps
 

@@ -50,6 +50,11 @@ OPEN_STAGES = STAGES[:6]
 ENDED_STAGES = (Stage.CLOSED.value, Stage.CANCELLED.value)
 # The close reason of a case merged into another of the same customer (`merge`).
 DUPLICATE = "duplicate"
+# The close reason of a case whose repair quote the customer declined (or left
+# unanswered): the item went back to them unrepaired.
+QUOTE_DECLINED = "quote_declined"
+# A customer's answers to a repair quote, and what no answer within the window counts as.
+QUOTE_DECISIONS = ("accept", "decline")
 
 
 class Status(StrEnum):

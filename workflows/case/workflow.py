@@ -63,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
         OrderSnapshot,
         OutboxMessage,
         Projection,
+        QuoteAnswerInput,
         ReasonInput,
         ReplyInput,
         RequestInfoInput,
@@ -106,11 +107,14 @@ with workflow.unsafe.imports_passed_through():
         OPEN_STAGES,
         ORDERLESS_RESOLUTIONS,
         PRIORITIES,
+        QUOTE_DECISIONS,
+        QUOTE_DECLINED,
         REFUND_RESOLUTIONS,
         Stage,
         Status,
         raise_priority,
     )
+    from workflows.case.warranty import quote_problem
     from workflows.routing import (
         CaseFacts,
         holder_after_move,
@@ -635,7 +639,7 @@ class CaseWorkflow:
         def fresh() -> dict[str, Any]:  # new lists and dicts for each remedy
             return {"state": "planned", "steps": [], "done_at": None, "awaiting": None,
                     "refs": {}, "approved_by": None, "planned_by": inp.actor.name,
-                    "four_eyes": self._inp.policy.four_eyes, "remedies": []}
+                    "four_eyes": self._inp.policy.four_eyes, "remedies": [], "quote": None}
 
         one = inp.resolution or (inp.resolutions[0] if len(inp.resolutions) == 1 else None)
         if one is not None:
@@ -699,6 +703,10 @@ class CaseWorkflow:
                 if item.quantity > bought.get(item.sku, 0):
                     raise refuse(f"{item.sku} x{item.quantity} is more than the order has "
                                  f"({bought.get(item.sku, 0)})", "InvalidAction")
+        # Inside the warranty or outside it, decided at the workflow's own time.
+        problem = quote_problem(res, state.order, workflow.now(), self.sagas.prices())
+        if problem:
+            raise refuse(problem, "InvalidAction")
         money = res.amount if res.type in REFUND_RESOLUTIONS or (
             res.type == "compensation" and not (res.coupon_code or res.points)) else None
         if money is not None and not money_checked:
@@ -996,6 +1004,27 @@ class CaseWorkflow:
             raise refuse("rating must be 1 to 5", "InvalidAction")
 
     @workflow.update
+    async def answer_quote(self, inp: QuoteAnswerInput) -> UpdateResult:
+        """The customer accepts or declines the repair quote; the saga waiting at the
+        repair centre takes the answer up (docs/resolutions.md, "Warranty")."""
+        plan = self.state.resolution
+        assert plan is not None and plan.quote is not None
+        plan.quote["answer"] = "accepted" if inp.decision == "accept" else "declined"
+        plan.quote["answered_at"] = workflow.now().isoformat()
+        self.log.event(CUSTOMER, "quote_answered", detail={
+            "decision": inp.decision, "amount": plan.quote["amount"]})
+        if self.state.assignee:
+            self.log.notify_staff(self.state.assignee, "quote_answered", {
+                "decision": inp.decision, "amount": plan.quote["amount"]})
+        return await self._commit()
+
+    @answer_quote.validator
+    def _validate_answer_quote(self, inp: QuoteAnswerInput) -> None:
+        self._check("quote", CUSTOMER_ACTOR)
+        if inp.decision not in QUOTE_DECISIONS:
+            raise refuse(f"decision must be {' or '.join(QUOTE_DECISIONS)}", "InvalidAction")
+
+    @workflow.update
     async def reply(self, inp: ReplyInput) -> UpdateResult:
         """The customer writes: an answer to the pending question when there is one (its
         clocks resume), and a message that waits for a handler's reply either way."""
@@ -1091,12 +1120,28 @@ class CaseWorkflow:
         plan.done_at = now
         state.resolved_at = now
         self._stop("resolution", now)
+        if _quote_declined(plan):
+            self._close_unrepaired(plan, now)
+            return
         state.status = Status.WAITING_ON_CUSTOMER if state.pending_question else Status.OPEN
         state.feedback_due_at = now + timedelta(seconds=self._inp.policy.feedback_window)
         state.revisit_due_at = self._calendar.add(now, self._target("revisit_after"))
         self.log.move(Stage.FEEDBACK, SYSTEM, "resolved", _resolution_detail(plan))
         # One message tells the customer the resolution is done and asks for the rating.
         self.log.notify_customer("rating_request", {"customer_url": state.customer_url})
+
+    def _close_unrepaired(self, plan: Resolution, now: datetime) -> None:
+        """The customer declined the repair quote (or let it lapse) and has the item back
+        unrepaired: the case closes with that outcome, nothing to rate."""
+        state = self.state
+        for clock in self._open_clocks():
+            clocks.stop_clock(clock, now, self._calendar_for(clock))
+        state.close_reason = QUOTE_DECLINED
+        state.status = Status.CLOSED
+        state.closed_at = now
+        self.log.move(Stage.CLOSED, SYSTEM, "closed_unrepaired",
+                      {**_resolution_detail(plan), "reason": QUOTE_DECLINED})
+        self.log.notify_customer("repair_declined", {"customer_url": state.customer_url})
 
     def _resolution_failed(self, plan: Resolution, reason: str) -> None:
         state = self.state
@@ -1478,7 +1523,7 @@ def _triage_summary(triage: Triage) -> dict:
 
 def _resolution_detail(plan: Resolution) -> dict:
     detail: dict = {"type": plan.type}
-    for name in ("amount", "coupon_code", "points", "note"):
+    for name in ("amount", "coupon_code", "points", "quote_amount", "note"):
         value = getattr(plan, name)
         if value:
             detail[name] = value
@@ -1489,6 +1534,12 @@ def _resolution_detail(plan: Resolution) -> dict:
             {**{k: v for k, v in _resolution_detail(r).items() if k != "note"},
              "state": r.state} for r in plan.remedies]
     return detail
+
+
+def _quote_declined(plan: Resolution) -> bool:
+    """A repair of the plan went back unrepaired: its quote declined or unanswered."""
+    return any((r.refs.get("quote") or {}).get("answer") in ("declined", "expired")
+               for r in plan.remedies or [plan])
 
 
 __all__ = ["SEARCH_ATTRIBUTES", "CaseWorkflow"]
