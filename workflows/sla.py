@@ -148,6 +148,9 @@ class SlaPolicy:
     # A refund waiting this long (working time) for approval escalates to the supervisors,
     # as long again to the admins; 0 never escalates (docs/resolutions.md).
     approval_timeout: int = 4 * HOUR
+    # An exchange for a dearer item waits this long (wall-clock: the customer pays when
+    # they like) for the customer to pay the difference, then falls back to a refund.
+    exchange_payment_window: int = 48 * HOUR
     # Time a handler has for the revisit call once it is due.
     revisit_grace: int = 24 * HOUR
     # Share of a target at which an overdue case escalates a second time, to admins.
