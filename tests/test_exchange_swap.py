@@ -14,6 +14,7 @@ import pytest
 from aftersales.policy import PolicyError, load_policy, parse_policy
 from db.accounts import create_token, create_user
 from simulators import courier_system, inventory_system, order_system
+from tests import test_pages_browser as pages
 from tests.conftest import BackgroundWorker, make_settings, record_history_sync
 from tests.test_resolutions import (
     SECRET,
@@ -37,6 +38,7 @@ from workflows.case.remedies import (
 SHOE, LITE, SAME_PRICE, PRO = ("SKU-SHOES-41", "SKU-SHOES-42-LITE", "SKU-SHOES-42",
                                "SKU-SHOES-42-PRO")
 WINDOW_SECONDS = 20
+browser = pages.browser  # a real headless Chromium, for the status page
 
 
 def test_what_a_swap_refunds_or_asks_for():
@@ -328,6 +330,9 @@ def test_bad_replacements_are_refused_and_change_nothing(systems):
         ({"resolution": swap(LITE, replacement_price="1.00")}, 422, "replacement_price"),
         ({"resolutions": [{"type": "apology"}, swap("SKU-NOPE-2")]}, 422,
          "the catalogue has no product SKU-NOPE-2"),
+        ({"resolutions": [{"type": "apology"}, swap(PRO)]}, 422,
+         f"{PRO} costs more than the item: the customer pays the difference, so settle "
+         "that exchange on its own"),
     ]
     for body, status, words in bad:
         response = call(systems, "POST", url, json=body)
@@ -338,6 +343,38 @@ def test_bad_replacements_are_refused_and_change_nothing(systems):
     assert after["stage"] == "resolve" and after["resolution"] is None
     assert movements_of(systems, case["id"]) == []
     assert not [e for e in after["timeline"] if e["type"] == "resolution_planned"]
+
+
+@pytest.mark.slow
+def test_the_customer_pays_the_difference_from_the_status_page(systems, browser):
+    """In a real Chromium: the status page shows what is owed, by when, and the link; the
+    customer follows it, pays on the order system's page, and the exchange goes on."""
+    case = shoe_case(systems, 5)
+    response = call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve",
+                    json={"resolution": swap(PRO)})
+    assert response.status_code == 200, response.text
+    case = wait_for(systems, case["id"], lambda c: (c["resolution"] or {}).get(
+        "awaiting") == "payment")
+    payment = case["resolution"]["refs"]["payment"]
+    context = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.goto(systems["web"] + case["customer_url"].replace("http://testserver", ""))
+    due = page.locator("#payment-due")
+    assert "200.00" in due.inner_text() and "支付差价" in due.inner_text()
+    # The deadline is a machine-readable time the page shows in the reader's zone.
+    stamp = due.locator("time").get_attribute("datetime") or ""
+    assert stamp[:16] == payment["due"].replace("+00:00", "Z")[:16]
+    due.get_by_role("link", name="支付差价").click()
+    page.wait_for_url(payment["url"])
+    page.get_by_role("button", name="Pay").click()
+    page.wait_for_load_state()
+    case = wait_for(systems, case["id"], lambda c: c["resolution"]["refs"]["payment"][
+        "status"] == "paid", timeout=60)
+    page.goto(systems["web"] + case["customer_url"].replace("http://testserver", ""))
+    assert "200.00" in page.locator("#payment-paid").inner_text()
+    assert page.locator("#payment-due").count() == 0
+    context.close()
+    finish_parcels(systems, case["id"])
 
 
 @pytest.mark.slow

@@ -668,6 +668,12 @@ class CaseWorkflow:
                 # The combined plan's approval weighs the difference up front.
                 raise refuse("price the replacement (replacement_price) before combining "
                              "an exchange with other remedies", "InvalidAction")
+            if remedies.is_swap(res) and remedies.swap_difference(
+                    res, self.sagas.prices(), Decimal(res.replacement_price or 0)) < 0:
+                # Its fallback refund could not be weighed by the plan's one approval.
+                raise refuse(f"{res.replacement_sku} costs more than the item: the customer "
+                             "pays the difference, so settle that exchange on its own, not "
+                             "combined with other remedies", "InvalidAction")
         prices = self.sagas.prices()
         money = sum((remedies.money_back(r, prices) for r in inp.resolutions), Decimal(0))
         refundable = self.sagas.refundable()
