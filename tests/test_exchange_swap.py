@@ -516,3 +516,60 @@ def test_swaps_pay_once_and_leave_no_reservation_behind_through_faults_and_kills
             served.stop()
         app.extensions["aftersales"].gateway.close()
         app.extensions["aftersales"].engine.dispose()
+
+
+def test_the_order_simulator_prices_products_and_keeps_payment_links_once():
+    """The contract of docs/integrations.md: products, and payment links opened once per
+    key, paid once, never after they expired or were cancelled."""
+    from datetime import UTC, datetime, timedelta
+
+    state = order_system.OrderSystem(state_file=None)
+    served = Served(order_system.create_app(state))
+    try:
+        with httpx.Client(base_url=served.url, timeout=10) as http:
+            assert http.get(f"/products/{LITE}").json() == {
+                "sku": LITE, "name": "Running shoes Lite, size 42", "unit_price": "459.00",
+                "category": "apparel"}
+            unknown = http.get("/products/SKU-NOPE")
+            assert unknown.status_code == 404 and unknown.json()["type"] == "unknown_sku"
+            later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+            body = {"amount": "200.00", "case_id": "AS-1", "expires_at": later}
+            key = {"Idempotency-Key": "AS-1:1:payment_link"}
+            first = http.post("/orders/SO-10001/payment-links", json=body, headers=key)
+            again = http.post("/orders/SO-10001/payment-links", json=body, headers=key)
+            assert (first.status_code, again.status_code) == (201, 200)
+            link = first.json()
+            assert again.json() == link and link["status"] == "open"
+            assert link["url"] == f"{served.url}/pay/{link['id']}"
+            clash = http.post("/orders/SO-10001/payment-links",
+                              json={**body, "amount": "1.00"}, headers=key)
+            assert clash.status_code == 409
+            for bad in ({**body, "amount": "-1"}, {**body, "expires_at": "tomorrow"},
+                        {**body, "expires_at": "2026-12-01T10:00:00"}, {"amount": "1.00"}):
+                response = http.post("/orders/SO-10001/payment-links", json=bad,
+                                     headers={"Idempotency-Key": f"k-{bad}"})
+                assert response.status_code == 422, bad
+            assert http.post("/orders/SO-10001/payment-links", json=body).status_code == 400
+            assert http.post("/orders/SO-NOPE/payment-links", json=body,
+                             headers={"Idempotency-Key": "x"}).status_code == 404
+            payments = len(state.orders["SO-10001"]["payments"])
+            assert http.post(f"/pay/{link['id']}").json()["status"] == "paid"
+            assert http.post(f"/pay/{link['id']}").json()["status"] == "paid"  # no-op
+            assert len(state.orders["SO-10001"]["payments"]) == payments + 1
+            paid_cancel = http.post(f"/payment-links/{link['id']}/cancel")
+            assert paid_cancel.status_code == 409 and paid_cancel.json()["type"] == (
+                "already_paid")
+            gone = http.post("/orders/SO-10001/payment-links", json={
+                **body, "expires_at": (datetime.now(UTC) - timedelta(seconds=1)).isoformat()},
+                headers={"Idempotency-Key": "AS-2:1:payment_link"}).json()
+            assert http.get(f"/payment-links/{gone['id']}").json()["status"] == "expired"
+            assert http.post(f"/pay/{gone['id']}").status_code == 409
+            open_ = http.post("/orders/SO-10001/payment-links", json=body,
+                              headers={"Idempotency-Key": "AS-3:1:payment_link"}).json()
+            assert http.post(f"/payment-links/{open_['id']}/cancel").json()["status"] == (
+                "cancelled")
+            assert http.post(f"/pay/{open_['id']}").status_code == 409
+            assert http.get("/payment-links/PL-99999").status_code == 404
+            assert len(state.orders["SO-10001"]["payments"]) == payments + 1
+    finally:
+        served.stop()
