@@ -485,12 +485,12 @@ def test_swaps_pay_once_and_leave_no_reservation_behind_through_faults_and_kills
                          for r in order_state.refunds.values())
         assert refunds == sorted([(ids[0], "140.00", f"{ids[0]}:1:refund_difference"),
                                   (ids[2], price[ids[2]], f"{ids[2]}:1:refund")])
-        links = sorted((r["case_id"], r["amount"], r["status"], r["idempotency_key"])
-                       for r in order_state.payment_links.values())
-        assert [(c, a, k) for c, a, _, k in links] == [
-            (ids[1], "200.00", f"{ids[1]}:1:payment_link"),
-            (ids[2], "200.00", f"{ids[2]}:1:payment_link")]
-        assert links[0][2] == "paid" and links[1][2] in ("open", "cancelled")
+        links = {r["case_id"]: (r["amount"], r["status"], r["idempotency_key"])
+                 for r in order_state.payment_links.values()}
+        assert len(order_state.payment_links) == 2  # one link per dearer case
+        assert links[ids[1]] == ("200.00", "paid", f"{ids[1]}:1:payment_link")
+        assert links[ids[2]][0::2] == ("200.00", f"{ids[2]}:1:payment_link")
+        assert links[ids[2]][1] in ("open", "cancelled")  # stored open: it expired
         assert finals[2]["resolution"]["refs"]["payment"]["status"] in ("expired",
                                                                         "cancelled")
         movements = httpx.get(f"{inventory.url}/movements", timeout=10).json()
