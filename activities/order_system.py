@@ -15,8 +15,12 @@ from temporalio import activity
 
 from activities.http import SystemClient
 from workflows.case.contracts import (
+    CANCEL_PAYMENT_LINK,
+    CHECK_PAYMENT_LINK,
+    CREATE_PAYMENT_LINK,
     GRANT_COMPENSATION,
     LOOKUP_ORDER,
+    LOOKUP_PRODUCT,
     REFUND_PAYMENT,
     CompensationReceipt,
     CompensationRequest,
@@ -25,6 +29,10 @@ from workflows.case.contracts import (
     OrderLookup,
     OrderSnapshot,
     Payment,
+    PaymentLink,
+    PaymentLinkRequest,
+    Product,
+    ProductLookup,
     RefundReceipt,
     RefundRequest,
 )
@@ -38,6 +46,34 @@ class OrderSystemClient(SystemClient):
         if response.status_code == 404:
             raise self.refuse(response, "OrderNotFound")
         return order_from_json(self.expect(response, 200))
+
+    async def get_product(self, sku: str) -> Product:
+        response = await self.call("GET", f"/products/{quote(sku, safe='')}")
+        if response.status_code == 404:
+            raise self.refuse(response, "UnknownSku")
+        return product_from_json(self.expect(response, 200))
+
+    async def create_payment_link(self, req: PaymentLinkRequest) -> PaymentLink:
+        response = await self.call(
+            "POST", f"/orders/{quote(req.order_id, safe='')}/payment-links",
+            {"amount": req.amount, "case_id": req.case_id,
+             "expires_at": req.expires_at.isoformat()}, req.idempotency_key)
+        if response.status_code == 404:
+            raise self.refuse(response, "OrderNotFound")
+        if response.status_code in (409, 422):
+            raise self.refuse(response, "OrderSystemRefused")
+        return payment_link_from_json(self.expect(response, 200, 201))
+
+    async def check_payment_link(self, link_id: str) -> PaymentLink:
+        response = await self.call("GET", f"/payment-links/{quote(link_id, safe='')}")
+        return payment_link_from_json(self.expect(response, 200))
+
+    async def cancel_payment_link(self, link_id: str) -> PaymentLink:
+        """Close a link nobody paid; one paid meanwhile answers 409 `already_paid`."""
+        response = await self.call("POST", f"/payment-links/{quote(link_id, safe='')}/cancel")
+        if response.status_code == 409:
+            raise self.refuse(response, "AlreadyPaid")
+        return payment_link_from_json(self.expect(response, 200))
 
     async def grant_compensation(self, req: CompensationRequest) -> CompensationReceipt:
         body: dict = {"case_id": req.case_id}
@@ -86,6 +122,22 @@ class OrderActivities:
     @activity.defn(name=LOOKUP_ORDER.name)
     async def lookup_order(self, req: OrderLookup) -> OrderSnapshot:
         return await self._client.get_order(req.order_id)
+
+    @activity.defn(name=LOOKUP_PRODUCT.name)
+    async def lookup_product(self, req: ProductLookup) -> Product:
+        return await self._client.get_product(req.sku)
+
+    @activity.defn(name=CREATE_PAYMENT_LINK.name)
+    async def create_payment_link(self, req: PaymentLinkRequest) -> PaymentLink:
+        return await self._client.create_payment_link(req)
+
+    @activity.defn(name=CHECK_PAYMENT_LINK.name)
+    async def check_payment_link(self, link: PaymentLink) -> PaymentLink:
+        return await self._client.check_payment_link(link.id)
+
+    @activity.defn(name=CANCEL_PAYMENT_LINK.name)
+    async def cancel_payment_link(self, link: PaymentLink) -> PaymentLink:
+        return await self._client.cancel_payment_link(link.id)
 
     @activity.defn(name=GRANT_COMPENSATION.name)
     async def grant_compensation(self, req: CompensationRequest) -> CompensationReceipt:
@@ -137,6 +189,16 @@ def working_days(value) -> list[int]:
                     for d in value) and value[0] <= value[1]):
         return [value[0], value[1]]
     return []
+def product_from_json(data: dict) -> Product:
+    return Product(sku=data["sku"], name=data["name"], unit_price=data["unit_price"],
+                   category=data.get("category", ""))
+
+
+def payment_link_from_json(data: dict) -> PaymentLink:
+    return PaymentLink(id=data["id"], url=data["url"], amount=data["amount"],
+                       status=data["status"],
+                       expires_at=_dt(data["expires_at"]) if data.get("expires_at") else None,
+                       paid_at=_dt(data["paid_at"]) if data.get("paid_at") else None)
 
 
 def _dt(text: str) -> datetime:

@@ -110,6 +110,7 @@ _RULE_KEYS = (
     "four_eyes",
     "approval_timeout",
     "quote_window",
+    "exchange_payment_window",
     "revisit_grace",
     "escalate_again_at",
     "reassign_on_overdue",
@@ -277,7 +278,7 @@ def _rules(check: _Checker, value: Any) -> dict[str, Any]:
     check.known(table, _RULE_KEYS, path, "rules key")
     rules: dict[str, Any] = {}
     for key in ("feedback_window", "refund_after_goods_received", "revisit_grace",
-                "return_window", "quote_window"):
+                "return_window", "quote_window", "exchange_payment_window"):
         if key in table:
             rules[key] = check.duration(table[key], [*path, key])
     if "approval_timeout" in table:

@@ -31,7 +31,7 @@ from simulators.http import (
     serve_forever,
     simulator_app,
 )
-from simulators.order_system import CATALOGUE
+from simulators.order_system import CATALOGUE, CATALOGUE_EXTRAS
 
 OUT_OF_STOCK_SKU = "SKU-SHOES-41"
 ID_PREFIXES = {"reservation": "RSV", "restock": "RST", "write_off": "WO"}
@@ -41,7 +41,7 @@ def demo_stock(seed: int = 11) -> dict[str, dict]:
     """Deterministic stock for the order system's catalogue; one SKU starts sold out."""
     rng = random.Random(seed)
     stock: dict[str, dict] = {}
-    for sku, *_rest in CATALOGUE:
+    for sku, *_rest in CATALOGUE + CATALOGUE_EXTRAS:
         on_hand = 0 if sku == OUT_OF_STOCK_SKU else rng.randint(5, 50)
         stock[sku] = {"sku": sku, "on_hand": on_hand, "reserved": 0}
     return stock

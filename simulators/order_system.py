@@ -47,6 +47,15 @@ CATALOGUE = [
 # as before). Apparel's 15 days leave some demo orders outside it, so a repair there
 # gets a quote (docs/resolutions.md, "Warranty").
 WARRANTY_DAYS = {"electronics": 365, "appliances": 730, "apparel": 15}
+# Sizes and colours sold besides the demo orders' lines: replacements in an exchange.
+CATALOGUE_EXTRAS = [
+    ("SKU-SHOES-42", "Running shoes, size 42", "599.00", "apparel"),
+    ("SKU-SHOES-42-LITE", "Running shoes Lite, size 42", "459.00", "apparel"),
+    ("SKU-SHOES-42-PRO", "Running shoes Pro, size 42", "799.00", "apparel"),
+    ("SKU-SHIRT-77M", "Linen shirt, size M", "259.00", "apparel"),
+]
+PRODUCTS = {sku: {"sku": sku, "name": name, "unit_price": price, "category": category}
+            for sku, name, price, category in CATALOGUE + CATALOGUE_EXTRAS}
 # id, name, phone, tier
 CUSTOMERS = [
     ("C-1001", "王芳", "13800000001", "vip"), ("C-1002", "李娜", "13800000002", "regular"),
@@ -135,10 +144,12 @@ class OrderSystem:
         state = self._load()
         if state is None:
             state = {"orders": demo_orders(now or datetime.now(UTC)),
-                     "compensations": {}, "refunds": {}}
+                     "compensations": {}, "refunds": {}, "payment_links": {}}
         self.orders: dict[str, dict] = state["orders"]
         self.compensations: dict[str, dict] = state["compensations"]
         self.refunds: dict[str, dict] = state.get("refunds", {})
+        # Payment links by idempotency key: the customer pays an exchange's difference.
+        self.payment_links: dict[str, dict] = state.get("payment_links", {})
         self._save()
 
     def search(self, phone: str = "", email: str = "") -> list[dict]:
@@ -217,13 +228,82 @@ class OrderSystem:
             self._save()
             return record, True
 
+    def create_link(self, order_id: str, key: str, body: dict) -> tuple[dict, bool]:
+        """Open a payment link once per idempotency key; returns (link, created)."""
+        with self._lock:
+            existing = self.payment_links.get(key)
+            if existing is not None:
+                if existing["request"] != body:
+                    raise OrderRefused(409, "idempotency_conflict",
+                                       "idempotency key reused with a different body")
+                return self._link_view(existing), False
+            link_id = f"PL-{len(self.payment_links) + 1:05d}"
+            record = {
+                "id": link_id, "order_id": order_id, "case_id": body.get("case_id"),
+                "amount": f"{Decimal(body['amount']):.2f}", "status": "open",
+                "url": f"{request.host_url}pay/{link_id}",
+                "expires_at": iso(_instant(body["expires_at"])), "paid_at": None,
+                "idempotency_key": key, "created_at": iso(datetime.now(UTC)),
+                "request": body,
+            }
+            self.payment_links[key] = record
+            self._save()
+            return self._link_view(record), True
+
+    def link(self, link_id: str) -> dict:
+        with self._lock:
+            return self._link_view(self._link(link_id))
+
+    def pay_link(self, link_id: str) -> dict:
+        """The customer pays: the order gets a payment of the link's amount. Paying twice
+        is a no-op; an expired or cancelled link refuses."""
+        with self._lock:
+            record = self._link(link_id)
+            status = self._link_view(record)["status"]
+            if status in ("expired", "cancelled"):
+                raise OrderRefused(409, f"link_{status}", f"payment link {link_id} is {status}")
+            if status == "open":
+                record["status"] = "paid"
+                record["paid_at"] = iso(datetime.now(UTC))
+                order = self.orders[record["order_id"]]
+                order["payments"].append({"id": f"PAY-{link_id}", "method": "payment_link",
+                                          "amount": record["amount"],
+                                          "paid_at": record["paid_at"]})
+                self._save()
+            return self._link_view(record)
+
+    def cancel_link(self, link_id: str) -> dict:
+        """Close an unpaid link; cancelling twice is a no-op, a paid one refuses."""
+        with self._lock:
+            record = self._link(link_id)
+            if record["status"] == "paid":
+                raise OrderRefused(409, "already_paid", f"payment link {link_id} was paid")
+            if record["status"] == "open":
+                record["status"] = "cancelled"
+                self._save()
+            return self._link_view(record)
+
+    def _link(self, link_id: str) -> dict:
+        for record in self.payment_links.values():
+            if record["id"] == link_id:
+                return record
+        raise OrderRefused(404, "about:blank", f"payment link {link_id} not found")
+
+    @staticmethod
+    def _link_view(record: dict) -> dict:
+        view = _public(record)
+        if view["status"] == "open" and _instant(view["expires_at"]) <= datetime.now(UTC):
+            view["status"] = "expired"
+        return view
+
     def _load(self) -> dict | None:
         return load_state(self._state_file)
 
     def _save(self) -> None:
         save_state(self._state_file, {"orders": self.orders,
                                       "compensations": self.compensations,
-                                      "refunds": self.refunds})
+                                      "refunds": self.refunds,
+                                      "payment_links": self.payment_links})
 
 
 class OrderRefused(Refused):
@@ -262,6 +342,15 @@ def create_app(system: OrderSystem, fail_rate: float = 0.0, hang_seconds: float 
             return problem(404, f"order {order_id} not found")
         return jsonify(order)
 
+    @app.get("/products/<sku>")
+    def get_product(sku: str):
+        """The catalogue's entry for a SKU: what it sells for now (exchanges price the
+        replacement with it)."""
+        product = PRODUCTS.get(sku)
+        if product is None:
+            return problem(404, f"product {sku} not found", "unknown_sku")
+        return jsonify(product)
+
     @app.post("/orders/<order_id>/compensations")
     def grant(order_id: str):
         return keyed_write(order_id, lambda b: b.get("coupon_code") or b.get("points"),
@@ -288,6 +377,37 @@ def create_app(system: OrderSystem, fail_rate: float = 0.0, hang_seconds: float 
         return keyed_write(order_id, lambda b: _is_amount(b.get("amount")),
                            'a refund needs an amount like "25.00"', system.refund)
 
+    @app.post("/orders/<order_id>/payment-links")
+    def create_payment_link(order_id: str):
+        return keyed_write(order_id, lambda b: _is_amount(b.get("amount"))
+                           and _is_instant(b.get("expires_at")),
+                           'a payment link needs an amount like "25.00" and expires_at '
+                           "(ISO 8601 with a zone)", system.create_link)
+
+    @app.get("/payment-links/<link_id>")
+    def get_payment_link(link_id: str):
+        return jsonify(system.link(link_id))
+
+    @app.post("/payment-links/<link_id>/cancel")
+    def cancel_payment_link(link_id: str):
+        return jsonify(system.cancel_link(link_id))
+
+    @app.get("/payment-links")
+    def list_payment_links():
+        return jsonify([system.link(r["id"]) for r in list(system.payment_links.values())])
+
+    @app.get("/pay/<link_id>")
+    def pay_page(link_id: str):
+        """The demo payment page the link opens: what is due, and a button to pay."""
+        link = system.link(link_id)
+        return (f"<!doctype html><title>Pay {link['amount']}</title><h1>Pay "
+                f"{link['amount']} CNY</h1><p>Status: {link['status']}</p>"
+                f'<form method="post"><button>Pay</button></form>')
+
+    @app.post("/pay/<link_id>")
+    def pay(link_id: str):
+        return jsonify(system.pay_link(link_id))
+
     @app.get("/refunds")
     def list_refunds():
         return jsonify([_public(r) for r in system.refunds.values()])
@@ -307,6 +427,19 @@ def _is_amount(value) -> bool:
     except ArithmeticError:
         return False
     return amount.is_finite() and amount > 0 and amount == amount.quantize(Decimal("0.01"))
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _is_instant(value) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        return _instant(value).tzinfo is not None
+    except ValueError:
+        return False
 
 
 def serve(host: str, port: int, data_dir: str | None, fail_rate: float) -> None:

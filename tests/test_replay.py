@@ -18,7 +18,8 @@ PATHS = ("complaint", "refund", "return", "exchange", "repair", "reopen_cancel",
          "attachments_cancel", "conversation", "approval_split", "routed_return",
          "approval_escalated", "approval_denied", "approval_cancelled",
          "rerouted_confirm", "merged_duplicate", "merged_survivor", "remedies",
-         "remedies_failed", "warranty_accepted", "warranty_declined", "warranty_expired")
+         "remedies_failed", "warranty_accepted", "warranty_declined", "warranty_expired",
+         "swap_cheaper", "swap_paid", "swap_unpaid")
 
 
 @pytest.mark.parametrize("path", PATHS)

@@ -18,6 +18,7 @@ from aftersales.routing import load_routing
 from aftersales.settings import Settings
 from db.engine import make_engine, make_sessionmaker, migrate
 from db.links import LinkSeal
+from web.catalogue import Catalogue
 from web.gateway import CaseGateway
 from web.intake import OrderDirectory
 from web.ratelimit import MissLimiter
@@ -41,6 +42,8 @@ class AppState:
     login_address_limiter: MissLimiter
     blobs: BlobStore
     orders: OrderDirectory
+    # The catalogue and stock an exchange's replacement is checked against (web/catalogue).
+    catalogue: Catalogue
     # The public request doors: failed order/contact proofs per client address and per
     # order number, and every request per client (docs/intake.md).
     request_limiter: MissLimiter
@@ -94,6 +97,7 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
         login_address_limiter=MissLimiter(sessions, "login_address", limit=30, window=900),
         blobs=make_store(settings),
         orders=OrderDirectory(settings.order_system_url),
+        catalogue=Catalogue(settings.order_system_url, settings.inventory_system_url),
         request_limiter=MissLimiter(
             sessions, "request", limit=10, window=600,
             message="too many orders not found from this address; try again later"),

@@ -227,6 +227,27 @@ def customer_order(row: Case) -> dict | None:
     }
 
 
+def exchange_json(resolution: dict) -> dict | None:
+    """An exchange for another SKU as the customer sees it: the replacement, the price
+    difference (below zero: theirs to pay) and the payment link with its deadline while
+    it matters; None when the resolution has no such exchange."""
+    for plan in [resolution, *(resolution.get("remedies") or [])]:
+        refs = plan.get("refs") or {}
+        replacement = refs.get("replacement")
+        if replacement:
+            payment = refs.get("payment")
+            return {"replacement_sku": replacement["sku"],
+                    "unit_price": replacement["unit_price"],
+                    "price_difference": refs.get("price_difference"),
+                    "fallback": refs.get("fallback"),
+                    "payment": {**{k: payment.get(k) for k in ("amount", "due", "status")},
+                                # a link from another system: only a web address is shown
+                                "url": payment["url"] if str(payment.get("url", "")).startswith(
+                                    ("https://", "http://")) else None}
+                    if payment else None}
+    return None
+
+
 def customer_json(row: Case, events: list[TimelineEvent], token: str,
                   merged_into: dict | None = None) -> dict:
     """What the customer may see: no staff names, notes, phone numbers or internals.
@@ -253,6 +274,7 @@ def customer_json(row: Case, events: list[TimelineEvent], token: str,
             refs.get("refund_arrives_in_working_days") or None
         summary["refunded_at"] = refs.get("refunded_at")
         summary["coupon_expires_at"] = refs.get("coupon_expires_at")
+        summary["exchange"] = exchange_json(resolution)
     return {
         "case_id": row.id,
         "kind": row.kind,

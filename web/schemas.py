@@ -25,6 +25,7 @@ from workflows.case.contracts import (
     AnalyzeInput,
     ApproveInput,
     AssignInput,
+    CaseItem,
     ConfirmInput,
     FeedbackInput,
     InspectInput,
@@ -66,6 +67,8 @@ ID = validate.Length(min=1, max=64)
 SHORT = validate.Length(min=1, max=200)
 TEXT = validate.Length(min=1, max=4000)
 OPTIONAL_TEXT = validate.Length(max=4000)
+SKU = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z",
+                      error="a SKU is letters, digits, '.', '_' or '-' (at most 64)")
 
 
 def team_name(value: str) -> None:
@@ -286,6 +289,9 @@ class ResolutionSchema(Schema):
     # What a repair outside the warranty costs the customer (docs/resolutions.md,
     # "Warranty"); the workflow decides whether the items are outside it.
     quote_amount = fields.String(load_default=None, validate=money)
+    # An exchange for another size, colour or product; its price is the catalogue's,
+    # looked up by the API (web/catalogue.py), never sent.
+    replacement_sku = fields.String(load_default=None, validate=SKU)
 
     @validates_schema
     def check_shape(self, data: dict, **kwargs) -> None:
@@ -293,6 +299,11 @@ class ResolutionSchema(Schema):
         if data.get("quote_amount") is not None and kind != "repair":
             raise ValidationError("only a repair outside the warranty takes a quote_amount",
                                   "quote_amount")
+        problem = remedies.replacement_problem(Resolution(
+            type=kind, items=[CaseItem(i["sku"], i["quantity"]) for i in data.get("items", [])],
+            replacement_sku=data.get("replacement_sku")))
+        if problem:
+            raise ValidationError(problem, "replacement_sku")
         if kind == "compensation" and not (data.get("coupon_code") or data.get("points")
                                            or data.get("amount")):
             raise ValidationError("a compensation needs coupon_code, points or an amount "

@@ -151,6 +151,9 @@ class SlaPolicy:
     # A repair quote outside the warranty waits this long for the customer's accept or
     # decline; no answer counts as declined (docs/resolutions.md, "Warranty").
     quote_window: int = 7 * DAY
+    # An exchange for a dearer item waits this long (wall-clock: the customer pays when
+    # they like) for the customer to pay the difference, then falls back to a refund.
+    exchange_payment_window: int = 48 * HOUR
     # Time a handler has for the revisit call once it is due.
     revisit_grace: int = 24 * HOUR
     # Share of a target at which an overdue case escalates a second time, to admins.

@@ -208,6 +208,12 @@ class Resolution:
     # answer (amount, offered_at, due_at, answer: accepted | declined | expired).
     quote_amount: str | None = None
     quote: dict | None = None
+    # An exchange's replacement (another size, colour or product) for its one item; None
+    # gives the same SKU again (docs/resolutions.md, "exchange").
+    replacement_sku: str | None = None
+    # The replacement's unit price in the catalogue when the resolve was sent (looked up
+    # by the API, never taken from the caller); the saga asks the order system if absent.
+    replacement_price: str | None = None
 
 
 @dataclass
@@ -457,6 +463,46 @@ PROJECTION_REFUSED = "ProjectionRefused"
 @dataclass
 class OrderLookup:
     order_id: str
+
+
+@dataclass
+class ProductLookup:
+    sku: str
+
+
+@dataclass
+class Product:
+    """A catalogue entry of the order system: what the SKU sells for now."""
+
+    sku: str
+    name: str
+    unit_price: str
+    category: str = ""
+
+
+@dataclass
+class PaymentLinkRequest:
+    """Ask the order system for a link where the customer pays `amount` on the order
+    (an exchange's price difference) until `expires_at`."""
+
+    order_id: str
+    case_id: str
+    amount: str
+    expires_at: datetime
+    idempotency_key: str
+
+
+@dataclass
+class PaymentLink:
+    """A payment link of the order system and how it stands: open, paid, cancelled or
+    expired."""
+
+    id: str
+    url: str
+    amount: str
+    status: str
+    expires_at: datetime | None = None
+    paid_at: datetime | None = None
 
 
 @dataclass
@@ -801,6 +847,10 @@ class Rosters:
 
 
 LOOKUP_ORDER = ActivityRef("lookup_order", OrderSnapshot, "order system")
+LOOKUP_PRODUCT = ActivityRef("lookup_product", Product, "order system")
+CREATE_PAYMENT_LINK = ActivityRef("create_payment_link", PaymentLink, "order system")
+CHECK_PAYMENT_LINK = ActivityRef("check_payment_link", PaymentLink, "order system")
+CANCEL_PAYMENT_LINK = ActivityRef("cancel_payment_link", PaymentLink, "order system")
 GRANT_COMPENSATION = ActivityRef("grant_compensation", CompensationReceipt, "order system")
 REFUND_PAYMENT = ActivityRef("refund_payment", RefundReceipt, "order system")
 RESERVE_STOCK = ActivityRef("reserve_stock", Reservation, "inventory system")

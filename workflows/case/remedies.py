@@ -58,7 +58,35 @@ def money_back(res: Resolution, prices: Mapping[str, Decimal]) -> Decimal:
         return Decimal(res.amount)
     if res.type == "return_refund":
         return Decimal(res.amount) if res.amount else value_of(res.items, prices)
+    if is_swap(res) and res.replacement_price is not None:
+        return max(swap_difference(res, prices, Decimal(res.replacement_price)), Decimal(0))
     return Decimal(0)
+
+
+def is_swap(res: Resolution) -> bool:
+    """An exchange for another SKU than the item's (a size, colour or product)."""
+    return (res.type == "exchange" and bool(res.replacement_sku) and len(res.items) == 1
+            and res.replacement_sku != res.items[0].sku)
+
+
+def swap_difference(res: Resolution, prices: Mapping[str, Decimal],
+                    replacement_price: Decimal) -> Decimal:
+    """What an exchange for another SKU owes the customer: the item's price as paid minus
+    the replacement's, times the quantity; below zero the customer owes the rest."""
+    item = res.items[0]
+    return (prices.get(item.sku, Decimal(0)) - replacement_price) * item.quantity
+
+
+def replacement_problem(res: Resolution) -> str | None:
+    """Why a resolution's `replacement_sku` cannot be, or None: only an exchange has
+    one, and it replaces one line (one SKU) of the order."""
+    if res.replacement_sku is None:
+        return None
+    if res.type != "exchange":
+        return f"replacement_sku is for an exchange, not a {res.type}"
+    if len(res.items) != 1:
+        return "an exchange with a replacement_sku replaces one item: send one line"
+    return None
 
 
 def value_of(items: Sequence[CaseItem], prices: Mapping[str, Decimal]) -> Decimal:

@@ -22,10 +22,14 @@ from temporalio.exceptions import ActivityError
 
 from workflows.case import clocks, remedies
 from workflows.case.contracts import (
+    CANCEL_PAYMENT_LINK,
     CANCEL_WAYBILL,
+    CHECK_PAYMENT_LINK,
+    CREATE_PAYMENT_LINK,
     CREATE_WAYBILL,
     GRANT_COMPENSATION,
     LOOKUP_ORDER,
+    LOOKUP_PRODUCT,
     REFUND_PAYMENT,
     RELEASE_RESERVATION,
     RESERVE_STOCK,
@@ -39,6 +43,9 @@ from workflows.case.contracts import (
     CompensationRequest,
     CourierEvent,
     OrderLookup,
+    PaymentLink,
+    PaymentLinkRequest,
+    ProductLookup,
     RefundRequest,
     Reservation,
     ReservationRequest,
@@ -67,7 +74,7 @@ SYSTEM_RETRY = RetryPolicy(
     non_retryable_error_types=[
         "OrderNotFound", "CompensationRefused", "RefundRefused", "InsufficientStock",
         "UnknownSku", "AlreadyPickedUp", "OrderSystemRefused", "InventorySystemRefused",
-        "CourierSystemRefused",
+        "CourierSystemRefused", "AlreadyPaid",
     ],
 )
 # Undoing must not give up: a compensation is retried until the system answers.
@@ -87,6 +94,14 @@ WARRANTY_PATCH = "warranty-quote"
 # The customer's page tells when a refund arrives and until when a coupon lasts: the
 # receipts' details are kept in the plan's refs; resolutions that began before keep none.
 RECEIPT_DETAILS_PATCH = "customer-receipt-details"
+# An exchange for another SKU (`replacement_sku`): the replacement is priced, reserved and
+# shipped, and the price difference refunded or paid by the customer through a payment
+# link. Only plans with a replacement_sku take it, so earlier cases replay unchanged.
+SWAP_PATCH = "swap-replacement-sku"
+# How often a waiting exchange asks the order system whether the customer paid: soon at
+# first, then less often (so a 48 h window stays a short history).
+PAYMENT_POLL_FIRST = timedelta(seconds=5)
+PAYMENT_POLL_MAX = timedelta(minutes=30)
 # Who is told at each level of a waiting approval (docs/resolutions.md).
 APPROVAL_LEVELS = ("supervisor", "admin")
 # After this long without an answer the case shows that it waits on that system and
@@ -221,6 +236,9 @@ class ResolutionSagas:
         clocks.stop_clock(legal, workflow.now(), LEGAL_CALENDAR)
 
     async def _resolve_exchange(self, plan: Resolution, saga: Saga) -> None:
+        if remedies.is_swap(plan) and workflow.patched(SWAP_PATCH):
+            await self._resolve_swap(plan, saga)
+            return
         reservations: list[Reservation] = []
         for item in plan.items:
             request = ReservationRequest(
@@ -258,6 +276,133 @@ class ResolutionSagas:
             self._step_event("restock", sku=item.sku, quantity=item.quantity, id=movement)
         # Same SKU for the same SKU: there is no price difference to settle.
         plan.refs["price_difference"] = "0.00"
+
+    async def _resolve_swap(self, plan: Resolution, saga: Saga) -> None:
+        """An exchange for another SKU. The replacement is priced (the price the resolve
+        fixed, or the catalogue's now) and reserved; a dearer one waits for the customer
+        to pay the difference, or falls back to a refund when the window closes; then the
+        replacement goes out, the old item comes back and is restocked, and a cheaper
+        replacement's difference is refunded."""
+        item, sku = plan.items[0], plan.replacement_sku or ""
+        price = plan.replacement_price
+        if price is None:
+            try:
+                product = await self._call(LOOKUP_PRODUCT, ProductLookup(sku))
+            except ActivityError as err:
+                if error_type(err) == "UnknownSku":
+                    raise ResolutionFailed(f"the replacement {sku} is not in the catalogue"
+                                           ) from err
+                raise
+            price = product.unit_price
+        difference = remedies.swap_difference(plan, self.prices(), Decimal(price))
+        plan.refs["replacement"] = {"sku": sku, "quantity": item.quantity,
+                                    "unit_price": f"{Decimal(price):.2f}"}
+        plan.refs["price_difference"] = f"{difference:.2f}"
+        request = ReservationRequest(sku=sku, quantity=item.quantity,
+                                     reference=self._state.case_id,
+                                     idempotency_key=self._key(f"reserve:{sku}"))
+        try:
+            reservation = await saga.step(f"reserve:{sku}",
+                                          partial(self._call, RESERVE_STOCK, request),
+                                          partial(self._release, plan, sku))
+        except ActivityError as err:
+            if error_type(err) in ("InsufficientStock", "UnknownSku"):
+                raise ResolutionFailed(f"the replacement {sku} is out of stock: offer a "
+                                       "refund instead") from err
+            raise
+        plan.refs.setdefault("reservations", {})[sku] = reservation.id
+        self._step_event("reserve", sku=sku, reservation=reservation.id)
+        if difference < 0 and not await self._await_payment(plan, saga, -difference):
+            # Not paid in time: the replacement goes back to stock and the customer's
+            # item is returned and refunded instead.
+            await self._release(plan, sku)
+            plan.refs.setdefault("released", []).append(reservation.id)
+            self._step_event("release", sku=sku, reservation=reservation.id)
+            plan.refs["fallback"] = "return_refund"
+            await self._resolve_return(plan, saga)
+            return
+        replacement = [CaseItem(sku=sku, quantity=item.quantity)]
+        outbound = await self._waybill(saga, "outbound", WAREHOUSE, self._customer_address(),
+                                       replacement, step="ship_replacement")
+        await self._call(SHIP_RESERVATION, reservation)
+        plan.refs.setdefault("shipped", []).append(reservation.id)
+        pickup = await self._waybill(saga, "return_pickup", self._customer_address(),
+                                     WAREHOUSE, plan.items, step="collect_old")
+        await self._await_parcel(plan, outbound, pause_clock=False)
+        await self._await_parcel(plan, pickup)
+        movement = await self._call(RESTOCK, StockMovement(
+            sku=item.sku, quantity=item.quantity, reference=self._state.case_id,
+            idempotency_key=self._key(f"restock:{item.sku}")))
+        self._step_event("restock", sku=item.sku, quantity=item.quantity, id=movement)
+        if difference > 0:
+            await self._pay_refund(plan, saga, "refund_difference",
+                                   amount=f"{difference:.2f}", key="refund_difference")
+
+    async def _await_payment(self, plan: Resolution, saga: Saga, amount: Decimal) -> bool:
+        """Open a payment link for what the customer owes and wait, until the policy's
+        `exchange_payment_window` closes, for the order system to report it paid. True
+        when paid; False when the window closed (the link is cancelled, and a payment
+        that arrives as it closes counts as paid)."""
+        window = timedelta(seconds=self._inp.policy.exchange_payment_window)
+        due = workflow.now() + window
+        request = PaymentLinkRequest(order_id=self._state.order_id,
+                                     case_id=self._state.case_id, amount=f"{amount:.2f}",
+                                     expires_at=due, idempotency_key=self._key("payment_link"))
+        link = await saga.step("payment_link", partial(self._call, CREATE_PAYMENT_LINK,
+                                                       request),
+                               partial(self._close_link, plan))
+        plan.refs["payment"] = {"id": link.id, "url": link.url, "amount": link.amount,
+                                "due": due.isoformat(), "status": link.status}
+        self._step_event("payment_link", link=link.id, amount=link.amount)
+        self._log.notify_customer("payment_due", {"amount": link.amount, "url": link.url,
+                                                  "due": due.isoformat()})
+        self._plan.awaiting = "payment"
+        await self._flush()
+        poll = PAYMENT_POLL_FIRST
+        while link.status == "open" and workflow.now() < due:
+            try:
+                await workflow.wait_condition(lambda: False,
+                                              timeout=min(poll, due - workflow.now()))
+            except TimeoutError:
+                pass
+            poll = min(poll * 2, PAYMENT_POLL_MAX)
+            link = await self._call(CHECK_PAYMENT_LINK, link)
+        if link.status == "open":
+            try:
+                link = await self._call(CANCEL_PAYMENT_LINK, link, retry=COMPENSATION_RETRY)
+            except ActivityError as err:
+                if error_type(err) != "AlreadyPaid":
+                    raise
+                link = await self._call(CHECK_PAYMENT_LINK, link)
+        self._plan.awaiting = None
+        plan.refs["payment"]["status"] = link.status
+        if link.status == "paid":
+            plan.refs["payment"]["paid_at"] = link.paid_at.isoformat() if link.paid_at else ""
+            self._log.event(SYSTEM, "payment_received", detail={
+                "link": link.id, "amount": link.amount})
+        else:
+            self._log.event(SYSTEM, "payment_window_closed", detail={
+                "link": link.id, "amount": link.amount, "status": link.status})
+        await self._flush()
+        return link.status == "paid"
+
+    async def _close_link(self, remedy: Resolution) -> None:
+        """Undo an unpaid payment link; one the customer paid is refunded, once."""
+        payment = remedy.refs.get("payment") or {}
+        if not payment or remedy.refs.get("shipped"):
+            return  # the replacement the customer paid for is on its way: a person settles
+        link = PaymentLink(payment["id"], payment["url"], payment["amount"], "open")
+        try:
+            await self._call(CANCEL_PAYMENT_LINK, link, retry=COMPENSATION_RETRY)
+            return
+        except ActivityError as err:
+            if error_type(err) != "AlreadyPaid":
+                raise
+        receipt = await self._call(REFUND_PAYMENT, RefundRequest(
+            order_id=self._state.order_id, case_id=self._state.case_id,
+            amount=payment["amount"], idempotency_key=self._key("refund_payment_link")),
+            retry=COMPENSATION_RETRY)
+        remedy.refs["payment"]["refund_id"] = receipt.id
 
     async def _resolve_repair(self, plan: Resolution, saga: Saga) -> None:
         pickup = await self._waybill(saga, "repair_pickup", self._customer_address(),
@@ -325,14 +470,16 @@ class ResolutionSagas:
 
     # ----------------------------------------------------------------- steps
 
-    async def _pay_refund(self, plan: Resolution, saga: Saga, step: str) -> None:
-        amount = plan.amount or self._value_of(plan.items)
+    async def _pay_refund(self, plan: Resolution, saga: Saga, step: str,
+                          amount: str | None = None, key: str = "refund") -> None:
+        """Refund `amount` (the plan's, or its items' value) under the key `key`."""
+        amount = amount or plan.amount or self._value_of(plan.items)
         if not self._plan.remedies:  # a combined plan was approved as a whole, up front
             await self._await_approval(plan, amount)
         receipt = await saga.step(step, lambda: self._call(
             REFUND_PAYMENT, RefundRequest(
                 order_id=self._state.order_id, case_id=self._state.case_id, amount=amount,
-                idempotency_key=self._key("refund"))))
+                idempotency_key=self._key(key))))
         plan.refs["refund_id"] = receipt.id
         plan.refs["refunded"] = receipt.amount
         if workflow.patched(RECEIPT_DETAILS_PATCH):
@@ -447,7 +594,8 @@ class ResolutionSagas:
 
     async def _release(self, remedy: Resolution, sku: str) -> None:
         reservation_id = remedy.refs.get("reservations", {}).get(sku)
-        if reservation_id is None or reservation_id in remedy.refs.get("shipped", []):
+        if reservation_id is None or reservation_id in (remedy.refs.get("shipped", [])
+                                                        + remedy.refs.get("released", [])):
             return
         await self._call(RELEASE_RESERVATION,
                          Reservation(reservation_id, sku, 0, "reserved"),

@@ -668,6 +668,16 @@ class CaseWorkflow:
             raise refuse(problem, "InvalidAction")
         for res in inp.resolutions:
             self._check_remedy(res, inp.actor, money_checked=True)
+            if remedies.is_swap(res) and res.replacement_price is None:
+                # The combined plan's approval weighs the difference up front.
+                raise refuse("price the replacement (replacement_price) before combining "
+                             "an exchange with other remedies", "InvalidAction")
+            if remedies.is_swap(res) and remedies.swap_difference(
+                    res, self.sagas.prices(), Decimal(res.replacement_price or 0)) < 0:
+                # Its fallback refund could not be weighed by the plan's one approval.
+                raise refuse(f"{res.replacement_sku} costs more than the item: the customer "
+                             "pays the difference, so settle that exchange on its own, not "
+                             "combined with other remedies", "InvalidAction")
         prices = self.sagas.prices()
         money = sum((remedies.money_back(r, prices) for r in inp.resolutions), Decimal(0))
         refundable = self.sagas.refundable()
@@ -690,6 +700,9 @@ class CaseWorkflow:
                          "InvalidAction")
         if res.type == "refund" and not res.amount:
             raise refuse("a refund needs an amount", "InvalidAction")
+        problem = remedies.replacement_problem(res)
+        if problem:
+            raise refuse(problem, "InvalidAction")
         if res.type in GOODS_RESOLUTIONS:
             if not res.items:
                 raise refuse(f"a {res.type} needs the items that move", "InvalidAction")
@@ -709,6 +722,10 @@ class CaseWorkflow:
             raise refuse(problem, "InvalidAction")
         money = res.amount if res.type in REFUND_RESOLUTIONS or (
             res.type == "compensation" and not (res.coupon_code or res.points)) else None
+        if remedies.is_swap(res) and res.replacement_price is not None:
+            # A cheaper replacement's difference is refunded: it must still be left.
+            back = remedies.money_back(res, self.sagas.prices())
+            money = f"{back:.2f}" if back else None
         if money is not None and not money_checked:
             refundable = self.sagas.refundable()
             if Decimal(money) > refundable:

@@ -1,0 +1,91 @@
+"""The web's reads of the catalogue (order system) and the stock (inventory system) for
+a `resolve` that exchanges an item for another SKU (docs/resolutions.md, "exchange").
+
+The replacement is checked before the case hears of it: an unknown SKU is a 422, one
+out of stock a 409, and its price is fixed here, from the catalogue, for the workflow
+(never from the caller). Synchronous: Flask handlers are.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from urllib.parse import quote
+
+import httpx
+from flask import current_app
+
+from web.problems import Problem
+
+
+class Catalogue:
+    """What a SKU sells for now, and how many are available to reserve."""
+
+    def __init__(self, order_system_url: str, inventory_system_url: str,
+                 timeout: float = 5.0) -> None:
+        limits = httpx.Timeout(timeout, connect=2.0)
+        self._orders = httpx.Client(base_url=order_system_url.rstrip("/"), timeout=limits)
+        self._stock = httpx.Client(base_url=inventory_system_url.rstrip("/"), timeout=limits)
+
+    def close(self) -> None:
+        self._orders.close()
+        self._stock.close()
+
+    def unit_price(self, sku: str) -> Decimal | None:
+        """The SKU's catalogue price, or None if the catalogue does not know it."""
+        data = _read(self._orders, f"/products/{quote(sku, safe='')}", "order system")
+        return None if data is None else Decimal(data["unit_price"])
+
+    def available(self, sku: str) -> int:
+        """How many of the SKU the warehouse can still reserve (0 if it keeps none)."""
+        data = _read(self._stock, f"/stock/{quote(sku, safe='')}", "inventory system")
+        return 0 if data is None else int(data["available"])
+
+
+def _read(http: httpx.Client, path: str, system: str) -> dict | None:
+    try:
+        response = http.get(path)
+    except httpx.HTTPError as err:
+        raise _unavailable(system) from err
+    if response.status_code == 404:
+        return None
+    if response.status_code != 200:
+        raise _unavailable(system)
+    return response.json()
+
+
+def _unavailable(system: str) -> Problem:
+    return Problem(503, f"{system.capitalize()} unavailable",
+                   f"the {system} is not answering; try again in a moment",
+                   headers={"Retry-After": "5"})
+
+
+def price_replacements(data: dict) -> dict:
+    """A loaded `resolve` body with each exchange's `replacement_sku` checked against the
+    catalogue and the stock, and its `replacement_price` set. Raises Problem: 422 for a
+    SKU the catalogue does not know, 409 when the warehouse has too few to reserve."""
+    catalogue: Catalogue = current_app.extensions["aftersales"].catalogue
+    one = data.get("resolution")
+    plans = [one] if one is not None else list(data.get("resolutions") or [])
+    field = "resolution" if one is not None else "resolutions"
+    priced = []
+    for number, plan in enumerate(plans):
+        sku = plan.get("replacement_sku")
+        if not sku:
+            priced.append(plan)
+            continue
+        where = field if one is not None else f"{field}.{number}"
+        price = catalogue.unit_price(sku)
+        if price is None:
+            message = f"the catalogue has no product {sku}"
+            raise Problem(422, "Invalid request", message,
+                          errors={f"{where}.replacement_sku": [message]})
+        wanted = sum(item["quantity"] for item in plan.get("items", []))
+        available = catalogue.available(sku)
+        if available < wanted:
+            raise Problem(409, "Out of stock",
+                          f"{sku}: {wanted} wanted, {available} available; offer another "
+                          "replacement or a refund")
+        priced.append({**plan, "replacement_price": f"{price:.2f}"})
+    if one is not None:
+        return {**data, "resolution": priced[0]}
+    return {**data, "resolutions": priced}
