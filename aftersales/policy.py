@@ -18,7 +18,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from workflows.case.vocabulary import KINDS, PRIORITIES
+from workflows.case.vocabulary import KINDS, PRIORITIES, REFUNDING_GRADES
 from workflows.sla import (
     DEFAULT_TARGETS,
     STAGE_KEYS,
@@ -115,6 +115,7 @@ _RULE_KEYS = (
     "return_window",
     "excluded_categories",
     "logistics_proposals",
+    "grades",
 )
 _PRIORITY_KEYS = (
     "default", "tier_boost", "repeat_window", "repeat_boost", "escalation_words",
@@ -323,7 +324,26 @@ def _rules(check: _Checker, value: Any) -> dict[str, Any]:
             raise check.fail([*path, "reassign_on_overdue"], "reassign_on_overdue in [rules] "
                              f"must be a user name or \"\", not {value!r}")
         rules["reassign_on_overdue"] = value.strip()
+    if "grades" in table:
+        rules["grades"] = _grades(check, table["grades"], [*path, "grades"])
     return rules
+
+
+def _grades(check: _Checker, value: Any, path: list[str]) -> dict[str, str]:
+    """Refund shares by inspection grade: A and B only (C and D pay nothing, they go back
+    to analyze), each above 0 and at most 1; a grade not given keeps its default."""
+    table = check.table(value, path)
+    check.known(table, REFUNDING_GRADES, path, "refunding grade (C and D pay no refund)")
+    shares = dict(SlaPolicy().grades)
+    for grade, share in table.items():
+        # A TOML float such as 0.9 is read through its shortest text, "0.9", exactly.
+        number = (None if isinstance(share, bool) or not isinstance(share, int | float | str)
+                  else _decimal(str(share)))
+        if number is None or not number.is_finite() or not 0 < number <= 1:
+            raise check.fail([*path, grade], f"grades.{grade} in [rules] must be a share "
+                             f"above 0 and at most 1, e.g. 0.9, not {share!r}")
+        shares[grade] = str(number)
+    return shares
 
 
 def _priority(check: _Checker, value: Any) -> PriorityRules:

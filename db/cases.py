@@ -296,6 +296,7 @@ def report_facts(snap) -> dict:
         "refunded": Decimal(snap.refunded or "0"),
         "compensation_points": snap.compensation_points,
         "reopen_count": snap.reopen_count,
+        "fraud_review": snap.fraud_review,
     }
 
 
@@ -366,6 +367,7 @@ class CaseFilter:
     assignee: str | None = None
     overdue: bool | None = None
     escalation_risk: bool | None = None
+    fraud_review: bool | None = None
     q: str | None = None
     tag: str | None = None
     team: str | None = None
@@ -459,6 +461,8 @@ def case_query(filters: CaseFilter) -> Select:
                           Case.stage.in_(OPEN_STAGES))
     if filters.escalation_risk is not None:
         stmt = stmt.where(Case.escalation_risk.is_(filters.escalation_risk))
+    if filters.fraud_review is not None:
+        stmt = stmt.where(Case.fraud_review.is_(filters.fraud_review))
     if filters.created_from:
         stmt = stmt.where(Case.created_at >= filters.created_from)
     if filters.created_to:

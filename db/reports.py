@@ -70,6 +70,7 @@ def summary(session: Session, f: ReportFilter) -> dict:
                         repeat.created_at >= Case.resolved_at,
                         repeat.created_at < Case.fcr_until)))
     reopened = _count(session, [*resolved, Case.reopen_count > 0])
+    fraud_review = _count(session, [*f.conditions(), Case.fraud_review.is_(True)])
     money = session.execute(select(
         func.coalesce(func.sum(Case.refunded), 0),
         func.sum(case((Case.refunded > 0, 1), else_=0)),
@@ -106,6 +107,7 @@ def summary(session: Session, f: ReportFilter) -> dict:
                     "amount": f"{Decimal(str(money[0] or 0)):.2f}"},
         "compensation": {"count": remedies["compensation"], "points": int(money[2] or 0)},
         "remedies": remedies,
+        "fraud_review": fraud_review,
         "by_team": breakdown(session, f, "team"),
         "by_store": breakdown(session, f, "store"),
     }

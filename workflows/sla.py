@@ -148,6 +148,9 @@ class SlaPolicy:
     # A refund waiting this long (working time) for approval escalates to the supervisors,
     # as long again to the admins; 0 never escalates (docs/resolutions.md).
     approval_timeout: int = 4 * HOUR
+    # Share of the refund a return pays for goods of each refunding inspection grade (a
+    # decimal string; A and B only, docs/resolutions.md).
+    grades: dict[str, str] = field(default_factory=lambda: {"A": "1", "B": "0.9"})
     # Time a handler has for the revisit call once it is due.
     revisit_grace: int = 24 * HOUR
     # Share of a target at which an overdue case escalates a second time, to admins.

@@ -352,6 +352,9 @@ class CaseState:
     # The workflow's own bookkeeping, kept with the rest so nothing lives beside it.
     revisit_notified: bool = False
     inspection: dict | None = None
+    # Set when an inspection graded the returned goods D (not the item sent): the case
+    # waits for a fraud review (the desk's badge, the reports' count).
+    fraud_review: bool = False
     resolution_attempt: int = 0
     courier_events_seen: list[str] = field(default_factory=list)
     logistics_events_seen: list[str] = field(default_factory=list)
@@ -511,6 +514,8 @@ class StockMovement:
     reference: str
     idempotency_key: str
     reason: str = ""
+    # Where restocked goods go back on sale: "stock", or "open_box" (grade B).
+    location: str = "stock"
 
 
 @dataclass
@@ -619,9 +624,13 @@ class ResolveInput:
 
 @dataclass
 class InspectInput:
+    """The inspection of returned goods: a `grade` (A-D, docs/resolutions.md), or
+    `passed`, kept for older clients as A (true) or C (false)."""
+
     actor: Actor
-    passed: bool
+    passed: bool | None = None
     note: str = ""
+    grade: str | None = None
 
 
 @dataclass

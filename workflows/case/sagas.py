@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from functools import partial
 from typing import Any
 
@@ -54,6 +54,8 @@ from workflows.case.vocabulary import (
     PARCEL_EXCEPTIONS,
     PARCEL_FAILED,
     PARCEL_RANK,
+    REFUNDING_GRADES,
+    RESTOCK_TO,
     Stage,
     Status,
 )
@@ -81,6 +83,10 @@ APPROVAL_COUNTS_PATCH = "approval-counts-order-refunds"
 # A refund waiting for approval longer than the policy's `approval_timeout` escalates, one
 # level per timeout (a timer in the history); waits that began before keep the old wait.
 APPROVAL_TIMEOUT_PATCH = "deny-approval-timeout"
+# Inspections graded A-D (B pays the policy's share, restocked as open box; D flags the
+# case for fraud review); returns inspected before the grades keep pass/fail on replay.
+GRADES_PATCH = "grading-inspection-grades"
+CENT = Decimal("0.01")
 # Who is told at each level of a waiting approval (docs/resolutions.md).
 APPROVAL_LEVELS = ("supervisor", "admin")
 # After this long without an answer the case shows that it waits on that system and
@@ -196,21 +202,40 @@ class ResolutionSagas:
         self._state.clocks.append(legal)
         self._wake()
         passed, note = await self._await_inspection(plan)
-        if not passed:
+        # Graded inspections (A-D) restock, refund and flag by grade; returns inspected
+        # before keep pass/fail on replay.
+        grade = (self._state.inspection or {}).get("grade") or ("A" if passed else "C")
+        if not workflow.patched(GRADES_PATCH):
+            grade = "A" if passed else "C"
+        if grade == "D":
+            clocks.stop_clock(legal, workflow.now(), LEGAL_CALENDAR)
+            # Not the item sent: it stays in the warehouse as evidence, nothing is paid.
+            self._state.fraud_review = True
+            self._log.event(SYSTEM, "fraud_review", detail={"grade": grade, "note": note})
+            self._log.notify_staff("role:supervisor", "fraud_review", {"note": note})
+            raise ResolutionFailed(f"inspection graded D, not the item sent: {note}; the "
+                                   "goods are kept and the case is flagged for fraud review")
+        if grade not in REFUNDING_GRADES:
             clocks.stop_clock(legal, workflow.now(), LEGAL_CALENDAR)
             # Sending the goods back is what the failure means, not a step to undo.
             back = await self._waybill(None, "outbound", WAREHOUSE, self._customer_address(),
                                        plan.items, step="return_to_customer")
             raise ResolutionFailed(f"inspection failed: {note}; the goods go back to the "
                                    f"customer on waybill {back.waybill_no}")
+        location = RESTOCK_TO[grade]
         for item in plan.items:
             movement = await self._call(RESTOCK, StockMovement(
                 sku=item.sku, quantity=item.quantity, reference=self._state.case_id,
-                idempotency_key=self._key(f"restock:{item.sku}")))
+                idempotency_key=self._key(f"restock:{item.sku}"), location=location))
             plan.refs.setdefault("restocks", []).append(movement)
-            self._step_event("restock", sku=item.sku, quantity=item.quantity, id=movement)
-        await self._pay_refund(plan, saga, "refund")
+            self._step_event("restock", sku=item.sku, quantity=item.quantity, id=movement,
+                             location=location if location != "stock" else None)
+        await self._pay_refund(plan, saga, "refund", share=self._share(grade))
         clocks.stop_clock(legal, workflow.now(), LEGAL_CALENDAR)
+
+    def _share(self, grade: str) -> Decimal:
+        """The share of the refund the policy pays for goods of this grade."""
+        return Decimal(self._inp.policy.grades.get(grade, "1"))
 
     async def _resolve_exchange(self, plan: Resolution, saga: Saga) -> None:
         reservations: list[Reservation] = []
@@ -267,8 +292,15 @@ class ResolutionSagas:
 
     # ----------------------------------------------------------------- steps
 
-    async def _pay_refund(self, plan: Resolution, saga: Saga, step: str) -> None:
+    async def _pay_refund(self, plan: Resolution, saga: Saga, step: str,
+                          share: Decimal = Decimal(1)) -> None:
+        """Pay the plan's amount (or its items' value) times `share`, rounded half up to
+        the cent: the rest stays with the retailer (graded goods, docs/resolutions.md)."""
         amount = plan.amount or self._value_of(plan.items)
+        if share != 1:
+            full = amount
+            amount = f"{(Decimal(amount) * share).quantize(CENT, ROUND_HALF_UP):.2f}"
+            plan.refs["graded_refund"] = {"full": full, "share": str(share), "paid": amount}
         if not self._plan.remedies:  # a combined plan was approved as a whole, up front
             await self._await_approval(plan, amount)
         receipt = await saga.step(step, lambda: self._call(
@@ -403,6 +435,10 @@ class ResolutionSagas:
         self._plan.awaiting = None
         if parcel["status"] in PARCEL_FAILED:
             raise ResolutionFailed(f"parcel {waybill.waybill_no} {parcel['status']}")
+
+    def inspecting(self) -> str | None:
+        """The type of the remedy whose goods await inspection, or None."""
+        return self._current.type if self._plan.awaiting == "inspection" else None
 
     async def _await_inspection(self, plan: Resolution) -> tuple[bool, str]:
         self._plan.awaiting = "inspection"

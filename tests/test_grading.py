@@ -1,0 +1,231 @@
+"""Inspection grades (A-D) of returned goods: the policy's `grades`, then end to end on the
+stack of tests/test_resolutions.py (the web app over HTTP, a real Temporal dev server and
+worker, the order, inventory and courier simulators over HTTP), then the desk's fraud
+badge and the reports' count on the read model (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from aftersales.policy import load_policy
+from db import reports
+from tests import test_resolutions as stack
+from tests.conftest import record_history_sync
+from tests.test_pages import app, put, signed_in  # noqa: F401 - `app` is a fixture
+from tests.test_resolutions import (
+    awaiting,
+    call,
+    move,
+    movements_of,
+    open_case,
+    refunds_of,
+    to_resolve,
+    wait_for,
+    waybill,
+)
+from tests.test_sla_policy import refusal, write_policy
+
+# The stack of tests/test_resolutions.py; module-scoped, so this module gets its own.
+systems = stack.systems
+
+KETTLE = [{"sku": "SKU-KETTLE-4", "quantity": 1}]  # 149.00 on SO-10008
+
+
+# --- the policy -----------------------------------------------------------------------------
+
+
+def test_the_shipped_policy_pays_all_for_a_and_nine_tenths_for_b():
+    assert load_policy().grades == {"A": "1.0", "B": "0.9"}
+
+
+def test_grades_in_the_policy_keep_the_default_for_a_grade_not_given(tmp_path):
+    policy = load_policy(write_policy(tmp_path, """
+        [rules]
+        grades = { B = 0.85 }
+        """))
+    assert policy.grades == {"A": "1", "B": "0.85"}
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("{ C = 0.5 }", "unknown refunding grade (C and D pay no refund) 'C'"),
+    ("{ B = 0 }", "grades.B in [rules] must be a share above 0 and at most 1"),
+    ("{ B = 1.2 }", "grades.B in [rules] must be a share above 0 and at most 1"),
+    ("{ B = true }", "grades.B in [rules] must be a share"),
+    ('{ B = "most" }', "grades.B in [rules] must be a share"),
+    ('{ B = "nan" }', "grades.B in [rules] must be a share"),
+    ('"B"', "[rules.grades] must be a table"),
+])
+def test_a_wrong_grade_share_stops_the_start_naming_the_line(tmp_path, value, expected):
+    error = refusal(tmp_path, f"""
+        [rules]
+        four_eyes = true
+        grades = {value}
+        """)
+    assert expected in str(error)
+    assert error.line == 3
+
+
+# --- end to end -----------------------------------------------------------------------------
+
+
+def returned(systems, items=KETTLE, **resolve) -> dict:
+    """A return_refund of `items` whose parcel has reached the warehouse."""
+    case = open_case(systems, "SO-10008", "return", items)
+    to_resolve(systems, case)
+    body = resolve or {"resolution": {"type": "return_refund", "items": items}}
+    response = call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", json=body)
+    assert response.status_code == 200, response.text
+    case = wait_for(systems, case["id"], awaiting("parcel"))
+    pickup = case["resolution"]["refs"].get("waybills", {}).get("return_pickup") or next(
+        r["refs"]["waybills"]["return_pickup"] for r in case["resolution"]["remedies"]
+        if r["type"] == "return_refund")
+    move(systems, pickup, 3)
+    return wait_for(systems, case["id"], awaiting("inspection"))
+
+
+def inspect(systems, case_id: str, **body) -> httpx.Response:
+    return call(systems, "POST", f"/api/v1/cases/{case_id}/inspect", json=body)
+
+
+def test_grade_b_restocks_as_open_box_and_refunds_the_policy_share(systems):
+    case = returned(systems)
+    response = inspect(systems, case["id"], grade="B", note="box opened, used once")
+    assert response.status_code == 200, response.text
+    case = wait_for(systems, case["id"], lambda c: c["stage"] == "feedback")
+    # 149.00 x 0.9 = 134.10: paid once; the rest stays with the retailer.
+    assert [r["amount"] for r in refunds_of(systems, case["id"])] == ["134.10"]
+    assert case["resolution"]["refs"]["graded_refund"] == {
+        "full": "149.00", "share": "0.9", "paid": "134.10"}
+    moves = movements_of(systems, case["id"])
+    assert [(m["kind"], m.get("location")) for m in moves] == [("restock", "open_box")]
+    kettle = httpx.get(f"{systems['inventory']}/stock/SKU-KETTLE-4", timeout=10).json()
+    assert kettle["open_box"] >= 1
+    inspected = [e for e in case["timeline"] if e["type"] == "inspected"][-1]
+    assert inspected["detail"] == {"passed": True, "grade": "B",
+                                   "note": "box opened, used once"}
+    assert case["fraud_review"] is False
+    record_history_sync(systems["temporal"], case["id"], "graded_return")
+
+
+def test_grade_a_restocks_to_stock_and_refunds_in_full(systems):
+    before = httpx.get(f"{systems['inventory']}/stock/SKU-KETTLE-4", timeout=10).json()
+    case = returned(systems)
+    assert inspect(systems, case["id"], grade="A").status_code == 200
+    case = wait_for(systems, case["id"], lambda c: c["stage"] == "feedback")
+    assert [r["amount"] for r in refunds_of(systems, case["id"])] == ["149.00"]
+    assert [m.get("location") for m in movements_of(systems, case["id"])] == [None]
+    after = httpx.get(f"{systems['inventory']}/stock/SKU-KETTLE-4", timeout=10).json()
+    assert after["on_hand"] == before["on_hand"] + 1
+    assert after.get("open_box", 0) == before.get("open_box", 0)
+
+
+def test_grade_c_sends_the_goods_back_and_pays_nothing(systems):
+    case = returned(systems)
+    assert inspect(systems, case["id"], grade="C", note="dropped").status_code == 200
+    case = wait_for(systems, case["id"], lambda c: c["stage"] == "analyze")
+    assert refunds_of(systems, case["id"]) == []
+    assert movements_of(systems, case["id"]) == []
+    assert "return_to_customer" in case["resolution"]["refs"]["waybills"]
+    assert case["fraud_review"] is False
+
+
+def test_grade_d_keeps_the_goods_and_flags_the_case_for_fraud_review(systems):
+    case = returned(systems)
+    response = inspect(systems, case["id"], grade="D", note="a brick in the box")
+    assert response.status_code == 200, response.text
+    case = wait_for(systems, case["id"], lambda c: c["stage"] == "analyze")
+    assert case["fraud_review"] is True
+    assert refunds_of(systems, case["id"]) == []
+    assert movements_of(systems, case["id"]) == []
+    # Not the item sent: nothing goes back to the customer.
+    assert "return_to_customer" not in case["resolution"]["refs"].get("waybills", {})
+    failure = [e for e in case["timeline"] if e["type"] == "resolution_failed"][-1]
+    assert "fraud review" in failure["detail"]["reason"]
+    assert "fraud_review" in [e["type"] for e in case["timeline"]]
+    listed = call(systems, "GET", "/api/v1/cases?fraud_review=true").json()
+    assert case["id"] in [c["id"] for c in listed["items"]]
+    clean = call(systems, "GET", "/api/v1/cases?fraud_review=false").json()
+    assert case["id"] not in [c["id"] for c in clean["items"]]
+    record_history_sync(systems["temporal"], case["id"], "graded_fraud")
+
+
+def test_a_grade_inside_a_combined_resolution_pays_its_share(systems):
+    case = returned(systems, resolutions=[
+        {"type": "apology", "note": "sorry"},
+        {"type": "return_refund", "items": KETTLE}])
+    assert inspect(systems, case["id"], grade="B").status_code == 200
+    case = wait_for(systems, case["id"], lambda c: c["stage"] == "feedback")
+    assert [r["amount"] for r in refunds_of(systems, case["id"])] == ["134.10"]
+    remedy = case["resolution"]["remedies"][1]
+    assert remedy["refs"]["graded_refund"]["paid"] == "134.10"
+
+
+def test_bad_grades_are_refused_and_change_nothing(systems):
+    case = open_case(systems, "SO-10008", "return", KETTLE)
+    to_resolve(systems, case)
+    call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve",
+         json={"resolution": {"type": "return_refund", "items": KETTLE}})
+    case = wait_for(systems, case["id"], awaiting("parcel"))
+    # A grade on goods not yet received.
+    early = inspect(systems, case["id"], grade="A")
+    assert early.status_code == 409
+    assert early.headers["Content-Type"].startswith("application/problem+json")
+    move(systems, waybill(case, "return_pickup"), 3)
+    case = wait_for(systems, case["id"], awaiting("inspection"))
+    version = case["version"]
+    for body in ({"grade": "E"}, {"grade": "b"}, {"grade": ""}, {"grade": None},
+                 {"grade": ["A"]}, {"grade": "A", "passed": False},
+                 {"grade": "D", "passed": True}, {"note": "no verdict"}, {}):
+        response = inspect(systems, case["id"], **body)
+        assert response.status_code == 422, (body, response.text)
+        assert response.headers["Content-Type"].startswith("application/problem+json")
+    again = call(systems, "GET", f"/api/v1/cases/{case['id']}").json()
+    assert again["version"] == version and again["resolution"]["awaiting"] == "inspection"
+    # Agreeing fields are accepted: the grade decides.
+    assert inspect(systems, case["id"], grade="C", passed=False).status_code == 200
+    wait_for(systems, case["id"], lambda c: c["stage"] == "analyze")
+
+
+def test_a_repair_takes_passed_and_refuses_a_grade(systems):
+    case = open_case(systems, "SO-10008", "repair", KETTLE)
+    to_resolve(systems, case)
+    call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve",
+         json={"resolution": {"type": "repair", "items": KETTLE}})
+    case = wait_for(systems, case["id"], awaiting("parcel"))
+    move(systems, waybill(case, "repair_pickup"), 3)
+    case = wait_for(systems, case["id"], awaiting("inspection"))
+    response = inspect(systems, case["id"], grade="A")
+    assert response.status_code == 422
+    assert "repair" in response.json()["detail"]
+    assert inspect(systems, case["id"], passed=True).status_code == 200
+    wait_for(systems, case["id"], lambda c: c["resolution"]["awaiting"] == "parcel")
+
+
+# --- the desk and the reports ---------------------------------------------------------------
+
+
+def test_the_desk_and_the_reports_show_a_case_flagged_for_fraud_review(app):  # noqa: F811
+    from tests.test_pages import NOW
+
+    put(app, "AS-FRAUD1", stage="analyze", assignee="hank", fraud_review=True,
+        kind="return", created_at=NOW - timedelta(hours=1))
+    put(app, "AS-CLEAN1", stage="analyze", assignee="hank", kind="return",
+        created_at=NOW - timedelta(hours=1))
+    client = signed_in(app, "hank")
+    page = client.get("/desk/cases/AS-FRAUD1").get_data(as_text=True)
+    assert 'id="fraud-review"' in page and "Flagged for fraud review" in page
+    assert 'id="fraud-review"' not in client.get("/desk/cases/AS-CLEAN1").get_data(
+        as_text=True)
+    desk = client.get("/desk").get_data(as_text=True)
+    row = desk[desk.index("AS-FRAUD1"):]
+    assert "fraud review" in row[:row.index("</tr>")]
+    clean = desk[desk.index("AS-CLEAN1"):]
+    assert "fraud review" not in clean[:clean.index("</tr>")]
+    zh = signed_in(app, "hank", lang="zh-CN").get("/desk/cases/AS-FRAUD1")
+    assert "欺诈审核" in zh.get_data(as_text=True)
+    with app.extensions["aftersales"].sessions() as session:
+        f = reports.ReportFilter(start=NOW - timedelta(days=1), end=NOW + timedelta(days=1))
+        assert reports.summary(session, f)["fraud_review"] == 1
