@@ -297,6 +297,10 @@ def report_facts(snap) -> dict:
         "compensation_points": snap.compensation_points,
         "reopen_count": snap.reopen_count,
         "fraud_review": snap.fraud_review,
+        "instant_refund_at": snap.instant_refund_at,
+        "recovery_tasks": len(snap.recovery_tasks),
+        "recovery_amount": sum((Decimal(t.get("amount") or "0") for t in snap.recovery_tasks),
+                               Decimal(0)),
     }
 
 
@@ -368,6 +372,7 @@ class CaseFilter:
     overdue: bool | None = None
     escalation_risk: bool | None = None
     fraud_review: bool | None = None
+    recovery: bool | None = None
     q: str | None = None
     tag: str | None = None
     team: str | None = None
@@ -463,6 +468,9 @@ def case_query(filters: CaseFilter) -> Select:
         stmt = stmt.where(Case.escalation_risk.is_(filters.escalation_risk))
     if filters.fraud_review is not None:
         stmt = stmt.where(Case.fraud_review.is_(filters.fraud_review))
+    if filters.recovery is not None:
+        stmt = stmt.where((Case.recovery_tasks > 0) if filters.recovery
+                          else (Case.recovery_tasks == 0))
     if filters.created_from:
         stmt = stmt.where(Case.created_at >= filters.created_from)
     if filters.created_to:

@@ -71,6 +71,11 @@ def summary(session: Session, f: ReportFilter) -> dict:
                         repeat.created_at < Case.fcr_until)))
     reopened = _count(session, [*resolved, Case.reopen_count > 0])
     fraud_review = _count(session, [*f.conditions(), Case.fraud_review.is_(True)])
+    instant = _count(session, [*f.conditions(), Case.instant_refund_at.is_not(None)])
+    recovery = session.execute(select(
+        func.coalesce(func.sum(Case.recovery_tasks), 0),
+        func.coalesce(func.sum(Case.recovery_amount), 0),
+    ).where(*f.conditions())).one()
     money = session.execute(select(
         func.coalesce(func.sum(Case.refunded), 0),
         func.sum(case((Case.refunded > 0, 1), else_=0)),
@@ -108,6 +113,9 @@ def summary(session: Session, f: ReportFilter) -> dict:
         "compensation": {"count": remedies["compensation"], "points": int(money[2] or 0)},
         "remedies": remedies,
         "fraud_review": fraud_review,
+        "instant_refunds": instant,
+        "recovery_tasks": {"count": int(recovery[0] or 0),
+                           "amount": f"{Decimal(str(recovery[1] or 0)):.2f}"},
         "by_team": breakdown(session, f, "team"),
         "by_store": breakdown(session, f, "store"),
     }

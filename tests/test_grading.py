@@ -76,7 +76,9 @@ def returned(systems, items=KETTLE, **resolve) -> dict:
     case = open_case(systems, "SO-10008", "return", items)
     to_resolve(systems, case)
     body = resolve or {"resolution": {"type": "return_refund", "items": items}}
-    response = call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", json=body)
+    # A supervisor: the order's three kettles come back one by one across this module.
+    response = call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", who="sue",
+                    json=body)
     assert response.status_code == 200, response.text
     case = wait_for(systems, case["id"], awaiting("parcel"))
     pickup = case["resolution"]["refs"].get("waybills", {}).get("return_pickup") or next(
@@ -204,6 +206,116 @@ def test_a_repair_takes_passed_and_refuses_a_grade(systems):
     wait_for(systems, case["id"], lambda c: c["resolution"]["awaiting"] == "parcel")
 
 
+# --- instant refund (极速退款) ----------------------------------------------------------------
+
+
+def vip_return(systems, customer: str, order_id: str, items: list[dict]) -> dict:
+    """A return of a VIP's order (SO-10009 and SO-10033 are C-1001's, a VIP, in the
+    order system) resolved by a supervisor (their delivery is past the return window),
+    its pickup waybill created."""
+    response = call(systems, "POST", "/api/v1/cases", json={
+        "kind": "return", "channel": "app", "order_id": order_id,
+        "customer": {"id": customer, "name": "王芳"}, "items": items,
+        "description": "不想要了"})
+    assert response.status_code == 201, response.text
+    case = response.json()
+    assert case["customer"]["tier"] == "vip"
+    to_resolve(systems, case)
+    response = call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", who="sue",
+                    json={"resolution": {"type": "return_refund", "items": items}})
+    assert response.status_code == 200, response.text
+    return wait_for(systems, case["id"], awaiting("parcel"))
+
+
+def test_a_vips_return_is_refunded_at_pickup_and_not_again_after_inspection(systems):
+    case = vip_return(systems, "C-IR1", "SO-10009", KETTLE)
+    number = waybill(case, "return_pickup")
+    assert refunds_of(systems, case["id"]) == []  # nothing before the courier has it
+    move(systems, number)  # the courier scans the pickup
+    case = wait_for(systems, case["id"], lambda c: c["instant_refund_at"] is not None)
+    assert [r["amount"] for r in refunds_of(systems, case["id"])] == ["149.00"]
+    assert case["resolution"]["refs"]["instant_refund"] is True
+    assert "legal_refund" not in [c["name"] for c in case["deadlines"]["clocks"]]
+    move(systems, number, 2)
+    case = wait_for(systems, case["id"], awaiting("inspection"))
+    assert inspect(systems, case["id"], grade="A").status_code == 200
+    case = wait_for(systems, case["id"], lambda c: c["stage"] == "feedback")
+    refunds = refunds_of(systems, case["id"])
+    assert [(r["amount"], r["idempotency_key"]) for r in refunds] == [
+        ("149.00", f"{case['id']}:1:refund")]
+    assert case["recovery_tasks"] == []
+    steps = [e["detail"]["step"] for e in case["timeline"] if e["type"] == "resolution_step"]
+    assert "instant_refund" in steps and "refund" not in steps
+    record_history_sync(systems["temporal"], case["id"], "instant_refund")
+
+
+def test_a_failed_inspection_after_an_instant_refund_records_one_recovery_task(systems):
+    case = vip_return(systems, "C-IR2", "SO-10033", KETTLE)
+    number = waybill(case, "return_pickup")
+    move(systems, number, 3)
+    case = wait_for(systems, case["id"], awaiting("inspection"))
+    assert [r["amount"] for r in refunds_of(systems, case["id"])] == ["149.00"]
+    assert inspect(systems, case["id"], grade="C", note="dropped").status_code == 200
+    case = wait_for(systems, case["id"], lambda c: c["stage"] == "analyze")
+    assert [r["amount"] for r in refunds_of(systems, case["id"])] == ["149.00"]
+    [task] = case["recovery_tasks"]
+    assert task["amount"] == "149.00" and task["state"] == "open"
+    assert task["refund_id"] == refunds_of(systems, case["id"])[0]["id"]
+    assert "dropped" in task["reason"]
+    assert [e["type"] for e in case["timeline"]].count("recovery_task") == 1
+    listed = call(systems, "GET", "/api/v1/cases?recovery=true").json()
+    assert case["id"] in [c["id"] for c in listed["items"]]
+    record_history_sync(systems["temporal"], case["id"], "instant_refund_recovery")
+
+
+def test_above_the_amount_cap_a_vips_return_waits_for_the_inspection(systems):
+    shirts = [{"sku": "SKU-SHIRT-77", "quantity": 2}]  # 2 x 259.00 = 518.00 > 300.00
+    case = vip_return(systems, "C-IR3", "SO-10009", shirts)
+    move(systems, waybill(case, "return_pickup"), 3)
+    case = wait_for(systems, case["id"], awaiting("inspection"))
+    assert refunds_of(systems, case["id"]) == []
+    assert case["instant_refund_at"] is None
+    assert inspect(systems, case["id"], grade="A").status_code == 200
+    wait_for(systems, case["id"], lambda c: c["stage"] == "feedback")
+    assert [r["amount"] for r in refunds_of(systems, case["id"])] == ["518.00"]
+
+
+def test_a_regular_customers_return_waits_for_the_inspection(systems):
+    case = open_case(systems, "SO-10008", "return", KETTLE)
+    assert case["customer"]["tier"] == "regular"
+    to_resolve(systems, case)
+    call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve",
+         json={"resolution": {"type": "return_refund", "items": KETTLE}})
+    case = wait_for(systems, case["id"], awaiting("parcel"))
+    move(systems, waybill(case, "return_pickup"), 3)
+    case = wait_for(systems, case["id"], awaiting("inspection"))
+    assert refunds_of(systems, case["id"]) == [] and case["instant_refund_at"] is None
+
+
+def test_an_open_escalated_case_of_the_customer_stops_the_instant_refund(systems):
+    other = call(systems, "POST", "/api/v1/cases", json={
+        "kind": "complaint", "channel": "app", "order_id": "SO-10001",
+        "customer": {"id": "C-IR4", "name": "王芳"}, "description": "还没解决，我要投诉"})
+    assert other.status_code == 201, other.text
+    escalated = call(systems, "POST", f"/api/v1/cases/{other.json()['id']}/escalate",
+                     json={"reason": "the customer threatens a chargeback"})
+    assert escalated.status_code == 200, escalated.text
+    wait_for(systems, other.json()["id"], lambda c: "escalated" in [
+        e["type"] for e in c["timeline"]])
+    case = vip_return(systems, "C-IR4", "SO-10033", KETTLE)
+    move(systems, waybill(case, "return_pickup"))
+    case = wait_for(systems, case["id"], lambda c: "instant_refund_refused" in [
+        e["type"] for e in c["timeline"]])
+    refused = [e for e in case["timeline"] if e["type"] == "instant_refund_refused"][-1]
+    assert other.json()["id"] in refused["detail"]["reason"]
+    move(systems, waybill(case, "return_pickup"), 2)
+    case = wait_for(systems, case["id"], awaiting("inspection"))
+    assert refunds_of(systems, case["id"]) == []
+    assert inspect(systems, case["id"], grade="A").status_code == 200
+    wait_for(systems, case["id"], lambda c: c["stage"] == "feedback")
+    assert [r["amount"] for r in refunds_of(systems, case["id"])] == ["149.00"]
+
+
 # --- the desk and the reports ---------------------------------------------------------------
 
 
@@ -224,8 +336,75 @@ def test_the_desk_and_the_reports_show_a_case_flagged_for_fraud_review(app):  # 
     assert "fraud review" in row[:row.index("</tr>")]
     clean = desk[desk.index("AS-CLEAN1"):]
     assert "fraud review" not in clean[:clean.index("</tr>")]
-    zh = signed_in(app, "hank", lang="zh-CN").get("/desk/cases/AS-FRAUD1")
+    zh = signed_in(app, "hank", "zh_CN").get("/desk/cases/AS-FRAUD1")
     assert "欺诈审核" in zh.get_data(as_text=True)
     with app.extensions["aftersales"].sessions() as session:
         f = reports.ReportFilter(start=NOW - timedelta(days=1), end=NOW + timedelta(days=1))
         assert reports.summary(session, f)["fraud_review"] == 1
+
+
+def test_the_desk_and_the_reports_show_recovery_tasks(app):  # noqa: F811
+    from tests.test_pages import NOW
+
+    task = {"id": "AS-REC1:1:0:recovery", "amount": "149.00", "refund_id": "RF-1",
+            "reason": "inspection failed: dropped", "at": NOW.isoformat(), "state": "open"}
+    put(app, "AS-REC1", stage="analyze", assignee="hank", kind="return",
+        instant_refund_at=NOW - timedelta(hours=1), recovery_tasks=[task],
+        created_at=NOW - timedelta(hours=2))
+    put(app, "AS-REC2", stage="feedback", assignee="hank", kind="return",
+        instant_refund_at=NOW - timedelta(hours=1), created_at=NOW - timedelta(hours=2))
+    client = signed_in(app, "hank")
+    page = client.get("/desk/cases/AS-REC1").get_data(as_text=True)
+    assert 'id="recovery-1"' in page and "149.00" in page and "dropped" in page
+    assert 'id="instant-refund"' in page
+    calm = client.get("/desk/cases/AS-REC2").get_data(as_text=True)
+    assert 'id="recovery-1"' not in calm and 'id="instant-refund"' in calm
+    desk = client.get("/desk").get_data(as_text=True)
+    row = desk[desk.index("AS-REC1"):]
+    assert "recovery" in row[:row.index("</tr>")]
+    zh = signed_in(app, "hank", "zh_CN").get("/desk/cases/AS-REC1").get_data(as_text=True)
+    assert "追款任务" in zh and "极速退款" in zh
+    with app.extensions["aftersales"].sessions() as session:
+        f = reports.ReportFilter(start=NOW - timedelta(days=1), end=NOW + timedelta(days=1))
+        summary = reports.summary(session, f)
+        assert summary["instant_refunds"] == 2
+        assert summary["recovery_tasks"] == {"count": 1, "amount": "149.00"}
+
+
+def test_the_customers_standing_counts_instant_refunds_in_90_days_and_open_disputes(
+        app):  # noqa: F811
+    from db.models import TimelineEvent
+    from db.standing import customer_standing
+    from tests.test_pages import NOW
+    from workflows.case.contracts import Customer
+
+    def mine(case_id: str, **changes) -> None:
+        put(app, case_id, customer=Customer(id="C-77", name="王芳", tier="vip"), **changes)
+
+    mine("AS-IR1", stage="closed", instant_refund_at=NOW - timedelta(days=89))
+    mine("AS-IR2", stage="feedback", instant_refund_at=NOW - timedelta(days=3))
+    mine("AS-IR3", stage="closed", instant_refund_at=NOW - timedelta(days=91))  # too old
+    mine("AS-IR4", stage="analyze")  # open, calm: no dispute
+    mine("AS-IR5", stage="confirm")
+    put(app, "AS-OTHER", stage="analyze", instant_refund_at=NOW - timedelta(days=1),
+        customer=Customer(id="C-78", name="李娜"))  # another customer
+    sessions = app.extensions["aftersales"].sessions
+    with sessions() as session:
+        calm = customer_standing(session, "C-77", "AS-NEW", NOW)
+        assert (calm.instant_refunds_90d, calm.disputes) == (2, [])
+        # This case's own refund is not counted against it.
+        assert customer_standing(session, "C-77", "AS-IR2", NOW).instant_refunds_90d == 1
+    with sessions.begin() as session:
+        session.add(TimelineEvent(case_id="AS-IR5", seq=9, at=NOW, actor="hank",
+                                  type="escalated", stage_before="confirm",
+                                  stage_after="confirm", detail={}))
+    mine("AS-IR6", stage="closed", fraud_review=True)
+    mine("AS-IR7", stage="closed")  # escalated once, but closed: settled
+    with sessions.begin() as session:
+        session.add(TimelineEvent(case_id="AS-IR7", seq=9, at=NOW, actor="hank",
+                                  type="escalated", stage_before="analyze",
+                                  stage_after="analyze", detail={}))
+    with sessions() as session:
+        standing = customer_standing(session, "C-77", "AS-NEW", NOW)
+        assert standing.disputes == ["AS-IR5", "AS-IR6"]
+        assert customer_standing(session, "C-78", "AS-NEW", NOW).disputes == []

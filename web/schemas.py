@@ -49,8 +49,8 @@ from workflows.case.vocabulary import (
     KINDS,
     LOCALES,
     MAX_REMEDIES,
-    REFUNDING_GRADES,
     PRIORITIES,
+    REFUNDING_GRADES,
     RESOLUTION_TYPES,
     RESPONSIBLE_PARTIES,
     REVISIT_OUTCOMES,
@@ -154,6 +154,7 @@ class CaseListQuery(Schema):
     overdue = fields.Boolean()
     escalation_risk = fields.Boolean()
     fraud_review = fields.Boolean()
+    recovery = fields.Boolean()
     q = fields.String(validate=validate.Length(min=1, max=100))
     tag = fields.String(validate=validate.Length(min=1, max=MAX_TAG_LENGTH))
     team = fields.String(validate=team_name)
@@ -596,6 +597,10 @@ class CaseSchema(Schema):
     merged_from = fields.List(fields.String(), required=True)
     # An inspection graded the returned goods D: the case waits for a fraud review.
     fraud_review = fields.Boolean(required=True)
+    # A return refunded at pickup (instant refund), and what the merchant has to recover
+    # because its goods then failed.
+    instant_refund_at = fields.DateTime(required=True, allow_none=True)
+    recovery_tasks = fields.List(fields.Dict(), required=True)
     customer_url = fields.String(required=True)
     version = fields.Integer(required=True)
     timeline = fields.List(fields.Nested(TimelineEventSchema))

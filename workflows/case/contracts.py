@@ -114,6 +114,25 @@ class CaseInput:
 
 
 @dataclass
+class StandingRequest:
+    """What an instant refund asks of the read model about the case's customer, as of
+    `at` (the workflow's time, so the answer is the same on every retry)."""
+
+    customer_id: str
+    case_id: str
+    at: datetime
+
+
+@dataclass
+class CustomerStanding:
+    """The customer's other cases as the read model has them: instant refunds paid in
+    the 90 days before, and the open disputes (docs/resolutions.md, "Instant refund")."""
+
+    instant_refunds_90d: int = 0
+    disputes: list[str] = field(default_factory=list)
+
+
+@dataclass
 class StageClock:
     """One SLA clock: working seconds used against a target, running or paused."""
 
@@ -355,6 +374,11 @@ class CaseState:
     # Set when an inspection graded the returned goods D (not the item sent): the case
     # waits for a fraud review (the desk's badge, the reports' count).
     fraud_review: bool = False
+    # When this case's return was refunded at the courier's pickup (instant refund), and
+    # the recoveries its merchant has to make when the goods then fail: each
+    # {"id", "amount", "refund_id", "reason", "at", "state"} (docs/resolutions.md).
+    instant_refund_at: datetime | None = None
+    recovery_tasks: list[dict] = field(default_factory=list)
     resolution_attempt: int = 0
     courier_events_seen: list[str] = field(default_factory=list)
     logistics_events_seen: list[str] = field(default_factory=list)
@@ -799,3 +823,4 @@ PROJECT_CASE = ActivityRef("project_case", None)
 DELIVER_NOTIFICATIONS = ActivityRef("deliver_notifications", DeliveryResult)
 TRIAGE_CASE = ActivityRef("triage_case", Triage)
 READ_ROSTERS = ActivityRef("read_rosters", Rosters)
+READ_STANDING = ActivityRef("read_customer_standing", CustomerStanding)
