@@ -156,7 +156,7 @@ def test_grade_d_keeps_the_goods_and_flags_the_case_for_fraud_review(systems):
 
 def test_a_grade_inside_a_combined_resolution_pays_its_share(systems):
     case = returned(systems, resolutions=[
-        {"type": "apology", "note": "sorry"},
+        {"type": "apology"},
         {"type": "return_refund", "items": KETTLE}])
     assert inspect(systems, case["id"], grade="B").status_code == 200
     case = wait_for(systems, case["id"], lambda c: c["stage"] == "feedback")
@@ -168,8 +168,9 @@ def test_a_grade_inside_a_combined_resolution_pays_its_share(systems):
 def test_bad_grades_are_refused_and_change_nothing(systems):
     case = open_case(systems, "SO-10008", "return", KETTLE)
     to_resolve(systems, case)
-    call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve",
-         json={"resolution": {"type": "return_refund", "items": KETTLE}})
+    resolved = call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", who="sue",
+                    json={"resolution": {"type": "return_refund", "items": KETTLE}})
+    assert resolved.status_code == 200, resolved.text
     case = wait_for(systems, case["id"], awaiting("parcel"))
     # A grade on goods not yet received.
     early = inspect(systems, case["id"], grade="A")
@@ -194,8 +195,9 @@ def test_bad_grades_are_refused_and_change_nothing(systems):
 def test_a_repair_takes_passed_and_refuses_a_grade(systems):
     case = open_case(systems, "SO-10008", "repair", KETTLE)
     to_resolve(systems, case)
-    call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve",
-         json={"resolution": {"type": "repair", "items": KETTLE}})
+    resolved = call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", who="sue",
+                    json={"resolution": {"type": "repair", "items": KETTLE}})
+    assert resolved.status_code == 200, resolved.text
     case = wait_for(systems, case["id"], awaiting("parcel"))
     move(systems, waybill(case, "repair_pickup"), 3)
     case = wait_for(systems, case["id"], awaiting("inspection"))
@@ -209,7 +211,8 @@ def test_a_repair_takes_passed_and_refuses_a_grade(systems):
 # --- instant refund (极速退款) ----------------------------------------------------------------
 
 
-def vip_return(systems, customer: str, order_id: str, items: list[dict]) -> dict:
+def vip_return(systems, customer: str, order_id: str, items: list[dict],
+               amount: str | None = None) -> dict:
     """A return of a VIP's order (SO-10009 and SO-10033 are C-1001's, a VIP, in the
     order system) resolved by a supervisor (their delivery is past the return window),
     its pickup waybill created."""
@@ -221,8 +224,10 @@ def vip_return(systems, customer: str, order_id: str, items: list[dict]) -> dict
     case = response.json()
     assert case["customer"]["tier"] == "vip"
     to_resolve(systems, case)
+    resolution = {"type": "return_refund", "items": items,
+                  **({"amount": amount} if amount else {})}
     response = call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", who="sue",
-                    json={"resolution": {"type": "return_refund", "items": items}})
+                    json={"resolution": resolution})
     assert response.status_code == 200, response.text
     return wait_for(systems, case["id"], awaiting("parcel"))
 
@@ -269,23 +274,25 @@ def test_a_failed_inspection_after_an_instant_refund_records_one_recovery_task(s
 
 
 def test_above_the_amount_cap_a_vips_return_waits_for_the_inspection(systems):
-    shirts = [{"sku": "SKU-SHIRT-77", "quantity": 2}]  # 2 x 259.00 = 518.00 > 300.00
-    case = vip_return(systems, "C-IR3", "SO-10009", shirts)
+    # 2 x 259.00, settled at 320.00: above the cap, below the approval limit.
+    shirts = [{"sku": "SKU-SHIRT-77", "quantity": 2}]
+    case = vip_return(systems, "C-IR3", "SO-10009", shirts, amount="320.00")
     move(systems, waybill(case, "return_pickup"), 3)
     case = wait_for(systems, case["id"], awaiting("inspection"))
     assert refunds_of(systems, case["id"]) == []
     assert case["instant_refund_at"] is None
     assert inspect(systems, case["id"], grade="A").status_code == 200
     wait_for(systems, case["id"], lambda c: c["stage"] == "feedback")
-    assert [r["amount"] for r in refunds_of(systems, case["id"])] == ["518.00"]
+    assert [r["amount"] for r in refunds_of(systems, case["id"])] == ["320.00"]
 
 
 def test_a_regular_customers_return_waits_for_the_inspection(systems):
     case = open_case(systems, "SO-10008", "return", KETTLE)
     assert case["customer"]["tier"] == "regular"
     to_resolve(systems, case)
-    call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve",
-         json={"resolution": {"type": "return_refund", "items": KETTLE}})
+    resolved = call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", who="sue",
+                    json={"resolution": {"type": "return_refund", "items": KETTLE}})
+    assert resolved.status_code == 200, resolved.text
     case = wait_for(systems, case["id"], awaiting("parcel"))
     move(systems, waybill(case, "return_pickup"), 3)
     case = wait_for(systems, case["id"], awaiting("inspection"))
