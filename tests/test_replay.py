@@ -18,7 +18,8 @@ PATHS = ("complaint", "refund", "return", "exchange", "repair", "reopen_cancel",
          "attachments_cancel", "conversation", "approval_split", "routed_return",
          "approval_escalated", "approval_denied", "approval_cancelled",
          "rerouted_confirm", "merged_duplicate", "merged_survivor", "remedies",
-         "remedies_failed")
+         "remedies_failed", "graded_return", "graded_fraud", "instant_refund",
+         "instant_refund_recovery")
 
 
 @pytest.mark.parametrize("path", PATHS)
