@@ -46,7 +46,7 @@ def test_grades_in_the_policy_keep_the_default_for_a_grade_not_given(tmp_path):
         [rules]
         grades = { B = 0.85 }
         """))
-    assert policy.grades == {"A": "1", "B": "0.85"}
+    assert policy.grades == {"A": "1.0", "B": "0.85"}
 
 
 @pytest.mark.parametrize(("value", "expected"), [
@@ -415,3 +415,39 @@ def test_the_customers_standing_counts_instant_refunds_in_90_days_and_open_dispu
         standing = customer_standing(session, "C-77", "AS-NEW", NOW)
         assert standing.disputes == ["AS-IR5", "AS-IR6"]
         assert customer_standing(session, "C-78", "AS-NEW", NOW).disputes == []
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ('{ tiers = ["vip"], max_amount = "300.00" }', "per_customer_90d is missing"),
+    ('{ tiers = ["emperor"], max_amount = "300.00", per_customer_90d = 3 }',
+     "instant_refund.tiers in [rules] must be a list of customer tiers"),
+    ('{ tiers = "vip", max_amount = "300.00", per_customer_90d = 3 }',
+     "instant_refund.tiers in [rules] must be a list"),
+    ('{ tiers = ["vip"], max_amount = 300.5, per_customer_90d = 3 }',
+     "instant_refund.max_amount in [rules] must be a decimal string"),
+    ('{ tiers = ["vip"], max_amount = "-1", per_customer_90d = 3 }',
+     "instant_refund.max_amount in [rules] must be a decimal string"),
+    ('{ tiers = ["vip"], max_amount = "300.00", per_customer_90d = -1 }',
+     "per_customer_90d in [rules] must be a whole number 0 or more"),
+    ('{ tiers = ["vip"], max_amount = "300.00", per_customer_90d = true }',
+     "per_customer_90d in [rules] must be a whole number 0 or more"),
+    ('{ tiers = ["vip"], max_amount = "300.00", per_customer_90d = 3, vip_only = 1 }',
+     "unknown instant_refund key 'vip_only'"),
+])
+def test_a_wrong_instant_refund_rule_stops_the_start_naming_the_line(tmp_path, value,
+                                                                     expected):
+    error = refusal(tmp_path, f"""
+        [rules]
+        four_eyes = true
+        instant_refund = {value}
+        """)
+    assert expected in str(error)
+    assert error.line == 3
+
+
+def test_instant_refunds_can_be_turned_off(tmp_path):
+    policy = load_policy(write_policy(tmp_path, """
+        [rules]
+        instant_refund = { tiers = [], max_amount = "0", per_customer_90d = 0 }
+        """))
+    assert policy.instant_refund.tiers == []

@@ -162,7 +162,7 @@ class SlaPolicy:
     approval_timeout: int = 4 * HOUR
     # Share of the refund a return pays for goods of each refunding inspection grade (a
     # decimal string; A and B only, docs/resolutions.md).
-    grades: dict[str, str] = field(default_factory=lambda: {"A": "1", "B": "0.9"})
+    grades: dict[str, str] = field(default_factory=lambda: {"A": "1.0", "B": "0.9"})
     # When a return's refund is paid at pickup; off unless the policy names tiers.
     instant_refund: InstantRefundRule = field(default_factory=InstantRefundRule)
     # Time a handler has for the revisit call once it is due.
