@@ -451,3 +451,33 @@ def test_instant_refunds_can_be_turned_off(tmp_path):
         instant_refund = { tiers = [], max_amount = "0", per_customer_90d = 0 }
         """))
     assert policy.instant_refund.tiers == []
+
+
+def test_the_inspect_form_grades_a_return_and_asks_a_repair_pass_or_fail(app):  # noqa: F811
+    from werkzeug.datastructures import MultiDict
+
+    from web.desk import form_body
+    from workflows.case.contracts import Resolution
+
+    put(app, "AS-G1", stage="resolve", status="resolving", assignee="hank",
+        resolution=Resolution(type="return_refund", state="running", awaiting="inspection"))
+    combined = Resolution(type="combined", state="running", awaiting="inspection",
+                          remedies=[Resolution(type="apology", state="done"),
+                                    Resolution(type="return_refund", state="running")])
+    put(app, "AS-G2", stage="resolve", status="resolving", assignee="hank",
+        resolution=combined)
+    put(app, "AS-G3", stage="resolve", status="resolving", assignee="hank",
+        resolution=Resolution(type="repair", state="running", awaiting="inspection"))
+    client = signed_in(app, "hank")
+    for case_id in ("AS-G1", "AS-G2"):
+        page = client.get(f"/desk/cases/{case_id}").get_data(as_text=True)
+        for grade in "ABCD":
+            assert f'id="inspect-{grade}" name="grade" value="{grade}"' in page
+        assert 'name="passed"' not in page
+        assert "opened or minor wear (open box)" in page
+    repair = client.get("/desk/cases/AS-G3").get_data(as_text=True)
+    assert 'name="passed" value="yes"' in repair and 'name="grade"' not in repair
+    assert form_body("inspect", MultiDict({"grade": "B", "note": " worn "})) == {
+        "grade": "B", "note": "worn"}
+    assert form_body("inspect", MultiDict({"passed": "no"})) == {"passed": False}
+    assert form_body("inspect", MultiDict({})) == {}
