@@ -45,7 +45,7 @@ class InventoryClient(SystemClient):
     async def restock(self, movement: StockMovement) -> str:
         response = await self.call("POST", "/restocks", {
             "sku": movement.sku, "quantity": movement.quantity,
-            "reference": movement.reference,
+            "reference": movement.reference, "location": movement.location,
         }, movement.idempotency_key)
         return str(self.expect(response, 200, 201)["id"])
 

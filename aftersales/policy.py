@@ -18,13 +18,14 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from workflows.case.vocabulary import KINDS, PRIORITIES
+from workflows.case.vocabulary import KINDS, PRIORITIES, REFUNDING_GRADES, TIERS
 from workflows.sla import (
     DEFAULT_TARGETS,
     STAGE_KEYS,
     WEEKDAYS,
     BusinessCalendar,
     CalendarSpec,
+    InstantRefundRule,
     PriorityRules,
     SlaPolicy,
     StageTargets,
@@ -117,6 +118,8 @@ _RULE_KEYS = (
     "return_window",
     "excluded_categories",
     "logistics_proposals",
+    "grades",
+    "instant_refund",
 )
 _PRIORITY_KEYS = (
     "default", "tier_boost", "repeat_window", "repeat_boost", "escalation_words",
@@ -325,7 +328,52 @@ def _rules(check: _Checker, value: Any) -> dict[str, Any]:
             raise check.fail([*path, "reassign_on_overdue"], "reassign_on_overdue in [rules] "
                              f"must be a user name or \"\", not {value!r}")
         rules["reassign_on_overdue"] = value.strip()
+    if "grades" in table:
+        rules["grades"] = _grades(check, table["grades"], [*path, "grades"])
+    if "instant_refund" in table:
+        rules["instant_refund"] = _instant_refund(check, table["instant_refund"],
+                                                  [*path, "instant_refund"])
     return rules
+
+
+def _instant_refund(check: _Checker, value: Any, path: list[str]) -> InstantRefundRule:
+    """Who gets a return's refund at pickup: all three keys, or none of the rule."""
+    table = check.table(value, path)
+    keys = ("tiers", "max_amount", "per_customer_90d")
+    check.known(table, keys, path, "instant_refund key")
+    for key in keys:
+        if key not in table:
+            raise check.fail(path, f"instant_refund in [rules] needs {', '.join(keys)}; "
+                             f"{key} is missing")
+    tiers = table["tiers"]
+    if not isinstance(tiers, list) or not all(t in TIERS for t in tiers):
+        raise check.fail([*path, "tiers"], "instant_refund.tiers in [rules] must be a list "
+                         f"of customer tiers ({', '.join(TIERS)}), not {tiers!r}")
+    count = table["per_customer_90d"]
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise check.fail([*path, "per_customer_90d"], "instant_refund.per_customer_90d in "
+                         f"[rules] must be a whole number 0 or more, not {count!r}")
+    return InstantRefundRule(
+        tiers=list(tiers), per_customer_90d=count,
+        max_amount=_approval_limit(check, table["max_amount"], [*path, "max_amount"],
+                                   "instant_refund.max_amount"))
+
+
+def _grades(check: _Checker, value: Any, path: list[str]) -> dict[str, str]:
+    """Refund shares by inspection grade: A and B only (C and D pay nothing, they go back
+    to analyze), each above 0 and at most 1; a grade not given keeps its default."""
+    table = check.table(value, path)
+    check.known(table, REFUNDING_GRADES, path, "refunding grade (C and D pay no refund)")
+    shares = dict(SlaPolicy().grades)
+    for grade, share in table.items():
+        # A TOML float such as 0.9 is read through its shortest text, "0.9", exactly.
+        number = (None if isinstance(share, bool) or not isinstance(share, int | float | str)
+                  else _decimal(str(share)))
+        if number is None or not number.is_finite() or not 0 < number <= 1:
+            raise check.fail([*path, grade], f"grades.{grade} in [rules] must be a share "
+                             f"above 0 and at most 1, e.g. 0.9, not {share!r}")
+        shares[grade] = str(number)
+    return shares
 
 
 def _priority(check: _Checker, value: Any) -> PriorityRules:
@@ -387,14 +435,15 @@ def _warn_at(check: _Checker, value: Any, path: list[str]) -> list[float]:
     return [float(n) for n in numbers]
 
 
-def _approval_limit(check: _Checker, value: Any, path: list[str]) -> str:
+def _approval_limit(check: _Checker, value: Any, path: list[str],
+                    name: str = "approval_limit") -> str:
     # A TOML float would already have lost the cents; only strings and integers are exact.
     text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
     amount = _decimal(text) if isinstance(text, str) else None
     if amount is None or not amount.is_finite() or amount < 0:
         raise check.fail(
             path,
-            f"approval_limit in [rules] must be a decimal string like '500.00', not {value!r}",
+            f"{name} in [rules] must be a decimal string like '500.00', not {value!r}",
         )
     return str(text).strip()
 

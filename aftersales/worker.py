@@ -17,6 +17,7 @@ from activities.inventory_system import InventoryActivities, InventoryClient
 from activities.notifications import NotificationActivities, OutboxDelivery
 from activities.order_system import OrderActivities, OrderSystemClient
 from activities.projection import CaseProjector
+from activities.standing import StandingReader
 from activities.teams import RosterReader
 from activities.triage import TriageActivities, model_path
 from aftersales.settings import Settings
@@ -60,6 +61,7 @@ def build_worker(client: Client, settings: Settings, systems: SystemClients,
     courier = CourierActivities(systems.courier)
     triage = TriageActivities(model_path(settings.triage_model))
     roster_reader = RosterReader(projector.sessions)
+    standing = StandingReader(projector.sessions)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
@@ -71,6 +73,7 @@ def build_worker(client: Client, settings: Settings, systems: SystemClients,
             inventory.reserve, inventory.release, inventory.ship, inventory.restock,
             inventory.write_off, courier.create_waybill, courier.cancel_waybill,
             projector.project, notifications.deliver, triage.suggest, roster_reader.read,
+            standing.read,
         ],
         max_cached_workflows=settings.worker_cache,
     )

@@ -305,6 +305,11 @@ def report_facts(snap) -> dict:
         "compensation_points": snap.compensation_points,
         "coupon_value": coupon_value(resolution) if resolution else Decimal("0"),
         "reopen_count": snap.reopen_count,
+        "fraud_review": snap.fraud_review,
+        "instant_refund_at": snap.instant_refund_at,
+        "recovery_tasks": len(snap.recovery_tasks),
+        "recovery_amount": sum((Decimal(t.get("amount") or "0") for t in snap.recovery_tasks),
+                               Decimal(0)),
     }
 
 
@@ -382,6 +387,8 @@ class CaseFilter:
     assignee: str | None = None
     overdue: bool | None = None
     escalation_risk: bool | None = None
+    fraud_review: bool | None = None
+    recovery: bool | None = None
     q: str | None = None
     tag: str | None = None
     team: str | None = None
@@ -486,6 +493,11 @@ def case_query(filters: CaseFilter) -> Select:
                           Case.stage.in_(OPEN_STAGES))
     if filters.escalation_risk is not None:
         stmt = stmt.where(Case.escalation_risk.is_(filters.escalation_risk))
+    if filters.fraud_review is not None:
+        stmt = stmt.where(Case.fraud_review.is_(filters.fraud_review))
+    if filters.recovery is not None:
+        stmt = stmt.where((Case.recovery_tasks > 0) if filters.recovery
+                          else (Case.recovery_tasks == 0))
     if filters.created_from:
         stmt = stmt.where(Case.created_at >= filters.created_from)
     if filters.created_to:

@@ -105,6 +105,15 @@ class Case(Base):
     # column of its own so the supervisor's queue can filter on it.
     triage: Mapped[dict | None] = mapped_column(JSON)
     escalation_risk: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # An inspection graded the returned goods D (not the item sent): the desk's badge, the
+    # reports' count and the list filter `fraud_review` read it.
+    fraud_review: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # A return refunded at the courier's pickup (instant refund): when, for the customer's
+    # 90-day count; and the recovery tasks its failed goods left for the merchant.
+    instant_refund_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    recovery_tasks: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    recovery_amount: Mapped[Decimal] = mapped_column(Numeric(12, 2), nullable=False,
+                                                     default=0)
     # Where the case came from (the order's store) and which team's queue it is in
     # (docs/teams.md): columns so the lists filter on them and ownership reads them.
     store: Mapped[str | None] = mapped_column(String(64))

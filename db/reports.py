@@ -108,6 +108,9 @@ def report(session: Session, f: ReportFilter, t: dict) -> dict:
         # A case counts once under each type it was settled with (apology + coupon +
         # refund: once in each of the three).
         "remedies": {kind: t["remedies"].get(kind, 0) for kind in RESOLUTION_TYPES},
+        "fraud_review": t["fraud_review"],
+        "instant_refunds": t["instant_refunds"],
+        "recovery_tasks": {"count": t["recovery_tasks"], "amount": t["recovery_amount"]},
         "by_team": _breakdown(t, overdue, "team"),
         "by_store": _breakdown(t, overdue, "store"),
     }
@@ -118,8 +121,9 @@ def report(session: Session, f: ReportFilter, t: dict) -> dict:
 DURATIONS = ("first_response_s", "first_response_work_s", "resolution_s",
              "resolution_work_s")
 COUNTS = ("opened", "closed", "resolved", "first_contact", "fcr_open", "reopened",
-          "ratings", "satisfied", "rating_sum", "refunds", "compensations", "points")
-MONEY = ("refunded", "coupon_value")
+          "ratings", "satisfied", "rating_sum", "refunds", "compensations", "points",
+          "fraud_review", "instant_refunds", "recovery_tasks")
+MONEY = ("refunded", "coupon_value", "recovery_amount")
 GROUP_FIGURES = ("opened", "closed", "met", "breached", "resolved", "resolution_sum")
 NONE = ""  # a team or store of null, as a JSON key (names are never empty)
 
@@ -134,10 +138,11 @@ def empty_tally() -> dict:
 def add_tallies(a: dict, b: dict) -> dict:
     """The tally of two disjoint sets of cases."""
     out = empty_tally()
+    # A snapshot taken before a figure existed holds none of it: zero.
     for key in COUNTS:
-        out[key] = a[key] + b[key]
+        out[key] = a.get(key, 0) + b.get(key, 0)
     for key in MONEY:
-        out[key] = f"{Decimal(a[key]) + Decimal(b[key]):.2f}"
+        out[key] = f"{Decimal(a.get(key, '0')) + Decimal(b.get(key, '0')):.2f}"
     for key in DURATIONS:
         out["durations"][key] = [a["durations"][key][0] + b["durations"][key][0],
                                  a["durations"][key][1] + b["durations"][key][1]]
@@ -173,6 +178,8 @@ def tally(session: Session, f: ReportFilter, now: datetime | None = None) -> dic
         _sum(Case.resolved_at.is_not(None) & (Case.fcr_until > now)),
         *(aggregate(getattr(Case, key)) for key in DURATIONS
           for aggregate in (func.count, func.sum)),
+        _sum(Case.fraud_review.is_(True)), func.count(Case.instant_refund_at),
+        func.sum(Case.recovery_tasks), func.sum(Case.recovery_amount),
     ).where(*opened)).one()
     (t["opened"], t["resolved"], t["reopened"], t["ratings"], t["satisfied"],
      t["rating_sum"], t["refunds"]) = (int(v or 0) for v in row[:7])
@@ -182,6 +189,10 @@ def tally(session: Session, f: ReportFilter, now: datetime | None = None) -> dic
     t["fcr_open"] = int(row[11] or 0)
     for n, key in enumerate(DURATIONS):
         t["durations"][key] = [int(row[12 + 2 * n] or 0), float(row[13 + 2 * n] or 0)]
+    after = 12 + 2 * len(DURATIONS)
+    t["fraud_review"], t["instant_refunds"], t["recovery_tasks"] = (
+        int(v or 0) for v in row[after:after + 3])
+    t["recovery_amount"] = f"{Decimal(str(row[after + 3] or 0)):.2f}"
     t["first_contact"] = first_contact(session, opened, f.start)
     for name, met, breached in session.execute(
             select(CaseClock.name, _sum(CaseClock.state == "met"),

@@ -35,6 +35,7 @@ from simulators.order_system import CATALOGUE, CATALOGUE_EXTRAS
 
 OUT_OF_STOCK_SKU = "SKU-SHOES-41"
 ID_PREFIXES = {"reservation": "RSV", "restock": "RST", "write_off": "WO"}
+RESTOCK_LOCATIONS = ("stock", "open_box")
 
 
 def demo_stock(seed: int = 11) -> dict[str, dict]:
@@ -144,7 +145,12 @@ class InventorySystem:
             existing = self._replay("restock", key, body)
             if existing is not None:
                 return _public(existing), False
-            self._item(body["sku"])["on_hand"] += body["quantity"]
+            item = self._item(body["sku"])
+            # Open-box goods (graded B at inspection) are sold apart from new stock.
+            if body.get("location", "stock") == "open_box":
+                item["open_box"] = item.get("open_box", 0) + body["quantity"]
+            else:
+                item["on_hand"] += body["quantity"]
             record = self._record("restock", key, body)
             self._save()
             return _public(record), True
@@ -245,7 +251,13 @@ def create_app(system: InventorySystem, fail_rate: float = 0.0,
 
     @app.post("/restocks")
     def restock():
-        return _write(system.restock, ("sku", "quantity", "reference"))
+        body = request.get_json(silent=True)
+        location = body.get("location", "stock") if isinstance(body, dict) else "stock"
+        if location not in RESTOCK_LOCATIONS:
+            return problem(422, "location must be one of " + ", ".join(RESTOCK_LOCATIONS))
+        # Kept out of the body for plain stock, so a restock's replay compares as before.
+        return _write(system.restock, ("sku", "quantity", "reference"),
+                      {"location": location} if location != "stock" else None)
 
     @app.post("/write-offs")
     def write_off():
@@ -258,8 +270,10 @@ def create_app(system: InventorySystem, fail_rate: float = 0.0,
     return app
 
 
-def _write(operation: Callable[[str, dict], tuple[dict, bool]], fields: tuple[str, ...]):
-    """Checks in order: header (400), body (422), key replay (200/409), then the write."""
+def _write(operation: Callable[[str, dict], tuple[dict, bool]], fields: tuple[str, ...],
+           extra: dict | None = None):
+    """Checks in order: header (400), body (422), key replay (200/409), then the write;
+    `extra` holds optional fields the caller has checked already."""
     key = request.headers.get("Idempotency-Key")
     if not key:
         return problem(400, "Idempotency-Key header is required")
@@ -272,7 +286,8 @@ def _write(operation: Callable[[str, dict], tuple[dict, bool]], fields: tuple[st
     if invalid:
         return problem(422, "invalid or missing: " + ", ".join(invalid)
                         + " (quantity is an integer >= 1, the others non-empty strings)")
-    record, created = operation(key, {name: body[name] for name in fields})
+    record, created = operation(key, {**{name: body[name] for name in fields},
+                                      **(extra or {})})
     return jsonify(record), 201 if created else 200
 
 

@@ -19,7 +19,8 @@ PATHS = ("complaint", "refund", "return", "exchange", "repair", "reopen_cancel",
          "approval_escalated", "approval_denied", "approval_cancelled",
          "rerouted_confirm", "merged_duplicate", "merged_survivor", "remedies",
          "remedies_failed", "warranty_accepted", "warranty_declined", "warranty_expired",
-         "swap_cheaper", "swap_paid", "swap_unpaid")
+         "swap_cheaper", "swap_paid", "swap_unpaid", "graded_return", "graded_fraud",
+         "instant_refund", "instant_refund_recovery")
 
 
 @pytest.mark.parametrize("path", PATHS)

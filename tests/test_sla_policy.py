@@ -17,6 +17,7 @@ from workflows.sla import (
     HOUR,
     MINUTE,
     CalendarSpec,
+    InstantRefundRule,
     SlaPolicy,
     StageTargets,
     parse_duration,
@@ -77,10 +78,15 @@ def test_shipped_policy_has_the_default_targets():
 
 def test_shipped_file_and_built_in_defaults_agree():
     shipped = load_policy()
-    # The shipped file adds an amount rule to the built-in defaults; the rest agrees.
+    # The shipped file adds an amount rule to the built-in defaults and turns instant
+    # refunds on (built in they are off: a case opened under a policy without the rule
+    # never pays at pickup); the rest agrees.
     assert shipped.priority.amount_boost == {"2000.00": 1}
+    assert shipped.instant_refund == InstantRefundRule(["vip", "gold"], "300.00", 3)
+    assert SlaPolicy().instant_refund.tiers == []
     built_in = replace(SlaPolicy(), priority=replace(SlaPolicy().priority,
-                                                     amount_boost={"2000.00": 1}))
+                                                     amount_boost={"2000.00": 1}),
+                       instant_refund=shipped.instant_refund)
     assert replace(shipped, source="", version="") == replace(built_in, source="", version="")
     assert replace(sla_policy_from_dict({}), source="", version="") == replace(
         SlaPolicy(), source="", version="")

@@ -20,7 +20,7 @@ from web.representation import SYSTEM_NAMES
 from workflows.case.contracts import MAX_MESSAGE_LENGTH, Actor, CaseState
 from workflows.case.eligibility import REFUSALS
 from workflows.case.lifecycle import ACTIONS, BY_NAME, available, refusal
-from workflows.case.vocabulary import CASE_ID, OPEN_STAGES
+from workflows.case.vocabulary import CASE_ID, GRADES, OPEN_STAGES
 
 # The customer's six steps, in plain words (受理 → 确认 → 分析 → 处理 → 评价 → 回访).
 PROGRESS = OPEN_STAGES
@@ -146,6 +146,9 @@ EVENT_NAMES = {
     "closed_unrepaired": _l("closed: the item went back unrepaired"),
     "payment_received": _l("the customer paid the difference"),
     "payment_window_closed": _l("the difference was not paid in time"),
+    "fraud_review": _l("flagged the case for fraud review"),
+    "instant_refund_refused": _l("no instant refund"),
+    "recovery_task": _l("recorded a recovery task"),
     "info_requested": _l("asked the customer"),
     "customer_replied": _l("the customer wrote"),
     "staff_replied": _l("replied to the customer"),
@@ -199,6 +202,7 @@ STEP_NAMES = {
     "grant_compensation": _l("grant the compensation"),
     "refund": _l("refund"),
     "partial_refund": _l("partial refund"),
+    "instant_refund": _l("instant refund at pickup"),
     "reserve": _l("reserve stock"),
     "return_pickup": _l("collect the return"),
     "repair_pickup": _l("collect for repair"),
@@ -213,6 +217,9 @@ STEP_NAMES = {
     "return_to_customer": _l("send back to the customer"),
     "outbound": _l("outbound parcel"),
 }
+# Inspection grades of returned goods (docs/resolutions.md).
+GRADE_NAMES = {"A": _l("resaleable"), "B": _l("opened or minor wear (open box)"),
+               "C": _l("damaged by the customer"), "D": _l("not the item sent")}
 STEP_STATES = {"done": _l("done"), "compensated": _l("undone"),
                "compensation_failed": _l("undo failed")}
 # Form fields by their schema path, for messages about what to correct.
@@ -229,6 +236,7 @@ FIELD_LABELS = {
     "resolutions": _l("Remedies"),
     "assignee": _l("Give to"), "outcome": _l("Outcome of the call"),
     "passed": _l("Did the goods pass inspection?"), "priority": _l("Priority"),
+    "grade": _l("Grade of the returned goods"),
     "kind": _l("Kind"), "rating": _l("Rating"), "comment": _l("Comment"),
     "message": _l("Message"),
     "into": _l("The customer's case this one duplicates (case id)"),
@@ -355,6 +363,15 @@ def thread(messages: list[dict], files: list[dict]) -> list[dict]:
     return sorted(entries, key=lambda e: str(e["at"] or ""))
 
 
+def inspecting(resolution: dict | None) -> str | None:
+    """The type of the remedy whose goods await inspection (a combined plan's running
+    one), or None: a return is graded A-D, a repair passes or fails."""
+    if not resolution or resolution.get("awaiting") != "inspection":
+        return None
+    running = [r for r in resolution.get("remedies") or [] if r.get("state") == "running"]
+    return (running[0] if running else resolution).get("type")
+
+
 def register(app) -> None:
     """The names and helpers every page template uses, as Jinja globals."""
     app.jinja_env.globals.update(
@@ -369,4 +386,4 @@ def register(app) -> None:
         ACTOR_NAMES=ACTOR_NAMES, PARCEL_WORDS=PARCEL_WORDS, STEP_NAMES=STEP_NAMES,
         STEP_STATES=STEP_STATES, SYSTEM_NAMES=SYSTEM_NAMES, SENTIMENT_NAMES=SENTIMENT_NAMES,
         REFUSALS=REFUSALS, MAX_MESSAGE_LENGTH=MAX_MESSAGE_LENGTH, CASE_ID=CASE_ID,
-        urgency=urgency)
+        GRADES=GRADES, GRADE_NAMES=GRADE_NAMES, inspecting=inspecting, urgency=urgency)

@@ -410,9 +410,10 @@ def form_body(action: str, form) -> dict:
             return {"resolution": rows[0], **pick("note")}
         return {"resolutions": rows, **pick("note")}
     if action == "inspect":
-        passed = form.get("passed")
+        # The page sends a grade; "yes"/"no" for `passed` stay readable for old forms.
+        passed, grade = form.get("passed"), form.get("grade")
         return {**({"passed": passed == "yes"} if passed in ("yes", "no") else {}),
-                **pick("note")}
+                **({"grade": grade} if grade else {}), **pick("note")}
     body: dict = {}
     for name, schema_field in ACTION_SCHEMAS[action]().fields.items():
         if isinstance(schema_field, List):

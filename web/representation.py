@@ -121,7 +121,8 @@ def case_json(row: Case, events: list[TimelineEvent] | None = None) -> dict:
 # existed shows.
 _STATE_FIELDS = tuple(n for n in CaseSchema().fields if n not in ("timeline", "deadlines"))
 _DEFAULTS: dict = {"priority_reasons": [], "reopen_count": 0, "tags": [], "messages": [],
-                   "store": "", "merged_from": []}
+                   "store": "", "merged_from": [], "fraud_review": False,
+                   "recovery_tasks": []}
 
 
 def attachment_json(item: dict, base: str) -> dict:

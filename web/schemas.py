@@ -47,11 +47,13 @@ from workflows.case.vocabulary import (
     CASE_ID,
     CHANNELS,
     GOODS_RESOLUTIONS,
+    GRADES,
     KINDS,
     LOCALES,
     MAX_REMEDIES,
     PRIORITIES,
     QUOTE_DECISIONS,
+    REFUNDING_GRADES,
     RESOLUTION_TYPES,
     RESPONSIBLE_PARTIES,
     REVISIT_OUTCOMES,
@@ -156,6 +158,8 @@ class CaseListQuery(Schema):
     assignee = fields.String(validate=ID)
     overdue = fields.Boolean()
     escalation_risk = fields.Boolean()
+    fraud_review = fields.Boolean()
+    recovery = fields.Boolean()
     q = fields.String(validate=validate.Length(min=1, max=100))
     tag = fields.String(validate=validate.Length(min=1, max=MAX_TAG_LENGTH))
     team = fields.String(validate=team_name)
@@ -340,9 +344,22 @@ class ResolveSchema(Schema):
 
 
 class InspectSchema(Schema):
+    """`grade` (A-D) or, for older clients, `passed` (A or C); both only when they agree."""
+
     contract = InspectInput
-    passed = fields.Boolean(required=True, truthy={True}, falsy={False})
+    passed = fields.Boolean(load_default=None, truthy={True}, falsy={False})
+    grade = fields.String(load_default=None, validate=validate.OneOf(GRADES))
     note = fields.String(load_default="", validate=OPTIONAL_TEXT)
+
+    @validates_schema
+    def grade_or_passed(self, data: dict, **kwargs) -> None:
+        grade, passed = data.get("grade"), data.get("passed")
+        if grade is None and passed is None:
+            raise ValidationError("give the inspection's grade (A, B, C or D) or passed",
+                                  "grade")
+        if grade is not None and passed is not None and passed != (grade in REFUNDING_GRADES):
+            raise ValidationError(f"grade {grade} and passed {str(passed).lower()} disagree: "
+                                  "give the grade alone", "passed")
 
 
 class RequestInfoSchema(Schema):
@@ -604,6 +621,12 @@ class CaseSchema(Schema):
     close_reason = fields.String(required=True, allow_none=True)
     merged_into = fields.String(required=True, allow_none=True)
     merged_from = fields.List(fields.String(), required=True)
+    # An inspection graded the returned goods D: the case waits for a fraud review.
+    fraud_review = fields.Boolean(required=True)
+    # A return refunded at pickup (instant refund), and what the merchant has to recover
+    # because its goods then failed.
+    instant_refund_at = fields.DateTime(required=True, allow_none=True)
+    recovery_tasks = fields.List(fields.Dict(), required=True)
     customer_url = fields.String(required=True)
     version = fields.Integer(required=True)
     timeline = fields.List(fields.Nested(TimelineEventSchema))

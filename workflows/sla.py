@@ -112,6 +112,18 @@ DEFAULT_ESCALATION_WORDS = ["12315", "消协", "投诉到", "媒体", "曝光", 
 
 
 @dataclass
+class InstantRefundRule:
+    """Instant refund (极速退款, docs/resolutions.md): a return_refund pays at the
+    courier's pickup scan instead of after inspection, for customers of these tiers, up
+    to this amount, with no open dispute and fewer than `per_customer_90d` instant
+    refunds in the 90 days before. No tiers: never instant."""
+
+    tiers: list[str] = field(default_factory=list)
+    max_amount: str = "0.00"
+    per_customer_90d: int = 0
+
+
+@dataclass
 class PriorityRules:
     """How intake scores a case's priority: a base raised by what makes it urgent."""
 
@@ -154,6 +166,11 @@ class SlaPolicy:
     # An exchange for a dearer item waits this long (wall-clock: the customer pays when
     # they like) for the customer to pay the difference, then falls back to a refund.
     exchange_payment_window: int = 48 * HOUR
+    # Share of the refund a return pays for goods of each refunding inspection grade (a
+    # decimal string; A and B only, docs/resolutions.md).
+    grades: dict[str, str] = field(default_factory=lambda: {"A": "1.0", "B": "0.9"})
+    # When a return's refund is paid at pickup; off unless the policy names tiers.
+    instant_refund: InstantRefundRule = field(default_factory=InstantRefundRule)
     # Time a handler has for the revisit call once it is due.
     revisit_grace: int = 24 * HOUR
     # Share of a target at which an overdue case escalates a second time, to admins.

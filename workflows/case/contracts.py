@@ -119,6 +119,25 @@ class CaseInput:
 
 
 @dataclass
+class StandingRequest:
+    """What an instant refund asks of the read model about the case's customer, as of
+    `at` (the workflow's time, so the answer is the same on every retry)."""
+
+    customer_id: str
+    case_id: str
+    at: datetime
+
+
+@dataclass
+class CustomerStanding:
+    """The customer's other cases as the read model has them: instant refunds paid in
+    the 90 days before, and the open disputes (docs/resolutions.md, "Instant refund")."""
+
+    instant_refunds_90d: int = 0
+    disputes: list[str] = field(default_factory=list)
+
+
+@dataclass
 class StageClock:
     """One SLA clock: working seconds used against a target, running or paused."""
 
@@ -368,6 +387,14 @@ class CaseState:
     # The workflow's own bookkeeping, kept with the rest so nothing lives beside it.
     revisit_notified: bool = False
     inspection: dict | None = None
+    # Set when an inspection graded the returned goods D (not the item sent): the case
+    # waits for a fraud review (the desk's badge, the reports' count).
+    fraud_review: bool = False
+    # When this case's return was refunded at the courier's pickup (instant refund), and
+    # the recoveries its merchant has to make when the goods then fail: each
+    # {"id", "amount", "refund_id", "reason", "at", "state"} (docs/resolutions.md).
+    instant_refund_at: datetime | None = None
+    recovery_tasks: list[dict] = field(default_factory=list)
     resolution_attempt: int = 0
     courier_events_seen: list[str] = field(default_factory=list)
     logistics_events_seen: list[str] = field(default_factory=list)
@@ -574,6 +601,8 @@ class StockMovement:
     reference: str
     idempotency_key: str
     reason: str = ""
+    # Where restocked goods go back on sale: "stock", or "open_box" (grade B).
+    location: str = "stock"
 
 
 @dataclass
@@ -682,9 +711,13 @@ class ResolveInput:
 
 @dataclass
 class InspectInput:
+    """The inspection of returned goods: a `grade` (A-D, docs/resolutions.md), or
+    `passed`, kept for older clients as A (true) or C (false)."""
+
     actor: Actor
-    passed: bool
+    passed: bool | None = None
     note: str = ""
+    grade: str | None = None
 
 
 @dataclass
@@ -864,3 +897,4 @@ PROJECT_CASE = ActivityRef("project_case", None)
 DELIVER_NOTIFICATIONS = ActivityRef("deliver_notifications", DeliveryResult)
 TRIAGE_CASE = ActivityRef("triage_case", Triage)
 READ_ROSTERS = ActivityRef("read_rosters", Rosters)
+READ_STANDING = ActivityRef("read_customer_standing", CustomerStanding)

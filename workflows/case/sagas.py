@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from functools import partial
 from typing import Any
 
@@ -30,6 +30,7 @@ from workflows.case.contracts import (
     GRANT_COMPENSATION,
     LOOKUP_ORDER,
     LOOKUP_PRODUCT,
+    READ_STANDING,
     REFUND_PAYMENT,
     RELEASE_RESERVATION,
     RESERVE_STOCK,
@@ -50,6 +51,7 @@ from workflows.case.contracts import (
     Reservation,
     ReservationRequest,
     Resolution,
+    StandingRequest,
     StockMovement,
     Waybill,
     WaybillRequest,
@@ -61,6 +63,8 @@ from workflows.case.vocabulary import (
     PARCEL_EXCEPTIONS,
     PARCEL_FAILED,
     PARCEL_RANK,
+    REFUNDING_GRADES,
+    RESTOCK_TO,
     Stage,
     Status,
 )
@@ -102,6 +106,14 @@ SWAP_PATCH = "swap-replacement-sku"
 # first, then less often (so a 48 h window stays a short history).
 PAYMENT_POLL_FIRST = timedelta(seconds=5)
 PAYMENT_POLL_MAX = timedelta(minutes=30)
+# Inspections graded A-D (B pays the policy's share, restocked as open box; D flags the
+# case for fraud review); returns inspected before the grades keep pass/fail on replay.
+GRADES_PATCH = "grading-inspection-grades"
+CENT = Decimal("0.01")
+# A return_refund the policy's `instant_refund` allows pays at the pickup scan; a failed
+# inspection then records a recovery task. Only cases under a policy with the rule reach
+# it, and they mark the history.
+INSTANT_PATCH = "grading-instant-refund"
 # Who is told at each level of a waiting approval (docs/resolutions.md).
 APPROVAL_LEVELS = ("supervisor", "admin")
 # After this long without an answer the case shows that it waits on that system and
@@ -211,29 +223,123 @@ class ResolutionSagas:
     async def _resolve_return(self, plan: Resolution, saga: Saga) -> None:
         pickup = await self._waybill(saga, "return_pickup", self._customer_address(),
                                      WAREHOUSE, plan.items)
+        instant = False
+        if self._instant_possible(plan) and workflow.patched(INSTANT_PATCH):
+            instant = await self._instant_refund(plan, saga, pickup)
+        try:
+            await self._inspect_return(plan, saga, pickup, instant)
+        except ResolutionFailed as err:
+            if instant:
+                # Paid at pickup, and the goods did not come back fit (lost on the way,
+                # graded C or D): the merchant recovers the money by hand (no automatic
+                # charge-back).
+                self._record_recovery(plan, str(err))
+            raise
+
+    async def _inspect_return(self, plan: Resolution, saga: Saga, pickup: Waybill,
+                              instant: bool) -> None:
+        """The return's goods arrive, are inspected and restocked by grade, and refunded
+        (unless the instant refund paid at pickup already)."""
         await self._await_parcel(plan, pickup)
-        # Goods received: the legal refund clock starts now (e.g. 7 days in China).
-        legal = clocks.start_clock("legal_refund",
-                                   self._inp.policy.refund_after_goods_received,
-                                   workflow.now(), LEGAL_CALENDAR)
-        self._state.clocks.append(legal)
-        self._wake()
+        # Goods received: the legal refund clock starts now (e.g. 7 days in China); a
+        # refund paid at pickup has nothing left for it to time.
+        legal = None
+        if not instant:
+            legal = clocks.start_clock("legal_refund",
+                                       self._inp.policy.refund_after_goods_received,
+                                       workflow.now(), LEGAL_CALENDAR)
+            self._state.clocks.append(legal)
+            self._wake()
         passed, note = await self._await_inspection(plan)
-        if not passed:
+        # Graded inspections (A-D) restock, refund and flag by grade; returns inspected
+        # before keep pass/fail on replay.
+        grade = (self._state.inspection or {}).get("grade") or ("A" if passed else "C")
+        if not workflow.patched(GRADES_PATCH):
+            grade = "A" if passed else "C"
+        if grade not in REFUNDING_GRADES and legal is not None:
             clocks.stop_clock(legal, workflow.now(), LEGAL_CALENDAR)
+        if grade == "D":
+            # Not the item sent: it stays in the warehouse as evidence, nothing is paid.
+            self._state.fraud_review = True
+            self._log.event(SYSTEM, "fraud_review", detail={"grade": grade, "note": note})
+            self._log.notify_staff("role:supervisor", "fraud_review", {"note": note})
+            raise ResolutionFailed(f"inspection graded D, not the item sent: {note}; the "
+                                   "goods are kept and the case is flagged for fraud review")
+        if grade not in REFUNDING_GRADES:
             # Sending the goods back is what the failure means, not a step to undo.
             back = await self._waybill(None, "outbound", WAREHOUSE, self._customer_address(),
                                        plan.items, step="return_to_customer")
             raise ResolutionFailed(f"inspection failed: {note}; the goods go back to the "
                                    f"customer on waybill {back.waybill_no}")
+        location = RESTOCK_TO[grade]
         for item in plan.items:
             movement = await self._call(RESTOCK, StockMovement(
                 sku=item.sku, quantity=item.quantity, reference=self._state.case_id,
-                idempotency_key=self._key(f"restock:{item.sku}")))
+                idempotency_key=self._key(f"restock:{item.sku}"), location=location))
             plan.refs.setdefault("restocks", []).append(movement)
-            self._step_event("restock", sku=item.sku, quantity=item.quantity, id=movement)
-        await self._pay_refund(plan, saga, "refund")
-        clocks.stop_clock(legal, workflow.now(), LEGAL_CALENDAR)
+            self._step_event("restock", sku=item.sku, quantity=item.quantity, id=movement,
+                             location=location if location != "stock" else None)
+        if not instant:
+            await self._pay_refund(plan, saga, "refund", share=self._share(grade))
+        if legal is not None:
+            clocks.stop_clock(legal, workflow.now(), LEGAL_CALENDAR)
+
+    def _instant_possible(self, plan: Resolution) -> bool:
+        """What the plan alone decides: the policy's rule is on, the customer's tier is in
+        it and the refund is within its amount. A return outside it is simply not
+        instant: it waits for the inspection."""
+        rule = self._inp.policy.instant_refund
+        return (self._state.customer.tier in rule.tiers and rule.per_customer_90d > 0
+                and Decimal(self._refund_amount(plan)) <= Decimal(rule.max_amount))
+
+    async def _instant_refund(self, plan: Resolution, saga: Saga, pickup: Waybill) -> bool:
+        """Wait for the courier's pickup scan, ask the read model for the customer's
+        standing (recorded in the history) and pay the refund now if it allows. Returns
+        whether it paid."""
+        parcel = self._state.parcels[pickup.waybill_no]
+        self._plan.awaiting = "parcel"
+        await self._flush()
+        await workflow.wait_condition(lambda: PARCEL_RANK.get(parcel["status"], 0) >= 1)
+        self._plan.awaiting = None
+        if parcel["status"] in PARCEL_FAILED:
+            return False  # cancelled before pickup: the parcel wait below fails it
+        rule = self._inp.policy.instant_refund
+        standing = await workflow.execute_activity(
+            READ_STANDING.name, StandingRequest(self._state.customer.id, self._state.case_id,
+                                                workflow.now()),
+            result_type=READ_STANDING.result, start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=SYSTEM_RETRY)
+        refused = None
+        if standing.disputes:
+            refused = f"open dispute on {', '.join(standing.disputes)}"
+        elif standing.instant_refunds_90d >= rule.per_customer_90d:
+            refused = (f"{standing.instant_refunds_90d} instant refunds in 90 days "
+                       f"(at most {rule.per_customer_90d})")
+        if refused:
+            self._log.event(SYSTEM, "instant_refund_refused", detail={"reason": refused})
+            return False
+        await self._pay_refund(plan, saga, "instant_refund")
+        self._state.instant_refund_at = workflow.now()
+        plan.refs["instant_refund"] = True
+        await self._flush()
+        return True
+
+    def _record_recovery(self, plan: Resolution, reason: str) -> None:
+        """One recovery task for the merchant: the instant refund paid and why the goods
+        failed. Recorded in the workflow's state, so once, whatever is retried."""
+        task = {"id": f"{self._state.case_id}:{self._state.resolution_attempt}:"
+                      f"{self._remedy or 0}:recovery",
+                "amount": plan.refs.get("refunded"), "refund_id": plan.refs.get("refund_id"),
+                "reason": reason, "at": workflow.now().isoformat(), "state": "open"}
+        self._state.recovery_tasks.append(task)
+        self._log.event(SYSTEM, "recovery_task", detail={
+            k: task[k] for k in ("id", "amount", "refund_id", "reason")})
+        self._log.notify_staff("role:supervisor", "recovery_task",
+                               {"amount": task["amount"], "reason": reason})
+
+    def _share(self, grade: str) -> Decimal:
+        """The share of the refund the policy pays for goods of this grade."""
+        return Decimal(self._inp.policy.grades.get(grade, "1"))
 
     async def _resolve_exchange(self, plan: Resolution, saga: Saga) -> None:
         if remedies.is_swap(plan) and workflow.patched(SWAP_PATCH):
@@ -470,10 +576,20 @@ class ResolutionSagas:
 
     # ----------------------------------------------------------------- steps
 
+    def _refund_amount(self, plan: Resolution) -> str:
+        return plan.amount or self._value_of(plan.items)
+
     async def _pay_refund(self, plan: Resolution, saga: Saga, step: str,
-                          amount: str | None = None, key: str = "refund") -> None:
-        """Refund `amount` (the plan's, or its items' value) under the key `key`."""
-        amount = amount or plan.amount or self._value_of(plan.items)
+                          amount: str | None = None, key: str = "refund",
+                          share: Decimal = Decimal(1)) -> None:
+        """Refund `amount` (the plan's, or its items' value) under the key `key`, times
+        `share` rounded half up to the cent: the rest stays with the retailer (graded
+        goods, docs/resolutions.md)."""
+        amount = amount or self._refund_amount(plan)
+        if share != 1:
+            full = amount
+            amount = f"{(Decimal(amount) * share).quantize(CENT, ROUND_HALF_UP):.2f}"
+            plan.refs["graded_refund"] = {"full": full, "share": str(share), "paid": amount}
         if not self._plan.remedies:  # a combined plan was approved as a whole, up front
             await self._await_approval(plan, amount)
         receipt = await saga.step(step, lambda: self._call(
@@ -614,6 +730,10 @@ class ResolutionSagas:
         self._plan.awaiting = None
         if parcel["status"] in PARCEL_FAILED:
             raise ResolutionFailed(f"parcel {waybill.waybill_no} {parcel['status']}")
+
+    def inspecting(self) -> str | None:
+        """The type of the remedy whose goods await inspection, or None."""
+        return self._current.type if self._plan.awaiting == "inspection" else None
 
     async def _await_inspection(self, plan: Resolution) -> tuple[bool, str]:
         self._plan.awaiting = "inspection"

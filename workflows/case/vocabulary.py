@@ -98,6 +98,15 @@ COMBINED = "combined"
 MAX_REMEDIES = 5
 REVISIT_OUTCOMES = ("satisfied", "unsatisfied", "unreachable")
 
+# Inspection grades of returned goods (docs/resolutions.md, "Inspection grades"): A
+# resaleable, B opened or with minor wear, C damaged by the customer, D not the item sent.
+# Where each grade's goods go: A and B back on sale (B as "open box") with the refund share
+# the policy's `grades` gives; C back to the customer and the case to analyze; D kept, the
+# case flagged for fraud review and back to analyze. `passed` is A (true) or C (false).
+GRADES = ("A", "B", "C", "D")
+RESTOCK_TO = {"A": "stock", "B": "open_box"}
+REFUNDING_GRADES = tuple(RESTOCK_TO)
+
 # A parcel's statuses as the courier reports them, with their order: an event that
 # would move a parcel backwards arrived out of order and is ignored.
 PARCEL_RANK = {"created": 0, "picked_up": 1, "in_transit": 2, "delayed": 2, "delivered": 3,

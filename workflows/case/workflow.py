@@ -103,6 +103,7 @@ with workflow.unsafe.imports_passed_through():
         COMBINED,
         DUPLICATE,
         GOODS_RESOLUTIONS,
+        GRADES,
         MANAGERS,
         OPEN_STAGES,
         ORDERLESS_RESOLUTIONS,
@@ -110,6 +111,7 @@ with workflow.unsafe.imports_passed_through():
         QUOTE_DECISIONS,
         QUOTE_DECLINED,
         REFUND_RESOLUTIONS,
+        REFUNDING_GRADES,
         Stage,
         Status,
         raise_priority,
@@ -734,14 +736,37 @@ class CaseWorkflow:
 
     @workflow.update
     async def inspect(self, inp: InspectInput) -> UpdateResult:
-        self.state.inspection = {"passed": inp.passed, "note": inp.note, "by": inp.actor.name}
-        self.log.event(inp.actor.name, "inspected", detail={"passed": inp.passed,
-                                                            "note": inp.note})
+        if inp.grade is None:
+            passed = bool(inp.passed)
+            self.state.inspection = {"passed": passed, "note": inp.note,
+                                     "by": inp.actor.name}
+            detail: dict = {"passed": passed, "note": inp.note}
+        else:
+            # A grade answers pass/fail too, for what reads only that (a repair, old pages).
+            passed = inp.grade in REFUNDING_GRADES
+            self.state.inspection = {"passed": passed, "grade": inp.grade,
+                                     "note": inp.note, "by": inp.actor.name}
+            detail = {"passed": passed, "grade": inp.grade, "note": inp.note}
+        self.log.event(inp.actor.name, "inspected", detail=detail)
         return await self._commit()
 
     @inspect.validator
     def _validate_inspect(self, inp: InspectInput) -> None:
         self._check("inspect", inp.actor)
+        if inp.grade is None:
+            if inp.passed is None:
+                raise refuse("give the inspection's grade (A, B, C or D) or passed",
+                             "InvalidAction")
+            return
+        if inp.grade not in GRADES:
+            raise refuse(f"grade must be one of {', '.join(GRADES)}, not {inp.grade!r}",
+                         "InvalidAction")
+        if inp.passed is not None and inp.passed != (inp.grade in REFUNDING_GRADES):
+            raise refuse(f"grade {inp.grade} and passed {str(inp.passed).lower()} disagree: "
+                         "give the grade alone", "InvalidAction")
+        if self.sagas.inspecting() != "return_refund":
+            raise refuse("grades are for returned goods; a repair's inspection takes "
+                         "passed", "InvalidAction")
 
     @workflow.update
     async def request_info(self, inp: RequestInfoInput) -> UpdateResult:

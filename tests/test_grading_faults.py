@@ -1,0 +1,163 @@
+"""The fault matrix for graded inspections and instant refunds: the order, inventory and
+courier systems fail a third of their calls (503s, hangs, answers lost after the work
+was done), and the worker (a real process) is SIGKILLed twice in the middle of the
+sagas. Every refund is paid exactly once under its key, no stock is reserved, every
+restock lands once where its grade sends it, and every recovery task is recorded once."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from simulators import courier_system, inventory_system, order_system
+from tests.conftest import make_settings, staff_token
+from tests.test_crashes import SECRET, WorkerProcess, wait_until
+from tests.test_resolutions import Served
+from web import create_app
+
+pytestmark = pytest.mark.slow
+
+KETTLE = [{"sku": "SKU-KETTLE-4", "quantity": 1}]
+TEA = [{"sku": "SKU-TEA-001", "quantity": 1}]
+
+
+# Two worker kills, a third of all calls failing and four parcels to move: longer than
+# the suite's default per test.
+@pytest.mark.timeout(900)
+def test_graded_and_instant_refunds_pay_once_and_record_recovery_once_through_faults(
+        temporal_address, tmp_path):
+    order_state = order_system.OrderSystem(state_file=None)
+    order_app = order_system.create_app(order_state, fail_rate=0.33, hang_seconds=1.5)
+    inventory_app = inventory_system.create_app(inventory_system.InventorySystem(None),
+                                                fail_rate=0.33, hang_seconds=1.5)
+    courier_state = courier_system.CourierSystem(None, None, SECRET, step=0)
+    courier_app = courier_system.create_app(courier_state, fail_rate=0.33, hang_seconds=1.5)
+    orders, inventory, courier = Served(order_app), Served(inventory_app), Served(courier_app)
+    settings = make_settings(
+        temporal_address, f"sqlite:///{tmp_path / 'db.sqlite'}", orders.url,
+        inventory_system_url=inventory.url, courier_system_url=courier.url,
+        courier_webhook_secret=SECRET)
+    app = create_app(settings)
+    web = Served(app)
+    courier_state.webhook_url = f"{web.url}/webhooks/courier"
+    courier_state.start()
+    # A supervisor: the VIP orders were delivered before the return window.
+    http = httpx.Client(base_url=web.url, timeout=90, headers={
+        "Authorization": f"Bearer {staff_token(app, 'sue', 'supervisor')}"})
+    # (order, items, body of resolve, grade, stage it ends in). SO-10009, SO-10033 and
+    # SO-10001 are a VIP's (instant at pickup); SO-10008 a regular customer's.
+    plans = [
+        ("SO-10009", KETTLE, {"resolution": {"type": "return_refund", "items": KETTLE}},
+         "A", "feedback"),
+        ("SO-10033", KETTLE, {"resolution": {"type": "return_refund", "items": KETTLE}},
+         "C", "analyze"),
+        ("SO-10008", KETTLE, {"resolution": {"type": "return_refund", "items": KETTLE}},
+         "B", "feedback"),
+        ("SO-10001", TEA, {"resolutions": [{"type": "apology"},
+                                           {"type": "return_refund", "items": TEA}]},
+         "D", "analyze"),
+    ]
+    workers = [WorkerProcess(settings, tmp_path / "worker-1.log")]
+    pool = ThreadPoolExecutor(max_workers=4)
+    try:
+        cases = []
+        for n, (order_id, items, _, _, _) in enumerate(plans):
+            response = http.post("/api/v1/cases", json={
+                "kind": "return", "channel": "app", "order_id": order_id,
+                "customer": {"id": f"C-F{n}", "name": "客户"}, "items": items,
+                "description": "退货"})
+            assert response.status_code == 201, response.text
+            cases.append(response.json())
+        ids = [c["id"] for c in cases]
+
+        def get(case_id: str):
+            return lambda: http.get(f"/api/v1/cases/{case_id}").json()
+
+        for case_id in ids:
+            wait_until(get(case_id), lambda c: c["stage"] == "confirm", 120, "confirm")
+            for action, body in (("confirm", {"note": "ok"}),
+                                 ("analyze", {"root_cause": "customer_changed_mind",
+                                              "responsible_party": "customer",
+                                              "note": "no reason return"})):
+                response = http.post(f"/api/v1/cases/{case_id}/{action}", json=body)
+                assert response.status_code == 200, response.text
+        sent = [pool.submit(lambda c, b: http.post(f"/api/v1/cases/{c}/resolve",
+                                                   json=b).status_code, case_id, plan[2])
+                for case_id, plan in zip(ids, plans, strict=True)]
+        assert [f.result(timeout=180) for f in sent] == [200] * len(plans)
+
+        def pickup_of(case: dict) -> str | None:
+            plan = case["resolution"] or {}
+            for remedy in [plan, *(plan.get("remedies") or [])]:
+                number = remedy.get("refs", {}).get("waybills", {}).get("return_pickup")
+                if number:
+                    return number
+            return None
+
+        pickups = [pickup_of(wait_until(get(case_id), pickup_of, 240, "pickup waybill"))
+                   for case_id in ids]
+        for number in pickups:  # the courier scans every pickup ...
+            assert httpx.post(f"{courier.url}/_control/waybills/{number}/advance",
+                              timeout=10).status_code == 200
+        # ... and the worker dies while the instant refunds are being paid.
+        workers[-1].kill()
+        workers.append(WorkerProcess(settings, tmp_path / "worker-2.log"))
+        for case_id in (ids[0], ids[1], ids[3]):
+            wait_until(get(case_id), lambda c: c["instant_refund_at"] is not None, 240,
+                       f"{case_id} refunded at pickup")
+        for number in pickups:
+            for _ in range(2):
+                assert httpx.post(f"{courier.url}/_control/waybills/{number}/advance",
+                                  timeout=10).status_code == 200
+        for case_id, plan in zip(ids, plans, strict=True):
+            wait_until(get(case_id), lambda c: (c["resolution"] or {}).get("awaiting")
+                       == "inspection", 240, f"{case_id} awaiting inspection")
+            response = http.post(f"/api/v1/cases/{case_id}/inspect",
+                                 json={"grade": plan[3], "note": f"graded {plan[3]}"})
+            assert response.status_code == 200, response.text
+            if case_id == ids[1]:  # and again while the failed goods go back
+                workers[-1].kill()
+                workers.append(WorkerProcess(settings, tmp_path / "worker-3.log"))
+        finals = [wait_until(get(case_id), lambda c, end=plan[4]: c["stage"] == end
+                             and (c["resolution"] or {}).get("state") in ("done", "failed"),
+                             240, f"{case_id} in {plan[4]}")
+                  for case_id, plan in zip(ids, plans, strict=True)]
+
+        refunds = sorted((r["case_id"], r["amount"], r["idempotency_key"])
+                         for r in order_state.refunds.values())
+        assert refunds == sorted([
+            (ids[0], "149.00", f"{ids[0]}:1:refund"),
+            (ids[1], "149.00", f"{ids[1]}:1:refund"),
+            (ids[2], "134.10", f"{ids[2]}:1:refund"),
+            (ids[3], "168.00", f"{ids[3]}:1:r2:refund")])
+        movements = httpx.get(f"{inventory.url}/movements", timeout=10).json()
+        assert [m for m in movements if m["kind"] == "reservation"] == []
+        restocks = sorted((m["reference"], m.get("location", "stock")) for m in movements
+                          if m["kind"] == "restock")
+        assert restocks == sorted([(ids[0], "stock"), (ids[2], "open_box")])
+        tasks = [[(t["amount"], t["state"]) for t in f["recovery_tasks"]] for f in finals]
+        assert tasks == [[], [("149.00", "open")], [], [("168.00", "open")]]
+        assert [f["fraud_review"] for f in finals] == [False, False, False, True]
+        assert "return_to_customer" in finals[1]["resolution"]["refs"]["waybills"]
+        for final in finals:
+            types = [e["type"] for e in final["timeline"]]
+            assert types.count("resolution_planned") == 1
+            assert types.count("resolved") + types.count("resolution_failed") == 1
+            assert types.count("recovery_task") == len(final["recovery_tasks"])
+            assert types.count("inspected") == 1
+        injected = {name: sum(system.extensions["faults"].values())
+                    for name, system in (("orders", order_app), ("inventory", inventory_app),
+                                         ("courier", courier_app))}
+        assert all(n >= 1 for n in injected.values()), injected
+        print("faults injected:", injected)
+    finally:
+        pool.shutdown()
+        workers[-1].stop()
+        http.close()
+        courier_state.stop()
+        for served in (web, courier, inventory, orders):
+            served.stop()
+        app.extensions["aftersales"].gateway.close()
+        app.extensions["aftersales"].engine.dispose()
