@@ -70,6 +70,22 @@ def test_a_replacement_belongs_to_an_exchange_of_one_line():
         "exchange", items=both, replacement_sku=LITE)) or "")
 
 
+def test_the_case_page_form_sends_the_replacement_with_the_exchange():
+    from werkzeug.datastructures import MultiDict
+
+    from web.desk import form_body
+
+    form = MultiDict({"type": "exchange", "replacement_sku": " SKU-SHOES-42-LITE ",
+                      "qty:SKU-SHOES-41": "1", "type-2": "apology"})
+    assert form_body("resolve", form) == {"resolutions": [
+        {"type": "exchange", "items": [{"sku": "SKU-SHOES-41", "quantity": 1}],
+         "replacement_sku": "SKU-SHOES-42-LITE"},
+        {"type": "apology"}]}
+    same = MultiDict({"type": "exchange", "replacement_sku": "", "qty:SKU-SHOES-41": "1"})
+    assert form_body("resolve", same) == {"resolution": {
+        "type": "exchange", "items": [{"sku": "SKU-SHOES-41", "quantity": 1}]}}
+
+
 def test_the_payment_window_in_the_policy_file(tmp_path):
     assert load_policy().exchange_payment_window == 48 * 3600
     text = Path("aftersales/sla_policy.toml").read_text(encoding="utf-8")

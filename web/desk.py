@@ -399,13 +399,16 @@ def form_body(action: str, form) -> dict:
                 quantity = _int(text(key))
                 if quantity != 0:
                     items.append({"sku": key[4:], "quantity": quantity})
-        # The goods, and a repair's quote outside the warranty, go with the remedy that
-        # moves goods (only one may).
+        # The goods, a repair's quote outside the warranty and an exchange's replacement
+        # go with the remedy that moves goods (only one may).
         goods = [r for r in rows if r.get("type") in GOODS_RESOLUTIONS]
         if items:
             (goods or rows)[0]["items"] = items
         if (quote := text("quote_amount")) is not None:
             (goods or rows)[0]["quote_amount"] = quote
+        # An exchange for another size, colour or product (the API prices and checks it).
+        if (replacement := text("replacement_sku")) is not None:
+            (goods or rows)[0]["replacement_sku"] = replacement
         if len(rows) == 1:
             return {"resolution": rows[0], **pick("note")}
         return {"resolutions": rows, **pick("note")}
