@@ -20,6 +20,7 @@ from tests.test_resolutions import (
     SECRET,
     Served,
     call,
+    faulty_stack,
     move,
     movements_of,
     refunds_of,
@@ -409,21 +410,11 @@ def test_swaps_pay_once_and_leave_no_reservation_behind_through_faults_and_kills
     policy.write_text(Path("aftersales/sla_policy.toml").read_text(encoding="utf-8").replace(
         'exchange_payment_window = "48h"', f'exchange_payment_window = "{window}s"').replace(
         'approval_limit = "500.00"', 'approval_limit = "5000.00"'), encoding="utf-8")
-    order_state = order_system.OrderSystem(state_file=None)
-    order_app = order_system.create_app(order_state, fail_rate=0.33, hang_seconds=1.5)
-    inventory_app = inventory_system.create_app(inventory_system.InventorySystem(None),
-                                                fail_rate=0.33, hang_seconds=1.5)
-    courier_state = courier_system.CourierSystem(None, None, SECRET, step=0)
-    courier_app = courier_system.create_app(courier_state, fail_rate=0.33, hang_seconds=1.5)
-    orders, inventory, courier = Served(order_app), Served(inventory_app), Served(courier_app)
-    settings = make_settings(
-        temporal_address, f"sqlite:///{tmp_path / 'db.sqlite'}", orders.url,
-        inventory_system_url=inventory.url, courier_system_url=courier.url,
-        courier_webhook_secret=SECRET, sla_file=str(policy))
-    app = create_app(settings)
-    web = Served(app)
-    courier_state.webhook_url = f"{web.url}/webhooks/courier"
-    courier_state.start()
+    stack = faulty_stack(temporal_address, tmp_path, sla_file=str(policy))
+    order_state, courier_state, settings, app = (stack.order_state, stack.courier_state,
+                                                  stack.settings, stack.app)
+    order_app, inventory_app, courier_app = stack.order_app, stack.inventory_app, stack.courier_app
+    orders, inventory, courier, web = stack.orders, stack.inventory, stack.courier, stack.web
     with app.extensions["aftersales"].sessions.begin() as session:
         create_user(session, "hank", "handler")
         token = create_token(session, "hank")

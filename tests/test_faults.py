@@ -181,25 +181,14 @@ def test_several_remedies_pay_once_and_leave_no_reservation_behind_through_fault
     fail a third of their calls, and the worker (a real process) is SIGKILLed twice in
     the middle of the sagas. Every refund and coupon is paid exactly once under its own
     key, and every reservation ends used (shipped) or released."""
-    from simulators import courier_system, inventory_system
-    from tests.test_crashes import SECRET, WorkerProcess, wait_until
-    from tests.test_resolutions import Served
+    from tests.test_crashes import WorkerProcess, wait_until
+    from tests.test_resolutions import faulty_stack
 
-    order_state = order_system.OrderSystem(state_file=None)
-    order_app = order_system.create_app(order_state, fail_rate=0.33, hang_seconds=1.5)
-    inventory_app = inventory_system.create_app(inventory_system.InventorySystem(None),
-                                                fail_rate=0.33, hang_seconds=1.5)
-    courier_state = courier_system.CourierSystem(None, None, SECRET, step=0)
-    courier_app = courier_system.create_app(courier_state, fail_rate=0.33, hang_seconds=1.5)
-    orders, inventory, courier = Served(order_app), Served(inventory_app), Served(courier_app)
-    settings = make_settings(
-        temporal_address, f"sqlite:///{tmp_path / 'db.sqlite'}", orders.url,
-        inventory_system_url=inventory.url, courier_system_url=courier.url,
-        courier_webhook_secret=SECRET)
-    app = create_app(settings)
-    web = Served(app)
-    courier_state.webhook_url = f"{web.url}/webhooks/courier"
-    courier_state.start()
+    stack = faulty_stack(temporal_address, tmp_path)
+    order_state, courier_state, settings, app = (stack.order_state, stack.courier_state,
+                                                  stack.settings, stack.app)
+    order_app, inventory_app, courier_app = stack.order_app, stack.inventory_app, stack.courier_app
+    orders, inventory, courier, web = stack.orders, stack.inventory, stack.courier, stack.web
     http = httpx.Client(base_url=web.url, timeout=90,
                         headers={"Authorization": f"Bearer {staff_token(app)}"})
     assert httpx.put(f"{inventory.url}/_control/stock/SKU-RICE-10", json={"on_hand": 0},

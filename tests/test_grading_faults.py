@@ -11,11 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from simulators import courier_system, inventory_system, order_system
-from tests.conftest import make_settings, staff_token
-from tests.test_crashes import SECRET, WorkerProcess, wait_until
-from tests.test_resolutions import Served
-from web import create_app
+from tests.conftest import staff_token
+from tests.test_crashes import WorkerProcess, wait_until
+from tests.test_resolutions import faulty_stack
 
 pytestmark = pytest.mark.slow
 
@@ -28,21 +26,11 @@ TEA = [{"sku": "SKU-TEA-001", "quantity": 1}]
 @pytest.mark.timeout(900)
 def test_graded_and_instant_refunds_pay_once_and_record_recovery_once_through_faults(
         temporal_address, tmp_path):
-    order_state = order_system.OrderSystem(state_file=None)
-    order_app = order_system.create_app(order_state, fail_rate=0.33, hang_seconds=1.5)
-    inventory_app = inventory_system.create_app(inventory_system.InventorySystem(None),
-                                                fail_rate=0.33, hang_seconds=1.5)
-    courier_state = courier_system.CourierSystem(None, None, SECRET, step=0)
-    courier_app = courier_system.create_app(courier_state, fail_rate=0.33, hang_seconds=1.5)
-    orders, inventory, courier = Served(order_app), Served(inventory_app), Served(courier_app)
-    settings = make_settings(
-        temporal_address, f"sqlite:///{tmp_path / 'db.sqlite'}", orders.url,
-        inventory_system_url=inventory.url, courier_system_url=courier.url,
-        courier_webhook_secret=SECRET)
-    app = create_app(settings)
-    web = Served(app)
-    courier_state.webhook_url = f"{web.url}/webhooks/courier"
-    courier_state.start()
+    stack = faulty_stack(temporal_address, tmp_path)
+    order_state, courier_state, settings, app = (stack.order_state, stack.courier_state,
+                                                  stack.settings, stack.app)
+    order_app, inventory_app, courier_app = stack.order_app, stack.inventory_app, stack.courier_app
+    orders, inventory, courier, web = stack.orders, stack.inventory, stack.courier, stack.web
     # A supervisor: the VIP orders were delivered before the return window.
     http = httpx.Client(base_url=web.url, timeout=90, headers={
         "Authorization": f"Bearer {staff_token(app, 'sue', 'supervisor')}"})

@@ -10,7 +10,9 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -101,6 +103,47 @@ def running_stack(temporal_address, tmp_path_factory, **extra):
             served.stop()
         app.extensions["aftersales"].gateway.close()
         app.extensions["aftersales"].engine.dispose()
+
+
+@dataclass
+class FaultyStack:
+    """The fault matrix's systems: the order, inventory and courier simulators failing a
+    third of their calls (503s, hangs, answers lost after the work was done), and the
+    web app over HTTP with the courier's webhooks. The test runs the worker (real
+    processes it kills) and stops the rest."""
+
+    order_state: order_system.OrderSystem
+    courier_state: courier_system.CourierSystem
+    order_app: Any
+    inventory_app: Any
+    courier_app: Any
+    orders: Served
+    inventory: Served
+    courier: Served
+    settings: Any
+    app: Any
+    web: Served
+
+
+def faulty_stack(temporal_address, tmp_path, **extra) -> FaultyStack:
+    """A `FaultyStack` over a SQLite file in `tmp_path`; `extra` settings go on top."""
+    order_state = order_system.OrderSystem(state_file=None)
+    order_app = order_system.create_app(order_state, fail_rate=0.33, hang_seconds=1.5)
+    inventory_app = inventory_system.create_app(inventory_system.InventorySystem(None),
+                                                fail_rate=0.33, hang_seconds=1.5)
+    courier_state = courier_system.CourierSystem(None, None, SECRET, step=0)
+    courier_app = courier_system.create_app(courier_state, fail_rate=0.33, hang_seconds=1.5)
+    orders, inventory, courier = Served(order_app), Served(inventory_app), Served(courier_app)
+    settings = make_settings(
+        temporal_address, f"sqlite:///{tmp_path / 'db.sqlite'}", orders.url,
+        inventory_system_url=inventory.url, courier_system_url=courier.url,
+        courier_webhook_secret=SECRET, **extra)
+    app = create_app(settings)
+    web = Served(app)
+    courier_state.webhook_url = f"{web.url}/webhooks/courier"
+    courier_state.start()
+    return FaultyStack(order_state, courier_state, order_app, inventory_app, courier_app,
+                       orders, inventory, courier, settings, app, web)
 
 
 def call(systems, method: str, path: str, who: str = "hank", **kwargs) -> httpx.Response:
