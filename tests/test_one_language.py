@@ -15,12 +15,23 @@ import pytest
 
 from db import cases as case_store
 from tests.test_pages import NOW, put, signed_in
-from tests.test_pages import app as app  # noqa: F401,PLC0414 - the fixture
+from tests.test_pages import app as app
 from tests.test_read_model import snapshot
 from web.caseview import EVENT_NAMES
 from workflows.case.contracts import (
-    CaseItem, Customer, EscalationRisk, Message, OrderLine, OrderSnapshot, Projection,
-    Resolution, StageClock, Suggestion, TimelineEvent, Triage)
+    CaseItem,
+    Customer,
+    EscalationRisk,
+    Message,
+    OrderLine,
+    OrderSnapshot,
+    Projection,
+    Resolution,
+    StageClock,
+    Suggestion,
+    TimelineEvent,
+    Triage,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 # Words that are names, not sentences: the product's own name, formats, the payment
@@ -70,7 +81,8 @@ def foreign(html: str, names: tuple[str, ...] = ()) -> list[str]:
 def foreign_in(texts: list[str], names: tuple[str, ...] = ()) -> list[str]:
     """The English runs and raw keys in some visible text."""
     found = []
-    for text in texts:
+    for shown in texts:
+        text = shown
         for name in names:
             text = text.replace(name, " ")
         text = CODES.sub(" ", text)

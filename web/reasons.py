@@ -15,7 +15,13 @@ import re
 from flask_babel import lazy_gettext as _l
 
 from web.caseview import (
-    ACTION_NAMES, CLOCK_NAMES, PARCEL_WORDS, RESOLUTION_NAMES, STAGE_NAMES, TIER_NAMES)
+    ACTION_NAMES,
+    CLOCK_NAMES,
+    PARCEL_WORDS,
+    RESOLUTION_NAMES,
+    STAGE_NAMES,
+    TIER_NAMES,
+)
 
 _P = r"(?P<p>P[1-4])"
 CATEGORY_NAMES = {"fresh": _l("fresh food"), "custom": _l("made to order"),
