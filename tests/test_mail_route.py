@@ -140,7 +140,7 @@ def test_the_case_id_in_the_subject_routes_chinese_mail_and_strips_its_quote(sta
     row = opened_case(stack, router, "zhang@customer.example")
     reply = mail("好的，谢谢。\n\n在 2026年12月1日 10:00，客服 <service@shop.example> 写道：\n"
                  "> 您好\n", sender="zhang@customer.example",
-                 subject=f"回复：您的服务单 [{row.id}]", charset="gb2312")
+                 subject=f"回复：您的工单 [{row.id}]", charset="gb2312")
     router.handle(reply.as_bytes())
     case = client.get(f"/api/v1/cases/{row.id}", headers=auth(tokens["alice"])).get_json()
     assert case["messages"][-1]["text"] == "好的，谢谢。"

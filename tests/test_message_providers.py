@@ -95,7 +95,7 @@ def message(template: str = "case_opened", to: str = "13800138000", locale: str 
             medium: str = "message", **params) -> OutgoingMessage:
     return OutgoingMessage(
         key=f"{CASE}:3", message_id=f"<{CASE}.3.abc@shop.example.com>", medium=medium,
-        to=to, to_name="王芳", locale=locale, subject=f"服务单 {CASE}", body=f"正文\n{LINK}\n",
+        to=to, to_name="王芳", locale=locale, subject=f"工单 {CASE}", body=f"正文\n{LINK}\n",
         case_id=CASE, template=template,
         params={"case_id": CASE, "customer_url": LINK, "desk_url": f"{PUBLIC}/desk/cases/x",
                 "public_url": PUBLIC, **params})
@@ -537,7 +537,7 @@ def test_the_webhook_posts_the_message_signed(gateway):
     (sent,) = fake.accepted
     assert fake.bad_signatures == 0
     assert sent == {"to": "13800138000", "template": "case_opened", "locale": "zh-CN",
-                    "subject": f"服务单 {CASE}", "body": f"正文\n{LINK}\n",
+                    "subject": f"工单 {CASE}", "body": f"正文\n{LINK}\n",
                     "params": message().params, "case_id": CASE,
                     "message_id": f"<{CASE}.3.abc@shop.example.com>"}
 

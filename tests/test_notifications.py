@@ -177,7 +177,7 @@ def test_a_role_message_reaches_every_supervisor_once_in_their_language(database
         assert set(mails) == {"sam@shop.example", "su@shop.example"}
         assert mails["sam@shop.example"]["subject"] == \
             "Approval waiting: refund of 800.00 on case AS-X1"
-        assert mails["su@shop.example"]["subject"] == "待审批：服务单 AS-X1 退款 800.00"
+        assert mails["su@shop.example"]["subject"] == "待审批：工单 AS-X1 退款 800.00"
     finally:
         engine.dispose()
 

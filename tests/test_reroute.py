@@ -335,7 +335,7 @@ def test_a_kind_changed_at_confirm_moves_the_case_to_the_team_that_now_takes_it(
     # The desk's timeline says where it went, in English and in Chinese.
     for lang, words in (("en", "routed the case to another team <span class=\"detail\">— "
                                "from complaints to returns"),
-                        ("zh_CN", "将服务单转给另一个团队 <span class=\"detail\">— 从 "
+                        ("zh_CN", "将工单转给另一个团队 <span class=\"detail\">— 从 "
                                   "complaints 转到 returns")):
         page = signed_in(stack.app, "ann", lang).get(f"/desk/cases/{case['id']}")
         assert page.status_code == 200

@@ -160,7 +160,7 @@ def test_overdue_digest_is_one_message_per_hour_to_each_supervisor(database_url,
         assert english["subject"] == "1 overdue case (2026-11-13T01:00Z)"
         assert "AS-RC" in english["body"]
         chinese = next(m for m in mails if m["rcpt_to"] == ["su@shop.example"])
-        assert chinese["subject"] == "超时服务单汇总：1 件（2026-11-13T01:00Z）"
+        assert chinese["subject"] == "超时工单汇总：1 件（2026-11-13T01:00Z）"
         clock.at = NOW + timedelta(hours=1)
         assert second.overdue_digest() == "digest:overdue:2026-11-13T02:00Z"
         assert len(read_mailbox(mailbox)) == 4

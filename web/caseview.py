@@ -147,6 +147,8 @@ EVENT_NAMES = {
     "payment_received": _l("the customer paid the difference"),
     "payment_window_closed": _l("the difference was not paid in time"),
     "fraud_review": _l("flagged the case for fraud review"),
+    "escalation_risk": _l("found a risk that the customer escalates"),
+    "triage_failed": _l("could not suggest a triage"),
     "instant_refund_refused": _l("no instant refund"),
     "recovery_task": _l("recorded a recovery task"),
     "info_requested": _l("asked the customer"),
