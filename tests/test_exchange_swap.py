@@ -413,7 +413,6 @@ def test_swaps_pay_once_and_leave_no_reservation_behind_through_faults_and_kills
     stack = faulty_stack(temporal_address, tmp_path, sla_file=str(policy))
     order_state, courier_state, settings, app = (stack.order_state, stack.courier_state,
                                                   stack.settings, stack.app)
-    order_app, inventory_app, courier_app = stack.order_app, stack.inventory_app, stack.courier_app
     orders, inventory, courier, web = stack.orders, stack.inventory, stack.courier, stack.web
     with app.extensions["aftersales"].sessions.begin() as session:
         create_user(session, "hank", "handler")
@@ -511,10 +510,7 @@ def test_swaps_pay_once_and_leave_no_reservation_behind_through_faults_and_kills
         for final in finals:
             types = [e["type"] for e in final["timeline"]]
             assert types.count("resolution_planned") == 1 and types.count("resolved") == 1
-        injected = {name: sum(system.extensions["faults"].values())
-                    for name, system in (("orders", order_app), ("inventory", inventory_app),
-                                         ("courier", courier_app))}
-        assert all(n >= 1 for n in injected.values()), injected
+        stack.assert_faults_injected()
     finally:
         workers[-1].stop()
         http.close()

@@ -124,6 +124,20 @@ class FaultyStack:
     app: Any
     web: Served
 
+    def injected(self) -> dict[str, int]:
+        """Faults each system injected so far. A test asserts the order system's (the
+        money moves there, on many calls) and a few in all: a system called only a
+        handful of times may, by chance, fail none at a third of its calls."""
+        return {name: sum(app.extensions["faults"].values())
+                for name, app in (("orders", self.order_app),
+                                  ("inventory", self.inventory_app),
+                                  ("courier", self.courier_app))}
+
+    def assert_faults_injected(self) -> None:
+        injected = self.injected()
+        assert injected["orders"] >= 1 and sum(injected.values()) >= 3, injected
+        print("faults injected:", injected)
+
 
 def faulty_stack(temporal_address, tmp_path, **extra) -> FaultyStack:
     """A `FaultyStack` over a SQLite file in `tmp_path`; `extra` settings go on top."""
