@@ -499,7 +499,7 @@ def test_swaps_pay_once_and_leave_no_reservation_behind_through_faults_and_kills
         assert links[ids[2]][1] in ("open", "cancelled")  # stored open: it expired
         assert finals[2]["resolution"]["refs"]["payment"]["status"] in ("expired",
                                                                         "cancelled")
-        movements = httpx.get(f"{inventory.url}/movements", timeout=10).json()
+        movements = stack.movements()
         reservations = sorted((m["reference"], m["sku"], m["state"]) for m in movements
                               if m["kind"] == "reservation")
         assert reservations == sorted([(ids[0], LITE, "shipped"), (ids[1], PRO, "shipped"),

@@ -272,7 +272,7 @@ def test_several_remedies_pay_once_and_leave_no_reservation_behind_through_fault
             (ids[0], "SORRY-1", f"{ids[0]}:1:r2:compensation"),
             (ids[1], "SORRY-2", f"{ids[1]}:1:r1:compensation"),
             (ids[3], "SORRY-4", f"{ids[3]}:1:r1:compensation")])
-        movements = httpx.get(f"{inventory.url}/movements", timeout=10).json()
+        movements = stack.movements()
         reservations = {(m["reference"], m["sku"], m["state"]) for m in movements
                         if m["kind"] == "reservation"}
         assert reservations == {(ids[2], "SKU-KETTLE-4", "shipped"),

@@ -119,7 +119,7 @@ def test_graded_and_instant_refunds_pay_once_and_record_recovery_once_through_fa
             (ids[1], "149.00", f"{ids[1]}:1:refund"),
             (ids[2], "134.10", f"{ids[2]}:1:refund"),
             (ids[3], "168.00", f"{ids[3]}:1:r2:refund")])
-        movements = httpx.get(f"{inventory.url}/movements", timeout=10).json()
+        movements = stack.movements()
         assert [m for m in movements if m["kind"] == "reservation"] == []
         restocks = sorted((m["reference"], m.get("location", "stock")) for m in movements
                           if m["kind"] == "restock")

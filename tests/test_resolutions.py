@@ -113,6 +113,7 @@ class FaultyStack:
     processes it kills) and stops the rest."""
 
     order_state: order_system.OrderSystem
+    inventory_state: inventory_system.InventorySystem
     courier_state: courier_system.CourierSystem
     order_app: Any
     inventory_app: Any
@@ -133,6 +134,10 @@ class FaultyStack:
                                   ("inventory", self.inventory_app),
                                   ("courier", self.courier_app))}
 
+    def movements(self) -> list[dict]:
+        """The warehouse's movements, read from its state: its HTTP answers fail too."""
+        return self.inventory_state.movement_list()
+
     def assert_faults_injected(self) -> None:
         injected = self.injected()
         assert injected["orders"] >= 1 and sum(injected.values()) >= 3, injected
@@ -143,8 +148,9 @@ def faulty_stack(temporal_address, tmp_path, **extra) -> FaultyStack:
     """A `FaultyStack` over a SQLite file in `tmp_path`; `extra` settings go on top."""
     order_state = order_system.OrderSystem(state_file=None)
     order_app = order_system.create_app(order_state, fail_rate=0.33, hang_seconds=1.5)
-    inventory_app = inventory_system.create_app(inventory_system.InventorySystem(None),
-                                                fail_rate=0.33, hang_seconds=1.5)
+    inventory_state = inventory_system.InventorySystem(None)
+    inventory_app = inventory_system.create_app(inventory_state, fail_rate=0.33,
+                                                hang_seconds=1.5)
     courier_state = courier_system.CourierSystem(None, None, SECRET, step=0)
     courier_app = courier_system.create_app(courier_state, fail_rate=0.33, hang_seconds=1.5)
     orders, inventory, courier = Served(order_app), Served(inventory_app), Served(courier_app)
@@ -156,8 +162,8 @@ def faulty_stack(temporal_address, tmp_path, **extra) -> FaultyStack:
     web = Served(app)
     courier_state.webhook_url = f"{web.url}/webhooks/courier"
     courier_state.start()
-    return FaultyStack(order_state, courier_state, order_app, inventory_app, courier_app,
-                       orders, inventory, courier, settings, app, web)
+    return FaultyStack(order_state, inventory_state, courier_state, order_app, inventory_app,
+                       courier_app, orders, inventory, courier, settings, app, web)
 
 
 def call(systems, method: str, path: str, who: str = "hank", **kwargs) -> httpx.Response:
