@@ -394,6 +394,10 @@ def test_a_case_whose_resolution_runs_is_refused_by_its_workflow(sqlite_stack):
                          lambda c: (c["resolution"] or {}).get("awaiting") == "approval")
     body = refused(stack.merge(duplicate["id"], survivor["id"], who="rita"), 409)
     assert "resolution is running" in body["detail"]
+    # Nothing changed (the version may still move: the approval's own notices land
+    # after the wait saw it waiting).
     after = stack.get(duplicate["id"])
-    assert (after["version"], after["merged_into"]) == (waiting["version"], None)
+    assert after["merged_into"] is None and after["stage"] == waiting["stage"]
+    assert not {"merged", "merged_in"} & {e["type"] for e in after["timeline"]}
+    assert (after["resolution"] or {}).get("awaiting") == "approval"
     assert stack.get(survivor["id"])["merged_from"] == []
