@@ -127,6 +127,23 @@ def sqlite_stack(temporal_address, order_system_url, sqlite_url):
     worker.stop()
 
 
+
+@pytest.fixture
+def own_orders_stack(temporal_address, sqlite_url):
+    """The stack over an order system of its own: a test that refunds a large amount
+    cannot lean on what the session's shared simulator has left on an order."""
+    from simulators import order_system
+    from tests.test_resolutions import Served
+
+    orders = Served(order_system.create_app(order_system.OrderSystem(state_file=None)))
+    app, worker, tokens = _stack(temporal_address, orders.url, sqlite_url)
+    yield Stack(app, tokens, temporal_address)
+    app.extensions["aftersales"].gateway.close()
+    app.extensions["aftersales"].engine.dispose()
+    worker.stop()
+    orders.stop()
+
+
 class Stack:
     def __init__(self, app, tokens: dict[str, str], temporal: str) -> None:
         self.app, self.tokens, self.temporal = app, tokens, temporal
@@ -377,8 +394,8 @@ def test_a_survivor_whose_workflow_ended_meanwhile_is_refused_by_the_signal(sqli
     assert stack.act(duplicate["id"], "note", {"text": "still here"}).status_code == 200
 
 
-def test_a_case_whose_resolution_runs_is_refused_by_its_workflow(sqlite_stack):
-    stack = sqlite_stack
+def test_a_case_whose_resolution_runs_is_refused_by_its_workflow(own_orders_stack):
+    stack = own_orders_stack
     survivor = stack.open_case("SO-10003", "C-1003")
     duplicate = stack.open_case("SO-10003", "C-1003", kind="refund")
     # A refund is the returns team's (the shipped routing file): rita's to work.
