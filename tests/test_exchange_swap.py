@@ -6,6 +6,7 @@ HTTP) under a policy whose `exchange_payment_window` is short enough to run out.
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -403,30 +404,24 @@ def test_swaps_pay_once_and_leave_no_reservation_behind_through_faults_and_kills
     the middle of the sagas. A cheaper size's difference is refunded exactly once, a
     dearer one's payment link is opened once and paid once, an unpaid one falls back to
     one refund; every reservation ends shipped or released."""
-    from tests.test_crashes import WorkerProcess, wait_until
+    from tests.test_crashes import wait_until
 
     window = 45
     policy = tmp_path / "sla.toml"
     policy.write_text(Path("aftersales/sla_policy.toml").read_text(encoding="utf-8").replace(
         'exchange_payment_window = "48h"', f'exchange_payment_window = "{window}s"').replace(
         'approval_limit = "500.00"', 'approval_limit = "5000.00"'), encoding="utf-8")
-    stack = faulty_stack(temporal_address, tmp_path, sla_file=str(policy))
-    order_state, courier_state, settings, app = (stack.order_state, stack.courier_state,
-                                                  stack.settings, stack.app)
-    orders, inventory, courier, web = stack.orders, stack.inventory, stack.courier, stack.web
-    with app.extensions["aftersales"].sessions.begin() as session:
-        create_user(session, "hank", "handler")
-        token = create_token(session, "hank")
-    http = httpx.Client(base_url=web.url, timeout=90,
-                        headers={"Authorization": f"Bearer {token}"})
-    shoe_orders_ = [o["id"] for o in order_state.orders.values() if o["status"] == "delivered"
-                    and any(line["sku"] == SHOE for line in o["lines"])]
     # (replacement, the customer pays?)
     plans = [(LITE, None), (PRO, True), (PRO, False)]
-    workers = [WorkerProcess(settings, tmp_path / "worker-1.log")]
-    try:
-        def get(case_id: str):
-            return lambda: http.get(f"/api/v1/cases/{case_id}").json()
+    with faulty_stack(temporal_address, tmp_path, sla_file=str(policy)) as stack:
+        order_state = stack.order_state
+        with stack.app.extensions["aftersales"].sessions.begin() as session:
+            create_user(session, "hank", "handler")
+            http = stack.client(create_token(session, "hank"))
+        shoe_orders_ = [o["id"] for o in order_state.orders.values()
+                        if o["status"] == "delivered"
+                        and any(line["sku"] == SHOE for line in o["lines"])]
+        get = partial(stack.fetch, http)
 
         def send(path: str, body: dict, key: str) -> httpx.Response:
             # The API's own look-ups meet the faults too: a 503 is tried again, same key.
@@ -443,21 +438,14 @@ def test_swaps_pay_once_and_leave_no_reservation_behind_through_faults_and_kills
                 f"open-{n}")
             assert response.status_code == 201, response.text
             cases.append(response.json())
-        for n, case in enumerate(cases):
-            wait_until(get(case["id"]), lambda c: c["stage"] == "confirm", 120, "confirm")
-            for action, body in (("confirm", {"note": "ok"}),
-                                 ("analyze", {"root_cause": "customer_changed_mind",
-                                              "responsible_party": "customer",
-                                              "note": "wrong size"})):
-                response = send(f"/api/v1/cases/{case['id']}/{action}", body,
-                                f"{action}-{n}")
-                assert response.status_code == 200, response.text
+        stack.to_resolve(http, [case["id"] for case in cases],
+                         {"root_cause": "customer_changed_mind",
+                          "responsible_party": "customer", "note": "wrong size"}, send)
         for n, (case, (replacement, _)) in enumerate(zip(cases, plans, strict=True)):
             response = send(f"/api/v1/cases/{case['id']}/resolve",
                             {"resolution": swap(replacement)}, f"resolve-{n}")
             assert response.status_code == 200, response.text
-        workers[-1].kill()  # while the sagas reserve, open links and book waybills
-        workers.append(WorkerProcess(settings, tmp_path / "worker-2.log"))
+        stack.kill_worker()  # while the sagas reserve, open links and book waybills
         paid = wait_until(get(cases[1]["id"]), lambda c: (c["resolution"] or {}).get(
             "refs", {}).get("payment"), 120, "the payment link")["resolution"]["refs"]
         wait_until(lambda: httpx.post(paid["payment"]["url"], timeout=10),
@@ -468,14 +456,13 @@ def test_swaps_pay_once_and_leave_no_reservation_behind_through_faults_and_kills
                 "both parcels")["resolution"]["refs"]
             for step in ("ship_replacement", "collect_old"):
                 for _ in range(3):
-                    move({"courier": courier.url}, refs["waybills"][step])
+                    move({"courier": stack.courier.url}, refs["waybills"][step])
             if n == 0:
-                workers[-1].kill()  # again, while the parcels move
-                workers.append(WorkerProcess(settings, tmp_path / "worker-3.log"))
+                stack.kill_worker()  # again, while the parcels move
         unpaid = wait_until(get(cases[2]["id"]), lambda c: "return_pickup" in (
             c["resolution"] or {}).get("refs", {}).get("waybills", {}), window + 180,
             "the fallback pickup")["resolution"]["refs"]
-        move({"courier": courier.url}, unpaid["waybills"]["return_pickup"], 3)
+        move({"courier": stack.courier.url}, unpaid["waybills"]["return_pickup"], 3)
         wait_until(get(cases[2]["id"]), lambda c: (c["resolution"] or {}).get(
             "awaiting") == "inspection", 120, "the inspection")
         response = send(f"/api/v1/cases/{cases[2]['id']}/inspect",
@@ -511,14 +498,6 @@ def test_swaps_pay_once_and_leave_no_reservation_behind_through_faults_and_kills
             types = [e["type"] for e in final["timeline"]]
             assert types.count("resolution_planned") == 1 and types.count("resolved") == 1
         stack.assert_faults_injected()
-    finally:
-        workers[-1].stop()
-        http.close()
-        courier_state.stop()
-        for served in (web, courier, inventory, orders):
-            served.stop()
-        app.extensions["aftersales"].gateway.close()
-        app.extensions["aftersales"].engine.dispose()
 
 
 def test_the_order_simulator_prices_products_and_keeps_payment_links_once():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import httpx
 import pytest
@@ -181,17 +182,9 @@ def test_several_remedies_pay_once_and_leave_no_reservation_behind_through_fault
     fail a third of their calls, and the worker (a real process) is SIGKILLed twice in
     the middle of the sagas. Every refund and coupon is paid exactly once under its own
     key, and every reservation ends used (shipped) or released."""
-    from tests.test_crashes import WorkerProcess, wait_until
-    from tests.test_resolutions import faulty_stack
+    from tests.test_crashes import wait_until
+    from tests.test_resolutions import FAULTY, faulty_stack
 
-    stack = faulty_stack(temporal_address, tmp_path)
-    order_state, courier_state, settings, app = (stack.order_state, stack.courier_state,
-                                                  stack.settings, stack.app)
-    orders, inventory, courier, web = stack.orders, stack.inventory, stack.courier, stack.web
-    http = httpx.Client(base_url=web.url, timeout=90,
-                        headers={"Authorization": f"Bearer {staff_token(app)}"})
-    assert httpx.put(f"{inventory.url}/_control/stock/SKU-RICE-10", json={"on_hand": 0},
-                     timeout=10).status_code == 200
     kettle = [{"sku": "SKU-KETTLE-4", "quantity": 1}]
     out_of_stock = [*kettle, {"sku": "SKU-RICE-10", "quantity": 1}]
     # (order, items, remedies, how it ends)
@@ -206,9 +199,11 @@ def test_several_remedies_pay_once_and_leave_no_reservation_behind_through_fault
         ("SO-10014", out_of_stock, [{"type": "compensation", "coupon_code": "SORRY-4"},
                                     {"type": "exchange", "items": out_of_stock}], "analyze"),
     ]
-    workers = [WorkerProcess(settings, tmp_path / "worker-1.log")]
-    pool = ThreadPoolExecutor(max_workers=4)
-    try:
+    with (faulty_stack(temporal_address, tmp_path) as stack,
+          ThreadPoolExecutor(max_workers=4) as pool):
+        http = stack.client(staff_token(stack.app))
+        assert httpx.put(f"{stack.inventory.url}/_control/stock/SKU-RICE-10",
+                         json={"on_hand": 0}, timeout=10).status_code == 200
         cases = []
         for n, (order_id, items, _, _) in enumerate(plans):
             response = http.post("/api/v1/cases", json={
@@ -218,17 +213,8 @@ def test_several_remedies_pay_once_and_leave_no_reservation_behind_through_fault
             assert response.status_code == 201, response.text
             cases.append(response.json())
 
-        def get(case_id: str):
-            return lambda: http.get(f"/api/v1/cases/{case_id}").json()
-
-        for case in cases:
-            wait_until(get(case["id"]), lambda c: c["stage"] == "confirm", 120, "confirm")
-            for action, body in (("confirm", {"note": "ok"}),
-                                 ("analyze", {"root_cause": "product_quality",
-                                              "responsible_party": "supplier",
-                                              "note": "faulty"})):
-                response = http.post(f"/api/v1/cases/{case['id']}/{action}", json=body)
-                assert response.status_code == 200, response.text
+        get = partial(stack.fetch, http)
+        stack.to_resolve(http, [case["id"] for case in cases], FAULTY)
 
         def resolve(case: dict, remedies: list[dict]) -> int:
             return http.post(f"/api/v1/cases/{case['id']}/resolve",
@@ -239,8 +225,7 @@ def test_several_remedies_pay_once_and_leave_no_reservation_behind_through_fault
         # Kill the worker once some saga is under way and none has finished.
         wait_until(get(cases[0]["id"]), lambda c: (c["resolution"] or {}).get("state")
                    in ("running", "done"), 120, "a saga under way")
-        workers[-1].kill()
-        workers.append(WorkerProcess(settings, tmp_path / "worker-2.log"))
+        stack.kill_worker()
         assert [f.result(timeout=180) for f in sent] == [200] * len(plans)
         exchange = cases[2]["id"]
         case = wait_until(get(exchange), lambda c: "collect_old" in (
@@ -249,25 +234,23 @@ def test_several_remedies_pay_once_and_leave_no_reservation_behind_through_fault
         waybills = case["resolution"]["remedies"][0]["refs"]["waybills"]
         for step in ("ship_replacement", "collect_old"):
             for _ in range(3):
-                assert httpx.post(f"{courier.url}/_control/waybills/{waybills[step]}/advance",
-                                  timeout=10).status_code == 200
+                stack.courier_state.advance(waybills[step])
             if step == "ship_replacement":
-                workers[-1].kill()  # again, while the parcels move
-                workers.append(WorkerProcess(settings, tmp_path / "worker-3.log"))
+                stack.kill_worker()  # again, while the parcels move
         finals = [wait_until(get(case["id"]), lambda c, end=plan[3]: c["stage"] == end
                              and (c["resolution"] or {}).get("state") in ("done", "failed"),
                              240, f"{case['id']} in {plan[3]}")
                   for case, plan in zip(cases, plans, strict=True)]
 
         refunds = [(r["case_id"], r["amount"], r["idempotency_key"])
-                   for r in order_state.refunds.values()]
+                   for r in stack.order_state.refunds.values()]
         ids = [c["id"] for c in finals]
         assert sorted(refunds) == sorted([
             (ids[0], "10.00", f"{ids[0]}:1:r3:refund"),
             (ids[1], "12.00", f"{ids[1]}:1:r2:refund"),
             (ids[2], "20.00", f"{ids[2]}:1:r2:refund")])
         coupons = [(c["case_id"], c["coupon_code"], c["idempotency_key"])
-                   for c in order_state.compensations.values()]
+                   for c in stack.order_state.compensations.values()]
         assert sorted(coupons) == sorted([
             (ids[0], "SORRY-1", f"{ids[0]}:1:r2:compensation"),
             (ids[1], "SORRY-2", f"{ids[1]}:1:r1:compensation"),
@@ -285,12 +268,3 @@ def test_several_remedies_pay_once_and_leave_no_reservation_behind_through_fault
             assert types.count("resolution_planned") == 1
             assert types.count("resolved") + types.count("resolution_failed") == 1
         stack.assert_faults_injected()
-    finally:
-        pool.shutdown()
-        workers[-1].stop()
-        http.close()
-        courier_state.stop()
-        for served in (web, courier, inventory, orders):
-            served.stop()
-        app.extensions["aftersales"].gateway.close()
-        app.extensions["aftersales"].engine.dispose()

@@ -7,12 +7,12 @@ restock lands once where its grade sends it, and every recovery task is recorded
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
-import httpx
 import pytest
 
 from tests.conftest import staff_token
-from tests.test_crashes import WorkerProcess, wait_until
+from tests.test_crashes import wait_until
 from tests.test_resolutions import faulty_stack
 
 pytestmark = pytest.mark.slow
@@ -26,13 +26,6 @@ TEA = [{"sku": "SKU-TEA-001", "quantity": 1}]
 @pytest.mark.timeout(900)
 def test_graded_and_instant_refunds_pay_once_and_record_recovery_once_through_faults(
         temporal_address, tmp_path):
-    stack = faulty_stack(temporal_address, tmp_path)
-    order_state, courier_state, settings, app = (stack.order_state, stack.courier_state,
-                                                  stack.settings, stack.app)
-    orders, inventory, courier, web = stack.orders, stack.inventory, stack.courier, stack.web
-    # A supervisor: the VIP orders were delivered before the return window.
-    http = httpx.Client(base_url=web.url, timeout=90, headers={
-        "Authorization": f"Bearer {staff_token(app, 'sue', 'supervisor')}"})
     # (order, items, body of resolve, grade, stage it ends in). SO-10009, SO-10033 and
     # SO-10001 are a VIP's (instant at pickup); SO-10008 a regular customer's.
     plans = [
@@ -46,9 +39,10 @@ def test_graded_and_instant_refunds_pay_once_and_record_recovery_once_through_fa
                                            {"type": "return_refund", "items": TEA}]},
          "D", "analyze"),
     ]
-    workers = [WorkerProcess(settings, tmp_path / "worker-1.log")]
-    pool = ThreadPoolExecutor(max_workers=4)
-    try:
+    with (faulty_stack(temporal_address, tmp_path) as stack,
+          ThreadPoolExecutor(max_workers=4) as pool):
+        # A supervisor: the VIP orders were delivered before the return window.
+        http = stack.client(staff_token(stack.app, "sue", "supervisor"))
         cases = []
         for n, (order_id, items, _, _, _) in enumerate(plans):
             response = http.post("/api/v1/cases", json={
@@ -59,17 +53,10 @@ def test_graded_and_instant_refunds_pay_once_and_record_recovery_once_through_fa
             cases.append(response.json())
         ids = [c["id"] for c in cases]
 
-        def get(case_id: str):
-            return lambda: http.get(f"/api/v1/cases/{case_id}").json()
-
-        for case_id in ids:
-            wait_until(get(case_id), lambda c: c["stage"] == "confirm", 120, "confirm")
-            for action, body in (("confirm", {"note": "ok"}),
-                                 ("analyze", {"root_cause": "customer_changed_mind",
-                                              "responsible_party": "customer",
-                                              "note": "no reason return"})):
-                response = http.post(f"/api/v1/cases/{case_id}/{action}", json=body)
-                assert response.status_code == 200, response.text
+        get = partial(stack.fetch, http)
+        stack.to_resolve(http, ids, {"root_cause": "customer_changed_mind",
+                                     "responsible_party": "customer",
+                                     "note": "no reason return"})
         sent = [pool.submit(lambda c, b: http.post(f"/api/v1/cases/{c}/resolve",
                                                    json=b).status_code, case_id, plan[2])
                 for case_id, plan in zip(ids, plans, strict=True)]
@@ -86,18 +73,15 @@ def test_graded_and_instant_refunds_pay_once_and_record_recovery_once_through_fa
         pickups = [pickup_of(wait_until(get(case_id), pickup_of, 240, "pickup waybill"))
                    for case_id in ids]
         for number in pickups:  # the courier scans every pickup ...
-            assert httpx.post(f"{courier.url}/_control/waybills/{number}/advance",
-                              timeout=10).status_code == 200
+            stack.courier_state.advance(number)
         # ... and the worker dies while the instant refunds are being paid.
-        workers[-1].kill()
-        workers.append(WorkerProcess(settings, tmp_path / "worker-2.log"))
+        stack.kill_worker()
         for case_id in (ids[0], ids[1], ids[3]):
             wait_until(get(case_id), lambda c: c["instant_refund_at"] is not None, 240,
                        f"{case_id} refunded at pickup")
         for number in pickups:
             for _ in range(2):
-                assert httpx.post(f"{courier.url}/_control/waybills/{number}/advance",
-                                  timeout=10).status_code == 200
+                stack.courier_state.advance(number)
         for case_id, plan in zip(ids, plans, strict=True):
             wait_until(get(case_id), lambda c: (c["resolution"] or {}).get("awaiting")
                        == "inspection", 240, f"{case_id} awaiting inspection")
@@ -105,15 +89,14 @@ def test_graded_and_instant_refunds_pay_once_and_record_recovery_once_through_fa
                                  json={"grade": plan[3], "note": f"graded {plan[3]}"})
             assert response.status_code == 200, response.text
             if case_id == ids[1]:  # and again while the failed goods go back
-                workers[-1].kill()
-                workers.append(WorkerProcess(settings, tmp_path / "worker-3.log"))
+                stack.kill_worker()
         finals = [wait_until(get(case_id), lambda c, end=plan[4]: c["stage"] == end
                              and (c["resolution"] or {}).get("state") in ("done", "failed"),
                              240, f"{case_id} in {plan[4]}")
                   for case_id, plan in zip(ids, plans, strict=True)]
 
         refunds = sorted((r["case_id"], r["amount"], r["idempotency_key"])
-                         for r in order_state.refunds.values())
+                         for r in stack.order_state.refunds.values())
         assert refunds == sorted([
             (ids[0], "149.00", f"{ids[0]}:1:refund"),
             (ids[1], "149.00", f"{ids[1]}:1:refund"),
@@ -135,12 +118,3 @@ def test_graded_and_instant_refunds_pay_once_and_record_recovery_once_through_fa
             assert types.count("recovery_task") == len(final["recovery_tasks"])
             assert types.count("inspected") == 1
         stack.assert_faults_injected()
-    finally:
-        pool.shutdown()
-        workers[-1].stop()
-        http.close()
-        courier_state.stop()
-        for served in (web, courier, inventory, orders):
-            served.stop()
-        app.extensions["aftersales"].gateway.close()
-        app.extensions["aftersales"].engine.dispose()

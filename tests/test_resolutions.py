@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -109,8 +109,8 @@ def running_stack(temporal_address, tmp_path_factory, **extra):
 class FaultyStack:
     """The fault matrix's systems: the order, inventory and courier simulators failing a
     third of their calls (503s, hangs, answers lost after the work was done), and the
-    web app over HTTP with the courier's webhooks. The test runs the worker (real
-    processes it kills) and stops the rest."""
+    web app over HTTP with the courier's webhooks. Used as a context manager: the worker
+    is a real process the test kills (`kill_worker`), and leaving stops everything."""
 
     order_state: order_system.OrderSystem
     inventory_state: inventory_system.InventorySystem
@@ -124,6 +124,60 @@ class FaultyStack:
     settings: Any
     app: Any
     web: Served
+    log_dir: Any
+    workers: list = field(default_factory=list)
+    clients: list = field(default_factory=list)
+
+    def __enter__(self) -> FaultyStack:
+        self._start_worker()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.workers:
+            self.workers[-1].stop()
+        for client in self.clients:
+            client.close()
+        self.courier_state.stop()
+        for served in (self.web, self.courier, self.inventory, self.orders):
+            served.stop()
+        self.app.extensions["aftersales"].gateway.close()
+        self.app.extensions["aftersales"].engine.dispose()
+
+    def _start_worker(self) -> None:
+        from tests.test_crashes import WorkerProcess
+        self.workers.append(WorkerProcess(
+            self.settings, self.log_dir / f"worker-{len(self.workers) + 1}.log"))
+
+    def kill_worker(self) -> None:
+        """SIGKILL the worker in the middle of whatever it does, and start the next."""
+        self.workers[-1].kill()
+        self._start_worker()
+
+    def client(self, token: str) -> httpx.Client:
+        """An API client of the web app with `token`, closed when the stack stops."""
+        http = httpx.Client(base_url=self.web.url, timeout=90,
+                            headers={"Authorization": f"Bearer {token}"})
+        self.clients.append(http)
+        return http
+
+    @staticmethod
+    def fetch(http: httpx.Client, case_id: str):
+        """What `wait_until` polls: the case as the API shows it."""
+        return lambda: http.get(f"/api/v1/cases/{case_id}").json()
+
+    def to_resolve(self, http: httpx.Client, case_ids, analysis: dict, send=None) -> None:
+        """Each case, once its workflow has it at confirm, confirmed and analysed with
+        `analysis` (root cause, responsible party, note). `send(path, body, key)` posts
+        instead of `http.post` when the test's own look-ups meet the faults too."""
+        from tests.test_crashes import wait_until
+        for n, case_id in enumerate(case_ids):
+            wait_until(self.fetch(http, case_id), lambda c: c["stage"] == "confirm", 120,
+                       "confirm")
+            for action, body in (("confirm", {"note": "ok"}), ("analyze", analysis)):
+                path = f"/api/v1/cases/{case_id}/{action}"
+                response = (send(path, body, f"{action}-{n}") if send
+                            else http.post(path, json=body))
+                assert response.status_code == 200, response.text
 
     def injected(self) -> dict[str, int]:
         """Faults each system injected so far. A test asserts the order system's (the
@@ -142,6 +196,11 @@ class FaultyStack:
         injected = self.injected()
         assert injected["orders"] >= 1 and sum(injected.values()) >= 3, injected
         print("faults injected:", injected)
+
+
+# The analyses the fault tests record: a faulty product, a customer who changed their mind.
+FAULTY = {"root_cause": "product_quality", "responsible_party": "supplier",
+          "note": "faulty"}
 
 
 def faulty_stack(temporal_address, tmp_path, **extra) -> FaultyStack:
@@ -163,7 +222,7 @@ def faulty_stack(temporal_address, tmp_path, **extra) -> FaultyStack:
     courier_state.webhook_url = f"{web.url}/webhooks/courier"
     courier_state.start()
     return FaultyStack(order_state, inventory_state, courier_state, order_app, inventory_app,
-                       courier_app, orders, inventory, courier, settings, app, web)
+                       courier_app, orders, inventory, courier, settings, app, web, tmp_path)
 
 
 def call(systems, method: str, path: str, who: str = "hank", **kwargs) -> httpx.Response:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
-import httpx
 import pytest
 
 from tests.conftest import staff_token
-from tests.test_crashes import WorkerProcess, wait_until
-from tests.test_resolutions import faulty_stack
+from tests.test_crashes import wait_until
+from tests.test_resolutions import FAULTY, faulty_stack
 
 # Three sagas, each through a pickup, a quote and a return parcel, with a third of the
 # calls failing and two worker restarts: longer than the suite's 120 s default.
@@ -39,23 +39,18 @@ def outside_warranty(orders: dict[str, dict]) -> list[tuple[str, dict]]:
 
 def test_quotes_pay_once_and_send_each_parcel_once_through_faults_and_kills(
         temporal_address, tmp_path):
-    stack = faulty_stack(temporal_address, tmp_path)
-    order_state, courier_state, settings, app = (stack.order_state, stack.courier_state,
-                                                  stack.settings, stack.app)
-    orders, inventory, courier, web = stack.orders, stack.inventory, stack.courier, stack.web
-    http = httpx.Client(base_url=web.url, timeout=90,
-                        headers={"Authorization": f"Bearer {staff_token(app)}"})
-    candidates = outside_warranty(order_state.orders)
-    assert len(candidates) >= 3, candidates
     # (remedies besides the repair, the customer's answer, where the case ends)
     plans = [
         ([], "accept", "feedback"),
         ([{"type": "compensation", "coupon_code": "SORRY-Q"}], "accept", "feedback"),
         ([{"type": "refund", "amount": "10.00"}], "decline", "closed"),
     ]
-    workers = [WorkerProcess(settings, tmp_path / "worker-1.log")]
-    pool = ThreadPoolExecutor(max_workers=3)
-    try:
+    with (faulty_stack(temporal_address, tmp_path) as stack,
+          ThreadPoolExecutor(max_workers=3) as pool):
+        candidates = outside_warranty(stack.order_state.orders)
+        assert len(candidates) >= 3, candidates
+        http = stack.client(staff_token(stack.app))
+        courier_state = stack.courier_state
         cases = []
         for n, (order_id, line) in enumerate(candidates[:len(plans)]):
             items = [{"sku": line["sku"], "quantity": 1}]
@@ -66,17 +61,8 @@ def test_quotes_pay_once_and_send_each_parcel_once_through_faults_and_kills(
             assert response.status_code == 201, response.text
             cases.append((response.json(), items))
 
-        def get(case_id: str):
-            return lambda: http.get(f"/api/v1/cases/{case_id}").json()
-
-        for case, _ in cases:
-            wait_until(get(case["id"]), lambda c: c["stage"] == "confirm", 120, "confirm")
-            for action, body in (("confirm", {"note": "ok"}),
-                                 ("analyze", {"root_cause": "product_quality",
-                                              "responsible_party": "supplier",
-                                              "note": "faulty"})):
-                response = http.post(f"/api/v1/cases/{case['id']}/{action}", json=body)
-                assert response.status_code == 200, response.text
+        get = partial(stack.fetch, http)
+        stack.to_resolve(http, [case["id"] for case, _ in cases], FAULTY)
 
         def resolve(case: dict, remedies: list[dict]) -> int:
             return http.post(f"/api/v1/cases/{case['id']}/resolve",
@@ -87,8 +73,7 @@ def test_quotes_pay_once_and_send_each_parcel_once_through_faults_and_kills(
                 for (case, items), plan in zip(cases, plans, strict=True)]
         wait_until(get(cases[0][0]["id"]), lambda c: (c["resolution"] or {}).get("state")
                    in ("running", "done"), 120, "a saga under way")
-        workers[-1].kill()
-        workers.append(WorkerProcess(settings, tmp_path / "worker-2.log"))
+        stack.kill_worker()
         assert [f.result(timeout=180) for f in sent] == [200] * len(plans)
 
         def repair_refs(case: dict) -> dict:
@@ -111,8 +96,7 @@ def test_quotes_pay_once_and_send_each_parcel_once_through_faults_and_kills(
             response = http.post(f"/api/v1/status/{token}/quote",
                                  json={"decision": plan[1]})
             assert response.status_code == 200, response.text
-        workers[-1].kill()  # again, while the answers are taken up
-        workers.append(WorkerProcess(settings, tmp_path / "worker-3.log"))
+        stack.kill_worker()  # again, while the answers are taken up
         for (case, _), plan in zip(cases, plans, strict=True):
             if plan[1] == "accept":
                 wait_until(get(case["id"]), lambda c: (c["resolution"] or {}).get(
@@ -131,10 +115,10 @@ def test_quotes_pay_once_and_send_each_parcel_once_through_faults_and_kills(
 
         ids = [c["id"] for c in finals]
         refunds = [(r["case_id"], r["amount"], r["idempotency_key"])
-                   for r in order_state.refunds.values()]
+                   for r in stack.order_state.refunds.values()]
         assert refunds == [(ids[2], "10.00", f"{ids[2]}:1:r1:refund")]
         coupons = [(c["case_id"], c["coupon_code"], c["idempotency_key"])
-                   for c in order_state.compensations.values()]
+                   for c in stack.order_state.compensations.values()]
         assert coupons == [(ids[1], "SORRY-Q", f"{ids[1]}:1:r1:compensation")]
         for final, plan in zip(finals, plans, strict=True):
             made = sorted((w["type"], w["idempotency_key"].rsplit(":", 1)[1])
@@ -155,12 +139,3 @@ def test_quotes_pay_once_and_send_each_parcel_once_through_faults_and_kills(
             else:
                 assert "owed" not in refs and final["close_reason"] == "quote_declined"
         stack.assert_faults_injected()
-    finally:
-        pool.shutdown()
-        workers[-1].stop()
-        http.close()
-        courier_state.stop()
-        for served in (web, courier, inventory, orders):
-            served.stop()
-        app.extensions["aftersales"].gateway.close()
-        app.extensions["aftersales"].engine.dispose()
