@@ -295,7 +295,7 @@ def test_merging_a_duplicate_closes_it_and_the_survivor_records_it(stack):
     assert stack.client.post("/login", data={"username": "hank", "password": "hank-password",
                                              "csrf_token": csrf}).status_code == 302
     html = stack.client.get(f"/desk/cases/{survivor['id']}").get_data(as_text=True)
-    section = html[html.index('id="merged"'):html.index('id="actions-h"')]
+    section = html[html.index('id="merged"'):html.index('id="timeline-h"')]
     assert f"/desk/cases/{duplicate['id']}#timeline-h" in section
     file_url = f"/desk/cases/{duplicate['id']}/files/{evidence['id']}"
     assert file_url in section and "receipt.pdf" in section

@@ -341,6 +341,14 @@ def available_actions(row: Case, role: str, user: str, user_teams: list[str],
     return [a.name for a in available(case_state(row), Actor(user, role), now)]
 
 
+def split_actions(actions: list[str]) -> tuple[str | None, list[str]]:
+    """The case page's actions as its first screen shows them: the stage's main step
+    (the first available action the table marks `main`), and the others, in page
+    order, behind "more"."""
+    main = next((a for a in actions if BY_NAME[a].main), None)
+    return main, [a for a in actions if a != main]
+
+
 def may_attach(row: Case, role: str, user: str, user_teams: list[str],
                now: datetime) -> bool:
     """Whether this user can add a file to the case now: its owner's, at a stage that
