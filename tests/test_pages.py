@@ -274,8 +274,7 @@ def test_after_an_action_the_next_case_of_the_queue_is_offered(app):
         return client.get(f"/desk/cases/{case_id}").get_data(as_text=True)
 
     html = after_done("AS-N1")
-    done = re.search(r'<p class="notice success" role="status" id="done">.*?</p>', html,
-                     re.S).group(0)
+    done = re.search(r'<div id="done" role="status">.*?</div>', html, re.S).group(0)
     assert "已完成：确认。" in done
     # The first of "my cases" (soonest due first) that is not this one; never bob's.
     assert 'href="/desk/cases/AS-N2"' in done
@@ -284,7 +283,7 @@ def test_after_an_action_the_next_case_of_the_queue_is_offered(app):
     assert 'id="done"' not in client.get("/desk/cases/AS-N1").get_data(as_text=True)
     # bob's queue holds only this case: nothing to go on to.
     client = signed_in(app, "bob", "zh_CN")
-    alone = after_done("AS-NB").split('id="done"')[1].split("</p>")[0]
+    alone = after_done("AS-NB").split('id="done"')[1].split("</div>")[0]
     assert "/desk/cases/" not in alone and "队列中没有其他工单" in alone
 
 

@@ -242,6 +242,8 @@ FIELD_LABELS = {
     "kind": _l("Kind"), "rating": _l("Rating"), "comment": _l("Comment"),
     "message": _l("Message"),
     "into": _l("The customer's case this one duplicates (case id)"),
+    "add": _l("Add tags (separated by commas)"), "remove": _l("Remove"),
+    "confirmed": _l("I understand that this cannot be undone."),
 }
 
 
