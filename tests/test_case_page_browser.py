@@ -20,17 +20,17 @@ ZH = {"locale": "zh-CN", "extra_http_headers": {"Accept-Language": "zh-CN,zh;q=0
       "viewport": {"width": 1280, "height": 720}}
 
 
-def sign_in(page, live, name: str) -> None:
-    page.goto(f"{live.base}/login")
+def sign_in(page, stack, name: str) -> None:
+    page.goto(f"{stack.base}/login")
     page.locator("#username").fill(name)
     page.locator("#password").fill(f"{name}-password")
     page.locator("#password").press("Enter")
     page.wait_for_url(lambda url: "/login" not in url)
 
 
-def hanks_case(live, order_id: str) -> str:
-    case_id = live.open_case(order_id)["id"]
-    live.call("POST", f"/api/v1/cases/{case_id}/assign", json={"assignee": "hank"})
+def hanks_case(stack, order_id: str) -> str:
+    case_id = stack.open_case(order_id)["id"]
+    stack.call("POST", f"/api/v1/cases/{case_id}/assign", json={"assignee": "hank"})
     return case_id
 
 
@@ -51,7 +51,7 @@ def first_screen_shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
 
-def test_the_main_action_is_in_the_first_screen_and_the_rest_behind_more(live, browser):
+def test_the_main_action_is_in_the_first_screen_and_the_rest_behind_more(live, browser):  # noqa: F811
     case_id = hanks_case(live, "SO-10018")
     context = browser.new_context(**ZH)
     page = context.new_page()
@@ -94,7 +94,7 @@ def test_the_main_action_is_in_the_first_screen_and_the_rest_behind_more(live, b
     context.close()
 
 
-def test_nothing_typed_is_lost_and_the_page_stays_at_the_actions(live, browser):
+def test_nothing_typed_is_lost_and_the_page_stays_at_the_actions(live, browser):  # noqa: F811
     case_id = hanks_case(live, "SO-10019")
     other = hanks_case(live, "SO-10022")
     context = browser.new_context(**ZH)
