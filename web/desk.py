@@ -429,7 +429,9 @@ def act(case_id: str, action: str):
         return refuse(err.status, None if on_fields else why, on_fields)
     except ActionRefused as err:
         why = _("Refused: %(why)s", why=say_refusal(err.message))
+        # A refusal about one field (when the workflow names it) goes beside that field.
         on_field = getattr(err, "field", None)
+        on_field = form_field(on_field) if on_field else None
         return refuse(refusal_status(err.kind), None if on_field else why,
                       {on_field: why} if on_field else {})
     except CaseNotRunning:
