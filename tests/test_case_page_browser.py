@@ -170,3 +170,27 @@ def test_nothing_typed_is_lost_and_the_page_stays_at_the_actions(live, browser):
     shot(page, "case-refused-typed-zh")
 
     context.close()
+
+
+def test_a_case_that_moved_meanwhile_keeps_the_refused_form_as_typed(live, browser):  # noqa: F811
+    case_id = hanks_case(live, "SO-10023")
+    context = browser.new_context(**ZH)
+    page = context.new_page()
+    sign_in(page, live, "hank")
+    page.goto(f"{live.base}/desk/cases/{case_id}")
+    page.locator("#confirm-note").fill("已电话联系客户，确认盒子破损")
+    # Meanwhile the case is confirmed elsewhere (the API): the workflow refuses this one.
+    live.call("POST", f"/api/v1/cases/{case_id}/confirm", json={"note": "phone"})
+    with page.expect_response(lambda r: r.request.method == "POST") as sent:
+        page.locator("form#act-confirm").get_by_role("button", name="确认").click()
+    assert sent.value.status == 409
+    # The stage's new main action first; the refused form open behind "more", as typed,
+    # with the workflow's reason in Chinese at its head.
+    assert in_first_screen(page.locator("form#act-analyze"))
+    form = page.locator("form#act-confirm")
+    assert form.is_visible()
+    assert page.locator("#confirm-note").input_value() == "已电话联系客户，确认盒子破损"
+    said = form.locator("#act-confirm-error").inner_text()
+    assert said == "操作被拒绝：工单处于“待分析”阶段，不能“确认”", said
+    shot(page, "case-moved-meanwhile-zh")
+    context.close()
