@@ -274,6 +274,8 @@ def test_a_colleagues_case_page_offers_nothing_and_says_whose_it_is(live, browse
     sign_in(console, live, lang, "sam")
     console.goto(f"{live.base}/desk/cases/{case_id}?lang={lang}")
     assert console.locator("#not-yours").count() == 0
+    console.locator("#more > summary").click()
+    console.locator("#more-assign > summary").click()
     form = console.locator("form#act-assign")
     form.locator("select[name=assignee]").select_option("hank")
     form.locator("button[type=submit]").click()

@@ -102,6 +102,9 @@ def test_customer_and_handler_hold_a_conversation_in_chinese(live, browser, hand
     assert not english_on(desk), english_on(desk)
 
     # The reply, then an internal note.
+    # Both behind "more" (the stage's main action comes first).
+    desk.locator("#more > summary").click()
+    desk.locator("#more-reply > summary").click()
     reply = desk.locator("form#act-reply")
     reply.locator("textarea[name=message]").fill(answer)
     reply.get_by_role("button", name="回复客户").click()
@@ -113,6 +116,7 @@ def test_customer_and_handler_hold_a_conversation_in_chinese(live, browser, hand
     assert staff.locator("p.who").inner_text().startswith(f"{handler} (对客户显示为 {SHOWN_AS})")
     assert staff.locator("p.text").inner_text() == answer
 
+    desk.locator("#more-note > summary").click()
     noted = desk.locator("form#act-note")
     noted.locator("textarea[name=text]").fill(note)
     noted.get_by_role("button", name="添加备注").click()

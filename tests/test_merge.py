@@ -295,7 +295,7 @@ def test_merging_a_duplicate_closes_it_and_the_survivor_records_it(stack):
     assert stack.client.post("/login", data={"username": "hank", "password": "hank-password",
                                              "csrf_token": csrf}).status_code == 302
     html = stack.client.get(f"/desk/cases/{survivor['id']}").get_data(as_text=True)
-    section = html[html.index('id="merged"'):html.index('id="actions-h"')]
+    section = html[html.index('id="merged"'):html.index('id="timeline-h"')]
     assert f"/desk/cases/{duplicate['id']}#timeline-h" in section
     file_url = f"/desk/cases/{duplicate['id']}/files/{evidence['id']}"
     assert file_url in section and "receipt.pdf" in section
@@ -345,10 +345,12 @@ def test_refused_merges_change_nothing(sqlite_stack):
                         (other_customer["id"], f"case {other_customer['id']} is another "
                                                "customer’s")):
         sent = stack.client.post(f"/desk/cases/{duplicate['id']}/merge",
-                                 data={"csrf_token": csrf, "into": into})
-        assert sent.status_code == 302
-        html = stack.client.get(f"/desk/cases/{duplicate['id']}").get_data(as_text=True)
+                                 data={"csrf_token": csrf, "into": into, "confirmed": "yes"})
+        # The page again, the case id typed still in the form, the reason beside it.
+        assert sent.status_code == 422
+        html = sent.get_data(as_text=True)
         assert shown in html.replace("&#39;", "’").replace("'", "’"), into
+        assert f'value="{into}" aria-invalid="true"' in html
     unchanged()
     # Nothing reached the survivor either.
     assert stack.get(survivor["id"])["merged_from"] == []

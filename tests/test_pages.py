@@ -138,9 +138,11 @@ def test_the_case_page_offers_only_what_can_succeed(app):
                      "escalate", "merge", "cancel"}
     # A handler takes the case; only managers choose someone else.
     assert ">Take this case</button>" in html and 'id="assign-to"' not in html
-    # The reply template fills the confirm note, with the customer's name.
+    # The reply template fills the confirm note, with the customer's name, in the
+    # customer's language (the default locale, Chinese), whatever the page's is.
     filled = client.get("/desk/cases/AS-C1?reply=confirm-apology").get_data(as_text=True)
-    assert re.search(r'<textarea id="confirm-note"[^>]*>Called 王芳: apologised', filled)
+    assert re.search(r'<textarea id="confirm-note"[^>]*>已致电王芳', filled)
+    assert ">Acknowledge and apologise</a>" in filled
     # The customer's and the order's earlier cases are on the page.
     put(app, "AS-C0", stage="closed", status="closed", stage_due_at=None)
     html = client.get("/desk/cases/AS-C1").get_data(as_text=True)
@@ -177,11 +179,152 @@ def test_a_refused_action_is_explained_on_the_page(app):
     page = client.get("/desk/cases/AS-X1").get_data(as_text=True)
     token = re.search(r'type="hidden" name="csrf_token" value="([^"]+)"', page).group(1)
     response = client.post("/desk/cases/AS-X1/confirm", data={"csrf_token": token, "note": ""})
-    assert response.status_code == 302
-    shown = client.get("/desk/cases/AS-X1").get_data(as_text=True)
-    assert "Check “Note”: it is missing or not valid." in shown
+    # The page again, not a redirect: the form as it was sent, the reason at its head.
+    assert response.status_code == 422
+    shown = response.get_data(as_text=True)
+    assert "Check “Note”: it is missing or not valid." in form_of(shown, "confirm")
     # Without the CSRF token nothing is even tried.
     assert client.post("/desk/cases/AS-X1/confirm", data={"note": "x"}).status_code == 400
+
+
+def form_of(html: str, action: str) -> str:
+    return re.search(rf'<form [^>]*id="act-{action}".*?</form>', html, re.S).group(0)
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'type="hidden" name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def test_a_refused_form_comes_back_as_typed_with_the_reason_beside_its_field(app):
+    put(app, "AS-X2", stage="analyze", assignee="hank")
+    client = signed_in(app, "hank", "zh_CN")
+    token = csrf_of(client.get("/desk/cases/AS-X2").get_data(as_text=True))
+    # A note of blanks passes the browser's `required` and is no note.
+    response = client.post("/desk/cases/AS-X2/analyze", data={
+        "csrf_token": token, "root_cause": "wrong_item", "responsible_party": "merchant",
+        "note": "   "})
+    assert response.status_code == 422
+    form = form_of(response.get_data(as_text=True), "analyze")
+    assert '<option value="wrong_item" selected>' in form
+    assert '<option value="merchant" selected>' in form
+    assert re.search(r'<textarea id="analyze-note" name="note" required rows="3" '
+                     r'aria-invalid="true" aria-describedby="analyze-note-error">', form)
+    assert re.search(r'<p class="field-error" id="analyze-note-error">[^<]*必填', form)
+    # What was typed in another form is the form's own: a refused note keeps its text.
+    put(app, "AS-X3", stage="confirm", assignee="hank")
+    response = client.post("/desk/cases/AS-X3/note", data={
+        "csrf_token": token, "text": "x" * 5000})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert '<details class="more" id="more" open>' in html
+    assert re.search(r'<details class="more-action" id="more-note" open>', html)
+    assert "x" * 5000 in form_of(html, "note")
+    assert 'aria-describedby="note-text-error"' in form_of(html, "note")
+
+
+def test_destructive_actions_need_their_box_ticked_and_nothing_is_sent_without(app):
+    put(app, "AS-D1", stage="confirm", assignee="hank")
+    client = signed_in(app, "hank", "zh_CN")
+    html = client.get("/desk/cases/AS-D1").get_data(as_text=True)
+    for action in ("reject", "cancel", "merge"):
+        form = form_of(html, action)
+        assert re.search(r'<input type="checkbox" id="[a-z]+-confirmed" name="confirmed" '
+                         r'value="yes" required>', form), action
+    # Reject and cancel are no longer two red buttons side by side: each is its own
+    # entry behind "more", after the main action.
+    assert html.index('id="act-confirm"') < html.index('id="more"') < html.index(
+        'id="more-reject"') < html.index('id="more-cancel"')
+    # Sent without the tick (the app's Temporal is unreachable: a send would be 503).
+    response = client.post("/desk/cases/AS-D1/cancel", data={
+        "csrf_token": csrf_of(html), "reason": "客户撤回"})
+    assert response.status_code == 422
+    form = form_of(response.get_data(as_text=True), "cancel")
+    assert ">客户撤回</textarea>" in form
+    assert 'aria-describedby="cancel-confirmed-error"' in form
+    assert re.search(r'id="cancel-confirmed-error">[^<]*勾选', form)
+
+
+def test_the_main_action_comes_first_and_the_others_behind_more(app):
+    put(app, "AS-M1", stage="analyze", assignee="hank")
+    client = signed_in(app, "hank")
+    html = client.get("/desk/cases/AS-M1").get_data(as_text=True)
+    more = html[html.index('<details class="more" id="more">'):]
+    assert 'id="act-analyze"' not in more and 'id="act-analyze"' in html
+    assert {"request-info", "tag", "reply", "note", "escalate", "merge", "cancel"} == set(
+        re.findall(r'<form [^>]*id="act-([a-z-]+)"', more))
+    # The request, the customer and the order come before the actions.
+    assert html.index('id="request-h"') < html.index('id="who-what"') < html.index(
+        'id="actions-h"') < html.index('id="deadlines-h"')
+    # In the feedback stage no main action: the list is all there is.
+    put(app, "AS-M2", stage="feedback", assignee="hank")
+    html = client.get("/desk/cases/AS-M2").get_data(as_text=True)
+    assert ">Actions (" in html and "More actions" not in html
+
+
+def test_after_an_action_the_next_case_of_the_queue_is_offered(app):
+    put(app, "AS-N1", stage="confirm", assignee="hank", stage_due_at=NOW + timedelta(hours=1))
+    put(app, "AS-N2", stage="analyze", assignee="hank", stage_due_at=NOW + timedelta(hours=2))
+    put(app, "AS-N3", stage="analyze", assignee="hank", stage_due_at=NOW + timedelta(hours=3))
+    put(app, "AS-NB", stage="analyze", assignee="bob", stage_due_at=NOW)
+    client = signed_in(app, "hank", "zh_CN")
+
+    def after_done(case_id: str) -> str:
+        with client.session_transaction() as session:
+            session["_flashes"] = [("done", "confirm")]
+        return client.get(f"/desk/cases/{case_id}").get_data(as_text=True)
+
+    html = after_done("AS-N1")
+    done = re.search(r'<div id="done" role="status">.*?</div>', html, re.S).group(0)
+    assert "已完成：确认。" in done
+    # The first of "my cases" (soonest due first) that is not this one; never bob's.
+    assert 'href="/desk/cases/AS-N2"' in done
+    assert 'href="/desk/cases/AS-N1"' in after_done("AS-N2").split('id="done"')[1]
+    # Without a submit nothing is offered.
+    assert 'id="done"' not in client.get("/desk/cases/AS-N1").get_data(as_text=True)
+    # bob's queue holds only this case: nothing to go on to.
+    client = signed_in(app, "bob", "zh_CN")
+    alone = after_done("AS-NB").split('id="done"')[1].split("</div>")[0]
+    assert "/desk/cases/" not in alone and "队列中没有其他工单" in alone
+
+
+def test_reply_templates_set_fields_and_are_written_in_the_customer_s_language(app):
+    from workflows.case.contracts import Customer
+
+    put(app, "AS-T1", stage="analyze", assignee="hank",
+        customer=Customer(id="C-9", name="Anna", locale="en"))
+    client = signed_in(app, "hank", "zh_CN")
+    html = client.get("/desk/cases/AS-T1").get_data(as_text=True)
+    link = re.search(r'<a class="template"[^>]*>物流原因</a>', html).group(0)
+    assert 'data-field="note"' in link and 'data-text="Tracking shows' in link
+    assert ('data-set="{&#34;responsible_party&#34;: &#34;courier&#34;, &#34;root_cause&#34;:'
+            ' &#34;damaged_in_transit&#34;}"') in link
+    # Without the script the link fills the form on the server, fields included.
+    filled = form_of(client.get("/desk/cases/AS-T1?reply=analyze-courier").get_data(
+        as_text=True), "analyze")
+    assert '<option value="damaged_in_transit" selected>' in filled
+    assert '<option value="courier" selected>' in filled and ">Tracking shows" in filled
+
+
+@pytest.mark.parametrize(("fields", "said"), [
+    ('fields = { colour = "red" }', "'colour' is not a field of the analyze form"),
+    ('fields = { root_cause = "aliens" }', "'aliens' is not a value of 'root_cause'"),
+])
+def test_a_reply_template_setting_what_its_form_does_not_take_is_refused_at_load(
+        tmp_path, fields, said):
+    from web.desk import ReplyTemplateError, load_replies
+
+    path = tmp_path / "replies.toml"
+    path.write_text(f"""[[template]]
+key = "odd-one"
+action = "analyze"
+kinds = ["*"]
+title = {{ en = "Odd", zh_CN = "怪" }}
+text = {{ en = "Odd", zh_CN = "怪" }}
+{fields}
+""", encoding="utf-8")
+    with pytest.raises(ReplyTemplateError) as refused:
+        load_replies(path)
+    assert "reply template 'odd-one'" in str(refused.value) and said in str(refused.value)
 
 
 def test_customer_page_states_and_links_that_do_not_work(app):

@@ -192,7 +192,9 @@ def test_customer_opens_the_link_in_chinese_and_rates_the_case(live, browser):
 
 
 def test_handler_finds_the_case_confirms_and_analyses_it(live, browser):
-    case_id = live.open_case("SO-10004")["id"]
+    # A customer written to in English: the reply templates are in English.
+    case_id = live.open_case("SO-10004", customer={
+        "id": "C-SO-10004", "name": "王芳", "locale": "en"})["id"]
     context = browser.new_context(locale="en-GB", viewport={"width": 1280, "height": 900})
     page = context.new_page()
     sign_in(page, live, "hank")
@@ -242,10 +244,13 @@ def test_a_duplicate_merged_on_the_desk_sends_its_customer_to_the_survivor(live,
     page = context.new_page()
     sign_in(page, live, "hank")
     page.goto(f"{live.base}/desk/cases/{duplicate['id']}")
+    page.locator("#more > summary").click()
+    page.locator("#more-merge > summary").click()
     form = page.locator("form#act-merge")
     # The customer's other open cases are offered.
     assert form.locator(f'datalist option[value="{survivor["id"]}"]').count() == 1
     form.get_by_label("The customer's case this one duplicates (case id)").fill(survivor["id"])
+    form.get_by_label("I understand that this cannot be undone.").check()
     form.get_by_role("button", name="Merge into another case").click()
     assert "Done: Merge into another case." in page.locator("p.notice.success").inner_text()
     notice = page.locator("#merged-into")
@@ -324,6 +329,8 @@ def test_supervisor_denies_a_refund_on_the_case_page(live, browser):
     page.goto(f"{live.base}/desk/cases/{case_id}")
     form = page.locator("form#act-deny")
     assert form.count() == 1 and page.locator("form#act-approve").count() == 1
+    page.locator("#more > summary").click()
+    page.locator("#more-deny > summary").click()
     form.get_by_label("Reason").fill("The photos show no defect.")
     form.get_by_role("button", name="Deny the refund").click()
     assert "Done: Deny the refund." in page.locator("p.notice.success").inner_text()

@@ -128,7 +128,7 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
     from web.admin import admin
     from web.api import api
     from web.customer import customer
-    from web.desk import desk
+    from web.desk import desk, reply_entries
     from web.evidence import evidence
     from web.health import health
     from web.openapi import openapi
@@ -154,6 +154,7 @@ def create_app(settings: Settings | None = None, gateway: CaseGateway | None = N
     app.register_blueprint(webhooks)
     app.register_blueprint(pages)
     app.register_blueprint(desk)
+    reply_entries()  # the reply templates are checked at start: a wrong one names itself
     app.register_blueprint(supervisor)
     app.register_blueprint(admin)
     app.register_blueprint(customer)

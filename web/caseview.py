@@ -242,6 +242,8 @@ FIELD_LABELS = {
     "kind": _l("Kind"), "rating": _l("Rating"), "comment": _l("Comment"),
     "message": _l("Message"),
     "into": _l("The customer's case this one duplicates (case id)"),
+    "add": _l("Add tags (separated by commas)"), "remove": _l("Remove"),
+    "confirmed": _l("I understand that this cannot be undone."),
 }
 
 
@@ -339,6 +341,14 @@ def available_actions(row: Case, role: str, user: str, user_teams: list[str],
     if not may_act(row, role, user, user_teams):
         return []
     return [a.name for a in available(case_state(row), Actor(user, role), now)]
+
+
+def split_actions(actions: list[str]) -> tuple[str | None, list[str]]:
+    """The case page's actions as its first screen shows them: the stage's main step
+    (the first available action the table marks `main`), and the others, in page
+    order, behind "more"."""
+    main = next((a for a in actions if BY_NAME[a].main), None)
+    return main, [a for a in actions if a != main]
 
 
 def may_attach(row: Case, role: str, user: str, user_teams: list[str],

@@ -10,16 +10,28 @@ from __future__ import annotations
 
 import tomllib
 import unicodedata
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    g,
+    get_flashed_messages,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from marshmallow import ValidationError
 from marshmallow.fields import List
+from werkzeug.datastructures import MultiDict
 
 from db import accounts, digests, teams
 from db import cases as case_store
@@ -35,6 +47,7 @@ from web.caseview import (
     may_attach,
     open_breach,
     progress,
+    split_actions,
     thread,
 )
 from web.commands import perform_action
@@ -42,16 +55,22 @@ from web.export import export_cases
 from web.gateway import ActionRefused, CaseNotRunning, OutcomeUnknown, TemporalUnavailable
 from web.i18n import current_lang
 from web.pages import staff_page
-from web.problems import Problem, flatten_errors
+from web.problems import Problem, flatten_errors, refusal_status
 from web.reasons import say_refusal
 from web.schemas import ACTION_SCHEMAS, CaseCreateSchema
 from workflows.case.contracts import MAX_TAG_LENGTH, Actor, CaseItem, Customer
+from workflows.case.lifecycle import BY_NAME
 from workflows.case.vocabulary import (
     CHANNELS,
     ENDED_STAGES,
     GOODS_RESOLUTIONS,
     KINDS,
+    LOCALES,
     PRIORITIES,
+    RESOLUTION_TYPES,
+    RESPONSIBLE_PARTIES,
+    REVISIT_OUTCOMES,
+    ROOT_CAUSES,
     STAGES,
 )
 
@@ -254,6 +273,13 @@ def digest():
 @desk.get("/desk/cases/<case_id>")
 @staff_page("handler", "supervisor", "admin")
 def case_page(case_id: str):
+    return render_case(case_id)
+
+
+def render_case(case_id: str, status: int = 200, refused: Refused | None = None):
+    """The case page: the request, the customer and the order, and the stage's main
+    action in the first screen; the other actions behind "more". `refused`: a form
+    whose submit was refused, shown open again with what was typed and why."""
     now = datetime.now(UTC)
     with state().sessions() as session:
         row = case_store.get_case(session, case_id)
@@ -268,15 +294,29 @@ def case_page(case_id: str):
                               for i in row.data.get("merged_from") or []) if m is not None]
         users = [u for u in accounts.list_users(session) if u.active]
         user_teams = teams.teams_of(session, g.user.name)
+        # Just done (act() below): the next case of the user's queue is offered.
+        done = get_flashed_messages(category_filter=["done"])
+        following = next_in_queue(session, case_id) if done else None
         session.expunge_all()
     actions = available_actions(row, g.user.role, g.user.name, user_teams, now)
+    main_action, more_actions = split_actions(actions)
+    if refused is not None and refused.action not in actions and refused.action in BY_NAME:
+        # The case moved meanwhile: the form is shown all the same, with what was typed
+        # in it and why it cannot be done now, so not a word is lost.
+        more_actions.append(refused.action)
     replies = reply_templates(row, current_lang())
+    # What each form shows typed in it: what was submitted when a submit was refused,
+    # else a reply template chosen without the script (?reply=<key>), else nothing.
+    typed: dict[str, MultiDict] = {}
     chosen = request.args.get("reply")
-    prefill = {}
-    if chosen:
-        picked = next((r for r in replies if r["key"] == chosen), None)
-        if picked:
-            prefill[picked["action"]] = picked["text"]
+    picked = next((r for r in replies if r["key"] == chosen), None) if chosen else None
+    if picked:
+        typed[picked["action"]] = MultiDict({**picked["fields"],
+                                             picked["field"]: picked["text"]})
+    if refused is not None:
+        typed[refused.action] = refused.typed
+    open_action = (refused.action if refused else picked["action"] if picked
+                   else next((a for a in done if a in actions), None))
     files = [{**f, "url": evidence.desk_file_url(case_id, f),
               "thumbnail_url": evidence.desk_file_url(case_id, f, thumbnail=True)
               if f.get("thumbnail_sha256") else None}
@@ -287,14 +327,28 @@ def case_page(case_id: str):
     return render_template(
         "case.html", **page_context(
             case=row, data=row.data, events=events, actions=actions,
+            main_action=main_action, more_actions=more_actions, open_action=open_action,
+            typed_by_action=typed, no_values=MultiDict(), refused=refused,
+            done=[ACTION_NAMES[a] for a in done if a in ACTION_NAMES],
+            next_case=following,
             mine_to_act=may_act(row, g.user.role, g.user.name, user_teams),
             can_attach=may_attach(row, g.user.role, g.user.name, user_teams, now),
             customer_url=customer_url(row.data, row.id, state().links),
             thread=thread(row.data.get("messages") or [], files),
             progress=progress(row.stage, staff=True), breach=open_breach(row, now),
             by_customer=by_customer, by_order=by_order, users=users, replies=replies,
-            duplicates=duplicates,
-            prefill=prefill, PRIORITIES=PRIORITIES, KINDS=KINDS))
+            replies_lang_name={"zh_CN": _("Chinese"), "en": _("English")}.get(
+                customer_language(row), ""), duplicates=duplicates,
+            PRIORITIES=PRIORITIES, KINDS=KINDS)), status
+
+
+def next_in_queue(session, case_id: str):
+    """The case after this one in the user's queue: the first of the desk's "my cases"
+    list (the same filter and order) that is not this one; None when there is none."""
+    rows, _total, _next = case_store.list_cases(
+        session, case_store.CaseFilter(assignee=g.user.name, open_only=True), sort="due",
+        per_page=2, page=1)
+    return next((r for r in rows if r.id != case_id), None)
 
 
 @desk.get("/desk/customers/<path:customer_id>")
@@ -322,29 +376,64 @@ def customer(customer_id: str):
         limit=case_store.CUSTOMER_CASES))
 
 
+@dataclass(frozen=True)
+class Refused:
+    """A refused submit of the case page's `action` form: what was typed in it
+    (`typed`, the form's fields), the reason beside the field it is about
+    (`field_errors`, form field name → message in the page's language) and the reason
+    about the whole form (`form_error`)."""
+
+    action: str
+    typed: MultiDict
+    field_errors: dict[str, str] = field(default_factory=dict)
+    form_error: str | None = None
+
+
 @desk.post("/desk/cases/<case_id>/<action>")
 @staff_page("handler", "supervisor", "admin")
 def act(case_id: str, action: str):
+    """One action's form. Done: back to the case at its actions, with the next case of
+    the queue offered. Refused: the page again, with the form open as it was typed and
+    the reason beside its field (nothing was changed)."""
     back = redirect(url_for("desk.case_page", case_id=case_id))
     if action not in ACTION_SCHEMAS:
         flash(_("Unknown action."), "error")
         return back
+    typed = MultiDict([(k, v) for k, v in request.form.items(multi=True)
+                       if k != "csrf_token"])
+
+    def refuse(status: int, why: str | None = None, errors: dict[str, str] | None = None):
+        return render_case(case_id, status, Refused(action, typed, errors or {}, why))
+
+    if BY_NAME[action].destructive and request.form.get("confirmed") != "yes":
+        return refuse(422, _("Nothing was done: this cannot be undone, so tick the box to "
+                             "confirm first."),
+                      {"confirmed": _("Tick this box to confirm.")})
     try:
         data = ACTION_SCHEMAS[action]().load(form_body(action, request.form))
         perform_action(case_id, action, data, channel="desk")
     except ValidationError as err:
-        for field in flatten_errors(err.messages):
-            flash(_("Check “%(field)s”: it is missing or not valid.",
-                    field=field_label(field)), "error")
-        return back
+        paths = flatten_errors(err.messages)
+        return refuse(422, " ".join(
+            _("Check “%(field)s”: it is missing or not valid.", field=field_label(path))
+            for path in paths), {form_field(path): field_words(messages)
+                                 for path, messages in paths.items()})
     except Problem as err:
-        flash(refusal_words(err) if err.status == 403 else
-              _("There is no case %(id)s.", id=case_id) if err.status == 404 else
-              _("Refused: %(why)s", why=say_refusal(err.detail)), "error")
-        return back
+        if err.status == 404:
+            flash(_("There is no case %(id)s.", id=case_id), "error")
+            return back
+        on_fields = {form_field(path): _("Refused: %(why)s", why=say_refusal(" ".join(
+            messages))) for path, messages in (err.errors or {}).items()}
+        why = refusal_words(err) if err.status == 403 else _(
+            "Refused: %(why)s", why=say_refusal(err.detail))
+        return refuse(err.status, None if on_fields else why, on_fields)
     except ActionRefused as err:
-        flash(_("Refused: %(why)s", why=say_refusal(err.message)), "error")
-        return back
+        why = _("Refused: %(why)s", why=say_refusal(err.message))
+        # A refusal about one field (when the workflow names it) goes beside that field.
+        on_field = getattr(err, "field", None)
+        on_field = form_field(on_field) if on_field else None
+        return refuse(refusal_status(err.kind), None if on_field else why,
+                      {on_field: why} if on_field else {})
     except CaseNotRunning:
         with state().sessions() as session:
             known = case_store.get_case(session, case_id) is not None
@@ -352,15 +441,34 @@ def act(case_id: str, action: str):
               else _("There is no case %(id)s.", id=case_id), "error")
         return back
     except OutcomeUnknown:
-        flash(_("The case service did not answer in time; the action may still be done. "
-                "Reload the case to see whether it was before trying again."), "error")
-        return back
+        return refuse(504, _("The case service did not answer in time; the action may "
+                             "still be done. Reload the case to see whether it was before "
+                             "trying again."))
     except TemporalUnavailable:
-        flash(_("The case service cannot be reached; nothing was changed. Try again in a "
-                "moment."), "error")
-        return back
-    flash(_("Done: %(action)s.", action=ACTION_NAMES[action]), "success")
-    return back
+        return refuse(503, _("The case service cannot be reached; nothing was changed. "
+                             "Try again in a moment."))
+    flash(action, "done")
+    return redirect(url_for("desk.case_page", case_id=case_id, _anchor="actions"))
+
+
+def form_field(path: str) -> str:
+    """The case page's form field a schema error path is about: `resolution.amount` is
+    `amount`, `resolutions.1.amount` is `amount-2`, `resolution.items.0.quantity` is
+    `items`; the others are their own name."""
+    parts = path.split(".")
+    if parts[0] == "resolution" and len(parts) > 1:
+        return parts[1]
+    if parts[0] == "resolutions" and len(parts) > 2 and parts[1].isdigit():
+        n = int(parts[1])
+        return parts[2] if n == 0 else f"{parts[2]}-{n + 1}"
+    return parts[0]
+
+
+def field_words(messages: list[str]) -> str:
+    """What marshmallow says of a field, in the page's language."""
+    if any(m.startswith("Missing data") or m == "Field may not be null." for m in messages):
+        return _("Fill this in: it is required.")
+    return _("This is not valid here; check it.")
 
 
 def refusal_words(err: Problem) -> str:
@@ -436,25 +544,92 @@ def _int(value: str | None) -> int | str | None:
         return value  # the schema says what is wrong with it
 
 
+# What a reply template may set besides its text, per action form: the form field and
+# the values it takes (the action's vocabulary, as its input schema checks it).
+TEMPLATE_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "confirm": {"priority": PRIORITIES, "kind": KINDS},
+    "analyze": {"root_cause": ROOT_CAUSES, "responsible_party": RESPONSIBLE_PARTIES},
+    "resolve": {"type": RESOLUTION_TYPES},
+    "revisit": {"outcome": REVISIT_OUTCOMES},
+}
+# The languages a template is written in: the customer's locales (Customer.locale), as
+# the replies file names them.
+TEMPLATE_LANGS = {locale: locale.replace("-", "_") for locale in LOCALES}
+
+
+class ReplyTemplateError(ValueError):
+    """The replies file holds a template the desk cannot offer; the message names it."""
+
+
 @cache
-def _reply_entries() -> list[dict]:
-    """The reply templates file, read once per process."""
-    with REPLIES_FILE.open("rb") as f:
-        return tomllib.load(f)["template"]
+def reply_entries() -> list[dict]:
+    """The reply templates file, read and checked once per process."""
+    return load_replies(REPLIES_FILE)
+
+
+def load_replies(path: Path) -> list[dict]:
+    """The reply templates of `path`, checked: each names an action whose form has a
+    text field, is written in every language a customer may have, and sets only fields
+    of that form to values they take (`fields`). Raises ReplyTemplateError naming the
+    template that is wrong."""
+    with path.open("rb") as f:
+        entries = tomllib.load(f)["template"]
+    for entry in entries:
+        key = entry.get("key", "?")
+
+        def wrong(why: str, key: str = key) -> ReplyTemplateError:
+            return ReplyTemplateError(f"{path.name}: reply template '{key}': {why}")
+
+        action = entry.get("action")
+        if action not in ACTION_SCHEMAS or text_field(action) is None:
+            raise wrong(f"action '{action}' has no text to fill")
+        for part in ("title", "text"):
+            missing = [lang for lang in TEMPLATE_LANGS.values()
+                       if lang not in (entry.get(part) or {})]
+            if missing:
+                raise wrong(f"no {part} in {', '.join(missing)}")
+        settable = TEMPLATE_FIELDS.get(action, {})
+        for name, value in (entry.get("fields") or {}).items():
+            if name not in settable:
+                raise wrong(f"'{name}' is not a field of the {action} form it may set "
+                            f"(it may set: {', '.join(settable) or 'none'})")
+            if value not in settable[name]:
+                raise wrong(f"'{value}' is not a value of '{name}' "
+                            f"(one of: {', '.join(settable[name])})")
+    return entries
+
+
+def text_field(action: str) -> str | None:
+    """The form field of `action` a reply template's text goes into."""
+    names = ACTION_SCHEMAS[action]().fields
+    return next((n for n in ("message", "question", "text", "reason", "note")
+                 if n in names), None)
+
+
+def customer_language(row) -> str:
+    """The language the customer is written to in (their notifications' locale, else
+    the settings' default), as the replies file names it."""
+    locale = (row.data.get("customer") or {}).get("locale") or state().settings.default_locale
+    return TEMPLATE_LANGS.get(locale, TEMPLATE_LANGS[LOCALES[0]])
 
 
 def reply_templates(row, lang: str) -> list[dict]:
-    """The reply templates (话术) for this case's kind, in the page's language, with the
-    case's details filled in."""
-    entries = _reply_entries()
+    """The reply templates (话术) for this case's kind: titled in the page's language,
+    their text in the customer's (whatever the page's is), with the case's details
+    filled in; `field` is the form field the text goes into, `fields` what else the
+    template sets in that form."""
+    entries = reply_entries()
     values = {"customer": row.customer_name, "order_id": row.order_id, "case_id": row.id}
+    written_in = customer_language(row)
     chosen = []
     for entry in entries:
         if "*" not in entry["kinds"] and row.kind not in entry["kinds"]:
             continue
         chosen.append({"key": entry["key"], "action": entry["action"],
-                       "title": entry["title"][lang],
-                       "text": entry["text"][lang].format(**values)})
+                       "title": entry["title"].get(lang) or entry["title"][written_in],
+                       "text": entry["text"][written_in].format(**values),
+                       "field": text_field(entry["action"]),
+                       "fields": dict(entry.get("fields") or {})})
     return chosen
 
 

@@ -60,6 +60,14 @@ def flatten_errors(messages, prefix: str = "") -> dict[str, list[str]]:
     return flat
 
 
+def refusal_status(kind: str) -> int:
+    """The HTTP status of a workflow refusal (ActionRefused) of this kind: the wrong
+    stage (409), a role the workflow itself checks (403), values that do not fit the
+    case (422); a change the read model refused to store is the server's fault (500)."""
+    return {"WrongStage": 409, "TooMany": 409, "Forbidden": 403,
+            PROJECTION_REFUSED: 500}.get(kind, 422)
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(Problem)
     def on_problem(err: Problem):
@@ -76,8 +84,7 @@ def register(app: Flask) -> None:
         # itself checks (403), or values that do not fit the case (422).
         # A change the read model refused to store is the server's fault, not the
         # caller's: 500, and the case is listed for operators.
-        status = {"WrongStage": 409, "TooMany": 409, "Forbidden": 403,
-                  PROJECTION_REFUSED: 500}.get(err.kind, 422)
+        status = refusal_status(err.kind)
         title = ("Too many" if err.kind == "TooMany" else
                  {409: "Action not allowed", 403: "Forbidden",
                   500: "Not written"}.get(status, "Invalid action"))

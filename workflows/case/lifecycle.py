@@ -214,6 +214,9 @@ class Action:
     when: Callable[[CaseState, Actor, datetime], Refusal | None] | None = None
     # Changes that cannot be undone: the pages ask before sending.
     destructive: bool = False
+    # The stage's main step: the case page shows the first one available in its first
+    # screen and the other actions behind "more".
+    main: bool = False
 
     @property
     def permission(self) -> str:
@@ -227,15 +230,15 @@ def _all(to: str, stages: tuple[str, ...] = OPEN_STAGES) -> dict[str, str]:
 ACTIONS: tuple[Action, ...] = (
     Action("confirm", "confirm", ConfirmInput, (Stage.CONFIRM,), STAFF, N_("Confirm"),
            "First response: accept, optionally correcting kind and priority",
-           moves={Stage.CONFIRM: Stage.ANALYZE}),
+           moves={Stage.CONFIRM: Stage.ANALYZE}, main=True),
     Action("analyze", "analyze", AnalyzeInput, (Stage.ANALYZE,), STAFF,
            N_("Record the analysis"), "Record root cause and responsible party",
-           moves={Stage.ANALYZE: Stage.RESOLVE}),
+           moves={Stage.ANALYZE: Stage.RESOLVE}, main=True),
     Action("resolve", "resolve", ResolveInput, (Stage.RESOLVE,), STAFF, N_("Resolve"),
-           "Choose and run the resolution", moves={}, when=_can_resolve),
+           "Choose and run the resolution", moves={}, when=_can_resolve, main=True),
     Action("approve", "approve", ApproveInput, (Stage.RESOLVE,), MANAGERS,
            N_("Approve the refund"), "Supervisor approval of a refund above the limit",
-           moves={}, when=_can_approve),
+           moves={}, when=_can_approve, main=True),
     # No four eyes here: a deny pays nothing, so the manager who planned the refund may
     # withdraw it too. The saga releases what it holds and fails back to analyze.
     Action("deny", "deny", ReasonInput, (Stage.RESOLVE,), MANAGERS,
@@ -245,11 +248,11 @@ ACTIONS: tuple[Action, ...] = (
     Action("inspect", "inspect", InspectInput, (Stage.RESOLVE,), STAFF,
            N_("Inspect returned goods"), "Record the inspection of returned goods",
            moves={}, when=_awaits("inspection", "no returned goods are awaiting "
-                                                "inspection on this case")),
+                                                "inspection on this case"), main=True),
     Action("revisit", "revisit", RevisitInput, (Stage.REVISIT,), STAFF,
            N_("Record the follow-up call"),
            "Record the revisit call; unsatisfied reopens the case",
-           moves={Stage.REVISIT: Stage.CLOSED}),
+           moves={Stage.REVISIT: Stage.CLOSED}, main=True),
     Action("request-info", "request_info", RequestInfoInput,
            (Stage.CONFIRM, Stage.ANALYZE, Stage.RESOLVE), STAFF, N_("Ask the customer"),
            "Ask the customer; pauses the SLA clocks", moves={}, when=_can_request_info),
