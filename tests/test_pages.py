@@ -210,6 +210,9 @@ def test_a_refused_form_comes_back_as_typed_with_the_reason_beside_its_field(app
     assert re.search(r'<textarea id="analyze-note" name="note" required rows="3" '
                      r'aria-invalid="true" aria-describedby="analyze-note-error">', form)
     assert re.search(r'<p class="field-error" id="analyze-note-error">[^<]*必填', form)
+    # The language switch of the page shown again leads to the case, not the form's
+    # POST address.
+    assert 'href="/desk/cases/AS-X2?lang=en"' in response.get_data(as_text=True)
     # What was typed in another form is the form's own: a refused note keeps its text.
     put(app, "AS-X3", stage="confirm", assignee="hank")
     response = client.post("/desk/cases/AS-X3/note", data={

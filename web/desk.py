@@ -281,6 +281,7 @@ def render_case(case_id: str, status: int = 200, refused: Refused | None = None)
     action in the first screen; the other actions behind "more". `refused`: a form
     whose submit was refused, shown open again with what was typed and why."""
     now = datetime.now(UTC)
+    g.page_path = url_for("desk.case_page", case_id=case_id)
     with state().sessions() as session:
         row = case_store.get_case(session, case_id)
         if row is None:
@@ -637,6 +638,7 @@ def reply_templates(row, lang: str) -> list[dict]:
 
 
 def _new_case_page(status: int = 200, **context):
+    g.page_path = url_for("desk.new_case")
     return render_template("desk_new.html", **page_context(
         KINDS=KINDS, CHANNELS=STAFF_CHANNELS, values=context.pop("values", {}),
         errors=context.pop("errors", {}), **context)), status

@@ -75,7 +75,11 @@ def html_lang() -> str:
 
 
 def lang_url(lang: str) -> str:
-    """This page in another language (keeps the query string)."""
+    """This page in another language (keeps the query string). A form's page shown again
+    after a refused submit answers a POST address, which is no page: the view names the
+    page it redisplays in `g.page_path`."""
+    if request.method != "GET":
+        return f"{g.get('page_path', request.path)}?{urlencode({LANG_PARAM: lang})}"
     args = request.args.to_dict()
     args[LANG_PARAM] = lang
     return f"{request.path}?{urlencode(args)}"  # Jinja escapes it once, in the href
