@@ -340,10 +340,10 @@ def act(case_id: str, action: str):
     except Problem as err:
         flash(refusal_words(err) if err.status == 403 else
               _("There is no case %(id)s.", id=case_id) if err.status == 404 else
-              _("Refused: %(why)s", why=say_refusal(err.detail)), "error")
+              _("Refused: %(why)s", why=say_refusal(err)), "error")
         return back
     except ActionRefused as err:
-        flash(_("Refused: %(why)s", why=say_refusal(err.message)), "error")
+        flash(_("Refused: %(why)s", why=say_refusal(err)), "error")
         return back
     except CaseNotRunning:
         with state().sessions() as session:
@@ -556,7 +556,7 @@ def create_case():
                                       "changed. Try again in a moment."))
     except ActionRefused as err:  # the read model refused the new case (listed for ops)
         return _new_case_page(500, view=view, orderless=not order_id, values=values,
-                              error=_("Refused: %(why)s", why=say_refusal(err.message)))
+                              error=_("Refused: %(why)s", why=say_refusal(err)))
     flash(_("Case %(id)s is open.", id=row.id), "success")
     return redirect(url_for("desk.case_page", case_id=row.id))
 
@@ -612,7 +612,7 @@ def upload(case_id: str):
               else refusal_words(err), "error")
         return back
     except ActionRefused as err:
-        flash(_("Refused: %(why)s", why=say_refusal(err.message)), "error")
+        flash(_("Refused: %(why)s", why=say_refusal(err)), "error")
         return back
     except (CaseNotRunning, TemporalUnavailable):
         flash(_("The case takes no files now; nothing was changed."), "error")

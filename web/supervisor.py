@@ -23,6 +23,7 @@ from web.export import export_cases
 from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
 from web.pages import staff_page
 from web.problems import Problem
+from web.reasons import say_refusal
 from web.reports import to_csv
 from workflows.case.vocabulary import KINDS, MANAGERS
 
@@ -105,7 +106,9 @@ def reassign():
         try:
             perform_action(case_id, "assign", {"assignee": assignee})
             moved += 1
-        except (Problem, ActionRefused, CaseNotRunning, TemporalUnavailable) as err:
+        except ActionRefused as err:
+            failed.append(f"{case_id}: {say_refusal(err)}")
+        except (Problem, CaseNotRunning, TemporalUnavailable) as err:
             failed.append(f"{case_id}: {getattr(err, 'detail', None) or err}")
     if moved:
         flash(ngettext("%(num)d case reassigned to %(who)s.",
