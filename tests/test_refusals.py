@@ -26,10 +26,11 @@ CODE_CALLS = {"refuse": 0, "refused": 0, "_awaits": 1}
 
 
 def codes_in_source() -> dict[str, list[tuple[str, set[str]]]]:
-    """Every code the workflow package names where it refuses: code -> its places, each
-    with the names of the params given there."""
+    """Every code the workflow package (and the web, for what it checks before asking
+    the case) names where it refuses: code -> its places, each with the names of the
+    params given there."""
     found: dict[str, list[tuple[str, set[str]]]] = {}
-    for path in sorted((ROOT / "workflows").rglob("*.py")):
+    for path in sorted([*(ROOT / "workflows").rglob("*.py"), *(ROOT / "web").rglob("*.py")]):
         if path.name == "refusals.py":
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

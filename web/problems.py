@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
 from workflows.case.contracts import PROJECTION_REFUSED
+from workflows.case.refusals import Refusal
 
 log = logging.getLogger("aftersales.web")
 PROBLEM_BASE = "https://aftersales.dev/problems/"
@@ -22,7 +23,7 @@ class Problem(Exception):
     def __init__(self, status: int, title: str, detail: str = "",
                  errors: dict | None = None, headers: dict | None = None,
                  slug: str | None = None, code: str | None = None,
-                 field: str | None = None) -> None:
+                 field: str | None = None, params: dict | None = None) -> None:
         super().__init__(detail or title)
         self.status = status
         self.title = title
@@ -34,6 +35,15 @@ class Problem(Exception):
         # is about: extension members of the body, for clients that act on the reason.
         self.code = code
         self.field = field
+        self.params = params or {}  # for the pages' words (web/reasons.py), not the body
+
+    @classmethod
+    def refused(cls, status: int, title: str, why: Refusal,
+                errors: dict | None = None) -> Problem:
+        """A refusal the web finds itself, before the case is asked, said as the
+        workflow would say it: the same `code`, `detail` and `field`."""
+        return cls(status, title, why.message, errors=errors, code=why.code,
+                   field=why.field, params=why.params)
 
 
 def problem_response(problem: Problem):

@@ -144,6 +144,13 @@ REFUSAL_WORDS: dict[str, str] = {
     "merge_target_ended": N_("case %(into)s has ended and takes no more cases"),
     "not_a_case_id": N_("“%(into)s” is not a case id"),
     "merge_into_itself": N_("a case cannot be merged into itself"),
+    "merge_target_missing": N_("there is no case %(into)s"),
+    "already_merged": N_("case %(case_id)s is already merged into %(into)s"),
+    "merge_target_closed": N_("case %(into)s is %(stage)s; merge into an open case (reopen "
+                              "it first if the customer's request goes on there)"),
+    "merge_other_customer": N_("case %(into)s is another customer's; only the same "
+                               "customer's cases are merged"),
+    "no_active_user": N_("%(assignee)s is not an active user"),
     "erase_open_case": N_("the case is open and needs the customer's data to be finished; "
                           "cancel or close it first"),
     "already_erased": N_("the customer's data is already erased"),

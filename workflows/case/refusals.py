@@ -15,8 +15,8 @@ contracts.tag_problem) all build their refusals here, so a code names one senten
 
 from __future__ import annotations
 
-import string
 import dataclasses
+import string
 from typing import Any
 
 # The kinds a refusal can be of; each maps to an HTTP status (web/problems.py).
@@ -123,6 +123,17 @@ REFUSALS: dict[str, tuple[str, str]] = {
                                         "{error}"),
     "not_a_case_id": (INVALID, "'{into}' is not a case id"),
     "merge_into_itself": (INVALID, "a case cannot be merged into itself"),
+    # ... and what the web checks of the case merged into, from the read model
+    # (web/commands.py check_merge), before the workflow is asked
+    "merge_target_missing": (INVALID, "no case {into}"),
+    "already_merged": (WRONG_STAGE, "case {case_id} is already merged into {into}"),
+    "merge_target_closed": (WRONG_STAGE, "case {into} is {stage}; merge into an open case "
+                                         "(reopen it first if the customer's request goes "
+                                         "on there)"),
+    "merge_other_customer": (INVALID, "case {into} is another customer's; only the same "
+                                      "customer's cases are merged"),
+    # assign: the web checks the assignee is an active user (web/commands.py)
+    "no_active_user": (INVALID, "no such active user"),
     # erase
     "erase_open_case": (WRONG_STAGE, "the case is open and needs the customer's data to be "
                                      "finished; cancel or close it first"),
