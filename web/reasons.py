@@ -6,6 +6,10 @@ API returns them as they are. The pages recognise each kind of sentence by its s
 and say it again from the catalog; tests/test_pages.py runs every generator in
 workflows/ through here, so a reworded sentence cannot slip through untranslated. A
 sentence of no known shape is shown as written.
+
+The workflow's refusals of an action are not read back from their English: each
+carries a code and its values (workflows/case/refusals.py), and `say_refusal` says it
+from REFUSAL_WORDS below.
 """
 
 from __future__ import annotations

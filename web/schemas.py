@@ -492,6 +492,10 @@ class ProblemSchema(Schema):
     status = fields.Integer(required=True)
     detail = fields.String(required=True)
     errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+    # A refused action: its stable code (workflows/case/refusals.py) and the input it is
+    # about, when it is about one.
+    code = fields.String(metadata={"description": "the refusal's stable snake_case code"})
+    field = fields.String(metadata={"description": "the input the refusal is about"})
 
 
 class SuggestionSchema(Schema):
