@@ -417,3 +417,9 @@ def test_mail_names_clocks_and_stages_in_its_own_language_as_the_pages_do(app):
     assert "- AS-20261207-0002  P2  待处理  截止 2026-12-07T08:00Z  hana" in zh.body
     en = render("overdue_digest", "en", context)
     assert "- AS-20261207-0002  P2  To resolve  due 2026-12-07T08:00Z  hana" in en.body
+    overdue = {"case_id": "AS-20261207-0002", "clock": "resolution", "rule": "", "assignee": "",
+               "public_url": "https://shop.example", "desk_url": "", "customer_url": "",
+               "recipient_name": "sam"}
+    assert render("case_overdue", "zh-CN", overdue).subject == "超时：工单 AS-20261207-0002（处理）"
+    assert render("case_overdue_again", "en", overdue).subject == (
+        "Still overdue: case AS-20261207-0002 (resolution)")
