@@ -106,10 +106,10 @@ def reassign():
         try:
             perform_action(case_id, "assign", {"assignee": assignee})
             moved += 1
-        except ActionRefused as err:
+        except (ActionRefused, Problem) as err:  # by its code, in the page's language
             failed.append(f"{case_id}: {say_refusal(err)}")
-        except (Problem, CaseNotRunning, TemporalUnavailable) as err:
-            failed.append(f"{case_id}: {getattr(err, 'detail', None) or err}")
+        except (CaseNotRunning, TemporalUnavailable) as err:
+            failed.append(f"{case_id}: {err}")
     if moved:
         flash(ngettext("%(num)d case reassigned to %(who)s.",
                        "%(num)d cases reassigned to %(who)s.", moved, who=assignee), "success")
