@@ -127,6 +127,10 @@ def test_an_unknown_code_or_none_shows_the_workflow_s_english(app):
                                          {})) == "some new rule"
         assert say_refusal(ActionRefused("InvalidAction", "from an old worker")) == (
             "from an old worker")
+        # A known code whose values do not fit the words (another version's): English.
+        assert say_refusal(ActionRefused("InvalidAction", "a case has at most 20 tags",
+                                         "too_many_tags", {"limit": 20})) == (
+            "a case has at most 20 tags")
 
 
 @pytest.mark.parametrize(("code", "params", "english"), [

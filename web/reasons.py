@@ -227,13 +227,17 @@ def say_refusal(err) -> str:
     """A refused action's reason in the page's language, from its `code` and `params`
     (an ActionRefused, or a Problem that carries them); an unknown code, or none, is
     shown as the English `message` (or `detail`) says it."""
+    english = str(getattr(err, "message", None) or getattr(err, "detail", None) or err)
     words = REFUSAL_WORDS.get(getattr(err, "code", None) or "")
     if words is None:
-        return str(getattr(err, "message", None) or getattr(err, "detail", None) or err)
+        return english
     params = getattr(err, "params", None) or {}
-    values = {name: PARAM_WORDS[name](value) if name in PARAM_WORDS else value
-              for name, value in params.items()}
-    said = gettext(words) % values
+    try:
+        values = {name: PARAM_WORDS[name](value) if name in PARAM_WORDS else value
+                  for name, value in params.items()}
+        said = gettext(words) % values
+    except (KeyError, TypeError, ValueError):  # values of another worker's version
+        return english
     if "tag" in params:  # one of several tags: which one
         said = gettext("tag “%(tag)s”: %(why)s", tag=params["tag"], why=said)
     return said
