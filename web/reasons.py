@@ -175,8 +175,21 @@ DECISION_NAMES = {"accept": _l("accept"), "decline": _l("decline")}
 ASSIGN_OTHERS_NAME = _l("give cases to others")
 
 
+# Lists said in the page's language (、 and 或 in Chinese), two items at a time.
+EITHER = _l("%(first)s or %(second)s")
+AND_ALSO = _l("%(first)s, %(second)s")
+THEN = _l("%(first)s; %(second)s")
+
+
+def _joined(how, items) -> str:
+    said = ""
+    for item in items:
+        said = str(item) if not said else str(how) % {"first": said, "second": item}
+    return said
+
+
 def _one_of(values, names) -> str:
-    return str(_l(" or ")).join(str(names.get(v, v)) for v in values)
+    return _joined(EITHER, (names.get(v, v) for v in values))
 
 
 def _permission(value: str) -> str:
@@ -197,8 +210,8 @@ PARAM_WORDS = {
     "permission": _permission,
     "answer": lambda v: str(QUOTE_ANSWERS.get(v, v)),
     "decisions": lambda v: _one_of(v, DECISION_NAMES),
-    "grades": lambda v: str(_l(", ")).join(v),
-    "reasons": lambda v: str(_l("; ")).join(say(r) for r in v),
+    "grades": lambda v: _joined(AND_ALSO, v),
+    "reasons": lambda v: _joined(THEN, (say(r) for r in v)),
 }
 
 
