@@ -8,12 +8,13 @@ id, the customer's status link and the recipient's name.
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, meta
 
-from workflows.case.vocabulary import CLOCKS, LOCALES
+from workflows.case.vocabulary import CLOCKS, LOCALES, STAGES
 
 TEMPLATES = Path(__file__).parent / "templates" / "notifications"
 
@@ -22,17 +23,20 @@ _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=False,
                    keep_trailing_newline=False)
 
 
-# The SLA clocks (vocabulary.CLOCKS) as staff mail names them, given to every text as
-# `clock_names`: a message says "确认阶段", never the key `confirm`. The same words as
-# the desk's (web/caseview.py CLOCK_NAMES and its zh catalog).
-CLOCK_WORDS = {
-    "zh-CN": {"confirm": "确认", "analyze": "分析", "resolution": "处理", "revisit": "回访",
-              "legal_refund": "法定退款期限", "reply": "回复客户"},
-    "en": {"confirm": "confirmation", "analyze": "analysis", "resolution": "resolution",
-           "revisit": "follow-up", "legal_refund": "legal refund deadline",
-           "reply": "reply to the customer"},
-}
-assert all(set(words) == set(CLOCKS) for words in CLOCK_WORDS.values())
+# What staff mail calls the SLA clocks (vocabulary.CLOCKS) and the stages, in the mail's
+# own language: one table per language beside that language's texts
+# (`<locale>/names.toml`), given to every text as `clock_names` and `stage_names`, so a
+# message says "确认阶段" or "待处理", never the key `confirm` or `resolve`.
+def _names(locale: str) -> dict[str, dict[str, str]]:
+    with (TEMPLATES / locale / "names.toml").open("rb") as file:
+        names = tomllib.load(file)
+    if set(names.get("clocks", ())) != set(CLOCKS) or set(names.get("stages", ())) != set(
+            STAGES):
+        raise ValueError(f"{locale}/names.toml must name every clock and every stage")
+    return names
+
+
+NAMES = {locale: _names(locale) for locale in LOCALES}
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,8 @@ def render(template: str, locale: str, context: dict) -> RenderedMessage:
         tmpl = _env.get_template(f"{locale}/{template}.txt")
     except TemplateNotFound as err:
         raise UnknownTemplate(f"no {locale} text for notification '{template}'") from err
-    ctx = tmpl.new_context({"clock_names": CLOCK_WORDS[locale], **context})
+    ctx = tmpl.new_context({"clock_names": NAMES[locale]["clocks"],
+                            "stage_names": NAMES[locale]["stages"], **context})
     subject = " ".join("".join(tmpl.blocks["subject"](ctx)).split())
     body = "".join(tmpl.blocks["body"](ctx)).strip() + "\n"
     return RenderedMessage(subject=subject, body=body)

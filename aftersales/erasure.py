@@ -18,7 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from aftersales.settings import Settings
 from aftersales.temporal import connect
 from workflows.case.contracts import Actor, ReasonInput, UpdateResult, workflow_id
-from workflows.case.workflow import ALREADY_ERASED
+from workflows.case.refusals import ALREADY_ERASED
 
 
 class ErasureFailed(Exception):

@@ -131,6 +131,9 @@ def test_wrong_stage_action_is_409_and_changes_nothing(stack):
     assert response.status_code == 409
     assert response.content_type == "application/problem+json"
     assert "revisit" in response.get_json()["detail"]
+    # The refusal's stable code beside the English detail; no input to point at.
+    assert response.get_json()["code"] == "wrong_stage"
+    assert "field" not in response.get_json()
     after = client.get(f"/api/v1/cases/{case['id']}", headers=alice).get_json()
     assert after == before
 
@@ -245,6 +248,7 @@ def test_more_than_twenty_tags_in_all_are_refused_by_the_workflow(stack):
     refused = client.post(url, json={"add": [f"b{n}" for n in range(6)]}, headers=alice)
     assert refused.status_code == 422, refused.get_json()
     assert "at most 20 tags" in refused.get_json()["detail"]
+    assert (refused.get_json()["code"], refused.get_json()["field"]) == ("too_many_tags", "add")
     again = client.get(f"/api/v1/cases/{case['id']}", headers=alice).get_json()
     assert len(again["tags"]) == 15 and again["version"] == first.get_json()["version"]
 
@@ -283,6 +287,7 @@ def test_a_handler_cannot_hand_their_case_to_a_colleague_and_a_no_op_tag_writes_
     handed = client.post(f"{url}/assign", json={"assignee": "bob"}, headers=alice)
     assert handed.status_code == 403, handed.get_json()
     assert "cases.assign.others" in handed.get_json()["detail"]
+    assert (handed.get_json()["code"], handed.get_json()["field"]) == ("wrong_role", "assignee")
     tagged = client.post(f"{url}/tag", json={"add": ["vip"]}, headers=alice).get_json()
     again = client.post(f"{url}/tag", json={"add": ["vip"], "remove": ["nope"]},
                         headers=alice)

@@ -512,7 +512,7 @@ def expected_answer(action, role: str, caller: str, standing: str, row) -> tuple
     refused = refusal(action, case_state(row), Actor(caller, role), datetime.now(UTC))
     if refused is None:
         return 200, ""
-    return (403, "Forbidden") if refused[0] == "Forbidden" else (409, "Action not allowed")
+    return (403, "Forbidden") if refused.kind == "Forbidden" else (409, "Action not allowed")
 
 
 @pytest.mark.parametrize("role", ROLES)

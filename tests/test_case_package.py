@@ -85,13 +85,13 @@ def test_moves_lead_only_between_stages_and_every_open_stage_can_be_left():
 
 def test_refusal_says_stage_role_and_state_in_that_order():
     confirm, approve = BY_NAME["confirm"], BY_NAME["approve"]
-    assert refusal(confirm, state(stage="analyze"), HANDLER, NOW)[0] == "WrongStage"
+    assert refusal(confirm, state(stage="analyze"), HANDLER, NOW).kind == "WrongStage"
     waiting = state(stage="resolve", resolution=Resolution(type="refund", amount="900",
                                                           awaiting="approval"))
-    assert refusal(approve, waiting, HANDLER, NOW)[0] == "Forbidden"
+    assert refusal(approve, waiting, HANDLER, NOW).kind == "Forbidden"
     assert refusal(approve, waiting, SUPERVISOR, NOW) is None
     assert refusal(approve, replace(waiting, resolution=Resolution(type="refund")),
-                   SUPERVISOR, NOW)[0] == "WrongStage"
+                   SUPERVISOR, NOW).kind == "WrongStage"
 
 
 def test_available_actions_follow_the_state():

@@ -21,6 +21,7 @@ from db.accounts import create_user
 from db.engine import make_engine, make_sessionmaker
 from db.models import OutboxMessage
 from tests.conftest import make_settings
+from tests.test_pages import app as app
 from tests.test_pages_browser import ARTIFACTS
 from tests.test_read_model import snapshot
 from workflows.case.contracts import OutboxMessage as Message
@@ -395,3 +396,30 @@ def test_two_runs_at_the_same_time_put_a_warning_in_one_digest(postgres_url):
             assert warning is not None and warning.delivered == ["digest:hana"]
     finally:
         sessions.kw["bind"].dispose()
+
+
+def test_mail_names_clocks_and_stages_in_its_own_language_as_the_pages_do(app):
+    """One table of names per mail language (names.toml beside the texts), the same
+    words as the pages say in that language; the overdue digest names the stage."""
+    from activities.messages import NAMES
+    from web.caseview import CLOCK_NAMES, STAGE_NAMES
+
+    for locale, accept in (("zh-CN", "zh-CN"), ("en", "en")):
+        with app.test_request_context(headers={"Accept-Language": accept}):
+            assert NAMES[locale]["clocks"] == {k: str(v) for k, v in CLOCK_NAMES.items()}
+            assert NAMES[locale]["stages"] == {k: str(v) for k, v in STAGE_NAMES.items()}
+    context = {"count": 1, "hour": "2026-12-07T09:00Z", "desk_url": "https://shop.example/desk",
+               "case_id": "", "public_url": "https://shop.example", "customer_url": "",
+               "recipient_name": "sam",
+               "cases": [{"id": "AS-20261207-0002", "priority": "P2", "stage": "resolve",
+                          "stage_due_at": "2026-12-07T08:00Z", "assignee": "hana"}]}
+    zh = render("overdue_digest", "zh-CN", context)
+    assert "- AS-20261207-0002  P2  待处理  截止 2026-12-07T08:00Z  hana" in zh.body
+    en = render("overdue_digest", "en", context)
+    assert "- AS-20261207-0002  P2  To resolve  due 2026-12-07T08:00Z  hana" in en.body
+    overdue = {"case_id": "AS-20261207-0002", "clock": "resolution", "rule": "", "assignee": "",
+               "public_url": "https://shop.example", "desk_url": "", "customer_url": "",
+               "recipient_name": "sam"}
+    assert render("case_overdue", "zh-CN", overdue).subject == "超时：工单 AS-20261207-0002（处理）"
+    assert render("case_overdue_again", "en", overdue).subject == (
+        "Still overdue: case AS-20261207-0002 (resolution)")

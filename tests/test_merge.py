@@ -47,16 +47,16 @@ def test_merge_is_a_row_of_the_action_table():
     assert (merge.update, merge.stages, merge.destructive) == ("merge", OPEN_STAGES, True)
     assert all((stage, Stage.CLOSED) in MOVES for stage in OPEN_STAGES)
     assert refusal(merge, state(), HANK, NOW) is None
-    assert refusal(merge, state(Stage.CLOSED), HANK, NOW)[0] == "WrongStage"
-    assert refusal(merge, state(Stage.CANCELLED), HANK, NOW)[0] == "WrongStage"
+    assert refusal(merge, state(Stage.CLOSED), HANK, NOW).kind == "WrongStage"
+    assert refusal(merge, state(Stage.CANCELLED), HANK, NOW).kind == "WrongStage"
 
 
 @pytest.mark.parametrize("resolution_state", ["planned", "running"])
 def test_a_case_whose_resolution_runs_is_not_merged(resolution_state):
     running = state(Stage.RESOLVE, resolution=Resolution(type="refund", amount="1.00",
                                                          state=resolution_state))
-    kind, message = refusal(BY_NAME["merge"], running, HANK, NOW)
-    assert kind == "WrongStage" and "resolution is running" in message
+    refused = refusal(BY_NAME["merge"], running, HANK, NOW)
+    assert refused.kind == "WrongStage" and "resolution is running" in refused.message
     done = state(Stage.FEEDBACK, resolution=Resolution(type="refund", state="done"))
     assert refusal(BY_NAME["merge"], done, HANK, NOW) is None
 
@@ -65,8 +65,9 @@ def test_a_merged_case_takes_no_more_changes():
     merged = state(Stage.CLOSED, merged_into="AS-3333333333", closed_at=NOW)
     for name in ("reopen", "note", "tag", "reply", "message"):
         actor = Actor("customer", "customer") if name == "message" else HANK
-        kind, message = refusal(BY_NAME[name], merged, actor, NOW)
-        assert kind == "WrongStage" and "merged into AS-3333333333" in message, name
+        refused = refusal(BY_NAME[name], merged, actor, NOW)
+        assert refused.kind == "WrongStage", name
+        assert "merged into AS-3333333333" in refused.message, name
 
 
 ODD_INTO = ["", "AS-", "as-2345678923", "AS-234567892", "AS-23456789234", "AS-0000000000",

@@ -231,42 +231,7 @@ def test_the_checker_finds_english_and_keys():
     assert foreign("<script>var some_key = 'English words here'</script><p>工单</p>") == []
 
 
-REFUSED = [  # as workflows/case/workflow.py and lifecycle.py word them
-    "29990.00 is more than the 10157.00 left to refund on this order",
-    "the remedies refund 300.00, more than the 120.00 left to refund on this order",
-    "a refund needs an amount",
-    "a compensation needs a coupon_code, points or an amount",
-    "a return_refund needs the items that move",
-    "SKU-TV55 x3 is more than the order has (1)",
-    "not eligible: the order has not been delivered yet; SKU-9 is not on order SO-2 "
-    "(a supervisor can override)",
-    "a case without an order is settled with an apology or a coupon or points; there is "
-    "no payment to refund and no goods to move",
-    "the case is closed, not open",
-    "the case is no longer assigned to hank",
-    "only an admin returns a case to the queue",
-    "'resolve' is not allowed while the case is in stage 'confirm' (allowed in: analyze, "
-    "resolve)",
-    "give the inspection's grade (A, B, C or D) or passed",
-    "a case has at most 20 tags",
-    "a case has at most 10 files",
-    "a case cannot be merged into itself",
-    "'XX' is not a case id",
-]
-
-
-def test_the_workflow_s_refusals_are_said_in_chinese_on_pages(app):
-    """The REST API keeps the English detail; the desk's flash says it in Chinese."""
-    from web.reasons import say_refusal
-
-    with app.test_request_context(headers={"Accept-Language": "zh-CN"}):
-        said = {s: say_refusal(s) for s in REFUSED}
-    assert said[REFUSED[0]] == "29990.00 超过本订单剩余可退金额 10157.00"
-    assert said[REFUSED[11]] == "工单处于“待确认”阶段，不能“处理”"
-    untranslated = {s: z for s, z in said.items() if z == s or foreign(f"<p>{z}</p>")}
-    assert not untranslated, untranslated
-    with app.test_request_context(headers={"Accept-Language": "en"}):
-        assert say_refusal(REFUSED[0]) == REFUSED[0]
+# The workflow's refusals in Chinese, by their codes: tests/test_refusals.py.
 
 
 def test_one_word_for_a_case_in_chinese_everywhere():

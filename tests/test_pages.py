@@ -187,6 +187,30 @@ def test_a_refused_action_is_explained_on_the_page(app):
     assert client.post("/desk/cases/AS-X1/confirm", data={"note": "x"}).status_code == 400
 
 
+def test_a_refusal_about_a_field_the_form_does_not_show_is_said_at_its_head(
+        app, monkeypatch):
+    """The workflow names the input it refused (`items`); the resolve form asks it as
+    one box per order line, so the reason goes to the form's head, never nowhere."""
+    from web import desk
+    from web.gateway import ActionRefused
+
+    def refuse(*_args, **_kwargs):
+        raise ActionRefused("InvalidAction", "a return_refund needs the items that move",
+                            code="needs_items", params={"type": "return_refund"},
+                            field="items")
+
+    monkeypatch.setattr(desk, "perform_action", refuse)
+    put(app, "AS-X4", stage="resolve", assignee="hank")
+    client = signed_in(app, "hank", "zh_CN")
+    token = csrf_of(client.get("/desk/cases/AS-X4").get_data(as_text=True))
+    response = client.post("/desk/cases/AS-X4/resolve", data={
+        "csrf_token": token, "type": "refund", "amount": "10.00", "note": "退款"})
+    assert response.status_code == 422
+    form = form_of(response.get_data(as_text=True), "resolve")
+    head = re.search(r'<p class="notice error form-error"[^>]*>([^<]*)</p>', form)
+    assert head and "退货退款" in head.group(1) and "needs" not in head.group(1), form
+
+
 def form_of(html: str, action: str) -> str:
     return re.search(rf'<form [^>]*id="act-{action}".*?</form>', html, re.S).group(0)
 

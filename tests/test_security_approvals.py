@@ -254,8 +254,9 @@ def test_four_eyes_in_the_action_table_and_the_policy():
                       status_token="", customer_url="", stage="resolve", resolution=waiting)
     now = datetime.now(UTC)
     approve = BY_NAME["approve"]
-    kind, message = refusal(approve, state, Actor("sue", "supervisor"), now) or ("", "")
-    assert kind == "Forbidden" and "four eyes" in message
+    refused = refusal(approve, state, Actor("sue", "supervisor"), now)
+    assert refused is not None and refused.kind == "Forbidden"
+    assert "four eyes" in refused.message and refused.code == "four_eyes"
     assert refusal(approve, state, Actor("sam", "admin"), now) is None
     relaxed = replace(state, resolution=replace(waiting, four_eyes=False))
     assert refusal(approve, relaxed, Actor("sue", "supervisor"), now) is None

@@ -9,6 +9,7 @@ from flask import current_app, g, request
 from db.accounts import authenticate_token
 from web.problems import Problem
 from workflows.case.lifecycle import RULE_PERMISSIONS, STAFF, STAFF_ROLES
+from workflows.case.refusals import refused
 from workflows.case.vocabulary import MANAGERS
 
 # Who may do what: the one table every endpoint checks (docs/roles.md prints it). What
@@ -133,6 +134,5 @@ def check(permission: str) -> None:
     user = current_user()
     allowed = PERMISSIONS[permission]
     if user.role not in allowed:
-        raise Problem(403, "Forbidden",
-                      f"'{permission}' needs the role {' or '.join(allowed)}; "
-                      f"you are {user.role}")
+        raise Problem.refused(403, "Forbidden", refused(
+            "wrong_role", permission=permission, roles=list(allowed), role=user.role))

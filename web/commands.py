@@ -21,6 +21,7 @@ from web.idempotency import update_id
 from web.problems import Problem
 from workflows.case.contracts import Actor, UpdateResult
 from workflows.case.lifecycle import BY_NAME, Action
+from workflows.case.refusals import Refusal, refused
 from workflows.case.vocabulary import ENDED_STAGES
 
 
@@ -60,8 +61,10 @@ def perform_action(case_id: str, name: str, data: dict, channel: str = "api"
         if name == "assign":
             assignee = accounts.get_user(session, data["assignee"])
             if assignee is None or not assignee.active:
-                raise Problem(422, "Invalid request", "no such active user",
-                              errors={"assignee": [f"no active user '{data['assignee']}'"]})
+                raise Problem.refused(
+                    422, "Invalid request",
+                    refused("no_active_user", "assignee", assignee=data["assignee"]),
+                    errors={"assignee": [f"no active user '{data['assignee']}'"]})
         if name == "merge":
             check_merge(session, case_id, data["into"])
     if name == "resolve":  # an exchange's replacement: known, in stock, priced here
@@ -79,27 +82,25 @@ def check_merge(session: Session, case_id: str, into: str) -> None:
     """What the duplicate's workflow cannot see of the case it is merged into, from the
     read model: that it exists, is open and is the same customer's (the customer id, as
     their other cases are found). Raises Problem; the workflow checks the duplicate."""
-    def invalid(message: str) -> Problem:
-        return Problem(422, "Invalid request", message, errors={"into": [message]})
+    def invalid(why: Refusal) -> Problem:
+        return Problem.refused(422, "Invalid request", why, errors={"into": [why.message]})
 
     if into == case_id:
-        raise invalid("a case cannot be merged into itself")
+        raise invalid(refused("merge_into_itself", "into"))
     duplicate = case_store.get_case(session, case_id)
     if duplicate is None:
         return  # no such case: the workflow's 404
     if duplicate.data.get("merged_into"):
-        raise Problem(409, "Action not allowed",
-                      f"case {case_id} is already merged into {duplicate.data['merged_into']}")
+        raise Problem.refused(409, "Action not allowed", refused(
+            "already_merged", case_id=case_id, into=duplicate.data["merged_into"]))
     survivor = case_store.get_case(session, into)
     if survivor is None:
-        raise invalid(f"no case {into}")
+        raise invalid(refused("merge_target_missing", "into", into=into))
     if survivor.stage in ENDED_STAGES:
-        raise Problem(409, "Action not allowed",
-                      f"case {into} is {survivor.stage}; merge into an open case (reopen it "
-                      "first if the customer's request goes on there)")
+        raise Problem.refused(409, "Action not allowed", refused(
+            "merge_target_closed", "into", into=into, stage=survivor.stage))
     if not duplicate.customer_id or duplicate.customer_id != survivor.customer_id:
-        raise invalid(f"case {into} is another customer's; only the same customer's "
-                      "cases are merged")
+        raise invalid(refused("merge_other_customer", "into", into=into))
 
 
 def customer_action(case_id: str, name: str, data: dict) -> UpdateResult:

@@ -16,6 +16,7 @@ from web.caseview import field_label, progress, thread
 from web.commands import customer_action
 from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
 from web.problems import Problem, flatten_errors
+from web.reasons import say_refusal
 from web.representation import CUSTOMER_EVENTS, customer_json
 from web.schemas import FeedbackSchema, QuoteAnswerSchema, ReplySchema
 from web.status import limit_messages, lookup_link, survivor
@@ -147,6 +148,8 @@ def _send(token: str, build, thanks: str, anchor: str | None = None):
     except ActionRefused as err:
         flash(_("Your case holds all the messages it can; please contact us about a new "
                 "request.") if err.kind == "TooMany" else
+              # What was sent does not fit (a message too long): say what, in words.
+              say_refusal(err) if err.kind == "InvalidAction" else
               _("Your case is not waiting for this any more; the page shows where it "
                 "stands now."), "error")
     except CaseNotRunning:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tomllib
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -325,8 +325,7 @@ def render_case(case_id: str, status: int = 200, refused: Refused | None = None)
     duplicates = [{"case": m, "files": [{**f, "url": evidence.desk_file_url(m.id, f)}
                                         for f in m.data.get("attachments") or []]}
                   for m in merged]
-    return render_template(
-        "case.html", **page_context(
+    context = page_context(
             case=row, data=row.data, events=events, actions=actions,
             main_action=main_action, more_actions=more_actions, open_action=open_action,
             typed_by_action=typed, no_values=MultiDict(), refused=refused,
@@ -340,7 +339,19 @@ def render_case(case_id: str, status: int = 200, refused: Refused | None = None)
             by_customer=by_customer, by_order=by_order, users=users, replies=replies,
             replies_lang_name={"zh_CN": _("Chinese"), "en": _("English")}.get(
                 customer_language(row), ""), duplicates=duplicates,
-            PRIORITIES=PRIORITIES, KINDS=KINDS)), status
+            PRIORITIES=PRIORITIES, KINDS=KINDS)
+    html = render_template("case.html", **context)
+    if refused is not None:
+        # A reason about a field the form does not show (the workflow names the input it
+        # refused, say `items`, which the page asks as one box per line) goes to the
+        # form's head: a reason is never rendered nowhere.
+        unseen = [why for name, why in refused.field_errors.items()
+                  if f'id="{refused.action}-{name}-error"' not in html]
+        if unseen:
+            context["refused"] = replace(refused, form_error=" ".join(
+                filter(None, [refused.form_error, *unseen])))
+            html = render_template("case.html", **context)
+    return html, status
 
 
 def next_in_queue(session, case_id: str):
@@ -403,11 +414,13 @@ def act(case_id: str, action: str):
     typed = MultiDict([(k, v) for k, v in request.form.items(multi=True)
                        if k != "csrf_token"])
 
-    def refuse(status: int, why: str | None = None, errors: dict[str, str] | None = None):
+    def again(status: int, why: str | None = None, errors: dict[str, str] | None = None):
+        """The page again with the refused form as typed (not `refuse`: that name is
+        the workflow's, and tests/test_refusals.py reads every call of it)."""
         return render_case(case_id, status, Refused(action, typed, errors or {}, why))
 
     if BY_NAME[action].destructive and request.form.get("confirmed") != "yes":
-        return refuse(422, _("Nothing was done: this cannot be undone, so tick the box to "
+        return again(422, _("Nothing was done: this cannot be undone, so tick the box to "
                              "confirm first."),
                       {"confirmed": _("Tick this box to confirm.")})
     try:
@@ -415,7 +428,7 @@ def act(case_id: str, action: str):
         perform_action(case_id, action, data, channel="desk")
     except ValidationError as err:
         paths = flatten_errors(err.messages)
-        return refuse(422, " ".join(
+        return again(422, " ".join(
             _("Check “%(field)s”: it is missing or not valid.", field=field_label(path))
             for path in paths), {form_field(path): field_words(messages)
                                  for path, messages in paths.items()})
@@ -426,14 +439,16 @@ def act(case_id: str, action: str):
         on_fields = {form_field(path): _("Refused: %(why)s", why=say_refusal(" ".join(
             messages))) for path, messages in (err.errors or {}).items()}
         why = refusal_words(err) if err.status == 403 else _(
-            "Refused: %(why)s", why=say_refusal(err.detail))
-        return refuse(err.status, None if on_fields else why, on_fields)
+            "Refused: %(why)s", why=say_refusal(err))
+        if not on_fields and err.field and err.status != 403:
+            on_fields = {form_field(err.field): why}
+        return again(err.status, None if on_fields else why, on_fields)
     except ActionRefused as err:
-        why = _("Refused: %(why)s", why=say_refusal(err.message))
+        why = _("Refused: %(why)s", why=say_refusal(err))
         # A refusal about one field (when the workflow names it) goes beside that field.
-        on_field = getattr(err, "field", None)
+        on_field = err.field
         on_field = form_field(on_field) if on_field else None
-        return refuse(refusal_status(err.kind), None if on_field else why,
+        return again(refusal_status(err.kind), None if on_field else why,
                       {on_field: why} if on_field else {})
     except CaseNotRunning:
         with state().sessions() as session:
@@ -442,11 +457,11 @@ def act(case_id: str, action: str):
               else _("There is no case %(id)s.", id=case_id), "error")
         return back
     except OutcomeUnknown:
-        return refuse(504, _("The case service did not answer in time; the action may "
+        return again(504, _("The case service did not answer in time; the action may "
                              "still be done. Reload the case to see whether it was before "
                              "trying again."))
     except TemporalUnavailable:
-        return refuse(503, _("The case service cannot be reached; nothing was changed. "
+        return again(503, _("The case service cannot be reached; nothing was changed. "
                              "Try again in a moment."))
     flash(action, "done")
     return redirect(url_for("desk.case_page", case_id=case_id, _anchor="actions"))
@@ -733,7 +748,7 @@ def create_case():
                                       "changed. Try again in a moment."))
     except ActionRefused as err:  # the read model refused the new case (listed for ops)
         return _new_case_page(500, view=view, orderless=not order_id, values=values,
-                              error=_("Refused: %(why)s", why=say_refusal(err.message)))
+                              error=_("Refused: %(why)s", why=say_refusal(err)))
     flash(_("Case %(id)s is open.", id=row.id), "success")
     return redirect(url_for("desk.case_page", case_id=row.id))
 
@@ -789,7 +804,7 @@ def upload(case_id: str):
               else refusal_words(err), "error")
         return back
     except ActionRefused as err:
-        flash(_("Refused: %(why)s", why=say_refusal(err.message)), "error")
+        flash(_("Refused: %(why)s", why=say_refusal(err)), "error")
         return back
     except (CaseNotRunning, TemporalUnavailable):
         flash(_("The case takes no files now; nothing was changed."), "error")

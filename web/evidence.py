@@ -154,8 +154,7 @@ def precheck(row: Case, actor: Actor | None) -> None:
     refused = refusal(BY_NAME["attach"], case_state(row), actor or Actor(CUSTOMER, CUSTOMER),
                       datetime.now(UTC))
     if refused is not None:
-        kind, message = refused
-        raise ActionRefused(kind, message)
+        raise ActionRefused.of(refused)
     if room_left(row) == 0:
         raise Problem(409, "Too many files",
                       f"a case has at most {state().settings.max_files} files",

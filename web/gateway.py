@@ -25,6 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from aftersales.settings import Settings
 from aftersales.temporal import connect
 from workflows.case.contracts import CaseInput, CaseSnapshot, UpdateResult, workflow_id
+from workflows.case.refusals import Refusal
 from workflows.case.workflow import CaseWorkflow
 
 T = TypeVar("T")
@@ -49,12 +50,36 @@ class CaseNotRunning(Exception):
 
 
 class ActionRefused(Exception):
-    """A validator or the workflow refused the action; `kind` says why."""
+    """A validator or the workflow refused the action; `kind` says why (the HTTP
+    status), `code` which refusal of workflows/case/refusals.py it is, `params` the
+    values its sentence names and `field` the input it is about (None when the failure
+    carried none)."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, code: str | None = None,
+                 params: dict[str, Any] | None = None, field: str | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
+        self.code = code
+        self.params = params or {}
+        self.field = field
+
+    @classmethod
+    def of(cls, why: Refusal) -> ActionRefused:
+        """A refusal the web found itself, asking the action table before sending."""
+        return cls(why.kind, why.message, why.code, why.params, why.field)
+
+    @classmethod
+    def from_failure(cls, cause: ApplicationError) -> ActionRefused:
+        """The workflow's refusal: code, params and field from the failure's details."""
+        details = cause.details[0] if cause.details else None
+        if not isinstance(details, dict):
+            details = {}
+        code, params, field = details.get("code"), details.get("params"), details.get("field")
+        return cls(cause.type or "InvalidAction", cause.message,
+                   code if isinstance(code, str) else None,
+                   params if isinstance(params, dict) else None,
+                   field if isinstance(field, str) else None)
 
 
 class CaseGateway:
@@ -183,7 +208,7 @@ class CaseGateway:
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError):
-                raise ActionRefused(cause.type or "InvalidAction", cause.message) from err
+                raise ActionRefused.from_failure(cause) from err
             raise ActionRefused("InvalidAction", str(cause or err)) from err
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:

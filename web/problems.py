@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
 from workflows.case.contracts import PROJECTION_REFUSED
+from workflows.case.refusals import Refusal
 
 log = logging.getLogger("aftersales.web")
 PROBLEM_BASE = "https://aftersales.dev/problems/"
@@ -21,7 +22,8 @@ class Problem(Exception):
 
     def __init__(self, status: int, title: str, detail: str = "",
                  errors: dict | None = None, headers: dict | None = None,
-                 slug: str | None = None) -> None:
+                 slug: str | None = None, code: str | None = None,
+                 field: str | None = None, params: dict | None = None) -> None:
         super().__init__(detail or title)
         self.status = status
         self.title = title
@@ -29,11 +31,28 @@ class Problem(Exception):
         self.errors = errors
         self.headers = headers or {}
         self.slug = slug or title.lower().replace(" ", "-")
+        # A refused action's stable code (workflows/case/refusals.py) and the input it
+        # is about: extension members of the body, for clients that act on the reason.
+        self.code = code
+        self.field = field
+        self.params = params or {}  # for the pages' words (web/reasons.py), not the body
+
+    @classmethod
+    def refused(cls, status: int, title: str, why: Refusal,
+                errors: dict | None = None) -> Problem:
+        """A refusal the web finds itself, before the case is asked, said as the
+        workflow would say it: the same `code`, `detail` and `field`."""
+        return cls(status, title, why.message, errors=errors, code=why.code,
+                   field=why.field, params=why.params)
 
 
 def problem_response(problem: Problem):
     body = {"type": PROBLEM_BASE + problem.slug, "title": problem.title,
             "status": problem.status, "detail": problem.detail}
+    if problem.code is not None:
+        body["code"] = problem.code
+    if problem.field is not None:
+        body["field"] = problem.field
     if problem.errors is not None:
         body["errors"] = problem.errors
     response = jsonify(body)
@@ -88,7 +107,8 @@ def register(app: Flask) -> None:
         title = ("Too many" if err.kind == "TooMany" else
                  {409: "Action not allowed", 403: "Forbidden",
                   500: "Not written"}.get(status, "Invalid action"))
-        return problem_response(Problem(status, title, err.message))
+        return problem_response(Problem(status, title, err.message, code=err.code,
+                                        field=err.field))
 
     @app.errorhandler(CaseNotRunning)
     def on_ended(err: CaseNotRunning):

@@ -307,7 +307,7 @@ class ResolutionSchema(Schema):
             type=kind, items=[CaseItem(i["sku"], i["quantity"]) for i in data.get("items", [])],
             replacement_sku=data.get("replacement_sku")))
         if problem:
-            raise ValidationError(problem, "replacement_sku")
+            raise ValidationError(problem.message, "replacement_sku")
         if kind == "compensation" and not (data.get("coupon_code") or data.get("points")
                                            or data.get("amount")):
             raise ValidationError("a compensation needs coupon_code, points or an amount "
@@ -336,11 +336,11 @@ class ResolveSchema(Schema):
         if one is None and not several:
             raise ValidationError("send resolution, or resolutions (a list of remedies)",
                                   "resolution")
-        problem = several and remedies.list_problem([Resolution(
+        problem = remedies.list_problem([Resolution(
             type=r["type"], amount=r.get("amount"), coupon_code=r.get("coupon_code"),
-            points=r.get("points")) for r in several])
+            points=r.get("points")) for r in several]) if several else None
         if problem:
-            raise ValidationError(problem, "resolutions")
+            raise ValidationError(problem.message, "resolutions")
 
 
 class InspectSchema(Schema):
@@ -375,7 +375,7 @@ class NoteSchema(Schema):
 def _tag(value: str) -> None:
     problem = tag_problem(value)
     if problem:
-        raise ValidationError(problem)
+        raise ValidationError(problem.message)
 
 
 TAG = fields.String(validate=[validate.Length(min=1, max=MAX_TAG_LENGTH), _tag])
@@ -492,6 +492,10 @@ class ProblemSchema(Schema):
     status = fields.Integer(required=True)
     detail = fields.String(required=True)
     errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+    # A refused action: its stable code (workflows/case/refusals.py) and the input it is
+    # about, when it is about one.
+    code = fields.String(metadata={"description": "the refusal's stable snake_case code"})
+    field = fields.String(metadata={"description": "the input the refusal is about"})
 
 
 class SuggestionSchema(Schema):

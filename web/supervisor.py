@@ -23,6 +23,7 @@ from web.export import export_cases
 from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
 from web.pages import staff_page
 from web.problems import Problem
+from web.reasons import say_refusal
 from web.reports import to_csv
 from workflows.case.vocabulary import KINDS, MANAGERS
 
@@ -105,8 +106,10 @@ def reassign():
         try:
             perform_action(case_id, "assign", {"assignee": assignee})
             moved += 1
-        except (Problem, ActionRefused, CaseNotRunning, TemporalUnavailable) as err:
-            failed.append(f"{case_id}: {getattr(err, 'detail', None) or err}")
+        except (ActionRefused, Problem) as err:  # by its code, in the page's language
+            failed.append(f"{case_id}: {say_refusal(err)}")
+        except (CaseNotRunning, TemporalUnavailable) as err:
+            failed.append(f"{case_id}: {err}")
     if moved:
         flash(ngettext("%(num)d case reassigned to %(who)s.",
                        "%(num)d cases reassigned to %(who)s.", moved, who=assignee), "success")

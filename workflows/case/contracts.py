@@ -13,6 +13,8 @@ import hashlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from workflows.case.refusals import PROJECTION_REFUSED as _PROJECTION_REFUSED
+from workflows.case.refusals import Refusal, refused
 from workflows.case.vocabulary import Stage, Status
 from workflows.routing import RoutingPolicy, TeamRoster
 from workflows.routing import TeamMember as TeamMember  # intake builds rosters of these
@@ -484,7 +486,7 @@ class Projection:
 
 
 # The projection activity's failure when the read model refuses the write for good.
-PROJECTION_REFUSED = "ProjectionRefused"
+PROJECTION_REFUSED = _PROJECTION_REFUSED
 
 
 @dataclass
@@ -739,15 +741,15 @@ MAX_TAGS = 20
 MAX_TAG_LENGTH = 40
 
 
-def tag_problem(tag: str) -> str | None:
+def tag_problem(tag: str) -> Refusal | None:
     """What is wrong with a tag, or None: 1-40 characters, no leading or trailing
     space, no comma, tab or line break (the desk splits on commas)."""
     if not tag.strip() or tag != tag.strip():
-        return "a tag is a word or short phrase, without leading or trailing spaces"
+        return refused("tag_blank", "add")
     if len(tag) > MAX_TAG_LENGTH:
-        return f"a tag has at most {MAX_TAG_LENGTH} characters"
+        return refused("tag_too_long", "add", max=MAX_TAG_LENGTH)
     if any(ch in tag for ch in ",\r\n\t"):
-        return "a tag has no commas, tabs or line breaks"
+        return refused("tag_characters", "add")
     return None
 
 

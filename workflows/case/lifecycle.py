@@ -40,6 +40,7 @@ from workflows.case.contracts import (
     StaffReplyInput,
     TagInput,
 )
+from workflows.case.refusals import Refusal, refused
 from workflows.case.vocabulary import (
     MANAGERS,
     OPEN_STAGES,
@@ -74,10 +75,10 @@ def N_(text: str) -> str:
 
 
 # ---------------------------------------------------------------- preconditions
-# Each returns why the action cannot be taken on this state now, or None. They see
-# the state only (never the action's input), so the pages can ask them too.
-
-Refusal = tuple[str, str]  # (kind, message); kind maps to the HTTP status
+# Each returns why the action cannot be taken on this state now (a Refusal of
+# refusals.py: its kind maps to the HTTP status, its code to the pages' words), or
+# None. They see the state only (never the action's input), so the pages can ask them
+# too.
 
 
 def _resolution_running(state: CaseState) -> bool:
@@ -96,21 +97,21 @@ def _workflow_ended(state: CaseState, now: datetime) -> bool:
 
 def _can_assign(state: CaseState, actor: Actor, now: datetime) -> Refusal | None:
     if actor.role not in MANAGERS and state.assignee == actor.name:
-        return ("InvalidAction", "the case is already yours")
+        return refused("already_yours", "assignee")
     return None
 
 
 def _can_resolve(state: CaseState, actor: Actor, now: datetime) -> Refusal | None:
     if _resolution_running(state):
-        return ("WrongStage", "a resolution is already running for this case")
+        return refused("resolution_running")
     return None
 
 
-def _awaits(what: str, message: str) -> Callable[[CaseState, Actor, datetime],
-                                                 Refusal | None]:
+def _awaits(what: str, code: str) -> Callable[[CaseState, Actor, datetime],
+                                              Refusal | None]:
     def check(state: CaseState, actor: Actor, now: datetime) -> Refusal | None:
         if state.resolution is None or state.resolution.awaiting != what:
-            return ("WrongStage", message)
+            return refused(code)
         return None
     return check
 
@@ -125,7 +126,7 @@ def awaits_approval(state: CaseState) -> bool:
 
 def _awaits_approval(state: CaseState, actor: Actor, now: datetime) -> Refusal | None:
     if not awaits_approval(state):
-        return ("WrongStage", "nothing on this case awaits a supervisor's approval")
+        return refused("nothing_to_approve")
     return None
 
 
@@ -138,8 +139,7 @@ def _can_approve(state: CaseState, actor: Actor, now: datetime) -> Refusal | Non
     plan = state.resolution
     assert plan is not None
     if plan.four_eyes and plan.planned_by == actor.name:
-        return ("Forbidden", f"{actor.name} planned this refund, so another supervisor or "
-                             "an admin must approve it (four eyes)")
+        return refused("four_eyes", planner=actor.name)
     return None
 
 
@@ -155,24 +155,21 @@ def _awaits_quote(state: CaseState, actor: Actor, now: datetime) -> Refusal | No
         return None
     plan = state.resolution
     if plan is not None and plan.quote is not None and plan.quote.get("answer"):
-        return ("WrongStage", f"this repair quote was already answered "
-                              f"({plan.quote['answer']})")
-    return ("WrongStage", "no repair quote is waiting for your answer on this case")
+        return refused("quote_answered", answer=plan.quote["answer"])
+    return refused("no_quote")
 
 
 def _can_request_info(state: CaseState, actor: Actor, now: datetime) -> Refusal | None:
     if state.pending_question is not None:
-        return ("WrongStage", "the customer has not answered the previous question yet")
+        return refused("question_pending")
     return None
 
 
 def _still_running(state: CaseState, actor: Actor, now: datetime) -> Refusal | None:
     if state.merged_into is not None:
-        return ("WrongStage", f"the case was merged into {state.merged_into}; work on that "
-                              "case")
+        return refused("merged_away", into=state.merged_into)
     if _workflow_ended(state, now):
-        return ("WrongStage", f"a case can be changed within {REOPEN_WINDOW_DAYS} days of "
-                              "closing")
+        return refused("reopen_window_over", days=REOPEN_WINDOW_DAYS)
     return None
 
 
@@ -181,8 +178,7 @@ def _can_cancel(state: CaseState, actor: Actor, now: datetime) -> Refusal | None
     decision on a refund is, and releases what it holds (nothing is paid)."""
     if (state.resolution is not None and state.resolution.state == "running"
             and not awaits_approval(state)):
-        return ("WrongStage", "the resolution is running; cancel once it has finished or "
-                              "failed, or while its refund awaits approval")
+        return refused("cancel_while_running")
     return None
 
 
@@ -190,8 +186,7 @@ def _can_merge(state: CaseState, actor: Actor, now: datetime) -> Refusal | None:
     # What the resolution has done (a refund paid, goods on the way) is this case's:
     # it cannot be handed to another mid-way.
     if _resolution_running(state):
-        return ("WrongStage", "a resolution is running for this case; merge once it has "
-                              "finished or failed")
+        return refused("merge_while_running")
     return None
 
 
@@ -247,8 +242,7 @@ ACTIONS: tuple[Action, ...] = (
            moves={Stage.RESOLVE: Stage.ANALYZE}, when=_awaits_approval),
     Action("inspect", "inspect", InspectInput, (Stage.RESOLVE,), STAFF,
            N_("Inspect returned goods"), "Record the inspection of returned goods",
-           moves={}, when=_awaits("inspection", "no returned goods are awaiting "
-                                                "inspection on this case"), main=True),
+           moves={}, when=_awaits("inspection", "nothing_to_inspect"), main=True),
     Action("revisit", "revisit", RevisitInput, (Stage.REVISIT,), STAFF,
            N_("Record the follow-up call"),
            "Record the revisit call; unsatisfied reopens the case",
@@ -325,16 +319,16 @@ MOVES = frozenset({*SYSTEM_MOVES, *OUTCOME_MOVES,
 
 
 def refusal(action: Action, state: CaseState, actor: Actor, now: datetime) -> Refusal | None:
-    """Why `actor` cannot take `action` on this case now (kind, message), or None.
+    """Why `actor` cannot take `action` on this case now, or None.
 
     Stage, role and the state's own rules; what depends on the action's input (an
     amount, a rating) is the update validator's to check on top."""
     if state.stage not in action.stages:
-        return ("WrongStage", f"'{action.name}' is not allowed while the case is in stage "
-                              f"'{state.stage}' (allowed in: {', '.join(action.stages)})")
+        return refused("wrong_stage", action=action.name, stage=str(state.stage),
+                       allowed=[str(stage) for stage in action.stages])
     if actor.role not in action.roles:
-        return ("Forbidden", f"'{action.permission}' needs the role "
-                             f"{' or '.join(action.roles)}; you are {actor.role}")
+        return refused("wrong_role", permission=action.permission, roles=list(action.roles),
+                       role=actor.role)
     return action.when(state, actor, now) if action.when else None
 
 

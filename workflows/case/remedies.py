@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 from workflows.case.contracts import CaseItem, Resolution
+from workflows.case.refusals import Refusal, refused
 from workflows.case.vocabulary import GOODS_RESOLUTIONS, MAX_REMEDIES
 
 # What each kind of remedy does; a plan does each of these at most once.
@@ -32,20 +33,20 @@ def remedy_kind(res: Resolution) -> str:
     return "money"
 
 
-def list_problem(remedies: Sequence[Resolution]) -> str | None:
+def list_problem(remedies: Sequence[Resolution]) -> Refusal | None:
     """Why these remedies cannot be one plan, or None. Each kind at most once: two
     apologies say nothing more, two refunds are one refund of the sum, a coupon and points
     go in one compensation, and the goods can only go one way."""
     if not remedies:
-        return "name at least one remedy"
+        return refused("no_remedies", "resolutions")
     if len(remedies) > MAX_REMEDIES:
-        return f"at most {MAX_REMEDIES} remedies in one resolution"
+        return refused("too_many_remedies", "resolutions", max=MAX_REMEDIES)
     seen: dict[str, int] = {}
     for number, res in enumerate(remedies, 1):
         kind = remedy_kind(res)
         if kind in seen:
-            return (f"remedies {seen[kind]} and {number} are both {REMEDY_KINDS[kind]}: "
-                    "settle that once, in one remedy")
+            return refused("remedies_overlap", "resolutions", first=seen[kind],
+                           second=number, remedy=kind, what=REMEDY_KINDS[kind])
         seen[kind] = number
     return None
 
@@ -77,15 +78,15 @@ def swap_difference(res: Resolution, prices: Mapping[str, Decimal],
     return (prices.get(item.sku, Decimal(0)) - replacement_price) * item.quantity
 
 
-def replacement_problem(res: Resolution) -> str | None:
+def replacement_problem(res: Resolution) -> Refusal | None:
     """Why a resolution's `replacement_sku` cannot be, or None: only an exchange has
     one, and it replaces one line (one SKU) of the order."""
     if res.replacement_sku is None:
         return None
     if res.type != "exchange":
-        return f"replacement_sku is for an exchange, not a {res.type}"
+        return refused("replacement_not_exchange", "replacement_sku", type=res.type)
     if len(res.items) != 1:
-        return "an exchange with a replacement_sku replaces one item: send one line"
+        return refused("replacement_one_line", "items")
     return None
 
 

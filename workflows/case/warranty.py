@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from workflows.case.contracts import CaseItem, OrderSnapshot, Resolution
+from workflows.case.refusals import Refusal, refused
 
 
 def warranty_ends(order: OrderSnapshot | None, sku: str) -> datetime | None:
@@ -39,24 +40,23 @@ def outside_warranty(order: OrderSnapshot | None, items: Sequence[CaseItem],
 
 
 def quote_problem(res: Resolution, order: OrderSnapshot | None, now: datetime,
-                  prices: Mapping[str, Decimal]) -> str | None:
+                  prices: Mapping[str, Decimal]) -> Refusal | None:
     """Why this remedy's quote (or the lack of one) is wrong, or None. A repair outside
     the warranty needs a `quote_amount` above zero and not above what the items cost;
     a repair inside it is free, and no other remedy takes a quote."""
     if res.type != "repair":
         if res.quote_amount is not None:
-            return "only a repair outside the warranty takes a quote_amount"
+            return refused("quote_only_repair", "quote_amount")
         return None
     ended = outside_warranty(order, res.items, now)
     if not ended:
         if res.quote_amount is not None:
-            return ("the items are under warranty, so the repair is free: send no "
-                    "quote_amount")
+            return refused("quote_under_warranty", "quote_amount")
         return None
     if res.quote_amount is None:
         sku, end = next(iter(ended.items()))
-        return (f"the warranty of {sku} ended on {end.date().isoformat()}: a repair "
-                "outside the warranty needs a quote_amount for the customer to accept")
+        return refused("quote_needed", "quote_amount", sku=sku,
+                       date=end.date().isoformat())
     try:
         amount = Decimal(res.quote_amount)
         exact = (amount.is_finite() and amount > 0
@@ -64,9 +64,9 @@ def quote_problem(res: Resolution, order: OrderSnapshot | None, now: datetime,
     except (InvalidOperation, ValueError, TypeError):  # not a number, or far too long
         exact = False
     if not exact:
-        return 'quote_amount must be an amount above 0.00 like "120.00"'
+        return refused("quote_amount_format", "quote_amount")
     value = sum((prices.get(i.sku, Decimal(0)) * i.quantity for i in res.items), Decimal(0))
     if amount > value:
-        return (f"a quote of {amount:.2f} is more than the {value:.2f} the items cost: "
-                "offer a refund or an exchange instead")
+        return refused("quote_above_value", "quote_amount", amount=f"{amount:.2f}",
+                       value=f"{value:.2f}")
     return None

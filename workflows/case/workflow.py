@@ -96,6 +96,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.case.log import SYSTEM, CaseLog
     from workflows.case.priority import score_priority
+    from workflows.case.refusals import Refusal, refused
     from workflows.case.saga import error_message, error_type
     from workflows.case.sagas import ResolutionFailed, ResolutionSagas
     from workflows.case.vocabulary import (
@@ -185,14 +186,18 @@ RESOLVE_ANSWER_WAIT = timedelta(seconds=20)
 # A timer fires this much after its mark, so the mark is due when the case looks.
 TIMER_SLACK = timedelta(milliseconds=1)
 CUSTOMER_ACTOR = Actor(CUSTOMER, CUSTOMER)
-# The refusal of an `erase` the case has already carried out (aftersales/erasure.py
-# counts it as done).
-ALREADY_ERASED = "AlreadyErased"
 
 
-def refuse(message: str, kind: str = "WrongStage") -> ApplicationError:
-    """An action refused by a validator; `kind` maps to the HTTP status."""
-    return ApplicationError(message, type=kind, non_retryable=True)
+def refuse(code: str, field: str | None = None, **params: Any) -> ApplicationError:
+    """An action refused by a validator: the refusal `code` of refusals.py."""
+    return refusal_error(refused(code, field, **params))
+
+
+def refusal_error(why: Refusal) -> ApplicationError:
+    """The error a refusal travels in: its English sentence as the message (the API's
+    `detail`), its code, params and field as the details, its kind as the type (the
+    HTTP status)."""
+    return ApplicationError(why.message, why.details(), type=why.kind, non_retryable=True)
 
 
 @workflow.defn
@@ -501,10 +506,9 @@ class CaseWorkflow:
     # One update per row of the action table; each validator asks the table first.
 
     def _check(self, action: str, actor: Actor) -> None:
-        refused = refusal(BY_NAME[action], self.state, actor, workflow.now())
-        if refused is not None:
-            kind, message = refused
-            raise refuse(message, kind)
+        why = refusal(BY_NAME[action], self.state, actor, workflow.now())
+        if why is not None:
+            raise refusal_error(why)
 
     @workflow.update
     async def assign(self, inp: AssignInput) -> UpdateResult:
@@ -520,8 +524,8 @@ class CaseWorkflow:
     def _validate_assign(self, inp: AssignInput) -> None:
         others = RULE_PERMISSIONS[ASSIGN_OTHERS]
         if inp.assignee != inp.actor.name and inp.actor.role not in others:
-            raise refuse(f"'{ASSIGN_OTHERS}' needs the role {' or '.join(others)}; you "
-                         f"are {inp.actor.role}", "Forbidden")
+            raise refuse("wrong_role", "assignee", permission=ASSIGN_OTHERS,
+                         roles=list(others), role=inp.actor.role)
         self._check("assign", inp.actor)
 
     @workflow.update
@@ -537,12 +541,11 @@ class CaseWorkflow:
     @unassign.validator
     def _validate_unassign(self, inp: UnassignInput) -> None:
         if inp.actor.role != "admin":
-            raise refuse("only an admin returns a case to the queue", "Forbidden")
+            raise refuse("unassign_admin_only")
         if self.state.stage not in OPEN_STAGES:
-            raise refuse(f"the case is {self.state.stage}, not open", "WrongStage")
+            raise refuse("not_open", stage=str(self.state.stage))
         if self.state.assignee != inp.assignee:
-            raise refuse(f"the case is no longer assigned to {inp.assignee}",
-                         "InvalidAction")
+            raise refuse("no_longer_assigned", "assignee", assignee=inp.assignee)
 
     @workflow.update
     async def confirm(self, inp: ConfirmInput) -> UpdateResult:
@@ -660,32 +663,28 @@ class CaseWorkflow:
     def _validate_resolve(self, inp: ResolveInput) -> None:
         self._check("resolve", inp.actor)
         if (inp.resolution is None) == (not inp.resolutions):
-            raise refuse("send either resolution or resolutions (a list of remedies)",
-                         "InvalidAction")
+            raise refuse("resolution_or_resolutions", "resolution")
         if inp.resolution is not None:
             self._check_remedy(inp.resolution, inp.actor)
             return
         problem = remedies.list_problem(inp.resolutions)
         if problem:
-            raise refuse(problem, "InvalidAction")
+            raise refusal_error(problem)
         for res in inp.resolutions:
             self._check_remedy(res, inp.actor, money_checked=True)
             if remedies.is_swap(res) and res.replacement_price is None:
                 # The combined plan's approval weighs the difference up front.
-                raise refuse("price the replacement (replacement_price) before combining "
-                             "an exchange with other remedies", "InvalidAction")
+                raise refuse("price_the_swap", "replacement_price")
             if remedies.is_swap(res) and remedies.swap_difference(
                     res, self.sagas.prices(), Decimal(res.replacement_price or 0)) < 0:
                 # Its fallback refund could not be weighed by the plan's one approval.
-                raise refuse(f"{res.replacement_sku} costs more than the item: the customer "
-                             "pays the difference, so settle that exchange on its own, not "
-                             "combined with other remedies", "InvalidAction")
+                raise refuse("swap_costs_more", "replacement_sku", sku=res.replacement_sku)
         prices = self.sagas.prices()
         money = sum((remedies.money_back(r, prices) for r in inp.resolutions), Decimal(0))
         refundable = self.sagas.refundable()
         if money > refundable:
-            raise refuse(f"the remedies refund {money:.2f}, more than the {refundable:.2f} "
-                         "left to refund on this order", "InvalidAction")
+            raise refuse("remedies_over_refundable", "amount", money=f"{money:.2f}",
+                         left=f"{refundable:.2f}")
 
     def _check_remedy(self, res: Resolution, actor: Actor, money_checked: bool = False
                       ) -> None:
@@ -694,34 +693,31 @@ class CaseWorkflow:
         state = self.state
         if not state.order_id and (res.type not in ORDERLESS_RESOLUTIONS or (
                 res.type == "compensation" and not (res.coupon_code or res.points))):
-            raise refuse("a case without an order is settled with an apology or a coupon or "
-                         "points; there is no payment to refund and no goods to move",
-                         "InvalidAction")
+            raise refuse("orderless_remedy", "type")
         if res.type == "compensation" and not (res.coupon_code or res.points or res.amount):
-            raise refuse("a compensation needs a coupon_code, points or an amount",
-                         "InvalidAction")
+            raise refuse("compensation_needs_value", "coupon_code")
         if res.type == "refund" and not res.amount:
-            raise refuse("a refund needs an amount", "InvalidAction")
+            raise refuse("refund_needs_amount", "amount")
         problem = remedies.replacement_problem(res)
         if problem:
-            raise refuse(problem, "InvalidAction")
+            raise refusal_error(problem)
         if res.type in GOODS_RESOLUTIONS:
             if not res.items:
-                raise refuse(f"a {res.type} needs the items that move", "InvalidAction")
+                raise refuse("needs_items", "items", type=res.type)
             if not state.eligibility["eligible"] and actor.role not in MANAGERS:
-                raise refuse("not eligible: " + "; ".join(state.eligibility["reasons"])
-                             + " (a supervisor can override)", "InvalidAction")
+                raise refuse("not_eligible", "items",
+                             reasons=list(state.eligibility["reasons"]))
             bought: dict[str, int] = {}
             for line in (state.order.lines if state.order else []):
                 bought[line.sku] = bought.get(line.sku, 0) + line.quantity
             for item in res.items:
                 if item.quantity > bought.get(item.sku, 0):
-                    raise refuse(f"{item.sku} x{item.quantity} is more than the order has "
-                                 f"({bought.get(item.sku, 0)})", "InvalidAction")
+                    raise refuse("more_than_bought", "items", sku=item.sku,
+                                 quantity=item.quantity, bought=bought.get(item.sku, 0))
         # Inside the warranty or outside it, decided at the workflow's own time.
         problem = quote_problem(res, state.order, workflow.now(), self.sagas.prices())
         if problem:
-            raise refuse(problem, "InvalidAction")
+            raise refusal_error(problem)
         money = res.amount if res.type in REFUND_RESOLUTIONS or (
             res.type == "compensation" and not (res.coupon_code or res.points)) else None
         if remedies.is_swap(res) and res.replacement_price is not None:
@@ -731,8 +727,8 @@ class CaseWorkflow:
         if money is not None and not money_checked:
             refundable = self.sagas.refundable()
             if Decimal(money) > refundable:
-                raise refuse(f"{money} is more than the {refundable:.2f} left to refund on "
-                             f"this order", "InvalidAction")
+                raise refuse("over_refundable", "amount", money=money,
+                             left=f"{refundable:.2f}")
 
     @workflow.update
     async def inspect(self, inp: InspectInput) -> UpdateResult:
@@ -755,18 +751,15 @@ class CaseWorkflow:
         self._check("inspect", inp.actor)
         if inp.grade is None:
             if inp.passed is None:
-                raise refuse("give the inspection's grade (A, B, C or D) or passed",
-                             "InvalidAction")
+                raise refuse("inspection_needs_grade", "grade")
             return
         if inp.grade not in GRADES:
-            raise refuse(f"grade must be one of {', '.join(GRADES)}, not {inp.grade!r}",
-                         "InvalidAction")
+            raise refuse("grade_unknown", "grade", grades=list(GRADES), grade=inp.grade)
         if inp.passed is not None and inp.passed != (inp.grade in REFUNDING_GRADES):
-            raise refuse(f"grade {inp.grade} and passed {str(inp.passed).lower()} disagree: "
-                         "give the grade alone", "InvalidAction")
+            raise refuse("grade_disagrees", "grade", grade=inp.grade,
+                         passed=str(inp.passed).lower())
         if self.sagas.inspecting() != "return_refund":
-            raise refuse("grades are for returned goods; a repair's inspection takes "
-                         "passed", "InvalidAction")
+            raise refuse("grade_not_for_repair", "grade")
 
     @workflow.update
     async def request_info(self, inp: RequestInfoInput) -> UpdateResult:
@@ -815,13 +808,16 @@ class CaseWorkflow:
     @tag.validator
     def _validate_tag(self, inp: TagInput) -> None:
         self._check("tag", inp.actor)
-        for tag in [*inp.add, *inp.remove]:
-            problem = tag_problem(tag)
-            if problem:
-                raise refuse(f"tag {tag[:MAX_TAG_LENGTH]!r}: {problem}", "InvalidAction")
+        for tags, field_name in ((inp.add, "add"), (inp.remove, "remove")):
+            for tag in tags:
+                problem = tag_problem(tag)
+                if problem:
+                    shown = tag[:MAX_TAG_LENGTH]
+                    raise refusal_error(problem.prefixed(f"tag {shown!r}: ", field_name,
+                                                         tag=shown))
         kept = [t for t in self.state.tags if t not in inp.remove]
         if len(set(kept) | set(inp.add)) > MAX_TAGS:
-            raise refuse(f"a case has at most {MAX_TAGS} tags", "InvalidAction")
+            raise refuse("too_many_tags", "add", max=MAX_TAGS)
 
     @workflow.update
     async def attach(self, inp: AttachInput) -> UpdateResult:
@@ -842,7 +838,7 @@ class CaseWorkflow:
         self._check("attach", inp.actor or CUSTOMER_ACTOR)
         if len(self.state.attachments) >= inp.max_files and not any(
                 a.id == inp.attachment.id for a in self.state.attachments):
-            raise refuse(f"a case has at most {inp.max_files} files", "TooMany")
+            raise refuse("too_many_files", "file", max=inp.max_files)
 
     @workflow.update
     async def escalate(self, inp: ReasonInput) -> UpdateResult:
@@ -963,8 +959,8 @@ class CaseWorkflow:
         except FailureError as err:
             # Its workflow has ended (closed beyond its reopen window, or cancelled)
             # since the web looked: nothing changes here.
-            raise refuse(f"case {inp.into} has ended and takes no more cases: "
-                         f"{err.message}") from err
+            raise refuse("merge_target_ended", "into", into=inp.into,
+                         error=err.message) from err
         for clock in self._open_clocks():
             clocks.stop_clock(clock, now, self._calendar_for(clock))
         state.merged_into = inp.into
@@ -982,9 +978,9 @@ class CaseWorkflow:
     def _validate_merge(self, inp: MergeInput) -> None:
         self._check("merge", inp.actor)
         if not re.fullmatch(CASE_ID, inp.into):
-            raise refuse(f"'{inp.into[:40]}' is not a case id", "InvalidAction")
+            raise refuse("not_a_case_id", "into", into=inp.into[:40])
         if inp.into == self.state.case_id:
-            raise refuse("a case cannot be merged into itself", "InvalidAction")
+            raise refuse("merge_into_itself", "into")
 
     @workflow.signal
     def merged_in(self, inp: MergedIn) -> None:
@@ -1017,10 +1013,9 @@ class CaseWorkflow:
     @erase.validator
     def _validate_erase(self, inp: ReasonInput) -> None:
         if self.state.stage in OPEN_STAGES:
-            raise refuse("the case is open and needs the customer's data to be finished; "
-                         "cancel or close it first", "WrongStage")
+            raise refuse("erase_open_case")
         if self.state.anonymised_at is not None:
-            raise refuse("the customer's data is already erased", ALREADY_ERASED)
+            raise refuse("already_erased")
 
     # ------------------------------------------------------------ customer
 
@@ -1040,10 +1035,10 @@ class CaseWorkflow:
     @feedback.validator
     def _validate_feedback(self, inp: FeedbackInput) -> None:
         if self.state.stage != Stage.FEEDBACK:
-            raise refuse("the case is not waiting for your rating")
+            raise refuse("not_awaiting_rating")
         self._check("feedback", CUSTOMER_ACTOR)
         if not 1 <= inp.rating <= 5:
-            raise refuse("rating must be 1 to 5", "InvalidAction")
+            raise refuse("rating_range", "rating")
 
     @workflow.update
     async def answer_quote(self, inp: QuoteAnswerInput) -> UpdateResult:
@@ -1064,7 +1059,7 @@ class CaseWorkflow:
     def _validate_answer_quote(self, inp: QuoteAnswerInput) -> None:
         self._check("quote", CUSTOMER_ACTOR)
         if inp.decision not in QUOTE_DECISIONS:
-            raise refuse(f"decision must be {' or '.join(QUOTE_DECISIONS)}", "InvalidAction")
+            raise refuse("quote_decision", "decision", decisions=list(QUOTE_DECISIONS))
 
     @workflow.update
     async def reply(self, inp: ReplyInput) -> UpdateResult:
@@ -1102,8 +1097,7 @@ class CaseWorkflow:
         self._check("message", CUSTOMER_ACTOR)
         _check_message(inp.message)
         if len(self.state.messages) >= MAX_MESSAGES:
-            raise refuse(f"a case holds at most {MAX_MESSAGES} messages; please write to "
-                         "us about a new request", "TooMany")
+            raise refuse("too_many_messages", "message", max=MAX_MESSAGES)
 
     @workflow.update
     async def staff_reply(self, inp: StaffReplyInput) -> UpdateResult:
@@ -1425,10 +1419,7 @@ class CaseWorkflow:
 
     def _unwritten(self) -> ApplicationError:
         # The database's own words stay in the log and the operators' listing.
-        return ApplicationError(
-            f"case {self.state.case_id} changed, but the read model refused to store it; "
-            "operators are alerted, and the case is shown again once it is written",
-            type=PROJECTION_REFUSED, non_retryable=True)
+        return refuse("not_written", case_id=self.state.case_id)
 
     def _result(self) -> UpdateResult:
         return UpdateResult(self.state.case_id, self._version, self.state.stage,
@@ -1531,7 +1522,7 @@ MAX_MESSAGES = 300
 
 def _check_message(text: str) -> None:
     if not text.strip() or len(text) > MAX_MESSAGE_LENGTH:
-        raise refuse(f"a message has 1 to {MAX_MESSAGE_LENGTH} characters", "InvalidAction")
+        raise refuse("message_length", "message", max=MAX_MESSAGE_LENGTH)
 
 
 class _IntakeRefused(Exception):
