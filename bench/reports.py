@@ -111,9 +111,9 @@ def measure(url: str, runs: int = RUNS) -> dict:
 
 
 def api_timings(url: str, runs: int) -> dict:
+    from aftersales.settings import Settings
     from db.accounts import create_token, create_user
     from web import create_app
-    from aftersales.settings import Settings
 
     app = create_app(Settings(database_url=url, public_url="http://bench",
                               secret_key="bench-secret-key-of-at-least-32-bytes!",
@@ -149,7 +149,8 @@ def in_database(engine, sessions, period: ReportFilter, now: datetime,
     with sessions() as session:
         summary(session, period, now)
     event.remove(engine, "before_cursor_execute", record)
-    totals, per_statement = [], [[] for _ in sent]
+    totals: list[float] = []
+    per_statement: list[list[float]] = [[] for _ in sent]
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import and_, case, exists, func, literal, literal_column, or_, select, union_all
 from sqlalchemy.orm import Session, aliased
@@ -491,10 +492,12 @@ def _bucket_expression(session: Session):
     """The database's expression of `histogram_bucket`: PostgreSQL's `width_bucket`
     over the edges, SQLite's function of that name (db/engine.py)."""
     if session.get_bind().dialect.name == "postgresql":
-        edges = literal_column(
-            f"ARRAY[{','.join(map(str, HISTOGRAM_EDGES))}]::double precision[]")
-        return lambda column: func.width_bucket(column, edges)
-    return lambda column: func.report_bucket(column)
+        return lambda column: func.width_bucket(column, EDGES_ARRAY)
+    return func.report_bucket
+
+
+EDGES_ARRAY: Any = literal_column(
+    f"ARRAY[{','.join(map(str, HISTOGRAM_EDGES))}]::double precision[]")
 
 
 def histogram_p90s(session: Session, f: ReportFilter, t: dict) -> dict[str, float | None]:
@@ -516,8 +519,10 @@ def histogram_p90s(session: Session, f: ReportFilter, t: dict) -> dict[str, floa
         buckets = sorted((int(bucket), n) for bucket, n in hist[key].items() if n)
         if sum(n for _, n in buckets) != count:
             return direct_p90s(session, f)  # never expected: the sure way
-        for bucket, n in buckets:
+        bucket = buckets[-1][0]
+        for at, n in buckets:
             if below + n >= rank:
+                bucket = at
                 break
             below += n
         column = getattr(Case, key)
