@@ -210,6 +210,12 @@ def sum_tallies(parts: list[dict]) -> dict:
 
 
 Span = tuple[datetime, datetime]
+# Built once (SQLAlchemy sets up an alias's or a subquery's columns on first use): the
+# numbers of the durations, to read each case once per duration, and that duration.
+_WHICH = union_all(*(select(literal(n).label("n")) for n in range(len(DURATIONS)))).subquery()
+_DURATION = case(*((_WHICH.c.n == n, getattr(Case, key)) for n, key in enumerate(DURATIONS)))
+_REPEAT = aliased(Case, name="repeat")
+_OTHER = aliased(Case, name="other")
 
 
 def within(column, spans: list[Span]):
@@ -284,15 +290,11 @@ def tally(session: Session, f: ReportFilter, now: datetime | None = None,
     t["first_contact"] = first_contact(session, opened, min(start for start, _ in spans))
     # The histograms, in one pass: each case once per duration.
     bucket_of = _bucket_expression(session)
-    which = union_all(*(select(literal(n).label("n")) for n in range(len(DURATIONS)))) \
-        .subquery()
-    duration = case(*((which.c.n == n, getattr(Case, key))
-                      for n, key in enumerate(DURATIONS)))
     for n, bucket, count in session.execute(
-            select(which.c.n, bucket_of(duration), func.count())
-            .select_from(Case).join(which, literal(True))
-            .where(*opened, duration.is_not(None))
-            .group_by(which.c.n, bucket_of(duration))):
+            select(_WHICH.c.n, bucket_of(_DURATION), func.count())
+            .select_from(Case).join(_WHICH, literal(True))
+            .where(*opened, _DURATION.is_not(None))
+            .group_by(_WHICH.c.n, bucket_of(_DURATION))):
         t["hist"][DURATIONS[n]][str(bucket)] = int(count)
     for team, store, name, met, breached in session.execute(
             select(Case.team, Case.store, CaseClock.name, _sum(CaseClock.state == "met"),
@@ -436,18 +438,17 @@ def first_contact(session: Session, conditions: list, since: datetime,
         ~_repeated(since, before))) or 0)
 
 
-def _repeated(since: datetime, before: datetime | None = None, after: datetime | None = None):
+def _repeated(since: datetime, before: datetime | None = None):
     """Another case on the same order as `Case` was opened in its repeat window (and
-    before `before`, at or after `after`)."""
-    repeat = aliased(Case)
+    before `before`)."""
+    repeat = _REPEAT
     return exists().where(
         repeat.order_id == Case.order_id, repeat.id != Case.id,
         # Implied (resolved after opened), stated so that the database reads only the
         # cases opened since.
         repeat.created_at >= since,
         repeat.created_at >= Case.resolved_at, repeat.created_at < Case.fcr_until,
-        *([] if before is None else [repeat.created_at < before]),
-        *([] if after is None else [repeat.created_at >= after]))
+        *([] if before is None else [repeat.created_at < before]))
 
 
 def taken_back(session: Session, spans: list[Span], cutoff: datetime) -> int:
@@ -455,7 +456,7 @@ def taken_back(session: Session, spans: list[Span], cutoff: datetime) -> int:
     opened before it) but are no longer: a repeat case opened at or after it. Read
     from the cases opened since `cutoff` (a day or so of them), not the spans'."""
     since = min(start for start, _ in spans)
-    repeat = aliased(Case)
+    repeat = _OTHER
     return int(session.scalar(
         select(func.count(func.distinct(Case.id))).select_from(repeat)
         .join(Case, and_(Case.order_id == repeat.order_id, Case.id != repeat.id))
@@ -531,14 +532,14 @@ def histogram_p90s(session: Session, f: ReportFilter, t: dict) -> dict[str, floa
             where.append(column >= HISTOGRAM_EDGES[bucket - 1])
         if bucket < len(HISTOGRAM_EDGES):
             where.append(column < HISTOGRAM_EDGES[bucket])
-        value = select(column.label("value")).where(*where).order_by(column) \
-            .offset(rank - below - 1).limit(1).subquery()
-        reads.append(select(literal(key).label("key"), value.c.value))
+        reads.append((key, select(column).where(*where).order_by(column)
+                      .offset(rank - below - 1).limit(1).scalar_subquery()))
     if reads:
-        for key, value in session.execute(union_all(*reads)):
+        row = session.execute(select(*(read for _, read in reads))).one()
+        for (key, _), value in zip(reads, row, strict=True):
+            if value is None:
+                return direct_p90s(session, f)  # never expected: the sure way
             out[key] = round(float(value), 1)
-        if any(out[key] is None and t["durations"][key][0] for key in DURATIONS):
-            return direct_p90s(session, f)  # never expected: the sure way
     return out
 
 
