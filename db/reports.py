@@ -15,7 +15,19 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, literal, literal_column, or_, select, union_all
+from sqlalchemy import (
+    DateTime,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session, aliased
 
 from db.cases import as_utc
@@ -147,6 +159,9 @@ def _histogram_edges() -> tuple[int, ...]:
 # under the first edge, the last those at or above the last edge). The edges are whole
 # numbers, so the database and Python compare a duration with them alike.
 HISTOGRAM_EDGES = _histogram_edges()
+# The edges as PostgreSQL's `width_bucket` takes them.
+EDGES_ARRAY: Any = literal_column(
+    f"ARRAY[{','.join(map(str, HISTOGRAM_EDGES))}]::double precision[]")
 PERCENTILE = 0.9
 
 
@@ -209,7 +224,38 @@ def sum_tallies(parts: list[dict]) -> dict:
     return out
 
 
+def _settled_with(kind: str):
+    """The case's completed resolution included a remedy of type `kind` (the
+    `remedy_types` column lists them, space-delimited)."""
+    return Case.remedy_types.like(f"% {kind} %")
+
+
+def _sum(condition):
+    return func.sum(case((condition, 1), else_=0))
+
+
 Span = tuple[datetime, datetime]
+# The figures a tally reads from the cases, built once: `_CASE_COUNTS` in this order,
+# then the count and sum of each duration, the cases settled with each remedy, and the
+# money (MONEY). `fcr_now` is the tally's `now`.
+_CASE_GROUPS = (Case.team, Case.store, Case.root_cause, Case.responsible_party)
+_CASE_COUNTS = ("opened", "resolved", "reopened", "ratings", "satisfied", "rating_sum",
+                "refunds", "compensations", "points", "fcr_open", "fraud_review",
+                "instant_refunds", "recovery_tasks")
+_CASE_FIGURES = (
+    func.count(), func.count(Case.resolved_at),
+    _sum((Case.resolved_at.is_not(None)) & (Case.reopen_count > 0)),
+    func.count(Case.rating), _sum(Case.rating >= 4), func.sum(Case.rating),
+    _sum(Case.refunded > 0), _sum(_settled_with("compensation")),
+    func.sum(Case.compensation_points),
+    _sum(Case.resolved_at.is_not(None)
+         & (Case.fcr_until > bindparam("fcr_now", type_=DateTime(timezone=True)))),
+    _sum(Case.fraud_review.is_(True)), func.count(Case.instant_refund_at),
+    func.sum(Case.recovery_tasks),
+    *(aggregate(getattr(Case, key)) for key in DURATIONS
+      for aggregate in (func.count, func.sum)),
+    *(_sum(_settled_with(kind)) for kind in RESOLUTION_TYPES),
+    func.sum(Case.refunded), func.sum(Case.coupon_value), func.sum(Case.recovery_amount))
 # Built once (SQLAlchemy sets up an alias's or a subquery's columns on first use): the
 # numbers of the durations, to read each case once per duration, and that duration.
 _WHICH = union_all(*(select(literal(n).label("n")) for n in range(len(DURATIONS)))).subquery()
@@ -243,26 +289,10 @@ def tally(session: Session, f: ReportFilter, now: datetime | None = None,
                 for name, value in (("team", team), ("store", store))]
 
     # One pass over the cases, by team, store, root cause and party; summed here.
-    figures = (
-        func.count(), func.count(Case.resolved_at),
-        _sum((Case.resolved_at.is_not(None)) & (Case.reopen_count > 0)),
-        func.count(Case.rating), _sum(Case.rating >= 4), func.sum(Case.rating),
-        _sum(Case.refunded > 0), _sum(_settled_with("compensation")),
-        func.sum(Case.compensation_points),
-        _sum(Case.resolved_at.is_not(None) & (Case.fcr_until > now)),
-        _sum(Case.fraud_review.is_(True)), func.count(Case.instant_refund_at),
-        func.sum(Case.recovery_tasks),
-        *(aggregate(getattr(Case, key)) for key in DURATIONS
-          for aggregate in (func.count, func.sum)),
-        *(_sum(_settled_with(kind)) for kind in RESOLUTION_TYPES),
-        func.sum(Case.refunded), func.sum(Case.coupon_value), func.sum(Case.recovery_amount))
-    counts = ("opened", "resolved", "reopened", "ratings", "satisfied", "rating_sum",
-              "refunds", "compensations", "points", "fcr_open", "fraud_review",
-              "instant_refunds", "recovery_tasks")
-    money = dict.fromkeys(("refunded", "coupon_value", "recovery_amount"), Decimal(0))
-    keys = (Case.team, Case.store, Case.root_cause, Case.responsible_party)
+    counts, money = _CASE_COUNTS, dict.fromkeys(MONEY, Decimal(0))
     for team, store, cause, party, *row in session.execute(
-            select(*keys, *figures).where(*opened).group_by(*keys)):
+            select(*_CASE_GROUPS, *_CASE_FIGURES).where(*opened).group_by(*_CASE_GROUPS),
+            {"fcr_now": now}):
         for key, value in zip(counts, row, strict=False):
             t[key] += int(value or 0)
         at = len(counts)
@@ -466,16 +496,6 @@ def taken_back(session: Session, spans: list[Span], cutoff: datetime) -> int:
                ~_repeated(since, before=cutoff))) or 0)
 
 
-def _settled_with(kind: str):
-    """The case's completed resolution included a remedy of type `kind` (the
-    `remedy_types` column lists them, space-delimited)."""
-    return Case.remedy_types.like(f"% {kind} %")
-
-
-def _sum(condition):
-    return func.sum(case((condition, 1), else_=0))
-
-
 def _mean(total: float, count: int) -> float | None:
     return round(total / count, 1) if count else None
 
@@ -496,9 +516,6 @@ def _bucket_expression(session: Session):
         return lambda column: func.width_bucket(column, EDGES_ARRAY)
     return func.report_bucket
 
-
-EDGES_ARRAY: Any = literal_column(
-    f"ARRAY[{','.join(map(str, HISTOGRAM_EDGES))}]::double precision[]")
 
 
 def histogram_p90s(session: Session, f: ReportFilter, t: dict) -> dict[str, float | None]:

@@ -1,5 +1,6 @@
 """The report summary's indexes: each duration with the case's opening time (the
-90th percentile read from one histogram bucket) and the overdue cases by stage, team
+90th percentile read from one histogram bucket), the cases of an order by opening time
+(whether a repeat case followed a first contact) and the overdue cases by stage, team
 and store (the cases overdue now)
 
 Revision ID: 0031
@@ -24,6 +25,7 @@ DURATIONS = (('ix_cases_first_response', 'first_response_s'),
 def upgrade() -> None:
     for name, column in DURATIONS:
         op.create_index(name, 'cases', [column, 'created_at'])
+    op.create_index('ix_cases_order_created', 'cases', ['order_id', 'created_at', 'id'])
     op.create_index('ix_cases_overdue_now', 'cases', ['stage', 'team', 'store'],
                     postgresql_where=sa.text('overdue IS true'),
                     sqlite_where=sa.text('overdue IS 1'))
@@ -31,5 +33,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index('ix_cases_overdue_now', table_name='cases')
+    op.drop_index('ix_cases_order_created', table_name='cases')
     for name, _ in reversed(DURATIONS):
         op.drop_index(name, table_name='cases')
