@@ -117,7 +117,7 @@ def api_timings(url: str, runs: int) -> dict:
 
     app = create_app(Settings(database_url=url, public_url="http://bench",
                               secret_key="bench-secret-key-of-at-least-32-bytes!",
-                              data_dir=os.environ.get("TMPDIR", "/tmp")))
+                              data_dir=os.environ.get("TMPDIR", "/tmp")), run_migrations=False)
     with app.extensions["aftersales"].sessions.begin() as session:
         name = f"bench-{int(time.time())}"
         create_user(session, name, "supervisor")
