@@ -178,11 +178,6 @@ def empty_tally() -> dict:
             "store": {}}
 
 
-def add_tallies(a: dict, b: dict) -> dict:
-    """The tally of two disjoint sets of cases."""
-    return sum_tallies([a, b])
-
-
 def sum_tallies(parts: list[dict]) -> dict:
     """The tally of disjoint sets of cases, from theirs. A snapshot taken before a
     figure existed holds none of it: zero; one taken before the histograms has none,
@@ -420,7 +415,7 @@ def _parts(session: Session, f: ReportFilter, now: datetime, fresh: dict) -> lis
     for cutoff, days in recheck.items():
         part = empty_tally()
         part["first_contact"] = -taken_back(session, _runs(days),
-                                            datetime.fromisoformat(cutoff))
+                                            as_utc(datetime.fromisoformat(cutoff)))
         parts.append(part)
     return parts
 

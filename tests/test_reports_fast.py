@@ -163,3 +163,17 @@ def test_the_fast_summary_equals_a_direct_count_over_a_seeded_mix(database_url):
         check(sessions, week)
     finally:
         engine.dispose()
+
+
+def test_the_report_bench_runs_on_a_small_fill(postgres_url):
+    """`aftersales bench --report` fills, checks the summary against the live count
+    and times it (figures are for docs/benchmarks.md)."""
+    from bench.reports import main
+
+    result = main(postgres_url, 300)
+    assert result["cases"] == 300 and result["cases_in_period"] > 50
+    for part in ("function", "api", "database_time"):
+        assert 0 < result[part]["p50_ms"] <= result[part]["p95_ms"]
+    assert result["function"]["cpu"]["p50_ms"] > 0
+    assert result["database_time"]["statements"] >= 5
+    assert len(result["load_before"]) == 3
