@@ -441,7 +441,11 @@ def fresh_snapshots(session: Session, start: datetime, end: datetime) -> dict:
                                   KpiSnapshot.figures.is_not(None))).all()
     changed: dict[datetime, datetime | None] = {}
     for taken_at in {as_utc(row.taken_at) for row in rows}:
-        earliest = session.scalar(select(func.min(Case.created_at)).where(
+        # The minimum of an expression, not of the column: SQLite would walk
+        # `ix_cases_created` for it, checking every case; the few changed since are
+        # found on `ix_cases_updated`.
+        earliest = session.scalar(select(
+            func.min(func.coalesce(Case.created_at, Case.created_at))).where(
             Case.updated_at > taken_at - SNAPSHOT_MARGIN))
         changed[taken_at] = as_utc(earliest) if earliest is not None else None
     out = {}
