@@ -98,6 +98,11 @@ def measure(url: str, runs: int = RUNS) -> dict:
           file=sys.stderr, flush=True)
 
     if engine.dialect.name == "postgresql":
+        # The planner settings that decide between serial and parallel plans for the
+        # live day's queries (docs/benchmarks.md).
+        with engine.connect() as connection:
+            result["planner"] = {name: connection.scalar(text(f"SHOW {name}")) for name in (
+                "random_page_cost", "max_parallel_workers_per_gather")}
         result["database_time"] = in_database(engine, sessions, period, now)
         print(f"  in the database (EXPLAIN ANALYZE): p50 "
               f"{result['database_time']['p50_ms']} ms over "

@@ -305,7 +305,8 @@ def tally(session: Session, f: ReportFilter, now: datetime | None = None,
         for name, value in (("root_causes", cause), ("parties", party)):
             if value is not None:
                 t[name][str(value)] = t[name].get(str(value), 0) + int(row[0])
-        resolved, resolution_sum = row[len(counts) + 4], row[len(counts) + 5]
+        at = len(counts) + 2 * DURATIONS.index("resolution_s")
+        resolved, resolution_sum = row[at], row[at + 1]
         for g in group(team, store):
             g["opened"] += int(row[0])
             g["resolved"] += int(resolved or 0)
