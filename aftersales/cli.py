@@ -443,6 +443,10 @@ def demo_orders(as_json: bool) -> None:
 @click.option("--read-model", "read_model", type=int, default=None,
               help="Instead: fill an empty read model with this many cases and time the "
                    "queries of the pages and the API.")
+@click.option("--report", "report", type=int, default=None,
+              help="Instead: fill an empty read model with this many cases (PostgreSQL: "
+                   "the database is created if missing) and time the 30-day report "
+                   "summary: the function, the API and the time inside the database.")
 @click.option("--open-cases", "open_cases", type=int, default=None,
               help="Instead: open this many cases at once with live deadlines, in workers "
                    "of the bench's own, and measure their memory and how late deadlines "
@@ -455,12 +459,14 @@ def demo_orders(as_json: bool) -> None:
 @click.option("--workers", default=1, show_default=True,
               help="With --open-cases: worker processes on the bench's task queue.")
 @click.option("--database-url", default=None,
-              help="With --read-model: the (empty) database [default: AFTERSALES_DATABASE_URL]; "
+              help="With --read-model or --report: the (empty) database [default: "
+                   "AFTERSALES_DATABASE_URL]; "
                    "with --open-cases: the bench workers' read model [default: a new SQLite "
                    "file; use PostgreSQL with --workers above 1].")
 def bench_command(cases: int, concurrency: int, url: str | None, as_json: bool,
                   read_model: int | None, database_url: str | None, open_cases: int | None,
-                  window: float, worker_cache: int | None, workers: int) -> None:
+                  window: float, worker_cache: int | None, workers: int,
+                  report: int | None) -> None:
     """Drive full case lifecycles through the running system, and as many bare Temporal
     workflows of the same shape; the last line printed is JSON."""
     import importlib.util
@@ -481,6 +487,11 @@ def bench_command(cases: int, concurrency: int, url: str | None, as_json: bool,
         from bench.readmodel import main as run_read_model
 
         run_read_model(database_url or settings.database_url, read_model)
+        return
+    if report:
+        from bench.reports import main as run_report
+
+        run_report(database_url or settings.database_url, report)
         return
     from bench.lifecycle import main as run_bench
 

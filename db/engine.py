@@ -71,3 +71,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+    # The reports bucket durations with this on SQLite; PostgreSQL has `width_bucket`
+    # (db/reports.py `histogram_bucket`).
+    from db.reports import histogram_bucket
+
+    dbapi_connection.create_function("report_bucket", 1, histogram_bucket,
+                                     deterministic=True)

@@ -17,7 +17,7 @@ from sqlalchemy import Float, case, cast, delete, func, select
 from sqlalchemy.orm import Session
 
 from db.models import Case, CaseClock, KpiSnapshot
-from db.reports import DAY, ReportFilter, day_start, tally
+from db.reports import DAY, SNAPSHOT_MARGIN, ReportFilter, day_start, first_contact, tally
 from workflows.case.vocabulary import OPEN_STAGES
 
 REFRESH_DAYS = 35
@@ -26,7 +26,15 @@ REFRESH_DAYS = 35
 def day_figures(session: Session, day: datetime, now: datetime) -> dict:
     """The figures of one UTC day: its report tally and the counts kept beside it."""
     start = day_start(day)
-    figures = tally(session, ReportFilter(start, start + DAY), now)
+    period = ReportFilter(start, start + DAY)
+    figures = tally(session, period, now)
+    if figures["fcr_open"]:
+        # The first contacts as of a cutoff a margin before now (every case opened
+        # before it is in the read model): a report subtracts those that cases opened
+        # since took back (db/reports.py `taken_back`) instead of counting the day again.
+        cutoff = now - SNAPSHOT_MARGIN
+        figures["fcr_since"] = {"cutoff": cutoff.isoformat(), "first_contact": first_contact(
+            session, period.conditions(), start, before=cutoff)}
     overdue = session.scalar(select(func.count()).select_from(Case).where(
         Case.stage.in_(OPEN_STAGES), Case.overdue.is_(True)))
     return {"day": start, "opened": figures["opened"], "closed": figures["closed"],

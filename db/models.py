@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -138,6 +139,17 @@ class Case(Base):
         Index("ix_cases_phone_digits", "customer_phone_digits"),
         Index("ix_cases_team_due", "team", "due_key", "id"),
         Index("ix_cases_store", "store"),
+        # The reports: each duration in order with the day its case opened (the p90
+        # read from its histogram bucket, db/reports.py `histogram_p90s`), the cases
+        # of an order by opening (a first contact's repeat case, read from the index),
+        # and the overdue cases by stage, team and store (the report's overdue now).
+        Index("ix_cases_order_created", "order_id", "created_at", "id"),
+        Index("ix_cases_first_response", "first_response_s", "created_at"),
+        Index("ix_cases_first_response_work", "first_response_work_s", "created_at"),
+        Index("ix_cases_resolution", "resolution_s", "created_at"),
+        Index("ix_cases_resolution_work", "resolution_work_s", "created_at"),
+        Index("ix_cases_overdue_now", "stage", "team", "store",
+              postgresql_where=text("overdue IS true"), sqlite_where=text("overdue IS 1")),
     )
 
 

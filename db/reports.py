@@ -1,20 +1,33 @@
 """The supervisor's KPIs over a period, as SQL aggregates over the read model.
 
-Every figure is one aggregate query (or two, for a p90) filtered by the same
-conditions; nothing loads the cases into Python. The definitions are in
-docs/reports.md.
+Every figure is an aggregate query filtered by the same conditions; nothing loads the
+cases into Python. The definitions are in docs/reports.md; how the closed days come
+from the KPI snapshots, in its "KPI snapshots and charts".
 """
 
 from __future__ import annotations
 
-import functools
+import bisect
 import itertools
 import math
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import case, exists, func, select
+from sqlalchemy import (
+    DateTime,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session, aliased
 
 from db.cases import as_utc
@@ -57,20 +70,24 @@ COLUMN_OF = {"handler": "assignee"}
 
 def summary(session: Session, f: ReportFilter, now: datetime | None = None) -> dict:
     """The report over `f`: the period's additive figures from the KPI snapshots of
-    its closed days plus the rest counted live (db/kpi.py `period_tally`), and what
-    cannot be summed (overdue now, the p90s) counted live. Equal to `live_summary`."""
+    its closed days plus the rest counted live (`period_tally`), the p90s found
+    through the tally's histograms, and the cases overdue now counted live. Equal to
+    `live_summary`."""
     return report(session, f, period_tally(session, f, now or datetime.now(UTC)))
 
 
 def live_summary(session: Session, f: ReportFilter) -> dict:
-    """The same report with every figure counted from the cases."""
-    return report(session, f, tally(session, f))
+    """The same report with every figure counted from the cases (the p90s by a
+    percentile query over the period's cases)."""
+    return report(session, f, tally(session, f), direct_p90s(session, f))
 
 
-def report(session: Session, f: ReportFilter, t: dict) -> dict:
-    """The report of docs/reports.md from the period's tally `t`."""
+def report(session: Session, f: ReportFilter, t: dict,
+           p90: dict[str, float | None] | None = None) -> dict:
+    """The report of docs/reports.md from the period's tally `t` and the p90 of each
+    duration (default: through the tally's histograms, `histogram_p90s`)."""
     durations = t["durations"]
-    p90 = _p90s(session, f)
+    p90 = p90 if p90 is not None else histogram_p90s(session, f, t)
 
     def timed(wall: str, work: str) -> dict:
         return {label: {"count": durations[key][0],
@@ -128,113 +145,198 @@ GROUP_FIGURES = ("opened", "closed", "met", "breached", "resolved", "resolution_
 NONE = ""  # a team or store of null, as a JSON key (names are never empty)
 
 
+def _histogram_edges() -> tuple[int, ...]:
+    """Whole seconds from 1 s to ten years, each at most 10 % above the one before."""
+    edges, edge = [], 1
+    while edge < 10 * 366 * 86400:
+        edges.append(edge)
+        edge = max(edge + 1, math.ceil(edge * 1.1))
+    return tuple(edges)
+
+
+# The buckets of the duration histograms a tally keeps (`hist`): bucket i holds the
+# durations d with HISTOGRAM_EDGES[i - 1] <= d < HISTOGRAM_EDGES[i] (bucket 0 those
+# under the first edge, the last those at or above the last edge). The edges are whole
+# numbers, so the database and Python compare a duration with them alike.
+HISTOGRAM_EDGES = _histogram_edges()
+# The edges as PostgreSQL's `width_bucket` takes them.
+EDGES_ARRAY: Any = literal_column(
+    f"ARRAY[{','.join(map(str, HISTOGRAM_EDGES))}]::double precision[]")
+PERCENTILE = 0.9
+
+
+def histogram_bucket(value: float | None) -> int | None:
+    """The histogram bucket of a duration (the database's `width_bucket`)."""
+    return None if value is None else bisect.bisect_right(HISTOGRAM_EDGES, value)
+
+
 def empty_tally() -> dict:
     return {**dict.fromkeys(COUNTS, 0), **dict.fromkeys(MONEY, "0.00"),
             "durations": {key: [0, 0.0] for key in DURATIONS},
+            "hist": {key: {} for key in DURATIONS},
             "clocks": {}, "root_causes": {}, "parties": {}, "remedies": {}, "team": {},
             "store": {}}
 
 
-def add_tallies(a: dict, b: dict) -> dict:
-    """The tally of two disjoint sets of cases."""
+def sum_tallies(parts: list[dict]) -> dict:
+    """The tally of disjoint sets of cases, from theirs. A snapshot taken before a
+    figure existed holds none of it: zero; one taken before the histograms has none,
+    and neither has the sum (its p90s are counted from the cases)."""
     out = empty_tally()
-    # A snapshot taken before a figure existed holds none of it: zero.
-    for key in COUNTS:
-        out[key] = a.get(key, 0) + b.get(key, 0)
-    for key in MONEY:
-        out[key] = f"{Decimal(a.get(key, '0')) + Decimal(b.get(key, '0')):.2f}"
-    for key in DURATIONS:
-        out["durations"][key] = [a["durations"][key][0] + b["durations"][key][0],
-                                 a["durations"][key][1] + b["durations"][key][1]]
-    for key in ("clocks", "root_causes", "parties", "remedies", "team", "store"):
-        merged = {k: v for k, v in a.get(key, {}).items()}
-        for name, value in b.get(key, {}).items():
-            if name not in merged:
-                merged[name] = value
-            elif isinstance(value, int):
-                merged[name] = merged[name] + value
-            elif isinstance(value, list):
-                merged[name] = [x + y for x, y in zip(merged[name], value, strict=True)]
+    money = dict.fromkeys(MONEY, Decimal(0))
+    for part in parts:
+        for key in COUNTS:
+            out[key] += part.get(key, 0)
+        for key in MONEY:
+            money[key] += Decimal(part.get(key, "0"))
+        for key in DURATIONS:
+            total = out["durations"][key]
+            total[0] += part["durations"][key][0]
+            total[1] += part["durations"][key][1]
+        if out["hist"] is not None:
+            if part.get("hist") is None:
+                out["hist"] = None
             else:
-                merged[name] = {k: merged[name][k] + value[k] for k in GROUP_FIGURES}
-        out[key] = merged
+                for key in DURATIONS:
+                    into = out["hist"][key]
+                    for bucket, count in part["hist"][key].items():
+                        into[bucket] = into.get(bucket, 0) + count
+        for key in ("clocks", "root_causes", "parties", "remedies", "team", "store"):
+            merged = out[key]
+            for name, value in part.get(key, {}).items():
+                if name not in merged:
+                    merged[name] = (dict(value) if isinstance(value, dict)
+                                    else list(value) if isinstance(value, list) else value)
+                elif isinstance(value, int):
+                    merged[name] += value
+                elif isinstance(value, list):
+                    merged[name] = [x + y for x, y in zip(merged[name], value, strict=True)]
+                else:
+                    for figure in GROUP_FIGURES:
+                        merged[name][figure] += value[figure]
+    for key in MONEY:
+        out[key] = f"{money[key]:.2f}"
     return out
 
 
-def tally(session: Session, f: ReportFilter, now: datetime | None = None) -> dict:
+def _settled_with(kind: str):
+    """The case's completed resolution included a remedy of type `kind` (the
+    `remedy_types` column lists them, space-delimited)."""
+    return Case.remedy_types.like(f"% {kind} %")
+
+
+def _sum(condition):
+    return func.sum(case((condition, 1), else_=0))
+
+
+Span = tuple[datetime, datetime]
+# The figures a tally reads from the cases, built once: `_CASE_COUNTS` in this order,
+# then the count and sum of each duration, the cases settled with each remedy, and the
+# money (MONEY). `fcr_now` is the tally's `now`.
+_CASE_GROUPS = (Case.team, Case.store, Case.root_cause, Case.responsible_party)
+_CASE_COUNTS = ("opened", "resolved", "reopened", "ratings", "satisfied", "rating_sum",
+                "refunds", "compensations", "points", "fcr_open", "fraud_review",
+                "instant_refunds", "recovery_tasks")
+_CASE_FIGURES = (
+    func.count(), func.count(Case.resolved_at),
+    _sum((Case.resolved_at.is_not(None)) & (Case.reopen_count > 0)),
+    func.count(Case.rating), _sum(Case.rating >= 4), func.sum(Case.rating),
+    _sum(Case.refunded > 0), _sum(_settled_with("compensation")),
+    func.sum(Case.compensation_points),
+    _sum(Case.resolved_at.is_not(None)
+         & (Case.fcr_until > bindparam("fcr_now", type_=DateTime(timezone=True)))),
+    _sum(Case.fraud_review.is_(True)), func.count(Case.instant_refund_at),
+    func.sum(Case.recovery_tasks),
+    *(aggregate(getattr(Case, key)) for key in DURATIONS
+      for aggregate in (func.count, func.sum)),
+    *(_sum(_settled_with(kind)) for kind in RESOLUTION_TYPES),
+    func.sum(Case.refunded), func.sum(Case.coupon_value), func.sum(Case.recovery_amount))
+# Built once (SQLAlchemy sets up an alias's or a subquery's columns on first use): the
+# numbers of the durations, to read each case once per duration, and that duration.
+_WHICH = union_all(*(select(literal(n).label("n")) for n in range(len(DURATIONS)))).subquery()
+_DURATION = case(*((_WHICH.c.n == n, getattr(Case, key)) for n, key in enumerate(DURATIONS)))
+_REPEAT = aliased(Case, name="repeat")
+_OTHER = aliased(Case, name="other")
+
+
+def within(column, spans: list[Span]):
+    """`column` falls in one of the [start, end) `spans`."""
+    ranges = [and_(column >= start, column < end) for start, end in spans]
+    return ranges[0] if len(ranges) == 1 else or_(*ranges)
+
+
+def tally(session: Session, f: ReportFilter, now: datetime | None = None,
+          spans: list[Span] | None = None) -> dict:
     """The additive figures of the cases opened (and of those closed) in `f`'s period
-    that match its filters, as SQL aggregates. `fcr_open` counts resolved cases whose
-    repeat window is still open at `now`: their first-contact figure may still fall."""
-    opened = f.conditions()
+    that match its filters, as SQL aggregates; with `spans`, in those disjoint
+    stretches instead of the period (one set of queries for all). `fcr_open` counts
+    resolved cases whose repeat window is still open at `now`: their first-contact
+    figure may still fall. `hist` holds each duration's histogram (HISTOGRAM_EDGES)."""
+    spans = spans or [(f.start, f.end)]
+    filters = f.conditions()[2:]
+    opened = [within(Case.created_at, spans), *filters]
     now = now or datetime.now(UTC)
     t = empty_tally()
-    row = session.execute(select(
-        func.count(), func.count(Case.resolved_at),
-        _sum((Case.resolved_at.is_not(None)) & (Case.reopen_count > 0)),
-        func.count(Case.rating), _sum(Case.rating >= 4), func.sum(Case.rating),
-        _sum(Case.refunded > 0), func.sum(Case.refunded),
-        _sum(_settled_with("compensation")), func.sum(Case.compensation_points),
-        func.sum(Case.coupon_value),
-        _sum(Case.resolved_at.is_not(None) & (Case.fcr_until > now)),
-        *(aggregate(getattr(Case, key)) for key in DURATIONS
-          for aggregate in (func.count, func.sum)),
-        _sum(Case.fraud_review.is_(True)), func.count(Case.instant_refund_at),
-        func.sum(Case.recovery_tasks), func.sum(Case.recovery_amount),
-    ).where(*opened)).one()
-    (t["opened"], t["resolved"], t["reopened"], t["ratings"], t["satisfied"],
-     t["rating_sum"], t["refunds"]) = (int(v or 0) for v in row[:7])
-    t["refunded"] = f"{Decimal(str(row[7] or 0)):.2f}"
-    t["compensations"], t["points"] = int(row[8] or 0), int(row[9] or 0)
-    t["coupon_value"] = f"{Decimal(str(row[10] or 0)):.2f}"
-    t["fcr_open"] = int(row[11] or 0)
-    for n, key in enumerate(DURATIONS):
-        t["durations"][key] = [int(row[12 + 2 * n] or 0), float(row[13 + 2 * n] or 0)]
-    after = 12 + 2 * len(DURATIONS)
-    t["fraud_review"], t["instant_refunds"], t["recovery_tasks"] = (
-        int(v or 0) for v in row[after:after + 3])
-    t["recovery_amount"] = f"{Decimal(str(row[after + 3] or 0)):.2f}"
-    t["first_contact"] = first_contact(session, opened, f.start)
-    for name, met, breached in session.execute(
-            select(CaseClock.name, _sum(CaseClock.state == "met"),
-                   _sum(CaseClock.state == "breached"))
-            .join(Case, Case.id == CaseClock.case_id)
-            .where(*opened, CaseClock.state.in_(("met", "breached")))
-            .group_by(CaseClock.name)):
-        t["clocks"][name] = [int(met or 0), int(breached or 0)]
-    settled = session.execute(select(*(_sum(_settled_with(kind)) for kind in RESOLUTION_TYPES))
-                              .where(*opened)).one()
-    t["remedies"] = {kind: int(count or 0)
-                     for kind, count in zip(RESOLUTION_TYPES, settled, strict=True) if count}
-    for key, column in (("root_causes", Case.root_cause), ("parties", Case.responsible_party)):
-        t[key] = {str(value): int(count) for value, count in session.execute(
-            select(column, func.count()).where(*opened, column.is_not(None))
-            .group_by(column))}
 
     def group(team, store) -> list[dict]:
         return [t[name].setdefault(NONE if value is None else value,
                                    dict.fromkeys(GROUP_FIGURES, 0))
                 for name, value in (("team", team), ("store", store))]
 
-    for team, store, count, resolved, resolution_sum in session.execute(
-            select(Case.team, Case.store, func.count(), func.count(Case.resolution_s),
-                   func.sum(Case.resolution_s)).where(*opened)
-            .group_by(Case.team, Case.store)):
+    # One pass over the cases, by team, store, root cause and party; summed here.
+    counts, money = _CASE_COUNTS, dict.fromkeys(MONEY, Decimal(0))
+    for team, store, cause, party, *row in session.execute(
+            select(*_CASE_GROUPS, *_CASE_FIGURES).where(*opened).group_by(*_CASE_GROUPS),
+            {"fcr_now": now}):
+        for key, value in zip(counts, row, strict=False):
+            t[key] += int(value or 0)
+        at = len(counts)
+        for key in DURATIONS:
+            t["durations"][key][0] += int(row[at] or 0)
+            t["durations"][key][1] += float(row[at + 1] or 0)
+            at += 2
+        for kind in RESOLUTION_TYPES:
+            if row[at]:
+                t["remedies"][kind] = t["remedies"].get(kind, 0) + int(row[at])
+            at += 1
+        for key in money:
+            money[key] += Decimal(str(row[at] or 0))
+            at += 1
+        for name, value in (("root_causes", cause), ("parties", party)):
+            if value is not None:
+                t[name][str(value)] = t[name].get(str(value), 0) + int(row[0])
+        at = len(counts) + 2 * DURATIONS.index("resolution_s")
+        resolved, resolution_sum = row[at], row[at + 1]
         for g in group(team, store):
-            g["opened"] += int(count)
+            g["opened"] += int(row[0])
             g["resolved"] += int(resolved or 0)
             g["resolution_sum"] += float(resolution_sum or 0)
-    for team, store, met, breached in session.execute(
-            select(Case.team, Case.store, _sum(CaseClock.state == "met"),
+    for key, total in money.items():
+        t[key] = f"{total:.2f}"
+    t["first_contact"] = first_contact(session, opened, min(start for start, _ in spans))
+    # The histograms, in one pass: each case once per duration.
+    bucket_of = _bucket_expression(session)
+    for n, bucket, count in session.execute(
+            select(_WHICH.c.n, bucket_of(_DURATION), func.count())
+            .select_from(Case).join(_WHICH, literal(True))
+            .where(*opened, _DURATION.is_not(None))
+            .group_by(_WHICH.c.n, bucket_of(_DURATION))):
+        t["hist"][DURATIONS[n]][str(bucket)] = int(count)
+    for team, store, name, met, breached in session.execute(
+            select(Case.team, Case.store, CaseClock.name, _sum(CaseClock.state == "met"),
                    _sum(CaseClock.state == "breached"))
             .select_from(CaseClock).join(Case, Case.id == CaseClock.case_id)
             .where(*opened, CaseClock.state.in_(("met", "breached")))
-            .group_by(Case.team, Case.store)):
+            .group_by(Case.team, Case.store, CaseClock.name)):
+        clock = t["clocks"].setdefault(name, [0, 0])
+        clock[0] += int(met or 0)
+        clock[1] += int(breached or 0)
         for g in group(team, store):
             g["met"] += int(met or 0)
             g["breached"] += int(breached or 0)
     for team, store, count in session.execute(
             select(Case.team, Case.store, func.count())
-            .where(*f.conditions(Case.closed_at), Case.stage == "closed")
+            .where(within(Case.closed_at, spans), *filters, Case.stage == "closed")
             .group_by(Case.team, Case.store)):
         for g in group(team, store):
             g["closed"] += int(count)
@@ -264,43 +366,58 @@ def period_tallies(session: Session, f: ReportFilter, now: datetime,
     (default: the whole period). Without filters, a whole UTC day before today with a
     fresh KPI snapshot (`fresh_snapshots`) is taken from the snapshot; everything else
     (today so far, the partial days at the edges, days without a fresh snapshot, any
-    filtered report) is counted live, one query set per stretch. The sum is exactly
-    the live tally of the period."""
+    filtered report) is counted live, one query set for all the stretches of a part.
+    The sum is exactly the live tally of the period."""
     edges = edges or [f.start, f.end]
     fresh = {} if f.named() else fresh_snapshots(session, f.start,
                                                  min(f.end, day_start(now)))
-    return [functools.reduce(add_tallies, _parts(session, replace(f, start=low, end=high),
-                                                 now, fresh), empty_tally())
+    return [sum_tallies(_parts(session, replace(f, start=low, end=high), now, fresh))
             for low, high in itertools.pairwise(edges)]
 
 
 def _parts(session: Session, f: ReportFilter, now: datetime, fresh: dict) -> list[dict]:
-    """The tallies that make up `f`'s period: the fresh snapshots of its whole days
-    and the live counts of the stretches between them."""
-    parts = []
-    open_windows: list[datetime] = []
+    """The tallies that make up `f`'s period: the fresh snapshots of its whole days,
+    the live count of the stretches between them, and the first contacts that repeat
+    cases opened since the snapshots took back."""
+    parts, live = [], []
+    recount: list[datetime] = []
+    recheck: dict[str, list[datetime]] = {}
     cursor = f.start
     day = f.start if day_start(f.start) == f.start else day_start(f.start) + DAY
     while day + DAY <= f.end:
         figures = fresh.get(day)
         if figures is not None:
             if cursor < day:
-                parts.append(tally(session, replace(f, start=cursor, end=day), now))
+                live.append((cursor, day))
             if figures["fcr_open"]:
-                # A repeat case opened since can take a first contact back: these
-                # days' first contacts are counted again below.
-                figures = {**figures, "first_contact": 0}
-                open_windows.append(day)
+                # A repeat case opened since the snapshot can take a first contact
+                # back. The snapshot counted the first contacts as of a cutoff too:
+                # those that a case opened at or after it took back are subtracted
+                # below. A snapshot without that count has its day counted again.
+                since = figures.get("fcr_since")
+                if since is None:
+                    figures = {**figures, "first_contact": 0}
+                    recount.append(day)
+                else:
+                    figures = {**figures, "first_contact": since["first_contact"]}
+                    recheck.setdefault(since["cutoff"], []).append(day)
             parts.append(figures)
             cursor = day + DAY
         day += DAY
     if cursor < f.end:
-        parts.append(tally(session, replace(f, start=cursor, end=f.end), now))
-    for start, end in _runs(open_windows):
-        recount = empty_tally()
-        recount["first_contact"] = first_contact(
-            session, ReportFilter(start, end).conditions(), start)
-        parts.append(recount)
+        live.append((cursor, f.end))
+    if live:
+        parts.append(tally(session, f, now, spans=live))
+    if recount:
+        part = empty_tally()
+        part["first_contact"] = first_contact(
+            session, [within(Case.created_at, _runs(recount))], recount[0])
+        parts.append(part)
+    for cutoff, days in recheck.items():
+        part = empty_tally()
+        part["first_contact"] = -taken_back(session, _runs(days),
+                                            as_utc(datetime.fromisoformat(cutoff)))
+        parts.append(part)
     return parts
 
 
@@ -325,7 +442,11 @@ def fresh_snapshots(session: Session, start: datetime, end: datetime) -> dict:
                                   KpiSnapshot.figures.is_not(None))).all()
     changed: dict[datetime, datetime | None] = {}
     for taken_at in {as_utc(row.taken_at) for row in rows}:
-        earliest = session.scalar(select(func.min(Case.created_at)).where(
+        # The minimum of an expression, not of the column: SQLite would walk
+        # `ix_cases_created` for it, checking every case; the few changed since are
+        # found on `ix_cases_updated`.
+        earliest = session.scalar(select(
+            func.min(func.coalesce(Case.created_at, Case.created_at))).where(
             Case.updated_at > taken_at - SNAPSHOT_MARGIN))
         changed[taken_at] = as_utc(earliest) if earliest is not None else None
     out = {}
@@ -337,28 +458,42 @@ def fresh_snapshots(session: Session, start: datetime, end: datetime) -> dict:
     return out
 
 
-def first_contact(session: Session, conditions: list, since: datetime) -> int:
+def first_contact(session: Session, conditions: list, since: datetime,
+                  before: datetime | None = None) -> int:
     """Resolved cases among `conditions` (opened at or after `since`) never reopened
-    and with no other case on the same order opened within their repeat window."""
-    repeat = aliased(Case)
+    and with no other case on the same order opened within their repeat window (with
+    `before`: no other case opened before then within it)."""
     return int(session.scalar(select(func.count()).select_from(Case).where(
         *conditions, Case.resolved_at.is_not(None), Case.reopen_count == 0,
-        ~exists().where(repeat.order_id == Case.order_id, repeat.id != Case.id,
-                        # Implied (resolved after opened), stated so that the
-                        # database reads only the cases opened since.
-                        repeat.created_at >= since,
-                        repeat.created_at >= Case.resolved_at,
-                        repeat.created_at < Case.fcr_until))) or 0)
+        ~_repeated(since, before))) or 0)
 
 
-def _settled_with(kind: str):
-    """The case's completed resolution included a remedy of type `kind` (the
-    `remedy_types` column lists them, space-delimited)."""
-    return Case.remedy_types.like(f"% {kind} %")
+def _repeated(since: datetime, before: datetime | None = None):
+    """Another case on the same order as `Case` was opened in its repeat window (and
+    before `before`)."""
+    repeat = _REPEAT
+    return exists().where(
+        repeat.order_id == Case.order_id, repeat.id != Case.id,
+        # Implied (resolved after opened), stated so that the database reads only the
+        # cases opened since.
+        repeat.created_at >= since,
+        repeat.created_at >= Case.resolved_at, repeat.created_at < Case.fcr_until,
+        *([] if before is None else [repeat.created_at < before]))
 
 
-def _sum(condition):
-    return func.sum(case((condition, 1), else_=0))
+def taken_back(session: Session, spans: list[Span], cutoff: datetime) -> int:
+    """Cases opened in `spans` that were first contacts as of `cutoff` (no repeat case
+    opened before it) but are no longer: a repeat case opened at or after it. Read
+    from the cases opened since `cutoff` (a day or so of them), not the spans'."""
+    since = min(start for start, _ in spans)
+    repeat = _OTHER
+    return int(session.scalar(
+        select(func.count(func.distinct(Case.id))).select_from(repeat)
+        .join(Case, and_(Case.order_id == repeat.order_id, Case.id != repeat.id))
+        .where(repeat.created_at >= cutoff, within(Case.created_at, spans),
+               Case.resolved_at.is_not(None), Case.reopen_count == 0,
+               repeat.created_at >= Case.resolved_at, repeat.created_at < Case.fcr_until,
+               ~_repeated(since, before=cutoff))) or 0)
 
 
 def _mean(total: float, count: int) -> float | None:
@@ -374,14 +509,65 @@ def _overdue_now(session: Session, f: ReportFilter) -> dict[tuple, int]:
         .group_by(Case.team, Case.store))}
 
 
-def _p90s(session: Session, f: ReportFilter) -> dict[str, float | None]:
-    """The nearest-rank 90th percentile of each duration over the period. On
-    PostgreSQL one `percentile_disc` query (the nearest rank by definition); elsewhere
-    an ordered query per duration."""
+def _bucket_expression(session: Session):
+    """The database's expression of `histogram_bucket`: PostgreSQL's `width_bucket`
+    over the edges, SQLite's function of that name (db/engine.py)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return lambda column: func.width_bucket(column, EDGES_ARRAY)
+    return func.report_bucket
+
+
+
+def histogram_p90s(session: Session, f: ReportFilter, t: dict) -> dict[str, float | None]:
+    """The nearest-rank 90th percentile of each duration over `f`'s period, whose
+    tally is `t`: its histogram names the bucket that holds the value and its rank
+    there, and one query reads that value from the cases of the period in the bucket
+    (through the index on the duration and `created_at`). Without histograms (a
+    snapshot taken before them), `direct_p90s`."""
+    hist = t.get("hist")
+    if hist is None:
+        return direct_p90s(session, f)
+    out: dict[str, float | None] = dict.fromkeys(DURATIONS)
+    reads = []
+    for key in DURATIONS:
+        count = t["durations"][key][0]
+        if not count:
+            continue
+        rank, below = math.ceil(PERCENTILE * count), 0
+        buckets = sorted((int(bucket), n) for bucket, n in hist[key].items() if n)
+        if sum(n for _, n in buckets) != count:
+            return direct_p90s(session, f)  # never expected: the sure way
+        bucket = buckets[-1][0]
+        for at, n in buckets:
+            if below + n >= rank:
+                bucket = at
+                break
+            below += n
+        column = getattr(Case, key)
+        where = [*f.conditions(), column.is_not(None)]
+        if bucket > 0:
+            where.append(column >= HISTOGRAM_EDGES[bucket - 1])
+        if bucket < len(HISTOGRAM_EDGES):
+            where.append(column < HISTOGRAM_EDGES[bucket])
+        reads.append((key, select(column).where(*where).order_by(column)
+                      .offset(rank - below - 1).limit(1).scalar_subquery()))
+    if reads:
+        row = session.execute(select(*(read for _, read in reads))).one()
+        for (key, _), value in zip(reads, row, strict=True):
+            if value is None:
+                return direct_p90s(session, f)  # never expected: the sure way
+            out[key] = round(float(value), 1)
+    return out
+
+
+def direct_p90s(session: Session, f: ReportFilter) -> dict[str, float | None]:
+    """The nearest-rank 90th percentile of each duration over the period, counted from
+    its cases. On PostgreSQL one `percentile_disc` query (the nearest rank by
+    definition); elsewhere an ordered query per duration."""
     columns = [getattr(Case, key) for key in DURATIONS]
     if session.get_bind().dialect.name == "postgresql":
         row = session.execute(select(*(
-            func.percentile_disc(0.9).within_group(column) for column in columns))
+            func.percentile_disc(PERCENTILE).within_group(column) for column in columns))
             .where(*f.conditions())).one()
         return {key: round(float(v), 1) if v is not None else None
                 for key, v in zip(DURATIONS, row, strict=True)}
@@ -390,7 +576,7 @@ def _p90s(session: Session, f: ReportFilter) -> dict[str, float | None]:
         where = [*f.conditions(), column.is_not(None)]
         count = session.scalar(select(func.count(column)).where(*where)) or 0
         value = session.scalar(select(column).where(*where).order_by(column)
-                               .offset(max(0, math.ceil(0.9 * count) - 1)).limit(1)) \
+                               .offset(max(0, math.ceil(PERCENTILE * count) - 1)).limit(1)) \
             if count else None
         out[key] = round(float(value), 1) if value is not None else None
     return out

@@ -15,7 +15,6 @@ page everything at once; `web/templates/charts/supervisor_reports.html` lays it 
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -28,7 +27,7 @@ from markupsafe import Markup, escape
 from sqlalchemy.orm import Session
 
 from db import kpi
-from db.reports import ReportFilter, add_tallies, day_start, period_tallies
+from db.reports import ReportFilter, day_start, period_tallies, sum_tallies
 from db.reports import report as summary_of
 from web.caseview import ROOT_CAUSE_NAMES
 
@@ -244,7 +243,7 @@ def supervisor_report(session: Session, now: datetime,
     period = period or ReportFilter(now - timedelta(days=30), now)
     unit, edges = bucket_edges(period.start, period.end)
     buckets = period_tallies(session, period, now, edges)
-    report = summary_of(session, period, functools.reduce(add_tallies, buckets))
+    report = summary_of(session, period, sum_tallies(buckets))
     starts = [max(edge, period.start) for edge in edges[:-1]]
     labels = [f"{s:%Y-%m}" if unit == MONTH else f"{s:%m-%d}" for s in starts]
     names = {DAY: _("days"), WEEK: _("weeks"), MONTH: _("months")}
