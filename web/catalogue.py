@@ -1,9 +1,13 @@
 """The web's reads of the catalogue (order system) and the stock (inventory system) for
-a `resolve` that exchanges an item for another SKU (docs/resolutions.md, "exchange").
+a `resolve` that exchanges an item for another SKU (docs/resolutions.md, "exchange"),
+and of the order system's coupons for one that grants a coupon.
 
 The replacement is checked before the case hears of it: an unknown SKU is a 422, one
 out of stock a 409, and its price is fixed here, from the catalogue, for the workflow
-(never from the caller). Synchronous: Flask handlers are.
+(never from the caller). A coupon code likewise: one the order system does not know,
+has expired or was used is a 422 on `coupon_code`, and nothing changes; the order
+system refuses it again when the saga grants it (the code may expire in between).
+Synchronous: Flask handlers are.
 """
 
 from __future__ import annotations
@@ -34,6 +38,11 @@ class Catalogue:
         """The SKU's catalogue price, or None if the catalogue does not know it."""
         data = _read(self._orders, f"/products/{quote(sku, safe='')}", "order system")
         return None if data is None else Decimal(data["unit_price"])
+
+    def coupon(self, code: str) -> dict | None:
+        """The coupon as the order system knows it (`value`, `expires_at`, `state`:
+        active, expired or used), or None if it knows no such code."""
+        return _read(self._orders, f"/coupons/{quote(code, safe='')}", "order system")
 
     def available(self, sku: str) -> int:
         """How many of the SKU the warehouse can still reserve (0 if it keeps none)."""
@@ -89,3 +98,30 @@ def price_replacements(data: dict) -> dict:
     if one is not None:
         return {**data, "resolution": priced[0]}
     return {**data, "resolutions": priced}
+
+
+# Why a coupon the order system knows cannot be granted, by its state.
+COUPON_REFUSALS = {"expired": "coupon {code} has expired",
+                   "used": "coupon {code} has already been used"}
+
+
+def check_coupons(data: dict) -> dict:
+    """A loaded `resolve` body whose coupon codes the order system knows, unexpired and
+    unused; unchanged. Raises Problem: 422 naming the remedy's `coupon_code`."""
+    catalogue: Catalogue = current_app.extensions["aftersales"].catalogue
+    one = data.get("resolution")
+    plans = [one] if one is not None else list(data.get("resolutions") or [])
+    for number, plan in enumerate(plans):
+        code = plan.get("coupon_code")
+        if not code:
+            continue
+        coupon = catalogue.coupon(code)
+        state = "unknown" if coupon is None else str(coupon.get("state"))
+        if state == "active":
+            continue
+        where = "resolution" if one is not None else f"resolutions.{number}"
+        message = COUPON_REFUSALS.get(state, "the order system has no coupon {code}"
+                                      ).format(code=code)
+        raise Problem(422, "Invalid request", message,
+                      errors={f"{where}.coupon_code": [message]})
+    return data

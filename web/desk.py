@@ -17,6 +17,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from marshmallow import ValidationError
 from marshmallow.fields import List
@@ -331,7 +332,7 @@ def act(case_id: str, action: str):
         return back
     try:
         data = ACTION_SCHEMAS[action]().load(form_body(action, request.form))
-        perform_action(case_id, action, data, channel="desk")
+        result = perform_action(case_id, action, data, channel="desk")
     except ValidationError as err:
         for field in flatten_errors(err.messages):
             flash(_("Check “%(field)s”: it is missing or not valid.",
@@ -359,8 +360,38 @@ def act(case_id: str, action: str):
         flash(_("The case service cannot be reached; nothing was changed. Try again in a "
                 "moment."), "error")
         return back
-    flash(_("Done: %(action)s.", action=ACTION_NAMES[action]), "success")
+    flash(done_words(case_id, action, result), "success")
     return back
+
+
+# What a resolution that has not finished waits for, as the flash after the action says.
+WAITS = {
+    "approval": _l("Resolution planned: it waits for a supervisor's approval before "
+                   "anything is paid."),
+    "parcel": _l("Resolution under way: it waits for the parcel."),
+    "inspection": _l("Resolution under way: the goods wait for inspection."),
+    "quote": _l("Resolution under way: it waits for the customer's answer to the repair "
+                "quote."),
+    "payment": _l("Resolution under way: it waits for the customer to pay the difference."),
+}
+
+
+def done_words(case_id: str, action: str, result) -> str:
+    """The flash after an action the case took: plain "Done" when it is done, else what
+    the case waits for now (a resolve waiting for approval, a parcel, the customer), as
+    the read model has it after the update (written before the update answered)."""
+    if action in ("resolve", "approve"):
+        with state().sessions() as session:
+            row = case_store.get_case(session, case_id)
+        plan = (row.data.get("resolution") or {}) if row is not None else {}
+        if plan.get("awaiting") in WAITS:
+            return str(WAITS[plan["awaiting"]])
+        if plan.get("state") == "failed":
+            return _("The resolution failed and nothing is left half done; the timeline "
+                     "says why.")
+        if plan.get("state") in ("planned", "running"):
+            return _("Resolution under way; reload the case to follow it.")
+    return _("Done: %(action)s.", action=ACTION_NAMES[action])
 
 
 def refusal_words(err: Problem) -> str:
