@@ -77,6 +77,12 @@ REFUSALS = [
      _l("the remedies refund %(money)s, more than the %(left)s left to refund on this "
         "order")),
     (re.compile(r"^a refund needs an amount$"), _l("a refund needs an amount")),
+    # The order system's coupons (web/catalogue.py check_coupons).
+    (re.compile(r"^the order system has no coupon (?P<code>.+)$"),
+     _l("the order system has no coupon %(code)s")),
+    (re.compile(r"^coupon (?P<code>.+) has expired$"), _l("coupon %(code)s has expired")),
+    (re.compile(r"^coupon (?P<code>.+) has already been used$"),
+     _l("coupon %(code)s has already been used")),
     (re.compile(r"^a compensation needs a coupon_code, points or an amount$"),
      _l("a compensation needs a coupon code, points or an amount")),
     (re.compile(r"^a (?P<type>\w+) needs the items that move$"),
