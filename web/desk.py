@@ -387,8 +387,7 @@ def done_words(case_id: str, action: str, result) -> str:
         if plan.get("awaiting") in WAITS:
             return str(WAITS[plan["awaiting"]])
         if plan.get("state") == "failed":
-            return _("The resolution failed and nothing is left half done; the timeline "
-                     "says why.")
+            return _("The resolution failed; the timeline says why.")
         if plan.get("state") in ("planned", "running"):
             return _("Resolution under way; reload the case to follow it.")
     return _("Done: %(action)s.", action=ACTION_NAMES[action])

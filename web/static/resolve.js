@@ -10,6 +10,8 @@
   var form = document.getElementById("act-resolve");
   if (!form) { return; }
   var outcome = document.getElementById("resolve-outcome");
+  // The server's own line (what is left, the limit): said while no amount is typed.
+  var initial = outcome ? outcome.textContent.trim() : "";
 
   function scopeOf(select) {
     // Row 1's fields are the form's own; a further remedy's are inside its <details>.
@@ -74,7 +76,7 @@
   function moneyBack() {
     // What the remedies refund (workflows/case/remedies.py money_back): a refund's
     // amount, a money compensation's, a return's amount or else its items' value.
-    var total = 0, coupon = false;
+    var total = 0, coupon = false, money = false;
     Array.prototype.forEach.call(form.querySelectorAll("select[data-remedy-type]"),
       function (select) {
         var scope = scopeOf(select), type = select.value;
@@ -89,10 +91,16 @@
         var amount = cents(value("data-money"));
         var granted = value("data-coupon") || value("data-points");
         if (value("data-coupon")) { coupon = true; }
-        if (type === "refund" || (type === "compensation" && !granted)) { total += amount; }
-        if (type === "return_refund") { total += amount || itemsValue(); }
+        if (type === "refund" || (type === "compensation" && !granted)) {
+          total += amount;
+          money = true;
+        }
+        if (type === "return_refund") {
+          total += amount || itemsValue();
+          money = true;
+        }
       });
-    return { amount: total, coupon: coupon };
+    return { amount: total, coupon: coupon, money: money };
   }
 
   function say() {
@@ -103,7 +111,8 @@
     var refunded = cents(outcome.getAttribute("data-refunded"));
     var text;
     if (!asked.amount) {
-      text = outcome.getAttribute("data-say-none");
+      // A refund not yet typed: what is left and the limit; else nothing is refunded.
+      text = asked.money ? initial : outcome.getAttribute("data-say-none");
     } else if (asked.amount > left) {
       text = outcome.getAttribute("data-say-over");
     } else if (refunded + asked.amount > limit) {
