@@ -6,12 +6,15 @@ The replacement is checked before the case hears of it: an unknown SKU is a 422,
 out of stock a 409, and its price is fixed here, from the catalogue, for the workflow
 (never from the caller). A coupon code likewise: one the order system does not know,
 has expired or was used is a 422 on `coupon_code`, and nothing changes; the order
-system refuses it again when the saga grants it (the code may expire in between).
+system refuses it again when the saga grants it (the code may expire in between), and
+that grant is the durable check: if the order system does not answer this early read
+(asked a few times), the resolve goes on and the grant decides.
 Synchronous: Flask handlers are.
 """
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from urllib.parse import quote
 
@@ -100,6 +103,24 @@ def price_replacements(data: dict) -> dict:
     return {**data, "resolutions": priced}
 
 
+# How many times a coupon is asked of the order system before the resolve goes on
+# without the early check.
+COUPON_READS = 3
+
+
+def _coupon_read(catalogue: Catalogue, code: str) -> dict | None:
+    """The coupon, asked again when the order system does not answer (a GET changes
+    nothing); the last attempt's Problem (503) is raised."""
+    for attempt in range(COUPON_READS):
+        try:
+            return catalogue.coupon(code)
+        except Problem:
+            if attempt == COUPON_READS - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    return None
+
+
 # Why a coupon the order system knows cannot be granted, by its state.
 COUPON_REFUSALS = {"expired": "coupon {code} has expired",
                    "used": "coupon {code} has already been used"}
@@ -115,7 +136,12 @@ def check_coupons(data: dict) -> dict:
         code = plan.get("coupon_code")
         if not code:
             continue
-        coupon = catalogue.coupon(code)
+        try:
+            coupon = _coupon_read(catalogue, code)
+        except Problem:
+            # The order system does not answer: the grant checks the code durably (it
+            # refuses an unknown, expired or used one), so the resolve is not held up.
+            continue
         state = "unknown" if coupon is None else str(coupon.get("state"))
         if state == "active":
             continue

@@ -46,7 +46,7 @@ from web.pages import staff_page
 from web.problems import Problem, flatten_errors
 from web.reasons import say_refusal
 from web.schemas import ACTION_SCHEMAS, CaseCreateSchema
-from workflows.case.contracts import MAX_TAG_LENGTH, Actor, CaseItem, Customer
+from workflows.case.contracts import MAX_TAG_LENGTH, Actor, CaseItem, Customer, UpdateResult
 from workflows.case.vocabulary import (
     CHANNELS,
     ENDED_STAGES,
@@ -54,6 +54,7 @@ from workflows.case.vocabulary import (
     KINDS,
     PRIORITIES,
     STAGES,
+    Status,
 )
 
 desk = Blueprint("desk", __name__)
@@ -376,11 +377,13 @@ WAITS = {
 }
 
 
-def done_words(case_id: str, action: str, result) -> str:
+def done_words(case_id: str, action: str, result: UpdateResult) -> str:
     """The flash after an action the case took: plain "Done" when it is done, else what
-    the case waits for now (a resolve waiting for approval, a parcel, the customer), as
-    the read model has it after the update (written before the update answered)."""
-    if action in ("resolve", "approve"):
+    a `resolve` waits for now (a supervisor's approval, a parcel, the customer), as the
+    read model has it after the update (written before the update answered)."""
+    if action == "resolve" and result.status == Status.WAITING_ON_APPROVAL:
+        return str(WAITS["approval"])
+    if action == "resolve":
         with state().sessions() as session:
             row = case_store.get_case(session, case_id)
         plan = (row.data.get("resolution") or {}) if row is not None else {}
