@@ -153,3 +153,36 @@ def test_a_denied_refund_resumes_the_clock(systems):
     clock = resolution_clock(case)
     assert clock["state"] == "running" and clock["paused_reason"] is None
     assert case["order"]["refunded"] == "0.00" and refunds_of(systems, case["id"]) == []
+
+
+def test_a_coupon_used_up_before_the_grant_fails_the_saga_with_nothing_paid(systems):
+    """The early check passed, but the code was used while the plan waited for its
+    approval: the grant, the durable check, is refused by the order system and the saga
+    fails back to analyze with its reason; the plan's refund is never paid."""
+    order_id = next(o for o in orders_paid_over(systems, 600)
+                    if o not in ("SO-10014",) and not refunds_of_order(systems, o))
+    case = open_case(systems, order_id, "complaint", [])
+    to_resolve(systems, case)
+    response = call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", json={
+        "resolutions": [{"type": "compensation", "coupon_code": "SORRY-40"},
+                        {"type": "refund", "amount": "560.00"}]})
+    assert response.status_code == 200, response.text
+    wait_for(systems, case["id"], awaiting("approval"))
+    systems["order_state"].coupons["SORRY-40"]["state"] = "used"
+    try:
+        approved = call(systems, "POST", f"/api/v1/cases/{case['id']}/approve", who="sue",
+                        json={"note": "ok"})
+        assert approved.status_code == 200, approved.text
+        case = wait_for(systems, case["id"], lambda c: c["stage"] == "analyze")
+    finally:
+        systems["order_state"].coupons["SORRY-40"]["state"] = "active"
+    failed = [e for e in case["timeline"] if e["type"] == "resolution_failed"]
+    assert failed and "coupon SORRY-40 has already been used" in failed[-1]["detail"]["reason"]
+    assert [(r["type"], r["state"]) for r in case["resolution"]["remedies"]] == [
+        ("compensation", "failed"), ("refund", "skipped")]
+    assert refunds_of(systems, case["id"]) == [] and compensations_of(systems, case["id"]) == []
+
+
+def refunds_of_order(systems, order_id: str) -> list[dict]:
+    refunds = httpx.get(f"{systems['orders']}/refunds", timeout=10).json()
+    return [r for r in refunds if r["order_id"] == order_id]
