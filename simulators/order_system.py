@@ -86,6 +86,41 @@ STORE_NAMES = {"online": "官方网上商城", "sh-nanjing-rd": "上海南京东
                "bj-wangfujing": "北京王府井店", "hz-westlake": "杭州西湖店"}
 # How long a coupon granted as compensation can be used.
 COUPON_LIFETIME = timedelta(days=30)
+# The coupon codes the retailer has issued for service recovery, and what each is worth:
+# `SORRY-<n>` is worth n yuan (1 to 200, and a few larger), the rest are named campaigns.
+# A compensation may grant only a code the order system knows, still valid and unused
+# (docs/integrations.md, "Coupons"); `OLD-SORRY-10` has expired and `USED-SORRY-15` was
+# a single-use code already redeemed, for the demo and the tests.
+COUPON_VALUES = {**{f"SORRY-{n}": f"{n}.00" for n in (*range(1, 201), 300, 500, 600, 1000)},
+                 "SORRY20": "20.00", "SORRY-Q": "10.00", "SIZE-5": "5.00", "C1": "1.00",
+                 "WELCOME-30": "30.00"}
+
+
+def demo_coupons(now: datetime) -> dict[str, dict]:
+    """The known coupons: valid for a year from `now`, but for one expired and one used."""
+    coupons = {code: {"code": code, "value": value, "currency": "CNY", "state": "active",
+                      "expires_at": iso((now + timedelta(days=365)).replace(microsecond=0))}
+               for code, value in COUPON_VALUES.items()}
+    coupons["OLD-SORRY-10"] = {"code": "OLD-SORRY-10", "value": "10.00", "currency": "CNY",
+                               "state": "active",
+                               "expires_at": iso((now - timedelta(days=10)).replace(
+                                   microsecond=0))}
+    coupons["USED-SORRY-15"] = {"code": "USED-SORRY-15", "value": "15.00", "currency": "CNY",
+                                "state": "used",
+                                "expires_at": iso((now + timedelta(days=365)).replace(
+                                    microsecond=0))}
+    return coupons
+
+
+def coupon_problem(coupon: dict | None, code: str, now: datetime) -> tuple[int, str, str] | None:
+    """Why a coupon cannot be granted (status, problem type, detail), or None."""
+    if coupon is None:
+        return 422, "unknown_coupon", f"the order system has no coupon {code}"
+    if coupon["state"] == "used":
+        return 409, "coupon_used", f"coupon {code} has already been used"
+    if _instant(coupon["expires_at"]) <= now:
+        return 409, "coupon_expired", f"coupon {code} expired at {coupon['expires_at']}"
+    return None
 
 
 def outbound_waybill_no(order_id: str) -> str:
@@ -146,6 +181,9 @@ class OrderSystem:
             state = {"orders": demo_orders(now or datetime.now(UTC)),
                      "compensations": {}, "refunds": {}, "payment_links": {}}
         self.orders: dict[str, dict] = state["orders"]
+        # The coupon codes it has issued (a state file from before them gets the seeds).
+        self.coupons: dict[str, dict] = state.get("coupons") or demo_coupons(
+            now or datetime.now(UTC))
         self.compensations: dict[str, dict] = state["compensations"]
         self.refunds: dict[str, dict] = state.get("refunds", {})
         # Payment links by idempotency key: the customer pays an exchange's difference.
@@ -161,8 +199,21 @@ class OrderSystem:
                  or (wanted_email and o["customer"].get("email", "").lower() == wanted_email)]
         return sorted(found, key=lambda o: o["placed_at"], reverse=True)
 
+    def coupon(self, code: str) -> dict:
+        """A known coupon as the lookup shows it: `state` is `active`, `used` or
+        `expired` (an active one past its `expires_at`)."""
+        with self._lock:
+            coupon = self.coupons.get(code)
+            if coupon is None:
+                raise OrderRefused(404, "unknown_coupon", f"coupon {code} not found")
+            view = dict(coupon)
+            if view["state"] == "active" and _instant(view["expires_at"]) <= datetime.now(UTC):
+                view["state"] = "expired"
+            return view
+
     def grant(self, order_id: str | None, key: str, body: dict) -> tuple[dict, bool]:
-        """Record a compensation once per idempotency key; returns (record, created)."""
+        """Record a compensation once per idempotency key; returns (record, created). A
+        coupon must be one it knows, unexpired and unused."""
         with self._lock:
             existing = self.compensations.get(key)
             if existing is not None:
@@ -170,6 +221,11 @@ class OrderSystem:
                     raise OrderRefused(409, "idempotency_conflict",
                                        "idempotency key reused with a different body")
                 return existing, False
+            if body.get("coupon_code"):
+                refused = coupon_problem(self.coupons.get(body["coupon_code"]),
+                                         body["coupon_code"], datetime.now(UTC))
+                if refused:
+                    raise OrderRefused(*refused)
             kind = "coupon" if body.get("coupon_code") else "points"
             granted = datetime.now(UTC)
             record = {
@@ -301,6 +357,7 @@ class OrderSystem:
 
     def _save(self) -> None:
         save_state(self._state_file, {"orders": self.orders,
+                                      "coupons": self.coupons,
                                       "compensations": self.compensations,
                                       "refunds": self.refunds,
                                       "payment_links": self.payment_links})
@@ -350,6 +407,12 @@ def create_app(system: OrderSystem, fail_rate: float = 0.0, hang_seconds: float 
         if product is None:
             return problem(404, f"product {sku} not found", "unknown_sku")
         return jsonify(product)
+
+    @app.get("/coupons/<code>")
+    def get_coupon(code: str):
+        """A coupon code the retailer issued: its value, expiry and state (a resolve
+        checks a compensation's coupon_code with it)."""
+        return jsonify(system.coupon(code))
 
     @app.post("/orders/<order_id>/compensations")
     def grant(order_id: str):

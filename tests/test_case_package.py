@@ -113,7 +113,7 @@ def test_the_snapshot_is_the_state_plus_what_follows_from_it():
     assert state_names < snapshot_names
     assert snapshot_names - state_names == {"version", "updated_at", "stage_due_at",
                                             "resolution_due_at", "overdue", "at_risk_at",
-                                            "sla_policy"}
+                                            "sla_policy", "refundable", "approval_limit"}
 
 
 # ------------------------------------------------------------ deadlines (pure)

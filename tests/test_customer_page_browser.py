@@ -65,9 +65,7 @@ def test_a_refund_waits_for_approval_then_says_when_the_money_arrives_in_chinese
         live, browser, order_system_url):  # noqa: F811
     order = unrefunded_order(order_system_url, "700.00", not_store="online")
     case_id = to_resolve(live, order["id"])
-    live.call("POST", f"/api/v1/cases/{case_id}/resolve",
-              json={"resolution": {"type": "refund", "amount": "600.00"}})
-    case = live.wait(case_id, lambda c: (c["resolution"] or {}).get("awaiting") == "approval")
+    case = live.case(case_id)
 
     # A phone in China, in Chinese.
     context, page = phone(browser, "zh-CN", "Asia/Shanghai")
@@ -85,6 +83,14 @@ def test_a_refund_waits_for_approval_then_says_when_the_money_arrives_in_chinese
     by = page.locator("section.next p.by").inner_text()
     assert "北京时间" in by and "UTC" not in by and "GMT" not in by, by
     assert f"{local.month}月{local.day}日" in by and f"{local.hour:02d}:{local.minute:02d}" in by
+
+    live.call("POST", f"/api/v1/cases/{case_id}/resolve",
+              json={"resolution": {"type": "refund", "amount": "600.00"}})
+    case = live.wait(case_id, lambda c: (c["resolution"] or {}).get("awaiting") == "approval")
+    page.reload()
+    # The resolution clock is paused while the supervisor decides: no deadline to promise.
+    assert case["deadlines"]["stage_due_at"] is None
+    assert page.locator("section.next p.by").count() == 0
 
     # What the approval means, and how long it usually takes (the policy's 4 hours).
     waiting = page.locator("section.resolution .approval").inner_text()

@@ -55,7 +55,7 @@ def test_every_refund_and_coupon_is_paid_exactly_once_at_30_percent_failures(
 
     def resolve(n: int, case: dict) -> None:
         resolution = ({"type": "refund", "amount": "10.00"} if n % 3 else
-                      {"type": "compensation", "coupon_code": f"SORRY-{n}"})
+                      {"type": "compensation", "coupon_code": f"SORRY-{n + 1}"})
         response = app.test_client().post(f"/api/v1/cases/{case['id']}/resolve",
                                           headers=headers, json={"resolution": resolution})
         assert response.status_code == 200, response.get_json()
@@ -88,7 +88,7 @@ def test_every_refund_and_coupon_is_paid_exactly_once_at_30_percent_failures(
             if n % 3:
                 assert [r["amount"] for r in paid] == ["10.00"] and granted == []
             else:
-                assert paid == [] and [c["coupon_code"] for c in granted] == [f"SORRY-{n}"]
+                assert paid == [] and [c["coupon_code"] for c in granted] == [f"SORRY-{n + 1}"]
             timeline = client.get(f"/api/v1/cases/{case['id']}",
                                   headers=headers).get_json()["timeline"]
             assert [e["type"] for e in timeline].count("resolved") == 1

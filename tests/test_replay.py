@@ -20,7 +20,7 @@ PATHS = ("complaint", "refund", "return", "exchange", "repair", "reopen_cancel",
          "rerouted_confirm", "merged_duplicate", "merged_survivor", "remedies",
          "remedies_failed", "warranty_accepted", "warranty_declined", "warranty_expired",
          "swap_cheaper", "swap_paid", "swap_unpaid", "graded_return", "graded_fraud",
-         "instant_refund", "instant_refund_recovery")
+         "instant_refund", "instant_refund_recovery", "approval_paused")
 
 
 @pytest.mark.parametrize("path", PATHS)

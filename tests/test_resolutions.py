@@ -67,7 +67,8 @@ def systems(temporal_address, tmp_path_factory):
 def running_stack(temporal_address, tmp_path_factory, **extra):
     """The stack of `systems`; `extra` settings go on top of the test settings (a policy
     file, say, for a module that needs other rules)."""
-    orders = Served(order_system.create_app(order_system.OrderSystem(state_file=None)))
+    order_state = order_system.OrderSystem(state_file=None)
+    orders = Served(order_system.create_app(order_state))
     inventory = Served(inventory_system.create_app(inventory_system.InventorySystem(None)))
     web_port_holder: dict = {}
     courier_state = courier_system.CourierSystem(
@@ -94,7 +95,7 @@ def running_stack(temporal_address, tmp_path_factory, **extra):
         yield {"http": http, "tokens": tokens, "orders": orders.url,
                "inventory": inventory.url, "courier": courier.url, "web": web.url,
                "temporal": temporal_address, "courier_outage": courier_outage,
-               "settings": settings}
+               "settings": settings, "order_state": order_state}
     finally:
         http.close()
         worker.stop()

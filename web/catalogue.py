@@ -1,13 +1,20 @@
 """The web's reads of the catalogue (order system) and the stock (inventory system) for
-a `resolve` that exchanges an item for another SKU (docs/resolutions.md, "exchange").
+a `resolve` that exchanges an item for another SKU (docs/resolutions.md, "exchange"),
+and of the order system's coupons for one that grants a coupon.
 
 The replacement is checked before the case hears of it: an unknown SKU is a 422, one
 out of stock a 409, and its price is fixed here, from the catalogue, for the workflow
-(never from the caller). Synchronous: Flask handlers are.
+(never from the caller). A coupon code likewise: one the order system does not know,
+has expired or was used is a 422 on `coupon_code`, and nothing changes; the order
+system refuses it again when the saga grants it (the code may expire in between), and
+that grant is the durable check: if the order system does not answer this early read
+(asked a few times), the resolve goes on and the grant decides.
+Synchronous: Flask handlers are.
 """
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from urllib.parse import quote
 
@@ -15,6 +22,7 @@ import httpx
 from flask import current_app
 
 from web.problems import Problem
+from workflows.case.refusals import refused
 
 
 class Catalogue:
@@ -34,6 +42,11 @@ class Catalogue:
         """The SKU's catalogue price, or None if the catalogue does not know it."""
         data = _read(self._orders, f"/products/{quote(sku, safe='')}", "order system")
         return None if data is None else Decimal(data["unit_price"])
+
+    def coupon(self, code: str) -> dict | None:
+        """The coupon as the order system knows it (`value`, `expires_at`, `state`:
+        active, expired or used), or None if it knows no such code."""
+        return _read(self._orders, f"/coupons/{quote(code, safe='')}", "order system")
 
     def available(self, sku: str) -> int:
         """How many of the SKU the warehouse can still reserve (0 if it keeps none)."""
@@ -76,16 +89,68 @@ def price_replacements(data: dict) -> dict:
         where = field if one is not None else f"{field}.{number}"
         price = catalogue.unit_price(sku)
         if price is None:
-            message = f"the catalogue has no product {sku}"
-            raise Problem(422, "Invalid request", message,
-                          errors={f"{where}.replacement_sku": [message]})
+            why = refused("unknown_product", "replacement_sku", sku=sku)
+            raise Problem.refused(422, "Invalid request", why,
+                                  errors={f"{where}.replacement_sku": [why.message]})
         wanted = sum(item["quantity"] for item in plan.get("items", []))
         available = catalogue.available(sku)
         if available < wanted:
-            raise Problem(409, "Out of stock",
-                          f"{sku}: {wanted} wanted, {available} available; offer another "
-                          "replacement or a refund")
+            raise Problem.refused(409, "Out of stock", refused(
+                "out_of_stock", "replacement_sku", sku=sku, wanted=wanted,
+                available=available))
         priced.append({**plan, "replacement_price": f"{price:.2f}"})
     if one is not None:
         return {**data, "resolution": priced[0]}
     return {**data, "resolutions": priced}
+
+
+# How many times a coupon is asked of the order system before the resolve goes on
+# without the early check.
+COUPON_READS = 3
+
+
+def _coupon_read(catalogue: Catalogue, code: str) -> dict | None:
+    """The coupon, asked again when the order system does not answer (a GET changes
+    nothing); the last attempt's Problem (503) is raised."""
+    for attempt in range(COUPON_READS):
+        try:
+            return catalogue.coupon(code)
+        except Problem:
+            if attempt == COUPON_READS - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    return None
+
+
+
+
+def check_coupons(data: dict) -> dict:
+    """A loaded `resolve` body whose coupon codes the order system knows, unexpired and
+    unused; unchanged. Raises Problem: 422 naming the remedy's `coupon_code`."""
+    catalogue: Catalogue = current_app.extensions["aftersales"].catalogue
+    one = data.get("resolution")
+    plans = [one] if one is not None else list(data.get("resolutions") or [])
+    for number, plan in enumerate(plans):
+        code = plan.get("coupon_code")
+        if not code:
+            continue
+        try:
+            coupon = _coupon_read(catalogue, code)
+        except Problem:
+            # The order system does not answer: the grant checks the code durably (it
+            # refuses an unknown, expired or used one), so the resolve is not held up.
+            continue
+        state = "unknown" if coupon is None else str(coupon.get("state"))
+        if state == "active":
+            continue
+        where = "resolution" if one is not None else f"resolutions.{number}"
+        # Why it cannot be granted, by its state in the order system.
+        if state == "expired":
+            why = refused("coupon_expired", "coupon_code", coupon=code)
+        elif state == "used":
+            why = refused("coupon_used", "coupon_code", coupon=code)
+        else:
+            why = refused("coupon_unknown", "coupon_code", coupon=code)
+        raise Problem.refused(422, "Invalid request", why,
+                              errors={f"{where}.coupon_code": [why.message]})
+    return data

@@ -16,7 +16,7 @@ from aftersales.converter import decode
 from db import accounts, teams
 from db import cases as case_store
 from web.auth import check, check_ownership, current_user
-from web.catalogue import price_replacements
+from web.catalogue import check_coupons, price_replacements
 from web.idempotency import update_id
 from web.problems import Problem
 from workflows.case.contracts import Actor, UpdateResult
@@ -67,8 +67,8 @@ def perform_action(case_id: str, name: str, data: dict, channel: str = "api"
                     errors={"assignee": [f"no active user '{data['assignee']}'"]})
         if name == "merge":
             check_merge(session, case_id, data["into"])
-    if name == "resolve":  # an exchange's replacement: known, in stock, priced here
-        data = price_replacements(data)
+    if name == "resolve":  # an exchange's replacement: known, in stock, priced here;
+        data = check_coupons(price_replacements(data))  # coupons known, valid, unused
     if name == "reply":  # signed as the customer will see it; where it was written
         data = {**data, "display_name": user.display_name, "channel": channel}
     elif name == "note":

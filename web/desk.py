@@ -28,6 +28,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from marshmallow import ValidationError
 from marshmallow.fields import List
@@ -72,6 +73,7 @@ from workflows.case.vocabulary import (
     REVISIT_OUTCOMES,
     ROOT_CAUSES,
     STAGES,
+    Status,
 )
 
 desk = Blueprint("desk", __name__)
@@ -329,7 +331,7 @@ def render_case(case_id: str, status: int = 200, refused: Refused | None = None)
             case=row, data=row.data, events=events, actions=actions,
             main_action=main_action, more_actions=more_actions, open_action=open_action,
             typed_by_action=typed, no_values=MultiDict(), refused=refused,
-            done=[ACTION_NAMES[a] for a in done if a in ACTION_NAMES],
+            done=[done_words(row, a) for a in done if a in ACTION_NAMES],
             next_case=following,
             mine_to_act=may_act(row, g.user.role, g.user.name, user_teams),
             can_attach=may_attach(row, g.user.role, g.user.name, user_teams, now),
@@ -436,10 +438,12 @@ def act(case_id: str, action: str):
         if err.status == 404:
             flash(_("There is no case %(id)s.", id=case_id), "error")
             return back
-        on_fields = {form_field(path): _("Refused: %(why)s", why=say_refusal(" ".join(
-            messages))) for path, messages in (err.errors or {}).items()}
         why = refusal_words(err) if err.status == 403 else _(
             "Refused: %(why)s", why=say_refusal(err))
+        # A refusal with a code is one reason, said beside each field it names.
+        on_fields = {form_field(path): why if err.code else _(
+            "Refused: %(why)s", why=say_refusal(" ".join(messages)))
+            for path, messages in (err.errors or {}).items()}
         if not on_fields and err.field and err.status != 403:
             on_fields = {form_field(err.field): why}
         return again(err.status, None if on_fields else why, on_fields)
@@ -485,6 +489,35 @@ def field_words(messages: list[str]) -> str:
     if any(m.startswith("Missing data") or m == "Field may not be null." for m in messages):
         return _("Fill this in: it is required.")
     return _("This is not valid here; check it.")
+
+
+# What a resolution that has not finished waits for, as the flash after the action says.
+WAITS = {
+    "approval": _l("Resolution planned: it waits for a supervisor's approval before "
+                   "anything is paid."),
+    "parcel": _l("Resolution under way: it waits for the parcel."),
+    "inspection": _l("Resolution under way: the goods wait for inspection."),
+    "quote": _l("Resolution under way: it waits for the customer's answer to the repair "
+                "quote."),
+    "payment": _l("Resolution under way: it waits for the customer to pay the difference."),
+}
+
+
+def done_words(row, action: str) -> str:
+    """What the case page says of an action just done: plain "Done" when it is done,
+    else what a `resolve` waits for now (a supervisor's approval, a parcel, the
+    customer), as the read model has it when the page is shown."""
+    if action == "resolve" and row is not None:
+        plan = row.data.get("resolution") or {}
+        if row.status == Status.WAITING_ON_APPROVAL:
+            return str(WAITS["approval"])
+        if plan.get("awaiting") in WAITS:
+            return str(WAITS[plan["awaiting"]])
+        if plan.get("state") == "failed":
+            return _("The resolution failed; the timeline says why.")
+        if plan.get("state") in ("planned", "running"):
+            return _("Resolution under way; reload the case to follow it.")
+    return _("Done: %(action)s.", action=ACTION_NAMES[action])
 
 
 def refusal_words(err: Problem) -> str:

@@ -147,6 +147,12 @@ REFUSAL_WORDS: dict[str, str] = {
     "too_many_files": N_("a case has at most %(max)s files"),
     "merge_target_ended": N_("case %(into)s has ended and takes no more cases"),
     "not_a_case_id": N_("“%(into)s” is not a case id"),
+    "unknown_product": N_("the catalogue has no product %(sku)s"),
+    "out_of_stock": N_("%(sku)s: %(wanted)s wanted, %(available)s available; offer another "
+                       "replacement or a refund"),
+    "coupon_unknown": N_("the order system has no coupon %(coupon)s"),
+    "coupon_expired": N_("coupon %(coupon)s has expired"),
+    "coupon_used": N_("coupon %(coupon)s has already been used"),
     "merge_into_itself": N_("a case cannot be merged into itself"),
     "merge_target_missing": N_("there is no case %(into)s"),
     "already_merged": N_("case %(case_id)s is already merged into %(into)s"),

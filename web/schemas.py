@@ -631,6 +631,10 @@ class CaseSchema(Schema):
     # because its goods then failed.
     instant_refund_at = fields.DateTime(required=True, allow_none=True)
     recovery_tasks = fields.List(fields.Dict(), required=True)
+    # What the order may still have refunded (null without an order), and the approval
+    # limit of the case's policy: above it, the order's refunds wait for a supervisor.
+    refundable = fields.String(required=True, allow_none=True)
+    approval_limit = fields.String(required=True, allow_none=True)
     customer_url = fields.String(required=True)
     version = fields.Integer(required=True)
     timeline = fields.List(fields.Nested(TimelineEventSchema))

@@ -69,7 +69,8 @@ class Payment:
 
 @dataclass
 class OrderSnapshot:
-    """What the order system told us about the order at intake."""
+    """What the order system told us about the order at intake (the read model's copy
+    adds the case's own refunds to `refunded`: the order as it stands)."""
 
     id: str
     customer_id: str
@@ -424,6 +425,12 @@ class CaseSnapshot(CaseState):
     # When a running target reaches AT_RISK_SHARE (the supervisor's "at risk" list).
     at_risk_at: datetime | None = None
     sla_policy: dict = field(default_factory=dict)
+    # What the order may still have refunded (paid, minus refunds at intake and this
+    # case's own; None without an order), and the case's policy's approval limit: the
+    # resolve form says before it is sent whether a refund waits for approval. (The
+    # snapshot's `order.refunded` counts this case's refunds too.)
+    refundable: str | None = None
+    approval_limit: str | None = None
 
 
 ERASED = "(erased)"

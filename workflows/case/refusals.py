@@ -132,6 +132,14 @@ REFUSALS: dict[str, tuple[str, str]] = {
                                          "on there)"),
     "merge_other_customer": (INVALID, "case {into} is another customer's; only the same "
                                       "customer's cases are merged"),
+    # resolve: what the web asks the order system and the warehouse before the case is
+    # asked (web/catalogue.py): the replacement's product and stock, the coupons
+    "unknown_product": (INVALID, "the catalogue has no product {sku}"),
+    "out_of_stock": (WRONG_STAGE, "{sku}: {wanted} wanted, {available} available; offer "
+                                  "another replacement or a refund"),
+    "coupon_unknown": (INVALID, "the order system has no coupon {coupon}"),
+    "coupon_expired": (INVALID, "coupon {coupon} has expired"),
+    "coupon_used": (INVALID, "coupon {coupon} has already been used"),
     # assign: the web checks the assignee is an active user (web/commands.py)
     "no_active_user": (INVALID, "no such active user"),
     # erase

@@ -114,6 +114,9 @@ CENT = Decimal("0.01")
 # inspection then records a recovery task. Only cases under a policy with the rule reach
 # it, and they mark the history.
 INSTANT_PATCH = "grading-instant-refund"
+# Time waiting for a supervisor's approval is not the handler's: the resolution clock
+# pauses ("waiting_on_approval") until the decision; waits that began before count on.
+APPROVAL_PAUSE_PATCH = "approval-pauses-resolution-clock"
 # Who is told at each level of a waiting approval (docs/resolutions.md).
 APPROVAL_LEVELS = ("supervisor", "admin")
 # After this long without an answer the case shows that it waits on that system and
@@ -626,9 +629,15 @@ class ResolutionSagas:
         if counted and plan.four_eyes:
             told["planned_by"] = plan.planned_by  # the one supervisor who may not approve
         self._log.notify_staff("role:supervisor", "approval_waiting", told)
+        paused = workflow.patched(APPROVAL_PAUSE_PATCH)
+        if paused:
+            self._pause_resolution_clock("waiting_on_approval")
         await self._flush()
         await self._await_decision(plan, amount)
         plan.awaiting = None
+        if paused:
+            self._resume_resolution_clock("waiting_on_approval")
+            self._wake()  # the next deadline mark may come earlier now
         if plan.denied_by is not None:
             raise ResolutionFailed(f"the refund of {amount} was denied by {plan.denied_by}: "
                                    f"{plan.denial_reason}")

@@ -1504,11 +1504,18 @@ class CaseWorkflow:
     def _snapshot(self) -> CaseSnapshot:
         """The state as it is, plus what follows from it now (the read model's row)."""
         state, now = self.state, workflow.now()
+        values = {f.name: getattr(state, f.name) for f in _STATE_FIELDS}
+        if state.order is not None:
+            # The order as it stands: refunded at intake plus this case's refunds since.
+            refunded = Decimal(state.order.refunded) + Decimal(state.refunded)
+            values["order"] = replace(state.order, refunded=f"{refunded:.2f}")
         return CaseSnapshot(
-            **{f.name: getattr(state, f.name) for f in _STATE_FIELDS},
+            **values,
             version=self._version, updated_at=now,
             sla_policy={"source": self._inp.policy.source,
                         "version": self._inp.policy.version},
+            refundable=f"{self.sagas.refundable():.2f}" if state.order else None,
+            approval_limit=self._inp.policy.approval_limit,
             **deadlines.due_times(state, self._calendar_for),
         )
 
