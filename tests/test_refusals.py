@@ -97,6 +97,7 @@ SAMPLES: dict[str, object] = {
     "amount": "599.01", "value": "599.00", "grades": ["A", "B", "C", "D"], "grade": "E",
     "passed": "true", "error": "workflow execution already completed", "tag": "破损",
     "decisions": ["accept", "decline"], "case_id": "AS-2345678923",
+    "wanted": 2, "available": 1, "coupon": "SORRY-9",
 }
 
 

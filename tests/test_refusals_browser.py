@@ -25,6 +25,8 @@ def test_a_refusal_the_old_sentence_list_did_not_know_is_said_in_chinese(live, b
     pages.sign_in(page, live, "hank")
     page.goto(f"{live.base}/desk/cases/{case_id}?lang=zh_CN")
     assert page.locator("html").get_attribute("lang") == "zh-CN"
+    page.locator("#more > summary").click()
+    page.locator("#more-request-info > summary").click()
     form = page.locator("form#act-request-info")
     form.locator("textarea[name=question]").fill("请问是哪一件商品有问题？")
 
@@ -33,9 +35,12 @@ def test_a_refusal_the_old_sentence_list_did_not_know_is_said_in_chinese(live, b
     before = live.case(case_id)
     form.locator("button[type=submit]").click()
 
-    error = page.locator("p.notice.error")
+    # The page again, the form as typed with the reason at its head.
+    error = page.locator("#act-request-info-error")
     assert error.inner_text() == "操作被拒绝：客户尚未答复上一个问题"
     assert not foreign(f"<p>{error.inner_text()}</p>")
+    assert page.locator("form#act-request-info textarea[name=question]").input_value() == (
+        "请问是哪一件商品有问题？")
     pages.shot(page, "refusal-question-pending-zh")
     # Refused: nothing changed, and the API still says it in English, with the code.
     assert live.case(case_id)["version"] == before["version"]
