@@ -155,6 +155,67 @@ def test_a_denied_refund_resumes_the_clock(systems):
     assert case["order"]["refunded"] == "0.00" and refunds_of(systems, case["id"]) == []
 
 
+def customer_answers(systems, case: dict, message: str) -> None:
+    token = case["customer_url"].rsplit("/", 1)[1]
+    answered = systems["http"].post(f"/api/v1/status/{token}/reply",
+                                    json={"message": message})
+    assert answered.status_code == 200, answered.text
+
+
+def clock_and_status(case: dict) -> tuple:
+    clock = resolution_clock(case)
+    return clock["state"], clock["paused_reason"], case["status"]
+
+
+@pytest.mark.parametrize("first", ["approval", "question"])
+def test_the_clock_waits_for_whoever_is_still_owed_an_answer(systems, first):
+    """A question to the customer and a refund waiting for a supervisor overlap: the
+    resolution clock stays paused until both have answered, whichever came first, and
+    the case says who it waits on."""
+    taken = {"approval": 1, "question": 2}[first]
+    order_id = orders_paid_over(systems, 600)[-taken]
+    case = open_case(systems, order_id, "refund", [])
+    to_resolve(systems, case)
+    asked = {"question": "请提供照片"}
+    if first == "question":
+        call(systems, "POST", f"/api/v1/cases/{case['id']}/request-info", json=asked)
+    call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", json={
+        "resolution": {"type": "refund", "amount": "520.00"}})
+    wait_for(systems, case["id"], awaiting("approval"))
+    if first == "approval":
+        call(systems, "POST", f"/api/v1/cases/{case['id']}/request-info", json=asked)
+    # The customer answers while the refund still waits: the clock stays paused, now for
+    # the supervisor.
+    customer_answers(systems, case, "照片已上传")
+    now = wait_for(systems, case["id"], lambda c: c["pending_question"] is None)
+    assert clock_and_status(now) == ("paused", "waiting_on_approval", "waiting_on_approval")
+    approved = call(systems, "POST", f"/api/v1/cases/{case['id']}/approve", who="sue",
+                    json={"note": "ok"})
+    assert approved.status_code == 200, approved.text
+    done = wait_for(systems, case["id"], lambda c: c["stage"] == "feedback")
+    assert resolution_clock(done)["state"] == "met"
+
+    # And the other way round: the supervisor decides while the question is open.
+    order_id = orders_paid_over(systems, 600)[-taken - 2]
+    case = open_case(systems, order_id, "refund", [])
+    to_resolve(systems, case)
+    if first == "question":
+        call(systems, "POST", f"/api/v1/cases/{case['id']}/request-info", json=asked)
+    call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", json={
+        "resolution": {"type": "refund", "amount": "520.00"}})
+    wait_for(systems, case["id"], awaiting("approval"))
+    if first == "approval":
+        call(systems, "POST", f"/api/v1/cases/{case['id']}/request-info", json=asked)
+    denied = call(systems, "POST", f"/api/v1/cases/{case['id']}/deny", who="sue",
+                  json={"reason": "需要更多信息"})
+    assert denied.status_code == 200, denied.text
+    now = wait_for(systems, case["id"], lambda c: c["stage"] == "analyze")
+    assert clock_and_status(now) == ("paused", "waiting_on_customer", "waiting_on_customer")
+    customer_answers(systems, case, "照片已上传")
+    now = wait_for(systems, case["id"], lambda c: c["pending_question"] is None)
+    assert clock_and_status(now)[:2] == ("running", None)
+
+
 def test_a_coupon_used_up_before_the_grant_fails_the_saga_with_nothing_paid(systems):
     """The early check passed, but the code was used while the plan waited for its
     approval: the grant, the durable check, is refused by the order system and the saga

@@ -150,6 +150,9 @@ class ResolutionSagas:
         self._plan = Resolution(type="")
         self._current = self._plan
         self._remedy = 0
+        # A refund waits for a supervisor with the resolution clock paused for it (see
+        # APPROVAL_PAUSE_PATCH): the customer's answer hands their pause over to it.
+        self.approval_pause = False
 
     async def run(self, plan: Resolution) -> None:
         """Run the plan's saga to its end. On a failure for good the finished steps, of
@@ -631,12 +634,23 @@ class ResolutionSagas:
         self._log.notify_staff("role:supervisor", "approval_waiting", told)
         paused = workflow.patched(APPROVAL_PAUSE_PATCH)
         if paused:
+            self.approval_pause = True
             self._pause_resolution_clock("waiting_on_approval")
+            # Already paused for the customer's answer: that pause stays, and becomes the
+            # supervisor's when the customer answers first (workflow.py `reply`).
         await self._flush()
-        await self._await_decision(plan, amount)
+        try:
+            await self._await_decision(plan, amount)
+        finally:
+            self.approval_pause = False
         plan.awaiting = None
         if paused:
-            self._resume_resolution_clock("waiting_on_approval")
+            if self._state.pending_question is not None:
+                # Asked the customer meanwhile: the clock waits on them now, and their
+                # answer resumes it.
+                self._hand_pause_over("waiting_on_approval", "waiting_on_customer")
+            else:
+                self._resume_resolution_clock("waiting_on_approval")
             self._wake()  # the next deadline mark may come earlier now
         if plan.denied_by is not None:
             raise ResolutionFailed(f"the refund of {amount} was denied by {plan.denied_by}: "
@@ -644,7 +658,8 @@ class ResolutionSagas:
         if self._state.stage == Stage.CANCELLED:
             raise ResolutionFailed("the case was cancelled while the refund awaited "
                                    "approval; nothing was paid")
-        self._state.status = Status.RESOLVING
+        self._state.status = (Status.WAITING_ON_CUSTOMER if paused and
+                              self._state.pending_question is not None else Status.RESOLVING)
 
     async def _await_decision(self, plan: Resolution, amount: str) -> None:
         """Wait until a manager approves or denies the refund, or the case is cancelled.
@@ -820,6 +835,21 @@ class ResolutionSagas:
         for clock in self._state.clocks:
             if clock.name == "resolution":
                 clocks.pause_clock(clock, workflow.now(), reason, self._calendar)
+
+    def _hand_pause_over(self, reason: str, to: str) -> None:
+        """The resolution clock, paused for `reason`, stays paused for `to` instead."""
+        for clock in self._state.clocks:
+            if clock.name == "resolution" and clock.paused_reason == reason:
+                clock.paused_reason = to
+
+    def hand_customer_pause_to_approval(self) -> bool:
+        """The customer answered while a refund waits for a supervisor (approval pausing
+        the clock): the resolution clock's pause is the supervisor's from now on, not
+        resumed. True when it was handed over."""
+        if not self.approval_pause:
+            return False
+        self._hand_pause_over("waiting_on_customer", "waiting_on_approval")
+        return True
 
     def _resume_resolution_clock(self, reason: str) -> None:
         """Resume what was paused for `reason`; another pause (the customer's) stays."""

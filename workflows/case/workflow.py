@@ -1071,7 +1071,11 @@ class CaseWorkflow:
         question = state.pending_question
         if question is not None:
             state.pending_question = None
-            state.status = Status.RESOLVING if self._resolution_running() else Status.OPEN
+            # A refund still waiting for a supervisor keeps the resolution clock paused:
+            # the customer's pause becomes the supervisor's.
+            approval = self.sagas.hand_customer_pause_to_approval()
+            state.status = (Status.WAITING_ON_APPROVAL if approval else Status.RESOLVING
+                            if self._resolution_running() else Status.OPEN)
             for clock in state.clocks:
                 # Only what waited on the customer; a parcel in transit keeps its pause.
                 if clock.paused_reason == "waiting_on_customer":
@@ -1187,7 +1191,7 @@ class CaseWorkflow:
             self.log.event(SYSTEM, "resolution_withdrawn",
                            detail={"type": plan.type, "reason": reason})
             return
-        state.status = Status.OPEN
+        state.status = Status.WAITING_ON_CUSTOMER if state.pending_question else Status.OPEN
         failed: dict = {"type": plan.type, "reason": reason}
         if plan.remedies:
             failed["remedies"] = [{"type": r.type, "state": r.state} for r in plan.remedies]
