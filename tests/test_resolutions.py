@@ -9,7 +9,7 @@ import json
 import threading
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -130,19 +130,25 @@ class FaultyStack:
     clients: list = field(default_factory=list)
 
     def __enter__(self) -> FaultyStack:
-        self._start_worker()
+        try:
+            self._start_worker()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.workers:
-            self.workers[-1].stop()
-        for client in self.clients:
-            client.close()
-        self.courier_state.stop()
-        for served in (self.web, self.courier, self.inventory, self.orders):
-            served.stop()
-        self.app.extensions["aftersales"].gateway.close()
-        self.app.extensions["aftersales"].engine.dispose()
+        # Each part stops even when one before it fails to.
+        with ExitStack() as stop:
+            stop.callback(self.app.extensions["aftersales"].engine.dispose)
+            stop.callback(self.app.extensions["aftersales"].gateway.close)
+            for served in (self.orders, self.inventory, self.courier, self.web):
+                stop.callback(served.stop)
+            stop.callback(self.courier_state.stop)
+            for client in self.clients:
+                stop.callback(client.close)
+            if self.workers:
+                stop.callback(self.workers[-1].stop)
 
     def _start_worker(self) -> None:
         from tests.test_crashes import WorkerProcess
@@ -222,6 +228,7 @@ def faulty_stack(temporal_address, tmp_path, **extra) -> FaultyStack:
     web = Served(app)
     courier_state.webhook_url = f"{web.url}/webhooks/courier"
     courier_state.start()
+    # Started: the caller's `with` stops all of it (FaultyStack.__exit__).
     return FaultyStack(order_state, inventory_state, courier_state, order_app, inventory_app,
                        courier_app, orders, inventory, courier, settings, app, web, tmp_path)
 
