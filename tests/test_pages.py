@@ -211,6 +211,103 @@ def test_a_refusal_about_a_field_the_form_does_not_show_is_said_at_its_head(
     assert head and "退货退款" in head.group(1) and "needs" not in head.group(1), form
 
 
+def test_a_coupon_refusal_is_said_once_beside_its_field(app, monkeypatch):
+    """The order system's refusal of a coupon names `resolution.coupon_code`: said
+    beside the coupon field (which points at it), not again at the form's head."""
+    from web import desk
+    from web.problems import Problem
+    from workflows.case.refusals import refused
+
+    def refuse(*_args, **_kwargs):
+        why = refused("coupon_used", "coupon_code", coupon="SORRY20")
+        raise Problem.refused(422, "Invalid request", why,
+                              errors={"resolution.coupon_code": [why.message]})
+
+    monkeypatch.setattr(desk, "perform_action", refuse)
+    put(app, "AS-C1", stage="resolve", assignee="hank")
+    client = signed_in(app, "hank", "zh_CN")
+    token = csrf_of(client.get("/desk/cases/AS-C1").get_data(as_text=True))
+    response = client.post("/desk/cases/AS-C1/resolve", data={
+        "csrf_token": token, "type": "compensation", "coupon_code": "SORRY20"})
+    assert response.status_code == 422
+    form = form_of(response.get_data(as_text=True), "resolve")
+    said = re.search(r'<p class="field-error" id="resolve-coupon_code-error">([^<]*)</p>',
+                     form)
+    assert said and "SORRY20" in said.group(1), form
+    assert form.count(said.group(1)) == 1 and "form-error" not in form
+    assert re.search(r'<input id="resolve-coupon" name="coupon_code" value="SORRY20" '
+                     r'data-coupon aria-invalid="true" '
+                     r'aria-describedby="resolve-coupon_code-error">', form), form
+
+
+def test_a_refusal_about_a_later_remedy_row_lands_on_that_row(app, monkeypatch):
+    """Row 2 left empty, row 3 filled: the body's `resolutions.1` is row 3, and its
+    refusal is said beside row 3's field."""
+    from web import desk
+    from web.problems import Problem
+    from workflows.case.refusals import refused
+
+    def refuse(*_args, **_kwargs):
+        why = refused("coupon_unknown", "coupon_code", coupon="NOPE")
+        raise Problem.refused(422, "Invalid request", why,
+                              errors={"resolutions.1.coupon_code": [why.message]})
+
+    monkeypatch.setattr(desk, "perform_action", refuse)
+    put(app, "AS-C3", stage="resolve", assignee="hank")
+    client = signed_in(app, "hank", "zh_CN")
+    token = csrf_of(client.get("/desk/cases/AS-C3").get_data(as_text=True))
+    response = client.post("/desk/cases/AS-C3/resolve", data={
+        "csrf_token": token, "type": "apology", "type-3": "compensation",
+        "coupon_code-3": "NOPE"})
+    assert response.status_code == 422
+    form = form_of(response.get_data(as_text=True), "resolve")
+    assert 'id="resolve-coupon_code-3-error"' in form, form
+    assert 'aria-describedby="resolve-coupon_code-3-error"' in form
+    assert "coupon_code-2-error" not in form and "form-error" not in form
+    assert re.search(r'<details class="remedy-row" id="remedy-3" open>', form)
+    assert desk.form_field("resolutions.1.amount", [1, 3]) == "amount-3"
+    assert desk.form_field("resolutions.1.amount") == "amount-2"  # no rows known
+
+
+def test_a_form_sent_again_after_no_answer_sends_the_same_update(app, monkeypatch):
+    """Each form shown carries its own update key; a form shown again (here after the
+    case service did not answer) keeps it, so the second submit is the same update."""
+    from web import commands
+    from web.gateway import OutcomeUnknown
+
+    sent = []
+
+    def no_answer(case_id, update, arg, update_id=None):
+        sent.append(update_id)
+        raise OutcomeUnknown("no answer")
+
+    monkeypatch.setattr(app.extensions["aftersales"].gateway, "act", no_answer)
+    monkeypatch.setattr(commands, "check_access", lambda *_args: None)
+    put(app, "AS-K1", stage="analyze", assignee="hank")
+    client = signed_in(app, "hank", "zh_CN")
+    html = client.get("/desk/cases/AS-K1").get_data(as_text=True)
+    key = re.search(r'name="update_key" value="([0-9a-f]{32})"', form_of(html, "note"))
+    assert key
+    # Another form, and the same form shown again, have other keys.
+    assert key.group(1) not in form_of(html, "analyze")
+    again = client.get("/desk/cases/AS-K1").get_data(as_text=True)
+    assert key.group(1) not in again
+    body = {"csrf_token": csrf_of(html), "text": "顾客来电", "update_key": key.group(1)}
+    first = client.post("/desk/cases/AS-K1/note", data=body)
+    assert first.status_code == 504
+    shown = form_of(first.get_data(as_text=True), "note")
+    assert f'name="update_key" value="{key.group(1)}"' in shown
+    assert client.post("/desk/cases/AS-K1/note", data=body).status_code == 504
+    assert len(sent) == 2 and sent[0] == sent[1] and sent[0].startswith("form-")
+    # Another user's same key is another update; a key that is not one sends none.
+    client = signed_in(app, "sam", "zh_CN")
+    client.post("/desk/cases/AS-K1/note", data={**body, "csrf_token": csrf_of(
+        client.get("/desk/cases/AS-K1").get_data(as_text=True))})
+    client.post("/desk/cases/AS-K1/note", data={**body, "update_key": "x" * 32,
+        "csrf_token": csrf_of(client.get("/desk/cases/AS-K1").get_data(as_text=True))})
+    assert sent[2] not in (sent[0], None) and sent[3] is None
+
+
 def form_of(html: str, action: str) -> str:
     return re.search(rf'<form [^>]*id="act-{action}".*?</form>', html, re.S).group(0)
 
