@@ -411,7 +411,10 @@ def test_after_an_action_the_next_case_of_the_queue_is_offered(app):
     assert "/desk/cases/" not in alone and "队列中没有其他工单" in alone
 
 
-def test_reply_templates_set_fields_and_are_written_in_the_customer_s_language(app):
+def test_reply_templates_set_fields_and_are_written_in_the_language_of_who_reads_them(
+        app):
+    """A question to the customer is written in the customer's language (English here);
+    an analysis note stays on the case for staff, in the page's (Chinese)."""
     from workflows.case.contracts import Customer
 
     put(app, "AS-T1", stage="analyze", assignee="hank",
@@ -419,14 +422,44 @@ def test_reply_templates_set_fields_and_are_written_in_the_customer_s_language(a
     client = signed_in(app, "hank", "zh_CN")
     html = client.get("/desk/cases/AS-T1").get_data(as_text=True)
     link = re.search(r'<a class="template"[^>]*>物流原因</a>', html).group(0)
-    assert 'data-field="note"' in link and 'data-text="Tracking shows' in link
+    assert 'data-field="note"' in link and 'data-text="物流轨迹显示' in link
     assert ('data-set="{&#34;responsible_party&#34;: &#34;courier&#34;, &#34;root_cause&#34;:'
             ' &#34;damaged_in_transit&#34;}"') in link
+    analyze = form_of(html, "analyze")
+    assert '<p class="templates">话术：' in analyze and "客户的语言" not in analyze
+    ask = form_of(html, "request-info")
+    assert '<p class="templates">话术（按客户的语言：英文）：' in ask
+    assert re.search(r'<a class="template"[^>]*data-text="Dear Anna, could you tell us[^>]*>'
+                     r'请客户补充说明</a>', ask), ask
     # Without the script the link fills the form on the server, fields included.
     filled = form_of(client.get("/desk/cases/AS-T1?reply=analyze-courier").get_data(
         as_text=True), "analyze")
     assert '<option value="damaged_in_transit" selected>' in filled
-    assert '<option value="courier" selected>' in filled and ">Tracking shows" in filled
+    assert '<option value="courier" selected>' in filled and ">物流轨迹显示" in filled
+
+
+def test_what_a_template_may_set_is_what_the_action_s_schema_takes():
+    from web.caseview import LOCALE_NAMES
+    from web.desk import template_fields
+    from workflows.case.vocabulary import (
+        GRADES,
+        KINDS,
+        LOCALES,
+        PRIORITIES,
+        RESOLUTION_TYPES,
+        RESPONSIBLE_PARTIES,
+        REVISIT_OUTCOMES,
+        ROOT_CAUSES,
+    )
+
+    assert template_fields("confirm") == {"priority": PRIORITIES, "kind": KINDS}
+    assert template_fields("analyze") == {"root_cause": ROOT_CAUSES,
+                                          "responsible_party": RESPONSIBLE_PARTIES}
+    assert template_fields("resolve") == {"type": RESOLUTION_TYPES}
+    assert template_fields("inspect") == {"grade": GRADES}
+    assert template_fields("revisit") == {"outcome": REVISIT_OUTCOMES}
+    assert template_fields("note") == {}
+    assert set(LOCALE_NAMES) == set(LOCALES)  # every customer's language has a name
 
 
 @pytest.mark.parametrize(("fields", "said"), [
