@@ -139,9 +139,9 @@ def test_the_case_page_offers_only_what_can_succeed(app):
     # A handler takes the case; only managers choose someone else.
     assert ">Take this case</button>" in html and 'id="assign-to"' not in html
     # The reply template fills the confirm note, with the customer's name, in the
-    # customer's language (the default locale, Chinese), whatever the page's is.
+    # page's language: a note stays on the case for staff (the customer's is Chinese).
     filled = client.get("/desk/cases/AS-C1?reply=confirm-apology").get_data(as_text=True)
-    assert re.search(r'<textarea id="confirm-note"[^>]*>已致电王芳', filled)
+    assert re.search(r'<textarea id="confirm-note"[^>]*>Called 王芳: apologised', filled)
     assert ">Acknowledge and apologise</a>" in filled
     # The customer's and the order's earlier cases are on the page.
     put(app, "AS-C0", stage="closed", status="closed", stage_due_at=None)
