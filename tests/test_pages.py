@@ -299,6 +299,12 @@ def test_a_form_sent_again_after_no_answer_sends_the_same_update(app, monkeypatc
     assert f'name="update_key" value="{key.group(1)}"' in shown
     assert client.post("/desk/cases/AS-K1/note", data=body).status_code == 504
     assert len(sent) == 2 and sent[0] == sent[1] and sent[0].startswith("form-")
+    # A refusal is a known outcome: the form comes back with a new key.
+    refused = client.post("/desk/cases/AS-K1/note", data={**body, "text": "   "})
+    assert refused.status_code == 422
+    fresh = re.search(r'name="update_key" value="([0-9a-f]{32})"',
+                      form_of(refused.get_data(as_text=True), "note"))
+    assert fresh and fresh.group(1) != key.group(1) and len(sent) == 2
     # Another user's same key is another update; a key that is not one sends none.
     client = signed_in(app, "sam", "zh_CN")
     client.post("/desk/cases/AS-K1/note", data={**body, "csrf_token": csrf_of(

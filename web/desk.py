@@ -415,10 +415,16 @@ def act(case_id: str, action: str):
     typed = MultiDict([(k, v) for k, v in request.form.items(multi=True)
                        if k != "csrf_token"])
 
-    def again(status: int, why: str | None = None, errors: dict[str, str] | None = None):
+    def again(status: int, why: str | None = None, errors: dict[str, str] | None = None,
+              same_update: bool = False):
         """The page again with the refused form as typed (not `refuse`: that name is
-        the workflow's, and tests/test_refusals.py reads every call of it)."""
-        return render_case(case_id, status, Refused(action, typed, errors or {}, why))
+        the workflow's, and tests/test_refusals.py reads every call of it). The form
+        keeps its update key only when the outcome is unknown (`same_update`): sent
+        again, it is the same update; after a known outcome (a refusal), a new send is
+        a new update, whatever was changed in the form."""
+        shown = typed if same_update else MultiDict(
+            [(k, v) for k, v in typed.items(multi=True) if k != UPDATE_KEY_FIELD])
+        return render_case(case_id, status, Refused(action, shown, errors or {}, why))
 
     # The resolve form's remedy rows as sent: which form row each remedy came from.
     rows = [number for number, _row in remedy_rows(request.form)] \
@@ -468,8 +474,9 @@ def act(case_id: str, action: str):
         return back
     except OutcomeUnknown:
         return again(504, _("The case service did not answer in time; the action may "
-                             "still be done. Reload the case to see whether it was before "
-                             "trying again."))
+                             "still be done. Sending this form again does it at most once: "
+                             "the case answers with what became of the first send."),
+                     same_update=True)
     except TemporalUnavailable:
         return again(503, _("The case service cannot be reached; nothing was changed. "
                              "Try again in a moment."))
