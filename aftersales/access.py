@@ -27,8 +27,10 @@ from workflows.case.vocabulary import OPEN_STAGES
 log = logging.getLogger("aftersales.access")
 
 DEACTIVATED = "deactivated"
-# Sends `unassign` to each case; returns why each one it could not return was not.
-ReturnCases = Callable[[list[str], UnassignInput], dict[str, str]]
+# Sends `unassign` to each case; returns why each one it could not return was not: the
+# English sentence, or the error itself (the web's refusal with its code and params,
+# said in the admin page's language; str() of it is the English).
+ReturnCases = Callable[[list[str], UnassignInput], dict[str, str | Exception]]
 # The supervisors' message lists this many cases; the count is of all of them.
 NOTICE_MAX_CASES = 50
 
@@ -39,9 +41,10 @@ class Deactivation:
 
     user: str
     returned: list[str] = field(default_factory=list)
-    # Cases not returned, and why (the workflow refused, or Temporal did not answer):
-    # a supervisor reassigns them by hand.
-    failed: dict[str, str] = field(default_factory=dict)
+    # Cases not returned, and why (the workflow refused, or Temporal did not answer: a
+    # sentence or the error, as ReturnCases gives it): a supervisor reassigns them by
+    # hand.
+    failed: dict[str, str | Exception] = field(default_factory=dict)
     notice: str | None = None  # the supervisors' message (outbox key)
 
 
@@ -95,20 +98,20 @@ def _deliver(settings: Settings, sessions: sessionmaker[Session], key: str) -> N
 def return_cases_through_temporal(settings: Settings) -> ReturnCases:
     """`return_cases` for a process without the web's gateway (the command line)."""
 
-    def send(case_ids: list[str], inp: UnassignInput) -> dict[str, str]:
+    def send(case_ids: list[str], inp: UnassignInput) -> dict[str, str | Exception]:
         return asyncio.run(_send_all(settings, case_ids, inp))
 
     return send
 
 
 async def _send_all(settings: Settings, case_ids: list[str], inp: UnassignInput
-                    ) -> dict[str, str]:
+                    ) -> dict[str, str | Exception]:
     try:
         client = await connect(settings)
     except RuntimeError as err:
         why = f"Temporal at {settings.temporal_address} does not answer: {err}"
         return dict.fromkeys(case_ids, why)
-    failed = {}
+    failed: dict[str, str | Exception] = {}
     for case_id in case_ids:
         handle = client.get_workflow_handle(workflow_id(case_id))
         try:

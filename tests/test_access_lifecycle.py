@@ -218,6 +218,47 @@ def test_an_admin_cannot_deactivate_themself_or_no_one(app):
                        headers=bearer(admin)).status_code == 404
 
 
+def test_the_admin_page_says_why_a_user_was_not_deactivated_or_a_case_not_returned(
+        app, monkeypatch):
+    """The refusals come as codes and are said in the page's language (zh here), not in
+    the workflow's English; the API keeps its English `cases_not_returned`."""
+    from tests.test_pages import put
+    from web.gateway import ActionRefused, TemporalUnavailable
+    from workflows.case.refusals import refused
+
+    put(app, "AS-D1", stage="analyze", assignee="alice")
+    put(app, "AS-D2", stage="analyze", assignee="alice")
+
+    def unassign(case_id, update, inp, update_id=None):
+        if case_id == "AS-D1":
+            raise ActionRefused.of(refused("no_longer_assigned", "assignee",
+                                           assignee="alice"))
+        raise TemporalUnavailable("no answer")
+
+    monkeypatch.setattr(app.extensions["aftersales"].gateway, "act", unassign)
+    admin = signed_in(app, "ada")
+    admin.set_cookie("lang", "zh_CN")
+    # Oneself: refused in Chinese.
+    refused_page = admin.post("/admin/users/ada/deactivate", data={
+        "csrf_token": csrf_token(admin.get("/admin").get_data(as_text=True))},
+        follow_redirects=True).get_data(as_text=True)
+    assert "未停用：不能停用自己的账号" in refused_page and "another admin" not in refused_page
+    done = admin.post("/admin/users/alice/deactivate", data={
+        "csrf_token": csrf_token(admin.get("/admin").get_data(as_text=True))},
+        follow_redirects=True).get_data(as_text=True)
+    assert "AS-D1（该工单已不再分派给 alice）" in done or \
+        "AS-D1 (该工单已不再分派给 alice)" in done, done
+    assert "无法连接工单服务" in done
+    assert "no longer assigned" not in done and "no answer" not in done
+    # The API says the same in English.
+    with sessions_of(app).begin() as session:
+        accounts.set_active(session, "alice", True)
+    answer = app.test_client().post("/api/v1/users/alice/deactivate",
+                                    headers=bearer(token_for(app, "ada")))
+    assert answer.get_json()["cases_not_returned"] == {
+        "AS-D1": "the case is no longer assigned to alice", "AS-D2": "no answer"}
+
+
 @pytest.fixture(scope="module")
 def live(temporal_address, order_system_url, tmp_path_factory):
     url = f"sqlite:///{tmp_path_factory.mktemp('access') / 'db.sqlite'}"

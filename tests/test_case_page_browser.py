@@ -94,6 +94,23 @@ def test_the_main_action_is_in_the_first_screen_and_the_rest_behind_more(live, b
     context.close()
 
 
+def test_a_malformed_address_breaks_no_script_and_a_named_form_still_opens(
+        live, browser):  # noqa: F811
+    case_id = hanks_case(live, "SO-10020")
+    context = browser.new_context(**ZH)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    sign_in(page, live, "hank")
+    page.goto(f"{live.base}/desk/cases/{case_id}#%E4%")
+    page.wait_for_load_state("load")
+    assert errors == []
+    page.evaluate("window.location.hash = 'act-note'")
+    page.locator("form#act-note").wait_for(state="visible")
+    assert errors == []
+    context.close()
+
+
 def test_nothing_typed_is_lost_and_the_page_stays_at_the_actions(live, browser):  # noqa: F811
     case_id = hanks_case(live, "SO-10019")
     other = hanks_case(live, "SO-10022")

@@ -120,6 +120,46 @@ def test_customer_and_handler_hold_a_conversation(stack, temporal_address):
     record_history_sync(temporal_address, case_id, "conversation")
 
 
+def test_a_desk_note_sent_again_after_no_answer_is_written_once(stack, monkeypatch):
+    """The note reaches the case but its answer is lost (the page says the outcome is
+    unknown, 504, and shows the form again); the handler sends the same form again: the
+    case runs that update once and answers with its first outcome."""
+    from web.gateway import OutcomeUnknown
+
+    app, client, tokens, _sessions = stack
+    case_id, _token = open_walk_in(client, tokens)
+    assert client.post(f"/api/v1/cases/{case_id}/assign", json={"assignee": "alice"},
+                       headers=auth(tokens["alice"])).status_code == 200
+    gateway = app.extensions["aftersales"].gateway
+    real_act = gateway.act
+    lost: list[str | None] = []
+
+    def answer_lost(case_id, update, arg, update_id=None):
+        result = real_act(case_id, update, arg, update_id=update_id)
+        if not lost:
+            lost.append(update_id)
+            raise OutcomeUnknown("the answer was lost")
+        return result
+
+    monkeypatch.setattr(gateway, "act", answer_lost)
+    page = signed_in(app, "alice")
+    html = page.get(f"/desk/cases/{case_id}").get_data(as_text=True)
+    form = re.search(r'<form [^>]*id="act-note".*?</form>', html, re.S).group(0)
+    body = {name: value for name, value in re.findall(
+        r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form)}
+    assert "update_key" in body
+    first = page.post(f"/desk/cases/{case_id}/note", data={**body, "text": "顾客来电两次"})
+    assert first.status_code == 504 and lost and lost[0] is not None
+    shown = re.search(r'<form [^>]*id="act-note".*?</form>', first.get_data(as_text=True),
+                      re.S).group(0)
+    again = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', shown))
+    assert again["update_key"] == body["update_key"] and "顾客来电两次" in shown
+    assert page.post(f"/desk/cases/{case_id}/note",
+                     data={**again, "text": "顾客来电两次"}).status_code == 302
+    case = client.get(f"/api/v1/cases/{case_id}", headers=auth(tokens["alice"])).get_json()
+    assert [m["text"] for m in case["messages"]].count("顾客来电两次") == 1
+
+
 def test_a_message_answers_the_pending_question(stack):
     _, client, tokens, _ = stack
     case_id, token = open_walk_in(client, tokens)

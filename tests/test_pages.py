@@ -139,9 +139,9 @@ def test_the_case_page_offers_only_what_can_succeed(app):
     # A handler takes the case; only managers choose someone else.
     assert ">Take this case</button>" in html and 'id="assign-to"' not in html
     # The reply template fills the confirm note, with the customer's name, in the
-    # customer's language (the default locale, Chinese), whatever the page's is.
+    # page's language: a note stays on the case for staff (the customer's is Chinese).
     filled = client.get("/desk/cases/AS-C1?reply=confirm-apology").get_data(as_text=True)
-    assert re.search(r'<textarea id="confirm-note"[^>]*>已致电王芳', filled)
+    assert re.search(r'<textarea id="confirm-note"[^>]*>Called 王芳: apologised', filled)
     assert ">Acknowledge and apologise</a>" in filled
     # The customer's and the order's earlier cases are on the page.
     put(app, "AS-C0", stage="closed", status="closed", stage_due_at=None)
@@ -209,6 +209,109 @@ def test_a_refusal_about_a_field_the_form_does_not_show_is_said_at_its_head(
     form = form_of(response.get_data(as_text=True), "resolve")
     head = re.search(r'<p class="notice error form-error"[^>]*>([^<]*)</p>', form)
     assert head and "退货退款" in head.group(1) and "needs" not in head.group(1), form
+
+
+def test_a_coupon_refusal_is_said_once_beside_its_field(app, monkeypatch):
+    """The order system's refusal of a coupon names `resolution.coupon_code`: said
+    beside the coupon field (which points at it), not again at the form's head."""
+    from web import desk
+    from web.problems import Problem
+    from workflows.case.refusals import refused
+
+    def refuse(*_args, **_kwargs):
+        why = refused("coupon_used", "coupon_code", coupon="SORRY20")
+        raise Problem.refused(422, "Invalid request", why,
+                              errors={"resolution.coupon_code": [why.message]})
+
+    monkeypatch.setattr(desk, "perform_action", refuse)
+    put(app, "AS-C1", stage="resolve", assignee="hank")
+    client = signed_in(app, "hank", "zh_CN")
+    token = csrf_of(client.get("/desk/cases/AS-C1").get_data(as_text=True))
+    response = client.post("/desk/cases/AS-C1/resolve", data={
+        "csrf_token": token, "type": "compensation", "coupon_code": "SORRY20"})
+    assert response.status_code == 422
+    form = form_of(response.get_data(as_text=True), "resolve")
+    said = re.search(r'<p class="field-error" id="resolve-coupon_code-error">([^<]*)</p>',
+                     form)
+    assert said and "SORRY20" in said.group(1), form
+    assert form.count(said.group(1)) == 1 and "form-error" not in form
+    assert re.search(r'<input id="resolve-coupon" name="coupon_code" value="SORRY20" '
+                     r'data-coupon aria-invalid="true" '
+                     r'aria-describedby="resolve-coupon_code-error">', form), form
+
+
+def test_a_refusal_about_a_later_remedy_row_lands_on_that_row(app, monkeypatch):
+    """Row 2 left empty, row 3 filled: the body's `resolutions.1` is row 3, and its
+    refusal is said beside row 3's field."""
+    from web import desk
+    from web.problems import Problem
+    from workflows.case.refusals import refused
+
+    def refuse(*_args, **_kwargs):
+        why = refused("coupon_unknown", "coupon_code", coupon="NOPE")
+        raise Problem.refused(422, "Invalid request", why,
+                              errors={"resolutions.1.coupon_code": [why.message]})
+
+    monkeypatch.setattr(desk, "perform_action", refuse)
+    put(app, "AS-C3", stage="resolve", assignee="hank")
+    client = signed_in(app, "hank", "zh_CN")
+    token = csrf_of(client.get("/desk/cases/AS-C3").get_data(as_text=True))
+    response = client.post("/desk/cases/AS-C3/resolve", data={
+        "csrf_token": token, "type": "apology", "type-3": "compensation",
+        "coupon_code-3": "NOPE"})
+    assert response.status_code == 422
+    form = form_of(response.get_data(as_text=True), "resolve")
+    assert 'id="resolve-coupon_code-3-error"' in form, form
+    assert 'aria-describedby="resolve-coupon_code-3-error"' in form
+    assert "coupon_code-2-error" not in form and "form-error" not in form
+    assert re.search(r'<details class="remedy-row" id="remedy-3" open>', form)
+    assert desk.form_field("resolutions.1.amount", [1, 3]) == "amount-3"
+    assert desk.form_field("resolutions.1.amount") == "amount-2"  # no rows known
+
+
+def test_a_form_sent_again_after_no_answer_sends_the_same_update(app, monkeypatch):
+    """Each form shown carries its own update key; a form shown again (here after the
+    case service did not answer) keeps it, so the second submit is the same update."""
+    from web import commands
+    from web.gateway import OutcomeUnknown
+
+    sent = []
+
+    def no_answer(case_id, update, arg, update_id=None):
+        sent.append(update_id)
+        raise OutcomeUnknown("no answer")
+
+    monkeypatch.setattr(app.extensions["aftersales"].gateway, "act", no_answer)
+    monkeypatch.setattr(commands, "check_access", lambda *_args: None)
+    put(app, "AS-K1", stage="analyze", assignee="hank")
+    client = signed_in(app, "hank", "zh_CN")
+    html = client.get("/desk/cases/AS-K1").get_data(as_text=True)
+    key = re.search(r'name="update_key" value="([0-9a-f]{32})"', form_of(html, "note"))
+    assert key
+    # Another form, and the same form shown again, have other keys.
+    assert key.group(1) not in form_of(html, "analyze")
+    again = client.get("/desk/cases/AS-K1").get_data(as_text=True)
+    assert key.group(1) not in again
+    body = {"csrf_token": csrf_of(html), "text": "顾客来电", "update_key": key.group(1)}
+    first = client.post("/desk/cases/AS-K1/note", data=body)
+    assert first.status_code == 504
+    shown = form_of(first.get_data(as_text=True), "note")
+    assert f'name="update_key" value="{key.group(1)}"' in shown
+    assert client.post("/desk/cases/AS-K1/note", data=body).status_code == 504
+    assert len(sent) == 2 and sent[0] == sent[1] and sent[0].startswith("form-")
+    # A refusal is a known outcome: the form comes back with a new key.
+    refused = client.post("/desk/cases/AS-K1/note", data={**body, "text": "   "})
+    assert refused.status_code == 422
+    fresh = re.search(r'name="update_key" value="([0-9a-f]{32})"',
+                      form_of(refused.get_data(as_text=True), "note"))
+    assert fresh and fresh.group(1) != key.group(1) and len(sent) == 2
+    # Another user's same key is another update; a key that is not one sends none.
+    client = signed_in(app, "sam", "zh_CN")
+    client.post("/desk/cases/AS-K1/note", data={**body, "csrf_token": csrf_of(
+        client.get("/desk/cases/AS-K1").get_data(as_text=True))})
+    client.post("/desk/cases/AS-K1/note", data={**body, "update_key": "x" * 32,
+        "csrf_token": csrf_of(client.get("/desk/cases/AS-K1").get_data(as_text=True))})
+    assert sent[2] not in (sent[0], None) and sent[3] is None
 
 
 def form_of(html: str, action: str) -> str:
@@ -314,7 +417,10 @@ def test_after_an_action_the_next_case_of_the_queue_is_offered(app):
     assert "/desk/cases/" not in alone and "队列中没有其他工单" in alone
 
 
-def test_reply_templates_set_fields_and_are_written_in_the_customer_s_language(app):
+def test_reply_templates_set_fields_and_are_written_in_the_language_of_who_reads_them(
+        app):
+    """A question to the customer is written in the customer's language (English here);
+    an analysis note stays on the case for staff, in the page's (Chinese)."""
     from workflows.case.contracts import Customer
 
     put(app, "AS-T1", stage="analyze", assignee="hank",
@@ -322,14 +428,44 @@ def test_reply_templates_set_fields_and_are_written_in_the_customer_s_language(a
     client = signed_in(app, "hank", "zh_CN")
     html = client.get("/desk/cases/AS-T1").get_data(as_text=True)
     link = re.search(r'<a class="template"[^>]*>物流原因</a>', html).group(0)
-    assert 'data-field="note"' in link and 'data-text="Tracking shows' in link
+    assert 'data-field="note"' in link and 'data-text="物流轨迹显示' in link
     assert ('data-set="{&#34;responsible_party&#34;: &#34;courier&#34;, &#34;root_cause&#34;:'
             ' &#34;damaged_in_transit&#34;}"') in link
+    analyze = form_of(html, "analyze")
+    assert '<p class="templates">话术：' in analyze and "客户的语言" not in analyze
+    ask = form_of(html, "request-info")
+    assert '<p class="templates">话术（按客户的语言：英文）：' in ask
+    assert re.search(r'<a class="template"[^>]*data-text="Dear Anna, could you tell us[^>]*>'
+                     r'请客户补充说明</a>', ask), ask
     # Without the script the link fills the form on the server, fields included.
     filled = form_of(client.get("/desk/cases/AS-T1?reply=analyze-courier").get_data(
         as_text=True), "analyze")
     assert '<option value="damaged_in_transit" selected>' in filled
-    assert '<option value="courier" selected>' in filled and ">Tracking shows" in filled
+    assert '<option value="courier" selected>' in filled and ">物流轨迹显示" in filled
+
+
+def test_what_a_template_may_set_is_what_the_action_s_schema_takes():
+    from web.caseview import LOCALE_NAMES
+    from web.desk import template_fields
+    from workflows.case.vocabulary import (
+        GRADES,
+        KINDS,
+        LOCALES,
+        PRIORITIES,
+        RESOLUTION_TYPES,
+        RESPONSIBLE_PARTIES,
+        REVISIT_OUTCOMES,
+        ROOT_CAUSES,
+    )
+
+    assert template_fields("confirm") == {"priority": PRIORITIES, "kind": KINDS}
+    assert template_fields("analyze") == {"root_cause": ROOT_CAUSES,
+                                          "responsible_party": RESPONSIBLE_PARTIES}
+    assert template_fields("resolve") == {"type": RESOLUTION_TYPES}
+    assert template_fields("inspect") == {"grade": GRADES}
+    assert template_fields("revisit") == {"outcome": REVISIT_OUTCOMES}
+    assert template_fields("note") == {}
+    assert set(LOCALE_NAMES) == set(LOCALES)  # every customer's language has a name
 
 
 @pytest.mark.parametrize(("fields", "said"), [

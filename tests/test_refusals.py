@@ -115,7 +115,7 @@ def test_every_refusal_is_said_in_chinese_with_its_keys_in_words(app):
     assert not untranslated, untranslated
     assert said["wrong_stage"] == "工单处于“待确认”阶段，不能“处理”"
     assert said["over_refundable"] == "300.00 超过本订单剩余可退金额 120.00"
-    assert said["wrong_role"] == "此操作需要主管或管理员角色，您是客服"
+    assert said["wrong_role"] == "“批准退款”需要主管或管理员角色，您是客服"
     assert said["grade_unknown"] == "等级只能是 A、B、C、D 之一"
     assert "订单尚未签收" in said["not_eligible"]
     assert "破损 x" in said_tag and "40" in said_tag

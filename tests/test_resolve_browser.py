@@ -83,8 +83,11 @@ def test_resolve_and_approval_explain_themselves_in_chinese(live, browser, order
     form.locator("#resolve-coupon").fill("NOPE-1")
     assert "提交时会向订单系统核验优惠券码" in outcome.inner_text()
     form.locator("button[type=submit]").click()
-    error = page.locator("p.notice.error").first.inner_text()
+    # Said once, beside the coupon field, which points at it.
+    coupon = page.locator("form#act-resolve #resolve-coupon")
+    error = page.locator("#" + coupon.get_attribute("aria-describedby")).inner_text()
     assert "订单系统中没有优惠券 NOPE-1" in error, error
+    assert page.locator("form#act-resolve p.notice.error").count() == 0
     assert live.case(case_id)["resolution"] is None
 
     # What will happen, said live as the amount is typed.

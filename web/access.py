@@ -24,19 +24,27 @@ def _state():
     return current_app.extensions["aftersales"]
 
 
-def _return_cases(case_ids: list[str], inp: UnassignInput) -> dict[str, str]:
+def _return_cases(case_ids: list[str], inp: UnassignInput
+                  ) -> dict[str, str | Exception]:
+    """Each case back to the queue; the ones that are not, with the error that says why
+    (the API says it in English, the admin page in its language: failure_words)."""
     gateway = _state().gateway
-    failed = {}
+    failed: dict[str, str | Exception] = {}
     for case_id in case_ids:
         try:
             gateway.act(case_id, "unassign", inp)
-        except ActionRefused as err:
-            failed[case_id] = err.message
-        except CaseNotRunning:
-            failed[case_id] = "the case's workflow has ended"
-        except TemporalUnavailable as err:
-            failed[case_id] = str(err)
+        except (ActionRefused, CaseNotRunning, TemporalUnavailable) as err:
+            failed[case_id] = err
     return failed
+
+
+def failure_english(why: str | Exception) -> str:
+    """Why a case was not returned, in English (the API's `cases_not_returned`)."""
+    if isinstance(why, ActionRefused):
+        return why.message
+    if isinstance(why, CaseNotRunning):
+        return "the case's workflow has ended"
+    return str(why)
 
 
 def deactivate_user(name: str) -> Deactivation:

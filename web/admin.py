@@ -17,9 +17,11 @@ from db import accounts, auditlog
 from web.access import audit_csv, audit_filter, deactivate_user
 from web.auth import check
 from web.desk import page_context, state
+from web.gateway import ActionRefused, CaseNotRunning, TemporalUnavailable
 from web.i18n import LANG_PARAM
 from web.pages import staff_page
 from web.problems import Problem
+from web.reasons import say_refusal
 from web.schemas import AuditQuery
 
 admin = Blueprint("admin", __name__)
@@ -83,15 +85,39 @@ def deactivate(name: str):
     try:
         done = deactivate_user(name)
     except Problem as err:
-        flash(_("Not deactivated: %(why)s", why=err.detail), "error")
+        flash(_("Not deactivated: %(why)s", why=deactivation_refusal(err, name)), "error")
         return redirect(url_for("admin.console"))
     flash(ngettext("%(who)s is deactivated; %(num)d open case is back in the queue.",
                    "%(who)s is deactivated; %(num)d open cases are back in the queue.",
                    len(done.returned), who=name), "success")
     for case_id, why in sorted(done.failed.items()):
-        flash(_("Still assigned, reassign it: %(case)s (%(why)s)", case=case_id, why=why),
-              "error")
+        flash(_("Still assigned, reassign it: %(case)s (%(why)s)", case=case_id,
+                why=failure_words(why)), "error")
     return redirect(url_for("admin.console"))
+
+
+def deactivation_refusal(err: Problem, name: str) -> str:
+    """Why a user was not deactivated, in the page's language."""
+    if err.code:  # the admin's own role (web/auth.check)
+        return say_refusal(err)
+    if err.status == 404:
+        return _("there is no user %(name)s", name=name)
+    if err.status == 409:
+        return _("you cannot deactivate your own account; another admin can")
+    return err.detail
+
+
+def failure_words(why: str | Exception) -> str:
+    """Why a case of a deactivated user was not returned, in the page's language: the
+    workflow's refusal by its code (not open, no longer assigned...), or the case
+    service's state."""
+    if isinstance(why, ActionRefused):
+        return say_refusal(why)
+    if isinstance(why, CaseNotRunning):
+        return _("the case has ended")
+    if isinstance(why, TemporalUnavailable):
+        return _("the case service cannot be reached")
+    return str(why)
 
 
 @admin.post("/admin/users/<name>/activate")

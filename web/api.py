@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, g, request
 from db import accounts, auditlog, teams
 from db import cases as case_store
 from web import intake
-from web.access import audit_csv, audit_filter, deactivate_user
+from web.access import audit_csv, audit_filter, deactivate_user, failure_english
 from web.auth import check, current_user, require
 from web.characters import refuse_unstorable_json
 from web.commands import perform_action
@@ -197,7 +197,8 @@ def deactivate_user_endpoint(name: str):
     done = deactivate_user(name)
     with state().sessions() as session:
         body = user_json(_known_user(session, name))
-    return {**body, "returned_cases": done.returned, "cases_not_returned": done.failed}
+    return {**body, "returned_cases": done.returned, "cases_not_returned": {
+        case_id: failure_english(why) for case_id, why in done.failed.items()}}
 
 
 @api.post("/users/<name>/activate")

@@ -69,6 +69,18 @@ CLOCK_NAMES = {
     "legal_refund": _l("legal refund deadline"),
     "reply": _l("reply to the customer"),
 }
+# The customers' languages (every one of vocabulary.LOCALES; a test holds them), as the
+# pages name them.
+LOCALE_NAMES = {"zh-CN": _l("Chinese"), "en": _l("English")}
+# A clock's state (workflows/case/clocks.py) and why a paused one is paused.
+CLOCK_STATE_NAMES = {"running": _l("running"), "paused": _l("paused"), "met": _l("met"),
+                     "breached": _l("breached")}
+PAUSE_REASON_NAMES = {
+    "waiting_on_customer": _l("waiting on the customer"),
+    "parcel_in_transit": _l("parcel in transit"),
+    "waiting_on_supplier": _l("waiting on the supplier"),
+    "waiting_on_approval": _l("waiting for a supervisor's approval"),
+}
 STATUS_NAMES = {
     "open": _l("Open"),
     "resolving": _l("Resolution running"),
@@ -111,6 +123,13 @@ COMBINED_NAME = _l("Several remedies")
 REMEDY_STATES = {"planned": _l("planned"), "running": _l("running"), "done": _l("done"),
                  "failed": _l("failed"), "compensated": _l("undone"),
                  "skipped": _l("not reached")}
+# What a resolution that has not finished waits for (its `awaiting`).
+AWAITING_NAMES = {
+    "approval": _l("a supervisor's approval"), "parcel": _l("the parcel"),
+    "inspection": _l("inspection"),
+    "quote": _l("the customer's answer to the repair quote"),
+    "payment": _l("the customer's payment of the difference"),
+}
 # How many remedy rows the desk's resolve form offers (the API takes up to MAX_REMEDIES).
 REMEDY_ROWS = 3
 OUTCOME_NAMES = {
@@ -388,7 +407,9 @@ def register(app) -> None:
     """The names and helpers every page template uses, as Jinja globals."""
     app.jinja_env.globals.update(
         KIND_NAMES=KIND_NAMES, STAGE_NAMES=STAGE_NAMES, STATUS_NAMES=STATUS_NAMES,
-        CLOCK_NAMES=CLOCK_NAMES, ROOT_CAUSE_NAMES=ROOT_CAUSE_NAMES, PARTY_NAMES=PARTY_NAMES,
+        CLOCK_NAMES=CLOCK_NAMES, CLOCK_STATE_NAMES=CLOCK_STATE_NAMES,
+        PAUSE_REASON_NAMES=PAUSE_REASON_NAMES, AWAITING_NAMES=AWAITING_NAMES,
+        ROOT_CAUSE_NAMES=ROOT_CAUSE_NAMES, PARTY_NAMES=PARTY_NAMES,
         RESOLUTION_NAMES=RESOLUTION_NAMES, OUTCOME_NAMES=OUTCOME_NAMES,
         COMBINED_NAME=COMBINED_NAME, REMEDY_STATES=REMEDY_STATES, REMEDY_ROWS=REMEDY_ROWS,
         ACTION_NAMES=ACTION_NAMES, ACTION_TABLE=BY_NAME, ROLE_NAMES=ROLE_NAMES,

@@ -8,7 +8,8 @@ out of stock a 409, and its price is fixed here, from the catalogue, for the wor
 has expired or was used is a 422 on `coupon_code`, and nothing changes; the order
 system refuses it again when the saga grants it (the code may expire in between), and
 that grant is the durable check: if the order system does not answer this early read
-(asked a few times), the resolve goes on and the grant decides.
+within a short budget for the whole body (COUPON_BUDGET, every coupon and retry in it),
+the resolve goes on and the grant decides.
 Synchronous: Flask handlers are.
 """
 
@@ -43,10 +44,12 @@ class Catalogue:
         data = _read(self._orders, f"/products/{quote(sku, safe='')}", "order system")
         return None if data is None else Decimal(data["unit_price"])
 
-    def coupon(self, code: str) -> dict | None:
+    def coupon(self, code: str, timeout: float | None = None) -> dict | None:
         """The coupon as the order system knows it (`value`, `expires_at`, `state`:
-        active, expired or used), or None if it knows no such code."""
-        return _read(self._orders, f"/coupons/{quote(code, safe='')}", "order system")
+        active, expired or used), or None if it knows no such code. `timeout`: at most
+        this long (seconds) instead of the client's."""
+        return _read(self._orders, f"/coupons/{quote(code, safe='')}", "order system",
+                     timeout)
 
     def available(self, sku: str) -> int:
         """How many of the SKU the warehouse can still reserve (0 if it keeps none)."""
@@ -54,9 +57,11 @@ class Catalogue:
         return 0 if data is None else int(data["available"])
 
 
-def _read(http: httpx.Client, path: str, system: str) -> dict | None:
+def _read(http: httpx.Client, path: str, system: str,
+          timeout: float | None = None) -> dict | None:
     try:
-        response = http.get(path)
+        response = http.get(path) if timeout is None else http.get(
+            path, timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)))
     except httpx.HTTPError as err:
         raise _unavailable(system) from err
     if response.status_code == 404:
@@ -104,24 +109,27 @@ def price_replacements(data: dict) -> dict:
     return {**data, "resolutions": priced}
 
 
-# How many times a coupon is asked of the order system before the resolve goes on
-# without the early check.
-COUPON_READS = 3
+# How long the early coupon check may take for a whole resolve body, every coupon and
+# retry in it (seconds): when the order system does not answer within it, the resolve
+# goes on and the grant decides.
+COUPON_BUDGET = 3.0
+# The pause before asking again after a failed read (a GET changes nothing).
+COUPON_RETRY_PAUSE = 0.2
 
 
-def _coupon_read(catalogue: Catalogue, code: str) -> dict | None:
-    """The coupon, asked again when the order system does not answer (a GET changes
-    nothing); the last attempt's Problem (503) is raised."""
-    for attempt in range(COUPON_READS):
+def _coupon_read(catalogue: Catalogue, code: str, deadline: float) -> dict | None:
+    """The coupon, asked again when the order system does not answer, until `deadline`
+    (time.monotonic()); the last attempt's Problem (503) is raised when it passes."""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise _unavailable("order system")
         try:
-            return catalogue.coupon(code)
+            return catalogue.coupon(code, timeout=left)
         except Problem:
-            if attempt == COUPON_READS - 1:
+            if deadline - time.monotonic() <= COUPON_RETRY_PAUSE:
                 raise
-            time.sleep(0.2 * (attempt + 1))
-    return None
-
-
+            time.sleep(COUPON_RETRY_PAUSE)
 
 
 def check_coupons(data: dict) -> dict:
@@ -130,12 +138,13 @@ def check_coupons(data: dict) -> dict:
     catalogue: Catalogue = current_app.extensions["aftersales"].catalogue
     one = data.get("resolution")
     plans = [one] if one is not None else list(data.get("resolutions") or [])
+    deadline = time.monotonic() + COUPON_BUDGET  # for all of them together
     for number, plan in enumerate(plans):
         code = plan.get("coupon_code")
         if not code:
             continue
         try:
-            coupon = _coupon_read(catalogue, code)
+            coupon = _coupon_read(catalogue, code, deadline)
         except Problem:
             # The order system does not answer: the grant checks the code durably (it
             # refuses an unknown, expired or used one), so the resolve is not held up.

@@ -31,7 +31,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from marshmallow import ValidationError
-from marshmallow.fields import List
+from marshmallow.fields import List, Nested
+from marshmallow.validate import OneOf
 from werkzeug.datastructures import MultiDict
 
 from db import accounts, digests, teams
@@ -41,6 +42,7 @@ from web import evidence, intake
 from web.auth import NOT_YOUR_CASE, PERMISSIONS
 from web.caseview import (
     ACTION_NAMES,
+    LOCALE_NAMES,
     REMEDY_ROWS,
     available_actions,
     field_label,
@@ -55,6 +57,7 @@ from web.commands import perform_action
 from web.export import export_cases
 from web.gateway import ActionRefused, CaseNotRunning, OutcomeUnknown, TemporalUnavailable
 from web.i18n import current_lang
+from web.idempotency import UPDATE_KEY_FIELD, form_update_id, new_update_key
 from web.pages import staff_page
 from web.problems import Problem, flatten_errors, refusal_status
 from web.reasons import say_refusal
@@ -68,10 +71,6 @@ from workflows.case.vocabulary import (
     KINDS,
     LOCALES,
     PRIORITIES,
-    RESOLUTION_TYPES,
-    RESPONSIBLE_PARTIES,
-    REVISIT_OUTCOMES,
-    ROOT_CAUSES,
     STAGES,
     Status,
 )
@@ -331,6 +330,7 @@ def render_case(case_id: str, status: int = 200, refused: Refused | None = None)
             case=row, data=row.data, events=events, actions=actions,
             main_action=main_action, more_actions=more_actions, open_action=open_action,
             typed_by_action=typed, no_values=MultiDict(), refused=refused,
+            new_update_key=new_update_key, UPDATE_KEY_FIELD=UPDATE_KEY_FIELD,
             done=[done_words(row, a) for a in done if a in ACTION_NAMES],
             next_case=following,
             mine_to_act=may_act(row, g.user.role, g.user.name, user_teams),
@@ -339,8 +339,7 @@ def render_case(case_id: str, status: int = 200, refused: Refused | None = None)
             thread=thread(row.data.get("messages") or [], files),
             progress=progress(row.stage, staff=True), breach=open_breach(row, now),
             by_customer=by_customer, by_order=by_order, users=users, replies=replies,
-            replies_lang_name={"zh_CN": _("Chinese"), "en": _("English")}.get(
-                customer_language(row), ""), duplicates=duplicates,
+            replies_lang_name=LOCALE_NAMES[customer_locale(row)], duplicates=duplicates,
             PRIORITIES=PRIORITIES, KINDS=KINDS)
     html = render_template("case.html", **context)
     if refused is not None:
@@ -416,11 +415,24 @@ def act(case_id: str, action: str):
     typed = MultiDict([(k, v) for k, v in request.form.items(multi=True)
                        if k != "csrf_token"])
 
-    def again(status: int, why: str | None = None, errors: dict[str, str] | None = None):
+    def again(status: int, why: str | None = None, errors: dict[str, str] | None = None,
+              same_update: bool = False):
         """The page again with the refused form as typed (not `refuse`: that name is
-        the workflow's, and tests/test_refusals.py reads every call of it)."""
-        return render_case(case_id, status, Refused(action, typed, errors or {}, why))
+        the workflow's, and tests/test_refusals.py reads every call of it). The form
+        keeps its update key only when the outcome is unknown (`same_update`): sent
+        again, it is the same update; after a known outcome (a refusal), a new send is
+        a new update, whatever was changed in the form."""
+        shown = typed if same_update else MultiDict(
+            [(k, v) for k, v in typed.items(multi=True) if k != UPDATE_KEY_FIELD])
+        return render_case(case_id, status, Refused(action, shown, errors or {}, why))
 
+    # The resolve form's remedy rows as sent: which form row each remedy came from.
+    rows = [number for number, _row in remedy_rows(request.form)] \
+        if action == "resolve" else None
+    # The form's own update id (a hidden field, one per form shown): a second submit of
+    # the same form, say after the case service did not answer in time, sends the same
+    # update, which the case runs once and answers with its first outcome.
+    g.update_id = form_update_id(g.user.name, request.form.get(UPDATE_KEY_FIELD))
     if BY_NAME[action].destructive and request.form.get("confirmed") != "yes":
         return again(422, _("Nothing was done: this cannot be undone, so tick the box to "
                              "confirm first."),
@@ -432,7 +444,7 @@ def act(case_id: str, action: str):
         paths = flatten_errors(err.messages)
         return again(422, " ".join(
             _("Check “%(field)s”: it is missing or not valid.", field=field_label(path))
-            for path in paths), {form_field(path): field_words(messages)
+            for path in paths), {form_field(path, rows): field_words(messages)
                                  for path, messages in paths.items()})
     except Problem as err:
         if err.status == 404:
@@ -441,17 +453,17 @@ def act(case_id: str, action: str):
         why = refusal_words(err) if err.status == 403 else _(
             "Refused: %(why)s", why=say_refusal(err))
         # A refusal with a code is one reason, said beside each field it names.
-        on_fields = {form_field(path): why if err.code else _(
+        on_fields = {form_field(path, rows): why if err.code else _(
             "Refused: %(why)s", why=say_refusal(" ".join(messages)))
             for path, messages in (err.errors or {}).items()}
         if not on_fields and err.field and err.status != 403:
-            on_fields = {form_field(err.field): why}
+            on_fields = {form_field(err.field, rows): why}
         return again(err.status, None if on_fields else why, on_fields)
     except ActionRefused as err:
         why = _("Refused: %(why)s", why=say_refusal(err))
         # A refusal about one field (when the workflow names it) goes beside that field.
         on_field = err.field
-        on_field = form_field(on_field) if on_field else None
+        on_field = form_field(on_field, rows) if on_field else None
         return again(refusal_status(err.kind), None if on_field else why,
                       {on_field: why} if on_field else {})
     except CaseNotRunning:
@@ -462,8 +474,9 @@ def act(case_id: str, action: str):
         return back
     except OutcomeUnknown:
         return again(504, _("The case service did not answer in time; the action may "
-                             "still be done. Reload the case to see whether it was before "
-                             "trying again."))
+                             "still be done. Sending this form again does it at most once: "
+                             "the case answers with what became of the first send."),
+                     same_update=True)
     except TemporalUnavailable:
         return again(503, _("The case service cannot be reached; nothing was changed. "
                              "Try again in a moment."))
@@ -471,16 +484,19 @@ def act(case_id: str, action: str):
     return redirect(url_for("desk.case_page", case_id=case_id, _anchor="actions"))
 
 
-def form_field(path: str) -> str:
+def form_field(path: str, rows: list[int] | None = None) -> str:
     """The case page's form field a schema error path is about: `resolution.amount` is
-    `amount`, `resolutions.1.amount` is `amount-2`, `resolution.items.0.quantity` is
-    `items`; the others are their own name."""
+    `amount`, `resolutions.1.amount` is `amount-<row>` where `rows` (the form row
+    number of each remedy sent, remedy_rows) says which row the second remedy came
+    from (`amount-2` without it), `resolution.items.0.quantity` is `items`; the others
+    are their own name."""
     parts = path.split(".")
     if parts[0] == "resolution" and len(parts) > 1:
         return parts[1]
     if parts[0] == "resolutions" and len(parts) > 2 and parts[1].isdigit():
         n = int(parts[1])
-        return parts[2] if n == 0 else f"{parts[2]}-{n + 1}"
+        number = rows[n] if rows and n < len(rows) else n + 1
+        return parts[2] if number == 1 else f"{parts[2]}-{number}"
     return parts[0]
 
 
@@ -542,15 +558,7 @@ def form_body(action: str, form) -> dict:
         return {n: v for n in names if (v := text(n)) is not None}
 
     if action == "resolve":
-        # Row 1 is `type`, `amount`, …; the optional further rows `type-2`, `amount-2`, ….
-        rows: list[dict] = []
-        for suffix in ("", *(f"-{n}" for n in range(2, REMEDY_ROWS + 1))):
-            row: dict[str, Any] = {name: value for name in ("type", "amount", "coupon_code")
-                   if (value := text(name + suffix)) is not None}
-            if text("points" + suffix):
-                row["points"] = _int(text("points" + suffix))
-            if row or not suffix:
-                rows.append(row)
+        rows = [row for _number, row in remedy_rows(form)]
         items = []
         for key in form:
             if key.startswith("qty:") and text(key):
@@ -586,6 +594,25 @@ def form_body(action: str, form) -> dict:
     return body
 
 
+def remedy_rows(form) -> list[tuple[int, dict[str, Any]]]:
+    """The resolve form's filled remedy rows, each with its row number on the form: row
+    1 is `type`, `amount`, …, always sent; the optional further rows `type-2`,
+    `amount-2`, … only when filled, so the body's `resolutions.<i>` is the i-th of these
+    (row 2 empty and row 3 filled: `resolutions.1` is row 3)."""
+    rows: list[tuple[int, dict[str, Any]]] = []
+    for number in range(1, REMEDY_ROWS + 1):
+        suffix = "" if number == 1 else f"-{number}"
+        row: dict[str, Any] = {}
+        for name in ("type", "amount", "coupon_code"):
+            if value := (form.get(name + suffix) or "").strip():
+                row[name] = value
+        if points := (form.get("points" + suffix) or "").strip():
+            row["points"] = _int(points)
+        if row or number == 1:
+            rows.append((number, row))
+    return rows
+
+
 def _int(value: str | None) -> int | str | None:
     try:
         return int(value) if value is not None else None
@@ -593,17 +620,31 @@ def _int(value: str | None) -> int | str | None:
         return value  # the schema says what is wrong with it
 
 
-# What a reply template may set besides its text, per action form: the form field and
-# the values it takes (the action's vocabulary, as its input schema checks it).
-TEMPLATE_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
-    "confirm": {"priority": PRIORITIES, "kind": KINDS},
-    "analyze": {"root_cause": ROOT_CAUSES, "responsible_party": RESPONSIBLE_PARTIES},
-    "resolve": {"type": RESOLUTION_TYPES},
-    "revisit": {"outcome": REVISIT_OUTCOMES},
-}
 # The languages a template is written in: the customer's locales (Customer.locale), as
-# the replies file names them.
+# the replies file names them (the pages' language names).
 TEMPLATE_LANGS = {locale: locale.replace("-", "_") for locale in LOCALES}
+# The form fields whose text the customer reads (a reply, a question to them): their
+# templates are written in the customer's language; every other form's (notes, reasons
+# on the case) in the page's.
+CUSTOMER_TEXT_FIELDS = ("message", "question")
+
+
+def template_fields(action: str) -> dict[str, tuple[str, ...]]:
+    """What a reply template may set besides its text in `action`'s form: the form
+    fields that take one of a list of values, and those values, as the action's input
+    schema checks them (a nested remedy's fields are the resolve form's first row)."""
+    return choice_fields(ACTION_SCHEMAS[action]())
+
+
+def choice_fields(schema) -> dict[str, tuple[str, ...]]:
+    found: dict[str, tuple[str, ...]] = {}
+    for name, schema_field in schema.fields.items():
+        if isinstance(schema_field, Nested) and not schema_field.many:
+            found.update(choice_fields(schema_field.schema))
+        for validator in schema_field.validators:
+            if isinstance(validator, OneOf):
+                found[name] = tuple(validator.choices)
+    return found
 
 
 class ReplyTemplateError(ValueError):
@@ -637,7 +678,7 @@ def load_replies(path: Path) -> list[dict]:
                        if lang not in (entry.get(part) or {})]
             if missing:
                 raise wrong(f"no {part} in {', '.join(missing)}")
-        settable = TEMPLATE_FIELDS.get(action, {})
+        settable = template_fields(action)
         for name, value in (entry.get("fields") or {}).items():
             if name not in settable:
                 raise wrong(f"'{name}' is not a field of the {action} form it may set "
@@ -655,29 +696,34 @@ def text_field(action: str) -> str | None:
                  if n in names), None)
 
 
-def customer_language(row) -> str:
-    """The language the customer is written to in (their notifications' locale, else
-    the settings' default), as the replies file names it."""
+def customer_locale(row) -> str:
+    """The locale the customer is written to in (their notifications' locale, else the
+    settings' default; one of LOCALES)."""
     locale = (row.data.get("customer") or {}).get("locale") or state().settings.default_locale
-    return TEMPLATE_LANGS.get(locale, TEMPLATE_LANGS[LOCALES[0]])
+    return locale if locale in TEMPLATE_LANGS else LOCALES[0]
 
 
 def reply_templates(row, lang: str) -> list[dict]:
-    """The reply templates (话术) for this case's kind: titled in the page's language,
-    their text in the customer's (whatever the page's is), with the case's details
-    filled in; `field` is the form field the text goes into, `fields` what else the
-    template sets in that form."""
+    """The reply templates (话术) for this case's kind: titled in the page's language
+    (`lang`), their text in the customer's when the customer reads it (a reply, a
+    question: `for_customer`) and in the page's otherwise (notes and reasons on the
+    case), with the case's details filled in; `field` is the form field the text goes
+    into, `fields` what else the template sets in that form."""
     entries = reply_entries()
     values = {"customer": row.customer_name, "order_id": row.order_id, "case_id": row.id}
-    written_in = customer_language(row)
+    customers = TEMPLATE_LANGS[customer_locale(row)]
+    page = lang if lang in TEMPLATE_LANGS.values() else customers
     chosen = []
     for entry in entries:
         if "*" not in entry["kinds"] and row.kind not in entry["kinds"]:
             continue
+        field_name = text_field(entry["action"])
+        for_customer = field_name in CUSTOMER_TEXT_FIELDS
+        written_in = customers if for_customer else page
         chosen.append({"key": entry["key"], "action": entry["action"],
-                       "title": entry["title"].get(lang) or entry["title"][written_in],
+                       "title": entry["title"][page],
                        "text": entry["text"][written_in].format(**values),
-                       "field": text_field(entry["action"]),
+                       "field": field_name, "for_customer": for_customer,
                        "fields": dict(entry.get("fields") or {})})
     return chosen
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
+import string
 from datetime import UTC, datetime
 from functools import wraps
 
@@ -90,6 +92,29 @@ def update_id() -> str | None:
     """The Temporal update id for this request's action, when it has an
     Idempotency-Key."""
     return g.get("update_id")
+
+
+# The case page's forms carry their own key in this hidden field (one per form shown,
+# new_update_key), kept when a refused form is shown again: a second submit of the same
+# form sends the same update id, so an action whose outcome was unknown is not run
+# twice (web/desk.py).
+UPDATE_KEY_FIELD = "update_key"
+UPDATE_KEY_LENGTH = 32  # hex digits
+
+
+def new_update_key() -> str:
+    return secrets.token_hex(UPDATE_KEY_LENGTH // 2)
+
+
+def form_update_id(user: str, key: str | None) -> str | None:
+    """The update id of a form's submit with its key; None for a missing or malformed
+    key (the action still runs, without the dedupe). Scoped to the user like a header's
+    key."""
+    if not key or len(key) != UPDATE_KEY_LENGTH or any(c not in string.hexdigits
+                                                          for c in key):
+        return None
+    digest = hashlib.sha256(f"form\n{user}\n{key}".encode("utf-8", "surrogatepass"))
+    return f"form-{digest.hexdigest()}"
 
 
 def _update_id(user: str, key: str, reserved_at: datetime) -> str:

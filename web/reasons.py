@@ -81,7 +81,7 @@ PATTERNS = [
 REFUSAL_WORDS: dict[str, str] = {
     "wrong_stage": N_("“%(action)s” is not possible while the case is at stage "
                       "“%(stage)s”"),
-    "wrong_role": N_("this needs the role %(roles)s; you are %(role)s"),
+    "wrong_role": N_("“%(permission)s” needs the role %(roles)s; you are %(role)s"),
     "already_yours": N_("the case is already yours"),
     "resolution_running": N_("a resolution is already running for this case"),
     "nothing_to_approve": N_("nothing on this case awaits a supervisor's approval"),

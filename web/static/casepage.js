@@ -46,7 +46,9 @@
 
   // A form behind "more" named in the address (#act-reply): open it and show it.
   function reveal() {
-    var id = decodeURIComponent(window.location.hash.slice(1));
+    var id;
+    // A malformed address (#%, #%E4) names no form: nothing to open.
+    try { id = decodeURIComponent(window.location.hash.slice(1)); } catch (e) { return; }
     var target = id ? document.getElementById(id) : null;
     var opened = false;
     for (var node = target ? target.parentElement : null; node; node = node.parentElement) {
