@@ -28,13 +28,15 @@ def test_handler_settles_with_an_apology_a_coupon_and_a_refund(live, browser):
     form.locator("#remedy-2 summary").click()
     form.locator("#remedy-2").get_by_label("Resolution").select_option("apology")
     form.get_by_role("button", name="Resolve").click()
-    assert "Remedies" in page.locator("p.notice.error").first.inner_text()
+    # The page again, the form as typed (row 2 open with its apology) and the reason in it.
+    refused = page.locator("form#act-resolve .notice.error, form#act-resolve .field-error")
+    assert "Remedies" in refused.first.inner_text()
     assert live.case(case_id)["resolution"] is None
 
     form = page.locator("form#act-resolve")
-    form.get_by_label("Resolution").first.select_option("apology")
     row2 = form.locator("#remedy-2")
-    row2.locator("summary").click()
+    assert row2.get_attribute("open") is not None
+    assert row2.get_by_label("Resolution").input_value() == "apology"
     row2.get_by_label("Resolution").select_option("compensation")
     row2.get_by_label("Coupon code (compensation)").fill("SORRY-30")
     row3 = form.locator("#remedy-3")
