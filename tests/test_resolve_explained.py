@@ -167,23 +167,29 @@ def clock_and_status(case: dict) -> tuple:
     return clock["state"], clock["paused_reason"], case["status"]
 
 
+def waiting_with_a_question(systems, order_id: str, first: str) -> dict:
+    """A refund of `order_id` waiting for a supervisor with a question to the customer
+    open, asked before the resolve (`first` "question") or while it waits ("approval")."""
+    case = open_case(systems, order_id, "refund", [])
+    to_resolve(systems, case)
+    ask = ("POST", f"/api/v1/cases/{case['id']}/request-info")
+    if first == "question":
+        call(systems, *ask, json={"question": "请提供照片"})
+    call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", json={
+        "resolution": {"type": "refund", "amount": "520.00"}})
+    wait_for(systems, case["id"], awaiting("approval"))
+    if first == "approval":
+        call(systems, *ask, json={"question": "请提供照片"})
+    return case
+
+
 @pytest.mark.parametrize("first", ["approval", "question"])
 def test_the_clock_waits_for_whoever_is_still_owed_an_answer(systems, first):
     """A question to the customer and a refund waiting for a supervisor overlap: the
     resolution clock stays paused until both have answered, whichever came first, and
     the case says who it waits on."""
     taken = {"approval": 1, "question": 2}[first]
-    order_id = orders_paid_over(systems, 600)[-taken]
-    case = open_case(systems, order_id, "refund", [])
-    to_resolve(systems, case)
-    asked = {"question": "请提供照片"}
-    if first == "question":
-        call(systems, "POST", f"/api/v1/cases/{case['id']}/request-info", json=asked)
-    call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", json={
-        "resolution": {"type": "refund", "amount": "520.00"}})
-    wait_for(systems, case["id"], awaiting("approval"))
-    if first == "approval":
-        call(systems, "POST", f"/api/v1/cases/{case['id']}/request-info", json=asked)
+    case = waiting_with_a_question(systems, orders_paid_over(systems, 600)[-taken], first)
     # The customer answers while the refund still waits: the clock stays paused, now for
     # the supervisor.
     customer_answers(systems, case, "照片已上传")
@@ -196,16 +202,8 @@ def test_the_clock_waits_for_whoever_is_still_owed_an_answer(systems, first):
     assert resolution_clock(done)["state"] == "met"
 
     # And the other way round: the supervisor decides while the question is open.
-    order_id = orders_paid_over(systems, 600)[-taken - 2]
-    case = open_case(systems, order_id, "refund", [])
-    to_resolve(systems, case)
-    if first == "question":
-        call(systems, "POST", f"/api/v1/cases/{case['id']}/request-info", json=asked)
-    call(systems, "POST", f"/api/v1/cases/{case['id']}/resolve", json={
-        "resolution": {"type": "refund", "amount": "520.00"}})
-    wait_for(systems, case["id"], awaiting("approval"))
-    if first == "approval":
-        call(systems, "POST", f"/api/v1/cases/{case['id']}/request-info", json=asked)
+    case = waiting_with_a_question(systems, orders_paid_over(systems, 600)[-taken - 2],
+                                   first)
     denied = call(systems, "POST", f"/api/v1/cases/{case['id']}/deny", who="sue",
                   json={"reason": "需要更多信息"})
     assert denied.status_code == 200, denied.text
