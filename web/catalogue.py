@@ -77,13 +77,18 @@ def _unavailable(system: str) -> Problem:
                    headers={"Retry-After": "5"})
 
 
+def _remedies(data: dict) -> tuple[dict | None, list[dict]]:
+    """A loaded `resolve` body's single `resolution` (or None) and its remedies in order."""
+    one = data.get("resolution")
+    return one, [one] if one is not None else list(data.get("resolutions") or [])
+
+
 def price_replacements(data: dict) -> dict:
     """A loaded `resolve` body with each exchange's `replacement_sku` checked against the
     catalogue and the stock, and its `replacement_price` set. Raises Problem: 422 for a
     SKU the catalogue does not know, 409 when the warehouse has too few to reserve."""
     catalogue: Catalogue = current_app.extensions["aftersales"].catalogue
-    one = data.get("resolution")
-    plans = [one] if one is not None else list(data.get("resolutions") or [])
+    one, plans = _remedies(data)
     field = "resolution" if one is not None else "resolutions"
     priced = []
     for number, plan in enumerate(plans):
@@ -136,8 +141,7 @@ def check_coupons(data: dict) -> dict:
     """A loaded `resolve` body whose coupon codes the order system knows, unexpired and
     unused; unchanged. Raises Problem: 422 naming the remedy's `coupon_code`."""
     catalogue: Catalogue = current_app.extensions["aftersales"].catalogue
-    one = data.get("resolution")
-    plans = [one] if one is not None else list(data.get("resolutions") or [])
+    one, plans = _remedies(data)
     deadline = time.monotonic() + COUPON_BUDGET  # for all of them together
     for number, plan in enumerate(plans):
         code = plan.get("coupon_code")

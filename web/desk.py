@@ -359,8 +359,7 @@ def next_in_queue(session, case_id: str):
     """The case after this one in the user's queue: the first of the desk's "my cases"
     list (the same filter and order) that is not this one; None when there is none."""
     rows, _total, _next = case_store.list_cases(
-        session, case_store.CaseFilter(assignee=g.user.name, open_only=True), sort="due",
-        per_page=2, page=1)
+        session, desk_lists(session, {})["mine"], sort="due", per_page=2, page=1)
     return next((r for r in rows if r.id != case_id), None)
 
 
